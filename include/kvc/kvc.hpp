@@ -1,0 +1,17 @@
+#pragma once
+// The umbrella header: policies, model composition, footprint and numerics.
+
+#include "kvc/config.hpp"
+#include "kvc/model/footprint.hpp"
+#include "kvc/model/layer.hpp"
+#include "kvc/model/model.hpp"
+#include "kvc/numeric/convert.hpp"
+#include "kvc/numeric/quantize.hpp"
+#include "kvc/policy/family.hpp"
+#include "kvc/policy/head_dim.hpp"
+#include "kvc/policy/heads.hpp"
+#include "kvc/policy/latent.hpp"
+#include "kvc/policy/paging.hpp"
+#include "kvc/policy/storage.hpp"
+#include "kvc/policy/variant.hpp"
+#include "kvc/policy/window.hpp"

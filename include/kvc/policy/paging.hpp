@@ -1,0 +1,34 @@
+#pragma once
+// Paging: the cache is cut into pages of a fixed number of tokens.
+//
+// NHD keeps a page as [token][kv_head][dim] (a token's heads are contiguous, as
+// appended); HND as [kv_head][token][dim] (a head's tokens are contiguous, as read).
+
+#include <concepts>
+#include <cstdint>
+
+namespace kvc {
+
+enum class page_layout : std::uint8_t { nhd, hnd };
+
+template <int PageTokens, page_layout Layout = page_layout::nhd>
+struct paged {
+  static_assert(PageTokens > 0, "kvc::paged<P>: a page must hold at least one token");
+  static constexpr bool is_paged = true;
+  static constexpr int page_tokens = PageTokens;
+  static constexpr page_layout layout = Layout;
+};
+
+/// No paging: memory is counted token by token.
+struct unpaged {
+  static constexpr bool is_paged = false;
+  static constexpr int page_tokens = 1;
+};
+
+template <class T>
+concept paging_policy = requires {
+  { T::is_paged } -> std::convertible_to<bool>;
+  { T::page_tokens } -> std::convertible_to<int>;
+};
+
+}  // namespace kvc

@@ -1,0 +1,84 @@
+#pragma once
+// Storage dtypes of the cache, and the storage<K, V> policy that picks them.
+//
+// fp8 values are stored with one scale per layer for K and one for V (kept outside
+// the pages); int8 and int4 with one fp32 scale per token and per KV head, stored
+// beside the page data and counted in the footprint. int4 packs two values per byte.
+
+#include <cstdint>
+#include <string_view>
+#include <type_traits>
+
+#include "kvc/policy/family.hpp"
+
+namespace kvc {
+
+enum class dtype_id : std::uint8_t { fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, int8, int4 };
+
+enum class scaling : std::uint8_t {
+  none,            ///< values are stored as they are
+  per_layer,       ///< one scale for all of a layer's K (and one for its V)
+  per_token_head,  ///< one scale per token and KV head, stored beside the values
+};
+
+/// Bytes of one stored scale (fp32).
+inline constexpr int scale_bytes = 4;
+
+namespace detail {
+template <dtype_id Id, int Bits, scaling Scaling>
+struct dtype_tag {
+  static constexpr dtype_id id = Id;
+  static constexpr int bits = Bits;
+  static constexpr scaling scale = Scaling;
+};
+}  // namespace detail
+
+struct fp32 : detail::dtype_tag<dtype_id::fp32, 32, scaling::none> {
+  static constexpr std::string_view name = "fp32";
+};
+struct fp16 : detail::dtype_tag<dtype_id::fp16, 16, scaling::none> {
+  static constexpr std::string_view name = "fp16";
+};
+struct bf16 : detail::dtype_tag<dtype_id::bf16, 16, scaling::none> {
+  static constexpr std::string_view name = "bf16";
+};
+struct fp8_e4m3 : detail::dtype_tag<dtype_id::fp8_e4m3, 8, scaling::per_layer> {
+  static constexpr std::string_view name = "fp8_e4m3";
+};
+struct fp8_e5m2 : detail::dtype_tag<dtype_id::fp8_e5m2, 8, scaling::per_layer> {
+  static constexpr std::string_view name = "fp8_e5m2";
+};
+struct int8 : detail::dtype_tag<dtype_id::int8, 8, scaling::per_token_head> {
+  static constexpr std::string_view name = "int8";
+};
+struct int4 : detail::dtype_tag<dtype_id::int4, 4, scaling::per_token_head> {
+  static constexpr std::string_view name = "int4";
+};
+
+template <class T>
+concept storage_dtype = std::is_same_v<T, fp32> || std::is_same_v<T, fp16> ||
+    std::is_same_v<T, bf16> || std::is_same_v<T, fp8_e4m3> || std::is_same_v<T, fp8_e5m2> ||
+    std::is_same_v<T, int8> || std::is_same_v<T, int4>;
+
+/// Bytes that one token-head vector of `dim` values takes, its scale included.
+template <storage_dtype DType>
+constexpr std::uint64_t vector_bytes(int dim) {
+  return static_cast<std::uint64_t>(dim) * DType::bits / 8 +
+         (DType::scale == scaling::per_token_head ? scale_bytes : 0);
+}
+
+template <class KType, class VType = KType>
+struct storage {
+  static_assert(storage_dtype<KType>,
+                "kvc::storage<K, V>: K must be one of fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, "
+                "int8, int4");
+  static_assert(storage_dtype<VType>,
+                "kvc::storage<K, V>: V must be one of fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, "
+                "int8, int4");
+
+  static constexpr policy_family family = policy_family::storage;
+  using k_type = KType;
+  using v_type = VType;
+};
+
+}  // namespace kvc

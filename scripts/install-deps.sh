@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what building and testing kvc needs: a C++20 compiler,
+# CMake, Catch2 (tests) and Google Benchmark (benchmarks). The CUDA toolkit is optional
+# and used when nvcc is found. Does nothing when everything is already there.
+set -euo pipefail
+
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v g++ >/dev/null 2>&1 || missing+=(g++)
+dpkg -s catch2 >/dev/null 2>&1 || missing+=(catch2)
+dpkg -s libbenchmark-dev >/dev/null 2>&1 || missing+=(libbenchmark-dev)
+
+if ((${#missing[@]} > 0)); then
+  as_root=()
+  [[ "$(id -u)" -eq 0 ]] || as_root=(sudo)
+  echo "kvc: installing ${missing[*]}"
+  "${as_root[@]}" apt-get update
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+fi

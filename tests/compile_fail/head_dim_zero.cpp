@@ -1,0 +1,5 @@
+// expect: kvc::head_dim<DK, DV>: the value head dim must be positive
+#include "kvc/kvc.hpp"
+
+using bad = kvc::layer<kvc::mha<8>, kvc::head_dim<64, 0>>;
+static_assert(bad::bytes_per_token > 0);

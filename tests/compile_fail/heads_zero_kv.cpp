@@ -1,0 +1,5 @@
+// expect: kvc::heads<Q, KV>: the number of KV heads must be positive
+#include "kvc/kvc.hpp"
+
+using bad = kvc::layer<kvc::gqa<32, 0>, kvc::head_dim<128>>;
+static_assert(bad::bytes_per_token > 0);

@@ -1,0 +1,5 @@
+// expect: int4 storage packs two values per byte, so the key head dim
+#include "kvc/kvc.hpp"
+
+using bad = kvc::layer<kvc::mha<8>, kvc::head_dim<127>, kvc::storage<kvc::int4>>;
+static_assert(bad::bytes_per_token > 0);

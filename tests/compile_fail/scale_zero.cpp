@@ -1,0 +1,5 @@
+// expect: kvc::softmax_scale<Num, Den>: the scale must be positive
+#include "kvc/kvc.hpp"
+
+using bad = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, kvc::softmax_scale<0>>;
+static_assert(bad::softmax_scale_value > 0);

@@ -1,0 +1,6 @@
+// expect: kvc::kv_shared<Source, L>: the source must be an earlier layer that owns a cache of the same shape
+#include "kvc/kvc.hpp"
+
+using L = kvc::layer<kvc::gqa<8, 2>, kvc::head_dim<256>>;
+struct m : kvc::stack<kvc::repeat<2, L>, kvc::repeat<2, kvc::kv_shared<3, L>>> {};
+static_assert(kvc::footprint<m>::bytes_per_token > 0);

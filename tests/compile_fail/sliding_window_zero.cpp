@@ -1,0 +1,5 @@
+// expect: kvc::sliding_window<W>: the window must hold at least one token
+#include "kvc/kvc.hpp"
+
+using bad = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, kvc::sliding_window<0>>;
+static_assert(bad::bytes_per_token > 0);

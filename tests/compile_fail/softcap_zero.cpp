@@ -1,0 +1,5 @@
+// expect: kvc::logit_softcap<Num, Den>: the cap must be positive
+#include "kvc/kvc.hpp"
+
+using bad = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, kvc::logit_softcap<0>>;
+static_assert(bad::bytes_per_token > 0);

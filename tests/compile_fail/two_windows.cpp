@@ -1,0 +1,5 @@
+// expect: give at most one window policy
+#include "kvc/kvc.hpp"
+
+using bad = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, kvc::sliding_window<4096>, kvc::chunked<8192>>;
+static_assert(bad::bytes_per_token > 0);

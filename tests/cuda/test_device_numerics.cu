@@ -1,0 +1,130 @@
+// Every kvc header compiled by nvcc, and the storage conversions run on the GPU: all 16-bit
+// and 8-bit patterns decoded, and a sweep of floats encoded and quantized, compared bit for
+// bit with the host functions. Without a GPU the test reports itself skipped.
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "kvc_all_headers.hpp"
+
+namespace {
+
+using namespace kvc::numeric;
+
+constexpr int sweep = 1 << 20;
+
+// A float sweep that covers every exponent, both signs and the special values.
+__host__ __device__ float sweep_value(std::uint32_t i) {
+  const std::uint32_t bits =
+      i * 4099u + (i >> 7);  // odd multiplier: a permutation of 2^32 / 2^20 strides
+  return float_from_bits(bits);
+}
+
+struct results {
+  float decoded_fp16[65536];
+  float decoded_bf16[65536];
+  float decoded_e4m3[256];
+  float decoded_e5m2[256];
+  std::uint16_t fp16[sweep];
+  std::uint16_t bf16[sweep];
+  std::uint8_t e4m3[sweep];
+  std::uint8_t e5m2[sweep];
+  std::int8_t int8[sweep];
+  float int8_scale[sweep / 128];
+};
+
+__global__ void decode_all(results* r) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < 65536) {
+    r->decoded_fp16[i] = fp16_to_float(static_cast<std::uint16_t>(i));
+    r->decoded_bf16[i] = bf16_to_float(static_cast<std::uint16_t>(i));
+  }
+  if (i < 256) {
+    r->decoded_e4m3[i] = fp8_e4m3_to_float(static_cast<std::uint8_t>(i));
+    r->decoded_e5m2[i] = fp8_e5m2_to_float(static_cast<std::uint8_t>(i));
+  }
+}
+
+__global__ void encode_sweep(results* r, const float* finite) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i >= sweep) return;
+  const float x = sweep_value(static_cast<std::uint32_t>(i));
+  r->fp16[i] = fp16_from_float(x);
+  r->bf16[i] = bf16_from_float(x);
+  r->e4m3[i] = fp8_e4m3_from_float(x);
+  r->e5m2[i] = fp8_e5m2_from_float(x);
+  if (i % 128 == 0) r->int8_scale[i / 128] = quantize_int8(finite + i, 128, r->int8 + i);
+}
+
+template <class T>
+int count_differences(const T* a, const T* b, int n, const char* what) {
+  int differ = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::memcmp(a + i, b + i, sizeof(T)) != 0 && differ++ < 5)
+      std::printf("%s: element %d differs between device and host\n", what, i);
+  return differ;
+}
+
+}  // namespace
+
+int main() {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::printf("SKIPPED: no CUDA device\n");
+    return 0;
+  }
+  std::vector<float> finite(sweep);
+  for (int i = 0; i < sweep; ++i)
+    finite[i] = static_cast<float>((static_cast<long long>(i) * 7919) % 2001 - 1000) / 37.0f;
+
+  results* device = nullptr;
+  float* device_finite = nullptr;
+  if (cudaMalloc(&device, sizeof(results)) != cudaSuccess ||
+      cudaMalloc(&device_finite, sweep * sizeof(float)) != cudaSuccess) {
+    std::printf("cudaMalloc failed\n");
+    return 1;
+  }
+  cudaMemcpy(device_finite, finite.data(), sweep * sizeof(float), cudaMemcpyHostToDevice);
+  decode_all<<<256, 256>>>(device);
+  encode_sweep<<<sweep / 256, 256>>>(device, device_finite);
+  auto* gpu = new results;
+  if (cudaMemcpy(gpu, device, sizeof(results), cudaMemcpyDeviceToHost) != cudaSuccess) {
+    std::printf("kernel or copy failed: %s\n", cudaGetErrorString(cudaGetLastError()));
+    return 1;
+  }
+  auto* cpu = new results;
+  for (int i = 0; i < 65536; ++i) {
+    cpu->decoded_fp16[i] = fp16_to_float(static_cast<std::uint16_t>(i));
+    cpu->decoded_bf16[i] = bf16_to_float(static_cast<std::uint16_t>(i));
+  }
+  for (int i = 0; i < 256; ++i) {
+    cpu->decoded_e4m3[i] = fp8_e4m3_to_float(static_cast<std::uint8_t>(i));
+    cpu->decoded_e5m2[i] = fp8_e5m2_to_float(static_cast<std::uint8_t>(i));
+  }
+  for (int i = 0; i < sweep; ++i) {
+    const float x = sweep_value(static_cast<std::uint32_t>(i));
+    cpu->fp16[i] = fp16_from_float(x);
+    cpu->bf16[i] = bf16_from_float(x);
+    cpu->e4m3[i] = fp8_e4m3_from_float(x);
+    cpu->e5m2[i] = fp8_e5m2_from_float(x);
+    if (i % 128 == 0)
+      cpu->int8_scale[i / 128] = quantize_int8(finite.data() + i, 128, cpu->int8 + i);
+  }
+  int differ = 0;
+  differ += count_differences(gpu->decoded_fp16, cpu->decoded_fp16, 65536, "fp16 decode");
+  differ += count_differences(gpu->decoded_bf16, cpu->decoded_bf16, 65536, "bf16 decode");
+  differ += count_differences(gpu->decoded_e4m3, cpu->decoded_e4m3, 256, "e4m3 decode");
+  differ += count_differences(gpu->decoded_e5m2, cpu->decoded_e5m2, 256, "e5m2 decode");
+  differ += count_differences(gpu->fp16, cpu->fp16, sweep, "fp16 encode");
+  differ += count_differences(gpu->bf16, cpu->bf16, sweep, "bf16 encode");
+  differ += count_differences(gpu->e4m3, cpu->e4m3, sweep, "e4m3 encode");
+  differ += count_differences(gpu->e5m2, cpu->e5m2, sweep, "e5m2 encode");
+  differ += count_differences(gpu->int8, cpu->int8, sweep, "int8 quantize");
+  differ += count_differences(gpu->int8_scale, cpu->int8_scale, sweep / 128, "int8 scale");
+  std::printf("%d differences between device and host\n", differ);
+  return differ == 0 ? 0 : 1;
+}
