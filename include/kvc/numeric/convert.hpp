@@ -15,35 +15,27 @@ namespace kvc::numeric {
 template <class DType>
 struct codec;
 
-template <>
-struct codec<fp32> {
-  using stored = float;
-  KVC_HOST_DEVICE static constexpr stored encode(float value) { return value; }
-  KVC_HOST_DEVICE static constexpr float decode(stored value) { return value; }
+namespace detail {
+template <class Stored, Stored (*Encode)(float), float (*Decode)(Stored)>
+struct codec_of {
+  using stored = Stored;
+  KVC_HOST_DEVICE static constexpr stored encode(float value) { return Encode(value); }
+  KVC_HOST_DEVICE static constexpr float decode(stored value) { return Decode(value); }
 };
+KVC_HOST_DEVICE constexpr float identity(float value) { return value; }
+}  // namespace detail
+
 template <>
-struct codec<fp16> {
-  using stored = std::uint16_t;
-  KVC_HOST_DEVICE static constexpr stored encode(float value) { return fp16_from_float(value); }
-  KVC_HOST_DEVICE static constexpr float decode(stored value) { return fp16_to_float(value); }
-};
+struct codec<fp32> : detail::codec_of<float, detail::identity, detail::identity> {};
 template <>
-struct codec<bf16> {
-  using stored = std::uint16_t;
-  KVC_HOST_DEVICE static constexpr stored encode(float value) { return bf16_from_float(value); }
-  KVC_HOST_DEVICE static constexpr float decode(stored value) { return bf16_to_float(value); }
-};
+struct codec<fp16> : detail::codec_of<std::uint16_t, fp16_from_float, fp16_to_float> {};
 template <>
-struct codec<fp8_e4m3> {
-  using stored = std::uint8_t;
-  KVC_HOST_DEVICE static constexpr stored encode(float value) { return fp8_e4m3_from_float(value); }
-  KVC_HOST_DEVICE static constexpr float decode(stored value) { return fp8_e4m3_to_float(value); }
-};
+struct codec<bf16> : detail::codec_of<std::uint16_t, bf16_from_float, bf16_to_float> {};
 template <>
-struct codec<fp8_e5m2> {
-  using stored = std::uint8_t;
-  KVC_HOST_DEVICE static constexpr stored encode(float value) { return fp8_e5m2_from_float(value); }
-  KVC_HOST_DEVICE static constexpr float decode(stored value) { return fp8_e5m2_to_float(value); }
-};
+struct codec<fp8_e4m3>
+    : detail::codec_of<std::uint8_t, fp8_e4m3_from_float, fp8_e4m3_to_float> {};
+template <>
+struct codec<fp8_e5m2>
+    : detail::codec_of<std::uint8_t, fp8_e5m2_from_float, fp8_e5m2_to_float> {};
 
 }  // namespace kvc::numeric
