@@ -1,6 +1,7 @@
 // Policies: head sharing, dims, storage sizes, variants, and the window arithmetic that the
 // footprint, the page reclamation and the attention masks all derive from.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <set>
@@ -110,6 +111,17 @@ void check_window(const window_shape& w, std::int64_t max_n) {
       for (std::int64_t k = 0; k < n; ++k)
         if (kept[static_cast<std::size_t>(k)]) pages.insert(k / page_tokens);
       REQUIRE(w.pages_held(n, page_tokens) == static_cast<std::int64_t>(pages.size()));
+      // The kept pages, listed in order, are exactly those pages; entry_of inverts the list.
+      const auto kept_pages = w.pages_kept(n, page_tokens);
+      REQUIRE(kept_pages.sink_pages <= kept_pages.recent_first);
+      std::int64_t entry = 0;
+      for (std::int64_t page : pages) {
+        REQUIRE(kept_pages.logical_page(entry) == page);
+        REQUIRE(kept_pages.entry_of(page) == entry);
+        ++entry;
+      }
+      for (std::int64_t page = 0; page * page_tokens < n; ++page)
+        if (!pages.count(page)) REQUIRE(kept_pages.entry_of(page) == -1);
     }
   }
 }
@@ -147,4 +159,23 @@ TEST_CASE("windows as the gallery uses them") {
   STATIC_REQUIRE(streaming_llm.tokens_held(1'000'000) == 1024);
   STATIC_REQUIRE(streaming_llm.visible(999'999, 3));
   STATIC_REQUIRE_FALSE(streaming_llm.visible(999'999, 4));
+}
+
+TEST_CASE("the most pages a bounded window ever holds") {
+  for (const window_shape w :
+       {sliding_window<7>::shape, sliding_window<16>::shape, sliding_window<1024>::shape,
+        chunked<5>::shape, chunked<6>::shape, chunked<16>::shape, streaming<3, 4>::shape,
+        streaming<17, 9>::shape}) {
+    for (std::int64_t page_tokens : {1, 3, 4, 16}) {
+      std::int64_t most = 0;
+      for (std::int64_t n = 1; n <= 3000; ++n) {
+        most = std::max(most, w.pages_held(n, page_tokens));
+        if (n % 97 == 0) REQUIRE(w.max_pages_held(n, page_tokens) == most);
+      }
+      INFO("kind " << static_cast<int>(w.kind) << " tokens " << w.tokens << " P " << page_tokens);
+      REQUIRE(w.max_pages_held(1'000'000, page_tokens) == most);
+    }
+  }
+  STATIC_REQUIRE(sliding_window<1024>::shape.max_pages_held(1'000'000, 16) == 65);
+  STATIC_REQUIRE(full_attention::shape.max_pages_held(100, 16) == 7);
 }

@@ -8,11 +8,14 @@
 //
 // A sliding layer of window W keeps min(n, W) tokens, a chunked layer of chunk C the
 // tokens of the current chunk, a streaming layer min(n, S + W). Pages are aligned to
-// absolute positions, so a window that straddles a page boundary holds one page more.
+// absolute positions, so a window that straddles a page boundary holds one page more; a
+// page's bytes are those of page_geometry (regions aligned to 16 bytes, which no gallery
+// shape needs).
 
 #include <cstdint>
 
 #include "kvc/model/model.hpp"
+#include "kvc/model/page_geometry.hpp"
 #include "kvc/policy/paging.hpp"
 
 namespace kvc {
@@ -31,7 +34,7 @@ struct footprint {
     if (!s.owns_cache() || n <= 0) return 0;
     if constexpr (Paging::is_paged) {
       const auto pages = static_cast<std::uint64_t>(s.window.pages_held(n, Paging::page_tokens));
-      return pages * Paging::page_tokens * s.bytes_per_token;
+      return pages * page_geometry::make(s, Paging::page_tokens, Paging::layout).page_bytes;
     } else {
       return static_cast<std::uint64_t>(s.window.tokens_held(n)) * s.bytes_per_token;
     }

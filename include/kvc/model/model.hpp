@@ -72,11 +72,21 @@ struct layer_summary {
   int k_dim = 0;
   int v_dim = 0;
   bool latent = false;
+  dtype_id k_type = dtype_id::bf16;
+  dtype_id v_type = dtype_id::bf16;
   window_shape window{};
   std::uint64_t bytes_per_token = 0;  ///< cache bytes this layer adds per token (0 if it owns none)
   std::uint64_t state_bytes = 0;      ///< recurrent state bytes (constant)
 
   constexpr bool owns_cache() const { return kind == layer_kind::attention; }
+
+  /// Whether a cache laid out for `other` holds this layer's keys and values too.
+  constexpr bool same_cache_as(const layer_summary& other) const {
+    return kv_heads == other.kv_heads && k_dim == other.k_dim && v_dim == other.v_dim &&
+           latent == other.latent && k_type == other.k_type && v_type == other.v_type &&
+           window.kind == other.window.kind && window.tokens == other.window.tokens &&
+           window.sink_tokens == other.window.sink_tokens;
+  }
 };
 
 namespace detail {
@@ -117,6 +127,8 @@ constexpr layer_summary summarize(int index) {
     s.k_dim = attention::k_dim;
     s.v_dim = attention::v_dim;
     s.latent = attention::is_latent;
+    s.k_type = attention::k_type::id;
+    s.v_type = attention::v_type::id;
     s.window = attention::window_value;
     if constexpr (Layer::kind == layer_kind::shared_kv) {
       s.source_layer = Layer::source_layer;
@@ -145,11 +157,7 @@ constexpr bool shared_sources_valid() {
     if (s.kind != layer_kind::shared_kv) continue;
     if (s.source_layer >= static_cast<int>(i)) return false;
     const layer_summary& src = layers[static_cast<std::size_t>(s.source_layer)];
-    if (!src.owns_cache()) return false;
-    if (src.kv_heads != s.kv_heads || src.k_dim != s.k_dim || src.v_dim != s.v_dim ||
-        src.latent != s.latent || src.window.kind != s.window.kind ||
-        src.window.tokens != s.window.tokens || src.window.sink_tokens != s.window.sink_tokens)
-      return false;
+    if (!src.owns_cache() || !src.same_cache_as(s)) return false;
   }
   return true;
 }
@@ -173,7 +181,7 @@ struct stack {
 
   static_assert(detail::shared_sources_valid<layer_list>(),
                 "kvc::kv_shared<Source, L>: the source must be an earlier layer that owns a "
-                "cache of the same shape (KV heads, head dims, latent, window)");
+                "cache of the same shape (KV heads, head dims, latent, storage, window)");
 };
 
 /// Layers layers of Body: one layer spec (uniform) or a pattern<...> cycled from the first layer.

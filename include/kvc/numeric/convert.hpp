@@ -32,10 +32,8 @@ struct codec<fp16> : detail::codec_of<std::uint16_t, fp16_from_float, fp16_to_fl
 template <>
 struct codec<bf16> : detail::codec_of<std::uint16_t, bf16_from_float, bf16_to_float> {};
 template <>
-struct codec<fp8_e4m3>
-    : detail::codec_of<std::uint8_t, fp8_e4m3_from_float, fp8_e4m3_to_float> {};
+struct codec<fp8_e4m3> : detail::codec_of<std::uint8_t, fp8_e4m3_from_float, fp8_e4m3_to_float> {};
 template <>
-struct codec<fp8_e5m2>
-    : detail::codec_of<std::uint8_t, fp8_e5m2_from_float, fp8_e5m2_to_float> {};
+struct codec<fp8_e5m2> : detail::codec_of<std::uint8_t, fp8_e5m2_from_float, fp8_e5m2_to_float> {};
 
 }  // namespace kvc::numeric

@@ -23,6 +23,7 @@ struct paged {
 struct unpaged {
   static constexpr bool is_paged = false;
   static constexpr int page_tokens = 1;
+  static constexpr page_layout layout = page_layout::nhd;
 };
 
 template <class T>

@@ -60,6 +60,58 @@ concept storage_dtype = std::is_same_v<T, fp32> || std::is_same_v<T, fp16> ||
     std::is_same_v<T, bf16> || std::is_same_v<T, fp8_e4m3> || std::is_same_v<T, fp8_e5m2> ||
     std::is_same_v<T, int8> || std::is_same_v<T, int4>;
 
+/// The tag's properties for a dtype known only at run time (a view's, a tensor's).
+constexpr int dtype_bits(dtype_id id) {
+  switch (id) {
+    case dtype_id::fp32:
+      return fp32::bits;
+    case dtype_id::fp16:
+      return fp16::bits;
+    case dtype_id::bf16:
+      return bf16::bits;
+    case dtype_id::fp8_e4m3:
+      return fp8_e4m3::bits;
+    case dtype_id::fp8_e5m2:
+      return fp8_e5m2::bits;
+    case dtype_id::int8:
+      return int8::bits;
+    case dtype_id::int4:
+      return int4::bits;
+  }
+  return 0;
+}
+constexpr scaling dtype_scaling(dtype_id id) {
+  switch (id) {
+    case dtype_id::fp8_e4m3:
+    case dtype_id::fp8_e5m2:
+      return scaling::per_layer;
+    case dtype_id::int8:
+    case dtype_id::int4:
+      return scaling::per_token_head;
+    default:
+      return scaling::none;
+  }
+}
+constexpr std::string_view dtype_name(dtype_id id) {
+  switch (id) {
+    case dtype_id::fp32:
+      return fp32::name;
+    case dtype_id::fp16:
+      return fp16::name;
+    case dtype_id::bf16:
+      return bf16::name;
+    case dtype_id::fp8_e4m3:
+      return fp8_e4m3::name;
+    case dtype_id::fp8_e5m2:
+      return fp8_e5m2::name;
+    case dtype_id::int8:
+      return int8::name;
+    case dtype_id::int4:
+      return int4::name;
+  }
+  return "?";
+}
+
 /// Bytes that one token-head vector of `dim` values takes, its scale included.
 template <storage_dtype DType>
 constexpr std::uint64_t vector_bytes(int dim) {

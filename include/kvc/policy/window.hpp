@@ -57,19 +57,74 @@ struct window_shape {
            (key_pos < sink_end(n) || key_pos >= recent_begin(n));
   }
 
-  /// Pages of page_tokens tokens touched by the kept tokens, pages being aligned to
-  /// absolute positions (page i holds positions [i * page_tokens, (i + 1) * page_tokens)).
+  /// The pages a sequence of n tokens keeps, pages being aligned to absolute positions
+  /// (logical page i holds positions [i * page_tokens, (i + 1) * page_tokens)): the logical
+  /// pages [0, sink_pages) and [recent_first, last], in that order, with
+  /// sink_pages <= recent_first. Empty (count() == 0) when n is 0.
+  struct kept_pages {
+    std::int64_t sink_pages = 0;
+    std::int64_t recent_first = 0;
+    std::int64_t last = -1;
+
+    KVC_HOST_DEVICE constexpr std::int64_t count() const {
+      return sink_pages + (last - recent_first + 1);
+    }
+    /// The logical page of the entry-th kept page.
+    KVC_HOST_DEVICE constexpr std::int64_t logical_page(std::int64_t entry) const {
+      return entry < sink_pages ? entry : recent_first + (entry - sink_pages);
+    }
+    /// The entry of a kept logical page (-1 when it is not kept).
+    KVC_HOST_DEVICE constexpr std::int64_t entry_of(std::int64_t page) const {
+      if (page < sink_pages) return page;
+      if (page < recent_first || page > last) return -1;
+      return sink_pages + (page - recent_first);
+    }
+  };
+
+  KVC_HOST_DEVICE constexpr kept_pages pages_kept(std::int64_t n, std::int64_t page_tokens) const {
+    kept_pages kept;
+    if (n <= 0) return kept;
+    kept.last = (n - 1) / page_tokens;
+    kept.recent_first = recent_begin(n) / page_tokens;
+    const std::int64_t sinks = sink_end(n);
+    const std::int64_t sink_pages = sinks > 0 ? (sinks - 1) / page_tokens + 1 : 0;
+    // Sink pages that reach the recent ones merge with them into one run from page 0.
+    if (sink_pages >= kept.recent_first) kept.recent_first = 0;
+    kept.sink_pages = kept.recent_first == 0 ? 0 : sink_pages;
+    return kept;
+  }
+
+  /// A length past which a bounded window's page pattern only repeats: every alignment of
+  /// the window (or chunk) to the pages has been seen.
+  KVC_HOST_DEVICE constexpr std::int64_t pattern_horizon(std::int64_t page_tokens) const {
+    if (kind != window_kind::chunked) return sink_tokens + tokens + 2 * page_tokens;
+    std::int64_t a = tokens, b = page_tokens;  // chunks start at multiples of gcd(C, P) mod P
+    while (b != 0) {
+      const std::int64_t r = a % b;
+      a = b;
+      b = r;
+    }
+    return tokens * (page_tokens / a + 1) + page_tokens;
+  }
+
+  /// The most pages a sequence holds at any length up to n: pages_held(n) for a full
+  /// window; for a bounded one, the largest count its sliding pattern reaches.
+  KVC_HOST_DEVICE constexpr std::int64_t max_pages_held(std::int64_t n,
+                                                        std::int64_t page_tokens) const {
+    if (!bounded()) return pages_held(n, page_tokens);
+    const std::int64_t horizon = pattern_horizon(page_tokens);
+    std::int64_t most = 0;
+    for (std::int64_t length = 1; length <= n && length <= horizon; ++length) {
+      const std::int64_t pages = pages_held(length, page_tokens);
+      most = pages > most ? pages : most;
+    }
+    return most;
+  }
+
+  /// How many pages of page_tokens tokens the kept tokens touch.
   KVC_HOST_DEVICE constexpr std::int64_t pages_held(std::int64_t n,
                                                     std::int64_t page_tokens) const {
-    if (n <= 0) return 0;
-    const std::int64_t recent_first_page = recent_begin(n) / page_tokens;
-    std::int64_t pages = (n - 1) / page_tokens - recent_first_page + 1;
-    if (const std::int64_t sinks = sink_end(n); sinks > 0) {
-      const std::int64_t sink_last_page = (sinks - 1) / page_tokens;
-      pages += sink_last_page + 1;
-      if (sink_last_page >= recent_first_page) pages -= sink_last_page - recent_first_page + 1;
-    }
-    return pages;
+    return pages_kept(n, page_tokens).count();
   }
 };
 

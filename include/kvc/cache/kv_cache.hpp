@@ -1,0 +1,840 @@
+#pragma once
+// kv_cache<Model, Paging, Allocator>: the paged, multi-sequence KV cache of a model.
+//
+// - One page pool per group of layers with the same cache shape and window
+//   (layer_groups.hpp); a page holds page_tokens consecutive positions of one sequence in
+//   every layer of its group. Windows give pages back: a sequence keeps exactly the pages
+//   its window's pages_kept() names.
+// - Sequences are added, forked (the child shares every page; a shared page that is written
+//   is copied first) and released.
+// - Appending is one step in three calls, because an engine computes K/V layer by layer:
+//     plan = cache.plan_append(batch)   checks the batch, takes the pages it needs
+//     cache.write(plan, layer, k, v)    stores (and quantizes) one layer's new K/V
+//     cache.commit(plan)                the sequences grow; pages that slid out go back
+//   cache.abort(plan) gives everything back instead; cache.append(batch, layers) does the
+//   three at once. Only one plan is open at a time.
+// - Every error throws cache_error and leaves the cache exactly as it was.
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kvc/cache/allocator.hpp"
+#include "kvc/cache/errors.hpp"
+#include "kvc/cache/layer_groups.hpp"
+#include "kvc/cache/page_pool.hpp"
+#include "kvc/cache/page_table.hpp"
+#include "kvc/model/model.hpp"
+#include "kvc/model/page_geometry.hpp"
+#include "kvc/numeric/convert.hpp"
+#include "kvc/numeric/vector.hpp"
+#include "kvc/policy/paging.hpp"
+#include "kvc/policy/storage.hpp"
+
+namespace kvc {
+
+struct sequence_id {
+  std::uint32_t slot = 0xFFFFFFFFu;
+  std::uint32_t generation = 0;
+  friend constexpr bool operator==(sequence_id, sequence_id) = default;
+};
+
+struct append_request {
+  sequence_id sequence;
+  std::int64_t tokens = 0;  ///< new tokens of this sequence in this step
+};
+
+/// A dense [tokens][heads][dim] tensor of new keys or values, in fp32, fp16 or bf16. The
+/// tokens of a batch follow one another in the order of its requests.
+struct kv_input {
+  const void* data = nullptr;
+  dtype_id type = dtype_id::fp32;
+  std::int64_t tokens = 0;
+  int heads = 0;
+  int dim = 0;
+};
+
+inline kv_input fp32_input(const float* data, std::int64_t tokens, int heads, int dim) {
+  return {data, dtype_id::fp32, tokens, heads, dim};
+}
+/// Raw fp16 bits.
+inline kv_input fp16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
+  return {data, dtype_id::fp16, tokens, heads, dim};
+}
+/// Raw bf16 bits.
+inline kv_input bf16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
+  return {data, dtype_id::bf16, tokens, heads, dim};
+}
+
+/// One layer's new keys and values (a latent layer takes its latent vectors as k, no v).
+struct layer_input {
+  int layer = 0;
+  kv_input k;
+  kv_input v;
+};
+
+/// Capacity: the same number of pages in every group.
+struct capacity_pages {
+  std::int64_t pages_per_group = 0;
+};
+/// Capacity: a byte budget, shared among the groups in the proportion a sequence of
+/// expected_tokens tokens needs them (a sliding group needs far fewer pages than a full one;
+/// a bounded window is given one page more, which a step takes before the window lets the
+/// oldest go).
+struct capacity_bytes {
+  std::uint64_t bytes = 0;
+  std::int64_t expected_tokens = 32768;
+};
+
+/// What a sequence can still take when its windows never run out of pages.
+inline constexpr std::int64_t unlimited_tokens = std::numeric_limits<std::int64_t>::max();
+
+/// The pages one append step has taken. Move-only; obtained from plan_append.
+class append_plan {
+ public:
+  append_plan() = default;
+  append_plan(append_plan&&) noexcept = default;
+  append_plan& operator=(append_plan&&) noexcept = default;
+  append_plan(const append_plan&) = delete;
+  append_plan& operator=(const append_plan&) = delete;
+
+  std::int64_t total_tokens() const { return total_tokens_; }
+  std::size_t size() const { return entries_.size(); }
+
+ private:
+  template <model_type, class, class>
+  friend class kv_cache;
+
+  struct entry {
+    std::uint32_t slot = 0;
+    std::int64_t old_length = 0;
+    std::int64_t tokens = 0;
+    std::int64_t first_input = 0;  ///< its first token's row in the K/V inputs
+  };
+  struct group_change {
+    page_id cow_page = -1;  ///< the copy of the shared page that the step writes into
+    std::int32_t new_begin = 0, new_end = 0;  ///< its fresh pages, in new_pages
+  };
+
+  std::vector<entry> entries_;
+  std::vector<group_change> changes_;  ///< entries_.size() x groups
+  std::vector<page_id> new_pages_;
+  std::int64_t total_tokens_ = 0;
+  std::uint64_t ticket_ = 0;
+  const void* owner_ = nullptr;
+};
+
+template <model_type Model, class Paging = paged<16>, class Allocator = host_allocator>
+class kv_cache {
+  static_assert(Paging::is_paged, "kvc::kv_cache<Model, Paging>: Paging must be paged<P, layout>");
+  static_assert(page_allocator<Allocator>,
+                "kvc::kv_cache<Model, Paging, Allocator>: Allocator must provide allocate, "
+                "deallocate, copy, upload, download and host_accessible");
+
+ public:
+  using groups = layer_groups<Model>;
+  static constexpr int num_layers = Model::num_layers;
+  static constexpr int num_groups = groups::num_groups;
+  static constexpr int page_tokens = Paging::page_tokens;
+  static constexpr page_layout layout = Paging::layout;
+
+  explicit kv_cache(capacity_pages capacity, Allocator allocator = {})
+      : allocator_(std::move(allocator)) {
+    if (capacity.pages_per_group <= 0 ||
+        capacity.pages_per_group > std::numeric_limits<page_id>::max())
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::kv_cache: pages_per_group must be in 1..2^31-1, not " +
+                            std::to_string(capacity.pages_per_group));
+    std::array<std::int64_t, num_groups> pages{};
+    pages.fill(capacity.pages_per_group);
+    build(pages);
+  }
+
+  explicit kv_cache(capacity_bytes capacity, Allocator allocator = {})
+      : allocator_(std::move(allocator)) {
+    if (capacity.expected_tokens <= 0)
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::kv_cache: expected_tokens must be positive");
+    // Pages one sequence of expected_tokens needs per group, and their bytes.
+    std::array<std::int64_t, num_groups> need{};
+    double bytes_per_sequence = 0;
+    for (int g = 0; g < num_groups; ++g) {
+      const window_shape& window = group_summary(g).window;
+      need[g] =
+          window.max_pages_held(capacity.expected_tokens, page_tokens) + (window.bounded() ? 1 : 0);
+      bytes_per_sequence +=
+          static_cast<double>(need[g]) * static_cast<double>(group_page_bytes(g) * group_layers(g));
+    }
+    const double sequences = static_cast<double>(capacity.bytes) / bytes_per_sequence;
+    std::array<std::int64_t, num_groups> pages{};
+    for (int g = 0; g < num_groups; ++g) {
+      pages[g] = static_cast<std::int64_t>(sequences * static_cast<double>(need[g]));
+      if (pages[g] < 1)
+        throw cache_error(cache_errc::invalid_argument,
+                          "kvc::kv_cache: " + std::to_string(capacity.bytes) +
+                              " bytes cannot hold one page of every group");
+    }
+    build(pages);
+  }
+
+  kv_cache(const kv_cache&) = delete;
+  kv_cache& operator=(const kv_cache&) = delete;
+
+  ~kv_cache() {
+    for (group_state& g : groups_)
+      if (g.memory != nullptr) allocator_.deallocate(g.memory, g.memory_bytes);
+  }
+
+  // ---- sequences ----
+
+  sequence_id add_sequence() {
+    std::uint32_t slot;
+    if (!free_slots_.empty()) {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    } else {
+      slot = static_cast<std::uint32_t>(sequences_.size());
+      sequences_.emplace_back();
+    }
+    sequence_state& s = sequences_[slot];
+    s.alive = true;
+    s.length = 0;
+    return {slot, s.generation};
+  }
+
+  /// A new sequence with the parent's tokens, sharing every one of its pages.
+  sequence_id fork(sequence_id parent) {
+    no_open_plan("fork");
+    const std::uint32_t parent_slot = checked(parent);
+    const sequence_id child = add_sequence();
+    sequence_state& p = sequences_[parent_slot];  // add_sequence may have moved it
+    sequence_state& c = sequences_[child.slot];
+    c.length = p.length;
+    for (int g = 0; g < num_groups; ++g) {
+      c.pages[g] = p.pages[g];
+      for (page_id page : c.pages[g]) groups_[g].pool.retain(page);
+    }
+    return child;
+  }
+
+  void release(sequence_id sequence) {
+    no_open_plan("release");
+    const std::uint32_t slot = checked(sequence);
+    sequence_state& s = sequences_[slot];
+    for (int g = 0; g < num_groups; ++g) {
+      for (page_id page : s.pages[g]) groups_[g].pool.release(page);
+      s.pages[g].clear();
+    }
+    s.alive = false;
+    s.length = 0;
+    ++s.generation;
+    free_slots_.push_back(slot);
+  }
+
+  bool contains(sequence_id sequence) const {
+    return sequence.slot < sequences_.size() && sequences_[sequence.slot].alive &&
+           sequences_[sequence.slot].generation == sequence.generation;
+  }
+
+  /// Tokens appended to the sequence so far (windows do not shorten it).
+  std::int64_t length(sequence_id sequence) const { return sequences_[checked(sequence)].length; }
+
+  /// How many more tokens the sequence can take, in one append or several, if no other
+  /// sequence takes pages meanwhile; unlimited_tokens when its windows never run out.
+  std::int64_t tokens_available(sequence_id sequence) const {
+    const std::uint32_t slot = checked(sequence);
+    std::int64_t available = unlimited_tokens;
+    for (int g = 0; g < num_groups; ++g)
+      available = std::min(available, tokens_available_in_group(slot, g));
+    return available;
+  }
+
+  // ---- pages ----
+
+  static constexpr int group_of_layer(int layer) { return groups::value.group[layer]; }
+  std::int64_t capacity_pages_of(int group) const { return groups_[group].pool.capacity(); }
+  std::int64_t free_pages(int group) const { return groups_[group].pool.free_pages(); }
+  std::int64_t used_pages(int group) const { return groups_[group].pool.used_pages(); }
+  /// Pages the sequence holds in a group (shared pages included).
+  std::int64_t pages_of(sequence_id sequence, int group) const {
+    return static_cast<std::int64_t>(sequences_[checked(sequence)].pages[group].size());
+  }
+  const page_geometry& geometry(int group) const { return groups_[group].geometry; }
+  std::uint64_t memory_bytes() const {
+    std::uint64_t bytes = 0;
+    for (const group_state& g : groups_) bytes += g.memory_bytes;
+    return bytes;
+  }
+
+  // ---- fp8 scales ----
+
+  /// Sets an fp8 layer's scales: stored keys are keys / k_scale, values / v_scale. Allowed
+  /// only while the layer's group holds no token, since stored values would change meaning.
+  void set_fp8_scales(int layer, float k_scale, float v_scale) {
+    no_open_plan("set_fp8_scales");
+    const int g = owning_group(layer);
+    const auto valid = [](float s) { return std::isfinite(s) && s > 0; };
+    if (!valid(k_scale) || !valid(v_scale))
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::kv_cache::set_fp8_scales: scales must be finite and positive");
+    if (groups_[g].pool.used_pages() != 0)
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::kv_cache::set_fp8_scales: layer " + std::to_string(layer) +
+                            " already holds tokens; set its scales before the first append");
+    k_scale_[layer] = k_scale;
+    v_scale_[layer] = v_scale;
+  }
+
+  // ---- appending ----
+
+  /// Checks a batch and takes the pages it needs (copying shared pages it will write).
+  append_plan plan_append(std::span<const append_request> batch) {
+    no_open_plan("plan_append");
+    append_plan plan;
+    plan.entries_.reserve(batch.size());
+    std::vector<bool> seen(sequences_.size(), false);
+    for (const append_request& request : batch) {
+      const std::uint32_t slot = checked(request.sequence);
+      if (seen[slot])
+        throw cache_error(cache_errc::duplicate_sequence,
+                          "kvc::kv_cache::plan_append: the batch names sequence " +
+                              std::to_string(slot) + " twice");
+      seen[slot] = true;
+      if (request.tokens < 0)
+        throw cache_error(cache_errc::invalid_argument,
+                          "kvc::kv_cache::plan_append: negative token count");
+      plan.entries_.push_back({slot, sequences_[slot].length, request.tokens, plan.total_tokens_});
+      plan.total_tokens_ += request.tokens;
+    }
+
+    // Count the pages of every group before taking any.
+    std::array<std::int64_t, num_groups> needed{};
+    for (const auto& e : plan.entries_)
+      for (int g = 0; g < num_groups; ++g) {
+        const step_pages s = step_pages_of(e.slot, g, e.old_length, e.tokens);
+        needed[g] += s.fresh + (s.copy_on_write ? 1 : 0);
+      }
+    for (int g = 0; g < num_groups; ++g)
+      if (needed[g] > groups_[g].pool.free_pages())
+        throw cache_error(cache_errc::out_of_pages,
+                          "kvc::kv_cache::plan_append: group " + std::to_string(g) + " needs " +
+                              std::to_string(needed[g]) + " pages, " +
+                              std::to_string(groups_[g].pool.free_pages()) + " are free");
+
+    plan.changes_.resize(plan.entries_.size() * num_groups);
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
+      const auto& e = plan.entries_[i];
+      for (int g = 0; g < num_groups; ++g) {
+        const step_pages s = step_pages_of(e.slot, g, e.old_length, e.tokens);
+        auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+        group_state& group = groups_[g];
+        if (s.copy_on_write) {
+          const page_id shared =
+              sequences_[e.slot].pages[g][static_cast<std::size_t>(s.write_entry)];
+          change.cow_page = group.pool.allocate();
+          for (int l = 0; l < group.layers; ++l)
+            allocator_.copy(page_memory(g, l, change.cow_page), page_memory(g, l, shared),
+                            group.geometry.page_bytes);
+        }
+        change.new_begin = static_cast<std::int32_t>(plan.new_pages_.size());
+        for (std::int64_t p = 0; p < s.fresh; ++p) plan.new_pages_.push_back(group.pool.allocate());
+        change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
+      }
+    }
+    plan.ticket_ = open_ticket_ = next_ticket_++;
+    plan.owner_ = this;
+    return plan;
+  }
+
+  /// Stores one layer's K/V for every token of the plan that its window keeps.
+  void write(const append_plan& plan, int layer, const kv_input& k, const kv_input& v) {
+    is_open(plan, "write");
+    const int g = owning_group(layer);
+    const group_state& group = groups_[g];
+    const page_geometry& geo = group.geometry;
+    check_input(k, plan.total_tokens_, geo.kv_heads, geo.k_dim, layer, "K");
+    if (geo.latent) {
+      if (v.data != nullptr)
+        throw cache_error(cache_errc::shape_mismatch,
+                          "kvc::kv_cache::write: layer " + std::to_string(layer) +
+                              " is a latent layer: its values are part of K; pass no V");
+    } else {
+      check_input(v, plan.total_tokens_, geo.kv_heads, geo.v_dim, layer, "V");
+    }
+    const int slot_in_group = groups::value.slot[layer];
+    const float k_inverse = 1.0f / k_scale_[layer], v_inverse = 1.0f / v_scale_[layer];
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
+      const auto& e = plan.entries_[i];
+      const std::int64_t end = e.old_length + e.tokens;
+      for (std::int64_t position = e.old_length; position < end; ++position) {
+        if (!group.window.visible(end - 1, position)) continue;  // slid out within the step
+        const page_id page = page_after_step(plan, i, g, position);
+        const std::int64_t row = e.first_input + (position - e.old_length);
+        with_page(g, slot_in_group, page, [&](std::byte* memory) {
+          const int token = static_cast<int>(position % page_tokens);
+          for (int head = 0; head < geo.kv_heads; ++head) {
+            store(geo.k_type, k, row, head, k_inverse, memory + geo.k_offset(token, head),
+                  memory + geo.k_scale_offset(token, head));
+            if (!geo.latent)
+              store(geo.v_type, v, row, head, v_inverse, memory + geo.v_offset(token, head),
+                    memory + geo.v_scale_offset(token, head));
+          }
+        });
+      }
+    }
+  }
+
+  /// The step's sequences grow; pages their windows no longer keep go back to the pools.
+  void commit(append_plan& plan) {
+    is_open(plan, "commit");
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
+      const auto& e = plan.entries_[i];
+      sequence_state& s = sequences_[e.slot];
+      for (int g = 0; g < num_groups; ++g) {
+        const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+        std::vector<page_id>& table = s.pages[g];
+        page_pool& pool = groups_[g].pool;
+        const window_shape& window = groups_[g].window;
+        const auto old_kept = window.pages_kept(e.old_length, page_tokens);
+        const auto new_kept = window.pages_kept(e.old_length + e.tokens, page_tokens);
+        if (change.cow_page >= 0) {
+          auto& replaced =
+              table[static_cast<std::size_t>(old_kept.entry_of(e.old_length / page_tokens))];
+          pool.release(replaced);
+          replaced = change.cow_page;
+        }
+        if (window.bounded()) {  // drop the pages the window no longer keeps
+          std::size_t kept = 0;
+          for (std::size_t j = 0; j < table.size(); ++j) {
+            if (new_kept.entry_of(old_kept.logical_page(static_cast<std::int64_t>(j))) >= 0)
+              table[kept++] = table[j];
+            else
+              pool.release(table[j]);
+          }
+          table.resize(kept);
+        }
+        table.insert(table.end(), plan.new_pages_.begin() + change.new_begin,
+                     plan.new_pages_.begin() + change.new_end);
+      }
+      s.length = e.old_length + e.tokens;
+    }
+    close(plan);
+  }
+
+  /// Gives back everything the plan took: the cache is as before plan_append.
+  void abort(append_plan& plan) {
+    is_open(plan, "abort");
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i)
+      for (int g = 0; g < num_groups; ++g) {
+        const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+        if (change.cow_page >= 0) groups_[g].pool.release(change.cow_page);
+        for (std::int32_t p = change.new_begin; p < change.new_end; ++p)
+          groups_[g].pool.release(plan.new_pages_[static_cast<std::size_t>(p)]);
+      }
+    close(plan);
+  }
+
+  /// One step for every cache-owning layer at once: plan, write each layer, commit. Every
+  /// input is checked before anything changes.
+  void append(std::span<const append_request> batch, std::span<const layer_input> layers) {
+    std::int64_t total = 0;
+    for (const append_request& request : batch) total += request.tokens;
+    std::array<bool, num_layers> given{};
+    for (const layer_input& input : layers) {
+      const int g = owning_group(input.layer);
+      if (given[input.layer])
+        throw cache_error(
+            cache_errc::invalid_argument,
+            "kvc::kv_cache::append: layer " + std::to_string(input.layer) + " is given twice");
+      given[input.layer] = true;
+      const page_geometry& geo = groups_[g].geometry;
+      check_input(input.k, total, geo.kv_heads, geo.k_dim, input.layer, "K");
+      if (!geo.latent) check_input(input.v, total, geo.kv_heads, geo.v_dim, input.layer, "V");
+    }
+    for (int l = 0; l < num_layers; ++l)
+      if (Model::layer_summaries[static_cast<std::size_t>(l)].owns_cache() && !given[l])
+        throw cache_error(cache_errc::invalid_argument,
+                          "kvc::kv_cache::append: no K/V given for layer " + std::to_string(l));
+    append_plan plan = plan_append(batch);
+    try {
+      for (const layer_input& input : layers) write(plan, input.layer, input.k, input.v);
+    } catch (...) {
+      abort(plan);
+      throw;
+    }
+    commit(plan);
+  }
+
+  // ---- reading ----
+
+  /// Dequantized K ([kv_heads][k_dim]) and V ([kv_heads][v_dim]) of one position; false when
+  /// the layer's window no longer keeps it. v may be null.
+  bool read(sequence_id sequence, int layer, std::int64_t position, float* k, float* v) const {
+    const sequence_state& s = sequences_[checked(sequence)];
+    const int g = any_group(layer);
+    if (position < 0 || position >= s.length)
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::kv_cache::read: position " + std::to_string(position) +
+                            " is outside the sequence's " + std::to_string(s.length) + " tokens");
+    const group_state& group = groups_[g];
+    if (!group.window.visible(s.length - 1, position)) return false;
+    const auto kept = group.window.pages_kept(s.length, page_tokens);
+    const page_id page =
+        s.pages[g][static_cast<std::size_t>(kept.entry_of(position / page_tokens))];
+    const page_geometry& geo = group.geometry;
+    const int scale_layer = source_of(layer);  // a shared layer reads with its source's scales
+    std::vector<std::byte> staging;
+    const std::byte* memory = readable_page(g, groups::value.slot[layer], page, staging);
+    const int token = static_cast<int>(position % page_tokens);
+    for (int head = 0; head < geo.kv_heads; ++head) {
+      numeric::load_vector(geo.k_type, memory + geo.k_offset(token, head),
+                           scale_at(memory, geo.k_scale_offset(token, head)), geo.k_dim,
+                           k_scale_[scale_layer], k + head * geo.k_dim);
+      if (v != nullptr)
+        numeric::load_vector(geo.v_type, memory + geo.v_offset(token, head),
+                             scale_at(memory, geo.v_scale_offset(token, head)), geo.v_dim,
+                             geo.latent ? k_scale_[scale_layer] : v_scale_[scale_layer],
+                             v + head * geo.v_dim);
+    }
+    return true;
+  }
+
+  // ---- page tables and views ----
+
+  /// The CSR page table of a layer's group for a batch of sequences.
+  page_table_csr page_table(int layer, std::span<const sequence_id> batch) const {
+    const int g = any_group(layer);
+    page_table_csr csr;
+    csr.indptr.reserve(batch.size() + 1);
+    for (const sequence_id& id : batch) {
+      const sequence_state& s = sequences_[checked(id)];
+      csr.indices.insert(csr.indices.end(), s.pages[g].begin(), s.pages[g].end());
+      csr.indptr.push_back(static_cast<std::int32_t>(csr.indices.size()));
+      csr.last_page_len.push_back(
+          s.length == 0 ? 0 : static_cast<std::int32_t>((s.length - 1) % page_tokens + 1));
+      csr.seq_lens.push_back(s.length);
+    }
+    return csr;
+  }
+
+  /// A view of one layer over a page table (which must outlive the view). Host memory only
+  /// is readable through it on the host; device memory, by device kernels.
+  paged_layer_view view(int layer, const page_table_csr& table) const {
+    const int g = any_group(layer);
+    const int owner = source_of(layer);
+    paged_layer_view v;
+    v.memory = page_memory(g, groups::value.slot[layer], 0);
+    v.geometry = groups_[g].geometry;
+    v.window = groups_[g].window;
+    v.k_scale = k_scale_[owner];
+    v.v_scale = v_scale_[owner];
+    v.batch = table.batch();
+    v.indptr = table.indptr.data();
+    v.indices = table.indices.data();
+    v.last_page_len = table.last_page_len.data();
+    v.seq_lens = table.seq_lens.data();
+    return v;
+  }
+
+  /// Throws std::logic_error unless every reference count equals the number of page-table
+  /// entries naming the page, the free lists hold exactly the unreferenced pages, and every
+  /// sequence holds exactly the pages its windows keep. For tests.
+  void check_invariants() const {
+    for (int g = 0; g < num_groups; ++g) {
+      const page_pool& pool = groups_[g].pool;
+      std::vector<std::int32_t> references(static_cast<std::size_t>(pool.capacity()), 0);
+      for (const sequence_state& s : sequences_) {
+        if (!s.alive) {
+          if (!s.pages[g].empty()) throw std::logic_error("a released sequence holds pages");
+          continue;
+        }
+        if (static_cast<std::int64_t>(s.pages[g].size()) !=
+            groups_[g].window.pages_held(s.length, page_tokens))
+          throw std::logic_error("group " + std::to_string(g) + ": a sequence of " +
+                                 std::to_string(s.length) + " tokens holds " +
+                                 std::to_string(s.pages[g].size()) + " pages");
+        for (page_id p : s.pages[g]) ++references[static_cast<std::size_t>(p)];
+      }
+      std::vector<bool> free(static_cast<std::size_t>(pool.capacity()), false);
+      for (page_id p : pool.free_list()) {
+        if (free[static_cast<std::size_t>(p)]) throw std::logic_error("a page is free twice");
+        free[static_cast<std::size_t>(p)] = true;
+      }
+      for (page_id p = 0; p < pool.capacity(); ++p) {
+        const auto i = static_cast<std::size_t>(p);
+        if (pool.references(p) != references[i])
+          throw std::logic_error("group " + std::to_string(g) + ": page " + std::to_string(p) +
+                                 " counts " + std::to_string(pool.references(p)) +
+                                 " references, the tables hold " + std::to_string(references[i]));
+        if (free[i] != (references[i] == 0))
+          throw std::logic_error("group " + std::to_string(g) + ": page " + std::to_string(p) +
+                                 (free[i] ? " is free but referenced" : " leaked"));
+      }
+    }
+  }
+
+ private:
+  struct sequence_state {
+    bool alive = false;
+    std::uint32_t generation = 0;
+    std::int64_t length = 0;
+    std::array<std::vector<page_id>, num_groups> pages;
+  };
+
+  struct group_state {
+    page_pool pool{0};
+    page_geometry geometry{};
+    window_shape window{};
+    int layers = 0;
+    std::byte* memory = nullptr;  ///< [layer in group][page][page_bytes]
+    std::uint64_t memory_bytes = 0;
+  };
+
+  // What one step does to one sequence in one group.
+  struct step_pages {
+    std::int64_t fresh = 0;      ///< pages to take for positions past the last held page
+    bool copy_on_write = false;  ///< the partly filled last page is shared and written
+    std::int64_t write_entry = -1;
+  };
+
+  static constexpr const layer_summary& group_summary(int g) {
+    return Model::layer_summaries[static_cast<std::size_t>(groups::value.info[g].first_layer)];
+  }
+  static constexpr std::uint64_t group_page_bytes(int g) {
+    return page_geometry::make(group_summary(g), page_tokens, layout).page_bytes;
+  }
+  static constexpr std::uint64_t group_layers(int g) {
+    return static_cast<std::uint64_t>(groups::value.info[g].layers);
+  }
+
+  void build(const std::array<std::int64_t, num_groups>& pages) {
+    for (int g = 0; g < num_groups; ++g) {
+      group_state& group = groups_[g];
+      group.pool = page_pool(pages[g]);
+      group.geometry = page_geometry::make(group_summary(g), page_tokens, layout);
+      group.window = group_summary(g).window;
+      group.layers = groups::value.info[g].layers;
+      group.memory_bytes = static_cast<std::uint64_t>(pages[g]) * group.geometry.page_bytes *
+                           static_cast<std::uint64_t>(group.layers);
+      group.memory = allocator_.allocate(group.memory_bytes);
+    }
+    k_scale_.fill(1.0f);
+    v_scale_.fill(1.0f);
+  }
+
+  std::uint32_t checked(sequence_id sequence) const {
+    if (!contains(sequence))
+      throw cache_error(cache_errc::unknown_sequence,
+                        "kvc::kv_cache: sequence " + std::to_string(sequence.slot) +
+                            " (generation " + std::to_string(sequence.generation) +
+                            ") is unknown or released");
+    return sequence.slot;
+  }
+
+  // The group of a layer that may be read (its own cache or the one it shares).
+  int any_group(int layer) const {
+    if (layer < 0 || layer >= num_layers || groups::value.group[layer] < 0)
+      throw cache_error(cache_errc::invalid_layer, "kvc::kv_cache: layer " + std::to_string(layer) +
+                                                       " does not exist or keeps no KV cache");
+    return groups::value.group[layer];
+  }
+  // The group of a layer that may be written (one that owns its cache).
+  int owning_group(int layer) const {
+    const int g = any_group(layer);
+    if (!Model::layer_summaries[static_cast<std::size_t>(layer)].owns_cache())
+      throw cache_error(cache_errc::invalid_layer,
+                        "kvc::kv_cache: layer " + std::to_string(layer) + " reads layer " +
+                            std::to_string(source_of(layer)) + "'s cache and owns none");
+    return g;
+  }
+  static int source_of(int layer) {
+    const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(layer)];
+    return s.kind == layer_kind::shared_kv ? s.source_layer : layer;
+  }
+
+  void no_open_plan(const char* what) const {
+    if (open_ticket_ != 0)
+      throw cache_error(cache_errc::plan_conflict,
+                        std::string("kvc::kv_cache::") + what +
+                            ": an append plan is open; commit or abort it first");
+  }
+  void is_open(const append_plan& plan, const char* what) const {
+    if (plan.owner_ != this || plan.ticket_ == 0 || plan.ticket_ != open_ticket_)
+      throw cache_error(cache_errc::plan_conflict, std::string("kvc::kv_cache::") + what +
+                                                       ": the plan is not this cache's open plan");
+  }
+  void close(append_plan& plan) {
+    open_ticket_ = 0;
+    plan.ticket_ = 0;
+  }
+
+  static void check_input(const kv_input& input, std::int64_t tokens, int heads, int dim, int layer,
+                          const char* what) {
+    if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 &&
+        input.type != dtype_id::bf16)
+      throw cache_error(cache_errc::dtype_mismatch,
+                        std::string("kvc::kv_cache: ") + what + " of layer " +
+                            std::to_string(layer) + " is " + std::string(dtype_name(input.type)) +
+                            "; K/V inputs must be fp32, fp16 or bf16");
+    if (input.tokens != tokens || input.heads != heads || input.dim != dim ||
+        (input.data == nullptr && tokens > 0))
+      throw cache_error(cache_errc::shape_mismatch,
+                        std::string("kvc::kv_cache: ") + what + " of layer " +
+                            std::to_string(layer) + " is [" + std::to_string(input.tokens) + "][" +
+                            std::to_string(input.heads) + "][" + std::to_string(input.dim) +
+                            "], the layer needs [" + std::to_string(tokens) + "][" +
+                            std::to_string(heads) + "][" + std::to_string(dim) + "]");
+  }
+
+  step_pages step_pages_of(std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) const {
+    step_pages s;
+    if (tokens == 0) return s;
+    const window_shape& window = groups_[g].window;
+    const std::int64_t m = n + tokens;
+    const auto old_kept = window.pages_kept(n, page_tokens);
+    const auto new_kept = window.pages_kept(m, page_tokens);
+    s.fresh = fresh_pages(old_kept, new_kept);
+    if (n % page_tokens != 0) {  // the last held page has room: is it written, and shared?
+      const std::int64_t page_end = (n / page_tokens + 1) * page_tokens;
+      const bool written = n < window.sink_end(m) || window.recent_begin(m) < std::min(m, page_end);
+      s.write_entry = old_kept.entry_of(n / page_tokens);
+      s.copy_on_write =
+          written && groups_[g].pool.references(
+                         sequences_[slot].pages[g][static_cast<std::size_t>(s.write_entry)]) > 1;
+    }
+    return s;
+  }
+
+  // Pages kept after the step past the last page held before it: they are taken fresh.
+  static constexpr std::int64_t fresh_pages(const window_shape::kept_pages& old_kept,
+                                            const window_shape::kept_pages& new_kept) {
+    // New kept pages, in entry order, end with those past old_kept.last: count them.
+    std::int64_t fresh = new_kept.last - std::max(old_kept.last + 1, new_kept.recent_first) + 1;
+    fresh = std::max<std::int64_t>(fresh, 0);
+    if (new_kept.sink_pages > old_kept.last + 1) fresh += new_kept.sink_pages - (old_kept.last + 1);
+    return fresh;
+  }
+
+  // The page that holds `position` once the plan's step is committed.
+  page_id page_after_step(const append_plan& plan, std::size_t i, int g,
+                          std::int64_t position) const {
+    const auto& e = plan.entries_[i];
+    const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+    const window_shape& window = groups_[g].window;
+    const std::int64_t page = position / page_tokens;
+    const auto old_kept = window.pages_kept(e.old_length, page_tokens);
+    if (page > old_kept.last) {
+      const auto new_kept = window.pages_kept(e.old_length + e.tokens, page_tokens);
+      const std::int64_t first_fresh = new_kept.count() - (change.new_end - change.new_begin);
+      return plan.new_pages_[static_cast<std::size_t>(change.new_begin + new_kept.entry_of(page) -
+                                                      first_fresh)];
+    }
+    if (change.cow_page >= 0) return change.cow_page;  // only the last held page is written
+    return sequences_[e.slot].pages[g][static_cast<std::size_t>(old_kept.entry_of(page))];
+  }
+
+  std::int64_t tokens_available_in_group(std::uint32_t slot, int g) const {
+    const std::int64_t n = sequences_[slot].length;
+    const std::int64_t free = groups_[g].pool.free_pages();
+    const window_shape& window = groups_[g].window;
+    const auto fits = [&](std::int64_t k) {
+      const step_pages s = step_pages_of(slot, g, n, k);
+      return s.fresh + (s.copy_on_write ? 1 : 0) <= free;
+    };
+    if (!window.bounded()) {  // pages grow with k: the largest k that fits, by bisection
+      std::int64_t low = 0, high = (free + 2) * page_tokens;
+      while (low < high) {
+        const std::int64_t mid = low + (high - low + 1) / 2;
+        if (fits(mid))
+          low = mid;
+        else
+          high = mid - 1;
+      }
+      return low;
+    }
+    // A bounded window's demand is periodic once the step covers the window's pattern:
+    // if nothing up to there fails, nothing ever will.
+    const std::int64_t horizon = window.pattern_horizon(page_tokens) + page_tokens;
+    for (std::int64_t k = 1; k <= horizon; ++k)
+      if (!fits(k)) return k - 1;
+    return unlimited_tokens;
+  }
+
+  std::byte* page_memory(int g, int slot_in_group, page_id page) const {
+    const group_state& group = groups_[g];
+    return group.memory + (static_cast<std::uint64_t>(slot_in_group) *
+                               static_cast<std::uint64_t>(group.pool.capacity()) +
+                           static_cast<std::uint64_t>(page)) *
+                              group.geometry.page_bytes;
+  }
+
+  // Runs fn on a host-writable image of the page, written back if the memory is not the host's.
+  template <class Fn>
+  void with_page(int g, int slot_in_group, page_id page, Fn&& fn) {
+    std::byte* memory = page_memory(g, slot_in_group, page);
+    if constexpr (Allocator::host_accessible) {
+      fn(memory);
+    } else {
+      const std::uint64_t bytes = groups_[g].geometry.page_bytes;
+      staging_.resize(bytes);
+      allocator_.download(staging_.data(), memory, bytes);
+      fn(staging_.data());
+      allocator_.upload(memory, staging_.data(), bytes);
+    }
+  }
+  const std::byte* readable_page(int g, int slot_in_group, page_id page,
+                                 std::vector<std::byte>& staging) const {
+    const std::byte* memory = page_memory(g, slot_in_group, page);
+    if constexpr (Allocator::host_accessible) {
+      return memory;
+    } else {
+      staging.resize(groups_[g].geometry.page_bytes);
+      const_cast<Allocator&>(allocator_).download(staging.data(), memory, staging.size());
+      return staging.data();
+    }
+  }
+
+  static const float* scale_at(const std::byte* memory, std::uint64_t offset) {
+    return reinterpret_cast<const float*>(memory + offset);
+  }
+
+  // Converts one input vector to floats and stores it in the page.
+  void store(dtype_id type, const kv_input& input, std::int64_t row, int head, float inverse_scale,
+             std::byte* values, std::byte* scale) {
+    const int bytes_per_value = dtype_bits(input.type) / 8;
+    const std::byte* source =
+        static_cast<const std::byte*>(input.data) +
+        ((static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(input.heads) +
+          static_cast<std::uint64_t>(head)) *
+         static_cast<std::uint64_t>(input.dim) * static_cast<std::uint64_t>(bytes_per_value));
+    if (input.type == type) {  // fp32, fp16 or bf16 in and out: the bits go as they are
+      std::memcpy(values, source, static_cast<std::size_t>(input.dim * bytes_per_value));
+      return;
+    }
+    scratch_.resize(static_cast<std::size_t>(input.dim));
+    numeric::load_vector(input.type, source, nullptr, input.dim, 1.0f, scratch_.data());
+    numeric::store_vector(type, scratch_.data(), input.dim, inverse_scale, values,
+                          reinterpret_cast<float*>(scale));
+  }
+
+  Allocator allocator_;
+  std::array<group_state, num_groups> groups_;
+  std::vector<sequence_state> sequences_;
+  std::vector<std::uint32_t> free_slots_;
+  std::array<float, num_layers> k_scale_{};
+  std::array<float, num_layers> v_scale_{};
+  std::uint64_t next_ticket_ = 1;
+  std::uint64_t open_ticket_ = 0;
+  std::vector<float> scratch_;
+  std::vector<std::byte> staging_;
+};
+
+}  // namespace kvc

@@ -1,0 +1,57 @@
+#pragma once
+// Layers that own caches of the same shape and window share one page pool and one page
+// table per sequence: page p of a sequence holds the same positions in every layer of the
+// group (each layer has its own memory for it). A Gemma 3 cache has two groups, local and
+// global, so the local layers really hold less. Layers that share another layer's KV use
+// their source's group; recurrent layers have none (-1).
+
+#include <array>
+#include <cstddef>
+
+#include "kvc/model/model.hpp"
+
+namespace kvc {
+
+struct group_info {
+  int first_layer = -1;  ///< a layer of the group (the first), whose summary describes it
+  int layers = 0;        ///< cache-owning layers in the group
+};
+
+template <model_type Model>
+struct layer_groups {
+  static constexpr int num_layers = Model::num_layers;
+
+  struct table {
+    std::array<int, num_layers> group{};  ///< group of each layer (-1: recurrent)
+    std::array<int, num_layers> slot{};   ///< index of the layer's memory within its group
+    std::array<group_info, num_layers> info{};
+    int count = 0;
+  };
+
+  static constexpr table value = [] {
+    table t;
+    const auto& layers = Model::layer_summaries;
+    for (int i = 0; i < num_layers; ++i) {
+      const layer_summary& s = layers[static_cast<std::size_t>(i)];
+      t.group[i] = -1;
+      if (s.kind == layer_kind::shared_kv) {
+        t.group[i] = t.group[s.source_layer];
+        t.slot[i] = t.slot[s.source_layer];
+      } else if (s.owns_cache()) {
+        for (int g = 0; g < t.count && t.group[i] < 0; ++g)
+          if (layers[static_cast<std::size_t>(t.info[g].first_layer)].same_cache_as(s))
+            t.group[i] = g;
+        if (t.group[i] < 0) {
+          t.group[i] = t.count;
+          t.info[t.count++].first_layer = i;
+        }
+        t.slot[i] = t.info[t.group[i]].layers++;
+      }
+    }
+    return t;
+  }();
+
+  static constexpr int num_groups = value.count;
+};
+
+}  // namespace kvc
