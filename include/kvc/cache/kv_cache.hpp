@@ -35,6 +35,7 @@
 #include "kvc/model/model.hpp"
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/numeric/convert.hpp"
+#include "kvc/numeric/host_vector.hpp"
 #include "kvc/numeric/vector.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
@@ -806,23 +807,16 @@ class kv_cache {
     return reinterpret_cast<const float*>(memory + offset);
   }
 
-  // Converts one input vector to floats and stores it in the page.
-  void store(dtype_id type, const kv_input& input, std::int64_t row, int head, float inverse_scale,
-             std::byte* values, std::byte* scale) {
-    const int bytes_per_value = dtype_bits(input.type) / 8;
-    const std::byte* source =
-        static_cast<const std::byte*>(input.data) +
-        ((static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(input.heads) +
-          static_cast<std::uint64_t>(head)) *
-         static_cast<std::uint64_t>(input.dim) * static_cast<std::uint64_t>(bytes_per_value));
-    if (input.type == type) {  // fp32, fp16 or bf16 in and out: the bits go as they are
-      std::memcpy(values, source, static_cast<std::size_t>(input.dim * bytes_per_value));
-      return;
-    }
-    scratch_.resize(static_cast<std::size_t>(input.dim));
-    numeric::load_vector(input.type, source, nullptr, input.dim, 1.0f, scratch_.data());
-    numeric::store_vector(type, scratch_.data(), input.dim, inverse_scale, values,
-                          reinterpret_cast<float*>(scale));
+  // Converts one input vector and stores it in the page.
+  static void store(dtype_id type, const kv_input& input, std::int64_t row, int head,
+                    float inverse_scale, std::byte* values, std::byte* scale) {
+    const auto vector = static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(input.heads) +
+                        static_cast<std::uint64_t>(head);
+    const std::byte* source = static_cast<const std::byte*>(input.data) +
+                              vector * static_cast<std::uint64_t>(input.dim) *
+                                  static_cast<std::uint64_t>(dtype_bits(input.type) / 8);
+    numeric::store_converted(input.type, source, type, input.dim, inverse_scale, values,
+                             reinterpret_cast<float*>(scale));
   }
 
   Allocator allocator_;
@@ -833,7 +827,6 @@ class kv_cache {
   std::array<float, num_layers> v_scale_{};
   std::uint64_t next_ticket_ = 1;
   std::uint64_t open_ticket_ = 0;
-  std::vector<float> scratch_;
   std::vector<std::byte> staging_;
 };
 

@@ -1,0 +1,216 @@
+#pragma once
+// AVX2 + F16C versions of the host conversions, 8 values at a time, bit for bit the same as
+// the scalar functions of vector.hpp (tests compare them on every dtype pair). They carry
+// their own target attribute, so the library needs no -mavx2: host_vector.hpp calls them
+// only when the CPU reports AVX2 and F16C. Only for x86-64 with GCC or Clang.
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
+#define KVC_X86_SIMD 1
+
+#include <cpuid.h>
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "kvc/numeric/fp8.hpp"
+#include "kvc/numeric/half.hpp"
+#include "kvc/numeric/quantize.hpp"
+#include "kvc/policy/storage.hpp"
+
+namespace kvc::numeric::x86 {
+
+inline bool cpu_has_avx2_f16c() {
+  static const bool supported = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
+    return f16c && __builtin_cpu_supports("avx2");
+  }();
+  return supported;
+}
+
+/// 8 floats from fp32, fp16 or bf16 storage.
+[[gnu::target("avx2,f16c")]] inline __m256 load8(dtype_id type, const void* source) {
+  switch (type) {
+    case dtype_id::fp16:
+      return _mm256_cvtph_ps(_mm_loadu_si128(static_cast<const __m128i*>(source)));
+    case dtype_id::bf16:
+      return _mm256_castsi256_ps(_mm256_slli_epi32(
+          _mm256_cvtepu16_epi32(_mm_loadu_si128(static_cast<const __m128i*>(source))), 16));
+    default:
+      return _mm256_loadu_ps(static_cast<const float*>(source));
+  }
+}
+
+[[gnu::target("avx2,f16c")]] inline __m256i nan_lanes(__m256 x) {
+  return _mm256_castps_si256(_mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+// 8 lanes of 32-bit values below 2^16, to 8 x u16.
+[[gnu::target("avx2,f16c")]] inline __m128i narrow16(__m256i v) {
+  return _mm_packus_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+}
+// 8 lanes of 32-bit values below 2^8, to 8 bytes in the low half.
+[[gnu::target("avx2,f16c")]] inline __m128i narrow8(__m256i v) {
+  const __m128i words = narrow16(v);
+  return _mm_packus_epi16(words, words);
+}
+
+// code holds the kept bits; the lowest `dropped` bits of `source` were cut off (per lane).
+[[gnu::target("avx2,f16c")]] inline __m256i round_half_even(__m256i code, __m256i source,
+                                                            __m256i dropped) {
+  const __m256i one = _mm256_set1_epi32(1);
+  const __m256i rest =
+      _mm256_and_si256(source, _mm256_sub_epi32(_mm256_sllv_epi32(one, dropped), one));
+  const __m256i half = _mm256_sllv_epi32(one, _mm256_sub_epi32(dropped, one));
+  // rest and half are below 2^31, so signed comparisons are exact.
+  const __m256i above = _mm256_cmpgt_epi32(rest, half);
+  const __m256i tie_odd = _mm256_and_si256(_mm256_cmpeq_epi32(rest, half),
+                                           _mm256_cmpeq_epi32(_mm256_and_si256(code, one), one));
+  return _mm256_sub_epi32(code, _mm256_or_si256(above, tie_odd));  // -(-1) adds one
+}
+
+/// minifloat<ExpBits, ManBits>::round_magnitude on 8 lanes of float bits (sign cleared).
+template <int ExpBits, int ManBits>
+[[gnu::target("avx2,f16c")]] inline __m256i round_magnitude8(__m256i abs_bits) {
+  constexpr int bias = (1 << (ExpBits - 1)) - 1;
+  constexpr int dropped_normal = 23 - ManBits;
+  const __m256i mantissa = _mm256_and_si256(abs_bits, _mm256_set1_epi32(0x7FFFFF));
+  const __m256i exponent_field = _mm256_srli_epi32(abs_bits, 23);
+  // Normal numbers of the target.
+  const __m256i normal_code = _mm256_or_si256(
+      _mm256_slli_epi32(_mm256_sub_epi32(exponent_field, _mm256_set1_epi32(127 - bias)), ManBits),
+      _mm256_srli_epi32(mantissa, dropped_normal));
+  const __m256i normal = round_half_even(normal_code, mantissa, _mm256_set1_epi32(dropped_normal));
+  // Subnormals of the target: units of 2^(1 - bias - ManBits).
+  const __m256i has_exponent = _mm256_cmpgt_epi32(exponent_field, _mm256_setzero_si256());
+  const __m256i significand =
+      _mm256_or_si256(mantissa, _mm256_and_si256(has_exponent, _mm256_set1_epi32(0x800000)));
+  const __m256i true_exponent =
+      _mm256_blendv_epi8(_mm256_set1_epi32(-126),
+                         _mm256_sub_epi32(exponent_field, _mm256_set1_epi32(127)), has_exponent);
+  const __m256i dropped =
+      _mm256_sub_epi32(_mm256_set1_epi32(23 + 1 - bias - ManBits), true_exponent);
+  const __m256i too_small = _mm256_cmpgt_epi32(dropped, _mm256_set1_epi32(31));
+  const __m256i subnormal = _mm256_andnot_si256(
+      too_small, round_half_even(_mm256_srlv_epi32(significand, dropped), significand, dropped));
+  const __m256i is_normal = _mm256_cmpgt_epi32(exponent_field, _mm256_set1_epi32(127 - bias));
+  return _mm256_blendv_epi8(subnormal, normal, is_normal);
+}
+
+// The 8-bit codes of 8 floats in an fp8 format that saturates at LargestCode.
+template <int ExpBits, int ManBits, std::uint32_t LargestCode>
+[[gnu::target("avx2,f16c")]] inline __m128i fp8_from8(__m256 x) {
+  const __m256i bits = _mm256_castps_si256(x);
+  const __m256i abs_bits = _mm256_and_si256(bits, _mm256_set1_epi32(0x7FFFFFFF));
+  __m256i code = _mm256_min_epu32(round_magnitude8<ExpBits, ManBits>(abs_bits),
+                                  _mm256_set1_epi32(static_cast<int>(LargestCode)));
+  code =
+      _mm256_or_si256(code, _mm256_and_si256(_mm256_srli_epi32(bits, 24), _mm256_set1_epi32(0x80)));
+  code = _mm256_blendv_epi8(code, _mm256_set1_epi32(canonical_nan8), nan_lanes(x));
+  return narrow8(code);
+}
+
+// Symmetric quantization of a whole vector (dim a multiple of 8) to int8 (Levels 127) or
+// packed int4 (Levels 7); returns the scale.
+template <int Levels>
+[[gnu::target("avx2,f16c")]] inline float quantize_vector(dtype_id in_type, const std::byte* in,
+                                                          int in_bytes, int dim, std::byte* out) {
+  const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+  __m256 most = _mm256_setzero_ps();
+  __m256i any_nan = _mm256_setzero_si256();
+  for (int i = 0; i < dim; i += 8) {
+    const __m256 x = load8(in_type, in + i * in_bytes);
+    any_nan = _mm256_or_si256(any_nan, nan_lanes(x));
+    most = _mm256_max_ps(most, _mm256_andnot_ps(sign_bit, x));
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, most);
+  float amax = 0.0f;
+  for (float lane : lanes) amax = lane > amax ? lane : amax;
+  if (!_mm256_testz_si256(any_nan, any_nan)) amax = __builtin_nanf("");
+  const __m256 inverse = _mm256_set1_ps(symmetric_quantizer<Levels>::inverse_scale_for(amax));
+  const __m256 high = _mm256_set1_ps(static_cast<float>(Levels));
+  const __m256 low = _mm256_set1_ps(-static_cast<float>(Levels));
+  for (int i = 0; i < dim; i += 8) {
+    __m256 t = _mm256_mul_ps(load8(in_type, in + i * in_bytes), inverse);
+    t = _mm256_andnot_ps(_mm256_cmp_ps(t, t, _CMP_UNORD_Q), t);  // NaN -> 0
+    t = _mm256_min_ps(_mm256_max_ps(t, low), high);
+    const __m256i levels =
+        _mm256_cvttps_epi32(_mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m128i words =
+        _mm_packs_epi32(_mm256_castsi256_si128(levels), _mm256_extracti128_si256(levels, 1));
+    const __m128i bytes = _mm_packs_epi16(words, words);
+    if constexpr (Levels == 127) {
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(out + i), bytes);
+    } else {  // bytes b0..b7 -> (b0 & 15) | b1 << 4, ...: keep low nibbles, fold odd bytes in
+      const auto packed = static_cast<std::uint64_t>(_mm_cvtsi128_si64(bytes));
+      const std::uint64_t nibbles = packed & 0x0F0F0F0F0F0F0F0Full;
+      const std::uint64_t folded = nibbles | (nibbles >> 4);
+      for (int j = 0; j < 4; ++j) out[i / 2 + j] = static_cast<std::byte>(folded >> (16 * j));
+    }
+  }
+  return symmetric_quantizer<Levels>::scale_for(amax);
+}
+
+/// Converts dim values (a multiple of 8) of in_type (fp32, fp16, bf16) and stores them as
+/// out_type, like load_vector followed by store_vector.
+[[gnu::target("avx2,f16c")]] inline void store_converted(dtype_id in_type, const void* input,
+                                                         dtype_id out_type, int dim,
+                                                         float fp8_inverse_scale, void* values,
+                                                         float* scale) {
+  const auto* in = static_cast<const std::byte*>(input);
+  const int in_bytes = dtype_bits(in_type) / 8;
+  auto* out = static_cast<std::byte*>(values);
+  const __m256 fp8_inverse = _mm256_set1_ps(fp8_inverse_scale);
+  switch (out_type) {
+    case dtype_id::fp32:
+      for (int i = 0; i < dim; i += 8)
+        _mm256_storeu_ps(reinterpret_cast<float*>(out) + i, load8(in_type, in + i * in_bytes));
+      return;
+    case dtype_id::fp16:
+      for (int i = 0; i < dim; i += 8) {
+        const __m256 x = load8(in_type, in + i * in_bytes);
+        const __m128i half = _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m128i nan = _mm_packs_epi32(_mm256_castsi256_si128(nan_lanes(x)),
+                                            _mm256_extracti128_si256(nan_lanes(x), 1));
+        _mm_storeu_si128(
+            reinterpret_cast<__m128i*>(out + i * 2),
+            _mm_blendv_epi8(half, _mm_set1_epi16(static_cast<short>(canonical_nan16)), nan));
+      }
+      return;
+    case dtype_id::bf16:
+      for (int i = 0; i < dim; i += 8) {
+        const __m256 x = load8(in_type, in + i * in_bytes);
+        const __m256i bits = _mm256_castps_si256(x);
+        const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+        __m256i rounded = _mm256_srli_epi32(
+            _mm256_add_epi32(bits, _mm256_add_epi32(_mm256_set1_epi32(0x7FFF), odd)), 16);
+        rounded = _mm256_blendv_epi8(rounded, _mm256_set1_epi32(canonical_nan16), nan_lanes(x));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i * 2), narrow16(rounded));
+      }
+      return;
+    case dtype_id::fp8_e4m3:
+      for (int i = 0; i < dim; i += 8)
+        _mm_storel_epi64(
+            reinterpret_cast<__m128i*>(out + i),
+            fp8_from8<4, 3, 0x7Eu>(_mm256_mul_ps(load8(in_type, in + i * in_bytes), fp8_inverse)));
+      return;
+    case dtype_id::fp8_e5m2:
+      for (int i = 0; i < dim; i += 8)
+        _mm_storel_epi64(
+            reinterpret_cast<__m128i*>(out + i),
+            fp8_from8<5, 2, 0x7Bu>(_mm256_mul_ps(load8(in_type, in + i * in_bytes), fp8_inverse)));
+      return;
+    case dtype_id::int8:
+      *scale = quantize_vector<127>(in_type, in, in_bytes, dim, out);
+      return;
+    case dtype_id::int4:
+      *scale = quantize_vector<7>(in_type, in, in_bytes, dim, out);
+      return;
+  }
+}
+
+}  // namespace kvc::numeric::x86
+
+#endif
