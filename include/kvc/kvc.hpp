@@ -1,12 +1,18 @@
 #pragma once
-// The umbrella header: policies, model composition, footprint and numerics.
+// The umbrella header: policies, model composition, footprint, numerics and the cache.
+// (The gallery is include/kvc/models/gallery.hpp; CUDA device memory is
+// include/kvc/backend/cuda/device_allocator.hpp.)
 
+#include "kvc/cache/kv_cache.hpp"
 #include "kvc/config.hpp"
 #include "kvc/model/footprint.hpp"
 #include "kvc/model/layer.hpp"
 #include "kvc/model/model.hpp"
+#include "kvc/model/page_geometry.hpp"
 #include "kvc/numeric/convert.hpp"
+#include "kvc/numeric/host_vector.hpp"
 #include "kvc/numeric/quantize.hpp"
+#include "kvc/numeric/vector.hpp"
 #include "kvc/policy/family.hpp"
 #include "kvc/policy/head_dim.hpp"
 #include "kvc/policy/heads.hpp"

@@ -617,15 +617,21 @@ class kv_cache {
   }
 
   void build(const std::array<std::int64_t, num_groups>& pages) {
-    for (int g = 0; g < num_groups; ++g) {
-      group_state& group = groups_[g];
-      group.pool = page_pool(pages[g]);
-      group.geometry = page_geometry::make(group_summary(g), page_tokens, layout);
-      group.window = group_summary(g).window;
-      group.layers = groups::value.info[g].layers;
-      group.memory_bytes = static_cast<std::uint64_t>(pages[g]) * group.geometry.page_bytes *
-                           static_cast<std::uint64_t>(group.layers);
-      group.memory = allocator_.allocate(group.memory_bytes);
+    try {
+      for (int g = 0; g < num_groups; ++g) {
+        group_state& group = groups_[g];
+        group.pool = page_pool(pages[g]);
+        group.geometry = page_geometry::make(group_summary(g), page_tokens, layout);
+        group.window = group_summary(g).window;
+        group.layers = groups::value.info[g].layers;
+        group.memory_bytes = static_cast<std::uint64_t>(pages[g]) * group.geometry.page_bytes *
+                             static_cast<std::uint64_t>(group.layers);
+        group.memory = allocator_.allocate(group.memory_bytes);
+      }
+    } catch (...) {  // the destructor will not run: give back what was taken
+      for (group_state& group : groups_)
+        if (group.memory != nullptr) allocator_.deallocate(group.memory, group.memory_bytes);
+      throw;
     }
     k_scale_.fill(1.0f);
     v_scale_.fill(1.0f);
