@@ -3,6 +3,8 @@
 
 #include <cuda_runtime.h>
 
+#include "device_present.hpp"
+
 #include <cstdio>
 #include <vector>
 
@@ -31,11 +33,7 @@ void fill(Cache& cache, sequence_id s, int tokens, float start) {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device\n");
-    return 0;
-  }
+  if (!kvc::testing::device_present()) return 0;
   kv_cache<small_model, paged<4>, cuda::device_allocator> device(capacity_pages{32});
   kv_cache<small_model, paged<4>> host(capacity_pages{32});
   const sequence_id d = device.add_sequence(), h = host.add_sequence();

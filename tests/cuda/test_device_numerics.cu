@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 
+#include "device_present.hpp"
+
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -72,11 +74,7 @@ int count_differences(const T* a, const T* b, int n, const char* what) {
 }  // namespace
 
 int main() {
-  int devices = 0;
-  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
-    std::printf("SKIPPED: no CUDA device\n");
-    return 0;
-  }
+  if (!kvc::testing::device_present()) return 0;
   std::vector<float> finite(sweep);
   for (int i = 0; i < sweep; ++i)
     finite[i] = static_cast<float>((static_cast<long long>(i) * 7919) % 2001 - 1000) / 37.0f;
