@@ -105,6 +105,42 @@ TEST_CASE("AVX2 conversions give the portable bits") {
       compare_paths(in, out, poisoned, 64);
     }
 }
+
+TEST_CASE("AVX2 loads give the portable floats for every stored bit pattern") {
+  if (!x86::cpu_has_avx2_f16c()) {
+    WARN("SKIPPED: this CPU has no AVX2 + F16C");
+    return;
+  }
+  // Every byte pattern (and for 16-bit types every pattern of the low and high byte pairs).
+  std::vector<std::byte> stored(65536 * 4);
+  for (std::size_t i = 0; i < stored.size(); ++i)
+    stored[i] = static_cast<std::byte>((i * 2654435761u) >> 11);
+  for (std::size_t i = 0; i < 65536; ++i) {
+    const auto h = static_cast<std::uint16_t>(i);
+    std::memcpy(stored.data() + 2 * i, &h, 2);  // every 16-bit pattern in the first 128 KiB
+  }
+  for (std::size_t i = 0; i < 256; ++i) stored[131072 + i] = static_cast<std::byte>(i);
+  const float vector_scale = 0.37f;
+  for (dtype_id type : {dtype_id::fp32, dtype_id::fp16, dtype_id::bf16, dtype_id::fp8_e4m3,
+                        dtype_id::fp8_e5m2, dtype_id::int8, dtype_id::int4}) {
+    const int bits = dtype_bits(type);
+    const int dim = 64;
+    const std::size_t vector_bytes = static_cast<std::size_t>(dim * bits / 8);
+    for (std::size_t start = 0; start + vector_bytes <= stored.size(); start += vector_bytes) {
+      float fast[64], portable[64];
+      x86::load_converted(type, stored.data() + start, &vector_scale, dim, 2.5f, fast);
+      load_vector(type, stored.data() + start, &vector_scale, dim, 2.5f, portable);
+      for (int i = 0; i < dim; ++i) {
+        INFO(dtype_name(type) << " at byte " << start << " value " << i);
+        if (std::isnan(portable[i]))
+          REQUIRE(std::isnan(fast[i]));
+        else
+          REQUIRE(std::memcmp(&fast[i], &portable[i], 4) == 0);
+      }
+    }
+  }
+}
+
 #else
 TEST_CASE("AVX2 conversions give the portable bits") {
   WARN("SKIPPED: no x86-64 SIMD path for this compiler");

@@ -1,7 +1,8 @@
 #pragma once
 // Host-side conversion of one token-head vector from an input dtype (fp32, fp16, bf16) into
-// a storage dtype: the AVX2 + F16C path when the CPU has it and dim is a multiple of 8, the
-// portable KVC_HOST_DEVICE functions of vector.hpp otherwise. Both give the same bits.
+// a storage dtype, and back to floats: the AVX2 + F16C path when the CPU has it and dim is a
+// multiple of 8, the portable KVC_HOST_DEVICE functions of vector.hpp otherwise. Both give
+// the same bits.
 
 #include <cstddef>
 #include <cstring>
@@ -44,6 +45,18 @@ inline void store_converted(dtype_id in_type, const void* in, dtype_id out_type,
   }
 #endif
   store_converted_portable(in_type, in, out_type, dim, fp8_inverse_scale, values, scale);
+}
+
+/// Loads dim stored values of `type` as floats (the inverse of store_converted).
+inline void load_converted(dtype_id type, const void* values, const float* vector_scale, int dim,
+                           float fp8_scale, float* out) {
+#if defined(KVC_X86_SIMD)
+  if (dim % 8 == 0 && x86::cpu_has_avx2_f16c()) {
+    x86::load_converted(type, values, vector_scale, dim, fp8_scale, out);
+    return;
+  }
+#endif
+  load_vector(type, values, vector_scale, dim, fp8_scale, out);
 }
 
 }  // namespace kvc::numeric

@@ -211,6 +211,68 @@ template <int Levels>
   }
 }
 
+// 8 stored values of any dtype as floats (int4: 8 values = 4 bytes). fp8 decodes exactly
+// through fp16: e5m2 is an fp16's top byte; e4m3 moved into fp16's fields is 2^-8 of itself.
+[[gnu::target("avx2,f16c")]] inline __m256 decode8(dtype_id type, const std::byte* source,
+                                                   __m256 scale) {
+  switch (type) {
+    case dtype_id::fp32:
+    case dtype_id::fp16:
+    case dtype_id::bf16:
+      return load8(type, source);
+    case dtype_id::fp8_e5m2: {
+      const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(source));
+      const __m128i halves = _mm_unpacklo_epi8(_mm_setzero_si128(), bytes);
+      return _mm256_mul_ps(_mm256_cvtph_ps(halves), scale);
+    }
+    case dtype_id::fp8_e4m3: {
+      const __m128i bytes =
+          _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(source)));
+      const __m128i sign = _mm_slli_epi16(_mm_and_si128(bytes, _mm_set1_epi16(0x80)), 8);
+      const __m128i magnitude = _mm_and_si128(bytes, _mm_set1_epi16(0x7F));
+      const __m128i halves = _mm_or_si128(sign, _mm_slli_epi16(magnitude, 7));
+      const __m256 value = _mm256_mul_ps(_mm256_cvtph_ps(halves), _mm256_set1_ps(256.0f));
+      const __m256 nan = _mm256_castsi256_ps(
+          _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(magnitude, _mm_set1_epi16(0x7F))));
+      return _mm256_mul_ps(_mm256_blendv_ps(value, _mm256_set1_ps(__builtin_nanf("")), nan), scale);
+    }
+    case dtype_id::int8: {
+      const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(source));
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), scale);
+    }
+    case dtype_id::int4: {
+      std::uint32_t packed;
+      std::memcpy(&packed, source, 4);
+      // Nibble i to lane i: shift each lane's byte by 4 * (i % 2), then sign-extend 4 bits.
+      const __m256i bytes = _mm256_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(packed)));
+      const __m256i spread =
+          _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3));
+      const __m256i nibbles =
+          _mm256_and_si256(_mm256_srlv_epi32(spread, _mm256_setr_epi32(0, 4, 0, 4, 0, 4, 0, 4)),
+                           _mm256_set1_epi32(0xF));
+      const __m256i levels =
+          _mm256_sub_epi32(_mm256_xor_si256(nibbles, _mm256_set1_epi32(8)), _mm256_set1_epi32(8));
+      return _mm256_mul_ps(_mm256_cvtepi32_ps(levels), scale);
+    }
+  }
+  return _mm256_setzero_ps();
+}
+
+/// Loads dim stored values (a multiple of 8) as floats, like load_vector: fp8 multiplied by
+/// the layer's scale, int8 / int4 by the vector's own.
+[[gnu::target("avx2,f16c")]] inline void load_converted(dtype_id type, const void* values,
+                                                        const float* vector_scale, int dim,
+                                                        float fp8_scale, float* out) {
+  const auto* in = static_cast<const std::byte*>(values);
+  const int bits = dtype_bits(type);
+  const float s = dtype_scaling(type) == scaling::per_token_head ? *vector_scale
+                  : dtype_scaling(type) == scaling::per_layer    ? fp8_scale
+                                                                 : 1.0f;
+  const __m256 scale = _mm256_set1_ps(s);
+  for (int i = 0; i < dim; i += 8)
+    _mm256_storeu_ps(out + i, decode8(type, in + i * bits / 8, scale));
+}
+
 }  // namespace kvc::numeric::x86
 
 #endif

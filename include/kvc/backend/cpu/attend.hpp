@@ -1,0 +1,137 @@
+#pragma once
+// The one loop every CPU attention runs: a set of query rows, each with its position and
+// running softmax state, takes in blocks of keys and values (floats), masking by the window
+// and causality, soft-capping, and accumulating e^{s - m} v. Decode and prefill differ only
+// in which rows they gather and where the key blocks come from.
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "kvc/attention/online_softmax.hpp"
+#include "kvc/backend/cpu/block_kernels.hpp"
+#include "kvc/policy/window.hpp"
+
+namespace kvc::cpu {
+
+/// Query rows and their running state, all in caller-provided memory.
+struct row_block {
+  int rows = 0;
+  int k_dim = 0;
+  int v_dim = 0;
+  const float* q = nullptr;                 ///< [rows][k_dim], already multiplied by the scale
+  const std::int64_t* positions = nullptr;  ///< [rows] query positions
+  float* acc = nullptr;                     ///< [rows][v_dim] sum of e^{s - m} v
+  float* m = nullptr;                       ///< [rows] largest score
+  float* l = nullptr;                       ///< [rows] sum of e^{s - m}
+
+  void reset() const {
+    for (int r = 0; r < rows; ++r) {
+      m[r] = attention::negative_infinity;
+      l[r] = 0.0f;
+    }
+    for (int i = 0; i < rows * v_dim; ++i) acc[i] = 0.0f;
+  }
+};
+
+/// Per-thread buffers, grown on first use and kept: nothing is allocated once warm.
+struct thread_buffers {
+  std::vector<float> keys, values, scores, q, acc, m, l;
+  std::vector<std::int64_t> positions;
+
+  static thread_buffers& mine() {
+    thread_local thread_buffers buffers;
+    return buffers;
+  }
+  template <class T>
+  static T* fit(std::vector<T>& v, std::size_t n) {
+    if (v.size() < n) v.resize(n);
+    return v.data();
+  }
+};
+
+namespace detail {
+// Whether every key of [first, last] is visible to the query at `position`: the ends are, and
+// the visible keys of every window but streaming form one interval.
+inline bool all_visible(const window_shape& window, std::int64_t position, std::int64_t first,
+                        std::int64_t last) {
+  return window.kind != window_kind::streaming && window.visible(position, first) &&
+         window.visible(position, last);
+}
+}  // namespace detail
+
+/// Takes in `tokens` keys at positions first_position, first_position + 1, ...
+/// scores: scratch of rows * key_block floats.
+inline void attend_block(const block_kernels& kernels, const row_block& rows, const float* keys,
+                         int k_stride, const float* values, int v_stride, int tokens,
+                         std::int64_t first_position, const window_shape& window, float softcap,
+                         float* scores) {
+  kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores);
+  const std::int64_t last_position = first_position + tokens - 1;
+  for (int r = 0; r < rows.rows; ++r) {
+    float* s = scores + r * key_block;
+    const std::int64_t position = rows.positions[r];
+    const bool unmasked = detail::all_visible(window, position, first_position, last_position);
+    float block_max = attention::negative_infinity;
+    for (int t = 0; t < tokens; ++t) {
+      float x = s[t];
+      if (!unmasked && !window.visible(position, first_position + t)) {
+        x = attention::negative_infinity;
+      } else if (softcap > 0.0f) {
+        x = softcap * std::tanh(x / softcap);
+      }
+      s[t] = x;
+      block_max = x > block_max ? x : block_max;
+    }
+    for (int t = tokens; t < key_block; ++t) s[t] = attention::negative_infinity;
+    attention::softmax_state state{rows.m[r], rows.l[r]};
+    const float factor = state.rescale_for(block_max);
+    if (factor != 1.0f)
+      for (int d = 0; d < rows.v_dim; ++d) rows.acc[r * rows.v_dim + d] *= factor;
+    rows.m[r] = state.m;
+    rows.l[r] = state.l;
+    // Before any visible key m is -inf: shift by 0 so that masked scores give e^-inf = 0.
+    const float shift = state.m == attention::negative_infinity ? 0.0f : state.m;
+    for (int t = 0; t < key_block; ++t) s[t] -= shift;
+  }
+  kernels.exp_block(scores, rows.rows * key_block);
+  for (int r = 0; r < rows.rows; ++r) {
+    float sum = 0.0f;
+    for (int t = 0; t < tokens; ++t) sum += scores[r * key_block + t];
+    rows.l[r] += sum;
+  }
+  kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc);
+}
+
+/// Merges `parts` partial states of one row into out / lse: part p's m, l and acc start at
+/// m + p * part_stride, l + p * part_stride and acc + p * part_stride.
+inline void finish_row(const float* m, const float* l, const float* acc, int parts,
+                       std::size_t part_stride, int v_dim, float* out, float* lse) {
+  float most = attention::negative_infinity;
+  for (int p = 0; p < parts; ++p) most = m[p * part_stride] > most ? m[p * part_stride] : most;
+  float total = 0.0f;
+  for (int p = 0; p < parts; ++p)
+    if (l[p * part_stride] != 0.0f || std::isnan(l[p * part_stride]))
+      total += l[p * part_stride] * std::exp(m[p * part_stride] - most);
+  for (int d = 0; d < v_dim; ++d) out[d] = 0.0f;
+  if (total == 0.0f) {  // no visible key
+    *lse = attention::negative_infinity;
+    return;
+  }
+  for (int p = 0; p < parts; ++p) {
+    if (l[p * part_stride] == 0.0f) continue;
+    const float w = std::exp(m[p * part_stride] - most) / total;
+    const float* a = acc + p * part_stride;
+    for (int d = 0; d < v_dim; ++d) out[d] += w * a[d];
+  }
+  *lse = most + std::log(total);
+}
+
+/// A learned sink logit joins the softmax denominator without a value.
+inline void apply_sink(float sink_logit, int v_dim, float* out, float* lse) {
+  const attention::merge_weights w = attention::merge_weights_for(*lse, sink_logit);
+  for (int d = 0; d < v_dim; ++d) out[d] = w.a == 0.0f ? 0.0f : out[d] * w.a;
+  *lse = w.lse;
+}
+
+}  // namespace kvc::cpu

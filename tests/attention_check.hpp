@@ -1,0 +1,76 @@
+#pragma once
+// Shared by the attention tests: a cache of one layer per storage dtype for a layer shape,
+// filled with random K/V, and the comparison of a backend's output with the reference.
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kvc/attention/params.hpp"
+#include "kvc/cache/kv_cache.hpp"
+#include "reference/reference_attention.hpp"
+
+namespace kvc::testing {
+
+/// One layer of Shape<storage<T>> for every storage dtype T, in this order.
+template <template <class> class Shape>
+struct every_dtype_model
+    : stack<repeat<1, Shape<storage<fp32>>>, repeat<1, Shape<storage<fp16>>>,
+            repeat<1, Shape<storage<bf16>>>, repeat<1, Shape<storage<fp8_e4m3>>>,
+            repeat<1, Shape<storage<fp8_e5m2>>>, repeat<1, Shape<storage<int8>>>,
+            repeat<1, Shape<storage<int4>>>> {};
+inline constexpr int dtype_layers = 7;
+
+/// Appends `tokens` random tokens (normal, sd `spread`) to every layer of a cache.
+template <class Cache>
+void append_random(Cache& cache, sequence_id sequence, std::int64_t tokens, std::mt19937& rng,
+                   float spread = 1.0f) {
+  std::normal_distribution<float> normal(0.0f, spread);
+  using model = typename Cache::groups;
+  std::vector<std::vector<float>> k(Cache::num_layers), v(Cache::num_layers);
+  std::vector<layer_input> inputs;
+  for (int l = 0; l < Cache::num_layers; ++l) {
+    (void)sizeof(model);
+    const page_geometry& geo = cache.geometry(Cache::group_of_layer(l));
+    k[static_cast<std::size_t>(l)].resize(
+        static_cast<std::size_t>(tokens * geo.kv_heads * geo.k_dim));
+    for (float& x : k[static_cast<std::size_t>(l)]) x = normal(rng);
+    layer_input in{
+        l, fp32_input(k[static_cast<std::size_t>(l)].data(), tokens, geo.kv_heads, geo.k_dim), {}};
+    if (!geo.latent) {
+      v[static_cast<std::size_t>(l)].resize(
+          static_cast<std::size_t>(tokens * geo.kv_heads * geo.v_dim));
+      for (float& x : v[static_cast<std::size_t>(l)]) x = normal(rng);
+      in.v = fp32_input(v[static_cast<std::size_t>(l)].data(), tokens, geo.kv_heads, geo.v_dim);
+    }
+    inputs.push_back(in);
+  }
+  const append_request request{sequence, tokens};
+  cache.append({&request, 1}, inputs);
+}
+
+/// |out - ref| <= 2e-4 max|v| + 1e-5 per value, |lse - ref| <= 1e-4 max(1, |lse|): fp32
+/// accumulation against double, on the same (dequantized) keys and values.
+inline void compare_with_reference(const reference_result& ref,
+                                   const std::vector<std::vector<float>>& values, const float* out,
+                                   float lse, int v_dim) {
+  double largest = 0;
+  for (const auto& v : values)
+    for (float x : v) largest = std::max(largest, std::fabs(static_cast<double>(x)));
+  if (std::isnan(ref.lse)) {
+    for (int d = 0; d < v_dim; ++d) REQUIRE(std::isnan(out[d]));
+    return;
+  }
+  if (std::isinf(ref.lse)) {
+    REQUIRE(std::isinf(lse));
+    REQUIRE(lse < 0);
+  } else {
+    REQUIRE(std::fabs(lse - ref.lse) <= 1e-4 * std::max(1.0, std::fabs(ref.lse)));
+  }
+  for (int d = 0; d < v_dim; ++d)
+    REQUIRE(std::fabs(out[d] - ref.out[static_cast<std::size_t>(d)]) <= 2e-4 * largest + 1e-5);
+}
+
+}  // namespace kvc::testing

@@ -1,0 +1,196 @@
+// CPU decode against the reference backend: the layer shape of every gallery family (head
+// counts scaled down), every storage dtype, windows, soft-caps, learned sinks, MLA, split-K
+// and threads, and the edge cases: a context of one token, windows larger than the context,
+// chunk and page boundaries, a query that sees only sink tokens, very large scores, NaN in K.
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "attention_check.hpp"
+#include "kvc/backend/cpu/decode.hpp"
+
+using namespace kvc;
+using namespace kvc::testing;
+
+namespace {
+
+cpu::thread_pool& pool() {
+  static cpu::thread_pool p(2);
+  return p;
+}
+
+// Decodes every layer of a cache holding `lengths` and checks each against the reference.
+template <template <class> class Shape>
+void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
+                  const std::vector<float>& sink_logits = {}, float q_spread = 1.0f,
+                  int min_split_pages = 16) {
+  using model = every_dtype_model<Shape>;
+  using cache_type = kv_cache<model, paged<16>>;
+  using spec = Shape<storage<fp32>>;
+  constexpr int q_heads = spec::q_heads, kv_heads = spec::kv_heads, group = spec::group_size;
+  constexpr int k_dim = spec::k_dim, v_dim = spec::v_dim;
+  std::int64_t pages = 0;
+  for (std::int64_t n : lengths) pages += n / 16 + 2;
+  cache_type cache(capacity_pages{pages});
+  std::mt19937 rng(seed);
+  std::vector<sequence_id> ids;
+  for (std::int64_t n : lengths) {
+    ids.push_back(cache.add_sequence());
+    if (n > 0) append_random(cache, ids.back(), n, rng);
+  }
+  std::normal_distribution<float> normal(0.0f, q_spread);
+  std::vector<float> q(lengths.size() * q_heads * k_dim);
+  for (float& x : q) x = normal(rng);
+  const attention::attention_params params =
+      attention::attention_params_of<spec>(sink_logits.empty() ? nullptr : sink_logits.data());
+  std::vector<std::vector<float>> keys, values;
+  for (int l = 0; l < dtype_layers; ++l) {
+    const page_table_csr table = cache.page_table(l, ids);
+    const paged_layer_view view = cache.view(l, table);
+    std::vector<float> out(lengths.size() * q_heads * v_dim), lse(lengths.size() * q_heads);
+    const cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_pages);
+    cpu::decode_workspace workspace;
+    cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, pool().ref());
+    for (std::size_t b = 0; b < lengths.size(); ++b) {
+      for (int h = 0; h < q_heads; ++h) {
+        const std::int64_t position = lengths[b] - 1;
+        visible_kv(cache, ids[b], l, h / group, position, spec::window_value, kv_heads, k_dim,
+                   spec::is_latent ? k_dim : v_dim, keys, values);
+        if (spec::is_latent)
+          for (auto& v : values) v.resize(v_dim);  // V: the first `rank` dims of the latent
+        const double sink = sink_logits.empty() ? 0.0 : sink_logits[static_cast<std::size_t>(h)];
+        const reference_result ref =
+            reference_attend(q.data() + (b * q_heads + static_cast<std::size_t>(h)) * k_dim, k_dim,
+                             v_dim, keys, values, spec::softmax_scale_value, spec::softcap::cap,
+                             sink_logits.empty() ? nullptr : &sink);
+        INFO("layer " << l << " ("
+                      << dtype_name(model::layer_summaries[static_cast<std::size_t>(l)].k_type)
+                      << ") sequence " << b << " of length " << lengths[b] << " head " << h);
+        compare_with_reference(ref, values,
+                               out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
+                               lse[b * q_heads + static_cast<std::size_t>(h)], v_dim);
+      }
+    }
+  }
+}
+
+template <class S>
+using gpt2_shape = layer<mha<4>, head_dim<64>, S>;
+template <class S>
+using llama_shape = layer<gqa<8, 2>, head_dim<128>, S>;
+template <class S>
+using qwen_shape = layer<gqa<7, 1>, head_dim<128>, S>;
+template <class S>
+using mistral_shape = layer<gqa<8, 2>, head_dim<128>, sliding_window<40>, S>;
+template <class S>
+using gemma2_shape =
+    layer<gqa<4, 2>, head_dim<64>, sliding_window<24>, S, logit_softcap<50>, inv_sqrt_scale<144>>;
+template <class S>
+using gemma3_shape = layer<mqa<4>, head_dim<64>, sliding_window<20>, S, inv_sqrt_scale<256>>;
+template <class S>
+using llama4_shape = layer<gqa<5, 1>, head_dim<64>, chunked<24>, S>;
+template <class S>
+using streaming_shape = layer<gqa<4, 2>, head_dim<32>, streaming<4, 20>, S>;
+template <class S>
+using gpt_oss_shape = layer<gqa<8, 2>, head_dim<64>, sliding_window<32>, S, learned_sinks>;
+template <class S>
+using deepseek_shape = layer<mqa<16>, latent<64, 16>, S, inv_sqrt_scale<24>>;
+template <class S>
+using odd_dims_shape = layer<gqa<6, 3>, head_dim<20, 12>, S>;  // the portable path
+
+}  // namespace
+
+TEST_CASE("decode: multi-head attention (GPT-2)") { check_decode<gpt2_shape>({1, 17, 150}, 1); }
+TEST_CASE("decode: grouped-query attention (Llama)") { check_decode<llama_shape>({33, 1, 200}, 2); }
+TEST_CASE("decode: groups of 7 (Qwen 2.5)") { check_decode<qwen_shape>({64, 5}, 3); }
+TEST_CASE("decode: sliding window (Mistral), longer and shorter than the window") {
+  check_decode<mistral_shape>({39, 40, 41, 130}, 4);
+}
+TEST_CASE("decode: sliding window with soft-cap and scale (Gemma 2)") {
+  check_decode<gemma2_shape>({10, 47, 100}, 5);
+}
+TEST_CASE("decode: multi-query sliding window (Gemma 3 1B)") {
+  check_decode<gemma3_shape>({21, 96}, 6);
+}
+TEST_CASE("decode: chunked attention at chunk boundaries (Llama 4)") {
+  check_decode<llama4_shape>({23, 24, 25, 48, 49, 100}, 7);
+}
+TEST_CASE("decode: streaming, a query that sees only sink tokens") {
+  check_decode<streaming_shape>({1, 2, 4, 5, 24, 25, 90}, 8);
+}
+TEST_CASE("decode: learned sink logits (gpt-oss)") {
+  check_decode<gpt_oss_shape>({1, 31, 32, 33, 120}, 9,
+                              {0.5f, -1.0f, 3.0f, 0.0f, 10.0f, -5.0f, 1.0f, 2.0f});
+}
+TEST_CASE("decode: multi-head latent attention (DeepSeek)") {
+  check_decode<deepseek_shape>({1, 40, 170}, 10);
+}
+TEST_CASE("decode: dims that are not multiples of 8") {
+  check_decode<odd_dims_shape>({1, 19, 70}, 11);
+}
+TEST_CASE("decode: scores of very large magnitude") {
+  check_decode<llama_shape>({50, 100}, 12, {}, 300.0f);
+}
+TEST_CASE("decode: split-K over many splits equals the reference") {
+  check_decode<llama_shape>({700, 3}, 13, {}, 1.0f, 1);
+  check_decode<deepseek_shape>({300}, 14, {}, 1.0f, 2);
+}
+
+TEST_CASE("decode: a NaN in K makes the output NaN only where it is seen") {
+  using L = layer<gqa<4, 2>, head_dim<16>, sliding_window<8>, storage<fp32>>;
+  struct m : model<1, L> {};
+  kv_cache<m, paged<4>> cache(capacity_pages{16});
+  const sequence_id a = cache.add_sequence(), b = cache.add_sequence();
+  std::vector<float> k(20 * 2 * 16, 0.5f), v(k.size(), 1.0f);
+  k[3 * 32 + 5] = std::numeric_limits<float>::quiet_NaN();  // token 3, head 0
+  const append_request requests[] = {{a, 10}, {b, 10}};     // a: tokens 0-9; b: tokens 10-19
+  const layer_input in{0, fp32_input(k.data(), 20, 2, 16), fp32_input(v.data(), 20, 2, 16)};
+  cache.append(requests, {&in, 1});
+  const sequence_id ids[] = {a, b};
+  const page_table_csr table = cache.page_table(0, ids);
+  std::vector<float> q(2 * 4 * 16, 0.1f), out(2 * 4 * 16), lse(8);
+  cpu::decode(cache.view(0, table), 4, q.data(), out.data(), lse.data(),
+              attention::attention_params_of<L>(), pool().ref());
+  // Sequence a's window (positions 2-9) holds the NaN in head 0: its query heads 0 and 1.
+  CHECK(std::isnan(out[0]));
+  CHECK(std::isnan(out[16]));
+  CHECK(out[32] == Approx(1.0f));  // head 2 reads KV head 1
+  for (int i = 64; i < 128; ++i) CHECK(out[static_cast<std::size_t>(i)] == Approx(1.0f));
+
+  // Once the NaN slides out of the window, the output is finite again.
+  std::mt19937 rng(1);
+  append_random(cache, a, 8, rng);
+  const page_table_csr later = cache.page_table(0, ids);
+  cpu::decode(cache.view(0, later), 4, q.data(), out.data(), lse.data(),
+              attention::attention_params_of<L>(), pool().ref());
+  for (int i = 0; i < 64; ++i) CHECK(std::isfinite(out[static_cast<std::size_t>(i)]));
+}
+
+TEST_CASE("decode: threads and splits change nothing but speed") {
+  using spec = llama_shape<storage<fp16>>;
+  struct m : model<1, spec> {};
+  kv_cache<m, paged<16>> cache(capacity_pages{64});
+  std::mt19937 rng(21);
+  const sequence_id s = cache.add_sequence();
+  append_random(cache, s, 900, rng);
+  const page_table_csr table = cache.page_table(0, std::vector<sequence_id>{s});
+  const paged_layer_view view = cache.view(0, table);
+  std::vector<float> q(8 * 128);
+  std::normal_distribution<float> normal;
+  for (float& x : q) x = normal(rng);
+  std::vector<float> serial_out(8 * 128), serial_lse(8), pooled_out(8 * 128), pooled_lse(8);
+  const auto params = attention::attention_params_of<spec>();
+  const cpu::decode_plan plan = cpu::plan_decode(view, 8, 2, 4);
+  REQUIRE(plan.items.size() > 2);  // split-K even for a batch of one
+  cpu::decode_workspace workspace;
+  cpu::decode(plan, view, q.data(), serial_out.data(), serial_lse.data(), params, workspace,
+              cpu::serial());
+  cpu::decode(plan, view, q.data(), pooled_out.data(), pooled_lse.data(), params, workspace,
+              pool().ref());
+  CHECK(serial_out == pooled_out);  // the same items, merged in the same order
+  CHECK(serial_lse == pooled_lse);
+}
