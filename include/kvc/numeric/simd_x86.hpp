@@ -213,8 +213,9 @@ template <int Levels>
 
 // 8 stored values of any dtype as floats (int4: 8 values = 4 bytes). fp8 decodes exactly
 // through fp16: e5m2 is an fp16's top byte; e4m3 moved into fp16's fields is 2^-8 of itself.
-[[gnu::target("avx2,f16c")]] inline __m256 decode8(dtype_id type, const std::byte* source,
-                                                   __m256 scale) {
+[[gnu::target("avx2,f16c")]] [[gnu::always_inline]] inline __m256 decode8(dtype_id type,
+                                                                          const std::byte* source,
+                                                                          __m256 scale) {
   switch (type) {
     case dtype_id::fp32:
     case dtype_id::fp16:

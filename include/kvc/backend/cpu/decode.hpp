@@ -7,10 +7,11 @@
 //   kvc::cpu::decode(plan, view, q, out, lse, params, workspace, pool);  // every layer
 //
 // q is [batch][q_heads][k_dim], out [batch][q_heads][v_dim], lse [batch][q_heads] (natural
-// log). Each work item is one KV head of one sequence over a range of its pages, so a KV
-// head is read once for its whole query group, and a long sequence is split over threads
-// (split-K) even for a batch of one; the splits are merged with the online-softmax merge.
-// Learned sink logits join the denominator once, after the merge.
+// log). Each work item is one sequence over a range of its pages, every KV head of a page
+// read in memory order (whatever the page layout) and once for its whole query group; a
+// long sequence is split over threads (split-K) even for a batch of one, and the splits are
+// merged with the online-softmax merge. Learned sink logits join the denominator once,
+// after the merge.
 
 #include <algorithm>
 #include <cstddef>
@@ -28,17 +29,16 @@ namespace kvc::cpu {
 struct decode_plan {
   struct item {
     std::int32_t sequence = 0;
-    std::int32_t kv_head = 0;
     std::int32_t entry_begin = 0, entry_end = 0;  ///< page-table entries of the sequence
-    std::int32_t slot = 0;                        ///< where its partial result goes
   };
-  std::vector<item> items;
-  std::vector<std::int32_t> first_slot;  ///< [sequence][kv_head]: its first split's slot
+  std::vector<item> items;               ///< a sequence's splits are consecutive
+  std::vector<std::int32_t> first_item;  ///< [sequence]
   std::vector<std::int32_t> splits;      ///< [sequence]
   std::int32_t batch = 0;
   int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
 
-  std::size_t slot_floats() const { return static_cast<std::size_t>(group) * (v_dim + 2); }
+  /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
+  std::size_t slot_floats() const { return static_cast<std::size_t>(q_heads) * (v_dim + 2); }
   std::size_t workspace_floats() const { return items.size() * slot_floats(); }
 };
 
@@ -55,8 +55,7 @@ inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int th
   plan.k_dim = geo.k_dim;
   plan.v_dim = geo.v_dim;
   const std::int64_t wanted_items = 4 * static_cast<std::int64_t>(std::max(threads, 1));
-  const std::int64_t base_items =
-      std::max<std::int64_t>(std::int64_t{view.batch} * geo.kv_heads, 1);
+  const std::int64_t base_items = std::max<std::int64_t>(view.batch, 1);
   const std::int64_t wanted_splits = (wanted_items + base_items - 1) / base_items;
   for (std::int32_t s = 0; s < view.batch; ++s) {
     const std::int32_t entries = view.indptr[s + 1] - view.indptr[s];
@@ -64,13 +63,10 @@ inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int th
         std::max<std::int64_t>(entries / std::max(min_split_pages, 1), 1);
     const auto splits = static_cast<std::int32_t>(std::min(wanted_splits, by_length));
     plan.splits.push_back(splits);
-    for (int h = 0; h < geo.kv_heads; ++h) {
-      plan.first_slot.push_back(static_cast<std::int32_t>(plan.items.size()));
-      for (std::int32_t i = 0; i < splits; ++i)
-        plan.items.push_back({s, h, static_cast<std::int32_t>(std::int64_t{entries} * i / splits),
-                              static_cast<std::int32_t>(std::int64_t{entries} * (i + 1) / splits),
-                              static_cast<std::int32_t>(plan.items.size())});
-    }
+    plan.first_item.push_back(static_cast<std::int32_t>(plan.items.size()));
+    for (std::int32_t i = 0; i < splits; ++i)
+      plan.items.push_back({s, static_cast<std::int32_t>(std::int64_t{entries} * i / splits),
+                            static_cast<std::int32_t>(std::int64_t{entries} * (i + 1) / splits)});
   }
   return plan;
 }
@@ -86,33 +82,95 @@ struct decode_workspace {
 
 namespace detail {
 
-// Dequantizes `count` vectors of one head from a page into floats [count][dim].
-inline void load_block(const page_geometry& geo, const std::byte* page, int head, int first_token,
-                       int count, bool keys, float fp8_scale, float* out) {
-  const dtype_id type = keys ? geo.k_type : geo.v_type;
+// Dequantizes tokens [first_token, first_token + count) of every head of a page into floats
+// out[head][token][dim], reading the page in memory order (token-major for NHD, head-major
+// for HND). `load` converts one vector; the dtype is resolved once per block.
+template <class Load>
+[[gnu::always_inline]] inline void for_each_vector(const page_geometry& geo, int first_token,
+                                                   int count, bool keys, float* out, Load&& load) {
   const int dim = keys ? geo.k_dim : geo.v_dim;
-  for (int t = 0; t < count; ++t) {
+  const auto one = [&](int head, int t) {
     const int token = first_token + t;
-    const std::uint64_t values = keys ? geo.k_offset(token, head) : geo.v_offset(token, head);
-    const std::uint64_t scale =
-        keys ? geo.k_scale_offset(token, head) : geo.v_scale_offset(token, head);
-    numeric::load_converted(type, page + values, reinterpret_cast<const float*>(page + scale), dim,
-                            fp8_scale, out + t * dim);
+    load(keys ? geo.k_offset(token, head) : geo.v_offset(token, head),
+         keys ? geo.k_scale_offset(token, head) : geo.v_scale_offset(token, head),
+         out + (static_cast<std::size_t>(head) * key_block + t) * dim);
+  };
+  if (geo.layout == page_layout::nhd) {
+    for (int t = 0; t < count; ++t)
+      for (int head = 0; head < geo.kv_heads; ++head) one(head, t);
+  } else {
+    for (int head = 0; head < geo.kv_heads; ++head)
+      for (int t = 0; t < count; ++t) one(head, t);
   }
 }
 
-// One KV head of one sequence over a range of its kept pages: the group's rows, in `rows`.
-inline void decode_pages(const paged_layer_view& view, std::int32_t sequence, int kv_head,
-                         std::int32_t entry_begin, std::int32_t entry_end, const row_block& rows,
+inline void load_block_portable(const page_geometry& geo, const std::byte* page, int first_token,
+                                int count, bool keys, float fp8_scale, float* out) {
+  const dtype_id type = keys ? geo.k_type : geo.v_type;
+  const int dim = keys ? geo.k_dim : geo.v_dim;
+  for_each_vector(geo, first_token, count, keys, out,
+                  [&](std::uint64_t values, std::uint64_t scale, float* destination) {
+                    numeric::load_vector(type, page + values,
+                                         reinterpret_cast<const float*>(page + scale), dim,
+                                         fp8_scale, destination);
+                  });
+}
+
+#if defined(KVC_X86_SIMD)
+template <dtype_id Type>
+[[gnu::target("avx2,f16c")]] void load_block_x86(const page_geometry& geo, const std::byte* page,
+                                                 int first_token, int count, bool keys,
+                                                 float fp8_scale, float* out) {
+  const int dim = keys ? geo.k_dim : geo.v_dim;
+  for_each_vector(geo, first_token, count, keys, out,
+                  [&](std::uint64_t values, std::uint64_t scale, float* destination) {
+                    numeric::x86::load_converted(Type, page + values,
+                                                 reinterpret_cast<const float*>(page + scale), dim,
+                                                 fp8_scale, destination);
+                  });
+}
+#endif
+
+inline void load_block(const page_geometry& geo, const std::byte* page, int first_token, int count,
+                       bool keys, float fp8_scale, float* out) {
+#if defined(KVC_X86_SIMD)
+  if ((keys ? geo.k_dim : geo.v_dim) % 8 == 0 && numeric::x86::cpu_has_avx2_f16c()) {
+    switch (keys ? geo.k_type : geo.v_type) {
+      case dtype_id::fp32:
+        return load_block_x86<dtype_id::fp32>(geo, page, first_token, count, keys, fp8_scale, out);
+      case dtype_id::fp16:
+        return load_block_x86<dtype_id::fp16>(geo, page, first_token, count, keys, fp8_scale, out);
+      case dtype_id::bf16:
+        return load_block_x86<dtype_id::bf16>(geo, page, first_token, count, keys, fp8_scale, out);
+      case dtype_id::fp8_e4m3:
+        return load_block_x86<dtype_id::fp8_e4m3>(geo, page, first_token, count, keys, fp8_scale,
+                                                  out);
+      case dtype_id::fp8_e5m2:
+        return load_block_x86<dtype_id::fp8_e5m2>(geo, page, first_token, count, keys, fp8_scale,
+                                                  out);
+      case dtype_id::int8:
+        return load_block_x86<dtype_id::int8>(geo, page, first_token, count, keys, fp8_scale, out);
+      case dtype_id::int4:
+        return load_block_x86<dtype_id::int4>(geo, page, first_token, count, keys, fp8_scale, out);
+    }
+  }
+#endif
+  load_block_portable(geo, page, first_token, count, keys, fp8_scale, out);
+}
+
+// One sequence over a range of its kept pages; state holds all q_heads rows (group rows per
+// KV head, consecutive).
+inline void decode_pages(const paged_layer_view& view, std::int32_t sequence,
+                         std::int32_t entry_begin, std::int32_t entry_end, const row_block& all,
                          float softcap, const block_kernels& kernels) {
   const page_geometry& geo = view.geometry;
+  const int heads = geo.kv_heads, group = all.rows / heads;
   thread_buffers& buffers = thread_buffers::mine();
-  float* keys = thread_buffers::fit(buffers.keys, static_cast<std::size_t>(key_block) * geo.k_dim);
-  float* values = geo.latent ? keys
-                             : thread_buffers::fit(buffers.values,
-                                                   static_cast<std::size_t>(key_block) * geo.v_dim);
-  float* scores =
-      thread_buffers::fit(buffers.scores, static_cast<std::size_t>(rows.rows) * key_block);
+  const std::size_t block_floats = static_cast<std::size_t>(heads) * key_block;
+  float* keys = thread_buffers::fit(buffers.keys, block_floats * geo.k_dim);
+  float* values = geo.latent ? keys : thread_buffers::fit(buffers.values, block_floats * geo.v_dim);
+  float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(group) * key_block);
+  const int value_stride = geo.latent ? geo.k_dim : geo.v_dim;
   const std::int64_t length = view.seq_lens[sequence];
   const auto kept = view.kept(sequence);
   for (std::int32_t entry = entry_begin; entry < entry_end; ++entry) {
@@ -124,10 +182,21 @@ inline void decode_pages(const paged_layer_view& view, std::int32_t sequence, in
         static_cast<int>(std::min<std::int64_t>(geo.page_tokens, length - first_position));
     for (int start = 0; start < tokens; start += key_block) {
       const int count = std::min(key_block, tokens - start);
-      load_block(geo, page, kv_head, start, count, true, view.k_scale, keys);
-      if (!geo.latent) load_block(geo, page, kv_head, start, count, false, view.v_scale, values);
-      attend_block(kernels, rows, keys, geo.k_dim, values, geo.latent ? geo.k_dim : geo.v_dim,
-                   count, first_position + start, view.window, softcap, scores);
+      load_block(geo, page, start, count, true, view.k_scale, keys);
+      if (!geo.latent) load_block(geo, page, start, count, false, view.v_scale, values);
+      for (int head = 0; head < heads; ++head) {
+        const row_block rows{group,
+                             all.k_dim,
+                             all.v_dim,
+                             all.q + static_cast<std::size_t>(head) * group * all.k_dim,
+                             all.positions + head * group,
+                             all.acc + static_cast<std::size_t>(head) * group * all.v_dim,
+                             all.m + head * group,
+                             all.l + head * group};
+        attend_block(kernels, rows, keys + static_cast<std::size_t>(head) * key_block * geo.k_dim,
+                     geo.k_dim, values + static_cast<std::size_t>(head) * key_block * value_stride,
+                     value_stride, count, first_position + start, view.window, softcap, scores);
+      }
     }
   }
 }
@@ -144,48 +213,45 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
   const auto run_item = [&](std::size_t index) {
     const decode_plan::item& item = plan.items[index];
     thread_buffers& buffers = thread_buffers::mine();
-    float* scaled = thread_buffers::fit(buffers.q, static_cast<std::size_t>(group) * k_dim);
+    const int q_heads = plan.q_heads;
+    float* scaled = thread_buffers::fit(buffers.q, static_cast<std::size_t>(q_heads) * k_dim);
     std::int64_t* positions =
-        thread_buffers::fit(buffers.positions, static_cast<std::size_t>(group));
-    const float* q_rows = q + (static_cast<std::size_t>(item.sequence) * plan.q_heads +
-                               static_cast<std::size_t>(item.kv_head) * group) *
-                                  k_dim;
-    for (int i = 0; i < group * k_dim; ++i) scaled[i] = q_rows[i] * params.scale;
-    for (int g = 0; g < group; ++g) positions[g] = view.seq_lens[item.sequence] - 1;
-    float* slot = partial + static_cast<std::size_t>(item.slot) * plan.slot_floats();
-    const row_block rows{group,
+        thread_buffers::fit(buffers.positions, static_cast<std::size_t>(q_heads));
+    const float* q_rows = q + static_cast<std::size_t>(item.sequence) * q_heads * k_dim;
+    for (int i = 0; i < q_heads * k_dim; ++i) scaled[i] = q_rows[i] * params.scale;
+    for (int h = 0; h < q_heads; ++h) positions[h] = view.seq_lens[item.sequence] - 1;
+    float* slot = partial + index * plan.slot_floats();
+    const row_block rows{q_heads,
                          k_dim,
                          v_dim,
                          scaled,
                          positions,
                          slot,
-                         slot + group * v_dim,
-                         slot + group * v_dim + group};
+                         slot + static_cast<std::size_t>(q_heads) * v_dim,
+                         slot + static_cast<std::size_t>(q_heads) * v_dim + q_heads};
     rows.reset();
-    detail::decode_pages(view, item.sequence, item.kv_head, item.entry_begin, item.entry_end, rows,
+    detail::decode_pages(view, item.sequence, item.entry_begin, item.entry_end, rows,
                          params.softcap, kernels);
   };
   parallel(plan.items.size(), run_item);
 
-  // Merge each head's splits, then its sink.
-  const auto finish = [&](std::size_t index) {
-    const auto sequence =
-        static_cast<std::int32_t>(index / static_cast<std::size_t>(plan.kv_heads));
-    const int kv_head = static_cast<int>(index % static_cast<std::size_t>(plan.kv_heads));
+  // Merge each sequence's splits, then add the sinks.
+  const auto finish = [&](std::size_t sequence) {
+    const int q_heads = plan.q_heads;
     const float* first =
-        partial + static_cast<std::size_t>(plan.first_slot[index]) * plan.slot_floats();
-    for (int g = 0; g < group; ++g) {
-      const int head = kv_head * group + g;
+        partial + static_cast<std::size_t>(plan.first_item[sequence]) * plan.slot_floats();
+    const float* m = first + static_cast<std::size_t>(q_heads) * v_dim;
+    for (int head = 0; head < q_heads; ++head) {
       const std::size_t row =
-          static_cast<std::size_t>(sequence) * plan.q_heads + static_cast<std::size_t>(head);
-      finish_row(first + group * v_dim + g, first + group * v_dim + group + g, first + g * v_dim,
-                 plan.splits[static_cast<std::size_t>(sequence)], plan.slot_floats(), v_dim,
-                 out + row * v_dim, lse + row);
+          sequence * static_cast<std::size_t>(q_heads) + static_cast<std::size_t>(head);
+      finish_row(m + head, m + q_heads + head, first + static_cast<std::size_t>(head) * v_dim,
+                 plan.splits[sequence], plan.slot_floats(), v_dim, out + row * v_dim, lse + row);
       if (params.sink_logits != nullptr)
         apply_sink(params.sink_logits[head], v_dim, out + row * v_dim, lse + row);
     }
   };
-  parallel(static_cast<std::size_t>(plan.batch) * plan.kv_heads, finish);
+  parallel(static_cast<std::size_t>(plan.batch), finish);
+  (void)group;
 }
 
 /// Plans, allocates and runs in one call (for tests and one-off use).

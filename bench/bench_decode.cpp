@@ -1,0 +1,126 @@
+// Decode on the CPU backend: one query token over a cached context, batch 1.
+//   decode/llama3_8b/<dtype>/ctx:<n>/threads:<t>   32 query heads, 8 KV heads, dim 128
+//   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
+// Llama reports KV bytes read per second and fraction_of_stream, the ratio to a streaming
+// read (the sum of a 256 MiB buffer) with the same threads; MLA reports FLOP/s and
+// fraction_of_peak, the ratio to an FMA loop with the same threads. Both baselines are
+// measured in this binary, right after the kernel.
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kvc/backend/cpu/decode.hpp"
+#include "kvc/cache/kv_cache.hpp"
+#include "machine_limits.hpp"
+
+namespace {
+
+kvc::cpu::parallel_for_ref pool_of(int threads) {
+  static kvc::cpu::thread_pool one(1), two(2);
+  return threads == 1 ? one.ref() : two.ref();
+}
+
+template <class Layer>
+struct one_layer : kvc::model<1, Layer> {};
+
+template <class Layer>
+void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound) {
+  using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<16>>;
+  cache_type cache(kvc::capacity_pages{context / 16 + 2});
+  const kvc::sequence_id sequence = cache.add_sequence();
+  const kvc::page_geometry& geometry = cache.geometry(0);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  constexpr std::int64_t chunk = 1024;
+  std::vector<float> k(static_cast<std::size_t>(chunk * geometry.kv_heads * geometry.k_dim));
+  std::vector<float> v(static_cast<std::size_t>(chunk * geometry.kv_heads * geometry.v_dim));
+  for (std::int64_t done = 0; done < context; done += chunk) {
+    const std::int64_t tokens = std::min(chunk, context - done);
+    for (float& x : k) x = normal(rng);
+    for (float& x : v) x = normal(rng);
+    kvc::layer_input in{
+        0, kvc::fp32_input(k.data(), tokens, geometry.kv_heads, geometry.k_dim), {}};
+    if (!geometry.latent)
+      in.v = kvc::fp32_input(v.data(), tokens, geometry.kv_heads, geometry.v_dim);
+    const kvc::append_request request{sequence, tokens};
+    cache.append({&request, 1}, {&in, 1});
+  }
+  const kvc::page_table_csr table = cache.page_table(0, std::vector<kvc::sequence_id>{sequence});
+  const kvc::paged_layer_view view = cache.view(0, table);
+  constexpr int q_heads = Layer::q_heads;
+  std::vector<float> q(static_cast<std::size_t>(q_heads * geometry.k_dim));
+  for (float& x : q) x = normal(rng);
+  std::vector<float> out(static_cast<std::size_t>(q_heads * geometry.v_dim)), lse(q_heads);
+  const auto parallel = pool_of(threads);
+  const kvc::cpu::decode_plan plan = kvc::cpu::plan_decode(view, q_heads, threads);
+  kvc::cpu::decode_workspace workspace;
+  const auto params = kvc::attention::attention_params_of<Layer>();
+  kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
+
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
+    benchmark::DoNotOptimize(out.data());
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  const double calls = static_cast<double>(state.iterations());
+  if (compute_bound) {
+    const double flops =
+        static_cast<double>(context) * q_heads * (geometry.k_dim + geometry.v_dim) * 2;
+    state.counters["FLOP_per_second"] = flops * calls / seconds;
+    state.counters["fraction_of_peak"] =
+        flops * calls / seconds / kvc::bench::fma_peak_flops(parallel);
+  } else {
+    const double bytes = static_cast<double>(context) * static_cast<double>(geometry.page_bytes) /
+                         geometry.page_tokens;
+    state.counters["bytes_per_second"] = bytes * calls / seconds;
+    state.counters["fraction_of_stream"] =
+        bytes * calls / seconds / kvc::bench::stream_read_bytes_per_second(parallel);
+  }
+}
+
+template <class Storage>
+using llama3_8b_layer = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, Storage>;
+using deepseek_v3_layer = kvc::layer<kvc::mqa<128>, kvc::latent<512, 64>, kvc::storage<kvc::bf16>,
+                                     kvc::inv_sqrt_scale<192>>;
+
+template <class Storage>
+void register_llama(const char* dtype) {
+  for (std::int64_t context : {1024, 4096, 16384, 32768})
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(
+          ("decode/llama3_8b/" + std::string(dtype) + "/ctx:" + std::to_string(context) +
+           "/threads:" + std::to_string(threads))
+              .c_str(),
+          [=](benchmark::State& state) {
+            decode<llama3_8b_layer<Storage>>(state, context, threads, false);
+          })
+          ->Unit(benchmark::kMicrosecond);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  register_llama<kvc::storage<kvc::fp16>>("fp16");
+  register_llama<kvc::storage<kvc::bf16>>("bf16");
+  register_llama<kvc::storage<kvc::fp8_e5m2>>("fp8_e5m2");
+  register_llama<kvc::storage<kvc::int8>>("int8");
+  for (std::int64_t context : {4096, 16384})
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(("decode/deepseek_v3/bf16/ctx:" + std::to_string(context) +
+                                    "/threads:" + std::to_string(threads))
+                                       .c_str(),
+                                   [=](benchmark::State& state) {
+                                     decode<deepseek_v3_layer>(state, context, threads, true);
+                                   })
+          ->Unit(benchmark::kMicrosecond);
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+}
