@@ -112,6 +112,28 @@ constexpr std::string_view dtype_name(dtype_id id) {
   return "?";
 }
 
+/// Calls f(std::integral_constant<dtype_id, id>{}): run-time dtype to compile-time code.
+template <class F>
+constexpr decltype(auto) visit_dtype(dtype_id id, F&& f) {
+  switch (id) {
+    case dtype_id::fp32:
+      return f(std::integral_constant<dtype_id, dtype_id::fp32>{});
+    case dtype_id::fp16:
+      return f(std::integral_constant<dtype_id, dtype_id::fp16>{});
+    case dtype_id::bf16:
+      return f(std::integral_constant<dtype_id, dtype_id::bf16>{});
+    case dtype_id::fp8_e4m3:
+      return f(std::integral_constant<dtype_id, dtype_id::fp8_e4m3>{});
+    case dtype_id::fp8_e5m2:
+      return f(std::integral_constant<dtype_id, dtype_id::fp8_e5m2>{});
+    case dtype_id::int8:
+      return f(std::integral_constant<dtype_id, dtype_id::int8>{});
+    case dtype_id::int4:
+      break;
+  }
+  return f(std::integral_constant<dtype_id, dtype_id::int4>{});
+}
+
 /// Bytes that one token-head vector of `dim` values takes, its scale included.
 template <storage_dtype DType>
 constexpr std::uint64_t vector_bytes(int dim) {

@@ -87,28 +87,30 @@ namespace detail {
 // for HND). `load` converts one vector; the dtype is resolved once per block.
 template <class Load>
 [[gnu::always_inline]] inline void for_each_vector(const page_geometry& geo, int first_token,
-                                                   int count, bool keys, float* out, Load&& load) {
+                                                   int count, int head_begin, int head_end,
+                                                   bool keys, float* out, Load&& load) {
   const int dim = keys ? geo.k_dim : geo.v_dim;
   const auto one = [&](int head, int t) {
     const int token = first_token + t;
     load(keys ? geo.k_offset(token, head) : geo.v_offset(token, head),
          keys ? geo.k_scale_offset(token, head) : geo.v_scale_offset(token, head),
-         out + (static_cast<std::size_t>(head) * key_block + t) * dim);
+         out + (static_cast<std::size_t>(head - head_begin) * key_block + t) * dim);
   };
   if (geo.layout == page_layout::nhd) {
     for (int t = 0; t < count; ++t)
-      for (int head = 0; head < geo.kv_heads; ++head) one(head, t);
+      for (int head = head_begin; head < head_end; ++head) one(head, t);
   } else {
-    for (int head = 0; head < geo.kv_heads; ++head)
+    for (int head = head_begin; head < head_end; ++head)
       for (int t = 0; t < count; ++t) one(head, t);
   }
 }
 
 inline void load_block_portable(const page_geometry& geo, const std::byte* page, int first_token,
-                                int count, bool keys, float fp8_scale, float* out) {
+                                int count, int head_begin, int head_end, bool keys, float fp8_scale,
+                                float* out) {
   const dtype_id type = keys ? geo.k_type : geo.v_type;
   const int dim = keys ? geo.k_dim : geo.v_dim;
-  for_each_vector(geo, first_token, count, keys, out,
+  for_each_vector(geo, first_token, count, head_begin, head_end, keys, out,
                   [&](std::uint64_t values, std::uint64_t scale, float* destination) {
                     numeric::load_vector(type, page + values,
                                          reinterpret_cast<const float*>(page + scale), dim,
@@ -119,10 +121,11 @@ inline void load_block_portable(const page_geometry& geo, const std::byte* page,
 #if defined(KVC_X86_SIMD)
 template <dtype_id Type>
 [[gnu::target("avx2,f16c")]] void load_block_x86(const page_geometry& geo, const std::byte* page,
-                                                 int first_token, int count, bool keys,
-                                                 float fp8_scale, float* out) {
+                                                 int first_token, int count, int head_begin,
+                                                 int head_end, bool keys, float fp8_scale,
+                                                 float* out) {
   const int dim = keys ? geo.k_dim : geo.v_dim;
-  for_each_vector(geo, first_token, count, keys, out,
+  for_each_vector(geo, first_token, count, head_begin, head_end, keys, out,
                   [&](std::uint64_t values, std::uint64_t scale, float* destination) {
                     numeric::x86::load_converted(Type, page + values,
                                                  reinterpret_cast<const float*>(page + scale), dim,
@@ -131,31 +134,20 @@ template <dtype_id Type>
 }
 #endif
 
+/// Heads [head_begin, head_end) of tokens [first_token, first_token + count) of a page, as
+/// floats out[head - head_begin][token][dim].
 inline void load_block(const page_geometry& geo, const std::byte* page, int first_token, int count,
-                       bool keys, float fp8_scale, float* out) {
+                       int head_begin, int head_end, bool keys, float fp8_scale, float* out) {
 #if defined(KVC_X86_SIMD)
   if ((keys ? geo.k_dim : geo.v_dim) % 8 == 0 && numeric::x86::cpu_has_avx2_f16c()) {
-    switch (keys ? geo.k_type : geo.v_type) {
-      case dtype_id::fp32:
-        return load_block_x86<dtype_id::fp32>(geo, page, first_token, count, keys, fp8_scale, out);
-      case dtype_id::fp16:
-        return load_block_x86<dtype_id::fp16>(geo, page, first_token, count, keys, fp8_scale, out);
-      case dtype_id::bf16:
-        return load_block_x86<dtype_id::bf16>(geo, page, first_token, count, keys, fp8_scale, out);
-      case dtype_id::fp8_e4m3:
-        return load_block_x86<dtype_id::fp8_e4m3>(geo, page, first_token, count, keys, fp8_scale,
-                                                  out);
-      case dtype_id::fp8_e5m2:
-        return load_block_x86<dtype_id::fp8_e5m2>(geo, page, first_token, count, keys, fp8_scale,
-                                                  out);
-      case dtype_id::int8:
-        return load_block_x86<dtype_id::int8>(geo, page, first_token, count, keys, fp8_scale, out);
-      case dtype_id::int4:
-        return load_block_x86<dtype_id::int4>(geo, page, first_token, count, keys, fp8_scale, out);
-    }
+    visit_dtype(keys ? geo.k_type : geo.v_type, [&](auto type) {
+      load_block_x86<decltype(type)::value>(geo, page, first_token, count, head_begin, head_end,
+                                            keys, fp8_scale, out);
+    });
+    return;
   }
 #endif
-  load_block_portable(geo, page, first_token, count, keys, fp8_scale, out);
+  load_block_portable(geo, page, first_token, count, head_begin, head_end, keys, fp8_scale, out);
 }
 
 // One sequence over a range of its kept pages; state holds all q_heads rows (group rows per
@@ -182,8 +174,8 @@ inline void decode_pages(const paged_layer_view& view, std::int32_t sequence,
         static_cast<int>(std::min<std::int64_t>(geo.page_tokens, length - first_position));
     for (int start = 0; start < tokens; start += key_block) {
       const int count = std::min(key_block, tokens - start);
-      load_block(geo, page, start, count, true, view.k_scale, keys);
-      if (!geo.latent) load_block(geo, page, start, count, false, view.v_scale, values);
+      load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys);
+      if (!geo.latent) load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
       for (int head = 0; head < heads; ++head) {
         const row_block rows{group,
                              all.k_dim,

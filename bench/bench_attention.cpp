@@ -1,10 +1,12 @@
-// Decode on the CPU backend: one query token over a cached context, batch 1.
-//   decode/llama3_8b/<dtype>/ctx:<n>/threads:<t>   32 query heads, 8 KV heads, dim 128
+// Attention on the CPU backend, batch 1.
+//   decode/llama3_8b/<dtype>/ctx:<n>/threads:<t>   one query over a cached context (32 query
+//                                                  heads, 8 KV heads, dim 128)
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
-// Llama reports KV bytes read per second and fraction_of_stream, the ratio to a streaming
-// read (the sum of a 256 MiB buffer) with the same threads; MLA reports FLOP/s and
-// fraction_of_peak, the ratio to an FMA loop with the same threads. Both baselines are
-// measured in this binary, right after the kernel.
+//   prefill/llama3_8b/fp16/tokens:2048/threads:<t> 2048 new tokens, causal, empty prefix
+// Llama decode reports KV bytes read per second and fraction_of_stream, the ratio to a
+// streaming read (the sum of a 256 MiB buffer) with the same threads; MLA decode and prefill
+// report FLOP/s and fraction_of_peak, the ratio to an FMA loop with the same threads. Both
+// baselines are measured in this binary, right after the kernel.
 
 #include <benchmark/benchmark.h>
 
@@ -15,7 +17,9 @@
 #include <vector>
 
 #include "kvc/backend/cpu/decode.hpp"
+#include "kvc/backend/cpu/extend.hpp"
 #include "kvc/cache/kv_cache.hpp"
+#include "kvc/numeric/half.hpp"
 #include "machine_limits.hpp"
 
 namespace {
@@ -85,6 +89,48 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
   }
 }
 
+// 2048 new tokens of a Llama-3-8B layer, fp16 K/V in, attending causally to each other.
+void prefill(benchmark::State& state, int threads) {
+  using layer = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, kvc::storage<kvc::fp16>>;
+  struct one : kvc::model<1, layer> {};
+  constexpr int tokens = 2048, q_heads = 32, kv_heads = 8, dim = 128;
+  kvc::kv_cache<one, kvc::paged<16>> cache(kvc::capacity_pages{tokens / 16 + 1});
+  const kvc::sequence_id sequence = cache.add_sequence();
+  const kvc::page_table_csr table = cache.page_table(0, std::vector<kvc::sequence_id>{sequence});
+  std::mt19937 rng(2);
+  std::normal_distribution<float> normal;
+  std::vector<float> q(static_cast<std::size_t>(tokens) * q_heads * dim);
+  for (float& x : q) x = normal(rng);
+  std::vector<std::uint16_t> k(static_cast<std::size_t>(tokens) * kv_heads * dim), v(k.size());
+  for (auto& x : k) x = kvc::numeric::fp16_from_float(normal(rng));
+  for (auto& x : v) x = kvc::numeric::fp16_from_float(normal(rng));
+  std::vector<float> out(static_cast<std::size_t>(tokens) * q_heads * dim),
+      lse(static_cast<std::size_t>(tokens) * q_heads);
+  const std::int32_t qo_indptr[] = {0, tokens};
+  const auto parallel = pool_of(threads);
+  const auto params = kvc::attention::attention_params_of<layer>();
+  const auto run = [&] {
+    kvc::cpu::extend(cache.view(0, table), qo_indptr, q_heads, q.data(),
+                     kvc::fp16_input(k.data(), tokens, kv_heads, dim),
+                     kvc::fp16_input(v.data(), tokens, kv_heads, dim), out.data(), lse.data(),
+                     params, parallel);
+  };
+  run();
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    benchmark::DoNotOptimize(out.data());
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  // Causal: query i sees i + 1 keys; two FMAs (score and value) per dim.
+  const double flops = static_cast<double>(tokens) * (tokens + 1) / 2 * q_heads * (dim + dim) * 2;
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["FLOP_per_second"] = flops * calls / seconds;
+  state.counters["fraction_of_peak"] =
+      flops * calls / seconds / kvc::bench::fma_peak_flops(parallel);
+}
+
 template <class Storage>
 using llama3_8b_layer = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, Storage>;
 using deepseek_v3_layer = kvc::layer<kvc::mqa<128>, kvc::latent<512, 64>, kvc::storage<kvc::bf16>,
@@ -120,6 +166,11 @@ int main(int argc, char** argv) {
                                      decode<deepseek_v3_layer>(state, context, threads, true);
                                    })
           ->Unit(benchmark::kMicrosecond);
+  for (int threads : {1, 2})
+    benchmark::RegisterBenchmark(
+        ("prefill/llama3_8b/fp16/tokens:2048/threads:" + std::to_string(threads)).c_str(),
+        [=](benchmark::State& state) { prefill(state, threads); })
+        ->Unit(benchmark::kMillisecond);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

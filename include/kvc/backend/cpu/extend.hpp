@@ -1,0 +1,202 @@
+#pragma once
+// Prefill and extend on the CPU: many new query tokens per sequence, causal, attending to the
+// sequence's cached prefix and to the new tokens themselves.
+//
+//   kvc::cpu::extend(prefix, qo_indptr, q, new_k, new_v, out, lse, params, pool);
+//
+// `prefix` views the cache as it was before the new tokens (for a step in progress: a page
+// table taken before plan_append, or before commit); its seq_lens are the prefix lengths,
+// and the new tokens of sequence b sit at positions seq_lens[b], seq_lens[b] + 1, ...
+// qo_indptr[b] .. qo_indptr[b + 1] are sequence b's rows of q ([rows][q_heads][k_dim]),
+// new_k and new_v ([rows][kv_heads][dim], fp32, fp16 or bf16; a latent layer takes no V);
+// out is [rows][q_heads][v_dim] and lse [rows][q_heads]. The new keys are used as given, so a
+// window that the cache has already slid still sees them.
+//
+// Work items are one KV head of one sequence over a tile of its new tokens (the tile's rows
+// are its tokens times the head's query group); pages that no row of the tile can see are
+// skipped, not masked.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kvc/attention/params.hpp"
+#include "kvc/backend/cpu/attend.hpp"
+#include "kvc/backend/cpu/decode.hpp"
+#include "kvc/backend/cpu/parallel.hpp"
+#include "kvc/cache/kv_cache.hpp"
+#include "kvc/cache/page_table.hpp"
+#include "kvc/numeric/host_vector.hpp"
+
+namespace kvc::cpu {
+
+namespace detail {
+
+struct extend_item {
+  std::int32_t sequence = 0;
+  std::int32_t kv_head = 0;
+  std::int32_t first_token = 0, tokens = 0;  ///< new tokens of the sequence in this tile
+};
+
+// Query rows per tile: about 64 (a whole group at least).
+inline int tile_tokens(int group) { return std::max(1, 64 / group); }
+
+inline void extend_item_run(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
+                            const float* q, const kv_input& new_k, const kv_input& new_v,
+                            float* out, float* lse, const attention::attention_params& params,
+                            const extend_item& item, int q_heads, const block_kernels& kernels) {
+  const page_geometry& geo = prefix.geometry;
+  const int group = q_heads / geo.kv_heads, k_dim = geo.k_dim, v_dim = geo.v_dim;
+  const int rows = item.tokens * group;
+  thread_buffers& buffers = thread_buffers::mine();
+  float* scaled = thread_buffers::fit(buffers.q, static_cast<std::size_t>(rows) * k_dim);
+  std::int64_t* positions = thread_buffers::fit(buffers.positions, static_cast<std::size_t>(rows));
+  float* acc = thread_buffers::fit(buffers.acc, static_cast<std::size_t>(rows) * v_dim);
+  float* m = thread_buffers::fit(buffers.m, static_cast<std::size_t>(rows));
+  float* l = thread_buffers::fit(buffers.l, static_cast<std::size_t>(rows));
+  float* keys = thread_buffers::fit(buffers.keys, static_cast<std::size_t>(key_block) * k_dim);
+  float* values =
+      geo.latent ? keys
+                 : thread_buffers::fit(buffers.values, static_cast<std::size_t>(key_block) * v_dim);
+  float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(rows) * key_block);
+  const int value_stride = geo.latent ? k_dim : v_dim;
+
+  const std::int64_t prefix_length = prefix.seq_lens[item.sequence];
+  const std::int32_t row0 = qo_indptr[static_cast<std::size_t>(item.sequence)] + item.first_token;
+  for (int t = 0; t < item.tokens; ++t)
+    for (int g = 0; g < group; ++g) {
+      const int r = t * group + g;
+      const float* source = q + (static_cast<std::size_t>(row0 + t) * q_heads +
+                                 static_cast<std::size_t>(item.kv_head * group + g)) *
+                                    k_dim;
+      for (int d = 0; d < k_dim; ++d)
+        scaled[static_cast<std::size_t>(r) * k_dim + d] = source[d] * params.scale;
+      positions[r] = prefix_length + item.first_token + t;
+    }
+  const row_block block{rows, k_dim, v_dim, scaled, positions, acc, m, l};
+  block.reset();
+
+  // The keys some row of the tile may see: the sinks of the last query, and everything from
+  // the first query's window start on.
+  const window_shape& window = prefix.window;
+  const std::int64_t first_query = positions[0], last_query = positions[rows - 1];
+  const std::int64_t sinks_end = window.sink_end(last_query + 1);
+  const std::int64_t recent_begin = window.recent_begin(first_query + 1);
+  const auto needed = [&](std::int64_t begin, std::int64_t end) {  // positions [begin, end)
+    return begin < sinks_end || end - 1 >= recent_begin;
+  };
+
+  // 1. The cached prefix, page by page.
+  const auto kept = prefix.kept(item.sequence);
+  const std::int32_t entries = prefix.indptr[item.sequence + 1] - prefix.indptr[item.sequence];
+  for (std::int32_t entry = 0; entry < entries; ++entry) {
+    const std::int64_t page_first = kept.logical_page(entry) * geo.page_tokens;
+    const int page_tokens =
+        static_cast<int>(std::min<std::int64_t>(geo.page_tokens, prefix_length - page_first));
+    if (!needed(page_first, page_first + page_tokens)) continue;
+    const std::byte* page =
+        prefix.memory +
+        static_cast<std::uint64_t>(prefix.indices[prefix.indptr[item.sequence] + entry]) *
+            geo.page_bytes;
+    for (int start = 0; start < page_tokens; start += key_block) {
+      const int count = std::min(key_block, page_tokens - start);
+      if (!needed(page_first + start, page_first + start + count)) continue;
+      load_block(geo, page, start, count, item.kv_head, item.kv_head + 1, true, prefix.k_scale,
+                 keys);
+      if (!geo.latent)
+        load_block(geo, page, start, count, item.kv_head, item.kv_head + 1, false, prefix.v_scale,
+                   values);
+      attend_block(kernels, block, keys, k_dim, values, value_stride, count, page_first + start,
+                   window, params.softcap, scores);
+    }
+  }
+
+  // 2. The new tokens, up to the tile's last query (causal).
+  const std::int32_t sequence_row0 = qo_indptr[static_cast<std::size_t>(item.sequence)];
+  const int new_end = item.first_token + item.tokens;
+  const int k_bytes = dtype_bits(new_k.type) / 8,
+            v_bytes = geo.latent ? 0 : dtype_bits(new_v.type) / 8;
+  for (int start = 0; start < new_end; start += key_block) {
+    const int count = std::min(key_block, new_end - start);
+    if (!needed(prefix_length + start, prefix_length + start + count)) continue;
+    for (int t = 0; t < count; ++t) {
+      const auto row = static_cast<std::size_t>(sequence_row0 + start + t) * geo.kv_heads +
+                       static_cast<std::size_t>(item.kv_head);
+      numeric::load_converted(new_k.type,
+                              static_cast<const std::byte*>(new_k.data) + row * k_dim * k_bytes,
+                              nullptr, k_dim, 1.0f, keys + static_cast<std::size_t>(t) * k_dim);
+      if (!geo.latent)
+        numeric::load_converted(new_v.type,
+                                static_cast<const std::byte*>(new_v.data) + row * v_dim * v_bytes,
+                                nullptr, v_dim, 1.0f, values + static_cast<std::size_t>(t) * v_dim);
+    }
+    attend_block(kernels, block, keys, k_dim, values, value_stride, count, prefix_length + start,
+                 window, params.softcap, scores);
+  }
+
+  // 3. Finish every row, and add the sinks.
+  for (int t = 0; t < item.tokens; ++t)
+    for (int g = 0; g < group; ++g) {
+      const int r = t * group + g;
+      const int head = item.kv_head * group + g;
+      const std::size_t row =
+          static_cast<std::size_t>(row0 + t) * q_heads + static_cast<std::size_t>(head);
+      finish_row(m + r, l + r, acc + static_cast<std::size_t>(r) * v_dim, 1, 0, v_dim,
+                 out + row * v_dim, lse + row);
+      if (params.sink_logits != nullptr)
+        apply_sink(params.sink_logits[head], v_dim, out + row * v_dim, lse + row);
+    }
+}
+
+inline void check_extend_input(const kv_input& input, std::int64_t rows, int heads, int dim,
+                               const char* what) {
+  if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 && input.type != dtype_id::bf16)
+    throw cache_error(cache_errc::dtype_mismatch,
+                      std::string("kvc::cpu::extend: new ") + what + " must be fp32, fp16 or bf16");
+  if (input.tokens != rows || input.heads != heads || input.dim != dim ||
+      (rows > 0 && input.data == nullptr))
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string("kvc::cpu::extend: new ") + what + " is [" +
+                          std::to_string(input.tokens) + "][" + std::to_string(input.heads) + "][" +
+                          std::to_string(input.dim) + "], the layer needs [" +
+                          std::to_string(rows) + "][" + std::to_string(heads) + "][" +
+                          std::to_string(dim) + "]");
+}
+
+}  // namespace detail
+
+inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
+                   int q_heads, const float* q, const kv_input& new_k, const kv_input& new_v,
+                   float* out, float* lse, const attention::attention_params& params,
+                   parallel_for_ref parallel = default_parallel_for()) {
+  const page_geometry& geo = prefix.geometry;
+  if (static_cast<std::int32_t>(qo_indptr.size()) != prefix.batch + 1)
+    throw cache_error(cache_errc::invalid_argument,
+                      "kvc::cpu::extend: qo_indptr must have one entry per sequence, plus one");
+  const std::int64_t rows = qo_indptr.back();
+  detail::check_extend_input(new_k, rows, geo.kv_heads, geo.k_dim, "K");
+  if (!geo.latent) detail::check_extend_input(new_v, rows, geo.kv_heads, geo.v_dim, "V");
+  const int group = q_heads / geo.kv_heads;
+  const int tile = detail::tile_tokens(group);
+  std::vector<detail::extend_item> items;  // a handful per sequence: planning, not the hot loop
+  for (std::int32_t b = 0; b < prefix.batch; ++b) {
+    const std::int32_t tokens =
+        qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+    for (std::int32_t first = 0; first < tokens; first += tile)
+      for (int h = 0; h < geo.kv_heads; ++h)
+        items.push_back({b, h, first, std::min(tile, tokens - first)});
+  }
+  // Longest tiles first (the last tiles of long sequences see the most keys).
+  std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) {
+    return a.first_token + a.tokens > b.first_token + b.tokens;
+  });
+  const block_kernels kernels = block_kernels::for_dims(geo.k_dim, geo.v_dim);
+  parallel(items.size(), [&](std::size_t i) {
+    detail::extend_item_run(prefix, qo_indptr, q, new_k, new_v, out, lse, params, items[i], q_heads,
+                            kernels);
+  });
+}
+
+}  // namespace kvc::cpu
