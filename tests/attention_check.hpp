@@ -9,10 +9,17 @@
 #include <vector>
 
 #include "kvc/attention/params.hpp"
+#include "kvc/backend/cpu/parallel.hpp"
 #include "kvc/cache/kv_cache.hpp"
 #include "reference/reference_attention.hpp"
 
 namespace kvc::testing {
+
+/// Two threads, as CI has: work really is split, and results must not depend on it.
+inline cpu::thread_pool& pool() {
+  static cpu::thread_pool p(2);
+  return p;
+}
 
 /// One layer of Shape<storage<T>> for every storage dtype T, in this order.
 template <template <class> class Shape>

@@ -18,11 +18,6 @@ using namespace kvc::testing;
 
 namespace {
 
-cpu::thread_pool& pool() {
-  static cpu::thread_pool p(2);
-  return p;
-}
-
 // Decodes every layer of a cache holding `lengths` and checks each against the reference.
 template <template <class> class Shape>
 void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,

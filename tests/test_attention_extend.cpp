@@ -18,11 +18,6 @@ using namespace kvc::testing;
 
 namespace {
 
-cpu::thread_pool& pool() {
-  static cpu::thread_pool p(2);
-  return p;
-}
-
 // prefix[b] cached tokens, then fresh[b] new ones, for every layer of an every-dtype cache.
 template <template <class> class Shape>
 void check_extend(const std::vector<std::int64_t>& prefix, const std::vector<std::int32_t>& fresh,

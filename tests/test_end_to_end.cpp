@@ -5,8 +5,8 @@
 // commit). Its logits must match, within the bound docs/attention.md states per storage
 // dtype, those of one pass over the whole history without a cache, in double precision.
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -24,11 +24,13 @@ namespace {
 constexpr int d_model = 32, vocab = 48, prompt = 4, generated = 256;
 
 template <class Model>
-std::vector<attention::attention_params> layer_params(const std::vector<std::vector<float>>& sinks) {
+std::vector<attention::attention_params> layer_params(
+    const std::vector<std::vector<float>>& sinks) {
   std::vector<attention::attention_params> params;
   [&]<class... Layers>(type_list<Layers...>) {
-    (params.push_back(attention::attention_params_of<typename Layers::attention>(
-         sinks[params.size()].data())), ...);
+    (params.push_back(
+         attention::attention_params_of<typename Layers::attention>(sinks[params.size()].data())),
+     ...);
   }(typename Model::layer_list{});
   return params;
 }
@@ -60,7 +62,8 @@ struct decoder {
       w.push_back({random(static_cast<std::size_t>(d_model * s.q_heads * s.k_dim), in * 2),
                    random(static_cast<std::size_t>(d_model * s.kv_heads * s.k_dim), in * 2),
                    random(static_cast<std::size_t>(d_model * s.kv_heads * s.v_dim), in),
-                   random(static_cast<std::size_t>(s.q_heads * s.v_dim * d_model), 0.5f / std::sqrt(static_cast<float>(s.q_heads * s.v_dim))),
+                   random(static_cast<std::size_t>(s.q_heads * s.v_dim * d_model),
+                          0.5f / std::sqrt(static_cast<float>(s.q_heads * s.v_dim))),
                    random(static_cast<std::size_t>(d_model * d_model), in)});
       sinks.push_back(random(static_cast<std::size_t>(s.q_heads), 1.0f));
     }
@@ -81,7 +84,9 @@ struct decoder {
     const int width = s.q_heads * s.v_dim;
     for (int j = 0; j < d_model; ++j) {
       double sum = 0;
-      for (int i = 0; i < width; ++i) sum += static_cast<double>(o[i]) * w[static_cast<std::size_t>(l)].wo[static_cast<std::size_t>(i * d_model + j)];
+      for (int i = 0; i < width; ++i)
+        sum += static_cast<double>(o[i]) *
+               w[static_cast<std::size_t>(l)].wo[static_cast<std::size_t>(i * d_model + j)];
       x[j] += static_cast<float>(sum);
     }
     std::vector<float> h(d_model);
@@ -93,7 +98,8 @@ struct decoder {
     std::vector<float> logits(vocab);
     for (int v = 0; v < vocab; ++v) {
       float sum = 0;
-      for (int i = 0; i < d_model; ++i) sum += x[i] * unembed[static_cast<std::size_t>(i * vocab + v)];
+      for (int i = 0; i < d_model; ++i)
+        sum += x[i] * unembed[static_cast<std::size_t>(i * vocab + v)];
       logits[static_cast<std::size_t>(v)] = sum;
     }
     return logits;
@@ -102,7 +108,8 @@ struct decoder {
 
 // Greedy generation with the cache; returns the tokens and the logits of every position.
 template <class Model, class Paging>
-std::pair<std::vector<int>, std::vector<std::vector<float>>> generate_cached(const decoder<Model>& dec) {
+std::pair<std::vector<int>, std::vector<std::vector<float>>> generate_cached(
+    const decoder<Model>& dec) {
   kv_cache<Model, Paging> cache(capacity_pages{(prompt + generated) / Paging::page_tokens + 2});
   const sequence_id seq = cache.add_sequence();
   std::vector<int> tokens{3, 17, 29, 8};
@@ -114,7 +121,8 @@ std::pair<std::vector<int>, std::vector<std::vector<float>>> generate_cached(con
     const int n = first == 0 ? prompt : 1;
     std::vector<float> x(static_cast<std::size_t>(n * d_model));
     for (int t = 0; t < n; ++t)
-      std::copy_n(dec.embed.begin() + tokens[first + static_cast<std::size_t>(t)] * d_model, d_model, x.begin() + t * d_model);
+      std::copy_n(dec.embed.begin() + tokens[first + static_cast<std::size_t>(t)] * d_model,
+                  d_model, x.begin() + t * d_model);
     const std::vector<sequence_id> ids{seq};
     std::vector<page_table_csr> tables;  // the cache before this step, per layer
     for (int l = 0; l < Model::num_layers; ++l) tables.push_back(cache.page_table(l, ids));
@@ -122,49 +130,67 @@ std::pair<std::vector<int>, std::vector<std::vector<float>>> generate_cached(con
     append_plan plan = cache.plan_append({&request, 1});
     for (int l = 0; l < Model::num_layers; ++l) {
       const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(l)];
-      std::vector<float> q(static_cast<std::size_t>(n * s.q_heads * s.k_dim)), k(static_cast<std::size_t>(n * s.kv_heads * s.k_dim)),
-          v(static_cast<std::size_t>(n * s.kv_heads * s.v_dim)), o(static_cast<std::size_t>(n * s.q_heads * s.v_dim)), lse(static_cast<std::size_t>(n * s.q_heads));
+      std::vector<float> q(static_cast<std::size_t>(n * s.q_heads * s.k_dim)),
+          k(static_cast<std::size_t>(n * s.kv_heads * s.k_dim)),
+          v(static_cast<std::size_t>(n * s.kv_heads * s.v_dim)),
+          o(static_cast<std::size_t>(n * s.q_heads * s.v_dim)),
+          lse(static_cast<std::size_t>(n * s.q_heads));
       for (int t = 0; t < n; ++t) {
-        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wq, s.q_heads * s.k_dim, q.data() + t * s.q_heads * s.k_dim);
-        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wk, s.kv_heads * s.k_dim, k.data() + t * s.kv_heads * s.k_dim);
-        if (!s.latent) decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wv, s.kv_heads * s.v_dim, v.data() + t * s.kv_heads * s.v_dim);
+        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wq,
+                                s.q_heads * s.k_dim, q.data() + t * s.q_heads * s.k_dim);
+        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wk,
+                                s.kv_heads * s.k_dim, k.data() + t * s.kv_heads * s.k_dim);
+        if (!s.latent)
+          decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wv,
+                                  s.kv_heads * s.v_dim, v.data() + t * s.kv_heads * s.v_dim);
       }
       const kv_input k_in = fp32_input(k.data(), n, s.kv_heads, s.k_dim);
       const kv_input v_in = s.latent ? kv_input{} : fp32_input(v.data(), n, s.kv_heads, s.v_dim);
       const std::int32_t qo[] = {0, n};
-      cpu::extend(cache.view(l, tables[static_cast<std::size_t>(l)]), qo, s.q_heads, q.data(), k_in, v_in, o.data(), lse.data(),
-                  dec.params[static_cast<std::size_t>(l)], pool.ref());
+      cpu::extend(cache.view(l, tables[static_cast<std::size_t>(l)]), qo, s.q_heads, q.data(), k_in,
+                  v_in, o.data(), lse.data(), dec.params[static_cast<std::size_t>(l)], pool.ref());
       cache.write(plan, l, k_in, v_in);
-      for (int t = 0; t < n; ++t) dec.finish_layer(l, o.data() + t * s.q_heads * s.v_dim, x.data() + t * d_model);
+      for (int t = 0; t < n; ++t)
+        dec.finish_layer(l, o.data() + t * s.q_heads * s.v_dim, x.data() + t * d_model);
     }
     cache.commit(plan);
     first += static_cast<std::size_t>(n);
     for (int t = 0; t < n; ++t) logits.push_back(dec.logits_of(x.data() + t * d_model));
     const auto& last_logits = logits.back();
     if (tokens.size() < static_cast<std::size_t>(prompt + generated))
-      tokens.push_back(static_cast<int>(std::max_element(last_logits.begin(), last_logits.end()) - last_logits.begin()));
+      tokens.push_back(static_cast<int>(std::max_element(last_logits.begin(), last_logits.end()) -
+                                        last_logits.begin()));
   }
   return {tokens, logits};
 }
 
 // One pass over the whole history, no cache, attention in double precision.
 template <class Model>
-std::vector<std::vector<float>> logits_without_cache(const decoder<Model>& dec, const std::vector<int>& tokens) {
+std::vector<std::vector<float>> logits_without_cache(const decoder<Model>& dec,
+                                                     const std::vector<int>& tokens) {
   const int n = static_cast<int>(tokens.size());
   std::vector<float> x(static_cast<std::size_t>(n * d_model));
-  for (int t = 0; t < n; ++t) std::copy_n(dec.embed.begin() + tokens[static_cast<std::size_t>(t)] * d_model, d_model, x.begin() + t * d_model);
+  for (int t = 0; t < n; ++t)
+    std::copy_n(dec.embed.begin() + tokens[static_cast<std::size_t>(t)] * d_model, d_model,
+                x.begin() + t * d_model);
   for (int l = 0; l < Model::num_layers; ++l) {
     const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(l)];
     // Shared layers read their source's K and V.
     const int kv_layer = s.kind == layer_kind::shared_kv ? s.source_layer : l;
     (void)kv_layer;
     const int group = s.q_heads / s.kv_heads;
-    std::vector<float> q(static_cast<std::size_t>(n * s.q_heads * s.k_dim)), k(static_cast<std::size_t>(n * s.kv_heads * s.k_dim)),
-        v(static_cast<std::size_t>(n * s.kv_heads * s.v_dim)), o(static_cast<std::size_t>(s.q_heads * s.v_dim));
+    std::vector<float> q(static_cast<std::size_t>(n * s.q_heads * s.k_dim)),
+        k(static_cast<std::size_t>(n * s.kv_heads * s.k_dim)),
+        v(static_cast<std::size_t>(n * s.kv_heads * s.v_dim)),
+        o(static_cast<std::size_t>(s.q_heads * s.v_dim));
     for (int t = 0; t < n; ++t) {
-      decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wq, s.q_heads * s.k_dim, q.data() + t * s.q_heads * s.k_dim);
-      decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wk, s.kv_heads * s.k_dim, k.data() + t * s.kv_heads * s.k_dim);
-      if (!s.latent) decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wv, s.kv_heads * s.v_dim, v.data() + t * s.kv_heads * s.v_dim);
+      decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wq,
+                              s.q_heads * s.k_dim, q.data() + t * s.q_heads * s.k_dim);
+      decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wk,
+                              s.kv_heads * s.k_dim, k.data() + t * s.kv_heads * s.k_dim);
+      if (!s.latent)
+        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wv,
+                                s.kv_heads * s.v_dim, v.data() + t * s.kv_heads * s.v_dim);
     }
     std::vector<float> next = x;
     const attention::attention_params& p = dec.params[static_cast<std::size_t>(l)];
@@ -180,9 +206,12 @@ std::vector<std::vector<float>> logits_without_cache(const decoder<Model>& dec, 
           values.emplace_back(vj, vj + s.v_dim);
         }
         const double sink = p.sink_logits != nullptr ? p.sink_logits[h] : 0.0;
-        const auto r = testing::reference_attend(q.data() + (t * s.q_heads + h) * s.k_dim, s.k_dim, s.v_dim, keys, values,
-                                                 p.scale, p.softcap, p.sink_logits != nullptr ? &sink : nullptr);
-        for (int d = 0; d < s.v_dim; ++d) o[static_cast<std::size_t>(h * s.v_dim + d)] = static_cast<float>(r.out[static_cast<std::size_t>(d)]);
+        const auto r = testing::reference_attend(q.data() + (t * s.q_heads + h) * s.k_dim, s.k_dim,
+                                                 s.v_dim, keys, values, p.scale, p.softcap,
+                                                 p.sink_logits != nullptr ? &sink : nullptr);
+        for (int d = 0; d < s.v_dim; ++d)
+          o[static_cast<std::size_t>(h * s.v_dim + d)] =
+              static_cast<float>(r.out[static_cast<std::size_t>(d)]);
       }
       dec.finish_layer(l, o.data(), next.data() + t * d_model);
     }
@@ -205,24 +234,37 @@ double run(std::uint32_t seed) {
   double worst = 0, scale = 0;
   for (std::size_t t = 0; t < cached.size(); ++t)
     for (int v = 0; v < vocab; ++v) {
-      worst = std::max(worst, std::fabs(static_cast<double>(cached[t][static_cast<std::size_t>(v)]) - reference[t][static_cast<std::size_t>(v)]));
-      scale = std::max(scale, std::fabs(static_cast<double>(reference[t][static_cast<std::size_t>(v)])));
+      worst =
+          std::max(worst, std::fabs(static_cast<double>(cached[t][static_cast<std::size_t>(v)]) -
+                                    reference[t][static_cast<std::size_t>(v)]));
+      scale = std::max(scale,
+                       std::fabs(static_cast<double>(reference[t][static_cast<std::size_t>(v)])));
     }
   return worst / scale;
 }
 
-template <class S> using llama_layer = layer<gqa<4, 2>, head_dim<16>, S>;
-template <class S> using mla_layer = layer<mqa<4>, latent<16, 8>, S, inv_sqrt_scale<24>>;
-template <class S> using gemma_local = layer<gqa<4, 2>, head_dim<16>, sliding_window<16>, S, logit_softcap<50>>;
-template <class S> using gemma_global = layer<gqa<4, 2>, head_dim<16>, S, logit_softcap<50>>;
-template <class S> using oss_local = layer<gqa<4, 2>, head_dim<16>, sliding_window<12>, S, learned_sinks>;
-template <class S> using oss_global = layer<gqa<4, 2>, head_dim<16>, S, learned_sinks>;
+template <class S>
+using llama_layer = layer<gqa<4, 2>, head_dim<16>, S>;
+template <class S>
+using mla_layer = layer<mqa<4>, latent<16, 8>, S, inv_sqrt_scale<24>>;
+template <class S>
+using gemma_local = layer<gqa<4, 2>, head_dim<16>, sliding_window<16>, S, logit_softcap<50>>;
+template <class S>
+using gemma_global = layer<gqa<4, 2>, head_dim<16>, S, logit_softcap<50>>;
+template <class S>
+using oss_local = layer<gqa<4, 2>, head_dim<16>, sliding_window<12>, S, learned_sinks>;
+template <class S>
+using oss_global = layer<gqa<4, 2>, head_dim<16>, S, learned_sinks>;
 
-template <class S> struct llama_like : model<3, llama_layer<S>> {};
-template <class S> struct deepseek_like : model<2, mla_layer<S>> {};
-template <class S> struct gemma_like
-    : model<6, pattern<gemma_local<S>, gemma_local<S>, gemma_local<S>, gemma_local<S>, gemma_local<S>, gemma_global<S>>> {};
-template <class S> struct gpt_oss_like : model<4, pattern<oss_local<S>, oss_global<S>>> {};
+template <class S>
+struct llama_like : model<3, llama_layer<S>> {};
+template <class S>
+struct deepseek_like : model<2, mla_layer<S>> {};
+template <class S>
+struct gemma_like : model<6, pattern<gemma_local<S>, gemma_local<S>, gemma_local<S>, gemma_local<S>,
+                                     gemma_local<S>, gemma_global<S>>> {};
+template <class S>
+struct gpt_oss_like : model<4, pattern<oss_local<S>, oss_global<S>>> {};
 
 // The stated bounds (docs/attention.md), relative to the largest logit, over 259 positions.
 // Measured when written: fp32 2e-6 to 8e-6; bf16 0.002 (2-3 layers) to 0.054 (6 layers);
