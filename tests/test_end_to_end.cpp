@@ -78,6 +78,18 @@ struct decoder {
     }
   }
 
+  // q, k and v of n rows of x for layer l (no v for a latent layer).
+  void project_qkv(int l, const float* x, int n, float* q, float* k, float* v) const {
+    const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(l)];
+    const weights& lw = w[static_cast<std::size_t>(l)];
+    for (int t = 0; t < n; ++t) {
+      project(x + t * d_model, lw.wq, s.q_heads * s.k_dim, q + t * s.q_heads * s.k_dim);
+      project(x + t * d_model, lw.wk, s.kv_heads * s.k_dim, k + t * s.kv_heads * s.k_dim);
+      if (!s.latent)
+        project(x + t * d_model, lw.wv, s.kv_heads * s.v_dim, v + t * s.kv_heads * s.v_dim);
+    }
+  }
+
   // The residual update after attention: x += o Wo, then x += tanh(x W1).
   void finish_layer(int l, const float* o, float* x) const {
     const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(l)];
@@ -135,15 +147,7 @@ std::pair<std::vector<int>, std::vector<std::vector<float>>> generate_cached(
           v(static_cast<std::size_t>(n * s.kv_heads * s.v_dim)),
           o(static_cast<std::size_t>(n * s.q_heads * s.v_dim)),
           lse(static_cast<std::size_t>(n * s.q_heads));
-      for (int t = 0; t < n; ++t) {
-        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wq,
-                                s.q_heads * s.k_dim, q.data() + t * s.q_heads * s.k_dim);
-        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wk,
-                                s.kv_heads * s.k_dim, k.data() + t * s.kv_heads * s.k_dim);
-        if (!s.latent)
-          decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wv,
-                                  s.kv_heads * s.v_dim, v.data() + t * s.kv_heads * s.v_dim);
-      }
+      dec.project_qkv(l, x.data(), n, q.data(), k.data(), v.data());
       const kv_input k_in = fp32_input(k.data(), n, s.kv_heads, s.k_dim);
       const kv_input v_in = s.latent ? kv_input{} : fp32_input(v.data(), n, s.kv_heads, s.v_dim);
       const std::int32_t qo[] = {0, n};
@@ -175,23 +179,12 @@ std::vector<std::vector<float>> logits_without_cache(const decoder<Model>& dec,
                 x.begin() + t * d_model);
   for (int l = 0; l < Model::num_layers; ++l) {
     const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(l)];
-    // Shared layers read their source's K and V.
-    const int kv_layer = s.kind == layer_kind::shared_kv ? s.source_layer : l;
-    (void)kv_layer;
     const int group = s.q_heads / s.kv_heads;
     std::vector<float> q(static_cast<std::size_t>(n * s.q_heads * s.k_dim)),
         k(static_cast<std::size_t>(n * s.kv_heads * s.k_dim)),
         v(static_cast<std::size_t>(n * s.kv_heads * s.v_dim)),
         o(static_cast<std::size_t>(s.q_heads * s.v_dim));
-    for (int t = 0; t < n; ++t) {
-      decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wq,
-                              s.q_heads * s.k_dim, q.data() + t * s.q_heads * s.k_dim);
-      decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wk,
-                              s.kv_heads * s.k_dim, k.data() + t * s.kv_heads * s.k_dim);
-      if (!s.latent)
-        decoder<Model>::project(x.data() + t * d_model, dec.w[static_cast<std::size_t>(l)].wv,
-                                s.kv_heads * s.v_dim, v.data() + t * s.kv_heads * s.v_dim);
-    }
+    dec.project_qkv(l, x.data(), n, q.data(), k.data(), v.data());
     std::vector<float> next = x;
     const attention::attention_params& p = dec.params[static_cast<std::size_t>(l)];
     for (int t = 0; t < n; ++t) {
