@@ -68,6 +68,15 @@ inline void attend_block(const block_kernels& kernels, const row_block& rows, co
                          float* scores) {
   kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores);
   const std::int64_t last_position = first_position + tokens - 1;
+  bool all_rows_unmasked = softcap == 0.0f;
+  for (int r = 0; r < rows.rows && all_rows_unmasked; ++r)
+    all_rows_unmasked =
+        detail::all_visible(window, rows.positions[r], first_position, last_position);
+  if (all_rows_unmasked &&
+      kernels.softmax_rows(scores, rows.rows, tokens, rows.m, rows.l, rows.acc, rows.v_dim)) {
+    kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc);
+    return;
+  }
   for (int r = 0; r < rows.rows; ++r) {
     float* s = scores + r * key_block;
     const std::int64_t position = rows.positions[r];

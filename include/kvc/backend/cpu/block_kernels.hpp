@@ -100,14 +100,44 @@ template <int Rows>
   }
 }
 
+// The sums of 8 vectors, one per lane: [sum a0, sum a1, ..., sum a7].
+[[gnu::target("avx2,fma")]] inline __m256 sum8(const __m256* a) {
+  const __m256 c0 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 c1 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(c0, c1, 0x20), _mm256_permute2f128_ps(c0, c1, 0x31));
+}
+
+// One row against 8 keys (rows past `tokens` of the key buffer are read but never used):
+// eight independent dot products, summed across lanes together at the end.
+[[gnu::target("avx2,fma")]] inline __m256 score_row8(const float* q, int k_dim, const float* keys,
+                                                     int k_stride) {
+  __m256 acc[8];
+  for (int t = 0; t < 8; ++t) acc[t] = _mm256_setzero_ps();
+  for (int d = 0; d < k_dim; d += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + d);
+    for (int t = 0; t < 8; ++t)
+      acc[t] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(keys + t * k_stride + d), acc[t]);
+  }
+  return sum8(acc);
+}
+
 [[gnu::target("avx2,fma")]] inline void scores(const float* q, int rows, int k_dim,
                                                const float* keys, int k_stride, int tokens,
                                                float* s) {
-  int r = 0;
-  for (; r + 3 <= rows; r += 3)
-    score_rows<3>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);
-  if (rows - r == 2) score_rows<2>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);
-  if (rows - r == 1) score_rows<1>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);
+  if (tokens <= 8 || k_dim % 8 != 0) {  // short blocks: the 3 x 4 tiles
+    int r = 0;
+    for (; r + 3 <= rows; r += 3)
+      score_rows<3>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);
+    if (rows - r == 2)
+      score_rows<2>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);
+    if (rows - r == 1)
+      score_rows<1>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);
+    return;
+  }
+  for (int r = 0; r < rows; ++r)
+    for (int t = 0; t < key_block; t += 8)
+      _mm256_storeu_ps(s + r * key_block + t,
+                       score_row8(q + r * k_dim, k_dim, keys + t * k_stride, k_stride));
 }
 
 // acc[Rows][8 * Chunks] += P[Rows][tokens] . V[tokens][8 * Chunks], for one column chunk.
@@ -176,6 +206,47 @@ template <int Rows>
   return _mm256_blendv_ps(result, x, nan);
 }
 
+// The online softmax of unmasked, uncapped rows on a full-width score block: for each row,
+// rescale its state by the block's largest score, turn scores into e^{s - m}, add them to l.
+// Entries past `tokens` become 0.
+[[gnu::target("avx2,fma")]] inline void softmax_rows(float* s, int rows, int tokens, float* m,
+                                                     float* l, float* acc, int v_dim) {
+  const __m256 lanes = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 valid0 =
+      _mm256_cmp_ps(lanes, _mm256_set1_ps(static_cast<float>(tokens)), _CMP_LT_OQ);
+  const __m256 valid1 = _mm256_cmp_ps(_mm256_add_ps(lanes, _mm256_set1_ps(8.0f)),
+                                      _mm256_set1_ps(static_cast<float>(tokens)), _CMP_LT_OQ);
+  const __m256 minus_infinity = _mm256_set1_ps(-__builtin_huge_valf());
+  for (int r = 0; r < rows; ++r) {
+    float* row = s + r * key_block;
+    const __m256 s0 = _mm256_blendv_ps(minus_infinity, _mm256_loadu_ps(row), valid0);
+    const __m256 s1 = _mm256_blendv_ps(minus_infinity, _mm256_loadu_ps(row + 8), valid1);
+    __m256 most = _mm256_max_ps(s0, s1);
+    most = _mm256_max_ps(most, _mm256_permute2f128_ps(most, most, 1));
+    most = _mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0x4E));
+    most = _mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0xB1));
+    const float block_max = _mm256_cvtss_f32(most);
+    float old_m = m[r];
+    if (block_max > old_m) {
+      const float factor = old_m == -__builtin_huge_valf() ? 0.0f : std::exp(old_m - block_max);
+      l[r] *= factor;
+      if (factor != 1.0f) {
+        const __m256 f = _mm256_set1_ps(factor);
+        for (int d = 0; d < v_dim; d += 8)
+          _mm256_storeu_ps(acc + r * v_dim + d,
+                           _mm256_mul_ps(f, _mm256_loadu_ps(acc + r * v_dim + d)));
+      }
+      m[r] = old_m = block_max;
+    }
+    const __m256 shift = _mm256_set1_ps(old_m == -__builtin_huge_valf() ? 0.0f : old_m);
+    const __m256 p0 = exp8(_mm256_sub_ps(s0, shift)), p1 = exp8(_mm256_sub_ps(s1, shift));
+    _mm256_storeu_ps(row, p0);
+    _mm256_storeu_ps(row + 8, p1);
+    const __m256 both = _mm256_add_ps(p0, p1);
+    l[r] += horizontal_sum(both);
+  }
+}
+
 [[gnu::target("avx2,fma")]] inline void exp_block(float* x, int n) {
   int i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, exp8(_mm256_loadu_ps(x + i)));
@@ -213,6 +284,18 @@ struct block_kernels {
     if (simd) return x86::accumulate(p, rows, values, v_stride, v_dim, tokens, acc);
 #endif
     portable::accumulate(p, rows, values, v_stride, v_dim, tokens, acc);
+  }
+  /// The vectorized online softmax of unmasked, uncapped rows; false when not available.
+  bool softmax_rows(float* s, int rows, int tokens, float* m, float* l, float* acc,
+                    int v_dim) const {
+#if defined(KVC_X86_SIMD)
+    if (simd) {
+      x86::softmax_rows(s, rows, tokens, m, l, acc, v_dim);
+      return true;
+    }
+#endif
+    (void)s, (void)rows, (void)tokens, (void)m, (void)l, (void)acc, (void)v_dim;
+    return false;
   }
   void exp_block(float* x, int n) const {
 #if defined(KVC_X86_SIMD)
