@@ -124,7 +124,9 @@ template <int Rows>
 [[gnu::target("avx2,fma")]] inline void scores(const float* q, int rows, int k_dim,
                                                const float* keys, int k_stride, int tokens,
                                                float* s) {
-  if (tokens <= 8 || k_dim % 8 != 0) {  // short blocks: the 3 x 4 tiles
+  // Short blocks and many rows (MLA, prefill: K is reused from registers across 3 rows): the
+  // 3 x 4 tiles. A small query group (GQA decode): eight keys per row at once.
+  if (tokens <= 8 || k_dim % 8 != 0 || rows > 8) {
     int r = 0;
     for (; r + 3 <= rows; r += 3)
       score_rows<3>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);

@@ -199,7 +199,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
                    float* out, float* lse, const attention::attention_params& params,
                    decode_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  const int group = plan.group, k_dim = plan.k_dim, v_dim = plan.v_dim;
+  const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
   const block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
   const auto run_item = [&](std::size_t index) {
@@ -243,7 +243,6 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
     }
   };
   parallel(static_cast<std::size_t>(plan.batch), finish);
-  (void)group;
 }
 
 /// Plans, allocates and runs in one call (for tests and one-off use).
