@@ -217,3 +217,35 @@ TEST_CASE("merging results over two disjoint key sets gives the result over thei
     CHECK(alone[static_cast<std::size_t>(d)] ==
           Approx(a.out[static_cast<std::size_t>(d)]).margin(1e-6));
 }
+
+TEST_CASE("attention refuses query heads that do not share the KV heads evenly, and bad inputs") {
+  using L = layer<gqa<8, 2>, head_dim<16>, storage<fp16>>;
+  struct m : model<1, L> {};
+  kv_cache<m, paged<4>> cache(capacity_pages{4});
+  std::mt19937 rng(11);
+  const sequence_id s = cache.add_sequence();
+  append_random(cache, s, 3, rng);
+  const page_table_csr table = cache.page_table(0, std::vector<sequence_id>{s});
+  const paged_layer_view view = cache.view(0, table);
+  std::vector<float> q(8 * 16), k(2 * 16), v(2 * 16), out(8 * 16), lse(8);
+  const auto params = attention::attention_params_of<L>();
+  CHECK_THROWS_AS(cpu::plan_decode(view, 7, 2), std::invalid_argument);
+  const std::int32_t qo[] = {0, 1};
+  CHECK_THROWS_AS(
+      cpu::extend(view, qo, 5, q.data(), fp32_input(k.data(), 1, 2, 16),
+                  fp32_input(v.data(), 1, 2, 16), out.data(), lse.data(), params, cpu::serial()),
+      std::invalid_argument);
+  // New K of the wrong shape, or a qo_indptr that does not match the batch.
+  try {
+    cpu::extend(view, qo, 8, q.data(), fp32_input(k.data(), 1, 2, 8),
+                fp32_input(v.data(), 1, 2, 16), out.data(), lse.data(), params, cpu::serial());
+    FAIL("a wrong K shape was accepted");
+  } catch (const cache_error& e) {
+    CHECK(e.code() == cache_errc::shape_mismatch);
+  }
+  const std::int32_t too_long[] = {0, 1, 1};
+  CHECK_THROWS_AS(
+      cpu::extend(view, too_long, 8, q.data(), fp32_input(k.data(), 1, 2, 16),
+                  fp32_input(v.data(), 1, 2, 16), out.data(), lse.data(), params, cpu::serial()),
+      cache_error);
+}

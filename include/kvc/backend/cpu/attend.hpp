@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "kvc/attention/online_softmax.hpp"
@@ -49,6 +51,14 @@ struct thread_buffers {
     return v.data();
   }
 };
+
+/// The query heads must share the view's KV heads evenly (one group per KV head).
+inline void check_query_heads(int q_heads, int kv_heads, const char* who) {
+  if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0)
+    throw std::invalid_argument(std::string(who) + ": " + std::to_string(q_heads) +
+                                " query heads cannot share " + std::to_string(kv_heads) +
+                                " KV heads evenly");
+}
 
 namespace detail {
 // Whether every key of [first, last] is visible to the query at `position`: the ends are, and

@@ -46,8 +46,9 @@ struct decode_plan {
 /// min_split_pages pages.
 inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int threads,
                                int min_split_pages = 16) {
-  decode_plan plan;
   const page_geometry& geo = view.geometry;
+  check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::plan_decode");
+  decode_plan plan;
   plan.batch = view.batch;
   plan.q_heads = q_heads;
   plan.kv_heads = geo.kv_heads;

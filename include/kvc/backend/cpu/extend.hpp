@@ -172,6 +172,7 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                    float* out, float* lse, const attention::attention_params& params,
                    parallel_for_ref parallel = default_parallel_for()) {
   const page_geometry& geo = prefix.geometry;
+  check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::extend");
   if (static_cast<std::int32_t>(qo_indptr.size()) != prefix.batch + 1)
     throw cache_error(cache_errc::invalid_argument,
                       "kvc::cpu::extend: qo_indptr must have one entry per sequence, plus one");
