@@ -317,11 +317,13 @@ class kv_cache {
     }
 
     // Count the pages of every group before taking any.
+    std::vector<step_pages> steps;
+    steps.reserve(plan.entries_.size() * num_groups);
     std::array<std::int64_t, num_groups> needed{};
     for (const auto& e : plan.entries_)
       for (int g = 0; g < num_groups; ++g) {
-        const step_pages s = step_pages_of(e.slot, g, e.old_length, e.tokens);
-        needed[g] += s.fresh + (s.copy_on_write ? 1 : 0);
+        steps.push_back(step_pages_of(e.slot, g, e.old_length, e.tokens));
+        needed[g] += steps.back().fresh + (steps.back().copy_on_write ? 1 : 0);
       }
     for (int g = 0; g < num_groups; ++g)
       if (needed[g] > groups_[g].pool.free_pages())
@@ -334,7 +336,7 @@ class kv_cache {
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
       for (int g = 0; g < num_groups; ++g) {
-        const step_pages s = step_pages_of(e.slot, g, e.old_length, e.tokens);
+        const step_pages& s = steps[i * num_groups + static_cast<std::size_t>(g)];
         auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
         group_state& group = groups_[g];
         if (s.copy_on_write) {
@@ -375,9 +377,10 @@ class kv_cache {
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
       const std::int64_t end = e.old_length + e.tokens;
+      const step_pages_map pages = pages_after_step(plan, i, g);
       for (std::int64_t position = e.old_length; position < end; ++position) {
         if (!group.window.visible(end - 1, position)) continue;  // slid out within the step
-        const page_id page = page_after_step(plan, i, g, position);
+        const page_id page = pages.page_of(position);
         const std::int64_t row = e.first_input + (position - e.old_length);
         with_page(g, slot_in_group, page, [&](std::byte* memory) {
           const int token = static_cast<int>(position % page_tokens);
@@ -730,22 +733,35 @@ class kv_cache {
     return fresh;
   }
 
-  // The page that holds `position` once the plan's step is committed.
-  page_id page_after_step(const append_plan& plan, std::size_t i, int g,
-                          std::int64_t position) const {
+  // Which page holds each position once the plan's step is committed, for one sequence and
+  // group; worked out once per write, not per position.
+  struct step_pages_map {
+    const page_id* held = nullptr;   ///< the sequence's pages before the step
+    const page_id* fresh = nullptr;  ///< the step's fresh pages
+    window_shape::kept_pages old_kept, new_kept;
+    std::int64_t first_fresh_entry = 0;
+    page_id cow_page = -1;
+
+    page_id page_of(std::int64_t position) const {
+      const std::int64_t page = position / page_tokens;
+      if (page > old_kept.last) return fresh[new_kept.entry_of(page) - first_fresh_entry];
+      if (cow_page >= 0) return cow_page;  // only the last held page is written
+      return held[old_kept.entry_of(page)];
+    }
+  };
+
+  step_pages_map pages_after_step(const append_plan& plan, std::size_t i, int g) const {
     const auto& e = plan.entries_[i];
     const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
     const window_shape& window = groups_[g].window;
-    const std::int64_t page = position / page_tokens;
-    const auto old_kept = window.pages_kept(e.old_length, page_tokens);
-    if (page > old_kept.last) {
-      const auto new_kept = window.pages_kept(e.old_length + e.tokens, page_tokens);
-      const std::int64_t first_fresh = new_kept.count() - (change.new_end - change.new_begin);
-      return plan.new_pages_[static_cast<std::size_t>(change.new_begin + new_kept.entry_of(page) -
-                                                      first_fresh)];
-    }
-    if (change.cow_page >= 0) return change.cow_page;  // only the last held page is written
-    return sequences_[e.slot].pages[g][static_cast<std::size_t>(old_kept.entry_of(page))];
+    step_pages_map map;
+    map.held = sequences_[e.slot].pages[g].data();
+    map.fresh = plan.new_pages_.data() + change.new_begin;
+    map.old_kept = window.pages_kept(e.old_length, page_tokens);
+    map.new_kept = window.pages_kept(e.old_length + e.tokens, page_tokens);
+    map.first_fresh_entry = map.new_kept.count() - (change.new_end - change.new_begin);
+    map.cow_page = change.cow_page;
+    return map;
   }
 
   std::int64_t tokens_available_in_group(std::uint32_t slot, int g) const {

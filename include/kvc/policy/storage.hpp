@@ -60,78 +60,37 @@ concept storage_dtype = std::is_same_v<T, fp32> || std::is_same_v<T, fp16> ||
     std::is_same_v<T, bf16> || std::is_same_v<T, fp8_e4m3> || std::is_same_v<T, fp8_e5m2> ||
     std::is_same_v<T, int8> || std::is_same_v<T, int4>;
 
-/// The tag's properties for a dtype known only at run time (a view's, a tensor's).
-constexpr int dtype_bits(dtype_id id) {
-  switch (id) {
-    case dtype_id::fp32:
-      return fp32::bits;
-    case dtype_id::fp16:
-      return fp16::bits;
-    case dtype_id::bf16:
-      return bf16::bits;
-    case dtype_id::fp8_e4m3:
-      return fp8_e4m3::bits;
-    case dtype_id::fp8_e5m2:
-      return fp8_e5m2::bits;
-    case dtype_id::int8:
-      return int8::bits;
-    case dtype_id::int4:
-      return int4::bits;
-  }
-  return 0;
-}
-constexpr scaling dtype_scaling(dtype_id id) {
-  switch (id) {
-    case dtype_id::fp8_e4m3:
-    case dtype_id::fp8_e5m2:
-      return scaling::per_layer;
-    case dtype_id::int8:
-    case dtype_id::int4:
-      return scaling::per_token_head;
-    default:
-      return scaling::none;
-  }
-}
-constexpr std::string_view dtype_name(dtype_id id) {
-  switch (id) {
-    case dtype_id::fp32:
-      return fp32::name;
-    case dtype_id::fp16:
-      return fp16::name;
-    case dtype_id::bf16:
-      return bf16::name;
-    case dtype_id::fp8_e4m3:
-      return fp8_e4m3::name;
-    case dtype_id::fp8_e5m2:
-      return fp8_e5m2::name;
-    case dtype_id::int8:
-      return int8::name;
-    case dtype_id::int4:
-      return int4::name;
-  }
-  return "?";
-}
-
-/// Calls f(std::integral_constant<dtype_id, id>{}): run-time dtype to compile-time code.
+/// Calls f(tag) with the tag of a dtype known only at run time (a view's, a tensor's): the one
+/// table from dtype_id to tag.
 template <class F>
 constexpr decltype(auto) visit_dtype(dtype_id id, F&& f) {
   switch (id) {
     case dtype_id::fp32:
-      return f(std::integral_constant<dtype_id, dtype_id::fp32>{});
+      return f(fp32{});
     case dtype_id::fp16:
-      return f(std::integral_constant<dtype_id, dtype_id::fp16>{});
+      return f(fp16{});
     case dtype_id::bf16:
-      return f(std::integral_constant<dtype_id, dtype_id::bf16>{});
+      return f(bf16{});
     case dtype_id::fp8_e4m3:
-      return f(std::integral_constant<dtype_id, dtype_id::fp8_e4m3>{});
+      return f(fp8_e4m3{});
     case dtype_id::fp8_e5m2:
-      return f(std::integral_constant<dtype_id, dtype_id::fp8_e5m2>{});
+      return f(fp8_e5m2{});
     case dtype_id::int8:
-      return f(std::integral_constant<dtype_id, dtype_id::int8>{});
+      return f(int8{});
     case dtype_id::int4:
       break;
   }
-  return f(std::integral_constant<dtype_id, dtype_id::int4>{});
+  return f(int4{});
+}
+
+constexpr int dtype_bits(dtype_id id) {
+  return visit_dtype(id, [](auto tag) { return decltype(tag)::bits; });
+}
+constexpr scaling dtype_scaling(dtype_id id) {
+  return visit_dtype(id, [](auto tag) { return decltype(tag)::scale; });
+}
+constexpr std::string_view dtype_name(dtype_id id) {
+  return visit_dtype(id, [](auto tag) { return decltype(tag)::name; });
 }
 
 /// Bytes that one token-head vector of `dim` values takes, its scale included.

@@ -142,8 +142,8 @@ inline void load_block(const page_geometry& geo, const std::byte* page, int firs
 #if defined(KVC_X86_SIMD)
   if ((keys ? geo.k_dim : geo.v_dim) % 8 == 0 && numeric::x86::cpu_has_avx2_f16c()) {
     visit_dtype(keys ? geo.k_type : geo.v_type, [&](auto type) {
-      load_block_x86<decltype(type)::value>(geo, page, first_token, count, head_begin, head_end,
-                                            keys, fp8_scale, out);
+      load_block_x86<decltype(type)::id>(geo, page, first_token, count, head_begin, head_end, keys,
+                                         fp8_scale, out);
     });
     return;
   }
