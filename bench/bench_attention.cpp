@@ -1,6 +1,7 @@
 // Attention on the CPU backend, batch 1.
 //   decode/llama3_8b/<dtype>/ctx:<n>/threads:<t>   one query over a cached context (32 query
-//                                                  heads, 8 KV heads, dim 128)
+//                                                  heads, 8 KV heads, dim 128), NHD pages
+//   decode/llama3_8b/<dtype>/layout:hnd/ctx:32768/threads:<t>   the same in HND pages
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
 //   prefill/llama3_8b/fp16/tokens:2048/threads:<t> 2048 new tokens, causal, empty prefix
 // Llama decode reports KV bytes read per second and fraction_of_stream, the ratio to a
@@ -32,9 +33,9 @@ kvc::cpu::parallel_for_ref pool_of(int threads) {
 template <class Layer>
 struct one_layer : kvc::model<1, Layer> {};
 
-template <class Layer>
+template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd>
 void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound) {
-  using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<16>>;
+  using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<16, Layout>>;
   cache_type cache(kvc::capacity_pages{context / 16 + 2});
   const kvc::sequence_id sequence = cache.add_sequence();
   const kvc::page_geometry& geometry = cache.geometry(0);
@@ -148,6 +149,15 @@ void register_llama(const char* dtype) {
             decode<llama3_8b_layer<Storage>>(state, context, threads, false);
           })
           ->Unit(benchmark::kMicrosecond);
+  for (int threads : {1, 2})
+    benchmark::RegisterBenchmark(("decode/llama3_8b/" + std::string(dtype) +
+                                  "/layout:hnd/ctx:32768/threads:" + std::to_string(threads))
+                                     .c_str(),
+                                 [=](benchmark::State& state) {
+                                   decode<llama3_8b_layer<Storage>, kvc::page_layout::hnd>(
+                                       state, 32768, threads, false);
+                                 })
+        ->Unit(benchmark::kMicrosecond);
 }
 
 }  // namespace

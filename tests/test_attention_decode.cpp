@@ -19,17 +19,17 @@ using namespace kvc::testing;
 namespace {
 
 // Decodes every layer of a cache holding `lengths` and checks each against the reference.
-template <template <class> class Shape>
+template <template <class> class Shape, class Paging = paged<16>>
 void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
                   const std::vector<float>& sink_logits = {}, float q_spread = 1.0f,
                   int min_split_pages = 16) {
   using model = every_dtype_model<Shape>;
-  using cache_type = kv_cache<model, paged<16>>;
+  using cache_type = kv_cache<model, Paging>;
   using spec = Shape<storage<fp32>>;
   constexpr int q_heads = spec::q_heads, kv_heads = spec::kv_heads, group = spec::group_size;
   constexpr int k_dim = spec::k_dim, v_dim = spec::v_dim;
   std::int64_t pages = 0;
-  for (std::int64_t n : lengths) pages += n / 16 + 2;
+  for (std::int64_t n : lengths) pages += n / Paging::page_tokens + 2;
   cache_type cache(capacity_pages{pages});
   std::mt19937 rng(seed);
   std::vector<sequence_id> ids;
@@ -96,6 +96,18 @@ template <class S>
 using deepseek_shape = layer<mqa<16>, latent<64, 16>, S, inv_sqrt_scale<24>>;
 template <class S>
 using odd_dims_shape = layer<gqa<6, 3>, head_dim<20, 12>, S>;  // the portable path
+// Query groups of 3, 6 and 8 (the group kernels' other tile shapes) and 9 (past them: the
+// float-block path); K and V of different dtypes, whatever the layer's own.
+template <class S>
+using group3_shape = layer<gqa<6, 2>, head_dim<64, 40>, S>;
+template <class S>
+using group6_shape = layer<gqa<12, 2>, head_dim<32>, S>;
+template <class S>
+using group8_shape = layer<gqa<16, 2>, head_dim<48>, S>;
+template <class S>
+using group9_shape = layer<gqa<9, 1>, head_dim<32>, S>;
+template <class S>
+using mixed_dtype_shape = layer<gqa<8, 2>, head_dim<64>, storage<int4, fp8_e4m3>>;
 
 }  // namespace
 
@@ -123,6 +135,17 @@ TEST_CASE("decode: learned sink logits (gpt-oss)") {
 }
 TEST_CASE("decode: multi-head latent attention (DeepSeek)") {
   check_decode<deepseek_shape>({1, 40, 170}, 10);
+}
+TEST_CASE("decode: query groups of every tile shape, in HND pages and pages of many blocks") {
+  check_decode<group3_shape>({1, 50, 97}, 21);
+  check_decode<group6_shape, paged<48, page_layout::hnd>>({47, 48, 130}, 22);
+  check_decode<group8_shape, paged<8>>({9, 100}, 23);
+  check_decode<group9_shape, paged<32, page_layout::hnd>>({70}, 24);
+  check_decode<llama_shape, paged<64, page_layout::hnd>>({65, 300}, 25);
+}
+TEST_CASE("decode: keys and values stored in different dtypes") {
+  check_decode<mixed_dtype_shape>({1, 40, 129}, 26);
+  check_decode<mixed_dtype_shape, paged<16, page_layout::hnd>>({77}, 27);
 }
 TEST_CASE("decode: dims that are not multiples of 8") {
   check_decode<odd_dims_shape>({1, 19, 70}, 11);

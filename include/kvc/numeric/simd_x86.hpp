@@ -16,6 +16,7 @@
 #include "kvc/numeric/fp8.hpp"
 #include "kvc/numeric/half.hpp"
 #include "kvc/numeric/quantize.hpp"
+#include "kvc/numeric/vector.hpp"
 #include "kvc/policy/storage.hpp"
 
 namespace kvc::numeric::x86 {
@@ -211,11 +212,11 @@ template <int Levels>
   }
 }
 
-// 8 stored values of any dtype as floats (int4: 8 values = 4 bytes). fp8 decodes exactly
-// through fp16: e5m2 is an fp16's top byte; e4m3 moved into fp16's fields is 2^-8 of itself.
-[[gnu::target("avx2,f16c")]] [[gnu::always_inline]] inline __m256 decode8(dtype_id type,
-                                                                          const std::byte* source,
-                                                                          __m256 scale) {
+// 8 stored values of any dtype as floats before any scale (int4: 8 values = 4 bytes): int8 and
+// int4 as their levels, fp8 at 1 / raw_unit of its value. fp8 decodes exactly through fp16:
+// e5m2 is an fp16's top byte; e4m3 moved into fp16's fields is 2^-8 of itself.
+[[gnu::target("avx2,f16c")]] [[gnu::always_inline]] inline __m256 decode8_raw(
+    dtype_id type, const std::byte* source) {
   switch (type) {
     case dtype_id::fp32:
     case dtype_id::fp16:
@@ -223,23 +224,21 @@ template <int Levels>
       return load8(type, source);
     case dtype_id::fp8_e5m2: {
       const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(source));
-      const __m128i halves = _mm_unpacklo_epi8(_mm_setzero_si128(), bytes);
-      return _mm256_mul_ps(_mm256_cvtph_ps(halves), scale);
+      return _mm256_cvtph_ps(_mm_unpacklo_epi8(_mm_setzero_si128(), bytes));
     }
     case dtype_id::fp8_e4m3: {
       const __m128i bytes =
           _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(source)));
       const __m128i sign = _mm_slli_epi16(_mm_and_si128(bytes, _mm_set1_epi16(0x80)), 8);
       const __m128i magnitude = _mm_and_si128(bytes, _mm_set1_epi16(0x7F));
-      const __m128i halves = _mm_or_si128(sign, _mm_slli_epi16(magnitude, 7));
-      const __m256 value = _mm256_mul_ps(_mm256_cvtph_ps(halves), _mm256_set1_ps(256.0f));
+      const __m256 value = _mm256_cvtph_ps(_mm_or_si128(sign, _mm_slli_epi16(magnitude, 7)));
       const __m256 nan = _mm256_castsi256_ps(
           _mm256_cvtepi16_epi32(_mm_cmpeq_epi16(magnitude, _mm_set1_epi16(0x7F))));
-      return _mm256_mul_ps(_mm256_blendv_ps(value, _mm256_set1_ps(__builtin_nanf("")), nan), scale);
+      return _mm256_blendv_ps(value, _mm256_set1_ps(__builtin_nanf("")), nan);
     }
     case dtype_id::int8: {
       const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(source));
-      return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes)), scale);
+      return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
     }
     case dtype_id::int4: {
       std::uint32_t packed;
@@ -253,10 +252,23 @@ template <int Levels>
                            _mm256_set1_epi32(0xF));
       const __m256i levels =
           _mm256_sub_epi32(_mm256_xor_si256(nibbles, _mm256_set1_epi32(8)), _mm256_set1_epi32(8));
-      return _mm256_mul_ps(_mm256_cvtepi32_ps(levels), scale);
+      return _mm256_cvtepi32_ps(levels);
     }
   }
   return _mm256_setzero_ps();
+}
+
+// 8 stored values as floats: fp8, int8 and int4 multiplied by `scale` (the layer's or the
+// vector's); the float formats ignore it. raw_unit is a power of two, so folding it into the
+// scale rounds exactly as multiplying twice.
+[[gnu::target("avx2,f16c")]] [[gnu::always_inline]] inline __m256 decode8(dtype_id type,
+                                                                          const std::byte* source,
+                                                                          __m256 scale) {
+  const __m256 raw = decode8_raw(type, source);
+  if (dtype_bits(type) >= 16) return raw;
+  return _mm256_mul_ps(raw, type == dtype_id::fp8_e4m3
+                                ? _mm256_mul_ps(scale, _mm256_set1_ps(raw_unit(type)))
+                                : scale);
 }
 
 /// Loads dim stored values (a multiple of 8) as floats, like load_vector: fp8 multiplied by

@@ -82,4 +82,10 @@ KVC_HOST_DEVICE inline void load_vector(dtype_id type, const void* values, const
   }
 }
 
+/// Kernels that decode fp8 through fp16 hardware conversions get e4m3 at 2^-8 of its value
+/// (its exponent bias is 8 below fp16's); the factor they multiply back by, 1 for the others.
+KVC_HOST_DEVICE constexpr float raw_unit(dtype_id type) {
+  return type == dtype_id::fp8_e4m3 ? 256.0f : 1.0f;
+}
+
 }  // namespace kvc::numeric

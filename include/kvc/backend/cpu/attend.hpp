@@ -27,6 +27,18 @@ struct row_block {
   float* m = nullptr;                       ///< [rows] largest score
   float* l = nullptr;                       ///< [rows] sum of e^{s - m}
 
+  /// Rows [first, first + count): the query group of one KV head, say.
+  row_block slice(int first, int count) const {
+    return {count,
+            k_dim,
+            v_dim,
+            q + static_cast<std::size_t>(first) * k_dim,
+            positions + first,
+            acc + static_cast<std::size_t>(first) * v_dim,
+            m + first,
+            l + first};
+  }
+
   void reset() const {
     for (int r = 0; r < rows; ++r) {
       m[r] = attention::negative_infinity;
@@ -70,23 +82,21 @@ inline bool all_visible(const window_shape& window, std::int64_t position, std::
 }
 }  // namespace detail
 
-/// Takes in `tokens` keys at positions first_position, first_position + 1, ...
-/// scores: scratch of rows * key_block floats.
-inline void attend_block(const block_kernels& kernels, const row_block& rows, const float* keys,
-                         int k_stride, const float* values, int v_stride, int tokens,
-                         std::int64_t first_position, const window_shape& window, float softcap,
-                         float* scores) {
-  kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores);
+/// The online-softmax step of a block: scores [rows][key_block] of `tokens` keys at positions
+/// first_position, first_position + 1, ... are masked, soft-capped and turned into weights
+/// e^{s - m} (0 past `tokens`); each row's m, l and acc are brought up to date, except for
+/// the weighted values, which the caller adds next.
+inline void softmax_block(const block_kernels& kernels, const row_block& rows, int tokens,
+                          std::int64_t first_position, const window_shape& window, float softcap,
+                          float* scores) {
   const std::int64_t last_position = first_position + tokens - 1;
   bool all_rows_unmasked = softcap == 0.0f;
   for (int r = 0; r < rows.rows && all_rows_unmasked; ++r)
     all_rows_unmasked =
         detail::all_visible(window, rows.positions[r], first_position, last_position);
   if (all_rows_unmasked &&
-      kernels.softmax_rows(scores, rows.rows, tokens, rows.m, rows.l, rows.acc, rows.v_dim)) {
-    kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc);
+      kernels.softmax_rows(scores, rows.rows, tokens, rows.m, rows.l, rows.acc, rows.v_dim))
     return;
-  }
   for (int r = 0; r < rows.rows; ++r) {
     float* s = scores + r * key_block;
     const std::int64_t position = rows.positions[r];
@@ -119,6 +129,16 @@ inline void attend_block(const block_kernels& kernels, const row_block& rows, co
     for (int t = 0; t < tokens; ++t) sum += scores[r * key_block + t];
     rows.l[r] += sum;
   }
+}
+
+/// Takes in `tokens` keys and values (floats) at positions first_position, first_position + 1,
+/// ... scores: scratch of rows * key_block floats.
+inline void attend_block(const block_kernels& kernels, const row_block& rows, const float* keys,
+                         int k_stride, const float* values, int v_stride, int tokens,
+                         std::int64_t first_position, const window_shape& window, float softcap,
+                         float* scores) {
+  kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores);
+  softmax_block(kernels, rows, tokens, first_position, window, softcap, scores);
   kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc);
 }
 

@@ -148,17 +148,24 @@ template <int Rows, int Chunks>
                                                         int v_stride, int v_dim, int tokens,
                                                         float* acc) {
   __m256 sum[Rows][Chunks];
+#pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
     for (int c = 0; c < Chunks; ++c) sum[r][c] = _mm256_loadu_ps(acc + r * v_dim + 8 * c);
   for (int t = 0; t < tokens; ++t) {
     __m256 v[Chunks];
+#pragma GCC unroll 16
     for (int c = 0; c < Chunks; ++c) v[c] = _mm256_loadu_ps(values + t * v_stride + 8 * c);
+#pragma GCC unroll 16
     for (int r = 0; r < Rows; ++r) {
       const __m256 w = _mm256_broadcast_ss(p + r * key_block + t);
+#pragma GCC unroll 16
       for (int c = 0; c < Chunks; ++c) sum[r][c] = _mm256_fmadd_ps(w, v[c], sum[r][c]);
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
     for (int c = 0; c < Chunks; ++c) _mm256_storeu_ps(acc + r * v_dim + 8 * c, sum[r][c]);
 }
 

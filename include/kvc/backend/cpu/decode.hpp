@@ -20,6 +20,7 @@
 
 #include "kvc/attention/params.hpp"
 #include "kvc/backend/cpu/attend.hpp"
+#include "kvc/backend/cpu/group_kernels.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/numeric/host_vector.hpp"
@@ -151,8 +152,27 @@ inline void load_block(const page_geometry& geo, const std::byte* page, int firs
   load_block_portable(geo, page, first_token, count, head_begin, head_end, keys, fp8_scale, out);
 }
 
-// One sequence over a range of its kept pages; state holds all q_heads rows (group rows per
-// KV head, consecutive).
+// Calls f(page, next_page, first_position, tokens) for each page of a sequence's entries
+// [entry_begin, entry_end); next_page is null for the last.
+template <class F>
+void for_each_page(const paged_layer_view& view, std::int32_t sequence, std::int32_t entry_begin,
+                   std::int32_t entry_end, F&& f) {
+  const page_geometry& geo = view.geometry;
+  const std::int64_t length = view.seq_lens[sequence];
+  const auto kept = view.kept(sequence);
+  const auto page_at = [&](std::int32_t entry) {
+    return view.memory +
+           static_cast<std::uint64_t>(view.indices[view.indptr[sequence] + entry]) * geo.page_bytes;
+  };
+  for (std::int32_t entry = entry_begin; entry < entry_end; ++entry) {
+    const std::int64_t first_position = kept.logical_page(entry) * geo.page_tokens;
+    f(page_at(entry), entry + 1 < entry_end ? page_at(entry + 1) : nullptr, first_position,
+      static_cast<int>(std::min<std::int64_t>(geo.page_tokens, length - first_position)));
+  }
+}
+
+// One sequence over a range of its kept pages, through float blocks (any group, MLA);
+// `all` holds all q_heads rows (group rows per KV head, consecutive).
 inline void decode_pages(const paged_layer_view& view, std::int32_t sequence,
                          std::int32_t entry_begin, std::int32_t entry_end, const row_block& all,
                          float softcap, const block_kernels& kernels) {
@@ -164,34 +184,75 @@ inline void decode_pages(const paged_layer_view& view, std::int32_t sequence,
   float* values = geo.latent ? keys : thread_buffers::fit(buffers.values, block_floats * geo.v_dim);
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(group) * key_block);
   const int value_stride = geo.latent ? geo.k_dim : geo.v_dim;
-  const std::int64_t length = view.seq_lens[sequence];
-  const auto kept = view.kept(sequence);
-  for (std::int32_t entry = entry_begin; entry < entry_end; ++entry) {
-    const std::byte* page =
-        view.memory +
-        static_cast<std::uint64_t>(view.indices[view.indptr[sequence] + entry]) * geo.page_bytes;
-    const std::int64_t first_position = kept.logical_page(entry) * geo.page_tokens;
-    const int tokens =
-        static_cast<int>(std::min<std::int64_t>(geo.page_tokens, length - first_position));
-    for (int start = 0; start < tokens; start += key_block) {
-      const int count = std::min(key_block, tokens - start);
-      load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys);
-      if (!geo.latent) load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
-      for (int head = 0; head < heads; ++head) {
-        const row_block rows{group,
-                             all.k_dim,
-                             all.v_dim,
-                             all.q + static_cast<std::size_t>(head) * group * all.k_dim,
-                             all.positions + head * group,
-                             all.acc + static_cast<std::size_t>(head) * group * all.v_dim,
-                             all.m + head * group,
-                             all.l + head * group};
-        attend_block(kernels, rows, keys + static_cast<std::size_t>(head) * key_block * geo.k_dim,
-                     geo.k_dim, values + static_cast<std::size_t>(head) * key_block * value_stride,
-                     value_stride, count, first_position + start, view.window, softcap, scores);
-      }
-    }
-  }
+  for_each_page(
+      view, sequence, entry_begin, entry_end,
+      [&](const std::byte* page, const std::byte*, std::int64_t first_position, int tokens) {
+        for (int start = 0; start < tokens; start += key_block) {
+          const int count = std::min(key_block, tokens - start);
+          load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys);
+          if (!geo.latent)
+            load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
+          for (int head = 0; head < heads; ++head)
+            attend_block(kernels, all.slice(head * group, group),
+                         keys + static_cast<std::size_t>(head) * key_block * geo.k_dim, geo.k_dim,
+                         values + static_cast<std::size_t>(head) * key_block * value_stride,
+                         value_stride, count, first_position + start, view.window, softcap, scores);
+        }
+      });
+}
+
+// What multiplies raw stored values (numeric::x86::decode8_raw) besides per-vector scales: the
+// layer's fp8 scale and the raw unit.
+inline float raw_factor(dtype_id type, float layer_scale) {
+  return numeric::raw_unit(type) * (dtype_scaling(type) == scaling::per_layer ? layer_scale : 1.0f);
+}
+
+// decode_pages for a small group, with the group kernels: per block and KV head, scores from
+// the stored keys, the online softmax, then the stored values. q must already carry the keys'
+// raw_factor.
+inline void decode_pages_grouped(const paged_layer_view& view, std::int32_t sequence,
+                                 std::int32_t entry_begin, std::int32_t entry_end,
+                                 const row_block& all, float softcap, const block_kernels& kernels,
+                                 const group_kernels& grouped) {
+  const page_geometry& geo = view.geometry;
+  const int heads = geo.kv_heads, group = all.rows / heads;
+  float* scores = thread_buffers::fit(thread_buffers::mine().scores,
+                                      static_cast<std::size_t>(group) * key_block);
+  const float v_factor = raw_factor(geo.v_type, view.v_scale);
+  const bool v_scaled = v_factor != 1.0f || dtype_scaling(geo.v_type) == scaling::per_token_head;
+  // The next page is read ahead while this one is computed, a slice per head and block, half
+  // of it during the scores and half during the values.
+  const std::uint64_t slices =
+      static_cast<std::uint64_t>(heads) * ((geo.page_tokens + key_block - 1) / key_block);
+  const std::uint64_t slice_bytes = (geo.page_bytes + slices - 1) / slices;
+  for_each_page(
+      view, sequence, entry_begin, entry_end,
+      [&](const std::byte* page, const std::byte* next, std::int64_t first_position, int tokens) {
+        std::uint64_t slice = 0;
+        for (int start = 0; start < tokens; start += key_block) {
+          const int count = std::min(key_block, tokens - start);
+          for (int head = 0; head < heads; ++head, ++slice) {
+            read_ahead ahead;
+            if (next != nullptr) {
+              ahead.next = next + std::min(slice * slice_bytes, geo.page_bytes);
+              ahead.end = next + std::min((slice + 1) * slice_bytes, geo.page_bytes);
+              ahead.lines_per_call = static_cast<int>((slice_bytes + 127) / 128);
+            }
+            const row_block rows = all.slice(head * group, group);
+            grouped.scores(rows.q, geo.k_dim, head_vectors::of(geo, page, start, head, true), count,
+                           scores, ahead);
+            softmax_block(kernels, rows, count, first_position + start, view.window, softcap,
+                          scores);
+            const head_vectors values = head_vectors::of(geo, page, start, head, false);
+            if (v_scaled)
+              for (int t = 0; t < count; ++t) {
+                const float scale = v_factor * values.scale(t);
+                for (int r = 0; r < group; ++r) scores[r * key_block + t] *= scale;
+              }
+            grouped.accumulate(scores, values, geo.v_dim, count, rows.acc, ahead);
+          }
+        }
+      });
 }
 
 }  // namespace detail
@@ -203,6 +264,10 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
   const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
   const block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
+  const group_kernels grouped = group_kernels::for_layer(view.geometry, plan.group);
+  const float q_scale =
+      params.scale *
+      (grouped.usable() ? detail::raw_factor(view.geometry.k_type, view.k_scale) : 1.0f);
   const auto run_item = [&](std::size_t index) {
     const decode_plan::item& item = plan.items[index];
     thread_buffers& buffers = thread_buffers::mine();
@@ -211,7 +276,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
     std::int64_t* positions =
         thread_buffers::fit(buffers.positions, static_cast<std::size_t>(q_heads));
     const float* q_rows = q + static_cast<std::size_t>(item.sequence) * q_heads * k_dim;
-    for (int i = 0; i < q_heads * k_dim; ++i) scaled[i] = q_rows[i] * params.scale;
+    for (int i = 0; i < q_heads * k_dim; ++i) scaled[i] = q_rows[i] * q_scale;
     for (int h = 0; h < q_heads; ++h) positions[h] = view.seq_lens[item.sequence] - 1;
     float* slot = partial + index * plan.slot_floats();
     const row_block rows{q_heads,
@@ -223,8 +288,12 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
                          slot + static_cast<std::size_t>(q_heads) * v_dim,
                          slot + static_cast<std::size_t>(q_heads) * v_dim + q_heads};
     rows.reset();
-    detail::decode_pages(view, item.sequence, item.entry_begin, item.entry_end, rows,
-                         params.softcap, kernels);
+    if (grouped.usable())
+      detail::decode_pages_grouped(view, item.sequence, item.entry_begin, item.entry_end, rows,
+                                   params.softcap, kernels, grouped);
+    else
+      detail::decode_pages(view, item.sequence, item.entry_begin, item.entry_end, rows,
+                           params.softcap, kernels);
   };
   parallel(plan.items.size(), run_item);
 
