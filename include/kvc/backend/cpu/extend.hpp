@@ -25,6 +25,7 @@
 #include "kvc/attention/params.hpp"
 #include "kvc/backend/cpu/attend.hpp"
 #include "kvc/backend/cpu/decode.hpp"
+#include "kvc/backend/cpu/group_kernels.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
 #include "kvc/cache/kv_cache.hpp"
 #include "kvc/cache/page_table.hpp"
@@ -91,15 +92,25 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   // 1. The cached prefix, page by page.
   const auto kept = prefix.kept(item.sequence);
   const std::int32_t entries = prefix.indptr[item.sequence + 1] - prefix.indptr[item.sequence];
+  const auto page_at = [&](std::int32_t entry) {
+    return prefix.memory +
+           static_cast<std::uint64_t>(prefix.indices[prefix.indptr[item.sequence] + entry]) *
+               geo.page_bytes;
+  };
   for (std::int32_t entry = 0; entry < entries; ++entry) {
     const std::int64_t page_first = kept.logical_page(entry) * geo.page_tokens;
     const int page_tokens =
         static_cast<int>(std::min<std::int64_t>(geo.page_tokens, prefix_length - page_first));
     if (!needed(page_first, page_first + page_tokens)) continue;
-    const std::byte* page =
-        prefix.memory +
-        static_cast<std::uint64_t>(prefix.indices[prefix.indptr[item.sequence] + entry]) *
-            geo.page_bytes;
+    const std::byte* page = page_at(entry);
+    // This head's vectors of the next page, a head-row apart in an NHD page: asked for now.
+    if (entry + 1 < entries) {
+      const int next_tokens = static_cast<int>(std::min<std::int64_t>(
+          geo.page_tokens, prefix_length - kept.logical_page(entry + 1) * geo.page_tokens));
+      head_vectors::of(geo, page_at(entry + 1), 0, item.kv_head, true).prefetch(next_tokens);
+      if (!geo.latent)
+        head_vectors::of(geo, page_at(entry + 1), 0, item.kv_head, false).prefetch(next_tokens);
+    }
     for (int start = 0; start < page_tokens; start += key_block) {
       const int count = std::min(key_block, page_tokens - start);
       if (!needed(page_first + start, page_first + start + count)) continue;
@@ -118,12 +129,31 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   const int new_end = item.first_token + item.tokens;
   const int k_bytes = dtype_bits(new_k.type) / 8,
             v_bytes = geo.latent ? 0 : dtype_bits(new_v.type) / 8;
+  const auto new_row = [&](int token) {
+    return static_cast<std::size_t>(sequence_row0 + token) * geo.kv_heads +
+           static_cast<std::size_t>(item.kv_head);
+  };
   for (int start = 0; start < new_end; start += key_block) {
     const int count = std::min(key_block, new_end - start);
     if (!needed(prefix_length + start, prefix_length + start + count)) continue;
+    // The next block's vectors lie a head-row apart, which hardware prefetchers do not follow:
+    // ask for them while this block is computed.
+    if (start + key_block < new_end) {
+      const int next_count = std::min(key_block, new_end - start - key_block);
+      const std::size_t head_rows = static_cast<std::size_t>(geo.kv_heads);
+      const std::uint32_t k_row = static_cast<std::uint32_t>(k_dim * k_bytes),
+                          v_row = static_cast<std::uint32_t>(v_dim * v_bytes);
+      const auto* k = static_cast<const std::byte*>(new_k.data);
+      head_vectors{k + new_row(start + key_block) * k_row, head_rows * k_row, nullptr, 0, k_row}
+          .prefetch(next_count);
+      if (!geo.latent) {
+        const auto* v = static_cast<const std::byte*>(new_v.data);
+        head_vectors{v + new_row(start + key_block) * v_row, head_rows * v_row, nullptr, 0, v_row}
+            .prefetch(next_count);
+      }
+    }
     for (int t = 0; t < count; ++t) {
-      const auto row = static_cast<std::size_t>(sequence_row0 + start + t) * geo.kv_heads +
-                       static_cast<std::size_t>(item.kv_head);
+      const auto row = new_row(start + t);
       numeric::load_converted(new_k.type,
                               static_cast<const std::byte*>(new_k.data) + row * k_dim * k_bytes,
                               nullptr, k_dim, 1.0f, keys + static_cast<std::size_t>(t) * k_dim);

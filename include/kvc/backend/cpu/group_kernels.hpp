@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
 
@@ -32,6 +33,7 @@ struct head_vectors {
   std::size_t token_stride = 0;   ///< bytes
   const float* scales = nullptr;  ///< null when the dtype has no per-vector scale
   std::size_t scale_stride = 0;   ///< floats
+  std::uint32_t vector_bytes = 0;
 
   static head_vectors of(const page_geometry& geo, const std::byte* page, int first_token, int head,
                          bool keys) {
@@ -39,7 +41,8 @@ struct head_vectors {
     const dtype_id type = keys ? geo.k_type : geo.v_type;
     head_vectors h;
     h.values = page + (keys ? geo.k_offset(first_token, head) : geo.v_offset(first_token, head));
-    h.token_stride = vectors_per_token * (keys ? geo.k_vector_bytes : geo.v_vector_bytes);
+    h.vector_bytes = keys ? geo.k_vector_bytes : geo.v_vector_bytes;
+    h.token_stride = vectors_per_token * h.vector_bytes;
     if (dtype_scaling(type) == scaling::per_token_head) {
       h.scales =
           reinterpret_cast<const float*>(page + (keys ? geo.k_scale_offset(first_token, head)
@@ -49,6 +52,13 @@ struct head_vectors {
     return h;
   }
   float scale(int token) const { return scales == nullptr ? 1.0f : scales[token * scale_stride]; }
+
+  /// Asks for the vectors (not the scales) of `tokens` tokens to be brought into cache.
+  void prefetch(int tokens) const {
+    for (int t = 0; t < tokens; ++t)
+      for (std::uint32_t b = 0; b < vector_bytes; b += 64)
+        __builtin_prefetch(values + static_cast<std::size_t>(t) * token_stride + b);
+  }
 };
 
 /// Memory to bring into cache while a block is computed: each kernel call touches
