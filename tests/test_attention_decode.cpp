@@ -1,7 +1,8 @@
 // CPU decode against the reference backend: the layer shape of every gallery family (head
 // counts scaled down), every storage dtype, windows, soft-caps, learned sinks, MLA, split-K
-// and threads, and the edge cases: a context of one token, windows larger than the context,
-// chunk and page boundaries, a query that sees only sink tokens, very large scores, NaN in K.
+// and threads, through the vector kernels and the portable code, and the edge cases: a
+// context of one token, windows larger than the context, chunk and page boundaries, a query
+// that sees only sink tokens, very large scores, NaN in K.
 
 #include <catch2/catch.hpp>
 #include <cmath>
@@ -47,27 +48,31 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
     const page_table_csr table = cache.page_table(l, ids);
     const paged_layer_view view = cache.view(l, table);
     std::vector<float> out(lengths.size() * q_heads * v_dim), lse(lengths.size() * q_heads);
-    const cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_pages);
-    cpu::decode_workspace workspace;
-    cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, pool().ref());
-    for (std::size_t b = 0; b < lengths.size(); ++b) {
-      for (int h = 0; h < q_heads; ++h) {
-        const std::int64_t position = lengths[b] - 1;
-        visible_kv(cache, ids[b], l, h / group, position, spec::window_value, kv_heads, k_dim,
-                   spec::is_latent ? k_dim : v_dim, keys, values);
-        if (spec::is_latent)
-          for (auto& v : values) v.resize(v_dim);  // V: the first `rank` dims of the latent
-        const double sink = sink_logits.empty() ? 0.0 : sink_logits[static_cast<std::size_t>(h)];
-        const reference_result ref =
-            reference_attend(q.data() + (b * q_heads + static_cast<std::size_t>(h)) * k_dim, k_dim,
-                             v_dim, keys, values, spec::softmax_scale_value, spec::softcap::cap,
-                             sink_logits.empty() ? nullptr : &sink);
-        INFO("layer " << l << " ("
-                      << dtype_name(model::layer_summaries[static_cast<std::size_t>(l)].k_type)
-                      << ") sequence " << b << " of length " << lengths[b] << " head " << h);
-        compare_with_reference(ref, values,
-                               out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
-                               lse[b * q_heads + static_cast<std::size_t>(h)], v_dim);
+    for (const bool vectorized : {true, false}) {
+      cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_pages);
+      plan.vectorized = vectorized;
+      cpu::decode_workspace workspace;
+      cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, pool().ref());
+      for (std::size_t b = 0; b < lengths.size(); ++b) {
+        for (int h = 0; h < q_heads; ++h) {
+          const std::int64_t position = lengths[b] - 1;
+          visible_kv(cache, ids[b], l, h / group, position, spec::window_value, kv_heads, k_dim,
+                     spec::is_latent ? k_dim : v_dim, keys, values);
+          if (spec::is_latent)
+            for (auto& v : values) v.resize(v_dim);  // V: the first `rank` dims of the latent
+          const double sink = sink_logits.empty() ? 0.0 : sink_logits[static_cast<std::size_t>(h)];
+          const reference_result ref =
+              reference_attend(q.data() + (b * q_heads + static_cast<std::size_t>(h)) * k_dim,
+                               k_dim, v_dim, keys, values, spec::softmax_scale_value,
+                               spec::softcap::cap, sink_logits.empty() ? nullptr : &sink);
+          INFO("layer " << l << " ("
+                        << dtype_name(model::layer_summaries[static_cast<std::size_t>(l)].k_type)
+                        << ") sequence " << b << " of length " << lengths[b] << " head " << h
+                        << (vectorized ? ", vector kernels" : ", portable code"));
+          compare_with_reference(ref, values,
+                                 out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
+                                 lse[b * q_heads + static_cast<std::size_t>(h)], v_dim);
+        }
       }
     }
   }

@@ -62,6 +62,13 @@ struct thread_buffers {
     if (v.size() < n) v.resize(n);
     return v.data();
   }
+  /// fit, starting on a 64-byte line: vector loads of the rows then never straddle two lines.
+  static float* fit_aligned(std::vector<float>& v, std::size_t n) {
+    constexpr std::size_t line_floats = 64 / sizeof(float);
+    float* p = fit(v, n + line_floats);
+    const auto misalignment = reinterpret_cast<std::uintptr_t>(p) % 64 / sizeof(float);
+    return p + (misalignment == 0 ? 0 : line_floats - misalignment);
+  }
 };
 
 /// The query heads must share the view's KV heads evenly (one group per KV head).

@@ -37,6 +37,9 @@ struct decode_plan {
   std::vector<std::int32_t> splits;      ///< [sequence]
   std::int32_t batch = 0;
   int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
+  /// Whether to use the vector kernels where the CPU has them; false runs the portable code
+  /// (tests check both, whatever the CPU).
+  bool vectorized = true;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
   std::size_t slot_floats() const { return static_cast<std::size_t>(q_heads) * (v_dim + 2); }
@@ -180,8 +183,9 @@ inline void decode_pages(const paged_layer_view& view, std::int32_t sequence,
   const int heads = geo.kv_heads, group = all.rows / heads;
   thread_buffers& buffers = thread_buffers::mine();
   const std::size_t block_floats = static_cast<std::size_t>(heads) * key_block;
-  float* keys = thread_buffers::fit(buffers.keys, block_floats * geo.k_dim);
-  float* values = geo.latent ? keys : thread_buffers::fit(buffers.values, block_floats * geo.v_dim);
+  float* keys = thread_buffers::fit_aligned(buffers.keys, block_floats * geo.k_dim);
+  float* values =
+      geo.latent ? keys : thread_buffers::fit_aligned(buffers.values, block_floats * geo.v_dim);
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(group) * key_block);
   const int value_stride = geo.latent ? geo.k_dim : geo.v_dim;
   for_each_page(
@@ -263,8 +267,10 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
                    parallel_for_ref parallel = default_parallel_for()) {
   const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
-  const block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
-  const group_kernels grouped = group_kernels::for_layer(view.geometry, plan.group);
+  block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
+  kernels.simd = kernels.simd && plan.vectorized;
+  const group_kernels grouped =
+      plan.vectorized ? group_kernels::for_layer(view.geometry, plan.group) : group_kernels{};
   const float q_scale =
       params.scale *
       (grouped.usable() ? detail::raw_factor(view.geometry.k_type, view.k_scale) : 1.0f);
@@ -272,7 +278,8 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
     const decode_plan::item& item = plan.items[index];
     thread_buffers& buffers = thread_buffers::mine();
     const int q_heads = plan.q_heads;
-    float* scaled = thread_buffers::fit(buffers.q, static_cast<std::size_t>(q_heads) * k_dim);
+    float* scaled =
+        thread_buffers::fit_aligned(buffers.q, static_cast<std::size_t>(q_heads) * k_dim);
     std::int64_t* positions =
         thread_buffers::fit(buffers.positions, static_cast<std::size_t>(q_heads));
     const float* q_rows = q + static_cast<std::size_t>(item.sequence) * q_heads * k_dim;

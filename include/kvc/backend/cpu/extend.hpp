@@ -52,15 +52,16 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   const int group = q_heads / geo.kv_heads, k_dim = geo.k_dim, v_dim = geo.v_dim;
   const int rows = item.tokens * group;
   thread_buffers& buffers = thread_buffers::mine();
-  float* scaled = thread_buffers::fit(buffers.q, static_cast<std::size_t>(rows) * k_dim);
+  float* scaled = thread_buffers::fit_aligned(buffers.q, static_cast<std::size_t>(rows) * k_dim);
   std::int64_t* positions = thread_buffers::fit(buffers.positions, static_cast<std::size_t>(rows));
   float* acc = thread_buffers::fit(buffers.acc, static_cast<std::size_t>(rows) * v_dim);
   float* m = thread_buffers::fit(buffers.m, static_cast<std::size_t>(rows));
   float* l = thread_buffers::fit(buffers.l, static_cast<std::size_t>(rows));
-  float* keys = thread_buffers::fit(buffers.keys, static_cast<std::size_t>(key_block) * k_dim);
-  float* values =
-      geo.latent ? keys
-                 : thread_buffers::fit(buffers.values, static_cast<std::size_t>(key_block) * v_dim);
+  float* keys =
+      thread_buffers::fit_aligned(buffers.keys, static_cast<std::size_t>(key_block) * k_dim);
+  float* values = geo.latent ? keys
+                             : thread_buffers::fit_aligned(
+                                   buffers.values, static_cast<std::size_t>(key_block) * v_dim);
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(rows) * key_block);
   const int value_stride = geo.latent ? k_dim : v_dim;
 

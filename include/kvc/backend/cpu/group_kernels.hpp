@@ -64,7 +64,8 @@ struct head_vectors {
 /// Memory to bring into cache while a block is computed: each kernel call touches
 /// lines_per_call lines of it, a few at each step (a tile of keys, a token of a column tile
 /// of values), so that the requests stay spread out; a burst of them stalls the core, and the
-/// hardware prefetchers do not follow the heads of a page read one after another.
+/// hardware prefetchers do not follow the heads of a page read one after another. The lines
+/// go to L2 (prefetcht1): a page is larger than L1, and is read a block later.
 struct read_ahead {
   const std::byte* next = nullptr;
   const std::byte* end = nullptr;
@@ -73,7 +74,7 @@ struct read_ahead {
   /// Lines per step for a call of `steps` steps.
   int lines_per_step(int steps) const { return (lines_per_call + steps - 1) / steps; }
   void step(int lines) {
-    for (int i = 0; i < lines && next < end; ++i, next += 64) __builtin_prefetch(next);
+    for (int i = 0; i < lines && next < end; ++i, next += 64) __builtin_prefetch(next, 0, 2);
   }
 };
 
