@@ -7,11 +7,12 @@
 //   kvc::cpu::decode(plan, view, q, out, lse, params, workspace, pool);  // every layer
 //
 // q is [batch][q_heads][k_dim], out [batch][q_heads][v_dim], lse [batch][q_heads] (natural
-// log). Each work item is one sequence over a range of its pages, every KV head of a page
-// read in memory order (whatever the page layout) and once for its whole query group; a
-// long sequence is split over threads (split-K) even for a batch of one, and the splits are
-// merged with the online-softmax merge. Learned sink logits join the denominator once,
-// after the merge.
+// log). Each work item is one sequence over a range of its pages, each KV head read once for
+// its whole query group: groups of up to 8 through group_kernels.hpp, straight from the
+// stored dtype, the next page read ahead meanwhile; larger groups and MLA through float
+// blocks, every head of a block dequantized in memory order. A long sequence is split over
+// threads (split-K) even for a batch of one, and the splits are merged with the
+// online-softmax merge. Learned sink logits join the denominator once, after the merge.
 
 #include <algorithm>
 #include <cstddef>
