@@ -65,7 +65,7 @@ struct head_vectors {
 /// lines_per_call lines of it, a few at each step (a tile of keys, a token of a column tile
 /// of values), so that the requests stay spread out; a burst of them stalls the core, and the
 /// hardware prefetchers do not follow the heads of a page read one after another. The lines
-/// go to L2 (prefetcht1): a page is larger than L1, and is read a block later.
+/// go to L2 (prefetcht1): a page is larger than L1, and is read a page of work later.
 struct read_ahead {
   const std::byte* next = nullptr;
   const std::byte* end = nullptr;
