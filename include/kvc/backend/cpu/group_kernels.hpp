@@ -105,11 +105,31 @@ template <dtype_id Type, int Group>
       }
     }
     ahead.step(ahead_lines);
-    alignas(32) float sums[8];
-    _mm256_store_ps(sums, sum8(acc));
-    for (int j = 0; j < tile && t0 + j < tokens; ++j) {
-      const float scale = keys.scale(t0 + j);
-      for (int r = 0; r < Group; ++r) s[r * key_block + t0 + j] = sums[r * tile + j] * scale;
+    // Lane r * tile + j holds row r's score of key t0 + j; each row's `tile` scores are
+    // contiguous in s. Entries past `tokens` (a repeated key) are written but never used.
+    __m256 sums = sum8(acc);
+    if (keys.scales != nullptr) {
+      alignas(32) float scale[8];
+      for (int lane = 0; lane < 8; ++lane) scale[lane] = keys.scale(t0 + lane % tile);
+      sums = _mm256_mul_ps(sums, _mm256_load_ps(scale));
+    }
+    float* row = s + t0;
+    if constexpr (tile == 8) {
+      _mm256_storeu_ps(row, sums);
+    } else if constexpr (tile == 4) {
+      _mm_storeu_ps(row, _mm256_castps256_ps128(sums));
+      _mm_storeu_ps(row + key_block, _mm256_extractf128_ps(sums, 1));
+    } else if constexpr (tile == 2) {
+      const __m128 low = _mm256_castps256_ps128(sums), high = _mm256_extractf128_ps(sums, 1);
+      _mm_storel_pi(reinterpret_cast<__m64*>(row), low);
+      _mm_storeh_pi(reinterpret_cast<__m64*>(row + key_block), low);
+      _mm_storel_pi(reinterpret_cast<__m64*>(row + 2 * key_block), high);
+      if constexpr (Group == 4) _mm_storeh_pi(reinterpret_cast<__m64*>(row + 3 * key_block), high);
+    } else {
+      alignas(32) float lanes[8];
+      _mm256_store_ps(lanes, sums);
+      for (int r = 0; r < Group; ++r)
+        for (int j = 0; j < tile; ++j) row[r * key_block + j] = lanes[r * tile + j];
     }
   }
 }
