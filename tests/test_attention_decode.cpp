@@ -48,9 +48,15 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
     const page_table_csr table = cache.page_table(l, ids);
     const paged_layer_view view = cache.view(l, table);
     std::vector<float> out(lengths.size() * q_heads * v_dim), lse(lengths.size() * q_heads);
-    for (const bool vectorized : {true, false}) {
+    const dtype_id k_type = model::layer_summaries[static_cast<std::size_t>(l)].k_type;
+    const dtype_id v_type = model::layer_summaries[static_cast<std::size_t>(l)].v_type;
+    // Vector kernels with integer arithmetic where the CPU has it, then without, then the
+    // portable code.
+    for (const int path : {0, 1, 2}) {
+      const bool vectorized = path < 2, integer = path == 0;
       cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_pages);
       plan.vectorized = vectorized;
+      plan.integer_scores = integer;
       cpu::decode_workspace workspace;
       cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, pool().ref());
       for (std::size_t b = 0; b < lengths.size(); ++b) {
@@ -61,17 +67,35 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
           if (spec::is_latent)
             for (auto& v : values) v.resize(v_dim);  // V: the first `rank` dims of the latent
           const double sink = sink_logits.empty() ? 0.0 : sink_logits[static_cast<std::size_t>(h)];
+          const float* q_row = q.data() + (b * q_heads + static_cast<std::size_t>(h)) * k_dim;
           const reference_result ref =
-              reference_attend(q.data() + (b * q_heads + static_cast<std::size_t>(h)) * k_dim,
-                               k_dim, v_dim, keys, values, spec::softmax_scale_value,
+              reference_attend(q_row, k_dim, v_dim, keys, values, spec::softmax_scale_value,
                                spec::softcap::cap, sink_logits.empty() ? nullptr : &sink);
+          // The integer kernels (int8) round q per row to steps of max|q| / 32767 and the
+          // weights per block and row to steps of their largest / 32767.
+          rounding_allowance allowance;
+          if (integer && k_type == dtype_id::int8) {
+            double q_largest = 0, k_sum_largest = 0;
+            for (int d = 0; d < k_dim; ++d)
+              q_largest = std::max(q_largest, std::fabs(static_cast<double>(q_row[d])));
+            for (const auto& k : keys) {
+              double sum = 0;
+              for (float x : k) sum += std::fabs(static_cast<double>(x));
+              k_sum_largest = std::max(k_sum_largest, sum);
+            }
+            allowance.score = std::fabs(spec::softmax_scale_value) * q_largest / 65534.0 *
+                              k_sum_largest;  // a soft-cap does not widen it
+          }
+          if (integer && v_type == dtype_id::int8) allowance.weight = 1.0 / 65534.0;
           INFO("layer " << l << " ("
                         << dtype_name(model::layer_summaries[static_cast<std::size_t>(l)].k_type)
                         << ") sequence " << b << " of length " << lengths[b] << " head " << h
-                        << (vectorized ? ", vector kernels" : ", portable code"));
+                        << (integer      ? ", integer kernels"
+                            : vectorized ? ", vector kernels"
+                                         : ", portable code"));
           compare_with_reference(ref, values,
                                  out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
-                                 lse[b * q_heads + static_cast<std::size_t>(h)], v_dim);
+                                 lse[b * q_heads + static_cast<std::size_t>(h)], v_dim, allowance);
         }
       }
     }

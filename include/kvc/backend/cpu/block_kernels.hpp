@@ -54,6 +54,12 @@ inline bool cpu_has_avx2_fma() {
   return supported;
 }
 
+[[gnu::target("avx2,fma")]] inline float horizontal_max(__m256 v) {
+  v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
+  v = _mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0x4E));
+  return _mm256_cvtss_f32(_mm256_max_ps(v, _mm256_shuffle_ps(v, v, 0xB1)));
+}
+
 [[gnu::target("avx2,fma")]] inline float horizontal_sum(__m256 v) {
   const __m128 sum4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
   const __m128 sum2 = _mm_add_ps(sum4, _mm_movehl_ps(sum4, sum4));
@@ -242,11 +248,7 @@ template <int Rows>
     float* row = s + r * key_block;
     const __m256 s0 = _mm256_blendv_ps(minus_infinity, _mm256_loadu_ps(row), valid0);
     const __m256 s1 = _mm256_blendv_ps(minus_infinity, _mm256_loadu_ps(row + 8), valid1);
-    __m256 most = _mm256_max_ps(s0, s1);
-    most = _mm256_max_ps(most, _mm256_permute2f128_ps(most, most, 1));
-    most = _mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0x4E));
-    most = _mm256_max_ps(most, _mm256_shuffle_ps(most, most, 0xB1));
-    const float block_max = _mm256_cvtss_f32(most);
+    const float block_max = horizontal_max(_mm256_max_ps(s0, s1));
     float old_m = m[r];
     if (block_max > old_m) {
       const float factor = old_m == -__builtin_huge_valf() ? 0.0f : std::exp(old_m - block_max);

@@ -41,6 +41,9 @@ struct decode_plan {
   /// Whether to use the vector kernels where the CPU has them; false runs the portable code
   /// (tests check both, whatever the CPU).
   bool vectorized = true;
+  /// Whether int8 keys may be scored in integers (VNNI, against the query rounded to 16
+  /// bits: docs/attention.md) where the CPU has it; false keeps them in float.
+  bool integer_scores = true;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
   std::size_t slot_floats() const { return static_cast<std::size_t>(q_heads) * (v_dim + 2); }
@@ -271,7 +274,8 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
   block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
   kernels.simd = kernels.simd && plan.vectorized;
   const group_kernels grouped =
-      plan.vectorized ? group_kernels::for_layer(view.geometry, plan.group) : group_kernels{};
+      plan.vectorized ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores)
+                      : group_kernels{};
   const float q_scale =
       params.scale *
       (grouped.usable() ? detail::raw_factor(view.geometry.k_type, view.k_scale) : 1.0f);
@@ -285,6 +289,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
         thread_buffers::fit(buffers.positions, static_cast<std::size_t>(q_heads));
     const float* q_rows = q + static_cast<std::size_t>(item.sequence) * q_heads * k_dim;
     for (int i = 0; i < q_heads * k_dim; ++i) scaled[i] = q_rows[i] * q_scale;
+    if (grouped.prepare_queries != nullptr) grouped.prepare_queries(scaled, q_heads, k_dim);
     for (int h = 0; h < q_heads; ++h) positions[h] = view.seq_lens[item.sequence] - 1;
     float* slot = partial + index * plan.slot_floats();
     const row_block rows{q_heads,

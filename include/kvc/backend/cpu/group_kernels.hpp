@@ -14,8 +14,10 @@
 // token here (keys) or by the caller (values).
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -81,6 +83,29 @@ struct read_ahead {
 #if defined(KVC_X86_SIMD)
 namespace x86 {
 
+// Lane r * Tile + j of `sums` is row r's score of key j of the tile; each row's Tile scores
+// are contiguous in s, rows key_block apart. Lanes past Group x Tile are not stored.
+template <int Group, int Tile>
+[[gnu::target("avx2,fma")]] inline void store_scores(__m256 sums, float* row) {
+  if constexpr (Tile == 8) {
+    _mm256_storeu_ps(row, sums);
+  } else if constexpr (Tile == 4) {
+    _mm_storeu_ps(row, _mm256_castps256_ps128(sums));
+    _mm_storeu_ps(row + key_block, _mm256_extractf128_ps(sums, 1));
+  } else if constexpr (Tile == 2) {
+    const __m128 low = _mm256_castps256_ps128(sums), high = _mm256_extractf128_ps(sums, 1);
+    _mm_storel_pi(reinterpret_cast<__m64*>(row), low);
+    _mm_storeh_pi(reinterpret_cast<__m64*>(row + key_block), low);
+    _mm_storel_pi(reinterpret_cast<__m64*>(row + 2 * key_block), high);
+    if constexpr (Group == 4) _mm_storeh_pi(reinterpret_cast<__m64*>(row + 3 * key_block), high);
+  } else {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, sums);
+    for (int r = 0; r < Group; ++r)
+      for (int j = 0; j < Tile; ++j) row[r * key_block + j] = lanes[r * Tile + j];
+  }
+}
+
 // Scores of Group rows against `tokens` keys, Tile keys at a time (Group x Tile <= 8
 // accumulators, summed across lanes together). Keys past `tokens` repeat the last one.
 template <dtype_id Type, int Group>
@@ -113,24 +138,7 @@ template <dtype_id Type, int Group>
       for (int lane = 0; lane < 8; ++lane) scale[lane] = keys.scale(t0 + lane % tile);
       sums = _mm256_mul_ps(sums, _mm256_load_ps(scale));
     }
-    float* row = s + t0;
-    if constexpr (tile == 8) {
-      _mm256_storeu_ps(row, sums);
-    } else if constexpr (tile == 4) {
-      _mm_storeu_ps(row, _mm256_castps256_ps128(sums));
-      _mm_storeu_ps(row + key_block, _mm256_extractf128_ps(sums, 1));
-    } else if constexpr (tile == 2) {
-      const __m128 low = _mm256_castps256_ps128(sums), high = _mm256_extractf128_ps(sums, 1);
-      _mm_storel_pi(reinterpret_cast<__m64*>(row), low);
-      _mm_storeh_pi(reinterpret_cast<__m64*>(row + key_block), low);
-      _mm_storel_pi(reinterpret_cast<__m64*>(row + 2 * key_block), high);
-      if constexpr (Group == 4) _mm_storeh_pi(reinterpret_cast<__m64*>(row + 3 * key_block), high);
-    } else {
-      alignas(32) float lanes[8];
-      _mm256_store_ps(lanes, sums);
-      for (int r = 0; r < Group; ++r)
-        for (int j = 0; j < tile; ++j) row[r * key_block + j] = lanes[r * tile + j];
-    }
+    store_scores<Group, tile>(sums, s + t0);
   }
 }
 
@@ -185,6 +193,177 @@ template <dtype_id Type, int Group>
                                      tokens, acc + d, ahead, ahead_lines);
 }
 
+/// AVX-512 VNNI at 256 bits (vpdpwssd on ymm): int8 keys against a query rounded to int16.
+inline bool cpu_has_vnni() {
+  static const bool supported = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512vl") &&
+                                __builtin_cpu_supports("avx512vnni");
+  return supported;
+}
+
+// A query row for the int8 scores below, in place: its first dim / 2 floats hold the row
+// rounded to int16 steps of max|q| / 32767, the next float that step. Rounding a row to 16
+// bits moves a score by at most step / 2 * sum|k| (docs/attention.md, numerics); the int32
+// sums are exact (|q| <= 32767, |k| <= 128, dim / 8 products a lane: no overflow below dims
+// of 4096).
+inline void round_query_int16(float* q, int rows, int dim) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = q + static_cast<std::size_t>(r) * dim;
+    float largest = 0;
+    for (int d = 0; d < dim; ++d) largest = std::max(largest, std::fabs(row[d]));
+    const float step = largest > 0 ? largest / 32767.0f : 1.0f;
+    // In place, forwards: the int16 of dim d lands on bytes of float d / 2, already read.
+    for (int d = 0; d < dim; ++d) {
+      const auto rounded = static_cast<std::int16_t>(std::lrint(row[d] / step));
+      std::memcpy(reinterpret_cast<std::byte*>(row) + 2 * d, &rounded, sizeof rounded);
+    }
+    row[dim / 2] = step;
+  }
+}
+
+// acc += the pairwise int16 products of a and b (vpdpwssd). GCC 12 moves the accumulator of
+// _mm256_dpwssd_epi32 out of its register and back around every use in a loop (two copies
+// per instruction, which Ice Lake does not eliminate); written in place it stays put, given
+// the register class that suits the kernel: Upper allows the 16 upper AVX-512 registers
+// (the scores need them), without it the 16 VEX ones (the values: GCC shuffles the sums
+// through the upper registers otherwise).
+template <bool Upper>
+[[gnu::target("avx512vl,avx512vnni")]] inline void dot_accumulate(__m256i& acc, __m256i a,
+                                                                  __m256i b) {
+  if constexpr (Upper)
+    asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  else
+    asm("vpdpwssd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
+}
+
+// group_scores for int8 keys and rows from round_query_int16: 16 dims a step, each a
+// sign-extension of the keys and one vpdpwssd per row; the int32 sums become floats once.
+template <int Group>
+[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_scores_int8_vnni(
+    const float* q, int dim, head_vectors keys, int tokens, float* s, read_ahead& ahead) {
+  constexpr int tile = Group >= 5 ? 1 : 8 / Group;
+  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile);
+  const auto* q16 = reinterpret_cast<const std::int16_t*>(q);
+  const std::size_t row_int16 = 2 * static_cast<std::size_t>(dim);  // a row is dim floats
+  alignas(32) float step[8];
+  for (int lane = 0; lane < 8; ++lane)
+    step[lane] = q[static_cast<std::size_t>(std::min(lane / tile, Group - 1)) * dim + dim / 2];
+  const __m256 row_steps = _mm256_load_ps(step);
+  for (int t0 = 0; t0 < tokens; t0 += tile) {
+    const std::byte* k[tile];
+    for (int j = 0; j < tile; ++j)
+      k[j] =
+          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    __m256i acc[8];
+#pragma GCC unroll 8
+    for (__m256i& a : acc) a = _mm256_setzero_si256();
+    for (int d = 0; d < dim; d += 16) {
+#pragma GCC unroll 8
+      for (int j = 0; j < tile; ++j) {
+        const __m256i kv =
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k[j] + d)));
+#pragma GCC unroll 8
+        for (int r = 0; r < Group; ++r)
+          dot_accumulate<true>(
+              acc[r * tile + j],
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q16 + r * row_int16 + d)), kv);
+      }
+    }
+    ahead.step(ahead_lines);
+    __m256 sums[8];
+    for (int i = 0; i < 8; ++i) sums[i] = _mm256_cvtepi32_ps(acc[i]);
+    alignas(32) float scale[8];
+    for (int lane = 0; lane < 8; ++lane) scale[lane] = keys.scale(t0 + lane % tile);
+    store_scores<Group, tile>(
+        _mm256_mul_ps(_mm256_mul_ps(sum8(sums), row_steps), _mm256_load_ps(scale)), s + t0);
+  }
+}
+
+// One column tile of group_accumulate_int8_vnni: Group x Chunks int32 sums over the block,
+// then acc += step_r * sum. Not inlined: inlined, GCC keeps the weights in registers and
+// takes each pair out with two shuffles, where a broadcast from memory is a load alone.
+template <int Group, int Chunks>
+[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni"), gnu::noinline]] void int8_value_tile(
+    const std::int32_t (*weights)[key_block / 2], const float* step, const std::byte* values,
+    std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
+  __m256i sum[Group * Chunks];
+#pragma GCC unroll 16
+  for (int r = 0; r < Group; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) sum[r * Chunks + c] = _mm256_setzero_si256();
+  // The tile's share of the read-ahead at once: a loop of them inside the token loop makes
+  // GCC keep the sums on the stack.
+  ahead.step(ahead_lines);
+  for (int i = 0; 2 * i < tokens; ++i) {
+    const std::byte* v0 = values + static_cast<std::size_t>(2 * i) * token_stride;
+    // A lone last token pairs with itself, at weight 0.
+    const std::byte* v1 = 2 * i + 1 < tokens ? v0 + token_stride : v0;
+    __m256i x[Chunks];
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c)
+      x[c] = _mm256_cvtepi8_epi16(
+          _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v0 + 8 * c)),
+                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v1 + 8 * c))));
+#pragma GCC unroll 16
+    for (int r = 0; r < Group; ++r) {
+      const __m256i w = _mm256_set1_epi32(weights[r][i]);
+#pragma GCC unroll 16
+      for (int c = 0; c < Chunks; ++c) dot_accumulate<false>(sum[r * Chunks + c], w, x[c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < Group; ++r) {
+    const __m256 row_step = _mm256_set1_ps(step[r]);
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) {
+      float* out = acc + r * dim + 8 * c;
+      _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r * Chunks + c]), row_step,
+                                            _mm256_loadu_ps(out)));
+    }
+  }
+}
+
+// group_accumulate for int8 values: each row's weights of the block are rounded to int16
+// steps of their largest / 32767, and two tokens go into one vpdpwssd (their bytes of a
+// column interleaved, a weight pair broadcast); the int32 sums join acc once per block.
+// Rounding a row's weights moves its output by at most step / 2 * sum|v| (docs/attention.md).
+template <int Group>
+[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_accumulate_int8_vnni(
+    const float* p, head_vectors values, int dim, int tokens, float* acc, read_ahead& ahead) {
+  // Group x Chunks sums, Chunks columns and a weight pair: at most 15 registers.
+  constexpr int chunks = Group <= 2 ? 4 : Group == 3 ? 3 : Group <= 6 ? 2 : 1;
+  static_assert(key_block == 16, "a row's weights are two vectors");
+  // Weights past `tokens` are zero: a lone last token then pairs with itself harmlessly.
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256 valid_low = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens), lane));
+  const __m256 valid_high =
+      _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens - 8), lane));
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  alignas(32) std::int32_t weights[Group][key_block / 2];
+  float step[Group];
+  for (int r = 0; r < Group; ++r) {
+    const __m256 low = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block), valid_low);
+    const __m256 high = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block + 8), valid_high);
+    const float largest = horizontal_max(
+        _mm256_max_ps(_mm256_and_ps(low, magnitude), _mm256_and_ps(high, magnitude)));
+    step[r] = largest > 0 ? largest / 32767.0f : 1.0f;
+    const __m256 inverse = _mm256_set1_ps(1.0f / step[r]);
+    // Round to nearest, pack to int16 (within 128-bit lanes), put the tokens back in order.
+    const __m256i packed = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(low, inverse)),
+                                              _mm256_cvtps_epi32(_mm256_mul_ps(high, inverse)));
+    _mm256_store_si256(reinterpret_cast<__m256i*>(weights[r]),
+                       _mm256_permute4x64_epi64(packed, 0xd8));
+  }
+  const int column_tiles = dim / (8 * chunks) + dim % (8 * chunks) / 8;
+  const int ahead_lines = ahead.lines_per_step(column_tiles);
+  int d = 0;
+  for (; d + 8 * chunks <= dim; d += 8 * chunks)
+    int8_value_tile<Group, chunks>(weights, step, values.values + d, values.token_stride, dim,
+                                   tokens, acc + d, ahead, ahead_lines);
+  for (; d < dim; d += 8)
+    int8_value_tile<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
+                              acc + d, ahead, ahead_lines);
+}
+
 }  // namespace x86
 #endif
 
@@ -197,12 +376,17 @@ struct group_kernels {
                              read_ahead& ahead);
   using accumulate_fn = void (*)(const float* p, head_vectors values, int dim, int tokens,
                                  float* acc, read_ahead& ahead);
+  /// Puts query rows ([rows][dim], dim floats apart) into the form `scores` reads, in place;
+  /// null where the scores take them as they are.
+  using prepare_fn = void (*)(float* q, int rows, int dim);
   scores_fn scores = nullptr;
   accumulate_fn accumulate = nullptr;
+  prepare_fn prepare_queries = nullptr;
 
   bool usable() const { return scores != nullptr; }
 
-  static group_kernels for_layer(const page_geometry& geo, int group) {
+  /// vnni = false keeps int8 keys on the float kernels (for tests of both).
+  static group_kernels for_layer(const page_geometry& geo, int group, bool vnni = true) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
     if (geo.latent || group < 1 || group > max_group || geo.k_dim % 8 != 0 || geo.v_dim % 8 != 0 ||
@@ -212,12 +396,18 @@ struct group_kernels {
       visit_dtype(geo.k_type, [&](auto type) {
         k.scores = &x86::group_scores<decltype(type)::id, decltype(g)::value>;
       });
+      if (geo.k_type == dtype_id::int8 && geo.k_dim % 16 == 0 && vnni && x86::cpu_has_vnni()) {
+        k.scores = &x86::group_scores_int8_vnni<decltype(g)::value>;
+        k.prepare_queries = &x86::round_query_int16;
+      }
       visit_dtype(geo.v_type, [&](auto type) {
         k.accumulate = &x86::group_accumulate<decltype(type)::id, decltype(g)::value>;
       });
+      if (geo.v_type == dtype_id::int8 && vnni && x86::cpu_has_vnni())
+        k.accumulate = &x86::group_accumulate_int8_vnni<decltype(g)::value>;
     });
 #else
-    (void)geo, (void)group;
+    (void)geo, (void)group, (void)vnni;
 #endif
     return k;
   }
