@@ -216,13 +216,18 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   for (std::int32_t b = 0; b < prefix.batch; ++b) {
     const std::int32_t tokens =
         qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
-    for (std::int32_t first = 0; first < tokens; first += tile)
-      for (int h = 0; h < geo.kv_heads; ++h)
+    for (int h = 0; h < geo.kv_heads; ++h)
+      for (std::int32_t first = (tokens - 1) / tile * tile; first >= 0; first -= tile)
         items.push_back({b, h, first, std::min(tile, tokens - first)});
   }
-  // Longest tiles first (the last tiles of long sequences see the most keys).
-  std::stable_sort(items.begin(), items.end(), [](const auto& a, const auto& b) {
-    return a.first_token + a.tokens > b.first_token + b.tokens;
+  // The tiles of one head of one sequence run one after another, last (longest) first, so
+  // that head's new keys and values stay in the core's L2 from one tile to the next; longer
+  // sequences first, so that short tiles end the work and balance the threads.
+  const auto length = [&](std::int32_t b) {
+    return qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+  };
+  std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) {
+    return length(a.sequence) > length(b.sequence);
   });
   const block_kernels kernels = block_kernels::for_dims(geo.k_dim, geo.v_dim);
   parallel(items.size(), [&](std::size_t i) {
