@@ -227,7 +227,15 @@ inline void decode_pages_grouped(const paged_layer_view& view, std::int32_t sequ
   float* scores = thread_buffers::fit(thread_buffers::mine().scores,
                                       static_cast<std::size_t>(group) * key_block);
   const float v_factor = raw_factor(geo.v_type, view.v_scale);
+  const bool k_scaled = dtype_scaling(geo.k_type) == scaling::per_token_head;
   const bool v_scaled = v_factor != 1.0f || dtype_scaling(geo.v_type) == scaling::per_token_head;
+  // Each token's scale, applied to all of its rows' scores or weights: the rows are
+  // key_block apart, so a row takes the block's scales in two vector multiplies.
+  float column_scale[key_block];
+  const auto scale_columns = [&](int count) {
+    for (int r = 0; r < group; ++r)
+      for (int t = 0; t < count; ++t) scores[r * key_block + t] *= column_scale[t];
+  };
   // The next page is read ahead while this one is computed, a slice per head and block, half
   // of it during the scores and half during the values.
   const std::uint64_t slices =
@@ -247,16 +255,19 @@ inline void decode_pages_grouped(const paged_layer_view& view, std::int32_t sequ
               ahead.lines_per_call = static_cast<int>((slice_bytes + 127) / 128);
             }
             const row_block rows = all.slice(head * group, group);
-            grouped.scores(rows.q, geo.k_dim, head_vectors::of(geo, page, start, head, true), count,
-                           scores, ahead);
+            const head_vectors keys = head_vectors::of(geo, page, start, head, true);
+            grouped.scores(rows.q, geo.k_dim, keys, count, scores, ahead);
+            if (k_scaled) {
+              for (int t = 0; t < count; ++t) column_scale[t] = keys.scale(t);
+              scale_columns(count);
+            }
             softmax_block(kernels, rows, count, first_position + start, view.window, softcap,
                           scores);
             const head_vectors values = head_vectors::of(geo, page, start, head, false);
-            if (v_scaled)
-              for (int t = 0; t < count; ++t) {
-                const float scale = v_factor * values.scale(t);
-                for (int r = 0; r < group; ++r) scores[r * key_block + t] *= scale;
-              }
+            if (v_scaled) {
+              for (int t = 0; t < count; ++t) column_scale[t] = v_factor * values.scale(t);
+              scale_columns(count);
+            }
             grouped.accumulate(scores, values, geo.v_dim, count, rows.acc, ahead);
           }
         }

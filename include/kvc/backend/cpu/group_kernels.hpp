@@ -6,12 +6,12 @@
 // block costs as much as the arithmetic itself.
 //
 //   group_kernels k = group_kernels::for_layer(geometry, group);   // empty when not usable
-//   k.scores(q, k_dim, keys, tokens, s, ahead);        s[r][t] = q_r . raw(k_t) * scale_t
+//   k.scores(q, k_dim, keys, tokens, s, ahead);        s[r][t] = q_r . raw(k_t)
 //   k.accumulate(p, values, v_dim, tokens, acc, ahead)  acc[r] += sum_t p[r][t] raw(v_t)
 //
 // raw() is the stored value before its scale (numeric::x86::decode8_raw): a per-layer scale
-// and the raw unit go into q (keys) or the weights (values); per-vector scales are applied per
-// token here (keys) or by the caller (values).
+// and the raw unit go into q (keys) or the weights (values); per-vector scales are the
+// caller's to apply, to the scores (keys) or the weights (values).
 
 #include <algorithm>
 #include <cmath>
@@ -133,11 +133,6 @@ template <dtype_id Type, int Group>
     // Lane r * tile + j holds row r's score of key t0 + j; each row's `tile` scores are
     // contiguous in s. Entries past `tokens` (a repeated key) are written but never used.
     __m256 sums = sum8(acc);
-    if (keys.scales != nullptr) {
-      alignas(32) float scale[8];
-      for (int lane = 0; lane < 8; ++lane) scale[lane] = keys.scale(t0 + lane % tile);
-      sums = _mm256_mul_ps(sums, _mm256_load_ps(scale));
-    }
     store_scores<Group, tile>(sums, s + t0);
   }
 }
@@ -271,10 +266,7 @@ template <int Group>
     ahead.step(ahead_lines);
     __m256 sums[8];
     for (int i = 0; i < 8; ++i) sums[i] = _mm256_cvtepi32_ps(acc[i]);
-    alignas(32) float scale[8];
-    for (int lane = 0; lane < 8; ++lane) scale[lane] = keys.scale(t0 + lane % tile);
-    store_scores<Group, tile>(
-        _mm256_mul_ps(_mm256_mul_ps(sum8(sums), row_steps), _mm256_load_ps(scale)), s + t0);
+    store_scores<Group, tile>(_mm256_mul_ps(sum8(sums), row_steps), s + t0);
   }
 }
 
