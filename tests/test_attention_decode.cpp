@@ -217,6 +217,58 @@ TEST_CASE("decode: a NaN in K makes the output NaN only where it is seen") {
   for (int i = 0; i < 64; ++i) CHECK(std::isfinite(out[static_cast<std::size_t>(i)]));
 }
 
+template <class S>
+using nan_shape = layer<gqa<4, 2>, head_dim<16>, S>;
+
+TEST_CASE("decode: a NaN in q, K or V reaches the output in every dtype and on every path") {
+  using model = every_dtype_model<nan_shape>;
+  constexpr int tokens = 10, kv_heads = 2, q_heads = 4, dim = 16;
+  for (const char* where : {"q", "K", "V"}) {
+    kv_cache<model, paged<4>> cache(capacity_pages{8 * dtype_layers});
+    const sequence_id s = cache.add_sequence();
+    std::vector<float> k(tokens * kv_heads * dim), v(k.size());
+    std::mt19937 rng(31);
+    std::normal_distribution<float> normal;
+    for (float& x : k) x = normal(rng);
+    for (float& x : v) x = normal(rng);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    if (where[0] == 'K') k[(3 * kv_heads + 0) * dim + 5] = nan;  // token 3, KV head 0
+    if (where[0] == 'V') v[(3 * kv_heads + 0) * dim + 5] = nan;
+    std::vector<layer_input> inputs;
+    for (int l = 0; l < dtype_layers; ++l)
+      inputs.push_back({l, fp32_input(k.data(), tokens, kv_heads, dim),
+                        fp32_input(v.data(), tokens, kv_heads, dim)});
+    const append_request request{s, tokens};
+    cache.append({&request, 1}, inputs);
+    std::vector<float> q(q_heads * dim, 0.25f), out(q_heads * dim), lse(q_heads);
+    if (where[0] == 'q') q[3] = nan;  // query head 0
+    const sequence_id ids[] = {s};
+    for (int l = 0; l < dtype_layers; ++l) {
+      const page_table_csr table = cache.page_table(l, ids);
+      const paged_layer_view view = cache.view(l, table);
+      for (const int path : {0, 1, 2}) {
+        cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2);
+        plan.vectorized = path < 2;
+        plan.integer_scores = path == 0;
+        cpu::decode_workspace workspace;
+        cpu::decode(plan, view, q.data(), out.data(), lse.data(),
+                    attention::attention_params_of<nan_shape<storage<fp32>>>(), workspace,
+                    pool().ref());
+        INFO("NaN in " << where << ", layer " << l << ", path " << path);
+        // A NaN in q poisons its own head; in K or V, the heads of KV head 0 (query heads 0
+        // and 1). V's NaN sits in one dim, but a quantized vector shares one scale.
+        const int poisoned = where[0] == 'q' ? 1 : 2;
+        for (int h = 0; h < q_heads; ++h) {
+          bool any_nan = false;
+          for (int d = 0; d < dim; ++d)
+            any_nan |= std::isnan(out[static_cast<std::size_t>(h * dim + d)]);
+          CHECK(any_nan == (h < poisoned));
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("decode: threads and splits change nothing but speed") {
   using spec = llama_shape<storage<fp16>>;
   struct m : model<1, spec> {};

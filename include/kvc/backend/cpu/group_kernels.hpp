@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -204,11 +205,18 @@ inline void round_query_int16(float* q, int rows, int dim) {
   for (int r = 0; r < rows; ++r) {
     float* row = q + static_cast<std::size_t>(r) * dim;
     float largest = 0;
-    for (int d = 0; d < dim; ++d) largest = std::max(largest, std::fabs(row[d]));
-    const float step = largest > 0 ? largest / 32767.0f : 1.0f;
+    bool finite = true;
+    for (int d = 0; d < dim; ++d) {
+      finite = finite && std::isfinite(row[d]);
+      largest = std::max(largest, std::fabs(row[d]));
+    }
+    // A NaN or infinity makes the step NaN, and so the row's scores, as in float.
+    const float step = !finite       ? std::numeric_limits<float>::quiet_NaN()
+                       : largest > 0 ? largest / 32767.0f
+                                     : 1.0f;
     // In place, forwards: the int16 of dim d lands on bytes of float d / 2, already read.
     for (int d = 0; d < dim; ++d) {
-      const auto rounded = static_cast<std::int16_t>(std::lrint(row[d] / step));
+      const auto rounded = static_cast<std::int16_t>(finite ? std::lrint(row[d] / step) : 0);
       std::memcpy(reinterpret_cast<std::byte*>(row) + 2 * d, &rounded, sizeof rounded);
     }
     row[dim / 2] = step;
@@ -330,14 +338,22 @@ template <int Group>
   const __m256 valid_high =
       _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens - 8), lane));
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 largest_finite = _mm256_set1_ps(std::numeric_limits<float>::max());
   alignas(32) std::int32_t weights[Group][key_block / 2];
   float step[Group];
   for (int r = 0; r < Group; ++r) {
     const __m256 low = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block), valid_low);
     const __m256 high = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block + 8), valid_high);
-    const float largest = horizontal_max(
-        _mm256_max_ps(_mm256_and_ps(low, magnitude), _mm256_and_ps(high, magnitude)));
-    step[r] = largest > 0 ? largest / 32767.0f : 1.0f;
+    const __m256 low_size = _mm256_and_ps(low, magnitude),
+                 high_size = _mm256_and_ps(high, magnitude);
+    const float largest = horizontal_max(_mm256_max_ps(low_size, high_size));
+    // A NaN or infinite weight makes the step NaN, and so the row's output, as in float.
+    const int not_finite =
+        _mm256_movemask_ps(_mm256_or_ps(_mm256_cmp_ps(low_size, largest_finite, _CMP_NLE_UQ),
+                                        _mm256_cmp_ps(high_size, largest_finite, _CMP_NLE_UQ)));
+    step[r] = not_finite != 0 ? std::numeric_limits<float>::quiet_NaN()
+              : largest > 0   ? largest / 32767.0f
+                              : 1.0f;
     const __m256 inverse = _mm256_set1_ps(1.0f / step[r]);
     // Round to nearest, pack to int16 (within 128-bit lanes), put the tokens back in order.
     const __m256i packed = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(low, inverse)),
