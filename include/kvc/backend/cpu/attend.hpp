@@ -50,7 +50,7 @@ struct row_block {
 
 /// Per-thread buffers, grown on first use and kept: nothing is allocated once warm.
 struct thread_buffers {
-  std::vector<float> keys, values, scores, q, acc, m, l;
+  std::vector<float> keys, values, scores, q, acc, m, l, keys_t;
   std::vector<std::int64_t> positions;
 
   static thread_buffers& mine() {
@@ -144,7 +144,12 @@ inline void attend_block(const block_kernels& kernels, const row_block& rows, co
                          int k_stride, const float* values, int v_stride, int tokens,
                          std::int64_t first_position, const window_shape& window, float softcap,
                          float* scores) {
-  kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores);
+  float* keys_t =
+      rows.rows > block_kernels::transposed_rows
+          ? thread_buffers::fit_aligned(thread_buffers::mine().keys_t,
+                                        static_cast<std::size_t>(rows.k_dim) * key_block)
+          : nullptr;
+  kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores, keys_t);
   softmax_block(kernels, rows, tokens, first_position, window, softcap, scores);
   kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc);
 }

@@ -139,11 +139,99 @@ template <int Rows>
   return sum8(acc);
 }
 
+// Eight vectors become their transpose: r[i] lane j <- r[j] lane i.
+[[gnu::target("avx2,fma")]] inline void transpose8(__m256* r) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// keys [tokens][k_stride] -> kt [k_dim][key_block], in 8 x 8 squares; columns past `tokens`
+// are 0. kt is 32-byte aligned.
+[[gnu::target("avx2,fma")]] inline void transpose_keys(const float* keys, int k_stride, int tokens,
+                                                       int k_dim, float* kt) {
+  for (int t0 = 0; t0 < key_block; t0 += 8)
+    for (int d0 = 0; d0 < k_dim; d0 += 8) {
+      __m256 r[8];
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i)
+        r[i] = t0 + i < tokens ? _mm256_loadu_ps(keys + (t0 + i) * k_stride + d0)
+                               : _mm256_setzero_ps();
+      transpose8(r);
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i) _mm256_store_ps(kt + (d0 + i) * key_block + t0, r[i]);
+    }
+}
+
+// Rows x 16 scores from transposed keys: per dim, each row's q broadcast against the 16 keys'
+// values of that dim. No sums across lanes, and the loop runs the whole k_dim.
+template <int Rows>
+[[gnu::target("avx2,fma")]] inline void score_rows_transposed(const float* q, int k_dim,
+                                                              const float* kt, float* s) {
+  __m256 acc[Rows][2];
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+  for (int d = 0; d < k_dim; ++d) {
+    const __m256 k0 = _mm256_load_ps(kt + d * key_block),
+                 k1 = _mm256_load_ps(kt + d * key_block + 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < Rows; ++r) {
+      const __m256 w = _mm256_broadcast_ss(q + r * k_dim + d);
+      acc[r][0] = _mm256_fmadd_ps(w, k0, acc[r][0]);
+      acc[r][1] = _mm256_fmadd_ps(w, k1, acc[r][1]);
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < Rows; ++r) {
+    _mm256_storeu_ps(s + r * key_block, acc[r][0]);
+    _mm256_storeu_ps(s + r * key_block + 8, acc[r][1]);
+  }
+}
+
+// Many rows (prefill, MLA): keys transposed once into kt (scratch of k_dim * key_block floats,
+// 32-byte aligned), then 6 x 16 tiles.
+[[gnu::target("avx2,fma")]] inline void scores_transposed(const float* q, int rows, int k_dim,
+                                                          const float* keys, int k_stride,
+                                                          int tokens, float* kt, float* s) {
+  transpose_keys(keys, k_stride, tokens, k_dim, kt);
+  int r = 0;
+  for (; r + 6 <= rows; r += 6)
+    score_rows_transposed<6>(q + r * k_dim, k_dim, kt, s + r * key_block);
+  const float* rest_q = q + r * k_dim;
+  float* rest_s = s + r * key_block;
+  switch (rows - r) {
+    case 5:
+      return score_rows_transposed<5>(rest_q, k_dim, kt, rest_s);
+    case 4:
+      return score_rows_transposed<4>(rest_q, k_dim, kt, rest_s);
+    case 3:
+      return score_rows_transposed<3>(rest_q, k_dim, kt, rest_s);
+    case 2:
+      return score_rows_transposed<2>(rest_q, k_dim, kt, rest_s);
+    case 1:
+      return score_rows_transposed<1>(rest_q, k_dim, kt, rest_s);
+    default:
+      return;
+  }
+}
+
 [[gnu::target("avx2,fma")]] inline void scores(const float* q, int rows, int k_dim,
                                                const float* keys, int k_stride, int tokens,
                                                float* s) {
-  // Short blocks and many rows (MLA, prefill: K is reused from registers across 3 rows): the
-  // 3 x 4 tiles. A small query group (GQA decode): eight keys per row at once.
+  // Short blocks: 3 x 4 tiles (K is reused from registers across 3 rows). A small query group
+  // (GQA decode): eight keys per row at once.
   if (tokens <= 8 || k_dim % 8 != 0 || rows > 8) {
     int r = 0;
     for (; r + 3 <= rows; r += 3)
@@ -294,11 +382,19 @@ struct block_kernels {
     return k;
   }
 
+  /// Rows past which scores() transposes the keys into its scratch first.
+  static constexpr int transposed_rows = 8;
+
+  /// keys_t: scratch of k_dim * key_block floats, 32-byte aligned, used when rows >
+  /// transposed_rows.
   void scores(const float* q, int rows, int k_dim, const float* keys, int k_stride, int tokens,
-              float* s) const {
+              float* s, float* keys_t) const {
 #if defined(KVC_X86_SIMD)
+    if (simd && rows > transposed_rows)
+      return x86::scores_transposed(q, rows, k_dim, keys, k_stride, tokens, keys_t, s);
     if (simd) return x86::scores(q, rows, k_dim, keys, k_stride, tokens, s);
 #endif
+    (void)keys_t;
     portable::scores(q, rows, k_dim, keys, k_stride, tokens, s);
   }
   void accumulate(const float* p, int rows, const float* values, int v_stride, int v_dim,
