@@ -41,8 +41,9 @@ struct extend_item {
   std::int32_t first_token = 0, tokens = 0;  ///< new tokens of the sequence in this tile
 };
 
-// Query rows per tile: about 64 (a whole group at least).
-inline int tile_tokens(int group) { return std::max(1, 64 / group); }
+// Query rows per tile: about 128 (a whole group at least). The tile reads the keys and values
+// before it once; 128 rows halve that traffic against 64, 256 measured no better.
+inline int tile_tokens(int group) { return std::max(1, 128 / group); }
 
 inline void extend_item_run(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
                             const float* q, const kv_input& new_k, const kv_input& new_v,
