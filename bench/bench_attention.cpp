@@ -110,11 +110,12 @@ void prefill(benchmark::State& state, int threads) {
   const std::int32_t qo_indptr[] = {0, tokens};
   const auto parallel = pool_of(threads);
   const auto params = kvc::attention::attention_params_of<layer>();
+  kvc::cpu::extend_workspace workspace;
   const auto run = [&] {
     kvc::cpu::extend(cache.view(0, table), qo_indptr, q_heads, q.data(),
                      kvc::fp16_input(k.data(), tokens, kv_heads, dim),
                      kvc::fp16_input(v.data(), tokens, kv_heads, dim), out.data(), lse.data(),
-                     params, parallel);
+                     params, workspace, parallel);
   };
   run();
   double seconds = 0;

@@ -12,6 +12,7 @@
 #include "attention_check.hpp"
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cpu/extend.hpp"
+#include "kvc/numeric/half.hpp"
 
 using namespace kvc;
 using namespace kvc::testing;
@@ -21,7 +22,8 @@ namespace {
 // prefix[b] cached tokens, then fresh[b] new ones, for every layer of an every-dtype cache.
 template <template <class> class Shape>
 void check_extend(const std::vector<std::int64_t>& prefix, const std::vector<std::int32_t>& fresh,
-                  std::uint32_t seed, const std::vector<float>& sink_logits = {}) {
+                  std::uint32_t seed, const std::vector<float>& sink_logits = {},
+                  dtype_id input_type = dtype_id::fp32) {
   using model = every_dtype_model<Shape>;
   using spec = Shape<storage<fp32>>;
   constexpr int q_heads = spec::q_heads, kv_heads = spec::kv_heads, group = spec::group_size;
@@ -45,8 +47,33 @@ void check_extend(const std::vector<std::int64_t>& prefix, const std::vector<std
   std::vector<float> new_v(static_cast<std::size_t>(rows) * kv_heads * v_dim);
   for (auto* v : {&q, &new_k, &new_v})
     for (float& x : *v) x = normal(rng);
-  const kv_input k_in = fp32_input(new_k.data(), rows, kv_heads, k_dim);
-  const kv_input v_in = latent ? kv_input{} : fp32_input(new_v.data(), rows, kv_heads, v_dim);
+  // 16-bit inputs: the reference sees the values rounded as the kernel reads them.
+  std::vector<std::uint16_t> k_bits(new_k.size()), v_bits(new_v.size());
+  const auto round_to_input = [&](std::vector<float>& values, std::vector<std::uint16_t>& bits) {
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      bits[i] = input_type == dtype_id::fp16 ? numeric::fp16_from_float(values[i])
+                                             : numeric::bf16_from_float(values[i]);
+      values[i] = input_type == dtype_id::fp16 ? numeric::fp16_to_float(bits[i])
+                                               : numeric::bf16_to_float(bits[i]);
+    }
+  };
+  if (input_type != dtype_id::fp32) {
+    round_to_input(new_k, k_bits);
+    round_to_input(new_v, v_bits);
+  }
+  const auto input = [&](const std::vector<float>& values, const std::vector<std::uint16_t>& bits,
+                         int dim) {
+    switch (input_type) {
+      case dtype_id::fp16:
+        return fp16_input(bits.data(), rows, kv_heads, dim);
+      case dtype_id::bf16:
+        return bf16_input(bits.data(), rows, kv_heads, dim);
+      default:
+        return fp32_input(values.data(), rows, kv_heads, dim);
+    }
+  };
+  const kv_input k_in = input(new_k, k_bits, k_dim);
+  const kv_input v_in = latent ? kv_input{} : input(new_v, v_bits, v_dim);
   const auto params =
       attention::attention_params_of<spec>(sink_logits.empty() ? nullptr : sink_logits.data());
   for (int l = 0; l < dtype_layers; ++l) {
@@ -54,8 +81,15 @@ void check_extend(const std::vector<std::int64_t>& prefix, const std::vector<std
     const paged_layer_view view = cache.view(l, table);
     std::vector<float> out(static_cast<std::size_t>(rows) * q_heads * v_dim),
         lse(static_cast<std::size_t>(rows) * q_heads);
-    cpu::extend(view, qo_indptr, q_heads, q.data(), k_in, v_in, out.data(), lse.data(), params,
-                pool().ref());
+    // Even layers reuse one workspace across every call of every test (shapes, sizes and
+    // dtypes change under it); odd layers take the overload that makes its own.
+    static cpu::extend_workspace shared_workspace;
+    if (l % 2 == 0)
+      cpu::extend(view, qo_indptr, q_heads, q.data(), k_in, v_in, out.data(), lse.data(), params,
+                  shared_workspace, pool().ref());
+    else
+      cpu::extend(view, qo_indptr, q_heads, q.data(), k_in, v_in, out.data(), lse.data(), params,
+                  pool().ref());
     for (std::size_t b = 0; b < prefix.size(); ++b)
       for (std::int32_t i = 0; i < fresh[b]; ++i) {
         const std::int64_t position = prefix[b] + i;
@@ -138,6 +172,11 @@ TEST_CASE("extend: streaming sinks") { check_extend<streaming_shape>({2, 30, 0},
 TEST_CASE("extend: learned sinks") {
   check_extend<gpt_oss_shape>({10, 40}, {20, 7}, 6,
                               {0.5f, -1.0f, 3.0f, 0.0f, 8.0f, -5.0f, 1.0f, 2.0f});
+}
+TEST_CASE("extend: new keys and values given in fp16 and bf16") {
+  check_extend<llama_shape>({0, 21}, {40, 9}, 9, {}, dtype_id::fp16);
+  check_extend<llama_shape>({17, 0}, {6, 35}, 10, {}, dtype_id::bf16);
+  check_extend<deepseek_shape>({0, 5}, {20, 3}, 11, {}, dtype_id::bf16);
 }
 TEST_CASE("extend: multi-head latent attention") {
   check_extend<deepseek_shape>({30, 0}, {9, 17}, 7);

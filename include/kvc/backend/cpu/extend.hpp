@@ -2,7 +2,9 @@
 // Prefill and extend on the CPU: many new query tokens per sequence, causal, attending to the
 // sequence's cached prefix and to the new tokens themselves.
 //
-//   kvc::cpu::extend(prefix, qo_indptr, q, new_k, new_v, out, lse, params, pool);
+//   kvc::cpu::extend_workspace workspace;  // reused
+//   kvc::cpu::extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out, lse, params, workspace,
+//                    pool);
 //
 // `prefix` views the cache as it was before the new tokens (for a step in progress: a page
 // table taken before plan_append, or before commit); its seq_lens are the prefix lengths,
@@ -12,6 +14,12 @@
 // out is [rows][q_heads][v_dim] and lse [rows][q_heads]. The new keys are used as given, so a
 // window that the cache has already slid still sees them.
 //
+// The new keys and values are first copied, head by head and contiguous, into an
+// extend_workspace (rows * kv_heads * (k_dim + v_dim) values of their input dtype; a latent
+// layer: k_dim): every tile reads all the new keys before it, and [row][head][dim] vectors a
+// few KiB apart defeat the hardware prefetchers and the TLB. Pass one workspace to every call
+// to keep it; without one, each call allocates its own.
+//
 // Work items are one KV head of one sequence over a tile of its new tokens (the tile's rows
 // are its tokens times the head's query group); pages that no row of the tile can see are
 // skipped, not masked.
@@ -19,7 +27,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "kvc/attention/params.hpp"
@@ -33,6 +43,15 @@
 
 namespace kvc::cpu {
 
+/// Where extend() stages the new keys and values; kept between calls.
+struct extend_workspace {
+  std::vector<std::byte> staged;
+  std::byte* fit(std::size_t bytes) {
+    if (staged.size() < bytes) staged.resize(bytes);
+    return staged.data();
+  }
+};
+
 namespace detail {
 
 struct extend_item {
@@ -41,14 +60,31 @@ struct extend_item {
   std::int32_t first_token = 0, tokens = 0;  ///< new tokens of the sequence in this tile
 };
 
+// Where the staged vectors of one KV head of one sequence lie: sequence b's region starts at
+// qo_indptr[b] * kv_heads rows of K and V; in it, head h's `tokens` keys, then its values.
+struct staged_layout {
+  std::byte* base = nullptr;
+  int kv_heads = 0;
+  std::size_t k_row = 0, v_row = 0;  ///< bytes of one vector; v_row 0: a latent layer
+  std::byte* keys(std::int32_t row0, std::int32_t tokens, int head) const {
+    return base + (static_cast<std::size_t>(row0) * kv_heads +
+                   static_cast<std::size_t>(head) * static_cast<std::size_t>(tokens)) *
+                      (k_row + v_row);
+  }
+  std::byte* values(std::int32_t row0, std::int32_t tokens, int head) const {
+    return keys(row0, tokens, head) + static_cast<std::size_t>(tokens) * k_row;
+  }
+};
+
 // Query rows per tile: about 128 (a whole group at least). The tile reads the keys and values
 // before it once; 128 rows halve that traffic against 64, 256 measured no better.
 inline int tile_tokens(int group) { return std::max(1, 128 / group); }
 
 inline void extend_item_run(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
-                            const float* q, const kv_input& new_k, const kv_input& new_v,
-                            float* out, float* lse, const attention::attention_params& params,
-                            const extend_item& item, int q_heads, const block_kernels& kernels) {
+                            const float* q, const staged_layout& staged, dtype_id new_k_type,
+                            dtype_id new_v_type, float* out, float* lse,
+                            const attention::attention_params& params, const extend_item& item,
+                            int q_heads, const block_kernels& kernels) {
   const page_geometry& geo = prefix.geometry;
   const int group = q_heads / geo.kv_heads, k_dim = geo.k_dim, v_dim = geo.v_dim;
   const int rows = item.tokens * group;
@@ -126,42 +162,24 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     }
   }
 
-  // 2. The new tokens, up to the tile's last query (causal).
+  // 2. The new tokens, up to the tile's last query (causal): from the staged copy, in order,
+  // converted block by block into the keys and values buffers.
   const std::int32_t sequence_row0 = qo_indptr[static_cast<std::size_t>(item.sequence)];
+  const std::int32_t sequence_tokens =
+      qo_indptr[static_cast<std::size_t>(item.sequence) + 1] - sequence_row0;
+  const std::byte* new_keys = staged.keys(sequence_row0, sequence_tokens, item.kv_head);
+  const std::byte* new_values = staged.values(sequence_row0, sequence_tokens, item.kv_head);
   const int new_end = item.first_token + item.tokens;
-  const int k_bytes = dtype_bits(new_k.type) / 8,
-            v_bytes = geo.latent ? 0 : dtype_bits(new_v.type) / 8;
-  const auto new_row = [&](int token) {
-    return static_cast<std::size_t>(sequence_row0 + token) * geo.kv_heads +
-           static_cast<std::size_t>(item.kv_head);
-  };
   for (int start = 0; start < new_end; start += key_block) {
     const int count = std::min(key_block, new_end - start);
     if (!needed(prefix_length + start, prefix_length + start + count)) continue;
-    // The next block's vectors lie a head-row apart, which hardware prefetchers do not follow:
-    // ask for them while this block is computed.
-    if (start + key_block < new_end) {
-      const int next_count = std::min(key_block, new_end - start - key_block);
-      const std::size_t head_rows = static_cast<std::size_t>(geo.kv_heads);
-      const std::uint32_t k_row = static_cast<std::uint32_t>(k_dim * k_bytes),
-                          v_row = static_cast<std::uint32_t>(v_dim * v_bytes);
-      const auto* k = static_cast<const std::byte*>(new_k.data);
-      head_vectors{k + new_row(start + key_block) * k_row, head_rows * k_row, nullptr, 0, k_row}
-          .prefetch(next_count);
-      if (!geo.latent) {
-        const auto* v = static_cast<const std::byte*>(new_v.data);
-        head_vectors{v + new_row(start + key_block) * v_row, head_rows * v_row, nullptr, 0, v_row}
-            .prefetch(next_count);
-      }
-    }
     for (int t = 0; t < count; ++t) {
-      const auto row = new_row(start + t);
-      numeric::load_converted(new_k.type,
-                              static_cast<const std::byte*>(new_k.data) + row * k_dim * k_bytes,
+      numeric::load_converted(new_k_type,
+                              new_keys + static_cast<std::size_t>(start + t) * staged.k_row,
                               nullptr, k_dim, 1.0f, keys + static_cast<std::size_t>(t) * k_dim);
       if (!geo.latent)
-        numeric::load_converted(new_v.type,
-                                static_cast<const std::byte*>(new_v.data) + row * v_dim * v_bytes,
+        numeric::load_converted(new_v_type,
+                                new_values + static_cast<std::size_t>(start + t) * staged.v_row,
                                 nullptr, v_dim, 1.0f, values + static_cast<std::size_t>(t) * v_dim);
     }
     attend_block(kernels, block, keys, k_dim, values, value_stride, count, prefix_length + start,
@@ -197,11 +215,30 @@ inline void check_extend_input(const kv_input& input, std::int64_t rows, int hea
                           std::to_string(dim) + "]");
 }
 
+// Copies new rows [first, first + count) of sequence `b` into the staged layout: the input is
+// read in order, each row's heads written to their own regions.
+inline void stage_rows(const staged_layout& staged, std::span<const std::int32_t> qo_indptr,
+                       std::int32_t b, std::int32_t first, std::int32_t count,
+                       const kv_input& new_k, const kv_input& new_v) {
+  const std::int32_t row0 = qo_indptr[static_cast<std::size_t>(b)];
+  const std::int32_t tokens = qo_indptr[static_cast<std::size_t>(b) + 1] - row0;
+  for (std::int32_t t = first; t < first + count; ++t)
+    for (int h = 0; h < staged.kv_heads; ++h) {
+      const std::size_t row = (static_cast<std::size_t>(row0) + t) * staged.kv_heads + h;
+      std::memcpy(staged.keys(row0, tokens, h) + static_cast<std::size_t>(t) * staged.k_row,
+                  static_cast<const std::byte*>(new_k.data) + row * staged.k_row, staged.k_row);
+      if (staged.v_row != 0)
+        std::memcpy(staged.values(row0, tokens, h) + static_cast<std::size_t>(t) * staged.v_row,
+                    static_cast<const std::byte*>(new_v.data) + row * staged.v_row, staged.v_row);
+    }
+}
+
 }  // namespace detail
 
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
                    int q_heads, const float* q, const kv_input& new_k, const kv_input& new_v,
                    float* out, float* lse, const attention::attention_params& params,
+                   extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
   const page_geometry& geo = prefix.geometry;
   check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::extend");
@@ -212,6 +249,29 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   detail::check_extend_input(new_k, rows, geo.kv_heads, geo.k_dim, "K");
   if (!geo.latent) detail::check_extend_input(new_v, rows, geo.kv_heads, geo.v_dim, "V");
   const int group = q_heads / geo.kv_heads;
+
+  // Stage the new keys and values, in chunks of rows of one sequence.
+  const std::size_t k_row = static_cast<std::size_t>(geo.k_dim) * dtype_bits(new_k.type) / 8;
+  const std::size_t v_row =
+      geo.latent ? 0 : static_cast<std::size_t>(geo.v_dim) * dtype_bits(new_v.type) / 8;
+  const detail::staged_layout staged{
+      workspace.fit(static_cast<std::size_t>(rows) * geo.kv_heads * (k_row + v_row)), geo.kv_heads,
+      k_row, v_row};
+  constexpr std::int32_t stage_chunk = 64;
+  std::vector<std::pair<std::int32_t, std::int32_t>> chunks;  // (sequence, first row)
+  for (std::int32_t b = 0; b < prefix.batch; ++b)
+    for (std::int32_t first = 0; first < qo_indptr[static_cast<std::size_t>(b) + 1] -
+                                             qo_indptr[static_cast<std::size_t>(b)];
+         first += stage_chunk)
+      chunks.emplace_back(b, first);
+  parallel(chunks.size(), [&](std::size_t i) {
+    const auto [b, first] = chunks[i];
+    const std::int32_t tokens =
+        qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+    detail::stage_rows(staged, qo_indptr, b, first, std::min(stage_chunk, tokens - first), new_k,
+                       new_v);
+  });
+
   const int tile = detail::tile_tokens(group);
   std::vector<detail::extend_item> items;  // a handful per sequence: planning, not the hot loop
   for (std::int32_t b = 0; b < prefix.batch; ++b) {
@@ -232,9 +292,18 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   });
   const block_kernels kernels = block_kernels::for_dims(geo.k_dim, geo.v_dim);
   parallel(items.size(), [&](std::size_t i) {
-    detail::extend_item_run(prefix, qo_indptr, q, new_k, new_v, out, lse, params, items[i], q_heads,
-                            kernels);
+    detail::extend_item_run(prefix, qo_indptr, q, staged, new_k.type, new_v.type, out, lse, params,
+                            items[i], q_heads, kernels);
   });
+}
+
+/// extend() with a workspace of its own, allocated for this call.
+inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
+                   int q_heads, const float* q, const kv_input& new_k, const kv_input& new_v,
+                   float* out, float* lse, const attention::attention_params& params,
+                   parallel_for_ref parallel = default_parallel_for()) {
+  extend_workspace workspace;
+  extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out, lse, params, workspace, parallel);
 }
 
 }  // namespace kvc::cpu
