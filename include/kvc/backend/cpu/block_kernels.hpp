@@ -290,6 +290,13 @@ template <int Rows>
                                                    int v_stride, int v_dim, int tokens,
                                                    float* acc) {
   int r = 0;
+  // 6 rows x 16 dims where the dims allow: no narrow tile at the end of a row (128 = 5 x 24 +
+  // 8 leaves one), which measured 0.68-0.80 of the FMA peak in isolation against 0.58-0.68.
+  if (v_dim % 16 == 0)
+    for (; r + 6 <= rows; r += 6)
+      for (int d = 0; d < v_dim; d += 16)
+        accumulate_tile<6, 2>(p + r * key_block, values + d, v_stride, v_dim, tokens,
+                              acc + r * v_dim + d);
   for (; r + 4 <= rows; r += 4)
     accumulate_rows<4>(p + r * key_block, values, v_stride, v_dim, tokens, acc + r * v_dim);
   for (; r < rows; ++r)
