@@ -182,6 +182,18 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
                                 new_values + static_cast<std::size_t>(start + t) * staged.v_row,
                                 nullptr, v_dim, 1.0f, values + static_cast<std::size_t>(t) * v_dim);
     }
+    // The next block's staged vectors, asked for while this one is computed.
+    if (start + key_block < new_end) {
+      const int next = std::min(key_block, new_end - start - key_block);
+      const std::byte* k_next =
+          new_keys + static_cast<std::size_t>(start + key_block) * staged.k_row;
+      const std::byte* v_next =
+          new_values + static_cast<std::size_t>(start + key_block) * staged.v_row;
+      for (std::size_t b = 0; b < next * staged.k_row; b += 64)
+        __builtin_prefetch(k_next + b, 0, 2);
+      for (std::size_t b = 0; b < next * staged.v_row; b += 64)
+        __builtin_prefetch(v_next + b, 0, 2);
+    }
     attend_block(kernels, block, keys, k_dim, values, value_stride, count, prefix_length + start,
                  window, params.softcap, scores);
   }
