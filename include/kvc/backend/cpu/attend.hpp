@@ -22,7 +22,7 @@ struct row_block {
   int k_dim = 0;
   int v_dim = 0;
   const float* q = nullptr;                 ///< [rows][k_dim], already multiplied by the scale
-  const std::int64_t* positions = nullptr;  ///< [rows] query positions
+  const std::int64_t* positions = nullptr;  ///< [rows] query positions, never decreasing
   float* acc = nullptr;                     ///< [rows][v_dim] sum of e^{s - m} v
   float* m = nullptr;                       ///< [rows] largest score
   float* l = nullptr;                       ///< [rows] sum of e^{s - m}
@@ -97,10 +97,13 @@ inline void softmax_block(const block_kernels& kernels, const row_block& rows, i
                           std::int64_t first_position, const window_shape& window, float softcap,
                           float* scores) {
   const std::int64_t last_position = first_position + tokens - 1;
-  bool all_rows_unmasked = softcap == 0.0f;
-  for (int r = 0; r < rows.rows && all_rows_unmasked; ++r)
-    all_rows_unmasked =
-        detail::all_visible(window, rows.positions[r], first_position, last_position);
+  // Positions never decrease along the rows, and for every window but streaming the queries
+  // that see all of [first, last] form an interval of positions: the first and last rows
+  // decide for all.
+  const bool all_rows_unmasked =
+      softcap == 0.0f && rows.rows > 0 &&
+      detail::all_visible(window, rows.positions[0], first_position, last_position) &&
+      detail::all_visible(window, rows.positions[rows.rows - 1], first_position, last_position);
   if (all_rows_unmasked &&
       kernels.softmax_rows(scores, rows.rows, tokens, rows.m, rows.l, rows.acc, rows.v_dim))
     return;

@@ -328,9 +328,30 @@ template <int Rows>
   return _mm256_blendv_ps(result, x, nan);
 }
 
+// The largest lane of each of 8 vectors, in one vector: [max a0, max a1, ..., max a7]. The
+// maxima of pairs, then fours, then eights of lanes, as sum8 does with sums.
+[[gnu::target("avx2,fma")]] inline __m256 max8(const __m256* a) {
+  __m256 pairs[4];
+  for (int i = 0; i < 4; ++i)
+    pairs[i] = _mm256_max_ps(_mm256_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm256_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+  const __m256 low = _mm256_max_ps(_mm256_shuffle_ps(pairs[0], pairs[1], 0x44),
+                                   _mm256_shuffle_ps(pairs[0], pairs[1], 0xEE));
+  const __m256 high = _mm256_max_ps(_mm256_shuffle_ps(pairs[2], pairs[3], 0x44),
+                                    _mm256_shuffle_ps(pairs[2], pairs[3], 0xEE));
+  return _mm256_max_ps(_mm256_permute2f128_ps(low, high, 0x20),
+                       _mm256_permute2f128_ps(low, high, 0x31));
+}
+
+// Eight scores, -inf where `valid` is not set.
+[[gnu::target("avx2,fma")]] inline __m256 masked_scores(const float* scores, __m256 valid) {
+  return _mm256_blendv_ps(_mm256_set1_ps(-__builtin_huge_valf()), _mm256_loadu_ps(scores), valid);
+}
+
 // The online softmax of unmasked, uncapped rows on a full-width score block: for each row,
 // rescale its state by the block's largest score, turn scores into e^{s - m}, add them to l.
-// Entries past `tokens` become 0.
+// Entries past `tokens` become 0. Eight rows at a time: their maxima and sums are reduced
+// across lanes together, and m and l are updated as vectors.
 [[gnu::target("avx2,fma")]] inline void softmax_rows(float* s, int rows, int tokens, float* m,
                                                      float* l, float* acc, int v_dim) {
   const __m256 lanes = _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7);
@@ -339,29 +360,61 @@ template <int Rows>
   const __m256 valid1 = _mm256_cmp_ps(_mm256_add_ps(lanes, _mm256_set1_ps(8.0f)),
                                       _mm256_set1_ps(static_cast<float>(tokens)), _CMP_LT_OQ);
   const __m256 minus_infinity = _mm256_set1_ps(-__builtin_huge_valf());
-  for (int r = 0; r < rows; ++r) {
-    float* row = s + r * key_block;
-    const __m256 s0 = _mm256_blendv_ps(minus_infinity, _mm256_loadu_ps(row), valid0);
-    const __m256 s1 = _mm256_blendv_ps(minus_infinity, _mm256_loadu_ps(row + 8), valid1);
-    const float block_max = horizontal_max(_mm256_max_ps(s0, s1));
-    float old_m = m[r];
-    if (block_max > old_m) {
-      const float factor = old_m == -__builtin_huge_valf() ? 0.0f : std::exp(old_m - block_max);
-      l[r] *= factor;
-      if (factor != 1.0f) {
-        const __m256 f = _mm256_set1_ps(factor);
-        for (int d = 0; d < v_dim; d += 8)
-          _mm256_storeu_ps(acc + r * v_dim + d,
-                           _mm256_mul_ps(f, _mm256_loadu_ps(acc + r * v_dim + d)));
-      }
-      m[r] = old_m = block_max;
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  for (int r0 = 0; r0 < rows; r0 += 8) {
+    const int n = rows - r0 < 8 ? rows - r0 : 8;
+    const __m256i live = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), lane);
+    // Each row's largest score; rows past `rows` see -inf.
+    __m256 largest[8];
+    for (int i = 0; i < 8; ++i) {
+      const float* row = s + (r0 + i) * key_block;
+      largest[i] = i < n ? _mm256_max_ps(masked_scores(row, valid0), masked_scores(row + 8, valid1))
+                         : minus_infinity;
     }
-    const __m256 shift = _mm256_set1_ps(old_m == -__builtin_huge_valf() ? 0.0f : old_m);
-    const __m256 p0 = exp8(_mm256_sub_ps(s0, shift)), p1 = exp8(_mm256_sub_ps(s1, shift));
-    _mm256_storeu_ps(row, p0);
-    _mm256_storeu_ps(row + 8, p1);
-    const __m256 both = _mm256_add_ps(p0, p1);
-    l[r] += horizontal_sum(both);
+    const __m256 block_max = max8(largest);
+    const __m256 old_m = _mm256_maskload_ps(m + r0, live);
+    // A row's m moves only to a larger score (NaN compares false and leaves it).
+    const __m256 grows = _mm256_cmp_ps(block_max, old_m, _CMP_GT_OQ);
+    const __m256 new_m = _mm256_blendv_ps(old_m, block_max, grows);
+    // Where m grows, l and acc scale by e^{old m - new m}, or by 0 before any key.
+    const __m256 factor =
+        _mm256_blendv_ps(_mm256_set1_ps(1.0f),
+                         _mm256_blendv_ps(exp8(_mm256_sub_ps(old_m, new_m)), zero,
+                                          _mm256_cmp_ps(old_m, minus_infinity, _CMP_EQ_OQ)),
+                         grows);
+    __m256 new_l = _mm256_mul_ps(_mm256_maskload_ps(l + r0, live), factor);
+    alignas(32) float factors[8], shifts[8];
+    _mm256_store_ps(factors, factor);
+    const int rescaled = _mm256_movemask_ps(
+        _mm256_and_ps(grows, _mm256_cmp_ps(factor, _mm256_set1_ps(1.0f), _CMP_NEQ_UQ)));
+    for (int i = 0; i < n; ++i) {
+      if ((rescaled >> i & 1) == 0) continue;
+      const __m256 f = _mm256_set1_ps(factors[i]);
+      float* row = acc + (r0 + i) * v_dim;
+      for (int d = 0; d < v_dim; d += 8)
+        _mm256_storeu_ps(row + d, _mm256_mul_ps(f, _mm256_loadu_ps(row + d)));
+    }
+    // Shift by 0 while m is -inf (no key yet), so that e^-inf = 0.
+    _mm256_store_ps(
+        shifts, _mm256_blendv_ps(new_m, zero, _mm256_cmp_ps(new_m, minus_infinity, _CMP_EQ_OQ)));
+    __m256 sums[8];
+    for (int i = 0; i < 8; ++i) {
+      if (i >= n) {
+        sums[i] = zero;
+        continue;
+      }
+      float* row = s + (r0 + i) * key_block;
+      const __m256 shift = _mm256_broadcast_ss(shifts + i);
+      const __m256 p0 = exp8(_mm256_sub_ps(masked_scores(row, valid0), shift));
+      const __m256 p1 = exp8(_mm256_sub_ps(masked_scores(row + 8, valid1), shift));
+      _mm256_storeu_ps(row, p0);
+      _mm256_storeu_ps(row + 8, p1);
+      sums[i] = _mm256_add_ps(p0, p1);
+    }
+    new_l = _mm256_add_ps(new_l, sum8(sums));
+    _mm256_maskstore_ps(m + r0, live, new_m);
+    _mm256_maskstore_ps(l + r0, live, new_l);
   }
 }
 
