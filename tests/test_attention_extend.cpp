@@ -3,6 +3,8 @@
 // with windows that start inside the prefix or inside the new tokens, empty prefixes, sinks,
 // soft-caps and MLA; and a decode step equals an extend by one token.
 
+#include <algorithm>
+#include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
@@ -173,6 +175,9 @@ TEST_CASE("extend: learned sinks") {
   check_extend<gpt_oss_shape>({10, 40}, {20, 7}, 6,
                               {0.5f, -1.0f, 3.0f, 0.0f, 8.0f, -5.0f, 1.0f, 2.0f});
 }
+TEST_CASE("extend: sequences without new tokens among those with some") {
+  check_extend<llama_shape>({5, 3, 0, 40}, {4, 0, 0, 2}, 12);
+}
 TEST_CASE("extend: new keys and values given in fp16 and bf16") {
   check_extend<llama_shape>({0, 21}, {40, 9}, 9, {}, dtype_id::fp16);
   check_extend<llama_shape>({17, 0}, {6, 35}, 10, {}, dtype_id::bf16);
@@ -287,4 +292,20 @@ TEST_CASE("attention refuses query heads that do not share the KV heads evenly, 
       cpu::extend(view, too_long, 8, q.data(), fp32_input(k.data(), 1, 2, 16),
                   fp32_input(v.data(), 1, 2, 16), out.data(), lse.data(), params, cpu::serial()),
       cache_error);
+  // Row offsets that do not start at 0, or go backwards.
+  const std::int32_t shifted[] = {1, 1};
+  CHECK_THROWS_AS(
+      cpu::extend(view, shifted, 8, q.data(), fp32_input(k.data(), 1, 2, 16),
+                  fp32_input(v.data(), 1, 2, 16), out.data(), lse.data(), params, cpu::serial()),
+      cache_error);
+  std::array<float, 8 * 16> untouched{};
+  untouched.fill(7.0f);
+  const sequence_id both[] = {s, s};
+  const page_table_csr pair = cache.page_table(0, std::vector<sequence_id>(both, both + 2));
+  const std::int32_t backwards[] = {0, 1, 0};
+  CHECK_THROWS_AS(cpu::extend(cache.view(0, pair), backwards, 8, q.data(),
+                              fp32_input(k.data(), 0, 2, 16), fp32_input(v.data(), 0, 2, 16),
+                              untouched.data(), lse.data(), params, cpu::serial()),
+                  cache_error);
+  CHECK(std::all_of(untouched.begin(), untouched.end(), [](float x) { return x == 7.0f; }));
 }

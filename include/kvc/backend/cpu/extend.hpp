@@ -257,6 +257,9 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   if (static_cast<std::int32_t>(qo_indptr.size()) != prefix.batch + 1)
     throw cache_error(cache_errc::invalid_argument,
                       "kvc::cpu::extend: qo_indptr must have one entry per sequence, plus one");
+  if (qo_indptr.front() != 0 || !std::is_sorted(qo_indptr.begin(), qo_indptr.end()))
+    throw cache_error(cache_errc::invalid_argument,
+                      "kvc::cpu::extend: qo_indptr must start at 0 and never decrease");
   const std::int64_t rows = qo_indptr.back();
   detail::check_extend_input(new_k, rows, geo.kv_heads, geo.k_dim, "K");
   if (!geo.latent) detail::check_extend_input(new_v, rows, geo.kv_heads, geo.v_dim, "V");
@@ -289,6 +292,7 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   for (std::int32_t b = 0; b < prefix.batch; ++b) {
     const std::int32_t tokens =
         qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+    if (tokens == 0) continue;  // nothing to attend: no rows to write
     for (int h = 0; h < geo.kv_heads; ++h)
       for (std::int32_t first = (tokens - 1) / tile * tile; first >= 0; first -= tile)
         items.push_back({b, h, first, std::min(tile, tokens - first)});
