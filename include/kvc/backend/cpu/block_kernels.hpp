@@ -230,9 +230,9 @@ template <int Rows>
 [[gnu::target("avx2,fma")]] inline void scores(const float* q, int rows, int k_dim,
                                                const float* keys, int k_stride, int tokens,
                                                float* s) {
-  // Short blocks: 3 x 4 tiles (K is reused from registers across 3 rows). A small query group
-  // (GQA decode): eight keys per row at once.
-  if (tokens <= 8 || k_dim % 8 != 0 || rows > 8) {
+  // At most 8 rows here (more go to scores_transposed). Short blocks: 3 x 4 tiles (K is
+  // reused from registers across 3 rows). Otherwise (GQA decode): eight keys per row at once.
+  if (tokens <= 8 || k_dim % 8 != 0) {
     int r = 0;
     for (; r + 3 <= rows; r += 3)
       score_rows<3>(q + r * k_dim, k_dim, keys, k_stride, tokens, s + r * key_block);

@@ -185,14 +185,12 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     // The next block's staged vectors, asked for while this one is computed.
     if (start + key_block < new_end) {
       const int next = std::min(key_block, new_end - start - key_block);
-      const std::byte* k_next =
-          new_keys + static_cast<std::size_t>(start + key_block) * staged.k_row;
-      const std::byte* v_next =
-          new_values + static_cast<std::size_t>(start + key_block) * staged.v_row;
-      for (std::size_t b = 0; b < next * staged.k_row; b += 64)
-        __builtin_prefetch(k_next + b, 0, 2);
-      for (std::size_t b = 0; b < next * staged.v_row; b += 64)
-        __builtin_prefetch(v_next + b, 0, 2);
+      const auto staged_rows = [&](const std::byte* first, std::size_t row) {
+        return head_vectors{first + static_cast<std::size_t>(start + key_block) * row, row, nullptr,
+                            0, static_cast<std::uint32_t>(row)};
+      };
+      staged_rows(new_keys, staged.k_row).prefetch(next);
+      if (!geo.latent) staged_rows(new_values, staged.v_row).prefetch(next);
     }
     attend_block(kernels, block, keys, k_dim, values, value_stride, count, prefix_length + start,
                  window, params.softcap, scores);
