@@ -109,6 +109,11 @@ template <int Group, int Tile>
 
 // Scores of Group rows against `tokens` keys, Tile keys at a time (Group x Tile <= 8
 // accumulators, summed across lanes together). Keys past `tokens` repeat the last one.
+// With more than one key a tile, the rows' 8 dims are loaded once into registers and used
+// for every key of the tile: as memory operands of the FMAs they are loaded again per key, and the
+// loads then bound the loop (10 per 8 FMAs at 4 rows). The unroll pragmas keep the arrays in
+// registers at -O2 too, which does not unroll these loops by itself (the sums then go
+// through the stack every FMA: half the speed).
 template <dtype_id Type, int Group>
 [[gnu::target("avx2,fma,f16c")]] void group_scores(const float* q, int dim, head_vectors keys,
                                                    int tokens, float* s, read_ahead& ahead) {
@@ -117,17 +122,26 @@ template <dtype_id Type, int Group>
   const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile);
   for (int t0 = 0; t0 < tokens; t0 += tile) {
     const std::byte* k[tile];
+#pragma GCC unroll 8
     for (int j = 0; j < tile; ++j)
       k[j] =
           keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
     __m256 acc[8];
+#pragma GCC unroll 8
     for (__m256& a : acc) a = _mm256_setzero_ps();
     for (int d = 0; d < dim; d += 8) {
+      __m256 rows[tile > 1 ? Group : 1];  // one key a tile: loaded by the FMAs themselves
+      if constexpr (tile > 1) {
+#pragma GCC unroll 8
+        for (int r = 0; r < Group; ++r) rows[r] = _mm256_loadu_ps(q + r * dim + d);
+      }
+#pragma GCC unroll 8
       for (int j = 0; j < tile; ++j) {
         const __m256 kv = numeric::x86::decode8_raw(Type, k[j] + d * bits / 8);
+#pragma GCC unroll 8
         for (int r = 0; r < Group; ++r)
-          acc[r * tile + j] =
-              _mm256_fmadd_ps(_mm256_loadu_ps(q + r * dim + d), kv, acc[r * tile + j]);
+          acc[r * tile + j] = _mm256_fmadd_ps(tile > 1 ? rows[r] : _mm256_loadu_ps(q + r * dim + d),
+                                              kv, acc[r * tile + j]);
       }
     }
     ahead.step(ahead_lines);
@@ -189,7 +203,8 @@ template <dtype_id Type, int Group>
                                      tokens, acc + d, ahead, ahead_lines);
 }
 
-/// AVX-512 VNNI at 256 bits (vpdpwssd on ymm): int8 keys against a query rounded to int16.
+/// AVX-512 VNNI at 256 bits (vpdpwssd on ymm), for the int8 kernels below; without it they
+/// run on AVX2 (vpmaddwd + vpaddd), with the same results.
 inline bool cpu_has_vnni() {
   static const bool supported = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512vl") &&
                                 __builtin_cpu_supports("avx512vnni");
@@ -223,25 +238,31 @@ inline void round_query_int16(float* q, int rows, int dim) {
   }
 }
 
-// acc += the pairwise int16 products of a and b (vpdpwssd). GCC 12 moves the accumulator of
+// acc += the pairwise int16 products of a and b: one vpdpwssd with VNNI, vpmaddwd + vpaddd
+// on AVX2. Both give the same int32 sums: vpmaddwd wraps only for four operands of -32768,
+// and these never are (|a| <= 32767 or |b| <= 128). GCC 12 moves the accumulator of
 // _mm256_dpwssd_epi32 out of its register and back around every use in a loop (two copies
 // per instruction, which Ice Lake does not eliminate); written in place it stays put, given
 // the register class that suits the kernel: Upper allows the 16 upper AVX-512 registers
-// (the scores need them), without it the 16 VEX ones (the values: GCC shuffles the sums
-// through the upper registers otherwise).
-template <bool Upper>
-[[gnu::target("avx512vl,avx512vnni")]] inline void dot_accumulate(__m256i& acc, __m256i a,
-                                                                  __m256i b) {
-  if constexpr (Upper)
+// where the calling function is compiled for AVX-512 (the scores), without it the 16 VEX
+// ones (the values: GCC shuffles the sums through the upper registers otherwise). The asm
+// needs no AVX-512 target here: the assembler takes vpdpwssd as it is.
+template <bool Vnni, bool Upper>
+[[gnu::target("avx2"), gnu::always_inline]] inline void dot_accumulate(__m256i& acc, __m256i a,
+                                                                       __m256i b) {
+  if constexpr (!Vnni)
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a, b));
+  else if constexpr (Upper)
     asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
   else
     asm("vpdpwssd %2, %1, %0" : "+x"(acc) : "x"(a), "x"(b));
 }
 
 // group_scores for int8 keys and rows from round_query_int16: 16 dims a step, each a
-// sign-extension of the keys and one vpdpwssd per row; the int32 sums become floats once.
-template <int Group>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_scores_int8_vnni(
+// sign-extension of the keys and one integer dot per row and key; the int32 sums become
+// floats once. As in group_scores, the rows of a step stay in registers for a tile's keys.
+template <int Group, bool Vnni>
+[[gnu::target("avx2,fma,f16c"), gnu::always_inline]] inline void int8_scores(
     const float* q, int dim, head_vectors keys, int tokens, float* s, read_ahead& ahead) {
   constexpr int tile = Group >= 5 ? 1 : 8 / Group;
   const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile);
@@ -251,8 +272,12 @@ template <int Group>
   for (int lane = 0; lane < 8; ++lane)
     step[lane] = q[static_cast<std::size_t>(std::min(lane / tile, Group - 1)) * dim + dim / 2];
   const __m256 row_steps = _mm256_load_ps(step);
+  const auto row_at = [q16, row_int16](int r, int d) {
+    return reinterpret_cast<const __m256i*>(q16 + r * row_int16 + d);
+  };
   for (int t0 = 0; t0 < tokens; t0 += tile) {
     const std::byte* k[tile];
+#pragma GCC unroll 8
     for (int j = 0; j < tile; ++j)
       k[j] =
           keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
@@ -260,29 +285,48 @@ template <int Group>
 #pragma GCC unroll 8
     for (__m256i& a : acc) a = _mm256_setzero_si256();
     for (int d = 0; d < dim; d += 16) {
+      __m256i rows[tile > 1 ? Group : 1];
+      if constexpr (tile > 1) {
+#pragma GCC unroll 8
+        for (int r = 0; r < Group; ++r) rows[r] = _mm256_loadu_si256(row_at(r, d));
+      }
 #pragma GCC unroll 8
       for (int j = 0; j < tile; ++j) {
         const __m256i kv =
             _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(k[j] + d)));
 #pragma GCC unroll 8
         for (int r = 0; r < Group; ++r)
-          dot_accumulate<true>(
-              acc[r * tile + j],
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q16 + r * row_int16 + d)), kv);
+          dot_accumulate<Vnni, true>(acc[r * tile + j],
+                                     tile > 1 ? rows[r] : _mm256_loadu_si256(row_at(r, d)), kv);
       }
     }
     ahead.step(ahead_lines);
     __m256 sums[8];
+#pragma GCC unroll 8
     for (int i = 0; i < 8; ++i) sums[i] = _mm256_cvtepi32_ps(acc[i]);
     store_scores<Group, tile>(_mm256_mul_ps(sum8(sums), row_steps), s + t0);
   }
 }
 
-// One column tile of group_accumulate_int8_vnni: Group x Chunks int32 sums over the block,
-// then acc += step_r * sum. Not inlined: inlined, GCC keeps the weights in registers and
-// takes each pair out with two shuffles, where a broadcast from memory is a load alone.
-template <int Group, int Chunks>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni"), gnu::noinline]] void int8_value_tile(
+// The int8 scores as kernels: with VNNI compiled for AVX-512, whose upper registers the
+// accumulators may then use, and on AVX2.
+template <int Group>
+[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_scores_int8_vnni(
+    const float* q, int dim, head_vectors keys, int tokens, float* s, read_ahead& ahead) {
+  int8_scores<Group, true>(q, dim, keys, tokens, s, ahead);
+}
+template <int Group>
+[[gnu::target("avx2,fma,f16c")]] void group_scores_int8_avx2(const float* q, int dim,
+                                                             head_vectors keys, int tokens,
+                                                             float* s, read_ahead& ahead) {
+  int8_scores<Group, false>(q, dim, keys, tokens, s, ahead);
+}
+
+// One column tile of group_accumulate_int8: Group x Chunks int32 sums over the block, then
+// acc += step_r * sum. Not inlined: inlined, GCC keeps the weights in registers and takes
+// each pair out with two shuffles, where a broadcast from memory is a load alone.
+template <int Group, int Chunks, bool Vnni>
+[[gnu::target("avx2,fma,f16c"), gnu::noinline]] void int8_value_tile(
     const std::int32_t (*weights)[key_block / 2], const float* step, const std::byte* values,
     std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
   __m256i sum[Group * Chunks];
@@ -307,7 +351,7 @@ template <int Group, int Chunks>
     for (int r = 0; r < Group; ++r) {
       const __m256i w = _mm256_set1_epi32(weights[r][i]);
 #pragma GCC unroll 16
-      for (int c = 0; c < Chunks; ++c) dot_accumulate<false>(sum[r * Chunks + c], w, x[c]);
+      for (int c = 0; c < Chunks; ++c) dot_accumulate<Vnni, false>(sum[r * Chunks + c], w, x[c]);
     }
   }
 #pragma GCC unroll 16
@@ -323,12 +367,13 @@ template <int Group, int Chunks>
 }
 
 // group_accumulate for int8 values: each row's weights of the block are rounded to int16
-// steps of their largest / 32767, and two tokens go into one vpdpwssd (their bytes of a
+// steps of their largest / 32767, and two tokens go into one integer dot (their bytes of a
 // column interleaved, a weight pair broadcast); the int32 sums join acc once per block.
 // Rounding a row's weights moves its output by at most step / 2 * sum|v| (docs/attention.md).
-template <int Group>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_accumulate_int8_vnni(
-    const float* p, head_vectors values, int dim, int tokens, float* acc, read_ahead& ahead) {
+template <int Group, bool Vnni>
+[[gnu::target("avx2,fma,f16c")]] void group_accumulate_int8(const float* p, head_vectors values,
+                                                            int dim, int tokens, float* acc,
+                                                            read_ahead& ahead) {
   // Group x Chunks sums, Chunks columns and a weight pair: at most 15 registers.
   constexpr int chunks = Group <= 2 ? 4 : Group == 3 ? 3 : Group <= 6 ? 2 : 1;
   static_assert(key_block == 16, "a row's weights are two vectors");
@@ -365,11 +410,11 @@ template <int Group>
   const int ahead_lines = ahead.lines_per_step(column_tiles);
   int d = 0;
   for (; d + 8 * chunks <= dim; d += 8 * chunks)
-    int8_value_tile<Group, chunks>(weights, step, values.values + d, values.token_stride, dim,
-                                   tokens, acc + d, ahead, ahead_lines);
+    int8_value_tile<Group, chunks, Vnni>(weights, step, values.values + d, values.token_stride, dim,
+                                         tokens, acc + d, ahead, ahead_lines);
   for (; d < dim; d += 8)
-    int8_value_tile<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
-                              acc + d, ahead, ahead_lines);
+    int8_value_tile<Group, 1, Vnni>(weights, step, values.values + d, values.token_stride, dim,
+                                    tokens, acc + d, ahead, ahead_lines);
 }
 
 }  // namespace x86
@@ -393,29 +438,32 @@ struct group_kernels {
 
   bool usable() const { return scores != nullptr; }
 
-  /// vnni = false keeps int8 keys on the float kernels (for tests of both).
-  static group_kernels for_layer(const page_geometry& geo, int group, bool vnni = true) {
+  /// integer = false keeps int8 on the float kernels (for tests of both).
+  static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
     if (geo.latent || group < 1 || group > max_group || geo.k_dim % 8 != 0 || geo.v_dim % 8 != 0 ||
         !x86::cpu_has_avx2_fma())
       return k;
+    const bool vnni = x86::cpu_has_vnni();
     with_group(group, [&](auto g) {
+      constexpr int group_size = decltype(g)::value;
       visit_dtype(geo.k_type, [&](auto type) {
-        k.scores = &x86::group_scores<decltype(type)::id, decltype(g)::value>;
+        k.scores = &x86::group_scores<decltype(type)::id, group_size>;
       });
-      if (geo.k_type == dtype_id::int8 && geo.k_dim % 16 == 0 && vnni && x86::cpu_has_vnni()) {
-        k.scores = &x86::group_scores_int8_vnni<decltype(g)::value>;
+      if (geo.k_type == dtype_id::int8 && geo.k_dim % 16 == 0 && integer) {
+        k.scores = vnni ? &x86::group_scores_int8_vnni<group_size>
+                        : &x86::group_scores_int8_avx2<group_size>;
         k.prepare_queries = &x86::round_query_int16;
       }
       visit_dtype(geo.v_type, [&](auto type) {
-        k.accumulate = &x86::group_accumulate<decltype(type)::id, decltype(g)::value>;
+        k.accumulate = &x86::group_accumulate<decltype(type)::id, group_size>;
       });
-      if (geo.v_type == dtype_id::int8 && vnni && x86::cpu_has_vnni())
-        k.accumulate = &x86::group_accumulate_int8_vnni<decltype(g)::value>;
+      if (geo.v_type == dtype_id::int8 && integer && vnni)
+        k.accumulate = &x86::group_accumulate_int8<group_size, true>;
     });
 #else
-    (void)geo, (void)group, (void)vnni;
+    (void)geo, (void)group, (void)integer;
 #endif
     return k;
   }
