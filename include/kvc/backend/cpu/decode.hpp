@@ -41,8 +41,9 @@ struct decode_plan {
   /// Whether to use the vector kernels where the CPU has them; false runs the portable code
   /// (tests check both, whatever the CPU).
   bool vectorized = true;
-  /// Whether int8 keys may be scored in integers (VNNI, against the query rounded to 16
-  /// bits: docs/attention.md) where the CPU has it; false keeps them in float.
+  /// Whether int8 keys may be scored in integers (against the query rounded to 16 bits, on
+  /// AVX2 or VNNI) and int8 values accumulated in integers (VNNI): docs/attention.md.
+  /// false keeps them in float.
   bool integer_scores = true;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
