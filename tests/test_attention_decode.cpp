@@ -135,6 +135,10 @@ template <class S>
 using group8_shape = layer<gqa<16, 2>, head_dim<48>, S>;
 template <class S>
 using group9_shape = layer<gqa<9, 1>, head_dim<32>, S>;
+// Decode takes the softmax of up to 8 rows at a time: 4 KV heads of this group of 2, then
+// the fifth alone.
+template <class S>
+using five_kv_heads_shape = layer<gqa<10, 5>, head_dim<32>, S>;
 template <class S>
 using mixed_dtype_shape = layer<gqa<8, 2>, head_dim<64>, storage<int4, fp8_e4m3>>;
 
@@ -170,6 +174,7 @@ TEST_CASE("decode: query groups of every tile shape, in HND pages and pages of m
   check_decode<group6_shape, paged<48, page_layout::hnd>>({47, 48, 130}, 22);
   check_decode<group8_shape, paged<8>>({9, 100}, 23);
   check_decode<group9_shape, paged<32, page_layout::hnd>>({70}, 24);
+  check_decode<five_kv_heads_shape>({1, 40, 99}, 28);
   check_decode<llama_shape, paged<64, page_layout::hnd>>({65, 300}, 25);
 }
 TEST_CASE("decode: keys and values stored in different dtypes") {

@@ -217,25 +217,28 @@ inline float raw_factor(dtype_id type, float layer_scale) {
 }
 
 // decode_pages for a small group, with the group kernels: per block and KV head, scores from
-// the stored keys, the online softmax, then the stored values. q must already carry the keys'
-// raw_factor.
+// the stored keys, the online softmax, then the stored values. The heads of a block go a few
+// at a time, so that one softmax call takes up to 8 rows: its kernel reduces eight rows'
+// maxima and sums in one go, and with 4 rows (GQA's usual group) half of that went unused.
+// q must already carry the keys' raw_factor.
 inline void decode_pages_grouped(const paged_layer_view& view, std::int32_t sequence,
                                  std::int32_t entry_begin, std::int32_t entry_end,
                                  const row_block& all, float softcap, const block_kernels& kernels,
                                  const group_kernels& grouped) {
   const page_geometry& geo = view.geometry;
   const int heads = geo.kv_heads, group = all.rows / heads;
+  const int heads_together = std::max(1, std::min(heads, 8 / group));
   float* scores = thread_buffers::fit(thread_buffers::mine().scores,
-                                      static_cast<std::size_t>(group) * key_block);
+                                      static_cast<std::size_t>(heads_together) * group * key_block);
   const float v_factor = raw_factor(geo.v_type, view.v_scale);
   const bool k_scaled = dtype_scaling(geo.k_type) == scaling::per_token_head;
   const bool v_scaled = v_factor != 1.0f || dtype_scaling(geo.v_type) == scaling::per_token_head;
-  // Each token's scale, applied to all of its rows' scores or weights: the rows are
+  // Each token's scale, applied to all of its head's rows' scores or weights: the rows are
   // key_block apart, so a row takes the block's scales in two vector multiplies.
   float column_scale[key_block];
-  const auto scale_columns = [&](int count) {
+  const auto scale_columns = [&](float* head_scores, int count) {
     for (int r = 0; r < group; ++r)
-      for (int t = 0; t < count; ++t) scores[r * key_block + t] *= column_scale[t];
+      for (int t = 0; t < count; ++t) head_scores[r * key_block + t] *= column_scale[t];
   };
   // The next page is read ahead while this one is computed, a slice per head and block, half
   // of it during the scores and half during the values.
@@ -248,28 +251,37 @@ inline void decode_pages_grouped(const paged_layer_view& view, std::int32_t sequ
         std::uint64_t slice = 0;
         for (int start = 0; start < tokens; start += key_block) {
           const int count = std::min(key_block, tokens - start);
-          for (int head = 0; head < heads; ++head, ++slice) {
+          for (int first_head = 0; first_head < heads; first_head += heads_together) {
+            const int together = std::min(heads_together, heads - first_head);
             read_ahead ahead;
             if (next != nullptr) {
               ahead.next = next + std::min(slice * slice_bytes, geo.page_bytes);
-              ahead.end = next + std::min((slice + 1) * slice_bytes, geo.page_bytes);
+              ahead.end = next + std::min((slice + together) * slice_bytes, geo.page_bytes);
               ahead.lines_per_call = static_cast<int>((slice_bytes + 127) / 128);
             }
-            const row_block rows = all.slice(head * group, group);
-            const head_vectors keys = head_vectors::of(geo, page, start, head, true);
-            grouped.scores(rows.q, geo.k_dim, keys, count, scores, ahead);
-            if (k_scaled) {
-              for (int t = 0; t < count; ++t) column_scale[t] = keys.scale(t);
-              scale_columns(count);
+            slice += static_cast<std::uint64_t>(together);
+            for (int i = 0; i < together; ++i) {
+              const head_vectors keys = head_vectors::of(geo, page, start, first_head + i, true);
+              float* head_scores = scores + static_cast<std::size_t>(i) * group * key_block;
+              grouped.scores(all.slice((first_head + i) * group, group).q, geo.k_dim, keys, count,
+                             head_scores, ahead);
+              if (k_scaled) {
+                for (int t = 0; t < count; ++t) column_scale[t] = keys.scale(t);
+                scale_columns(head_scores, count);
+              }
             }
-            softmax_block(kernels, rows, count, first_position + start, view.window, softcap,
-                          scores);
-            const head_vectors values = head_vectors::of(geo, page, start, head, false);
-            if (v_scaled) {
-              for (int t = 0; t < count; ++t) column_scale[t] = v_factor * values.scale(t);
-              scale_columns(count);
+            softmax_block(kernels, all.slice(first_head * group, together * group), count,
+                          first_position + start, view.window, softcap, scores);
+            for (int i = 0; i < together; ++i) {
+              const head_vectors values = head_vectors::of(geo, page, start, first_head + i, false);
+              float* head_scores = scores + static_cast<std::size_t>(i) * group * key_block;
+              if (v_scaled) {
+                for (int t = 0; t < count; ++t) column_scale[t] = v_factor * values.scale(t);
+                scale_columns(head_scores, count);
+              }
+              grouped.accumulate(head_scores, values, geo.v_dim, count,
+                                 all.slice((first_head + i) * group, group).acc, ahead);
             }
-            grouped.accumulate(scores, values, geo.v_dim, count, rows.acc, ahead);
           }
         }
       });
