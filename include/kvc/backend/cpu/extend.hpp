@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -43,15 +44,6 @@
 
 namespace kvc::cpu {
 
-/// Where extend() stages the new keys and values; kept between calls.
-struct extend_workspace {
-  std::vector<std::byte> staged;
-  std::byte* fit(std::size_t bytes) {
-    if (staged.size() < bytes) staged.resize(bytes);
-    return staged.data();
-  }
-};
-
 namespace detail {
 
 struct extend_item {
@@ -59,6 +51,22 @@ struct extend_item {
   std::int32_t kv_head = 0;
   std::int32_t first_token = 0, tokens = 0;  ///< new tokens of the sequence in this tile
 };
+
+}  // namespace detail
+
+/// Where extend() stages the new keys and values, and its lists of work; kept between calls,
+/// so that a warm workspace allocates nothing.
+struct extend_workspace {
+  std::vector<std::byte> staged;
+  std::vector<std::pair<std::int32_t, std::int32_t>> stage_chunks;  ///< (sequence, first row)
+  std::vector<detail::extend_item> items;
+  std::byte* fit(std::size_t bytes) {
+    if (staged.size() < bytes) staged.resize(bytes);
+    return staged.data();
+  }
+};
+
+namespace detail {
 
 // Where the staged vectors of one KV head of one sequence lie: sequence b's region starts at
 // qo_indptr[b] * kv_heads rows of K and V; in it, head h's `tokens` keys, then its values.
@@ -262,6 +270,9 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   detail::check_extend_input(new_k, rows, geo.kv_heads, geo.k_dim, "K");
   if (!geo.latent) detail::check_extend_input(new_v, rows, geo.kv_heads, geo.v_dim, "V");
   const int group = q_heads / geo.kv_heads;
+  const auto new_tokens = [&](std::int32_t b) {
+    return qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+  };
 
   // Stage the new keys and values, in chunks of rows of one sequence.
   const std::size_t k_row = static_cast<std::size_t>(geo.k_dim) * dtype_bits(new_k.type) / 8;
@@ -271,25 +282,22 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
       workspace.fit(static_cast<std::size_t>(rows) * geo.kv_heads * (k_row + v_row)), geo.kv_heads,
       k_row, v_row};
   constexpr std::int32_t stage_chunk = 64;
-  std::vector<std::pair<std::int32_t, std::int32_t>> chunks;  // (sequence, first row)
+  auto& chunks = workspace.stage_chunks;
+  chunks.clear();
   for (std::int32_t b = 0; b < prefix.batch; ++b)
-    for (std::int32_t first = 0; first < qo_indptr[static_cast<std::size_t>(b) + 1] -
-                                             qo_indptr[static_cast<std::size_t>(b)];
-         first += stage_chunk)
+    for (std::int32_t first = 0; first < new_tokens(b); first += stage_chunk)
       chunks.emplace_back(b, first);
   parallel(chunks.size(), [&](std::size_t i) {
     const auto [b, first] = chunks[i];
-    const std::int32_t tokens =
-        qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
-    detail::stage_rows(staged, qo_indptr, b, first, std::min(stage_chunk, tokens - first), new_k,
-                       new_v);
+    detail::stage_rows(staged, qo_indptr, b, first, std::min(stage_chunk, new_tokens(b) - first),
+                       new_k, new_v);
   });
 
   const int tile = detail::tile_tokens(group);
-  std::vector<detail::extend_item> items;  // a handful per sequence: planning, not the hot loop
+  auto& items = workspace.items;
+  items.clear();
   for (std::int32_t b = 0; b < prefix.batch; ++b) {
-    const std::int32_t tokens =
-        qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+    const std::int32_t tokens = new_tokens(b);
     if (tokens == 0) continue;  // nothing to attend: no rows to write
     for (int h = 0; h < geo.kv_heads; ++h)
       for (std::int32_t first = (tokens - 1) / tile * tile; first >= 0; first -= tile)
@@ -297,12 +305,13 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   }
   // The tiles of one head of one sequence run one after another, last (longest) first, so
   // that head's new keys and values stay in the core's L2 from one tile to the next; longer
-  // sequences first, so that short tiles end the work and balance the threads.
-  const auto length = [&](std::int32_t b) {
-    return qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
-  };
-  std::stable_sort(items.begin(), items.end(), [&](const auto& a, const auto& b) {
-    return length(a.sequence) > length(b.sequence);
+  // sequences first, so that short tiles end the work and balance the threads. Ties keep
+  // the order above (std::sort, unlike std::stable_sort, needs no buffer of its own).
+  std::sort(items.begin(), items.end(), [&](const auto& a, const auto& b) {
+    const auto key = [&](const detail::extend_item& item) {
+      return std::tuple(-new_tokens(item.sequence), item.sequence, item.kv_head, -item.first_token);
+    };
+    return key(a) < key(b);
   });
   const block_kernels kernels = block_kernels::for_dims(geo.k_dim, geo.v_dim);
   parallel(items.size(), [&](std::size_t i) {
