@@ -10,6 +10,7 @@
 #include <cstddef>
 #include <vector>
 
+#include "host_memory.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
@@ -31,10 +32,12 @@ double median_seconds(F&& f, int repetitions = 5) {
   return seconds[static_cast<std::size_t>(repetitions / 2)];
 }
 
-/// Bytes per second of summing a 256 MiB buffer, split over the executor's threads.
+/// Bytes per second of summing a 256 MiB buffer, split over the executor's threads. The
+/// buffer comes from the allocator the caches use, so that both are read from the same kind
+/// of pages (huge ones, where the system allows).
 inline double stream_read_bytes_per_second(cpu::parallel_for_ref parallel) {
   constexpr std::size_t floats = std::size_t{64} << 20;
-  static std::vector<float> buffer(floats, 1.0f);
+  static const host_memory<float> buffer(floats, 1.0f);
   const std::size_t parts = static_cast<std::size_t>(parallel.threads());
   std::vector<float> sums(parts);
   const double seconds = median_seconds([&] {

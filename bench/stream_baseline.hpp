@@ -10,7 +10,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <vector>
+
+#include "host_memory.hpp"
 
 namespace kvc::bench {
 
@@ -19,7 +20,7 @@ namespace kvc::bench {
 /// buffers, for at least 64 MiB per measurement; the median of 5 measurements.
 inline double copy_bytes_per_second(std::size_t bytes) {
   constexpr std::size_t buffer_bytes = std::size_t{256} << 20;
-  static std::vector<char> source(buffer_bytes, 1), destination(buffer_bytes, 0);
+  static host_memory<char> source(buffer_bytes, 1), destination(buffer_bytes, 0);
   const std::size_t chunk = std::min(std::max<std::size_t>(bytes / 2, 64), buffer_bytes);
   const std::size_t chunks_per_run = std::max<std::size_t>((std::size_t{32} << 20) / chunk, 1);
   std::size_t offset = 0;

@@ -4,7 +4,11 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <fstream>
 #include <random>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "kvc/cache/kv_cache.hpp"
@@ -502,4 +506,63 @@ TEST_CASE("device memory is only touched through the allocator, with the same re
       for (int i = 0; i < 16; ++i) REQUIRE(kd[i] == kh[i]);
       for (int i = 0; i < 12; ++i) REQUIRE(vd[i] == vh[i]);
     }
+}
+
+namespace {
+// Linux only: whether the kernel would back the mapping that holds `p` with transparent huge
+// pages ("THPeligible" in /proc/self/smaps), or -1 where that cannot be read.
+int huge_page_eligible(const void* p) {
+  std::ifstream smaps("/proc/self/smaps");
+  const auto address = reinterpret_cast<std::uintptr_t>(p);
+  bool inside = false;
+  for (std::string line; std::getline(smaps, line);) {
+    std::uintptr_t begin = 0, end = 0;
+    char dash = 0;
+    std::istringstream header(line);
+    if (header >> std::hex >> begin >> dash >> end && dash == '-' && line.find(':') > 20) {
+      inside = begin <= address && address < end;
+    } else if (inside && line.rfind("THPeligible:", 0) == 0) {
+      return std::stoi(line.substr(12));
+    }
+  }
+  return -1;
+}
+
+// The system's transparent huge page mode: "always", "madvise", "never" or "" if unknown.
+std::string huge_page_mode() {
+  std::ifstream enabled("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string text;
+  std::getline(enabled, text);
+  const auto open = text.find('['), close = text.find(']');
+  return open == std::string::npos || close == std::string::npos
+             ? ""
+             : text.substr(open + 1, close - open - 1);
+}
+}  // namespace
+
+TEST_CASE("host memory is zeroed; a pool-sized block is 2 MiB aligned and in huge pages") {
+  host_allocator allocator;
+  std::byte* small = allocator.allocate(100);
+  CHECK(reinterpret_cast<std::uintptr_t>(small) % 64 == 0);
+  for (int i = 0; i < 100; ++i) REQUIRE(small[i] == std::byte{0});
+  allocator.deallocate(small, 100);
+
+  constexpr std::size_t bytes = std::size_t{6} << 20;
+  std::byte* pool = allocator.allocate(bytes);
+  CHECK(reinterpret_cast<std::uintptr_t>(pool) % (std::size_t{2} << 20) == 0);
+  CHECK(pool[0] == std::byte{0});
+  CHECK(pool[bytes - 1] == std::byte{0});
+  const std::string mode = huge_page_mode();
+  INFO("transparent huge pages: " << mode);
+  if (mode == "madvise" || mode == "always") {
+    CHECK(huge_page_eligible(pool) == 1);
+    CHECK(huge_page_eligible(pool + bytes - 1) == 1);
+    if (mode == "madvise") {  // the check can tell: memory not advised is not eligible
+      auto* plain = static_cast<std::byte*>(::operator new(bytes));
+      std::memset(plain, 1, bytes);
+      CHECK(huge_page_eligible(plain + bytes / 2) == 0);
+      ::operator delete(plain);
+    }
+  }
+  allocator.deallocate(pool, bytes);
 }
