@@ -2,6 +2,8 @@
 //   decode/llama3_8b/<dtype>/ctx:<n>/threads:<t>   one query over a cached context (32 query
 //                                                  heads, 8 KV heads, dim 128), NHD pages
 //   decode/llama3_8b/<dtype>/layout:hnd/ctx:32768/threads:<t>   the same in HND pages
+//   decode/llama3_8b/fp16/page:<p>/ctx:32768/threads:<t>   pages of 256 tokens, and of 32768
+//                                                  (a contiguous cache: one page)
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
 //   prefill/llama3_8b/fp16/tokens:2048/threads:<t> 2048 new tokens, causal, empty prefix
 // Llama decode reports KV bytes read per second and fraction_of_stream, the ratio to a
@@ -33,10 +35,10 @@ kvc::cpu::parallel_for_ref pool_of(int threads) {
 template <class Layer>
 struct one_layer : kvc::model<1, Layer> {};
 
-template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd>
+template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
 void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound) {
-  using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<16, Layout>>;
-  cache_type cache(kvc::capacity_pages{context / 16 + 2});
+  using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<PageTokens, Layout>>;
+  cache_type cache(kvc::capacity_pages{context / PageTokens + 2});
   const kvc::sequence_id sequence = cache.add_sequence();
   const kvc::page_geometry& geometry = cache.geometry(0);
   std::mt19937 rng(1);
@@ -165,6 +167,22 @@ void register_llama(const char* dtype) {
 
 int main(int argc, char** argv) {
   register_llama<kvc::storage<kvc::fp16>>("fp16");
+  for (int threads : {1, 2}) {
+    const std::string suffix = "/ctx:32768/threads:" + std::to_string(threads);
+    using fp16_layer = llama3_8b_layer<kvc::storage<kvc::fp16>>;
+    benchmark::RegisterBenchmark(("decode/llama3_8b/fp16/page:256" + suffix).c_str(),
+                                 [=](benchmark::State& state) {
+                                   decode<fp16_layer, kvc::page_layout::nhd, 256>(state, 32768,
+                                                                                  threads, false);
+                                 })
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(("decode/llama3_8b/fp16/page:32768" + suffix).c_str(),
+                                 [=](benchmark::State& state) {
+                                   decode<fp16_layer, kvc::page_layout::nhd, 32768>(
+                                       state, 32768, threads, false);
+                                 })
+        ->Unit(benchmark::kMicrosecond);
+  }
   register_llama<kvc::storage<kvc::bf16>>("bf16");
   register_llama<kvc::storage<kvc::fp8_e5m2>>("fp8_e5m2");
   register_llama<kvc::storage<kvc::int8>>("int8");

@@ -23,7 +23,7 @@ namespace {
 template <template <class> class Shape, class Paging = paged<16>>
 void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
                   const std::vector<float>& sink_logits = {}, float q_spread = 1.0f,
-                  int min_split_pages = 16) {
+                  int min_split_tokens = 256) {
   using model = every_dtype_model<Shape>;
   using cache_type = kv_cache<model, Paging>;
   using spec = Shape<storage<fp32>>;
@@ -54,7 +54,7 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
     // portable code.
     for (const int path : {0, 1, 2}) {
       const bool vectorized = path < 2, integer = path == 0;
-      cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_pages);
+      cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_tokens);
       plan.vectorized = vectorized;
       plan.integer_scores = integer;
       cpu::decode_workspace workspace;
@@ -177,6 +177,13 @@ TEST_CASE("decode: query groups of every tile shape, in HND pages and pages of m
   check_decode<five_kv_heads_shape>({1, 40, 99}, 28);
   check_decode<llama_shape, paged<64, page_layout::hnd>>({65, 300}, 25);
 }
+TEST_CASE("decode: large pages and a contiguous cache (one page a sequence), split inside pages") {
+  check_decode<llama_shape, paged<512>>({1, 300, 512}, 29, {}, 1.0f, 16);
+  check_decode<group3_shape, paged<256, page_layout::hnd>>({200, 256}, 30, {}, 1.0f, 32);
+  check_decode<mistral_shape, paged<64>>({39, 130, 200}, 31, {}, 1.0f, 16);
+  check_decode<streaming_shape, paged<32>>({5, 25, 90}, 32, {}, 1.0f, 16);
+  check_decode<deepseek_shape, paged<128>>({170}, 33, {}, 1.0f, 16);
+}
 TEST_CASE("decode: keys and values stored in different dtypes") {
   check_decode<mixed_dtype_shape>({1, 40, 129}, 26);
   check_decode<mixed_dtype_shape, paged<16, page_layout::hnd>>({77}, 27);
@@ -188,8 +195,8 @@ TEST_CASE("decode: scores of very large magnitude") {
   check_decode<llama_shape>({50, 100}, 12, {}, 300.0f);
 }
 TEST_CASE("decode: split-K over many splits equals the reference") {
-  check_decode<llama_shape>({700, 3}, 13, {}, 1.0f, 1);
-  check_decode<deepseek_shape>({300}, 14, {}, 1.0f, 2);
+  check_decode<llama_shape>({700, 3}, 13, {}, 1.0f, 16);
+  check_decode<deepseek_shape>({300}, 14, {}, 1.0f, 32);
 }
 
 TEST_CASE("decode: a NaN in K makes the output NaN only where it is seen") {
@@ -288,7 +295,7 @@ TEST_CASE("decode: threads and splits change nothing but speed") {
   for (float& x : q) x = normal(rng);
   std::vector<float> serial_out(8 * 128), serial_lse(8), pooled_out(8 * 128), pooled_lse(8);
   const auto params = attention::attention_params_of<spec>();
-  const cpu::decode_plan plan = cpu::plan_decode(view, 8, 2, 4);
+  const cpu::decode_plan plan = cpu::plan_decode(view, 8, 2, 64);
   REQUIRE(plan.items.size() > 2);  // split-K even for a batch of one
   cpu::decode_workspace workspace;
   cpu::decode(plan, view, q.data(), serial_out.data(), serial_lse.data(), params, workspace,
@@ -297,4 +304,37 @@ TEST_CASE("decode: threads and splits change nothing but speed") {
               pool().ref());
   CHECK(serial_out == pooled_out);  // the same items, merged in the same order
   CHECK(serial_lse == pooled_lse);
+}
+
+TEST_CASE("decode: a sequence in one page is split over threads like one in many pages") {
+  using spec = llama_shape<storage<fp16>>;
+  struct m : model<1, spec> {};
+  kv_cache<m, paged<16>> small_pages(capacity_pages{64});
+  kv_cache<m, paged<1024>> one_page(capacity_pages{2});
+  std::mt19937 small_rng(22), one_rng(22);
+  const sequence_id a = small_pages.add_sequence(), b = one_page.add_sequence();
+  append_random(small_pages, a, 900, small_rng);
+  append_random(one_page, b, 900, one_rng);
+  const page_table_csr small_table = small_pages.page_table(0, std::vector<sequence_id>{a});
+  const page_table_csr one_table = one_page.page_table(0, std::vector<sequence_id>{b});
+  const paged_layer_view small_view = small_pages.view(0, small_table);
+  const paged_layer_view one_view = one_page.view(0, one_table);
+  REQUIRE(one_table.indices.size() == 1);
+  std::vector<float> q(8 * 128);
+  std::normal_distribution<float> normal;
+  for (float& x : q) x = normal(small_rng);
+  const auto params = attention::attention_params_of<spec>();
+  const cpu::decode_plan small_plan = cpu::plan_decode(small_view, 8, 2, 64);
+  const cpu::decode_plan one_plan = cpu::plan_decode(one_view, 8, 2, 64);
+  REQUIRE(one_plan.items.size() == small_plan.items.size());
+  REQUIRE(one_plan.items.size() > 2);
+  std::vector<float> small_out(8 * 128), small_lse(8), one_out(8 * 128), one_lse(8);
+  cpu::decode_workspace workspace;
+  cpu::decode(small_plan, small_view, q.data(), small_out.data(), small_lse.data(), params,
+              workspace, pool().ref());
+  cpu::decode(one_plan, one_view, q.data(), one_out.data(), one_lse.data(), params, workspace,
+              pool().ref());
+  // The same keys in the same blocks and splits: the same sums, bit for bit.
+  CHECK(one_out == small_out);
+  CHECK(one_lse == small_lse);
 }

@@ -7,12 +7,13 @@
 //   kvc::cpu::decode(plan, view, q, out, lse, params, workspace, pool);  // every layer
 //
 // q is [batch][q_heads][k_dim], out [batch][q_heads][v_dim], lse [batch][q_heads] (natural
-// log). Each work item is one sequence over a range of its pages, each KV head read once for
-// its whole query group: groups of up to 8 through group_kernels.hpp, straight from the
-// stored dtype, the next page read ahead meanwhile; larger groups and MLA through float
-// blocks, every head of a block dequantized in memory order. A long sequence is split over
-// threads (split-K) even for a batch of one, and the splits are merged with the
-// online-softmax merge. Learned sink logits join the denominator once, after the merge.
+// log). Each work item is one sequence over a range of its key blocks (16 tokens; a page holds
+// one or more), each KV head read once for its whole query group: groups of up to 8 through
+// group_kernels.hpp, straight from the stored dtype, the next block read ahead meanwhile; larger
+// groups and MLA through float blocks, every head of a block dequantized in memory order. A long
+// sequence is split over threads (split-K) even for a batch of one, and however large its pages (a
+// contiguous cache is one page a sequence), and the splits are merged with the online-softmax
+// merge. Learned sink logits join the denominator once, after the merge.
 
 #include <algorithm>
 #include <cstddef>
@@ -29,15 +30,18 @@
 namespace kvc::cpu {
 
 struct decode_plan {
+  /// Key blocks [block_begin, block_end) of a sequence: block b is block b % blocks_per_page
+  /// of the page of its page-table entry b / blocks_per_page.
   struct item {
     std::int32_t sequence = 0;
-    std::int32_t entry_begin = 0, entry_end = 0;  ///< page-table entries of the sequence
+    std::int64_t block_begin = 0, block_end = 0;
   };
   std::vector<item> items;               ///< a sequence's splits are consecutive
   std::vector<std::int32_t> first_item;  ///< [sequence]
   std::vector<std::int32_t> splits;      ///< [sequence]
   std::int32_t batch = 0;
   int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
+  int blocks_per_page = 1;  ///< key blocks of 16 tokens a page, the last one maybe shorter
   /// Whether to use the vector kernels where the CPU has them; false runs the portable code
   /// (tests check both, whatever the CPU).
   bool vectorized = true;
@@ -52,9 +56,9 @@ struct decode_plan {
 };
 
 /// Splits the batch's work: at least a few items per thread, no split shorter than
-/// min_split_pages pages.
+/// min_split_tokens tokens (rounded to blocks of 16), whatever the page size.
 inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int threads,
-                               int min_split_pages = 16) {
+                               int min_split_tokens = 256) {
   const page_geometry& geo = view.geometry;
   check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::plan_decode");
   decode_plan plan;
@@ -64,19 +68,27 @@ inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int th
   plan.group = q_heads / geo.kv_heads;
   plan.k_dim = geo.k_dim;
   plan.v_dim = geo.v_dim;
+  plan.blocks_per_page = (geo.page_tokens + key_block - 1) / key_block;
+  const std::int64_t min_split_blocks =
+      std::max<std::int64_t>((std::int64_t{min_split_tokens} + key_block - 1) / key_block, 1);
   const std::int64_t wanted_items = 4 * static_cast<std::int64_t>(std::max(threads, 1));
   const std::int64_t base_items = std::max<std::int64_t>(view.batch, 1);
   const std::int64_t wanted_splits = (wanted_items + base_items - 1) / base_items;
   for (std::int32_t s = 0; s < view.batch; ++s) {
+    // Every kept page but the last is full.
     const std::int32_t entries = view.indptr[s + 1] - view.indptr[s];
-    const std::int64_t by_length =
-        std::max<std::int64_t>(entries / std::max(min_split_pages, 1), 1);
+    std::int64_t blocks = 0;
+    if (entries > 0) {
+      const std::int64_t last_first = view.kept(s).logical_page(entries - 1) * geo.page_tokens;
+      blocks = std::int64_t{entries - 1} * plan.blocks_per_page +
+               (view.seq_lens[s] - last_first + key_block - 1) / key_block;
+    }
+    const std::int64_t by_length = std::max<std::int64_t>(blocks / min_split_blocks, 1);
     const auto splits = static_cast<std::int32_t>(std::min(wanted_splits, by_length));
     plan.splits.push_back(splits);
     plan.first_item.push_back(static_cast<std::int32_t>(plan.items.size()));
     for (std::int32_t i = 0; i < splits; ++i)
-      plan.items.push_back({s, static_cast<std::int32_t>(std::int64_t{entries} * i / splits),
-                            static_cast<std::int32_t>(std::int64_t{entries} * (i + 1) / splits)});
+      plan.items.push_back({s, blocks * i / splits, blocks * (i + 1) / splits});
   }
   return plan;
 }
@@ -160,30 +172,76 @@ inline void load_block(const page_geometry& geo, const std::byte* page, int firs
   load_block_portable(geo, page, first_token, count, head_begin, head_end, keys, fp8_scale, out);
 }
 
-// Calls f(page, next_page, first_position, tokens) for each page of a sequence's entries
-// [entry_begin, entry_end); next_page is null for the last.
+// Calls f(page, next_page, first_position, token_begin, token_end) for each page that an
+// item's key blocks touch, with the tokens of the page they cover; next_page is the item's
+// following page, null for its last.
 template <class F>
-void for_each_page(const paged_layer_view& view, std::int32_t sequence, std::int32_t entry_begin,
-                   std::int32_t entry_end, F&& f) {
+void for_each_page(const paged_layer_view& view, const decode_plan& plan,
+                   const decode_plan::item& item, F&& f) {
+  if (item.block_begin >= item.block_end) return;
   const page_geometry& geo = view.geometry;
-  const std::int64_t length = view.seq_lens[sequence];
-  const auto kept = view.kept(sequence);
-  const auto page_at = [&](std::int32_t entry) {
+  const std::int64_t length = view.seq_lens[item.sequence];
+  const auto kept = view.kept(item.sequence);
+  const auto page_at = [&](std::int64_t entry) {
     return view.memory +
-           static_cast<std::uint64_t>(view.indices[view.indptr[sequence] + entry]) * geo.page_bytes;
+           static_cast<std::uint64_t>(view.indices[view.indptr[item.sequence] + entry]) *
+               geo.page_bytes;
   };
-  for (std::int32_t entry = entry_begin; entry < entry_end; ++entry) {
+  const std::int64_t first_entry = item.block_begin / plan.blocks_per_page;
+  const std::int64_t last_entry = (item.block_end - 1) / plan.blocks_per_page;
+  for (std::int64_t entry = first_entry; entry <= last_entry; ++entry) {
     const std::int64_t first_position = kept.logical_page(entry) * geo.page_tokens;
-    f(page_at(entry), entry + 1 < entry_end ? page_at(entry + 1) : nullptr, first_position,
-      static_cast<int>(std::min<std::int64_t>(geo.page_tokens, length - first_position)));
+    const auto tokens =
+        static_cast<int>(std::min<std::int64_t>(geo.page_tokens, length - first_position));
+    const int token_begin =
+        entry == first_entry ? static_cast<int>(item.block_begin % plan.blocks_per_page) * key_block
+                             : 0;
+    const int token_end =
+        entry == last_entry
+            ? std::min(tokens, static_cast<int>((item.block_end - 1) % plan.blocks_per_page + 1) *
+                                   key_block)
+            : tokens;
+    f(page_at(entry), entry < last_entry ? page_at(entry + 1) : nullptr, first_position,
+      token_begin, token_end);
   }
+}
+
+// The stored vectors and scales of tokens [first_token, first_token + count) of a page.
+inline read_ahead block_bytes(const page_geometry& geo, const std::byte* page, int first_token,
+                              int count) {
+  read_ahead ahead;
+  const bool nhd = geo.layout == page_layout::nhd;
+  const int heads = geo.kv_heads;
+  const auto run = [&](std::uint64_t offset, std::uint64_t next_head_offset,
+                       std::uint64_t token_bytes) {
+    // NHD: the block's vectors of every head are one run; HND: one piece per head.
+    return nhd ? read_ahead::pieces{page + offset, token_bytes * count * heads, 0, 1}
+               : read_ahead::pieces{page + offset, token_bytes * count, next_head_offset - offset,
+                                    heads};
+  };
+  const bool k_scaled = dtype_scaling(geo.k_type) == scaling::per_token_head;
+  const bool v_scaled = dtype_scaling(geo.v_type) == scaling::per_token_head;
+  const int other = heads > 1 ? 1 : 0;
+  ahead.runs[0] =
+      run(geo.k_offset(first_token, 0), geo.k_offset(first_token, other), geo.k_vector_bytes);
+  if (k_scaled)
+    ahead.runs[1] = run(geo.k_scale_offset(first_token, 0), geo.k_scale_offset(first_token, other),
+                        scale_bytes);
+  if (!geo.latent) {
+    ahead.runs[2] =
+        run(geo.v_offset(first_token, 0), geo.v_offset(first_token, other), geo.v_vector_bytes);
+    if (v_scaled)
+      ahead.runs[3] = run(geo.v_scale_offset(first_token, 0),
+                          geo.v_scale_offset(first_token, other), scale_bytes);
+  }
+  return ahead;
 }
 
 // One sequence over a range of its kept pages, through float blocks (any group, MLA);
 // `all` holds all q_heads rows (group rows per KV head, consecutive).
-inline void decode_pages(const paged_layer_view& view, std::int32_t sequence,
-                         std::int32_t entry_begin, std::int32_t entry_end, const row_block& all,
-                         float softcap, const block_kernels& kernels) {
+inline void decode_pages(const paged_layer_view& view, const decode_plan& plan,
+                         const decode_plan::item& item, const row_block& all, float softcap,
+                         const block_kernels& kernels) {
   const page_geometry& geo = view.geometry;
   const int heads = geo.kv_heads, group = all.rows / heads;
   thread_buffers& buffers = thread_buffers::mine();
@@ -194,10 +252,11 @@ inline void decode_pages(const paged_layer_view& view, std::int32_t sequence,
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(group) * key_block);
   const int value_stride = geo.latent ? geo.k_dim : geo.v_dim;
   for_each_page(
-      view, sequence, entry_begin, entry_end,
-      [&](const std::byte* page, const std::byte*, std::int64_t first_position, int tokens) {
-        for (int start = 0; start < tokens; start += key_block) {
-          const int count = std::min(key_block, tokens - start);
+      view, plan, item,
+      [&](const std::byte* page, const std::byte*, std::int64_t first_position, int token_begin,
+          int token_end) {
+        for (int start = token_begin; start < token_end; start += key_block) {
+          const int count = std::min(key_block, token_end - start);
           load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys);
           if (!geo.latent)
             load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
@@ -221,10 +280,9 @@ inline float raw_factor(dtype_id type, float layer_scale) {
 // at a time, so that one softmax call takes up to 8 rows: its kernel reduces eight rows'
 // maxima and sums in one go, and with 4 rows (GQA's usual group) half of that went unused.
 // q must already carry the keys' raw_factor.
-inline void decode_pages_grouped(const paged_layer_view& view, std::int32_t sequence,
-                                 std::int32_t entry_begin, std::int32_t entry_end,
-                                 const row_block& all, float softcap, const block_kernels& kernels,
-                                 const group_kernels& grouped) {
+inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan& plan,
+                                 const decode_plan::item& item, const row_block& all, float softcap,
+                                 const block_kernels& kernels, const group_kernels& grouped) {
   const page_geometry& geo = view.geometry;
   const int heads = geo.kv_heads, group = all.rows / heads;
   const int heads_together = std::max(1, std::min(heads, 8 / group));
@@ -240,26 +298,25 @@ inline void decode_pages_grouped(const paged_layer_view& view, std::int32_t sequ
     for (int r = 0; r < group; ++r)
       for (int t = 0; t < count; ++t) head_scores[r * key_block + t] *= column_scale[t];
   };
-  // The next page is read ahead while this one is computed, a slice per head and block, half
-  // of it during the scores and half during the values.
-  const std::uint64_t slices =
-      static_cast<std::uint64_t>(heads) * ((geo.page_tokens + key_block - 1) / key_block);
-  const std::uint64_t slice_bytes = (geo.page_bytes + slices - 1) / slices;
+  // The next block is read ahead while this one is computed, shared out over the block's
+  // kernel calls (a scores and a values call per head).
+  const int calls_per_block = 2 * heads;
   for_each_page(
-      view, sequence, entry_begin, entry_end,
-      [&](const std::byte* page, const std::byte* next, std::int64_t first_position, int tokens) {
-        std::uint64_t slice = 0;
-        for (int start = 0; start < tokens; start += key_block) {
-          const int count = std::min(key_block, tokens - start);
+      view, plan, item,
+      [&](const std::byte* page, const std::byte* next, std::int64_t first_position,
+          int token_begin, int token_end) {
+        for (int start = token_begin; start < token_end; start += key_block) {
+          const int count = std::min(key_block, token_end - start);
+          read_ahead ahead;
+          if (start + key_block < token_end)
+            ahead = block_bytes(geo, page, start + key_block,
+                                std::min(key_block, token_end - start - key_block));
+          else if (next != nullptr)
+            ahead = block_bytes(geo, next, 0, std::min(key_block, geo.page_tokens));
+          ahead.lines_per_call = static_cast<int>((ahead.lines() + calls_per_block - 1) /
+                                                  static_cast<std::uint64_t>(calls_per_block));
           for (int first_head = 0; first_head < heads; first_head += heads_together) {
             const int together = std::min(heads_together, heads - first_head);
-            read_ahead ahead;
-            if (next != nullptr) {
-              ahead.next = next + std::min(slice * slice_bytes, geo.page_bytes);
-              ahead.end = next + std::min((slice + together) * slice_bytes, geo.page_bytes);
-              ahead.lines_per_call = static_cast<int>((slice_bytes + 127) / 128);
-            }
-            slice += static_cast<std::uint64_t>(together);
             for (int i = 0; i < together; ++i) {
               const head_vectors keys = head_vectors::of(geo, page, start, first_head + i, true);
               float* head_scores = scores + static_cast<std::size_t>(i) * group * key_block;
@@ -326,11 +383,9 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
                          slot + static_cast<std::size_t>(q_heads) * v_dim + q_heads};
     rows.reset();
     if (grouped.usable())
-      detail::decode_pages_grouped(view, item.sequence, item.entry_begin, item.entry_end, rows,
-                                   params.softcap, kernels, grouped);
+      detail::decode_pages_grouped(view, plan, item, rows, params.softcap, kernels, grouped);
     else
-      detail::decode_pages(view, item.sequence, item.entry_begin, item.entry_end, rows,
-                           params.softcap, kernels);
+      detail::decode_pages(view, plan, item, rows, params.softcap, kernels);
   };
   parallel(plan.items.size(), run_item);
 
