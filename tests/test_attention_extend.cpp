@@ -22,7 +22,7 @@ using namespace kvc::testing;
 namespace {
 
 // prefix[b] cached tokens, then fresh[b] new ones, for every layer of an every-dtype cache.
-template <template <class> class Shape>
+template <template <class> class Shape, class Paging = paged<16>>
 void check_extend(const std::vector<std::int64_t>& prefix, const std::vector<std::int32_t>& fresh,
                   std::uint32_t seed, const std::vector<float>& sink_logits = {},
                   dtype_id input_type = dtype_id::fp32) {
@@ -32,8 +32,8 @@ void check_extend(const std::vector<std::int64_t>& prefix, const std::vector<std
   constexpr int k_dim = spec::k_dim, v_dim = spec::v_dim;
   constexpr bool latent = spec::is_latent;
   std::int64_t pages = 0;
-  for (std::int64_t n : prefix) pages += n / 16 + 2;
-  kv_cache<model, paged<16>> cache(capacity_pages{pages});
+  for (std::int64_t n : prefix) pages += n / Paging::page_tokens + 2;
+  kv_cache<model, Paging> cache(capacity_pages{pages});
   std::mt19937 rng(seed);
   std::vector<sequence_id> ids;
   for (std::int64_t n : prefix) {
@@ -182,6 +182,12 @@ TEST_CASE("extend: new keys and values given in fp16 and bf16") {
   check_extend<llama_shape>({0, 21}, {40, 9}, 9, {}, dtype_id::fp16);
   check_extend<llama_shape>({17, 0}, {6, 35}, 10, {}, dtype_id::bf16);
   check_extend<deepseek_shape>({0, 5}, {20, 3}, 11, {}, dtype_id::bf16);
+}
+TEST_CASE("extend: large pages and a contiguous cache (one page a sequence)") {
+  check_extend<llama_shape, paged<128>>({0, 40, 100}, {33, 5, 28}, 13);
+  check_extend<mistral_shape, paged<64, page_layout::hnd>>({0, 30, 70}, {50, 12, 30}, 14);
+  check_extend<streaming_shape, paged<32>>({2, 30, 40}, {5, 20, 16}, 15);
+  check_extend<deepseek_shape, paged<64>>({30, 0}, {9, 17}, 16);
 }
 TEST_CASE("extend: multi-head latent attention") {
   check_extend<deepseek_shape>({30, 0}, {9, 17}, 7);

@@ -149,17 +149,22 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
         static_cast<int>(std::min<std::int64_t>(geo.page_tokens, prefix_length - page_first));
     if (!needed(page_first, page_first + page_tokens)) continue;
     const std::byte* page = page_at(entry);
-    // This head's vectors of the next page, a head-row apart in an NHD page: asked for now.
-    if (entry + 1 < entries) {
-      const int next_tokens = static_cast<int>(std::min<std::int64_t>(
-          geo.page_tokens, prefix_length - kept.logical_page(entry + 1) * geo.page_tokens));
-      head_vectors::of(geo, page_at(entry + 1), 0, item.kv_head, true).prefetch(next_tokens);
-      if (!geo.latent)
-        head_vectors::of(geo, page_at(entry + 1), 0, item.kv_head, false).prefetch(next_tokens);
-    }
     for (int start = 0; start < page_tokens; start += key_block) {
       const int count = std::min(key_block, page_tokens - start);
       if (!needed(page_first + start, page_first + start + count)) continue;
+      // This head's vectors of the next block, in this page or the next (a head-row apart in
+      // NHD pages): asked for now, a block ahead whatever the page size.
+      const auto ask_for = [&](const std::byte* at, int first_token, int tokens) {
+        head_vectors::of(geo, at, first_token, item.kv_head, true).prefetch(tokens);
+        if (!geo.latent)
+          head_vectors::of(geo, at, first_token, item.kv_head, false).prefetch(tokens);
+      };
+      if (start + key_block < page_tokens)
+        ask_for(page, start + key_block, std::min(key_block, page_tokens - start - key_block));
+      else if (entry + 1 < entries)
+        ask_for(page_at(entry + 1), 0,
+                static_cast<int>(std::min<std::int64_t>(
+                    key_block, prefix_length - kept.logical_page(entry + 1) * geo.page_tokens)));
       load_block(geo, page, start, count, item.kv_head, item.kv_head + 1, true, prefix.k_scale,
                  keys);
       if (!geo.latent)
