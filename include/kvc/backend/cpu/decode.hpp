@@ -237,7 +237,7 @@ inline read_ahead block_bytes(const page_geometry& geo, const std::byte* page, i
   return ahead;
 }
 
-// One sequence over a range of its kept pages, through float blocks (any group, MLA);
+// One item (a sequence's range of key blocks), through float blocks (any group, MLA);
 // `all` holds all q_heads rows (group rows per KV head, consecutive).
 inline void decode_pages(const paged_layer_view& view, const decode_plan& plan,
                          const decode_plan::item& item, const row_block& all, float softcap,
