@@ -557,11 +557,17 @@ TEST_CASE("host memory is zeroed; a pool-sized block is 2 MiB aligned and in hug
   if (mode == "madvise" || mode == "always") {
     CHECK(huge_page_eligible(pool) == 1);
     CHECK(huge_page_eligible(pool + bytes - 1) == 1);
-    if (mode == "madvise") {  // the check can tell: memory not advised is not eligible
+    if (mode == "madvise") {  // not advised, not eligible: the check can tell, and the
+                              // allocator can be told not to ask
       auto* plain = static_cast<std::byte*>(::operator new(bytes));
       std::memset(plain, 1, bytes);
       CHECK(huge_page_eligible(plain + bytes / 2) == 0);
       ::operator delete(plain);
+      host_allocator without{.huge_pages = false};
+      std::byte* small_pages = without.allocate(bytes);
+      CHECK(reinterpret_cast<std::uintptr_t>(small_pages) % (std::size_t{2} << 20) == 0);
+      CHECK(huge_page_eligible(small_pages) == 0);
+      without.deallocate(small_pages, bytes);
     }
   }
   allocator.deallocate(pool, bytes);

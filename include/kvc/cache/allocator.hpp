@@ -33,11 +33,13 @@ concept page_allocator = requires(A a, std::byte* p, const std::byte* cp, void* 
 /// pages: attention reads the pool in long streams, and over 4 KiB pages (a TLB miss every
 /// 4 KiB) a streaming read ran about a fifth slower on the machine of docs/benchmarks.md.
 /// The advice is a hint: where the system disables transparent huge pages, the block is
-/// ordinary memory.
+/// ordinary memory. `huge_pages = false` leaves it out (the kernel may then stall a first
+/// touch to compact memory into huge pages, which a latency-bound engine may not want).
 struct host_allocator {
   static constexpr bool host_accessible = true;
   static constexpr std::align_val_t alignment{64};
   static constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
+  bool huge_pages = true;
 
   /// The alignment of a block of `bytes`.
   static constexpr std::align_val_t alignment_for(std::size_t bytes) {
@@ -48,7 +50,7 @@ struct host_allocator {
     auto* p = static_cast<std::byte*>(::operator new(bytes == 0 ? 1 : bytes, alignment_for(bytes)));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
     // Before the first touch, so that the pages are faulted in huge.
-    if (bytes >= huge_page_bytes) ::madvise(p, bytes, MADV_HUGEPAGE);
+    if (huge_pages && bytes >= huge_page_bytes) ::madvise(p, bytes, MADV_HUGEPAGE);
 #endif
     std::memset(p, 0, bytes);
     return p;
