@@ -6,6 +6,8 @@
 //                                                  (a contiguous cache: one page)
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
 //   prefill/llama3_8b/fp16/tokens:2048/threads:<t> 2048 new tokens, causal, empty prefix
+//   extend/llama3_8b/fp16[/page:256]/prefix:8192/tokens:256/threads:<t>   256 new tokens
+//                                                  after 8192 cached ones (pages of 16 or 256)
 // Llama decode reports KV bytes read per second and fraction_of_stream, the ratio to a
 // streaming read (the sum of a 256 MiB buffer) with the same threads; MLA decode and prefill
 // report FLOP/s and fraction_of_peak, the ratio to an FMA loop with the same threads. Both
@@ -35,13 +37,11 @@ kvc::cpu::parallel_for_ref pool_of(int threads) {
 template <class Layer>
 struct one_layer : kvc::model<1, Layer> {};
 
-template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
-void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound) {
-  using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<PageTokens, Layout>>;
-  cache_type cache(kvc::capacity_pages{context / PageTokens + 2});
+// Appends `context` tokens of random keys and values to layer 0 of a new sequence.
+template <class Cache>
+kvc::sequence_id fill_random(Cache& cache, std::int64_t context, std::mt19937& rng) {
   const kvc::sequence_id sequence = cache.add_sequence();
   const kvc::page_geometry& geometry = cache.geometry(0);
-  std::mt19937 rng(1);
   std::normal_distribution<float> normal;
   constexpr std::int64_t chunk = 1024;
   std::vector<float> k(static_cast<std::size_t>(chunk * geometry.kv_heads * geometry.k_dim));
@@ -57,6 +57,17 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
     const kvc::append_request request{sequence, tokens};
     cache.append({&request, 1}, {&in, 1});
   }
+  return sequence;
+}
+
+template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
+void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound) {
+  using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<PageTokens, Layout>>;
+  cache_type cache(kvc::capacity_pages{context / PageTokens + 2});
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal;
+  const kvc::sequence_id sequence = fill_random(cache, context, rng);
+  const kvc::page_geometry& geometry = cache.geometry(0);
   const kvc::page_table_csr table = cache.page_table(0, std::vector<kvc::sequence_id>{sequence});
   const kvc::paged_layer_view view = cache.view(0, table);
   constexpr int q_heads = Layer::q_heads;
@@ -92,16 +103,18 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
   }
 }
 
-// 2048 new tokens of a Llama-3-8B layer, fp16 K/V in, attending causally to each other.
-void prefill(benchmark::State& state, int threads) {
+// `tokens` new tokens of a Llama-3-8B layer, fp16 K/V in, attending causally to each other
+// and to `prefix` cached fp16 tokens.
+template <int PageTokens = 16>
+void extend(benchmark::State& state, std::int64_t prefix, int tokens, int threads) {
   using layer = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, kvc::storage<kvc::fp16>>;
-  struct one : kvc::model<1, layer> {};
-  constexpr int tokens = 2048, q_heads = 32, kv_heads = 8, dim = 128;
-  kvc::kv_cache<one, kvc::paged<16>> cache(kvc::capacity_pages{tokens / 16 + 1});
-  const kvc::sequence_id sequence = cache.add_sequence();
-  const kvc::page_table_csr table = cache.page_table(0, std::vector<kvc::sequence_id>{sequence});
+  constexpr int q_heads = 32, kv_heads = 8, dim = 128;
+  kvc::kv_cache<one_layer<layer>, kvc::paged<PageTokens>> cache(
+      kvc::capacity_pages{(prefix + tokens) / PageTokens + 2});
   std::mt19937 rng(2);
   std::normal_distribution<float> normal;
+  const kvc::sequence_id sequence = fill_random(cache, prefix, rng);
+  const kvc::page_table_csr table = cache.page_table(0, std::vector<kvc::sequence_id>{sequence});
   std::vector<float> q(static_cast<std::size_t>(tokens) * q_heads * dim);
   for (float& x : q) x = normal(rng);
   std::vector<std::uint16_t> k(static_cast<std::size_t>(tokens) * kv_heads * dim), v(k.size());
@@ -127,8 +140,10 @@ void prefill(benchmark::State& state, int threads) {
     benchmark::DoNotOptimize(out.data());
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
-  // Causal: query i sees i + 1 keys; two FMAs (score and value) per dim.
-  const double flops = static_cast<double>(tokens) * (tokens + 1) / 2 * q_heads * (dim + dim) * 2;
+  // Causal: query i sees prefix + i + 1 keys; two FMAs (score and value) per dim.
+  const double keys_seen = static_cast<double>(tokens) * static_cast<double>(prefix) +
+                           static_cast<double>(tokens) * (tokens + 1) / 2;
+  const double flops = keys_seen * q_heads * (dim + dim) * 2;
   const double calls = static_cast<double>(state.iterations());
   state.counters["FLOP_per_second"] = flops * calls / seconds;
   state.counters["fraction_of_peak"] =
@@ -178,8 +193,8 @@ int main(int argc, char** argv) {
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark(("decode/llama3_8b/fp16/page:32768" + suffix).c_str(),
                                  [=](benchmark::State& state) {
-                                   decode<fp16_layer, kvc::page_layout::nhd, 32768>(
-                                       state, 32768, threads, false);
+                                   decode<fp16_layer, kvc::page_layout::nhd, 32768>(state, 32768,
+                                                                                    threads, false);
                                  })
         ->Unit(benchmark::kMicrosecond);
   }
@@ -198,8 +213,19 @@ int main(int argc, char** argv) {
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(
         ("prefill/llama3_8b/fp16/tokens:2048/threads:" + std::to_string(threads)).c_str(),
-        [=](benchmark::State& state) { prefill(state, threads); })
+        [=](benchmark::State& state) { extend(state, 0, 2048, threads); })
         ->Unit(benchmark::kMillisecond);
+  for (int threads : {1, 2}) {
+    const std::string suffix = "prefix:8192/tokens:256/threads:" + std::to_string(threads);
+    benchmark::RegisterBenchmark(
+        ("extend/llama3_8b/fp16/" + suffix).c_str(),
+        [=](benchmark::State& state) { extend(state, 8192, 256, threads); })
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark(
+        ("extend/llama3_8b/fp16/page:256/" + suffix).c_str(),
+        [=](benchmark::State& state) { extend<256>(state, 8192, 256, threads); })
+        ->Unit(benchmark::kMillisecond);
+  }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -142,19 +142,20 @@ inline void softmax_block(const block_kernels& kernels, const row_block& rows, i
 }
 
 /// Takes in `tokens` keys and values (floats) at positions first_position, first_position + 1,
-/// ... scores: scratch of rows * key_block floats.
+/// ... scores: scratch of rows * key_block floats. `ahead` (optional): memory to ask for while
+/// the block is computed, half during the scores and half during the values.
 inline void attend_block(const block_kernels& kernels, const row_block& rows, const float* keys,
                          int k_stride, const float* values, int v_stride, int tokens,
                          std::int64_t first_position, const window_shape& window, float softcap,
-                         float* scores) {
+                         float* scores, read_ahead* ahead = nullptr) {
   float* keys_t =
       rows.rows > block_kernels::transposed_rows
           ? thread_buffers::fit_aligned(thread_buffers::mine().keys_t,
                                         static_cast<std::size_t>(rows.k_dim) * key_block)
           : nullptr;
-  kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores, keys_t);
+  kernels.scores(rows.q, rows.rows, rows.k_dim, keys, k_stride, tokens, scores, keys_t, ahead);
   softmax_block(kernels, rows, tokens, first_position, window, softcap, scores);
-  kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc);
+  kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc, ahead);
 }
 
 /// Merges `parts` partial states of one row into out / lse: part p's m, l and acc start at

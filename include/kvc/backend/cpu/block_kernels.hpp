@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kvc/backend/cpu/read_ahead.hpp"
 #include "kvc/numeric/simd_x86.hpp"
 
 namespace kvc::cpu {
@@ -204,11 +205,15 @@ template <int Rows>
 // 32-byte aligned), then 6 x 16 tiles.
 [[gnu::target("avx2,fma")]] inline void scores_transposed(const float* q, int rows, int k_dim,
                                                           const float* keys, int k_stride,
-                                                          int tokens, float* kt, float* s) {
+                                                          int tokens, float* kt, float* s,
+                                                          read_ahead* ahead) {
   transpose_keys(keys, k_stride, tokens, k_dim, kt);
+  const int ahead_lines = ahead != nullptr ? ahead->lines_per_step(rows / 6 + 1) : 0;
   int r = 0;
-  for (; r + 6 <= rows; r += 6)
+  for (; r + 6 <= rows; r += 6) {
+    if (ahead != nullptr) ahead->step(ahead_lines);
     score_rows_transposed<6>(q + r * k_dim, k_dim, kt, s + r * key_block);
+  }
   const float* rest_q = q + r * k_dim;
   float* rest_s = s + r * key_block;
   switch (rows - r) {
@@ -287,16 +292,19 @@ template <int Rows>
 }
 
 [[gnu::target("avx2,fma")]] inline void accumulate(const float* p, int rows, const float* values,
-                                                   int v_stride, int v_dim, int tokens,
-                                                   float* acc) {
+                                                   int v_stride, int v_dim, int tokens, float* acc,
+                                                   read_ahead* ahead) {
   int r = 0;
+  const int ahead_lines = ahead != nullptr ? ahead->lines_per_step(rows / 6 + 1) : 0;
   // 6 rows x 16 dims where the dims allow: no narrow tile at the end of a row (128 = 5 x 24 +
   // 8 leaves one), which measured 0.68-0.80 of the FMA peak in isolation against 0.58-0.68.
   if (v_dim % 16 == 0)
-    for (; r + 6 <= rows; r += 6)
+    for (; r + 6 <= rows; r += 6) {
+      if (ahead != nullptr) ahead->step(ahead_lines);
       for (int d = 0; d < v_dim; d += 16)
         accumulate_tile<6, 2>(p + r * key_block, values + d, v_stride, v_dim, tokens,
                               acc + r * v_dim + d);
+    }
   for (; r + 4 <= rows; r += 4)
     accumulate_rows<4>(p + r * key_block, values, v_stride, v_dim, tokens, acc + r * v_dim);
   for (; r < rows; ++r)
@@ -447,21 +455,24 @@ struct block_kernels {
 
   /// keys_t: scratch of k_dim * key_block floats, 32-byte aligned, used when rows >
   /// transposed_rows.
+  /// `ahead`: memory to ask for meanwhile, or null (only the many-row vector kernels do:
+  /// their calls are long enough to spread the requests over).
   void scores(const float* q, int rows, int k_dim, const float* keys, int k_stride, int tokens,
-              float* s, float* keys_t) const {
+              float* s, float* keys_t, read_ahead* ahead = nullptr) const {
 #if defined(KVC_X86_SIMD)
     if (simd && rows > transposed_rows)
-      return x86::scores_transposed(q, rows, k_dim, keys, k_stride, tokens, keys_t, s);
+      return x86::scores_transposed(q, rows, k_dim, keys, k_stride, tokens, keys_t, s, ahead);
     if (simd) return x86::scores(q, rows, k_dim, keys, k_stride, tokens, s);
 #endif
-    (void)keys_t;
+    (void)keys_t, (void)ahead;
     portable::scores(q, rows, k_dim, keys, k_stride, tokens, s);
   }
   void accumulate(const float* p, int rows, const float* values, int v_stride, int v_dim,
-                  int tokens, float* acc) const {
+                  int tokens, float* acc, read_ahead* ahead = nullptr) const {
 #if defined(KVC_X86_SIMD)
-    if (simd) return x86::accumulate(p, rows, values, v_stride, v_dim, tokens, acc);
+    if (simd) return x86::accumulate(p, rows, values, v_stride, v_dim, tokens, acc, ahead);
 #endif
+    (void)ahead;
     portable::accumulate(p, rows, values, v_stride, v_dim, tokens, acc);
   }
   /// The vectorized online softmax of unmasked, uncapped rows; false when not available.
