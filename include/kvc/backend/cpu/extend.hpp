@@ -164,6 +164,9 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
           ahead.runs[is_key ? 0 : 1] = {h.values, h.vector_bytes, h.token_stride, tokens};
         }
         ahead.lines_per_call = static_cast<int>((ahead.lines() + 1) / 2);
+        // Few rows (a short extend): calls too short to spread the requests over; all at once.
+        if (block.rows <= block_kernels::transposed_rows)
+          ahead.step(static_cast<int>(ahead.lines()));
       };
       if (start + key_block < page_tokens)
         ask_for(page, start + key_block, std::min(key_block, page_tokens - start - key_block));
