@@ -135,6 +135,16 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     return begin < sinks_end || end - 1 >= recent_begin;
   };
 
+  // The next block is asked for while this one is computed, a few lines per strip of rows of
+  // the scores and the values (attend_block's read-ahead). Asked for in one burst, the prefix
+  // blocks did no good (no better than none, by perf shares): loading them took about 22% of
+  // extend's time over an 8k prefix, 4% spread out. With few rows (a short extend) the calls
+  // are too short to spread the requests over, and they go at once.
+  const auto share_out = [&](read_ahead& ahead) {
+    ahead.lines_per_call = static_cast<int>((ahead.lines() + 1) / 2);
+    if (rows <= block_kernels::transposed_rows) ahead.step(static_cast<int>(ahead.lines()));
+  };
+
   // 1. The cached prefix, page by page.
   const auto kept = prefix.kept(item.sequence);
   const std::int32_t entries = prefix.indptr[item.sequence + 1] - prefix.indptr[item.sequence];
@@ -153,9 +163,7 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
       const int count = std::min(key_block, page_tokens - start);
       if (!needed(page_first + start, page_first + start + count)) continue;
       // This head's vectors of the next block, in this page or the next (a head-row apart in
-      // NHD pages), asked for while this one is computed, a few lines per strip of rows. Asked
-      // for in one burst they did no good (no better than none, by perf shares): loading the
-      // prefix blocks took about 22% of extend's time over an 8k prefix, 4% spread out.
+      // NHD pages).
       read_ahead ahead;
       const auto ask_for = [&](const std::byte* at, int first_token, int tokens) {
         for (const bool is_key : {true, false}) {
@@ -163,10 +171,7 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
           const head_vectors h = head_vectors::of(geo, at, first_token, item.kv_head, is_key);
           ahead.runs[is_key ? 0 : 1] = {h.values, h.vector_bytes, h.token_stride, tokens};
         }
-        ahead.lines_per_call = static_cast<int>((ahead.lines() + 1) / 2);
-        // Few rows (a short extend): calls too short to spread the requests over; all at once.
-        if (block.rows <= block_kernels::transposed_rows)
-          ahead.step(static_cast<int>(ahead.lines()));
+        share_out(ahead);
       };
       if (start + key_block < page_tokens)
         ask_for(page, start + key_block, std::min(key_block, page_tokens - start - key_block));
@@ -204,18 +209,20 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
                                 new_values + static_cast<std::size_t>(start + t) * staged.v_row,
                                 nullptr, v_dim, 1.0f, values + static_cast<std::size_t>(t) * v_dim);
     }
-    // The next block's staged vectors, asked for while this one is computed.
+    // The next block's staged vectors (a head's rows are contiguous).
+    read_ahead ahead;
     if (start + key_block < new_end) {
       const int next = std::min(key_block, new_end - start - key_block);
       const auto staged_rows = [&](const std::byte* first, std::size_t row) {
-        return head_vectors{first + static_cast<std::size_t>(start + key_block) * row, row, nullptr,
-                            0, static_cast<std::uint32_t>(row)};
+        return read_ahead::pieces{first + static_cast<std::size_t>(start + key_block) * row,
+                                  row * static_cast<std::size_t>(next), 0, 1};
       };
-      staged_rows(new_keys, staged.k_row).prefetch(next);
-      if (!geo.latent) staged_rows(new_values, staged.v_row).prefetch(next);
+      ahead.runs[0] = staged_rows(new_keys, staged.k_row);
+      if (!geo.latent) ahead.runs[1] = staged_rows(new_values, staged.v_row);
+      share_out(ahead);
     }
     attend_block(kernels, block, keys, k_dim, values, value_stride, count, prefix_length + start,
-                 window, params.softcap, scores);
+                 window, params.softcap, scores, &ahead);
   }
 
   // 3. Finish every row, and add the sinks.

@@ -56,13 +56,6 @@ struct head_vectors {
     return h;
   }
   float scale(int token) const { return scales == nullptr ? 1.0f : scales[token * scale_stride]; }
-
-  /// Asks for the vectors (not the scales) of `tokens` tokens to be brought into cache.
-  void prefetch(int tokens) const {
-    for (int t = 0; t < tokens; ++t)
-      for (std::uint32_t b = 0; b < vector_bytes; b += 64)
-        __builtin_prefetch(values + static_cast<std::size_t>(t) * token_stride + b);
-  }
 };
 
 #if defined(KVC_X86_SIMD)
