@@ -28,7 +28,7 @@ using full_layer = layer<gqa<4, 2>, head_dim<4>, storage<fp16>>;
 using sliding_layer = layer<gqa<4, 2>, head_dim<4, 2>, sliding_window<6>, storage<int8, bf16>>;
 using chunked_layer = layer<mqa<2>, head_dim<4>, chunked<5>, storage<fp8_e4m3, fp8_e5m2>>;
 using streaming_layer = layer<gqa<2, 2>, head_dim<4>, streaming<3, 4>, storage<int4>>;
-using latent_layer = layer<mqa<4>, latent<6, 2>, storage<bf16>>;
+using latent_layer = layer<mqa<4>, latent<6, 2>, storage<bf16>, inv_sqrt_scale<6>>;
 struct harness_model : stack<repeat<1, full_layer>, repeat<1, sliding_layer>,
                              repeat<1, chunked_layer>, repeat<1, streaming_layer>,
                              repeat<1, latent_layer>, repeat<1, kv_shared<0, full_layer>>,

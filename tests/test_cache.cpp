@@ -101,7 +101,9 @@ void check_every_dtype() {
   REQUIRE(table.last_page_len == std::vector<std::int32_t>{3, 1});
   REQUIRE(table.seq_lens == std::vector<std::int64_t>{11, 13});
   for (int l : {1, 5, 6}) {
-    const paged_layer_view view = cache.view(l, table);
+    const page_table_csr layer_table = cache.page_table(l, ids);  // each layer's own group
+    REQUIRE(layer_table.indices.size() == table.indices.size());
+    const paged_layer_view view = cache.view(l, layer_table);
     for (std::int32_t s = 0; s < 2; ++s)
       for (std::int64_t p = 0; p < table.seq_lens[static_cast<std::size_t>(s)]; ++p) {
         const std::byte* page = view.page_of(s, p);
@@ -379,7 +381,7 @@ TEST_CASE("chunked layers let a finished chunk go; streaming layers keep their s
 }
 
 TEST_CASE("a latent layer stores one vector; its values are the first rank dims") {
-  using mla = layer<mqa<16>, latent<6, 2>, storage<bf16>>;
+  using mla = layer<mqa<16>, latent<6, 2>, storage<bf16>, inv_sqrt_scale<6>>;
   struct m : model<1, mla> {};
   kv_cache<m, paged<4>> cache(capacity_pages{4});
   const sequence_id s = cache.add_sequence();

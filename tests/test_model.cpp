@@ -16,7 +16,7 @@ using plain = layer<gqa<32, 8>, head_dim<128>>;
 using local = layer<gqa<32, 8>, head_dim<128>, sliding_window<100>>;
 using chunk = layer<gqa<32, 8>, head_dim<128>, chunked<64>>;
 using sink = layer<gqa<32, 8>, head_dim<128>, streaming<4, 60>>;
-using mla = layer<mqa<16>, latent<512, 64>, storage<fp16>>;
+using mla = layer<mqa<16>, latent<512, 64>, storage<fp16>, inv_sqrt_scale<192>>;
 constexpr std::uint64_t plain_bpt = 2ull * 8 * 128 * 2;  // K and V, 8 heads, 128 dims, 2 bytes
 }  // namespace
 
@@ -57,8 +57,8 @@ TEST_CASE("a latent layer caches one vector for all heads") {
   STATIC_REQUIRE(mla::k_dim == 576);
   STATIC_REQUIRE(mla::v_dim == 512);
   STATIC_REQUIRE(mla::bytes_per_token == 576 * 2);
-  STATIC_REQUIRE(layer<mqa<16>, latent<512, 64>, storage<int8>>::bytes_per_token == 576 + 4);
-  STATIC_REQUIRE(layer<mqa<16>, latent<512, 64>, storage<int4>>::bytes_per_token == 288 + 4);
+  STATIC_REQUIRE(layer<mqa<16>, latent<512, 64>, storage<int8>, inv_sqrt_scale<192>>::bytes_per_token == 576 + 4);
+  STATIC_REQUIRE(layer<mqa<16>, latent<512, 64>, storage<int4>, inv_sqrt_scale<192>>::bytes_per_token == 288 + 4);
 }
 
 TEST_CASE("a pattern cycles from the first layer and may be cut short") {

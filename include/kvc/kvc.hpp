@@ -1,8 +1,12 @@
 #pragma once
-// The umbrella header: policies, model composition, footprint, numerics and the cache.
+// The umbrella header: policies, model composition, footprint, numerics, the cache and the
+// per-layer attention parameters. (Attention kernels: include/kvc/backend/cpu/decode.hpp and
+// extend.hpp.)
 // (The gallery is include/kvc/models/gallery.hpp; CUDA device memory is
 // include/kvc/backend/cuda/device_allocator.hpp.)
 
+#include "kvc/attention/layer_params.hpp"
+#include "kvc/attention/params.hpp"
 #include "kvc/cache/kv_cache.hpp"
 #include "kvc/config.hpp"
 #include "kvc/model/footprint.hpp"

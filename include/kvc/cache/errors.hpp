@@ -1,6 +1,7 @@
 #pragma once
-// The cache reports every runtime error by throwing cache_error; the cache is then exactly
-// as it was before the call that threw.
+// Every runtime error of the cache and of attention is a cache_error with a code
+// (docs/errors.md lists them all); the cache is then exactly as it was before the call
+// that threw, and an attention call has written nothing.
 
 #include <stdexcept>
 #include <string>
@@ -15,6 +16,9 @@ enum class cache_errc {
   dtype_mismatch,      ///< K/V tensor of a dtype the cache does not take as input
   invalid_layer,       ///< no such layer, or a layer that owns no cache
   plan_conflict,       ///< a plan is already open, or the plan is not the open one
+  stale_table,         ///< a page table made before the sequences it names changed
+  plan_mismatch,       ///< an attention plan used with a view or shape it was not made for
+  rollback_exceeded,   ///< a truncation or fork needs tokens the windows no longer keep
   invalid_argument,    ///< anything else: negative token counts, bad capacities, ...
 };
 

@@ -11,8 +11,15 @@
 //     plan = cache.plan_append(batch)   checks the batch, takes the pages it needs
 //     cache.write(plan, layer, k, v)    stores (and quantizes) one layer's new K/V
 //     cache.commit(plan)                the sequences grow; pages that slid out go back
-//   cache.abort(plan) gives everything back instead; cache.append(batch, layers) does the
-//   three at once. Only one plan is open at a time.
+//   cache.abort(plan) gives everything back instead, and so does a plan destroyed while
+//   open (an exception in the engine's layer loop leaves the cache as it was);
+//   cache.append(batch, layers) does the three at once. Only one plan is open at a time.
+//   While it is open, step_table(plan, layer) lists the pages the step will hold, so that
+//   attention of layer l can run over the step's own new tokens once they are written.
+// - Rollback: truncate(seq, n) drops the last tokens (speculative decoding's rejected
+//   drafts); fork(parent, n) shares only the first n. Window layers keep a rollback reserve
+//   of R tokens (capacity_*::rollback_reserve) so that a truncation by up to R tokens still
+//   finds everything the shorter sequence sees.
 // - Every error throws cache_error and leaves the cache exactly as it was.
 
 #include <algorithm>
@@ -44,23 +51,43 @@ namespace kvc {
 
 struct sequence_id {
   std::uint32_t slot = 0xFFFFFFFFu;
-  std::uint32_t generation = 0;
+  std::uint64_t generation = 0;  ///< 64 bits: a released handle never becomes valid again
   friend constexpr bool operator==(sequence_id, sequence_id) = default;
 };
+
+/// The longest sequence the cache takes: token counts and positions stay far from overflow.
+inline constexpr std::int64_t max_sequence_tokens = std::int64_t{1} << 40;
 
 struct append_request {
   sequence_id sequence;
   std::int64_t tokens = 0;  ///< new tokens of this sequence in this step
 };
 
-/// A dense [tokens][heads][dim] tensor of new keys or values, in fp32, fp16 or bf16. The
-/// tokens of a batch follow one another in the order of its requests.
+/// A [tokens][heads][dim] tensor of new keys or values, in fp32, fp16 or bf16. The tokens of
+/// a batch follow one another in the order of its requests. Strides are in elements; 0 means
+/// dense (token_stride = heads * dim, head_stride = dim), so that the K and V slices of a
+/// fused QKV projection ([tokens][q + 2 kv heads][dim]) pass without a copy:
+///   kv_input k{qkv + q_heads * dim, dtype_id::bf16, tokens, kv_heads, dim,
+///              (q_heads + 2 * kv_heads) * dim};
 struct kv_input {
   const void* data = nullptr;
   dtype_id type = dtype_id::fp32;
   std::int64_t tokens = 0;
   int heads = 0;
   int dim = 0;
+  std::int64_t token_stride = 0;  ///< elements from one token to the next (0: heads * dim)
+  std::int64_t head_stride = 0;   ///< elements from one head to the next (0: dim)
+
+  std::int64_t token_step() const {
+    return token_stride != 0 ? token_stride : std::int64_t{heads} * dim;
+  }
+  std::int64_t head_step() const { return head_stride != 0 ? head_stride : dim; }
+  /// The first element of one vector.
+  const std::byte* vector(std::int64_t token, int head) const {
+    const auto element = static_cast<std::uint64_t>(token * token_step() + head * head_step());
+    return static_cast<const std::byte*>(data) +
+           element * static_cast<std::uint64_t>(dtype_bits(type) / 8);
+  }
 };
 
 inline kv_input fp32_input(const float* data, std::int64_t tokens, int heads, int dim) {
@@ -82,37 +109,73 @@ struct layer_input {
   kv_input v;
 };
 
-/// Capacity: the same number of pages in every group.
+/// Capacity: the same number of pages in every group. rollback_reserve: tokens every
+/// bounded window keeps beyond what it shows, so that truncate() by up to that many tokens
+/// succeeds (0: no rollback past the window; full-attention layers roll back freely).
 struct capacity_pages {
   std::int64_t pages_per_group = 0;
+  std::int64_t rollback_reserve = 0;
 };
 /// Capacity: a byte budget, shared among the groups in the proportion a sequence of
 /// expected_tokens tokens needs them (a sliding group needs far fewer pages than a full one;
 /// a bounded window is given one page more, which a step takes before the window lets the
-/// oldest go).
+/// oldest go). rollback_reserve as for capacity_pages, and counted here.
 struct capacity_bytes {
   std::uint64_t bytes = 0;
   std::int64_t expected_tokens = 32768;
+  std::int64_t rollback_reserve = 0;
 };
 
 /// What a sequence can still take when its windows never run out of pages.
 inline constexpr std::int64_t unlimited_tokens = std::numeric_limits<std::int64_t>::max();
 
-/// The pages one append step has taken. Move-only; obtained from plan_append.
+/// The pages one append step has taken; obtained from plan_append. Move-only, and it owns
+/// what it took: destroyed (or assigned over) while still open, it aborts, exactly as
+/// cache.abort(plan) does. A moved-from plan is not open. A plan must not outlive its cache.
 class append_plan {
  public:
   append_plan() = default;
-  append_plan(append_plan&&) noexcept = default;
-  append_plan& operator=(append_plan&&) noexcept = default;
+  append_plan(append_plan&& other) noexcept { take(other); }
+  append_plan& operator=(append_plan&& other) noexcept {
+    if (this != &other) {
+      drop();
+      take(other);
+    }
+    return *this;
+  }
   append_plan(const append_plan&) = delete;
   append_plan& operator=(const append_plan&) = delete;
+  ~append_plan() { drop(); }
 
   std::int64_t total_tokens() const { return total_tokens_; }
   std::size_t size() const { return entries_.size(); }
+  /// Whether this plan is its cache's open plan (not yet committed, aborted or moved from).
+  bool is_open() const { return owner_ != nullptr && ticket_ != 0; }
 
  private:
   template <model_type, class, class>
   friend class kv_cache;
+
+  enum class event { dropped, moved };
+  // Tells the owning cache that the plan was dropped (abort) or moved to `this`.
+  void (*notify_)(void* cache, append_plan& plan, event what) noexcept = nullptr;
+
+  void drop() noexcept {
+    if (is_open()) notify_(owner_, *this, event::dropped);
+  }
+  void take(append_plan& other) noexcept {
+    entries_ = std::move(other.entries_);
+    changes_ = std::move(other.changes_);
+    new_pages_ = std::move(other.new_pages_);
+    total_tokens_ = other.total_tokens_;
+    ticket_ = other.ticket_;
+    owner_ = other.owner_;
+    notify_ = other.notify_;
+    other.ticket_ = 0;
+    other.owner_ = nullptr;
+    other.total_tokens_ = 0;
+    if (is_open()) notify_(owner_, *this, event::moved);
+  }
 
   struct entry {
     std::uint32_t slot = 0;
@@ -130,7 +193,7 @@ class append_plan {
   std::vector<page_id> new_pages_;
   std::int64_t total_tokens_ = 0;
   std::uint64_t ticket_ = 0;
-  const void* owner_ = nullptr;
+  void* owner_ = nullptr;
 };
 
 template <model_type Model, class Paging = paged<16>, class Allocator = host_allocator>
@@ -154,6 +217,7 @@ class kv_cache {
       throw cache_error(cache_errc::invalid_argument,
                         "kvc::kv_cache: pages_per_group must be in 1..2^31-1, not " +
                             std::to_string(capacity.pages_per_group));
+    set_reserve(capacity.rollback_reserve);
     std::array<std::int64_t, num_groups> pages{};
     pages.fill(capacity.pages_per_group);
     build(pages);
@@ -161,14 +225,15 @@ class kv_cache {
 
   explicit kv_cache(capacity_bytes capacity, Allocator allocator = {})
       : allocator_(std::move(allocator)) {
-    if (capacity.expected_tokens <= 0)
+    if (capacity.expected_tokens <= 0 || capacity.expected_tokens > max_sequence_tokens)
       throw cache_error(cache_errc::invalid_argument,
-                        "kvc::kv_cache: expected_tokens must be positive");
+                        "kvc::kv_cache: expected_tokens must be in 1..2^40");
+    set_reserve(capacity.rollback_reserve);
     // Pages one sequence of expected_tokens needs per group, and their bytes.
     std::array<std::int64_t, num_groups> need{};
     double bytes_per_sequence = 0;
     for (int g = 0; g < num_groups; ++g) {
-      const window_shape& window = group_summary(g).window;
+      const window_shape& window = windows_[g];
       need[g] =
           window.max_pages_held(capacity.expected_tokens, page_tokens) + (window.bounded() ? 1 : 0);
       bytes_per_sequence +=
@@ -177,11 +242,17 @@ class kv_cache {
     const double sequences = static_cast<double>(capacity.bytes) / bytes_per_sequence;
     std::array<std::int64_t, num_groups> pages{};
     for (int g = 0; g < num_groups; ++g) {
-      pages[g] = static_cast<std::int64_t>(sequences * static_cast<double>(need[g]));
-      if (pages[g] < 1)
+      const double wanted = sequences * static_cast<double>(need[g]);
+      if (wanted < 1)
         throw cache_error(cache_errc::invalid_argument,
                           "kvc::kv_cache: " + std::to_string(capacity.bytes) +
                               " bytes cannot hold one page of every group");
+      if (wanted > static_cast<double>(std::numeric_limits<page_id>::max()))
+        throw cache_error(cache_errc::invalid_argument,
+                          "kvc::kv_cache: " + std::to_string(capacity.bytes) +
+                              " bytes would need more than 2^31-1 pages in group " +
+                              std::to_string(g) + "; use larger pages");
+      pages[g] = static_cast<std::int64_t>(wanted);
     }
     build(pages);
   }
@@ -190,6 +261,7 @@ class kv_cache {
   kv_cache& operator=(const kv_cache&) = delete;
 
   ~kv_cache() {
+    if (open_plan_ != nullptr) open_plan_->owner_ = nullptr;  // its pages go with the pools
     for (group_state& g : groups_)
       if (g.memory != nullptr) allocator_.deallocate(g.memory, g.memory_bytes);
   }
@@ -197,38 +269,75 @@ class kv_cache {
   // ---- sequences ----
 
   sequence_id add_sequence() {
-    std::uint32_t slot;
-    if (!free_slots_.empty()) {
-      slot = free_slots_.back();
-      free_slots_.pop_back();
-    } else {
-      slot = static_cast<std::uint32_t>(sequences_.size());
-      sequences_.emplace_back();
-    }
+    if (free_slots_.empty() && sequences_.size() >= std::numeric_limits<std::uint32_t>::max())
+      throw cache_error(cache_errc::invalid_argument, "kvc::kv_cache: 2^32-1 sequences are alive");
+    if (free_slots_.empty()) sequences_.emplace_back();  // strong: nothing else changed yet
+    const std::uint32_t slot =
+        free_slots_.empty() ? static_cast<std::uint32_t>(sequences_.size() - 1) : free_slots_.back();
+    if (!free_slots_.empty()) free_slots_.pop_back();
     sequence_state& s = sequences_[slot];
     s.alive = true;
     s.length = 0;
+    s.valid_from.fill(0);
     return {slot, s.generation};
   }
 
   /// A new sequence with the parent's tokens, sharing every one of its pages.
-  sequence_id fork(sequence_id parent) {
+  sequence_id fork(sequence_id parent) { return fork(parent, length(parent)); }
+
+  /// A new sequence with the parent's first `tokens` tokens (beam search, a shared system
+  /// prompt), sharing the pages that hold them; the parent is unchanged. A shared page that
+  /// either one writes is copied first. Throws rollback_exceeded when a window of the parent
+  /// no longer keeps what the child would see (see truncate).
+  sequence_id fork(sequence_id parent, std::int64_t tokens) {
     no_open_plan("fork");
     const std::uint32_t parent_slot = checked(parent);
+    std::array<std::vector<page_id>, num_groups> pages;
+    for (int g = 0; g < num_groups; ++g) {
+      const std::vector<page_id>& held = sequences_[parent_slot].pages[g];
+      pages[g].assign(held.begin(),
+                      held.begin() + static_cast<std::ptrdiff_t>(
+                                         kept_entries(parent_slot, g, tokens, "fork")));
+    }
+    // Everything that can throw is done: take the slot and the references.
     const sequence_id child = add_sequence();
     sequence_state& p = sequences_[parent_slot];  // add_sequence may have moved it
     sequence_state& c = sequences_[child.slot];
-    c.length = p.length;
+    c.length = tokens;
     for (int g = 0; g < num_groups; ++g) {
-      c.pages[g] = p.pages[g];
+      c.pages[g] = std::move(pages[g]);
+      c.valid_from[g] = std::min(p.valid_from[g], tokens);
       for (page_id page : c.pages[g]) groups_[g].pool.retain(page);
     }
+    ++epoch_;
     return child;
+  }
+
+  /// Drops the sequence's tokens from position `tokens` on (the rejected draft tokens of
+  /// speculative decoding): their pages go back (a shared page is only let go, never
+  /// written). A window layer must still hold everything a sequence of `tokens` tokens sees;
+  /// a cache built with a rollback reserve of R guarantees that for any truncation by up to
+  /// R tokens. Otherwise throws rollback_exceeded and changes nothing.
+  void truncate(sequence_id sequence, std::int64_t tokens) {
+    no_open_plan("truncate");
+    const std::uint32_t slot = checked(sequence);
+    std::array<std::size_t, num_groups> kept{};
+    for (int g = 0; g < num_groups; ++g) kept[g] = kept_entries(slot, g, tokens, "truncate");
+    sequence_state& s = sequences_[slot];  // nothing below throws
+    for (int g = 0; g < num_groups; ++g) {
+      std::vector<page_id>& table = s.pages[g];
+      for (std::size_t j = kept[g]; j < table.size(); ++j) groups_[g].pool.release(table[j]);
+      table.resize(kept[g]);
+      s.valid_from[g] = std::min(s.valid_from[g], tokens);
+    }
+    s.length = tokens;
+    ++epoch_;
   }
 
   void release(sequence_id sequence) {
     no_open_plan("release");
     const std::uint32_t slot = checked(sequence);
+    free_slots_.reserve(free_slots_.size() + 1);  // the only step that can throw
     sequence_state& s = sequences_[slot];
     for (int g = 0; g < num_groups; ++g) {
       for (page_id page : s.pages[g]) groups_[g].pool.release(page);
@@ -238,6 +347,7 @@ class kv_cache {
     s.length = 0;
     ++s.generation;
     free_slots_.push_back(slot);
+    ++epoch_;
   }
 
   bool contains(sequence_id sequence) const {
@@ -258,6 +368,18 @@ class kv_cache {
     return available;
   }
 
+  /// Whether truncate(sequence, tokens) (or fork(sequence, tokens)) would succeed.
+  bool can_truncate(sequence_id sequence, std::int64_t tokens) const {
+    const std::uint32_t slot = checked(sequence);
+    if (tokens < 0 || tokens > sequences_[slot].length) return false;
+    for (int g = 0; g < num_groups; ++g)
+      if (!can_cut(slot, g, tokens)) return false;
+    return true;
+  }
+
+  /// The rollback reserve the cache was built with.
+  std::int64_t rollback_reserve() const { return rollback_reserve_; }
+
   // ---- pages ----
 
   static constexpr int group_of_layer(int layer) { return groups::value.group[layer]; }
@@ -269,11 +391,16 @@ class kv_cache {
     return static_cast<std::int64_t>(sequences_[checked(sequence)].pages[group].size());
   }
   const page_geometry& geometry(int group) const { return groups_[group].geometry; }
+  /// The window a group keeps pages for (the layers' window, with the rollback reserve).
+  const window_shape& kept_window(int group) const { return windows_[group]; }
   std::uint64_t memory_bytes() const {
     std::uint64_t bytes = 0;
     for (const group_state& g : groups_) bytes += g.memory_bytes;
     return bytes;
   }
+  /// Bumped by every call that changes a sequence's pages or length (commit, abort,
+  /// truncate, fork, release): page tables from an older epoch are stale.
+  std::uint64_t epoch() const { return epoch_; }
 
   // ---- fp8 scales ----
 
@@ -309,9 +436,14 @@ class kv_cache {
                           "kvc::kv_cache::plan_append: the batch names sequence " +
                               std::to_string(slot) + " twice");
       seen[slot] = true;
-      if (request.tokens < 0)
+      if (request.tokens < 0 || request.tokens > max_sequence_tokens - sequences_[slot].length)
         throw cache_error(cache_errc::invalid_argument,
-                          "kvc::kv_cache::plan_append: negative token count");
+                          "kvc::kv_cache::plan_append: " + std::to_string(request.tokens) +
+                              " new tokens for sequence " + std::to_string(slot) +
+                              ": a count must be in 0..2^40 - length");
+      if (plan.total_tokens_ > max_sequence_tokens - request.tokens)
+        throw cache_error(cache_errc::invalid_argument,
+                          "kvc::kv_cache::plan_append: the batch has more than 2^40 tokens");
       plan.entries_.push_back({slot, sequences_[slot].length, request.tokens, plan.total_tokens_});
       plan.total_tokens_ += request.tokens;
     }
@@ -320,10 +452,12 @@ class kv_cache {
     std::vector<step_pages> steps;
     steps.reserve(plan.entries_.size() * num_groups);
     std::array<std::int64_t, num_groups> needed{};
+    std::int64_t fresh_total = 0;
     for (const auto& e : plan.entries_)
       for (int g = 0; g < num_groups; ++g) {
         steps.push_back(step_pages_of(e.slot, g, e.old_length, e.tokens));
         needed[g] += steps.back().fresh + (steps.back().copy_on_write ? 1 : 0);
+        fresh_total += steps.back().fresh;
       }
     for (int g = 0; g < num_groups; ++g)
       if (needed[g] > groups_[g].pool.free_pages())
@@ -333,28 +467,39 @@ class kv_cache {
                               std::to_string(groups_[g].pool.free_pages()) + " are free");
 
     plan.changes_.resize(plan.entries_.size() * num_groups);
-    for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
-      const auto& e = plan.entries_[i];
-      for (int g = 0; g < num_groups; ++g) {
-        const step_pages& s = steps[i * num_groups + static_cast<std::size_t>(g)];
-        auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
-        group_state& group = groups_[g];
-        if (s.copy_on_write) {
-          const page_id shared =
-              sequences_[e.slot].pages[g][static_cast<std::size_t>(s.write_entry)];
-          change.cow_page = group.pool.allocate();
-          for (int l = 0; l < group.layers; ++l)
-            allocator_.copy(page_memory(g, l, change.cow_page), page_memory(g, l, shared),
-                            group.geometry.page_bytes);
+    plan.new_pages_.reserve(static_cast<std::size_t>(fresh_total));
+    // Nothing above took a page; from here a failure (a device copy) gives back what was taken.
+    try {
+      for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
+        const auto& e = plan.entries_[i];
+        for (int g = 0; g < num_groups; ++g) {
+          const step_pages& s = steps[i * num_groups + static_cast<std::size_t>(g)];
+          auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+          group_state& group = groups_[g];
+          change.new_begin = change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
+          if (s.copy_on_write) {
+            const page_id shared =
+                sequences_[e.slot].pages[g][static_cast<std::size_t>(s.write_entry)];
+            change.cow_page = group.pool.allocate();
+            for (int l = 0; l < group.layers; ++l)
+              allocator_.copy(page_memory(g, l, change.cow_page), page_memory(g, l, shared),
+                              group.geometry.page_bytes);
+          }
+          for (std::int64_t p = 0; p < s.fresh; ++p) {
+            plan.new_pages_.push_back(group.pool.allocate());
+            change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
+          }
         }
-        change.new_begin = static_cast<std::int32_t>(plan.new_pages_.size());
-        for (std::int64_t p = 0; p < s.fresh; ++p) plan.new_pages_.push_back(group.pool.allocate());
-        change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
       }
+    } catch (...) {
+      give_back(plan);
+      throw;
     }
     plan.ticket_ = open_ticket_ = next_ticket_++;
     plan.owner_ = this;
-    return plan;
+    plan.notify_ = &kv_cache::notify;
+    open_plan_ = &plan;
+    return plan;  // the move (or elision) tells the cache where the plan lives now
   }
 
   /// Stores one layer's K/V for every token of the plan that its window keeps.
@@ -374,22 +519,27 @@ class kv_cache {
     }
     const int slot_in_group = groups::value.slot[layer];
     const float k_inverse = 1.0f / k_scale_[layer], v_inverse = 1.0f / v_scale_[layer];
+    const window_shape& window = windows_[g];
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
       const std::int64_t end = e.old_length + e.tokens;
       const step_pages_map pages = pages_after_step(plan, i, g);
       for (std::int64_t position = e.old_length; position < end; ++position) {
-        if (!group.window.visible(end - 1, position)) continue;  // slid out within the step
+        if (!window.keeps(end, position)) continue;  // slid out within the step
         const page_id page = pages.page_of(position);
         const std::int64_t row = e.first_input + (position - e.old_length);
         with_page(g, slot_in_group, page, [&](std::byte* memory) {
           const int token = static_cast<int>(position % page_tokens);
           for (int head = 0; head < geo.kv_heads; ++head) {
-            store(geo.k_type, k, row, head, k_inverse, memory + geo.k_offset(token, head),
-                  memory + geo.k_scale_offset(token, head));
+            numeric::store_converted(k.type, k.vector(row, head), geo.k_type, geo.k_dim,
+                                     k_inverse, memory + geo.k_offset(token, head),
+                                     reinterpret_cast<float*>(memory +
+                                                              geo.k_scale_offset(token, head)));
             if (!geo.latent)
-              store(geo.v_type, v, row, head, v_inverse, memory + geo.v_offset(token, head),
-                    memory + geo.v_scale_offset(token, head));
+              numeric::store_converted(v.type, v.vector(row, head), geo.v_type, geo.v_dim,
+                                       v_inverse, memory + geo.v_offset(token, head),
+                                       reinterpret_cast<float*>(memory +
+                                                                geo.v_scale_offset(token, head)));
           }
         });
       }
@@ -399,16 +549,25 @@ class kv_cache {
   /// The step's sequences grow; pages their windows no longer keep go back to the pools.
   void commit(append_plan& plan) {
     is_open(plan, "commit");
+    // The only steps that can throw (growing the page tables) come first.
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i)
+      for (int g = 0; g < num_groups; ++g) {
+        const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+        std::vector<page_id>& table = sequences_[plan.entries_[i].slot].pages[g];
+        table.reserve(table.size() + static_cast<std::size_t>(change.new_end - change.new_begin));
+      }
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
       sequence_state& s = sequences_[e.slot];
+      const std::int64_t new_length = e.old_length + e.tokens;
       for (int g = 0; g < num_groups; ++g) {
         const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
         std::vector<page_id>& table = s.pages[g];
         page_pool& pool = groups_[g].pool;
-        const window_shape& window = groups_[g].window;
-        const auto old_kept = window.pages_kept(e.old_length, page_tokens);
-        const auto new_kept = window.pages_kept(e.old_length + e.tokens, page_tokens);
+        const window_shape& window = windows_[g];
+        const auto old_kept = window.pages_listed(e.old_length, page_tokens,
+                                                  static_cast<std::int64_t>(table.size()));
+        const auto new_kept = window.pages_kept(new_length, page_tokens);
         if (change.cow_page >= 0) {
           auto& replaced =
               table[static_cast<std::size_t>(old_kept.entry_of(e.old_length / page_tokens))];
@@ -424,11 +583,12 @@ class kv_cache {
               pool.release(table[j]);
           }
           table.resize(kept);
+          s.valid_from[g] = std::max(s.valid_from[g], window.keep_begin(new_length));
         }
         table.insert(table.end(), plan.new_pages_.begin() + change.new_begin,
                      plan.new_pages_.begin() + change.new_end);
       }
-      s.length = e.old_length + e.tokens;
+      s.length = new_length;
     }
     close(plan);
   }
@@ -436,13 +596,7 @@ class kv_cache {
   /// Gives back everything the plan took: the cache is as before plan_append.
   void abort(append_plan& plan) {
     is_open(plan, "abort");
-    for (std::size_t i = 0; i < plan.entries_.size(); ++i)
-      for (int g = 0; g < num_groups; ++g) {
-        const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
-        if (change.cow_page >= 0) groups_[g].pool.release(change.cow_page);
-        for (std::int32_t p = change.new_begin; p < change.new_end; ++p)
-          groups_[g].pool.release(plan.new_pages_[static_cast<std::size_t>(p)]);
-      }
+    give_back(plan);
     close(plan);
   }
 
@@ -450,7 +604,12 @@ class kv_cache {
   /// input is checked before anything changes.
   void append(std::span<const append_request> batch, std::span<const layer_input> layers) {
     std::int64_t total = 0;
-    for (const append_request& request : batch) total += request.tokens;
+    for (const append_request& request : batch) {
+      if (request.tokens < 0 || request.tokens > max_sequence_tokens - total)
+        throw cache_error(cache_errc::invalid_argument,
+                          "kvc::kv_cache::append: token counts must be in 0..2^40 in all");
+      total += request.tokens;
+    }
     std::array<bool, num_layers> given{};
     for (const layer_input& input : layers) {
       const int g = owning_group(input.layer);
@@ -467,20 +626,15 @@ class kv_cache {
       if (Model::layer_summaries[static_cast<std::size_t>(l)].owns_cache() && !given[l])
         throw cache_error(cache_errc::invalid_argument,
                           "kvc::kv_cache::append: no K/V given for layer " + std::to_string(l));
-    append_plan plan = plan_append(batch);
-    try {
-      for (const layer_input& input : layers) write(plan, input.layer, input.k, input.v);
-    } catch (...) {
-      abort(plan);
-      throw;
-    }
+    append_plan plan = plan_append(batch);  // aborts by itself if a write throws
+    for (const layer_input& input : layers) write(plan, input.layer, input.k, input.v);
     commit(plan);
   }
 
   // ---- reading ----
 
   /// Dequantized K ([kv_heads][k_dim]) and V ([kv_heads][v_dim]) of one position; false when
-  /// the layer's window no longer keeps it. v may be null.
+  /// the layer's window no longer shows it. v may be null.
   bool read(sequence_id sequence, int layer, std::int64_t position, float* k, float* v) const {
     const sequence_state& s = sequences_[checked(sequence)];
     const int g = any_group(layer);
@@ -490,7 +644,8 @@ class kv_cache {
                             " is outside the sequence's " + std::to_string(s.length) + " tokens");
     const group_state& group = groups_[g];
     if (!group.window.visible(s.length - 1, position)) return false;
-    const auto kept = group.window.pages_kept(s.length, page_tokens);
+    const auto kept = windows_[g].pages_listed(s.length, page_tokens,
+                                               static_cast<std::int64_t>(s.pages[g].size()));
     const page_id page =
         s.pages[g][static_cast<std::size_t>(kept.entry_of(position / page_tokens))];
     const page_geometry& geo = group.geometry;
@@ -513,31 +668,94 @@ class kv_cache {
 
   // ---- page tables and views ----
 
-  /// The CSR page table of a layer's group for a batch of sequences.
+  /// The CSR page table of a layer's group for a batch of sequences, as committed. While a
+  /// plan is open this is the step's prefix (what extend() takes with the new K/V).
   page_table_csr page_table(int layer, std::span<const sequence_id> batch) const {
-    const int g = any_group(layer);
     page_table_csr csr;
-    csr.indptr.reserve(batch.size() + 1);
-    for (const sequence_id& id : batch) {
-      const sequence_state& s = sequences_[checked(id)];
-      csr.indices.insert(csr.indices.end(), s.pages[g].begin(), s.pages[g].end());
-      csr.indptr.push_back(static_cast<std::int32_t>(csr.indices.size()));
-      csr.last_page_len.push_back(
-          s.length == 0 ? 0 : static_cast<std::int32_t>((s.length - 1) % page_tokens + 1));
-      csr.seq_lens.push_back(s.length);
-    }
+    page_table(layer, batch, csr);
     return csr;
   }
 
-  /// A view of one layer over a page table (which must outlive the view). Host memory only
-  /// is readable through it on the host; device memory, by device kernels.
+  /// page_table() into a table the engine keeps: its memory is reused, so a warm table
+  /// allocates nothing. On error the table is left empty.
+  void page_table(int layer, std::span<const sequence_id> batch, page_table_csr& csr) const {
+    csr.clear();
+    const int g = any_group(layer);
+    for (const sequence_id& id : batch) checked(id);
+    csr.indptr.reserve(batch.size() + 1);
+    csr.last_page_len.reserve(batch.size());
+    csr.seq_lens.reserve(batch.size());
+    for (const sequence_id& id : batch) {
+      const sequence_state& s = sequences_[id.slot];
+      csr.indices.insert(csr.indices.end(), s.pages[g].begin(), s.pages[g].end());
+      push_sequence(csr, s.length);
+    }
+    stamp(csr, g);
+  }
+
+  /// The page table of an open step: the plan's sequences, in its order, with the pages
+  /// they will hold once it is committed (a copied shared page in place of the shared one,
+  /// the fresh pages, windows as after the step) and their lengths with the new tokens. Once
+  /// layer l's new K/V are written, decode and extend of layer l over this table see them:
+  /// the result is bit for bit that of the same call after commit.
+  page_table_csr step_table(const append_plan& plan, int layer) const {
+    page_table_csr csr;
+    step_table(plan, layer, csr);
+    return csr;
+  }
+
+  void step_table(const append_plan& plan, int layer, page_table_csr& csr) const {
+    csr.clear();
+    is_open(plan, "step_table");
+    const int g = any_group(layer);
+    csr.indptr.reserve(plan.entries_.size() + 1);
+    csr.last_page_len.reserve(plan.entries_.size());
+    csr.seq_lens.reserve(plan.entries_.size());
+    const window_shape& window = windows_[g];
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
+      const auto& e = plan.entries_[i];
+      const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+      const std::vector<page_id>& table = sequences_[e.slot].pages[g];
+      const std::int64_t new_length = e.old_length + e.tokens;
+      const auto old_kept = window.pages_listed(e.old_length, page_tokens,
+                                                static_cast<std::int64_t>(table.size()));
+      const auto new_kept = window.pages_kept(new_length, page_tokens);
+      const std::int64_t cow_entry =
+          change.cow_page >= 0 ? old_kept.entry_of(e.old_length / page_tokens) : -1;
+      for (std::size_t j = 0; j < table.size(); ++j) {
+        const auto entry = static_cast<std::int64_t>(j);
+        if (window.bounded() && new_kept.entry_of(old_kept.logical_page(entry)) < 0) continue;
+        csr.indices.push_back(entry == cow_entry ? change.cow_page : table[j]);
+      }
+      csr.indices.insert(csr.indices.end(), plan.new_pages_.begin() + change.new_begin,
+                         plan.new_pages_.begin() + change.new_end);
+      push_sequence(csr, new_length);
+    }
+    stamp(csr, g);
+  }
+
+  /// A view of one layer over a page table (which must outlive the view) of this cache's
+  /// current epoch, and of the layer's group. Host memory only is readable through it on the
+  /// host; device memory, by device kernels.
   paged_layer_view view(int layer, const page_table_csr& table) const {
     const int g = any_group(layer);
+    if (table.epoch != epoch_)
+      throw cache_error(cache_errc::stale_table,
+                        "kvc::kv_cache::view: the page table is from epoch " +
+                            std::to_string(table.epoch) + ", the cache is at " +
+                            std::to_string(epoch_) +
+                            " (a commit, abort, truncate, fork or release came in between); "
+                            "refill it");
+    if (table.group != g)
+      throw cache_error(cache_errc::plan_mismatch,
+                        "kvc::kv_cache::view: the page table lists group " +
+                            std::to_string(table.group) + "'s pages, layer " +
+                            std::to_string(layer) + " is in group " + std::to_string(g));
     const int owner = source_of(layer);
     paged_layer_view v;
     v.memory = page_memory(g, groups::value.slot[layer], 0);
     v.geometry = groups_[g].geometry;
-    v.window = groups_[g].window;
+    v.window = windows_[g];
     v.k_scale = k_scale_[owner];
     v.v_scale = v_scale_[owner];
     v.batch = table.batch();
@@ -545,26 +763,36 @@ class kv_cache {
     v.indices = table.indices.data();
     v.last_page_len = table.last_page_len.data();
     v.seq_lens = table.seq_lens.data();
+    v.serial = table.serial;
+    v.group = g;
     return v;
   }
 
   /// Throws std::logic_error unless every reference count equals the number of page-table
   /// entries naming the page, the free lists hold exactly the unreferenced pages, and every
-  /// sequence holds exactly the pages its windows keep. For tests.
+  /// sequence holds the pages its windows keep (no more; after a truncation or a fork at a
+  /// position, maybe fewer recent ones, never fewer than it sees). For tests.
   void check_invariants() const {
     for (int g = 0; g < num_groups; ++g) {
       const page_pool& pool = groups_[g].pool;
+      const window_shape& window = windows_[g];
       std::vector<std::int32_t> references(static_cast<std::size_t>(pool.capacity()), 0);
       for (const sequence_state& s : sequences_) {
         if (!s.alive) {
           if (!s.pages[g].empty()) throw std::logic_error("a released sequence holds pages");
           continue;
         }
-        if (static_cast<std::int64_t>(s.pages[g].size()) !=
-            groups_[g].window.pages_held(s.length, page_tokens))
+        const auto held = static_cast<std::int64_t>(s.pages[g].size());
+        const auto listed = window.pages_listed(s.length, page_tokens, held);
+        const auto kept = window.pages_kept(s.length, page_tokens);
+        const std::int64_t seen_begin = window.recent_begin(s.length);
+        const bool sees_recent = seen_begin < s.length;
+        if (held > kept.count() || (s.length > 0 && held == 0) ||
+            (sees_recent && listed.entry_of(seen_begin / page_tokens) < 0))
           throw std::logic_error("group " + std::to_string(g) + ": a sequence of " +
                                  std::to_string(s.length) + " tokens holds " +
-                                 std::to_string(s.pages[g].size()) + " pages");
+                                 std::to_string(held) + " pages, it keeps " +
+                                 std::to_string(kept.count()));
         for (page_id p : s.pages[g]) ++references[static_cast<std::size_t>(p)];
       }
       std::vector<bool> free(static_cast<std::size_t>(pool.capacity()), false);
@@ -588,15 +816,19 @@ class kv_cache {
  private:
   struct sequence_state {
     bool alive = false;
-    std::uint32_t generation = 0;
+    std::uint64_t generation = 0;
     std::int64_t length = 0;
     std::array<std::vector<page_id>, num_groups> pages;
+    /// Per group: from this position on, every recent position the window keeps holds its
+    /// K/V (earlier ones may lie in a held page unwritten: a step longer than the window
+    /// stores only what it keeps). Truncation and fork at a position check against it.
+    std::array<std::int64_t, num_groups> valid_from{};
   };
 
   struct group_state {
     page_pool pool{0};
     page_geometry geometry{};
-    window_shape window{};
+    window_shape window{};  ///< the layers' window: what attention sees
     int layers = 0;
     std::byte* memory = nullptr;  ///< [layer in group][page][page_bytes]
     std::uint64_t memory_bytes = 0;
@@ -617,6 +849,18 @@ class kv_cache {
   }
   static constexpr std::uint64_t group_layers(int g) {
     return static_cast<std::uint64_t>(groups::value.info[g].layers);
+  }
+
+  void set_reserve(std::int64_t reserve) {
+    if (reserve < 0 || reserve > max_sequence_tokens)
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::kv_cache: rollback_reserve must be in 0..2^40, not " +
+                            std::to_string(reserve));
+    rollback_reserve_ = reserve;
+    for (int g = 0; g < num_groups; ++g) {
+      windows_[g] = group_summary(g).window;
+      if (windows_[g].bounded()) windows_[g].reserve = reserve;
+    }
   }
 
   void build(const std::array<std::int64_t, num_groups>& pages) {
@@ -681,40 +925,120 @@ class kv_cache {
       throw cache_error(cache_errc::plan_conflict, std::string("kvc::kv_cache::") + what +
                                                        ": the plan is not this cache's open plan");
   }
-  void close(append_plan& plan) {
+  void close(append_plan& plan) noexcept {
     open_ticket_ = 0;
+    open_plan_ = nullptr;
     plan.ticket_ = 0;
+    plan.owner_ = nullptr;
+    ++epoch_;
+  }
+  // Releases every page the plan took (none of it is in a sequence's table yet).
+  void give_back(append_plan& plan) noexcept {
+    for (std::size_t i = 0; i < plan.changes_.size(); ++i) {
+      const int g = static_cast<int>(i % num_groups);
+      const auto& change = plan.changes_[i];
+      if (change.cow_page >= 0) groups_[g].pool.release(change.cow_page);
+      for (std::int32_t p = change.new_begin; p < change.new_end; ++p)
+        groups_[g].pool.release(plan.new_pages_[static_cast<std::size_t>(p)]);
+    }
+  }
+  static void notify(void* cache, append_plan& plan, append_plan::event what) noexcept {
+    auto& self = *static_cast<kv_cache*>(cache);
+    if (what == append_plan::event::moved) {
+      self.open_plan_ = &plan;
+    } else {
+      self.give_back(plan);
+      self.close(plan);
+    }
   }
 
   static void check_input(const kv_input& input, std::int64_t tokens, int heads, int dim, int layer,
                           const char* what) {
+    const auto where = [&] {
+      return std::string("kvc::kv_cache: ") + what + " of layer " + std::to_string(layer);
+    };
+    if (input.data == nullptr && tokens > 0)
+      throw cache_error(cache_errc::shape_mismatch,
+                        where() + " is missing (null data) for " + std::to_string(tokens) +
+                            " tokens");
     if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 &&
         input.type != dtype_id::bf16)
       throw cache_error(cache_errc::dtype_mismatch,
-                        std::string("kvc::kv_cache: ") + what + " of layer " +
-                            std::to_string(layer) + " is " + std::string(dtype_name(input.type)) +
+                        where() + " is " + std::string(dtype_name(input.type)) +
                             "; K/V inputs must be fp32, fp16 or bf16");
-    if (input.tokens != tokens || input.heads != heads || input.dim != dim ||
-        (input.data == nullptr && tokens > 0))
+    if (input.tokens != tokens || input.heads != heads || input.dim != dim)
       throw cache_error(cache_errc::shape_mismatch,
-                        std::string("kvc::kv_cache: ") + what + " of layer " +
-                            std::to_string(layer) + " is [" + std::to_string(input.tokens) + "][" +
+                        where() + " is [" + std::to_string(input.tokens) + "][" +
                             std::to_string(input.heads) + "][" + std::to_string(input.dim) +
                             "], the layer needs [" + std::to_string(tokens) + "][" +
                             std::to_string(heads) + "][" + std::to_string(dim) + "]");
+    if (input.token_stride < 0 || input.head_stride < 0 ||
+        (input.token_stride != 0 && input.token_stride > (std::int64_t{1} << 40)) ||
+        (input.head_stride != 0 && input.head_stride > (std::int64_t{1} << 40)))
+      throw cache_error(cache_errc::shape_mismatch,
+                        where() + ": strides must be 0 (dense) or positive element counts");
+  }
+
+  void push_sequence(page_table_csr& csr, std::int64_t length) const {
+    csr.indptr.push_back(static_cast<std::int32_t>(csr.indices.size()));
+    csr.last_page_len.push_back(
+        length == 0 ? 0 : static_cast<std::int32_t>((length - 1) % page_tokens + 1));
+    csr.seq_lens.push_back(length);
+  }
+  void stamp(page_table_csr& csr, int g) const {
+    csr.epoch = epoch_;
+    csr.serial = ++table_serial_;
+    csr.group = g;
+  }
+
+  // How many leading entries of the sequence's table in group g a sequence cut to `tokens`
+  // keeps (its pages up to its last; the sinks and the run before it stay in place), or
+  // rollback_exceeded when the window has let go of what the shorter sequence would see.
+  std::size_t kept_entries(std::uint32_t slot, int g, std::int64_t tokens, const char* what) const {
+    const sequence_state& s = sequences_[slot];
+    if (tokens < 0 || tokens > s.length)
+      throw cache_error(cache_errc::invalid_argument,
+                        std::string("kvc::kv_cache::") + what + ": " + std::to_string(tokens) +
+                            " tokens, the sequence has " + std::to_string(s.length));
+    if (!can_cut(slot, g, tokens))
+      throw cache_error(cache_errc::rollback_exceeded,
+                        std::string("kvc::kv_cache::") + what + ": at " + std::to_string(tokens) +
+                            " tokens, group " + std::to_string(g) + "'s window sees from position " +
+                            std::to_string(groups_[g].window.recent_begin(tokens)) +
+                            ", but the sequence of " + std::to_string(s.length) +
+                            " keeps only from " + std::to_string(s.valid_from[g]) +
+                            " (a rollback reserve of at least " + std::to_string(s.length - tokens) +
+                            " tokens would keep it)");
+    if (tokens == 0) return 0;
+    const auto listed = windows_[g].pages_listed(s.length, page_tokens,
+                                                 static_cast<std::int64_t>(s.pages[g].size()));
+    const std::int64_t last = (tokens - 1) / page_tokens;
+    // can_cut guarantees that the last page is held: in the sinks, or in the recent run.
+    if (listed.sink_pages > 0 && last < listed.recent_first) return static_cast<std::size_t>(last + 1);
+    return static_cast<std::size_t>(listed.entry_of(last) + 1);
+  }
+
+  // Whether the sequence, cut to `tokens`, still holds everything its window shows.
+  bool can_cut(std::uint32_t slot, int g, std::int64_t tokens) const {
+    const sequence_state& s = sequences_[slot];
+    const window_shape& window = groups_[g].window;
+    if (!window.bounded() || tokens == 0) return true;
+    const std::int64_t seen_begin = window.recent_begin(tokens);
+    return seen_begin >= tokens || seen_begin >= s.valid_from[g];
   }
 
   step_pages step_pages_of(std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) const {
     step_pages s;
     if (tokens == 0) return s;
-    const window_shape& window = groups_[g].window;
+    const window_shape& window = windows_[g];
     const std::int64_t m = n + tokens;
-    const auto old_kept = window.pages_kept(n, page_tokens);
+    const auto old_kept = window.pages_listed(
+        n, page_tokens, static_cast<std::int64_t>(sequences_[slot].pages[g].size()));
     const auto new_kept = window.pages_kept(m, page_tokens);
     s.fresh = fresh_pages(old_kept, new_kept);
     if (n % page_tokens != 0) {  // the last held page has room: is it written, and shared?
       const std::int64_t page_end = (n / page_tokens + 1) * page_tokens;
-      const bool written = n < window.sink_end(m) || window.recent_begin(m) < std::min(m, page_end);
+      const bool written = n < window.sink_end(m) || window.keep_begin(m) < std::min(m, page_end);
       s.write_entry = old_kept.entry_of(n / page_tokens);
       s.copy_on_write =
           written && groups_[g].pool.references(
@@ -753,11 +1077,13 @@ class kv_cache {
   step_pages_map pages_after_step(const append_plan& plan, std::size_t i, int g) const {
     const auto& e = plan.entries_[i];
     const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
-    const window_shape& window = groups_[g].window;
+    const window_shape& window = windows_[g];
+    const std::vector<page_id>& held = sequences_[e.slot].pages[g];
     step_pages_map map;
-    map.held = sequences_[e.slot].pages[g].data();
+    map.held = held.data();
     map.fresh = plan.new_pages_.data() + change.new_begin;
-    map.old_kept = window.pages_kept(e.old_length, page_tokens);
+    map.old_kept =
+        window.pages_listed(e.old_length, page_tokens, static_cast<std::int64_t>(held.size()));
     map.new_kept = window.pages_kept(e.old_length + e.tokens, page_tokens);
     map.first_fresh_entry = map.new_kept.count() - (change.new_end - change.new_begin);
     map.cow_page = change.cow_page;
@@ -767,13 +1093,13 @@ class kv_cache {
   std::int64_t tokens_available_in_group(std::uint32_t slot, int g) const {
     const std::int64_t n = sequences_[slot].length;
     const std::int64_t free = groups_[g].pool.free_pages();
-    const window_shape& window = groups_[g].window;
+    const window_shape& window = windows_[g];
     const auto fits = [&](std::int64_t k) {
       const step_pages s = step_pages_of(slot, g, n, k);
       return s.fresh + (s.copy_on_write ? 1 : 0) <= free;
     };
     if (!window.bounded()) {  // pages grow with k: the largest k that fits, by bisection
-      std::int64_t low = 0, high = (free + 2) * page_tokens;
+      std::int64_t low = 0, high = std::min((free + 2) * page_tokens, max_sequence_tokens - n);
       while (low < high) {
         const std::int64_t mid = low + (high - low + 1) / 2;
         if (fits(mid))
@@ -829,26 +1155,19 @@ class kv_cache {
     return reinterpret_cast<const float*>(memory + offset);
   }
 
-  // Converts one input vector and stores it in the page.
-  static void store(dtype_id type, const kv_input& input, std::int64_t row, int head,
-                    float inverse_scale, std::byte* values, std::byte* scale) {
-    const auto vector = static_cast<std::uint64_t>(row) * static_cast<std::uint64_t>(input.heads) +
-                        static_cast<std::uint64_t>(head);
-    const std::byte* source = static_cast<const std::byte*>(input.data) +
-                              vector * static_cast<std::uint64_t>(input.dim) *
-                                  static_cast<std::uint64_t>(dtype_bits(input.type) / 8);
-    numeric::store_converted(input.type, source, type, input.dim, inverse_scale, values,
-                             reinterpret_cast<float*>(scale));
-  }
-
   Allocator allocator_;
   std::array<group_state, num_groups> groups_;
+  std::array<window_shape, num_groups> windows_{};  ///< what each group keeps pages for
+  std::int64_t rollback_reserve_ = 0;
   std::vector<sequence_state> sequences_;
   std::vector<std::uint32_t> free_slots_;
   std::array<float, num_layers> k_scale_{};
   std::array<float, num_layers> v_scale_{};
   std::uint64_t next_ticket_ = 1;
   std::uint64_t open_ticket_ = 0;
+  append_plan* open_plan_ = nullptr;
+  std::uint64_t epoch_ = 1;
+  mutable std::uint64_t table_serial_ = 0;
   std::vector<std::byte> staging_;
 };
 

@@ -5,7 +5,14 @@
 // paged_kv_t): sequence b's pages are indices[indptr[b] .. indptr[b + 1]), in position order,
 // and its last page holds last_page_len[b] tokens. kvc adds seq_lens[b], the tokens the
 // sequence has seen: a window layer lists only the pages it keeps, and the window's
-// kept_pages(seq_len) says which positions they hold.
+// pages_listed(seq_len, page_tokens, entries) says which positions they hold (the sink
+// pages, then a run of pages that ends with the last one).
+//
+// A table also says what it was made for: the cache's epoch (bumped by every call that
+// changes a sequence's pages or length: commit, abort, truncate, fork, release), the layer
+// group, and a serial number of its own. The cache refuses a view of a table from an older
+// epoch (cache_errc::stale_table) and attention plans refuse a view of another table
+// (cache_errc::plan_mismatch), instead of reading pages that now belong to someone else.
 //
 // paged_layer_view is non-owning and trivially copyable: one layer's memory, its page
 // geometry, window and fp8 scales, and pointers into a page_table_csr that must outlive it.
@@ -26,8 +33,21 @@ struct page_table_csr {
   std::vector<std::int32_t> indices;
   std::vector<std::int32_t> last_page_len;
   std::vector<std::int64_t> seq_lens;
+  std::uint64_t epoch = 0;   ///< the cache's epoch when the table was made (0: not by a cache)
+  std::uint64_t serial = 0;  ///< which table this is (0: not by a cache)
+  std::int32_t group = -1;   ///< the layer group whose pages it lists
 
   std::int32_t batch() const { return static_cast<std::int32_t>(last_page_len.size()); }
+
+  /// Empties the table, keeping its memory (refilling allocates nothing once warm).
+  void clear() {
+    indptr.assign(1, 0);
+    indices.clear();
+    last_page_len.clear();
+    seq_lens.clear();
+    epoch = serial = 0;
+    group = -1;
+  }
 };
 
 struct paged_layer_view {
@@ -41,9 +61,13 @@ struct paged_layer_view {
   const std::int32_t* indices = nullptr;
   const std::int32_t* last_page_len = nullptr;
   const std::int64_t* seq_lens = nullptr;
+  std::uint64_t serial = 0;  ///< the table's serial (attention plans check it)
+  std::int32_t group = -1;
 
+  /// Which logical pages sequence `sequence`'s entries are.
   KVC_HOST_DEVICE constexpr window_shape::kept_pages kept(std::int32_t sequence) const {
-    return window.pages_kept(seq_lens[sequence], geometry.page_tokens);
+    return window.pages_listed(seq_lens[sequence], geometry.page_tokens,
+                               indptr[sequence + 1] - indptr[sequence]);
   }
 
   /// The page holding `position` of `sequence`, or null when the window no longer keeps it.

@@ -5,6 +5,8 @@
 //   footprint<M>::bytes_for_tokens(n)      KV bytes of one sequence of n tokens, windows honoured
 //   footprint<M, paged<P>>::bytes_for_tokens(n)   the same, rounded up to whole pages
 //   footprint<M>::recurrent_state_bytes    constant state of the linear-attention layers
+//   bytes_for_tokens(n, R)                 with a rollback reserve of R tokens, which every
+//                                          bounded window keeps beyond what it shows
 //
 // A sliding layer of window W keeps min(n, W) tokens, a chunked layer of chunk C the
 // tokens of the current chunk, a streaming layer min(n, S + W). Pages are aligned to
@@ -28,15 +30,19 @@ struct footprint {
     return Model::layer_summaries[static_cast<std::size_t>(layer)].bytes_per_token;
   }
 
-  /// Cache bytes that `layer` holds for one sequence of n tokens.
-  static constexpr std::uint64_t layer_bytes_for_tokens(int layer, std::int64_t n) {
+  /// Cache bytes that `layer` holds for one sequence of n tokens (with a rollback reserve of
+  /// `reserve` tokens, as kv_cache keeps when built with one).
+  static constexpr std::uint64_t layer_bytes_for_tokens(int layer, std::int64_t n,
+                                                        std::int64_t reserve = 0) {
     const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(layer)];
     if (!s.owns_cache() || n <= 0) return 0;
+    window_shape window = s.window;
+    if (window.bounded()) window.reserve = reserve;
     if constexpr (Paging::is_paged) {
-      const auto pages = static_cast<std::uint64_t>(s.window.pages_held(n, Paging::page_tokens));
+      const auto pages = static_cast<std::uint64_t>(window.pages_held(n, Paging::page_tokens));
       return pages * page_geometry::make(s, Paging::page_tokens, Paging::layout).page_bytes;
     } else {
-      return static_cast<std::uint64_t>(s.window.tokens_held(n)) * s.bytes_per_token;
+      return static_cast<std::uint64_t>(window.tokens_held(n)) * s.bytes_per_token;
     }
   }
 
@@ -52,10 +58,11 @@ struct footprint {
     return sum;
   }();
 
-  /// KV cache bytes of one sequence of n tokens (recurrent state not included).
-  static constexpr std::uint64_t bytes_for_tokens(std::int64_t n) {
+  /// KV cache bytes of one sequence of n tokens (recurrent state not included), with a
+  /// rollback reserve of `reserve` tokens.
+  static constexpr std::uint64_t bytes_for_tokens(std::int64_t n, std::int64_t reserve = 0) {
     std::uint64_t sum = 0;
-    for (int i = 0; i < num_layers; ++i) sum += layer_bytes_for_tokens(i, n);
+    for (int i = 0; i < num_layers; ++i) sum += layer_bytes_for_tokens(i, n, reserve);
     return sum;
   }
 

@@ -85,6 +85,10 @@ struct layer {
   static_assert(!is_latent || kv_heads == 1,
                 "kvc::layer<...>: latent<Rank, RopeDim> caches one vector shared by all query "
                 "heads, so it takes exactly one KV head (mqa<Q>)");
+  static_assert(!is_latent || !scale::is_default,
+                "kvc::layer<...>: a latent<Rank, RopeDim> layer must state its softmax scale: "
+                "1 / sqrt(Rank + RopeDim) is not what published MLA models use (DeepSeek: "
+                "inv_sqrt_scale<192>, for qk_nope_head_dim + qk_rope_head_dim = 128 + 64)");
   static_assert(!is_latent || std::is_same_v<k_type, v_type>,
                 "kvc::layer<...>: latent<Rank, RopeDim> stores keys and values as one vector, so "
                 "storage<K, V> must use a single dtype");
@@ -127,8 +131,8 @@ struct layer {
   static constexpr std::uint64_t bytes_per_token = k_bytes_per_token + v_bytes_per_token;
 
   static constexpr window_shape window_value = window::shape;
-  /// For a latent layer the default is 1 / sqrt(Rank + RopeDim); published MLA models
-  /// scale by their unabsorbed qk head dim instead and say so with inv_sqrt_scale<>.
+  /// 1 / sqrt(k_dim) by default; a latent layer has no default (published MLA models scale
+  /// by their unabsorbed qk head dim, stated with inv_sqrt_scale<>).
   static constexpr double softmax_scale_value = scale::value(k_dim);
 };
 

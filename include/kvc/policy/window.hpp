@@ -7,6 +7,11 @@
 // they cannot disagree. A query at position q sees key k when k <= q and k is kept
 // once the sequence holds q + 1 tokens (the query's own token included).
 //
+// A cache may keep more than a window shows: a rollback reserve of R tokens (speculative
+// decoding) keeps, of n tokens, what the window shows at every length from n - R to n, so
+// that a sequence truncated by up to R tokens still holds all it sees. `reserve` changes
+// what is kept (keep_begin, pages_kept, tokens_held), never what a query sees (visible).
+//
 // window_shape is the run-time value (kernels receive it); the policy types below
 // are its compile-time spellings.
 
@@ -23,6 +28,7 @@ struct window_shape {
   window_kind kind = window_kind::full;
   std::int64_t sink_tokens = 0;  ///< streaming: tokens kept from the start
   std::int64_t tokens = 0;       ///< sliding/streaming: window length; chunked: chunk length
+  std::int64_t reserve = 0;      ///< rollback reserve: kept, not seen (bounded windows only)
 
   KVC_HOST_DEVICE constexpr bool bounded() const { return kind != window_kind::full; }
 
@@ -45,9 +51,25 @@ struct window_shape {
     }
   }
 
+  /// The first recent position a sequence of n tokens keeps: what the window shows at
+  /// n - reserve (recent_begin never decreases with n), and never inside the sinks.
+  KVC_HOST_DEVICE constexpr std::int64_t keep_begin(std::int64_t n) const {
+    if (kind == window_kind::full) return 0;
+    const std::int64_t shorter = n - reserve > 0 ? n - reserve : 0;
+    const std::int64_t begin = recent_begin(shorter);
+    const std::int64_t sinks = sink_end(n);
+    return begin > sinks ? begin : sinks;
+  }
+
+  /// Whether a sequence of n tokens keeps position p (its window shows it, now or after a
+  /// rollback within the reserve).
+  KVC_HOST_DEVICE constexpr bool keeps(std::int64_t n, std::int64_t p) const {
+    return p >= 0 && p < n && (p < sink_end(n) || p >= keep_begin(n));
+  }
+
   /// Tokens kept by a sequence of n tokens.
   KVC_HOST_DEVICE constexpr std::int64_t tokens_held(std::int64_t n) const {
-    return sink_end(n) + (n - recent_begin(n));
+    return sink_end(n) + (n - keep_begin(n));
   }
 
   /// Whether the query at position query_pos sees the key at key_pos.
@@ -85,7 +107,7 @@ struct window_shape {
     kept_pages kept;
     if (n <= 0) return kept;
     kept.last = (n - 1) / page_tokens;
-    kept.recent_first = recent_begin(n) / page_tokens;
+    kept.recent_first = keep_begin(n) / page_tokens;
     const std::int64_t sinks = sink_end(n);
     const std::int64_t sink_pages = sinks > 0 ? (sinks - 1) / page_tokens + 1 : 0;
     // Sink pages that reach the recent ones merge with them into one run from page 0.
@@ -94,17 +116,39 @@ struct window_shape {
     return kept;
   }
 
+  /// The pages a page table lists for a sequence of n tokens in `entries` entries: the
+  /// sink pages, then a run ending at the last page. This is pages_kept(n) for a sequence
+  /// that grew to n; one truncated to n (or forked at n) may list fewer recent pages, and
+  /// one whose step is open may list more. Kernels map entries to positions through this,
+  /// so that they never depend on how the table came to be.
+  KVC_HOST_DEVICE constexpr kept_pages pages_listed(std::int64_t n, std::int64_t page_tokens,
+                                                    std::int64_t entries) const {
+    kept_pages listed;
+    if (n <= 0 || entries <= 0) return listed;
+    listed.last = (n - 1) / page_tokens;
+    const std::int64_t sinks = sink_end(n);
+    const std::int64_t sink_pages = sinks > 0 ? (sinks - 1) / page_tokens + 1 : 0;
+    const std::int64_t recent_first = listed.last + 1 - (entries - sink_pages);
+    if (recent_first <= sink_pages || entries > listed.last) {
+      listed.recent_first = listed.last + 1 - entries;  // one run (0 when it reaches the start)
+      return listed;
+    }
+    listed.sink_pages = sink_pages;
+    listed.recent_first = recent_first;
+    return listed;
+  }
+
   /// A length past which a bounded window's page pattern only repeats: every alignment of
   /// the window (or chunk) to the pages has been seen.
   KVC_HOST_DEVICE constexpr std::int64_t pattern_horizon(std::int64_t page_tokens) const {
-    if (kind != window_kind::chunked) return sink_tokens + tokens + 2 * page_tokens;
+    if (kind != window_kind::chunked) return sink_tokens + tokens + reserve + 2 * page_tokens;
     std::int64_t a = tokens, b = page_tokens;  // chunks start at multiples of gcd(C, P) mod P
     while (b != 0) {
       const std::int64_t r = a % b;
       a = b;
       b = r;
     }
-    return tokens * (page_tokens / a + 1) + page_tokens;
+    return tokens * (page_tokens / a + 1) + page_tokens + reserve;
   }
 
   /// The most pages a sequence holds at any length up to n: pages_held(n) for a full

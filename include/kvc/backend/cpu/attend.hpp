@@ -12,6 +12,7 @@
 
 #include "kvc/attention/online_softmax.hpp"
 #include "kvc/backend/cpu/block_kernels.hpp"
+#include "kvc/cache/errors.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::cpu {
@@ -74,9 +75,11 @@ struct thread_buffers {
 /// The query heads must share the view's KV heads evenly (one group per KV head).
 inline void check_query_heads(int q_heads, int kv_heads, const char* who) {
   if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0)
-    throw std::invalid_argument(std::string(who) + ": " + std::to_string(q_heads) +
-                                " query heads cannot share " + std::to_string(kv_heads) +
-                                " KV heads evenly");
+    throw cache_error(cache_errc::shape_mismatch, std::string(who) + ": " +
+                                                      std::to_string(q_heads) +
+                                                      " query heads cannot share " +
+                                                      std::to_string(kv_heads) +
+                                                      " KV heads evenly");
 }
 
 namespace detail {

@@ -18,12 +18,14 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "kvc/attention/params.hpp"
 #include "kvc/backend/cpu/attend.hpp"
 #include "kvc/backend/cpu/group_kernels.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
+#include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/numeric/host_vector.hpp"
 
@@ -40,6 +42,9 @@ struct decode_plan {
   std::vector<std::int32_t> first_item;  ///< [sequence]
   std::vector<std::int32_t> splits;      ///< [sequence]
   std::int32_t batch = 0;
+  std::uint64_t table_serial = 0;  ///< the page table it was made for (view.serial)
+  std::int32_t layer_group = -1;   ///< and its layer group (view.group)
+  int page_tokens = 0;
   int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
   int blocks_per_page = 1;  ///< key blocks of 16 tokens a page, the last one maybe shorter
   /// Whether to use the vector kernels where the CPU has them; false runs the portable code
@@ -63,6 +68,9 @@ inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int th
   check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::plan_decode");
   decode_plan plan;
   plan.batch = view.batch;
+  plan.table_serial = view.serial;
+  plan.layer_group = view.group;
+  plan.page_tokens = geo.page_tokens;
   plan.q_heads = q_heads;
   plan.kv_heads = geo.kv_heads;
   plan.group = q_heads / geo.kv_heads;
@@ -93,14 +101,37 @@ inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int th
   return plan;
 }
 
-/// Memory for the partial results of a plan; grows only when a plan needs more.
+/// Memory for the partial results of a plan; grows only when a plan needs more. reserve()
+/// sizes it for a plan ahead of the step (decode then allocates nothing).
 struct decode_workspace {
   std::vector<float> partial;
-  float* fit(const decode_plan& plan) {
+  void reserve(const decode_plan& plan) {
     if (partial.size() < plan.workspace_floats()) partial.resize(plan.workspace_floats());
+  }
+  float* fit(const decode_plan& plan) {
+    reserve(plan);
     return partial.data();
   }
 };
+
+/// Throws plan_mismatch unless the plan was made for this view's page table (the same
+/// table: a plan serves every layer of one layer group over one table) and shapes.
+inline void check_plan(const decode_plan& plan, const paged_layer_view& view) {
+  const page_geometry& geo = view.geometry;
+  if (plan.table_serial != view.serial || plan.layer_group != view.group ||
+      plan.batch != view.batch)
+    throw cache_error(cache_errc::plan_mismatch,
+                      "kvc::cpu::decode: the plan was made for page table " +
+                          std::to_string(plan.table_serial) + " of group " +
+                          std::to_string(plan.layer_group) + " (" + std::to_string(plan.batch) +
+                          " sequences), the view is of table " + std::to_string(view.serial) +
+                          " of group " + std::to_string(view.group) + " (" +
+                          std::to_string(view.batch) + "); plan once per table");
+  if (plan.kv_heads != geo.kv_heads || plan.k_dim != geo.k_dim || plan.v_dim != geo.v_dim ||
+      plan.page_tokens != geo.page_tokens)
+    throw cache_error(cache_errc::plan_mismatch,
+                      "kvc::cpu::decode: the plan was made for another layer shape");
+}
 
 namespace detail {
 
@@ -350,6 +381,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
                    float* out, float* lse, const attention::attention_params& params,
                    decode_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
+  check_plan(plan, view);
   const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
   block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);

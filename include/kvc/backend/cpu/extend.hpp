@@ -110,8 +110,16 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(rows) * key_block);
   const int value_stride = geo.latent ? k_dim : v_dim;
 
-  const std::int64_t prefix_length = prefix.seq_lens[item.sequence];
-  const std::int32_t row0 = qo_indptr[static_cast<std::size_t>(item.sequence)] + item.first_token;
+  // The new tokens are staged (after the view's tokens), or already in the view (its last
+  // qo rows: the view of an open step); then the view's pages are read up to the tile's last
+  // query, and causality masks the rest.
+  const bool in_view = staged.base == nullptr;
+  const std::int32_t sequence_row0 = qo_indptr[static_cast<std::size_t>(item.sequence)];
+  const std::int32_t sequence_tokens =
+      qo_indptr[static_cast<std::size_t>(item.sequence) + 1] - sequence_row0;
+  const std::int64_t view_length = prefix.seq_lens[item.sequence];
+  const std::int64_t prefix_length = in_view ? view_length - sequence_tokens : view_length;
+  const std::int32_t row0 = sequence_row0 + item.first_token;
   for (int t = 0; t < item.tokens; ++t)
     for (int g = 0; g < group; ++g) {
       const int r = t * group + g;
@@ -132,7 +140,7 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   const std::int64_t sinks_end = window.sink_end(last_query + 1);
   const std::int64_t recent_begin = window.recent_begin(first_query + 1);
   const auto needed = [&](std::int64_t begin, std::int64_t end) {  // positions [begin, end)
-    return begin < sinks_end || end - 1 >= recent_begin;
+    return begin <= last_query && (begin < sinks_end || end - 1 >= recent_begin);
   };
 
   // The next block is asked for while this one is computed, a few lines per strip of rows of
@@ -145,7 +153,7 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     if (rows <= block_kernels::transposed_rows) ahead.step(static_cast<int>(ahead.lines()));
   };
 
-  // 1. The cached prefix, page by page.
+  // 1. The cached prefix (and, in a step's view, the new tokens), page by page.
   const auto kept = prefix.kept(item.sequence);
   const std::int32_t entries = prefix.indptr[item.sequence + 1] - prefix.indptr[item.sequence];
   const auto page_at = [&](std::int32_t entry) {
@@ -156,7 +164,7 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   for (std::int32_t entry = 0; entry < entries; ++entry) {
     const std::int64_t page_first = kept.logical_page(entry) * geo.page_tokens;
     const int page_tokens =
-        static_cast<int>(std::min<std::int64_t>(geo.page_tokens, prefix_length - page_first));
+        static_cast<int>(std::min<std::int64_t>(geo.page_tokens, view_length - page_first));
     if (!needed(page_first, page_first + page_tokens)) continue;
     const std::byte* page = page_at(entry);
     for (int start = 0; start < page_tokens; start += key_block) {
@@ -178,7 +186,7 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
       else if (entry + 1 < entries)
         ask_for(page_at(entry + 1), 0,
                 static_cast<int>(std::min<std::int64_t>(
-                    key_block, prefix_length - kept.logical_page(entry + 1) * geo.page_tokens)));
+                    key_block, view_length - kept.logical_page(entry + 1) * geo.page_tokens)));
       load_block(geo, page, start, count, item.kv_head, item.kv_head + 1, true, prefix.k_scale,
                  keys);
       if (!geo.latent)
@@ -191,12 +199,11 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
 
   // 2. The new tokens, up to the tile's last query (causal): from the staged copy, in order,
   // converted block by block into the keys and values buffers.
-  const std::int32_t sequence_row0 = qo_indptr[static_cast<std::size_t>(item.sequence)];
-  const std::int32_t sequence_tokens =
-      qo_indptr[static_cast<std::size_t>(item.sequence) + 1] - sequence_row0;
-  const std::byte* new_keys = staged.keys(sequence_row0, sequence_tokens, item.kv_head);
-  const std::byte* new_values = staged.values(sequence_row0, sequence_tokens, item.kv_head);
-  const int new_end = item.first_token + item.tokens;
+  const std::byte* new_keys =
+      in_view ? nullptr : staged.keys(sequence_row0, sequence_tokens, item.kv_head);
+  const std::byte* new_values =
+      in_view ? nullptr : staged.values(sequence_row0, sequence_tokens, item.kv_head);
+  const int new_end = in_view ? 0 : item.first_token + item.tokens;
   for (int start = 0; start < new_end; start += key_block) {
     const int count = std::min(key_block, new_end - start);
     if (!needed(prefix_length + start, prefix_length + start + count)) continue;
@@ -241,6 +248,14 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
 
 inline void check_extend_input(const kv_input& input, std::int64_t rows, int heads, int dim,
                                const char* what) {
+  if (rows > 0 && input.data == nullptr)
+    throw cache_error(cache_errc::shape_mismatch, std::string("kvc::cpu::extend: new ") + what +
+                                                      " is missing (null data) for " +
+                                                      std::to_string(rows) + " rows");
+  if (input.token_stride < 0 || input.head_stride < 0)
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string("kvc::cpu::extend: new ") + what +
+                          ": strides must be 0 (dense) or positive element counts");
   if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 && input.type != dtype_id::bf16)
     throw cache_error(cache_errc::dtype_mismatch,
                       std::string("kvc::cpu::extend: new ") + what + " must be fp32, fp16 or bf16");
@@ -263,13 +278,64 @@ inline void stage_rows(const staged_layout& staged, std::span<const std::int32_t
   const std::int32_t tokens = qo_indptr[static_cast<std::size_t>(b) + 1] - row0;
   for (std::int32_t t = first; t < first + count; ++t)
     for (int h = 0; h < staged.kv_heads; ++h) {
-      const std::size_t row = (static_cast<std::size_t>(row0) + t) * staged.kv_heads + h;
+      const std::int64_t row = std::int64_t{row0} + t;
       std::memcpy(staged.keys(row0, tokens, h) + static_cast<std::size_t>(t) * staged.k_row,
-                  static_cast<const std::byte*>(new_k.data) + row * staged.k_row, staged.k_row);
+                  new_k.vector(row, h), staged.k_row);
       if (staged.v_row != 0)
         std::memcpy(staged.values(row0, tokens, h) + static_cast<std::size_t>(t) * staged.v_row,
-                    static_cast<const std::byte*>(new_v.data) + row * staged.v_row, staged.v_row);
+                    new_v.vector(row, h), staged.v_row);
     }
+}
+
+}  // namespace detail
+
+namespace detail {
+
+inline void check_qo_indptr(const paged_layer_view& view, std::span<const std::int32_t> qo_indptr) {
+  if (static_cast<std::int32_t>(qo_indptr.size()) != view.batch + 1)
+    throw cache_error(cache_errc::invalid_argument,
+                      "kvc::cpu::extend: qo_indptr must have one entry per sequence, plus one");
+  if (qo_indptr.front() != 0 || !std::is_sorted(qo_indptr.begin(), qo_indptr.end()))
+    throw cache_error(cache_errc::invalid_argument,
+                      "kvc::cpu::extend: qo_indptr must start at 0 and never decrease");
+}
+
+// The tiles of work, and the run over them; staged.base null: the new tokens are in the view.
+inline void extend_tiles(const paged_layer_view& view, std::span<const std::int32_t> qo_indptr,
+                         int q_heads, const float* q, const staged_layout& staged,
+                         dtype_id new_k_type, dtype_id new_v_type, float* out, float* lse,
+                         const attention::attention_params& params, extend_workspace& workspace,
+                         parallel_for_ref parallel) {
+  const page_geometry& geo = view.geometry;
+  const int group = q_heads / geo.kv_heads;
+  const auto new_tokens = [&](std::int32_t b) {
+    return qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+  };
+  const int tile = tile_tokens(group);
+  auto& items = workspace.items;
+  items.clear();
+  for (std::int32_t b = 0; b < view.batch; ++b) {
+    const std::int32_t tokens = new_tokens(b);
+    if (tokens == 0) continue;  // nothing to attend: no rows to write
+    for (int h = 0; h < geo.kv_heads; ++h)
+      for (std::int32_t first = (tokens - 1) / tile * tile; first >= 0; first -= tile)
+        items.push_back({b, h, first, std::min(tile, tokens - first)});
+  }
+  // The tiles of one head of one sequence run one after another, last (longest) first, so
+  // that head's new keys and values stay in the core's L2 from one tile to the next; longer
+  // sequences first, so that short tiles end the work and balance the threads. Ties keep
+  // the order above (std::sort, unlike std::stable_sort, needs no buffer of its own).
+  std::sort(items.begin(), items.end(), [&](const auto& a, const auto& b) {
+    const auto key = [&](const extend_item& item) {
+      return std::tuple(-new_tokens(item.sequence), item.sequence, item.kv_head, -item.first_token);
+    };
+    return key(a) < key(b);
+  });
+  const block_kernels kernels = block_kernels::for_dims(geo.k_dim, geo.v_dim);
+  parallel(items.size(), [&](std::size_t i) {
+    extend_item_run(view, qo_indptr, q, staged, new_k_type, new_v_type, out, lse, params, items[i],
+                    q_heads, kernels);
+  });
 }
 
 }  // namespace detail
@@ -281,16 +347,10 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                    parallel_for_ref parallel = default_parallel_for()) {
   const page_geometry& geo = prefix.geometry;
   check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::extend");
-  if (static_cast<std::int32_t>(qo_indptr.size()) != prefix.batch + 1)
-    throw cache_error(cache_errc::invalid_argument,
-                      "kvc::cpu::extend: qo_indptr must have one entry per sequence, plus one");
-  if (qo_indptr.front() != 0 || !std::is_sorted(qo_indptr.begin(), qo_indptr.end()))
-    throw cache_error(cache_errc::invalid_argument,
-                      "kvc::cpu::extend: qo_indptr must start at 0 and never decrease");
+  detail::check_qo_indptr(prefix, qo_indptr);
   const std::int64_t rows = qo_indptr.back();
   detail::check_extend_input(new_k, rows, geo.kv_heads, geo.k_dim, "K");
   if (!geo.latent) detail::check_extend_input(new_v, rows, geo.kv_heads, geo.v_dim, "V");
-  const int group = q_heads / geo.kv_heads;
   const auto new_tokens = [&](std::int32_t b) {
     return qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
   };
@@ -313,32 +373,45 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
     detail::stage_rows(staged, qo_indptr, b, first, std::min(stage_chunk, new_tokens(b) - first),
                        new_k, new_v);
   });
+  detail::extend_tiles(prefix, qo_indptr, q_heads, q, staged, new_k.type, new_v.type, out, lse,
+                       params, workspace, parallel);
+}
 
-  const int tile = detail::tile_tokens(group);
-  auto& items = workspace.items;
-  items.clear();
-  for (std::int32_t b = 0; b < prefix.batch; ++b) {
-    const std::int32_t tokens = new_tokens(b);
-    if (tokens == 0) continue;  // nothing to attend: no rows to write
-    for (int h = 0; h < geo.kv_heads; ++h)
-      for (std::int32_t first = (tokens - 1) / tile * tile; first >= 0; first -= tile)
-        items.push_back({b, h, first, std::min(tile, tokens - first)});
+/// Extend over the view of an open step (kv_cache::step_table) whose new K/V are already
+/// written: sequence b's qo rows are its last qo_indptr[b + 1] - qo_indptr[b] tokens, read
+/// from the cache like the rest (quantized as stored), with no staging. A window layer must
+/// still keep, after the step, everything each row sees: with a step of r rows that needs a
+/// rollback reserve of at least r - 1 tokens (or a full-attention layer); otherwise this
+/// throws invalid_argument, and the extend() that takes the new K/V serves the step.
+inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
+                   int q_heads, const float* q, float* out, float* lse,
+                   const attention::attention_params& params, extend_workspace& workspace,
+                   parallel_for_ref parallel = default_parallel_for()) {
+  const page_geometry& geo = step.geometry;
+  check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::extend");
+  detail::check_qo_indptr(step, qo_indptr);
+  const window_shape& window = step.window;
+  for (std::int32_t b = 0; b < step.batch; ++b) {
+    const std::int64_t rows =
+        qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
+    const std::int64_t length = step.seq_lens[b];
+    if (rows > length)
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::cpu::extend: sequence " + std::to_string(b) + " has " +
+                            std::to_string(length) + " tokens in the view, not " +
+                            std::to_string(rows) + " new ones");
+    const std::int64_t first_row = length - rows;
+    if (rows > 0 && window.bounded() && window.keep_begin(length) > window.recent_begin(first_row + 1))
+      throw cache_error(cache_errc::invalid_argument,
+                        "kvc::cpu::extend: the step's view of sequence " + std::to_string(b) +
+                            " no longer keeps what its first new row sees (" +
+                            std::to_string(rows) +
+                            " rows over a bounded window); pass the new K/V to extend(), or "
+                            "build the cache with a rollback reserve of at least " +
+                            std::to_string(rows - 1));
   }
-  // The tiles of one head of one sequence run one after another, last (longest) first, so
-  // that head's new keys and values stay in the core's L2 from one tile to the next; longer
-  // sequences first, so that short tiles end the work and balance the threads. Ties keep
-  // the order above (std::sort, unlike std::stable_sort, needs no buffer of its own).
-  std::sort(items.begin(), items.end(), [&](const auto& a, const auto& b) {
-    const auto key = [&](const detail::extend_item& item) {
-      return std::tuple(-new_tokens(item.sequence), item.sequence, item.kv_head, -item.first_token);
-    };
-    return key(a) < key(b);
-  });
-  const block_kernels kernels = block_kernels::for_dims(geo.k_dim, geo.v_dim);
-  parallel(items.size(), [&](std::size_t i) {
-    detail::extend_item_run(prefix, qo_indptr, q, staged, new_k.type, new_v.type, out, lse, params,
-                            items[i], q_heads, kernels);
-  });
+  detail::extend_tiles(step, qo_indptr, q_heads, q, detail::staged_layout{}, dtype_id::fp32,
+                       dtype_id::fp32, out, lse, params, workspace, parallel);
 }
 
 /// extend() with a workspace of its own, allocated for this call.
