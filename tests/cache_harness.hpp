@@ -35,6 +35,7 @@ struct harness_model : stack<repeat<1, full_layer>, repeat<1, sliding_layer>,
                              repeat<1, recurrent_state<16>>, repeat<1, full_layer>> {};
 using harness_cache = kv_cache<harness_model, paged<4>>;
 inline constexpr std::int64_t harness_pages = 24;
+inline constexpr std::int64_t harness_reserve = 3;  ///< rollback reserve of the windows
 
 class failure : public std::runtime_error {
  public:
@@ -59,13 +60,13 @@ struct choices {
 class cache_harness {
  public:
   explicit cache_harness(choices source)
-      : source_(std::move(source)), cache_(capacity_pages{harness_pages}) {
+      : source_(std::move(source)), cache_(capacity_pages{harness_pages, harness_reserve}) {
     cache_.set_fp8_scales(2, 0.5f, 2.0f);
   }
 
   /// One random operation, then the full check.
   void step() {
-    switch (pick(16)) {
+    switch (pick(18)) {
       case 0:
       case 1:
         add();
@@ -94,6 +95,12 @@ class cache_harness {
         break;
       case 14:
         stale_handle();
+        break;
+      case 15:
+        truncate();
+        break;
+      case 16:
+        fork_at();
         break;
       default:
         big_append();
@@ -124,6 +131,7 @@ class cache_harness {
   struct sequence_model {
     sequence_id id;
     std::vector<token_values> tokens;
+    std::int64_t longest = 0;  ///< the most tokens it has held (rollback is from there)
   };
 
   std::uint32_t pick(std::uint32_t n) { return n <= 1 ? 0 : source_.below(n); }
@@ -136,14 +144,61 @@ class cache_harness {
 
   void add() {
     if (sequences_.size() >= 6) return;
-    sequences_.push_back({cache_.add_sequence(), {}});
+    sequences_.push_back({cache_.add_sequence(), {}, 0});
     ++counts_[0];
+  }
+
+  // Drops up to 7 tokens: within the reserve (from the longest the sequence has been) it
+  // must succeed; past it, it may be refused (rollback_exceeded), changing nothing.
+  void truncate() {
+    if (sequences_.empty()) return;
+    auto& seq = sequences_[pick(static_cast<std::uint32_t>(sequences_.size()))];
+    const auto n = static_cast<std::int64_t>(seq.tokens.size());
+    const std::int64_t m = std::max<std::int64_t>(0, n - pick(8));
+    const auto before = snapshot();
+    try {
+      cache_.truncate(seq.id, m);
+    } catch (const cache_error& e) {
+      expect(e.code() == cache_errc::rollback_exceeded,
+             std::string("unexpected error: ") + e.what());
+      expect(m < seq.longest - harness_reserve, "a truncation within the reserve was refused");
+      expect(snapshot() == before, "a refused truncation changed the cache");
+      ++counts_[7];
+      return;
+    }
+    seq.tokens.resize(static_cast<std::size_t>(m));
+    ++counts_[7];
+  }
+
+  // A fork of the parent's first tokens, as truncate's rule allows.
+  void fork_at() {
+    if (sequences_.empty() || sequences_.size() >= 6) return;
+    const auto& parent = sequences_[pick(static_cast<std::uint32_t>(sequences_.size()))];
+    const auto n = static_cast<std::int64_t>(parent.tokens.size());
+    const std::int64_t m = std::max<std::int64_t>(0, n - pick(8));
+    const auto before = snapshot();
+    sequence_id child;
+    try {
+      child = cache_.fork(parent.id, m);
+    } catch (const cache_error& e) {
+      expect(e.code() == cache_errc::rollback_exceeded,
+             std::string("unexpected error: ") + e.what());
+      expect(m < parent.longest - harness_reserve, "a fork within the reserve was refused");
+      expect(snapshot() == before, "a refused fork changed the cache");
+      return;
+    }
+    sequence_model model{child,
+                         std::vector<token_values>(parent.tokens.begin(),
+                                                   parent.tokens.begin() + static_cast<std::ptrdiff_t>(m)),
+                         parent.longest};
+    sequences_.push_back(std::move(model));
+    ++counts_[1];
   }
 
   void fork() {
     if (sequences_.empty() || sequences_.size() >= 6) return;
     const auto& parent = sequences_[pick(static_cast<std::uint32_t>(sequences_.size()))];
-    sequence_model child{cache_.fork(parent.id), parent.tokens};
+    sequence_model child{cache_.fork(parent.id), parent.tokens, parent.longest};
     sequences_.push_back(std::move(child));
     ++counts_[1];
   }
@@ -295,6 +350,7 @@ class cache_harness {
         }
         seq.tokens.push_back(std::move(tv));
       }
+      seq.longest = std::max(seq.longest, static_cast<std::int64_t>(seq.tokens.size()));
     }
     ++counts_[4];
   }
@@ -428,7 +484,13 @@ class cache_harness {
             return "layer " + std::to_string(l) + " position " + std::to_string(p) + " of " +
                    std::to_string(n);
           };
-          expect(kept == layer.window.visible(n - 1, p), where, "kept or not kept wrongly: ");
+          // What the window shows is held; what only the reserve keeps may be; nothing else.
+          window_shape reserved = layer.window;
+          if (reserved.bounded()) reserved.reserve = harness_reserve;
+          if (layer.window.visible(n - 1, p))
+            expect(kept, where, "a position the window shows is not held: ");
+          else if (!reserved.keeps(n, p))
+            expect(!kept, where, "a position neither shown nor reserved is held: ");
           if (!kept) continue;
           const token_values& ref = s.tokens[static_cast<std::size_t>(p)];
           compare(ref.k[static_cast<std::size_t>(source)], k, layer.kv_heads, layer.k_dim,
@@ -482,7 +544,7 @@ class cache_harness {
   choices source_;
   harness_cache cache_;
   std::vector<sequence_model> sequences_;
-  std::uint64_t counts_[8] = {};
+  std::uint64_t counts_[9] = {};
 };
 
 }  // namespace kvc::testing

@@ -634,7 +634,8 @@ class kv_cache {
   // ---- reading ----
 
   /// Dequantized K ([kv_heads][k_dim]) and V ([kv_heads][v_dim]) of one position; false when
-  /// the layer's window no longer shows it. v may be null.
+  /// the cache no longer holds it: the layer's window does not show it, and the rollback
+  /// reserve does not keep it either. v may be null.
   bool read(sequence_id sequence, int layer, std::int64_t position, float* k, float* v) const {
     const sequence_state& s = sequences_[checked(sequence)];
     const int g = any_group(layer);
@@ -643,7 +644,9 @@ class kv_cache {
                         "kvc::kv_cache::read: position " + std::to_string(position) +
                             " is outside the sequence's " + std::to_string(s.length) + " tokens");
     const group_state& group = groups_[g];
-    if (!group.window.visible(s.length - 1, position)) return false;
+    if (!group.window.visible(s.length - 1, position) &&
+        !(windows_[g].keeps(s.length, position) && position >= s.valid_from[g]))
+      return false;
     const auto kept = windows_[g].pages_listed(s.length, page_tokens,
                                                static_cast<std::int64_t>(s.pages[g].size()));
     const page_id page =

@@ -401,7 +401,11 @@ inline void extend(const paged_layer_view& step, std::span<const std::int32_t> q
                             std::to_string(length) + " tokens in the view, not " +
                             std::to_string(rows) + " new ones");
     const std::int64_t first_row = length - rows;
-    if (rows > 0 && window.bounded() && window.keep_begin(length) > window.recent_begin(first_row + 1))
+    // The rows see [recent_begin(first_row + 1), length) besides the sinks; the view keeps
+    // the sinks and [keep_begin(length), length).
+    if (rows > 0 && window.bounded() &&
+        window.keep_begin(length) >
+            std::max(window.recent_begin(first_row + 1), window.sink_end(length)))
       throw cache_error(cache_errc::invalid_argument,
                         "kvc::cpu::extend: the step's view of sequence " + std::to_string(b) +
                             " no longer keeps what its first new row sees (" +
