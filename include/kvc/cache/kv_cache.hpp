@@ -393,6 +393,14 @@ class kv_cache {
   const page_geometry& geometry(int group) const { return groups_[group].geometry; }
   /// The window a group keeps pages for (the layers' window, with the rollback reserve).
   const window_shape& kept_window(int group) const { return windows_[group]; }
+  /// Bytes of the pages in use, every layer of every group (shared pages once).
+  std::uint64_t used_bytes() const {
+    std::uint64_t bytes = 0;
+    for (const group_state& g : groups_)
+      bytes += static_cast<std::uint64_t>(g.pool.used_pages()) * g.geometry.page_bytes *
+               static_cast<std::uint64_t>(g.layers);
+    return bytes;
+  }
   std::uint64_t memory_bytes() const {
     std::uint64_t bytes = 0;
     for (const group_state& g : groups_) bytes += g.memory_bytes;

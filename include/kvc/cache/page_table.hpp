@@ -64,6 +64,15 @@ struct paged_layer_view {
   std::uint64_t serial = 0;  ///< the table's serial (attention plans check it)
   std::int32_t group = -1;
 
+  /// The view of the table's first `sequences` sequences (the prefix of a CSR table is a
+  /// table): an engine that orders a step's batch decode rows first decodes them over
+  /// first(decodes) of the step's view. Attention plans are made for it as for any view.
+  KVC_HOST_DEVICE constexpr paged_layer_view first(std::int32_t sequences) const {
+    paged_layer_view v = *this;
+    v.batch = sequences < 0 ? 0 : (sequences < batch ? sequences : batch);
+    return v;
+  }
+
   /// Which logical pages sequence `sequence`'s entries are.
   KVC_HOST_DEVICE constexpr window_shape::kept_pages kept(std::int32_t sequence) const {
     return window.pages_listed(seq_lens[sequence], geometry.page_tokens,
