@@ -315,8 +315,8 @@ class engine {
       cache_.step_table(plan, l, step_tables_[g]);
       cache_.page_table(l, extend_ids, prefix_tables_[g]);
       if (decode_rows > 0)
-        decode_plans_[g] = kvc::cpu::plan_decode(
-            cache_.view(l, step_tables_[g]).first(decode_rows), q_heads, pool_.threads());
+        kvc::cpu::plan_decode(cache_.view(l, step_tables_[g]).first(decode_rows), q_heads,
+                              pool_.threads(), decode_plans_[g]);
     }
 
     std::vector<float> qkv(static_cast<std::size_t>(rows) * qkv_width),

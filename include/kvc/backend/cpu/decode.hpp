@@ -61,12 +61,15 @@ struct decode_plan {
 };
 
 /// Splits the batch's work: at least a few items per thread, no split shorter than
-/// min_split_tokens tokens (rounded to blocks of 16), whatever the page size.
-inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int threads,
-                               int min_split_tokens = 256) {
+/// min_split_tokens tokens (rounded to blocks of 16), whatever the page size. Refills `plan`,
+/// reusing its memory (a warm plan allocates nothing).
+inline void plan_decode(const paged_layer_view& view, int q_heads, int threads, decode_plan& plan,
+                        int min_split_tokens = 256) {
   const page_geometry& geo = view.geometry;
   check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::plan_decode");
-  decode_plan plan;
+  plan.items.clear();
+  plan.first_item.clear();
+  plan.splits.clear();
   plan.batch = view.batch;
   plan.table_serial = view.serial;
   plan.layer_group = view.group;
@@ -98,6 +101,12 @@ inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int th
     for (std::int32_t i = 0; i < splits; ++i)
       plan.items.push_back({s, blocks * i / splits, blocks * (i + 1) / splits});
   }
+}
+
+inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int threads,
+                               int min_split_tokens = 256) {
+  decode_plan plan;
+  plan_decode(view, q_heads, threads, plan, min_split_tokens);
   return plan;
 }
 
