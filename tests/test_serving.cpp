@@ -288,6 +288,11 @@ TEST_CASE("a plan dropped in the middle of an engine's layer loop gives everythi
   CHECK(cache.free_pages(0) == free_now + 1);
   append_plan again = cache.plan_append({&one, 1});
   const step_inputs t = random_step(16, 16);
+  // A commit before every layer is written is refused, and the plan stays open.
+  for (const layer_input& in : t.layers)
+    if (in.layer < 3) cache.write(again, in.layer, in.k, in.v);
+  CHECK(error_of(cache, [&] { cache.commit(again); }) == cache_errc::invalid_argument);
+  CHECK(again.is_open());
   for (const layer_input& in : t.layers) cache.write(again, in.layer, in.k, in.v);
   cache.commit(again);
   CHECK(cache.length(ids[1]) == 53);

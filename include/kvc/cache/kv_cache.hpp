@@ -167,6 +167,7 @@ class append_plan {
     entries_ = std::move(other.entries_);
     changes_ = std::move(other.changes_);
     new_pages_ = std::move(other.new_pages_);
+    written_ = std::move(other.written_);
     total_tokens_ = other.total_tokens_;
     ticket_ = other.ticket_;
     owner_ = other.owner_;
@@ -191,6 +192,7 @@ class append_plan {
   std::vector<entry> entries_;
   std::vector<group_change> changes_;  ///< entries_.size() x groups
   std::vector<page_id> new_pages_;
+  mutable std::vector<bool> written_;  ///< [layer]: write() stored its K/V (write takes a const plan)
   std::int64_t total_tokens_ = 0;
   std::uint64_t ticket_ = 0;
   void* owner_ = nullptr;
@@ -476,6 +478,7 @@ class kv_cache {
 
     plan.changes_.resize(plan.entries_.size() * num_groups);
     plan.new_pages_.reserve(static_cast<std::size_t>(fresh_total));
+    plan.written_.assign(num_layers, false);
     // Nothing above took a page; from here a failure (a device copy) gives back what was taken.
     try {
       for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
@@ -552,11 +555,23 @@ class kv_cache {
         });
       }
     }
+    plan.written_[static_cast<std::size_t>(layer)] = true;
   }
 
   /// The step's sequences grow; pages their windows no longer keep go back to the pools.
+  /// Every cache-owning layer must have been written (otherwise its new positions would
+  /// hold whatever the pages held before: another sequence's keys): invalid_argument, and
+  /// the plan stays open.
   void commit(append_plan& plan) {
     is_open(plan, "commit");
+    if (plan.total_tokens_ > 0)
+      for (int l = 0; l < num_layers; ++l)
+        if (Model::layer_summaries[static_cast<std::size_t>(l)].owns_cache() &&
+            !plan.written_[static_cast<std::size_t>(l)])
+          throw cache_error(cache_errc::invalid_argument,
+                            "kvc::kv_cache::commit: layer " + std::to_string(l) +
+                                " was not written; write every layer that owns a cache, or "
+                                "abort the plan");
     // The only steps that can throw (growing the page tables) come first.
     for (std::size_t i = 0; i < plan.entries_.size(); ++i)
       for (int g = 0; g < num_groups; ++g) {
