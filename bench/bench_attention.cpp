@@ -1,6 +1,8 @@
 // Attention on the CPU backend, batch 1.
 //   decode/llama3_8b/<dtype>/ctx:<n>/threads:<t>   one query over a cached context (32 query
 //                                                  heads, 8 KV heads, dim 128), NHD pages
+//   decode/llama3_8b/<dtype>/cold/ctx:<n>/threads:<t>   the same, the KV pages flushed from
+//                                                  every cache level before each call
 //   decode/llama3_8b/<dtype>/layout:hnd/ctx:32768/threads:<t>   the same in HND pages
 //   decode/llama3_8b/fp16/page:<p>/ctx:32768/threads:<t>   pages of 256 tokens, and of 32768
 //                                                  (a contiguous cache: one page)
@@ -20,6 +22,10 @@
 #include <random>
 #include <string>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cpu/extend.hpp"
@@ -60,8 +66,27 @@ kvc::sequence_id fill_random(Cache& cache, std::int64_t context, std::mt19937& r
   return sequence;
 }
 
+// Flushes every page a view lists from every cache level, as a real model's other layers
+// would between two calls of this one (a 4k context fits in a large L3 and would otherwise be
+// read from it).
+void evict(const kvc::paged_layer_view& view) {
+#if defined(__x86_64__)
+  for (std::int32_t s = 0; s < view.batch; ++s)
+    for (std::int32_t e = view.indptr[s]; e < view.indptr[s + 1]; ++e) {
+      const std::byte* page =
+          view.memory + static_cast<std::uint64_t>(view.indices[e]) * view.geometry.page_bytes;
+      for (std::uint64_t line = 0; line < view.geometry.page_bytes; line += 64)
+        _mm_clflush(page + line);
+    }
+  _mm_mfence();
+#else
+  (void)view;
+#endif
+}
+
 template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
-void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound) {
+void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound,
+            bool cold = false) {
   using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<PageTokens, Layout>>;
   cache_type cache(kvc::capacity_pages{context / PageTokens + 2});
   std::mt19937 rng(1);
@@ -82,6 +107,11 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
 
   double seconds = 0;
   for (auto _ : state) {
+    if (cold) {
+      state.PauseTiming();
+      evict(view);
+      state.ResumeTiming();
+    }
     const auto start = std::chrono::steady_clock::now();
     kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
     benchmark::DoNotOptimize(out.data());
@@ -92,14 +122,16 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
     const double flops =
         static_cast<double>(context) * q_heads * (geometry.k_dim + geometry.v_dim) * 2;
     state.counters["FLOP_per_second"] = flops * calls / seconds;
-    state.counters["fraction_of_peak"] =
-        flops * calls / seconds / kvc::bench::fma_peak_flops(parallel);
+    const double peak = kvc::bench::fma_peak_flops(parallel);
+    state.counters["fraction_of_peak"] = flops * calls / seconds / peak;
+    state.counters["peak_GFLOPs"] = peak / 1e9;
   } else {
     const double bytes = static_cast<double>(context) * static_cast<double>(geometry.page_bytes) /
                          geometry.page_tokens;
     state.counters["bytes_per_second"] = bytes * calls / seconds;
-    state.counters["fraction_of_stream"] =
-        bytes * calls / seconds / kvc::bench::stream_read_bytes_per_second(parallel);
+    const double stream = kvc::bench::stream_read_bytes_per_second(parallel);
+    state.counters["fraction_of_stream"] = bytes * calls / seconds / stream;
+    state.counters["stream_GBps"] = stream / 1e9;
   }
 }
 
@@ -165,6 +197,16 @@ void register_llama(const char* dtype) {
               .c_str(),
           [=](benchmark::State& state) {
             decode<llama3_8b_layer<Storage>>(state, context, threads, false);
+          })
+          ->Unit(benchmark::kMicrosecond);
+  for (std::int64_t context : {4096, 32768})
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(
+          ("decode/llama3_8b/" + std::string(dtype) + "/cold/ctx:" + std::to_string(context) +
+           "/threads:" + std::to_string(threads))
+              .c_str(),
+          [=](benchmark::State& state) {
+            decode<llama3_8b_layer<Storage>>(state, context, threads, false, true);
           })
           ->Unit(benchmark::kMicrosecond);
   for (int threads : {1, 2})
