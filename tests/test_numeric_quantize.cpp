@@ -131,3 +131,31 @@ TEST_CASE("a NaN or an infinity poisons the whole vector: it reads back NaN") {
     }
   }
 }
+
+TEST_CASE("vectors of tiny magnitude quantize like any other") {
+  // Below about 3.7e-37, 127 / max|x| overflows: every nonzero value used to land on +-127.
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal;
+  for (const float amax_target : {1e-19f, 5.4e-20f, 1e-30f, 3e-37f, 1.5e-38f}) {
+    std::vector<float> x(64), back(64);
+    for (float& v : x) v = normal(rng);
+    const float largest = abs_max(x.data(), 64);
+    for (float& v : x) v = v / largest * amax_target;
+    const float amax = abs_max(x.data(), 64);
+    INFO("max |x| " << amax);
+    std::vector<std::int8_t> q8(64);
+    const float scale8 = quantize_int8(x.data(), 64, q8.data());
+    dequantize_int8(q8.data(), 64, scale8, back.data());
+    int extremes = 0;
+    for (std::size_t i = 0; i < 64; ++i) {
+      extremes += (q8[i] == 127 || q8[i] == -127) ? 1 : 0;
+      REQUIRE(std::fabs(x[i] - back[i]) <= scale8 / 2 + std::fabs(x[i]) / (1 << 21));
+    }
+    CHECK(extremes <= 2);  // the largest value, and maybe a tie
+    std::vector<std::uint8_t> q4(32);
+    const float scale4 = quantize_int4(x.data(), 64, q4.data());
+    dequantize_int4(q4.data(), 64, scale4, back.data());
+    for (std::size_t i = 0; i < 64; ++i)
+      REQUIRE(std::fabs(x[i] - back[i]) <= scale4 / 2 + std::fabs(x[i]) / (1 << 21));
+  }
+}

@@ -22,13 +22,23 @@ struct symmetric_quantizer {
   /// The scale that maps the largest magnitude of a vector onto the largest level.
   KVC_HOST_DEVICE static constexpr float scale_for(float abs_max) { return abs_max / Levels; }
 
-  /// The multiplier that quantizes: levels / abs_max, 0 for an all-zero or non-finite vector.
-  KVC_HOST_DEVICE static constexpr float inverse_scale_for(float abs_max) {
-    return abs_max > 0.0f && abs_max <= 3.4028235e38f ? Levels / abs_max : 0.0f;
+  /// What values are first multiplied by (exactly: a power of two): 2^64 for a vector whose
+  /// largest magnitude is below 2^-64, so that levels / abs_max cannot overflow (below about
+  /// 3.7e-37 it would, and every nonzero value would land on the largest level); else 1.
+  KVC_HOST_DEVICE static constexpr float pre_scale_for(float abs_max) {
+    return abs_max < 5.421010862427522e-20f ? 1.8446744073709552e19f : 1.0f;
   }
 
-  KVC_HOST_DEVICE static int quantize(float value, float inverse_scale) {
-    float t = mul_rn(value, inverse_scale);
+  /// The multiplier that quantizes values already multiplied by pre_scale_for(abs_max):
+  /// levels / (abs_max * pre), 0 for an all-zero or non-finite vector.
+  KVC_HOST_DEVICE static constexpr float inverse_scale_for(float abs_max) {
+    return abs_max > 0.0f && abs_max <= 3.4028235e38f
+               ? Levels / (abs_max * pre_scale_for(abs_max))
+               : 0.0f;
+  }
+
+  KVC_HOST_DEVICE static int quantize(float value, float inverse_scale, float pre_scale = 1.0f) {
+    float t = mul_rn(mul_rn(value, pre_scale), inverse_scale);
     if (!(t == t)) return 0;  // NaN input: the vector's scale already reads it back as NaN
     t = t < -Levels ? -Levels : (t > Levels ? Levels : t);
     // Adding and subtracting 1.5 * 2^23 rounds a float of magnitude < 2^22 to an integer,
@@ -66,8 +76,9 @@ KVC_HOST_DEVICE constexpr int unpack_int4_high(std::uint8_t byte) { return ((byt
 KVC_HOST_DEVICE inline float quantize_int8(const float* values, int count, std::int8_t* out) {
   const float amax = abs_max(values, count);
   const float inverse = int8_quantizer::inverse_scale_for(amax);
+  const float pre = int8_quantizer::pre_scale_for(amax);
   for (int i = 0; i < count; ++i)
-    out[i] = static_cast<std::int8_t>(int8_quantizer::quantize(values[i], inverse));
+    out[i] = static_cast<std::int8_t>(int8_quantizer::quantize(values[i], inverse, pre));
   return int8_quantizer::scale_for(amax);
 }
 
@@ -80,9 +91,10 @@ KVC_HOST_DEVICE inline void dequantize_int8(const std::int8_t* in, int count, fl
 KVC_HOST_DEVICE inline float quantize_int4(const float* values, int count, std::uint8_t* out) {
   const float amax = abs_max(values, count);
   const float inverse = int4_quantizer::inverse_scale_for(amax);
+  const float pre = int4_quantizer::pre_scale_for(amax);
   for (int i = 0; i + 1 < count; i += 2)
-    out[i / 2] = pack_int4(int4_quantizer::quantize(values[i], inverse),
-                           int4_quantizer::quantize(values[i + 1], inverse));
+    out[i / 2] = pack_int4(int4_quantizer::quantize(values[i], inverse, pre),
+                           int4_quantizer::quantize(values[i + 1], inverse, pre));
   return int4_quantizer::scale_for(amax);
 }
 

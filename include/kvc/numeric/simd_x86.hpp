@@ -131,10 +131,11 @@ template <int Levels>
   for (float lane : lanes) amax = lane > amax ? lane : amax;
   if (!_mm256_testz_si256(any_nan, any_nan)) amax = __builtin_nanf("");
   const __m256 inverse = _mm256_set1_ps(symmetric_quantizer<Levels>::inverse_scale_for(amax));
+  const __m256 pre = _mm256_set1_ps(symmetric_quantizer<Levels>::pre_scale_for(amax));
   const __m256 high = _mm256_set1_ps(static_cast<float>(Levels));
   const __m256 low = _mm256_set1_ps(-static_cast<float>(Levels));
   for (int i = 0; i < dim; i += 8) {
-    __m256 t = _mm256_mul_ps(load8(in_type, in + i * in_bytes), inverse);
+    __m256 t = _mm256_mul_ps(_mm256_mul_ps(load8(in_type, in + i * in_bytes), pre), inverse);
     t = _mm256_andnot_ps(_mm256_cmp_ps(t, t, _CMP_UNORD_Q), t);  // NaN -> 0
     t = _mm256_min_ps(_mm256_max_ps(t, low), high);
     const __m256i levels =

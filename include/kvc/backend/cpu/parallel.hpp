@@ -9,8 +9,10 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace kvc::cpu {
@@ -57,6 +59,12 @@ inline parallel_for_ref serial() {
 
 /// A fixed set of worker threads; the calling thread works too. Tasks are handed out one
 /// index at a time from an atomic counter, so uneven tasks balance themselves.
+///
+/// run() returns only when no thread runs the task any more. A task that throws cancels the
+/// indices not yet handed out; the first exception is rethrown to run()'s caller once every
+/// running task has returned. A task may call run() on the same pool: the inner call runs on
+/// the calling thread (the pool's threads are all busy with the outer one), which serves
+/// nesting without deadlock. Calls from unrelated threads take turns.
 class thread_pool {
  public:
   explicit thread_pool(int threads = static_cast<int>(std::thread::hardware_concurrency()))
@@ -78,7 +86,7 @@ class thread_pool {
 
   void run(std::size_t count, task_ref task) {
     if (count == 0) return;
-    if (workers_.empty() || count == 1) {
+    if (workers_.empty() || count == 1 || running_here() == this) {  // serial, or nested
       for (std::size_t i = 0; i < count; ++i) task(i);
       return;
     }
@@ -89,13 +97,19 @@ class thread_pool {
       count_ = count;
       next_.store(0, std::memory_order_relaxed);
       busy_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
       ++generation_;
     }
     wake_.notify_all();
     drain(task, count);
-    std::unique_lock lock(mutex_);
-    done_.wait(lock, [this] { return busy_ == 0; });
-    task_ = nullptr;
+    std::exception_ptr error;
+    {
+      std::unique_lock lock(mutex_);
+      done_.wait(lock, [this] { return busy_ == 0; });
+      task_ = nullptr;
+      error = std::exchange(error_, nullptr);
+    }
+    if (error) std::rethrow_exception(error);
   }
 
   parallel_for_ref ref() {
@@ -107,10 +121,25 @@ class thread_pool {
   }
 
  private:
-  void drain(task_ref task, std::size_t count) {
+  // The pool whose task this thread is running, if any (nested run() calls go serial).
+  static const thread_pool*& running_here() {
+    thread_local const thread_pool* pool = nullptr;
+    return pool;
+  }
+
+  void drain(task_ref task, std::size_t count) noexcept {
+    const thread_pool* outer = std::exchange(running_here(), this);
     for (std::size_t i = next_.fetch_add(1, std::memory_order_relaxed); i < count;
-         i = next_.fetch_add(1, std::memory_order_relaxed))
-      task(i);
+         i = next_.fetch_add(1, std::memory_order_relaxed)) {
+      try {
+        task(i);
+      } catch (...) {
+        next_.store(count, std::memory_order_relaxed);  // hand out nothing more
+        std::lock_guard lock(mutex_);
+        if (!error_) error_ = std::current_exception();
+      }
+    }
+    running_here() = outer;
   }
 
   void work() {
@@ -142,6 +171,7 @@ class thread_pool {
   std::size_t count_ = 0;
   std::atomic<std::size_t> next_{0};
   int busy_ = 0;
+  std::exception_ptr error_;  ///< the first exception of the current job
   std::uint64_t generation_ = 0;
   bool stopping_ = false;
 };
