@@ -708,13 +708,18 @@ class kv_cache {
     csr.clear();
     const int g = any_group(layer);
     for (const sequence_id& id : batch) checked(id);
-    csr.indptr.reserve(batch.size() + 1);
-    csr.last_page_len.reserve(batch.size());
-    csr.seq_lens.reserve(batch.size());
-    for (const sequence_id& id : batch) {
-      const sequence_state& s = sequences_[id.slot];
-      csr.indices.insert(csr.indices.end(), s.pages[g].begin(), s.pages[g].end());
-      push_sequence(csr, s.length);
+    try {
+      csr.indptr.reserve(batch.size() + 1);
+      csr.last_page_len.reserve(batch.size());
+      csr.seq_lens.reserve(batch.size());
+      for (const sequence_id& id : batch) {
+        const sequence_state& s = sequences_[id.slot];
+        csr.indices.insert(csr.indices.end(), s.pages[g].begin(), s.pages[g].end());
+        push_sequence(csr, s.length);
+      }
+    } catch (...) {  // out of memory: never a half-filled table
+      csr.clear();
+      throw;
     }
     stamp(csr, g);
   }
@@ -737,6 +742,17 @@ class kv_cache {
     csr.indptr.reserve(plan.entries_.size() + 1);
     csr.last_page_len.reserve(plan.entries_.size());
     csr.seq_lens.reserve(plan.entries_.size());
+    try {
+      fill_step_table(plan, g, csr);
+    } catch (...) {  // out of memory: never a half-filled table
+      csr.clear();
+      throw;
+    }
+    stamp(csr, g);
+  }
+
+ private:
+  void fill_step_table(const append_plan& plan, int g, page_table_csr& csr) const {
     const window_shape& window = windows_[g];
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
@@ -757,8 +773,9 @@ class kv_cache {
                          plan.new_pages_.begin() + change.new_end);
       push_sequence(csr, new_length);
     }
-    stamp(csr, g);
   }
+
+ public:
 
   /// A view of one layer over a page table (which must outlive the view) of this cache's
   /// current epoch, and of the layer's group. Host memory only is readable through it on the
@@ -795,7 +812,8 @@ class kv_cache {
   }
 
   /// Throws std::logic_error unless every reference count equals the number of page-table
-  /// entries naming the page, the free lists hold exactly the unreferenced pages, and every
+  /// entries (and open-plan pages) naming the page, the free lists hold exactly the
+  /// unreferenced pages, and every
   /// sequence holds the pages its windows keep (no more; after a truncation or a fork at a
   /// position, maybe fewer recent ones, never fewer than it sees). For tests.
   void check_invariants() const {
@@ -821,6 +839,15 @@ class kv_cache {
                                  std::to_string(kept.count()));
         for (page_id p : s.pages[g]) ++references[static_cast<std::size_t>(p)];
       }
+      if (open_plan_ != nullptr)  // the open plan's pages are its own until commit
+        for (std::size_t i = static_cast<std::size_t>(g); i < open_plan_->changes_.size();
+             i += num_groups) {
+          const auto& change = open_plan_->changes_[i];
+          if (change.cow_page >= 0) ++references[static_cast<std::size_t>(change.cow_page)];
+          for (std::int32_t p = change.new_begin; p < change.new_end; ++p)
+            ++references[static_cast<std::size_t>(
+                open_plan_->new_pages_[static_cast<std::size_t>(p)])];
+        }
       std::vector<bool> free(static_cast<std::size_t>(pool.capacity()), false);
       for (page_id p : pool.free_list()) {
         if (free[static_cast<std::size_t>(p)]) throw std::logic_error("a page is free twice");
