@@ -9,6 +9,8 @@ command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 dpkg -s catch2 >/dev/null 2>&1 || missing+=(catch2)
 dpkg -s libbenchmark-dev >/dev/null 2>&1 || missing+=(libbenchmark-dev)
+# clang++ builds the libFuzzer target that .ci/run's fuzz stage runs.
+command -v clang++ >/dev/null 2>&1 || missing+=(clang)
 
 if ((${#missing[@]} > 0)); then
   as_root=()

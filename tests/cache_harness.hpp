@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <new>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -55,6 +56,9 @@ void expect(bool condition, const Where& where, const char* what) {
 struct choices {
   std::function<std::uint32_t(std::uint32_t)> below;  ///< a number in [0, n)
   std::function<bool()> exhausted = [] { return false; };
+  /// Optional fault injection: make the n-th allocation from now fail, and stop doing so.
+  std::function<void(long)> arm_fault = {};
+  std::function<void()> disarm_fault = {};
 };
 
 class cache_harness {
@@ -136,6 +140,31 @@ class cache_harness {
 
   std::uint32_t pick(std::uint32_t n) { return n <= 1 ? 0 : source_.below(n); }
 
+  // Runs one cache call; with a fault injector, one call in eight has one of its first
+  // allocations fail. A call that fails so must have changed nothing, and counts as not made.
+  template <class Call>
+  bool survived(Call&& call) {
+    if (!source_.arm_fault || pick(8) != 0) {
+      call();
+      return true;
+    }
+    const auto before = snapshot();
+    struct disarm {  // on every way out, a cache_error included
+      const choices& source;
+      ~disarm() { source.disarm_fault(); }
+    };
+    try {
+      const disarm guard{source_};
+      source_.arm_fault(static_cast<long>(pick(12)) + 1);
+      call();
+    } catch (const std::bad_alloc&) {
+      expect(snapshot() == before, "a failed allocation changed the cache");
+      ++counts_[8];
+      return false;
+    }
+    return true;
+  }
+
   float value() {
     const std::uint32_t r = pick(1000);
     const float x = (static_cast<float>(r) - 500.0f) / 250.0f;  // [-2, 2)
@@ -144,7 +173,9 @@ class cache_harness {
 
   void add() {
     if (sequences_.size() >= 6) return;
-    sequences_.push_back({cache_.add_sequence(), {}, 0});
+    sequence_id id;
+    if (!survived([&] { id = cache_.add_sequence(); })) return;
+    sequences_.push_back({id, {}, 0});
     ++counts_[0];
   }
 
@@ -157,7 +188,7 @@ class cache_harness {
     const std::int64_t m = std::max<std::int64_t>(0, n - pick(8));
     const auto before = snapshot();
     try {
-      cache_.truncate(seq.id, m);
+      if (!survived([&] { cache_.truncate(seq.id, m); })) return;
     } catch (const cache_error& e) {
       expect(e.code() == cache_errc::rollback_exceeded,
              std::string("unexpected error: ") + e.what());
@@ -179,7 +210,7 @@ class cache_harness {
     const auto before = snapshot();
     sequence_id child;
     try {
-      child = cache_.fork(parent.id, m);
+      if (!survived([&] { child = cache_.fork(parent.id, m); })) return;
     } catch (const cache_error& e) {
       expect(e.code() == cache_errc::rollback_exceeded,
              std::string("unexpected error: ") + e.what());
@@ -198,7 +229,9 @@ class cache_harness {
   void fork() {
     if (sequences_.empty() || sequences_.size() >= 6) return;
     const auto& parent = sequences_[pick(static_cast<std::uint32_t>(sequences_.size()))];
-    sequence_model child{cache_.fork(parent.id), parent.tokens, parent.longest};
+    sequence_id id;
+    if (!survived([&] { id = cache_.fork(parent.id); })) return;
+    sequence_model child{id, parent.tokens, parent.longest};
     sequences_.push_back(std::move(child));
     ++counts_[1];
   }
@@ -206,7 +239,7 @@ class cache_harness {
   void release() {
     if (sequences_.empty()) return;
     const std::size_t i = pick(static_cast<std::uint32_t>(sequences_.size()));
-    cache_.release(sequences_[i].id);
+    if (!survived([&] { cache_.release(sequences_[i].id); })) return;
     sequences_.erase(sequences_.begin() + static_cast<std::ptrdiff_t>(i));
     ++counts_[2];
   }
@@ -310,7 +343,7 @@ class cache_harness {
     }
     const auto before = snapshot();
     try {
-      cache_.append(b.requests, b.layers);
+      if (!survived([&] { cache_.append(b.requests, b.layers); })) return;
     } catch (const cache_error& e) {
       expect(e.code() == cache_errc::out_of_pages, std::string("unexpected error: ") + e.what());
       bool short_somewhere = false;
@@ -544,7 +577,7 @@ class cache_harness {
   choices source_;
   harness_cache cache_;
   std::vector<sequence_model> sequences_;
-  std::uint64_t counts_[9] = {};
+  std::uint64_t counts_[9] = {};  // ..., 7 truncations, 8 injected allocation failures
 };
 
 }  // namespace kvc::testing

@@ -7,60 +7,16 @@
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
-#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <memory>
-#include <new>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "kvc/cache/kv_cache.hpp"
 
-namespace {
-
-// Armed, the N-th allocation (counting from 1) throws std::bad_alloc.
-struct fault_injector {
-  bool armed = false;
-  long countdown = 0;
-  long seen = 0;
-  bool fail_now() {
-    if (!armed) return false;
-    ++seen;
-    if (--countdown == 0) {
-      armed = false;
-      return true;
-    }
-    return false;
-  }
-};
-fault_injector& faults() {
-  static fault_injector f;
-  return f;
-}
-
-}  // namespace
-
-// The test binary's allocation functions: malloc underneath, failing on demand.
-void* operator new(std::size_t bytes) {
-  if (faults().fail_now()) throw std::bad_alloc();
-  if (void* p = std::malloc(bytes == 0 ? 1 : bytes)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t bytes, std::align_val_t alignment) {
-  if (faults().fail_now()) throw std::bad_alloc();
-  const auto a = static_cast<std::size_t>(alignment);
-  if (void* p = std::aligned_alloc(a, (bytes + a - 1) / a * a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t bytes) { return operator new(bytes); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+#include "failing_new.hpp"
 
 using namespace kvc;
 
@@ -154,14 +110,14 @@ void sweep(const std::string& name, const std::function<void(scene&)>& prepare,
     scene s;
     prepare(s);
     const std::vector<double> before = observe(s.cache, s.ids);
-    faults() = {true, n, 0};
+    kvc::testing::failing_new::countdown = n;
     bool failed = false;
     try {
       call(s);
     } catch (const std::bad_alloc&) {
       failed = true;
     }
-    faults().armed = false;
+    kvc::testing::failing_new::countdown = 0;
     INFO(name << ": allocation " << n << " failed");
     if (!failed) {
       s.cache.check_invariants();
@@ -249,7 +205,7 @@ namespace {
 // An allocator whose N-th allocate() fails: the cache's pools come from it.
 struct failing_allocator : host_allocator {
   std::byte* allocate(std::size_t bytes) {
-    if (faults().fail_now()) throw std::bad_alloc();
+    if (kvc::testing::failing_new::fail_now()) throw std::bad_alloc();
     return host_allocator::allocate(bytes);
   }
 };
@@ -259,7 +215,7 @@ struct failing_allocator : host_allocator {
 TEST_CASE("a cache whose allocator fails is not built, and gives back what it took") {
   using cache = kv_cache<fault_model, paged<4>, failing_allocator>;
   for (long n = 1; n <= 3; ++n) {
-    faults() = {true, n, 0};
+    kvc::testing::failing_new::countdown = n;
     bool failed = false;
     try {
       cache c(capacity_pages{8});
@@ -267,7 +223,7 @@ TEST_CASE("a cache whose allocator fails is not built, and gives back what it to
     } catch (const std::bad_alloc&) {
       failed = true;
     }
-    faults().armed = false;
+    kvc::testing::failing_new::countdown = 0;
     CHECK(failed);  // any of the three group pools (or a page pool) may fail
   }
 }
