@@ -147,8 +147,9 @@ TEST_CASE("every mutating call leaves the cache as it was when an allocation fai
     };
     sweep("add_sequence", room, [](scene& s) { s.ids.push_back(s.cache.add_sequence()); });
     sweep("fork", room, [](scene& s) { s.ids.push_back(s.cache.fork(s.ids[0])); });
-    sweep("fork at a position", room,
-          [](scene& s) { s.ids.push_back(s.cache.fork(s.ids[0], 21)); });
+    for (const std::int64_t at : {0, 20, 21, 22})  // what the reserve of 3 allows of 23
+      sweep("fork at " + std::to_string(at), room,
+            [at](scene& s) { s.ids.push_back(s.cache.fork(s.ids[0], at)); });
   }
   sweep("truncate", none, [](scene& s) { s.cache.truncate(s.ids[0], 21); });
   sweep("release", none, [](scene& s) { s.cache.release(s.ids[2]); });
@@ -271,5 +272,7 @@ TEST_CASE("sizes and counts near the integer limits are refused, changing nothin
                                     std::numeric_limits<std::uint64_t>::max()})
     CHECK(code_of([&] { fault_cache c(capacity_bytes{bytes, 4096}); }) == invalid);
   CHECK(code_of([&] { fault_cache c(capacity_pages{8, -1}); }) == invalid);
+  CHECK(code_of([&] { fault_cache c(capacity_pages{8, max_rollback_reserve + 1}); }) == invalid);
+  CHECK(code_of([&] { fault_cache c(capacity_pages{8, std::int64_t{1} << 62}); }) == invalid);
   CHECK(code_of([&] { fault_cache c(capacity_bytes{1 << 20, std::int64_t{1} << 62}); }) == invalid);
 }

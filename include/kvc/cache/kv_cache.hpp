@@ -18,8 +18,8 @@
 //   attention of layer l can run over the step's own new tokens once they are written.
 // - Rollback: truncate(seq, n) drops the last tokens (speculative decoding's rejected
 //   drafts); fork(parent, n) shares only the first n. Window layers keep a rollback reserve
-//   of R tokens (capacity_*::rollback_reserve) so that a truncation by up to R tokens still
-//   finds everything the shorter sequence sees.
+//   of R tokens (capacity_*::rollback_reserve) so that a sequence cut back to the longest it
+//   has been minus R still finds everything it sees.
 // - Every error throws cache_error and leaves the cache exactly as it was.
 
 #include <algorithm>
@@ -57,6 +57,8 @@ struct sequence_id {
 
 /// The longest sequence the cache takes: token counts and positions stay far from overflow.
 inline constexpr std::int64_t max_sequence_tokens = std::int64_t{1} << 40;
+/// The largest rollback reserve a cache takes (speculative decoding needs a few tokens).
+inline constexpr std::int64_t max_rollback_reserve = 65536;
 
 struct append_request {
   sequence_id sequence;
@@ -318,8 +320,9 @@ class kv_cache {
   /// Drops the sequence's tokens from position `tokens` on (the rejected draft tokens of
   /// speculative decoding): their pages go back (a shared page is only let go, never
   /// written). A window layer must still hold everything a sequence of `tokens` tokens sees;
-  /// a cache built with a rollback reserve of R guarantees that for any truncation by up to
-  /// R tokens. Otherwise throws rollback_exceeded and changes nothing.
+  /// a cache built with a rollback reserve of R guarantees that for any `tokens` at least the
+  /// longest the sequence has been minus R (a speculative step of up to R drafts). Otherwise
+  /// throws rollback_exceeded and changes nothing.
   void truncate(sequence_id sequence, std::int64_t tokens) {
     no_open_plan("truncate");
     const std::uint32_t slot = checked(sequence);
@@ -905,9 +908,10 @@ class kv_cache {
   }
 
   void set_reserve(std::int64_t reserve) {
-    if (reserve < 0 || reserve > max_sequence_tokens)
+    // Bounded, so that the page-pattern scans over a window's horizon stay short.
+    if (reserve < 0 || reserve > max_rollback_reserve)
       throw cache_error(cache_errc::invalid_argument,
-                        "kvc::kv_cache: rollback_reserve must be in 0..2^40, not " +
+                        "kvc::kv_cache: rollback_reserve must be in 0..65536, not " +
                             std::to_string(reserve));
     rollback_reserve_ = reserve;
     for (int g = 0; g < num_groups; ++g) {
