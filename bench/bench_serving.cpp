@@ -84,8 +84,7 @@ void report_bytes(benchmark::State& state, double bytes_per_call, double seconds
 
 void step_decode(benchmark::State& state, int batch, std::int64_t context, bool in_step) {
   using model = kvc::model<1, llama_layer>;
-  kvc::kv_cache<model, kvc::paged<16>> cache(
-      kvc::capacity_pages{batch * (context / 16 + 2)});
+  kvc::kv_cache<model, kvc::paged<16>> cache(kvc::capacity_pages{batch * (context / 16 + 2)});
   const std::vector<kvc::sequence_id> ids = fill(cache, batch, in_step ? context - 1 : context);
   const auto parallel = two_threads();
   const std::vector<float> q = random_floats(static_cast<std::size_t>(batch) * q_heads * dim);
@@ -117,8 +116,9 @@ void step_decode(benchmark::State& state, int batch, std::int64_t context, bool 
     benchmark::DoNotOptimize(out.data());
     seconds += elapsed(start);
   }
-  report_bytes(state, static_cast<double>(batch) * static_cast<double>(context) *
-                          static_cast<double>(cache.geometry(0).page_bytes) / 16,
+  report_bytes(state,
+               static_cast<double>(batch) * static_cast<double>(context) *
+                   static_cast<double>(cache.geometry(0).page_bytes) / 16,
                seconds);
 }
 
@@ -183,8 +183,9 @@ void engine_step(benchmark::State& state, std::int64_t context) {
   state.counters["append_ms"] = append_seconds / calls * 1e3;
   state.counters["decode_ms"] = decode_seconds / calls * 1e3;
   state.counters["step_over_parts"] = step_seconds / (append_seconds + decode_seconds);
-  report_bytes(state, static_cast<double>(layers) * batch * static_cast<double>(context + 1) *
-                          static_cast<double>(cache.geometry(0).page_bytes) / 16,
+  report_bytes(state,
+               static_cast<double>(layers) * batch * static_cast<double>(context + 1) *
+                   static_cast<double>(cache.geometry(0).page_bytes) / 16,
                step_seconds);
 }
 
@@ -194,13 +195,11 @@ int main(int argc, char** argv) {
   for (int batch : {1, 16})
     for (std::int64_t context : {4096, 32768})
       for (bool in_step : {false, true})
-        benchmark::RegisterBenchmark(("step_decode/llama3_8b/fp16/batch:" + std::to_string(batch) +
-                                      "/ctx:" + std::to_string(context) +
-                                      "/in_step:" + std::to_string(in_step ? 1 : 0) + "/threads:2")
-                                         .c_str(),
-                                     [=](benchmark::State& state) {
-                                       step_decode(state, batch, context, in_step);
-                                     })
+        benchmark::RegisterBenchmark(
+            ("step_decode/llama3_8b/fp16/batch:" + std::to_string(batch) + "/ctx:" +
+             std::to_string(context) + "/in_step:" + std::to_string(in_step ? 1 : 0) + "/threads:2")
+                .c_str(),
+            [=](benchmark::State& state) { step_decode(state, batch, context, in_step); })
             ->Unit(benchmark::kMillisecond);
   for (std::int64_t context : {4096, 16384})
     benchmark::RegisterBenchmark(

@@ -116,10 +116,14 @@ inline read_loop best_read_loop() {
 
 inline const char* name_of(read_loop loop) {
   switch (loop) {
-    case read_loop::avx512: return "AVX-512 sum";
-    case read_loop::avx2: return "AVX2 sum";
-    case read_loop::integer_or: return "AVX2 integer OR";
-    default: return "portable sum";
+    case read_loop::avx512:
+      return "AVX-512 sum";
+    case read_loop::avx2:
+      return "AVX2 sum";
+    case read_loop::integer_or:
+      return "AVX2 integer OR";
+    default:
+      return "portable sum";
   }
 }
 
@@ -134,11 +138,19 @@ inline double read_bytes_per_second(cpu::parallel_for_ref parallel, read_loop lo
       float s = 0;
       switch (loop) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-        case read_loop::avx512: s = sum_avx512(p, per_part); break;
-        case read_loop::avx2: s = sum_avx2(p, per_part); break;
-        case read_loop::integer_or: s = static_cast<float>(or_avx2(p, per_part)); break;
+        case read_loop::avx512:
+          s = sum_avx512(p, per_part);
+          break;
+        case read_loop::avx2:
+          s = sum_avx2(p, per_part);
+          break;
+        case read_loop::integer_or:
+          s = static_cast<float>(or_avx2(p, per_part));
+          break;
 #endif
-        default: s = sum_portable(p, per_part); break;
+        default:
+          s = sum_portable(p, per_part);
+          break;
       }
       sums[part] = s;
     });
@@ -167,7 +179,8 @@ inline double stream_read_bytes_per_second(cpu::parallel_for_ref parallel) {
       double best = rate, other = 0;
       for (int round = 0; round < 3; ++round) {  // the machine is noisy: the best of three
         best = std::max(best, detail::read_bytes_per_second(parallel, loop));
-        other = std::max(other, detail::read_bytes_per_second(parallel, detail::read_loop::integer_or));
+        other =
+            std::max(other, detail::read_bytes_per_second(parallel, detail::read_loop::integer_or));
       }
       if (best < 0.75 * other) {
         std::fprintf(stderr,

@@ -49,14 +49,14 @@ namespace {
 // ---- the two model shapes ----
 
 constexpr int q_heads = 8, kv_heads = 2, head_dim = 32;
-using llama_layer = kvc::layer<kvc::gqa<q_heads, kv_heads>, kvc::head_dim<head_dim>,
-                               kvc::storage<kvc::bf16>>;
+using llama_layer =
+    kvc::layer<kvc::gqa<q_heads, kv_heads>, kvc::head_dim<head_dim>, kvc::storage<kvc::bf16>>;
 struct llama_like : kvc::model<4, llama_layer> {};
 
 using gemma_local = kvc::layer<kvc::gqa<q_heads, kv_heads>, kvc::head_dim<head_dim>,
                                kvc::sliding_window<32>, kvc::storage<kvc::bf16>>;
-using gemma_global = kvc::layer<kvc::gqa<q_heads, kv_heads>, kvc::head_dim<head_dim>,
-                                kvc::storage<kvc::bf16>>;
+using gemma_global =
+    kvc::layer<kvc::gqa<q_heads, kv_heads>, kvc::head_dim<head_dim>, kvc::storage<kvc::bf16>>;
 struct gemma_like : kvc::model<6, kvc::pattern<gemma_local, gemma_local, gemma_local, gemma_local,
                                                gemma_local, gemma_global>> {};
 
@@ -79,9 +79,9 @@ struct options {
 template <class Model>
 struct decoder {
   static constexpr int layers = Model::num_layers;
-  std::vector<float> embed, unembed;                     // [vocab][d], [d][vocab]
-  std::vector<std::vector<float>> w_qkv, w_o, w_mlp;     // per layer
-  std::vector<int> draft_next;                           // the bigram draft model
+  std::vector<float> embed, unembed;                  // [vocab][d], [d][vocab]
+  std::vector<std::vector<float>> w_qkv, w_o, w_mlp;  // per layer
+  std::vector<int> draft_next;                        // the bigram draft model
 
   explicit decoder(std::uint32_t seed) {
     std::mt19937 rng(seed);
@@ -121,7 +121,8 @@ struct decoder {
   void finish_layer(int l, const float* o, float* x) const {
     const auto& wo = w_o[static_cast<std::size_t>(l)];
     for (int i = 0; i < q_heads * head_dim; ++i)
-      for (int j = 0; j < d_model; ++j) x[j] += o[i] * wo[static_cast<std::size_t>(i) * d_model + j];
+      for (int j = 0; j < d_model; ++j)
+        x[j] += o[i] * wo[static_cast<std::size_t>(i) * d_model + j];
     float h[d_model];
     matmul(x, w_mlp[static_cast<std::size_t>(l)], d_model, h);
     for (int j = 0; j < d_model; ++j) x[j] += std::tanh(h[j]);
@@ -130,7 +131,8 @@ struct decoder {
     std::vector<float> logits(vocab, 0.0f);
     for (int i = 0; i < d_model; ++i)
       for (int v = 0; v < vocab; ++v)
-        logits[static_cast<std::size_t>(v)] += x[i] * unembed[static_cast<std::size_t>(i) * vocab + v];
+        logits[static_cast<std::size_t>(v)] +=
+            x[i] * unembed[static_cast<std::size_t>(i) * vocab + v];
     return logits;
   }
   static int argmax(const std::vector<float>& logits) {
@@ -150,7 +152,8 @@ struct decoder {
       const kvc::layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(l)];
       const kvc::attention::attention_params p = kvc::attention::layer_params<Model>(l);
       for (int t = 0; t < n; ++t)
-        qkv(l, &x[static_cast<std::size_t>(t) * d_model], &rows[static_cast<std::size_t>(t) * qkv_width]);
+        qkv(l, &x[static_cast<std::size_t>(t) * d_model],
+            &rows[static_cast<std::size_t>(t) * qkv_width]);
       std::vector<float> next = x;
       for (int t = 0; t < n; ++t) {
         for (int h = 0; h < q_heads; ++h) {
@@ -161,7 +164,8 @@ struct decoder {
           double most = -1e300;
           for (int j = 0; j <= t; ++j) {
             if (!s.window.visible(t, j)) continue;
-            const float* k = &rows[static_cast<std::size_t>(j) * qkv_width + (q_heads + kv) * head_dim];
+            const float* k =
+                &rows[static_cast<std::size_t>(j) * qkv_width + (q_heads + kv) * head_dim];
             double dot = 0;
             for (int d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * k[d];
             scores.push_back(dot * p.scale);
@@ -228,11 +232,11 @@ class engine {
     }
     for (int g = 0; g < groups; ++g)
       if (cache_.used_pages(g) != 0) fail("pages are still held after every request finished");
-    std::printf("%s: %d requests (%d samples, %d speculative), %lld tokens in %d steps; "
-                "%d of %d draft tokens accepted; %d logit checks, worst %.2e (bound %.2e)\n",
-                options_.model.c_str(), options_.requests, samples_, speculative_,
-                static_cast<long long>(tokens_), step_, accepted_, drafted_, checks_, worst_,
-                logit_bound);
+    std::printf(
+        "%s: %d requests (%d samples, %d speculative), %lld tokens in %d steps; "
+        "%d of %d draft tokens accepted; %d logit checks, worst %.2e (bound %.2e)\n",
+        options_.model.c_str(), options_.requests, samples_, speculative_,
+        static_cast<long long>(tokens_), step_, accepted_, drafted_, checks_, worst_, logit_bound);
     if (failures_ == 0) std::printf("all checks passed\n");
     return failures_ == 0 ? 0 : 1;
   }
@@ -273,7 +277,8 @@ class engine {
         extends.push_back(&s);
       } else if (s.speculative) {
         int last = s.tokens.back();
-        for (int k = 0; k < options_.draft; ++k) s.drafts.push_back(last = decoder_.draft_next[static_cast<std::size_t>(last)]);
+        for (int k = 0; k < options_.draft; ++k)
+          s.drafts.push_back(last = decoder_.draft_next[static_cast<std::size_t>(last)]);
         extends.push_back(&s);
       } else {
         decodes.push_back(&s);
@@ -302,8 +307,9 @@ class engine {
     const auto decode_rows = static_cast<int>(decodes.size());
     std::vector<float> x(static_cast<std::size_t>(rows) * d_model);
     for (int r = 0; r < rows; ++r)
-      std::copy_n(&decoder_.embed[static_cast<std::size_t>(fed[static_cast<std::size_t>(r)]) * d_model],
-                  d_model, &x[static_cast<std::size_t>(r) * d_model]);
+      std::copy_n(
+          &decoder_.embed[static_cast<std::size_t>(fed[static_cast<std::size_t>(r)]) * d_model],
+          d_model, &x[static_cast<std::size_t>(r) * d_model]);
 
     std::vector<kvc::sequence_id> extend_ids;
     for (stream* s : extends) extend_ids.push_back(s->sequence);
@@ -332,9 +338,13 @@ class engine {
       }
       // The K and V slices of the fused projection, as strided inputs.
       const auto slice = [&](int first_row, int count, int first_head) {
-        return kvc::kv_input{qkv.data() + static_cast<std::size_t>(first_row) * qkv_width +
-                                 first_head * head_dim,
-                             kvc::dtype_id::fp32, count, kv_heads, head_dim, qkv_width};
+        return kvc::kv_input{
+            qkv.data() + static_cast<std::size_t>(first_row) * qkv_width + first_head * head_dim,
+            kvc::dtype_id::fp32,
+            count,
+            kv_heads,
+            head_dim,
+            qkv_width};
       };
       cache_.write(plan, l, slice(0, rows, q_heads), slice(0, rows, q_heads + kv_heads));
       const kvc::attention::attention_params params = kvc::attention::layer_params<Model>(l);
@@ -439,10 +449,11 @@ class engine {
     const std::uint64_t held = cache_.used_bytes();
     if (held > predicted) fail("the cache holds more than the footprint predicts");
     if (!options_.quiet)
-      std::printf("step %3d: batch %2zu (%zu decode, %zu extend), %4d tokens, %8.0f tokens/s, "
-                  "KV %7.1f KiB held, footprint %7.1f KiB\n",
-                  step_, batch.size(), decodes.size(), extends.size(), rows, rows / seconds,
-                  static_cast<double>(held) / 1024, static_cast<double>(predicted) / 1024);
+      std::printf(
+          "step %3d: batch %2zu (%zu decode, %zu extend), %4d tokens, %8.0f tokens/s, "
+          "KV %7.1f KiB held, footprint %7.1f KiB\n",
+          step_, batch.size(), decodes.size(), extends.size(), rows, rows / seconds,
+          static_cast<double>(held) / 1024, static_cast<double>(predicted) / 1024);
     ++step_;
   }
 
@@ -462,7 +473,8 @@ class engine {
   }
 
   // The engine's logits for the last of `history` against a recomputation without a cache.
-  bool check_logits(const stream& s, const std::vector<int>& history, const std::vector<float>& got) {
+  bool check_logits(const stream& s, const std::vector<int>& history,
+                    const std::vector<float>& got) {
     const std::vector<float> want = decoder_.logits_without_cache(history);
     double worst = 0, scale = 0;
     for (std::size_t v = 0; v < got.size(); ++v) {
@@ -509,16 +521,26 @@ options parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--model") o.model = next();
-    else if (arg == "--requests") o.requests = std::stoi(next());
-    else if (arg == "--prompt-max") o.prompt_max = std::stoi(next());
-    else if (arg == "--new-tokens") o.new_tokens = std::stoi(next());
-    else if (arg == "--chunk") o.chunk = std::stoi(next());
-    else if (arg == "--draft") o.draft = std::stoi(next());
-    else if (arg == "--check-every") o.check_every = std::stoi(next());
-    else if (arg == "--threads") o.threads = std::stoi(next());
-    else if (arg == "--seed") o.seed = static_cast<std::uint32_t>(std::stoul(next()));
-    else if (arg == "--quiet") o.quiet = true;
+    if (arg == "--model")
+      o.model = next();
+    else if (arg == "--requests")
+      o.requests = std::stoi(next());
+    else if (arg == "--prompt-max")
+      o.prompt_max = std::stoi(next());
+    else if (arg == "--new-tokens")
+      o.new_tokens = std::stoi(next());
+    else if (arg == "--chunk")
+      o.chunk = std::stoi(next());
+    else if (arg == "--draft")
+      o.draft = std::stoi(next());
+    else if (arg == "--check-every")
+      o.check_every = std::stoi(next());
+    else if (arg == "--threads")
+      o.threads = std::stoi(next());
+    else if (arg == "--seed")
+      o.seed = static_cast<std::uint32_t>(std::stoul(next()));
+    else if (arg == "--quiet")
+      o.quiet = true;
     else {
       std::fprintf(stderr, "serve: unknown option %s\n", arg.c_str());
       std::exit(2);

@@ -218,10 +218,11 @@ class cache_harness {
       expect(snapshot() == before, "a refused fork changed the cache");
       return;
     }
-    sequence_model model{child,
-                         std::vector<token_values>(parent.tokens.begin(),
-                                                   parent.tokens.begin() + static_cast<std::ptrdiff_t>(m)),
-                         parent.longest};
+    sequence_model model{
+        child,
+        std::vector<token_values>(parent.tokens.begin(),
+                                  parent.tokens.begin() + static_cast<std::ptrdiff_t>(m)),
+        parent.longest};
     sequences_.push_back(std::move(model));
     ++counts_[1];
   }

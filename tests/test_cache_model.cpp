@@ -24,7 +24,8 @@ TEST_CASE("random operations against the reference model") {
   const std::uint64_t seed = from_environment("KVC_MODEL_SEED", 20261123);
   const std::uint64_t steps = from_environment("KVC_MODEL_STEPS", 100'000);
   std::mt19937_64 rng(seed);
-  kvc::testing::choices source{[&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); }};
+  kvc::testing::choices source{
+      [&](std::uint32_t n) { return static_cast<std::uint32_t>(rng() % n); }};
   source.arm_fault = [](long n) { kvc::testing::failing_new::countdown = n; };
   source.disarm_fault = [] { kvc::testing::failing_new::countdown = 0; };
   kvc::testing::cache_harness harness(source);

@@ -44,7 +44,8 @@ struct step_data {
 step_data step_of(std::int64_t tokens, float base) {
   step_data d{values_for(tokens, base), values_for(tokens, -base), {}};
   for (int l = 0; l < owning_layers; ++l)
-    d.layers.push_back({l, fp32_input(d.k.data(), tokens, 2, 8), fp32_input(d.v.data(), tokens, 2, 8)});
+    d.layers.push_back(
+        {l, fp32_input(d.k.data(), tokens, 2, 8), fp32_input(d.v.data(), tokens, 2, 8)});
   return d;
 }
 
@@ -176,11 +177,13 @@ TEST_CASE("every mutating call leaves the cache as it was when an allocation fai
     step->plan.reset();  // dropped: aborts
   });
   sweep("write", open, [step](scene& s) {
-    for (const layer_input& in : step->data.layers) s.cache.write(*step->plan, in.layer, in.k, in.v);
+    for (const layer_input& in : step->data.layers)
+      s.cache.write(*step->plan, in.layer, in.k, in.v);
   });
   const auto written = [step, open](scene& s) {
     open(s);
-    for (const layer_input& in : step->data.layers) s.cache.write(*step->plan, in.layer, in.k, in.v);
+    for (const layer_input& in : step->data.layers)
+      s.cache.write(*step->plan, in.layer, in.k, in.v);
   };
   sweep("commit", written, [step](scene& s) { s.cache.commit(*step->plan); });
   sweep("abort", written, [step](scene& s) { s.cache.abort(*step->plan); });
@@ -246,8 +249,8 @@ TEST_CASE("sizes and counts near the integer limits are refused, changing nothin
         std::numeric_limits<std::int64_t>::max(), std::numeric_limits<std::int64_t>::min()}) {
     INFO("tokens " << tokens);
     const append_request one{s.ids[0], tokens};
-    const int expected = tokens == (std::int64_t{1} << 31) ? static_cast<int>(cache_errc::out_of_pages)
-                                                             : invalid;
+    const int expected =
+        tokens == (std::int64_t{1} << 31) ? static_cast<int>(cache_errc::out_of_pages) : invalid;
     CHECK(code_of([&] { (void)s.cache.plan_append({&one, 1}); }) == expected);
     // Eight requests whose sum overflows, with inputs of no tokens.
     std::vector<sequence_id> many;
@@ -268,8 +271,8 @@ TEST_CASE("sizes and counts near the integer limits are refused, changing nothin
   for (const std::int64_t pages :
        {std::int64_t{1} << 31, std::int64_t{1} << 32, std::numeric_limits<std::int64_t>::max()})
     CHECK(code_of([&] { fault_cache c(capacity_pages{pages}); }) == invalid);
-  for (const std::uint64_t bytes : {std::uint64_t{1} << 50, std::uint64_t{1} << 63,
-                                    std::numeric_limits<std::uint64_t>::max()})
+  for (const std::uint64_t bytes :
+       {std::uint64_t{1} << 50, std::uint64_t{1} << 63, std::numeric_limits<std::uint64_t>::max()})
     CHECK(code_of([&] { fault_cache c(capacity_bytes{bytes, 4096}); }) == invalid);
   CHECK(code_of([&] { fault_cache c(capacity_pages{8, -1}); }) == invalid);
   CHECK(code_of([&] { fault_cache c(capacity_pages{8, max_rollback_reserve + 1}); }) == invalid);

@@ -57,8 +57,12 @@ TEST_CASE("a latent layer caches one vector for all heads") {
   STATIC_REQUIRE(mla::k_dim == 576);
   STATIC_REQUIRE(mla::v_dim == 512);
   STATIC_REQUIRE(mla::bytes_per_token == 576 * 2);
-  STATIC_REQUIRE(layer<mqa<16>, latent<512, 64>, storage<int8>, inv_sqrt_scale<192>>::bytes_per_token == 576 + 4);
-  STATIC_REQUIRE(layer<mqa<16>, latent<512, 64>, storage<int4>, inv_sqrt_scale<192>>::bytes_per_token == 288 + 4);
+  STATIC_REQUIRE(
+      layer<mqa<16>, latent<512, 64>, storage<int8>, inv_sqrt_scale<192>>::bytes_per_token ==
+      576 + 4);
+  STATIC_REQUIRE(
+      layer<mqa<16>, latent<512, 64>, storage<int4>, inv_sqrt_scale<192>>::bytes_per_token ==
+      288 + 4);
 }
 
 TEST_CASE("a pattern cycles from the first layer and may be cut short") {

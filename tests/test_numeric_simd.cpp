@@ -99,7 +99,8 @@ TEST_CASE("AVX2 conversions give the portable bits") {
   std::vector<float> tiny(64 * 3);  // largest magnitudes 1e-30, 3e-37, 1.5e-38 (fp32 in only)
   for (std::size_t i = 0; i < tiny.size(); ++i)
     tiny[i] = (i < 64 ? 1e-30f : i < 128 ? 3e-37f : 1.5e-38f) * normal(rng) / 40.0f;
-  for (dtype_id out : {dtype_id::int8, dtype_id::int4}) compare_paths(dtype_id::fp32, out, tiny, 64);
+  for (dtype_id out : {dtype_id::int8, dtype_id::int4})
+    compare_paths(dtype_id::fp32, out, tiny, 64);
   for (dtype_id in : {dtype_id::fp32, dtype_id::fp16, dtype_id::bf16})
     for (dtype_id out : {dtype_id::fp32, dtype_id::fp16, dtype_id::bf16, dtype_id::fp8_e4m3,
                          dtype_id::fp8_e5m2, dtype_id::int8, dtype_id::int4}) {

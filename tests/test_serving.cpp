@@ -35,9 +35,9 @@ using sink_layer =
     layer<gqa<4, 2>, head_dim<32>, streaming<4, 24>, storage<fp8_e4m3>, learned_sinks>;
 using mla_layer = layer<mqa<8>, latent<32, 16>, storage<bf16>, inv_sqrt_scale<48>>;
 using chunk_layer = layer<mqa<4>, head_dim<32>, chunked<32>, storage<int4>>;
-struct serving_model : stack<repeat<1, full_layer>, repeat<1, window_layer>, repeat<1, sink_layer>,
-                             repeat<1, mla_layer>, repeat<1, chunk_layer>,
-                             repeat<1, kv_shared<0, full_layer>>> {};
+struct serving_model
+    : stack<repeat<1, full_layer>, repeat<1, window_layer>, repeat<1, sink_layer>,
+            repeat<1, mla_layer>, repeat<1, chunk_layer>, repeat<1, kv_shared<0, full_layer>>> {};
 using serving_cache = kv_cache<serving_model, paged<16>>;
 constexpr int layers = serving_model::num_layers;
 
@@ -128,6 +128,29 @@ layer_result decode_layer(const paged_layer_view& view, int l, const std::vector
   return r;
 }
 
+// Two caches with the same history and the same step of `tokens` per sequence written: in
+// `open` the step's plan is still open, in `committed` it is committed.
+struct twin_step {
+  serving_cache open, committed;
+  std::vector<sequence_id> ids;
+  append_plan plan;
+  twin_step(std::int64_t reserve, std::int64_t tokens, std::uint32_t seed)
+      : open(capacity_pages{64, reserve}), committed(capacity_pages{64, reserve}) {
+    ids = build_history(open);
+    REQUIRE(build_history(committed) == ids);
+    std::vector<append_request> batch;
+    for (sequence_id id : ids) batch.push_back({id, tokens});
+    const step_inputs s = random_step(tokens * static_cast<std::int64_t>(ids.size()), seed);
+    plan = open.plan_append(batch);
+    append_plan other = committed.plan_append(batch);
+    for (const layer_input& in : s.layers) {
+      open.write(plan, in.layer, in.k, in.v);
+      committed.write(other, in.layer, in.k, in.v);
+    }
+    committed.commit(other);
+  }
+};
+
 bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
   return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
 }
@@ -138,19 +161,10 @@ TEST_CASE("decode inside an open step equals decode after commit, bit for bit") 
   // Every layer kind; a fork whose shared half page the step copies; a sequence whose first
   // token is the step's; a sliding window and a chunk that cross pages within the step.
   for (const std::int64_t reserve : {0, 5}) {
-    serving_cache open(capacity_pages{64, reserve}), committed(capacity_pages{64, reserve});
-    const std::vector<sequence_id> ids = build_history(open);
-    REQUIRE(build_history(committed) == ids);
-    const std::vector<append_request> batch{{ids[0], 1}, {ids[1], 1}, {ids[2], 1}, {ids[3], 1}};
-    const step_inputs s = random_step(4, 12);
-
-    append_plan plan = open.plan_append(batch);
-    append_plan other = committed.plan_append(batch);
-    for (const layer_input& in : s.layers) {
-      open.write(plan, in.layer, in.k, in.v);
-      committed.write(other, in.layer, in.k, in.v);
-    }
-    committed.commit(other);
+    twin_step twins(reserve, 1, 12);
+    serving_cache &open = twins.open, &committed = twins.committed;
+    const std::vector<sequence_id>& ids = twins.ids;
+    append_plan& plan = twins.plan;
     for (int l = 0; l < layers; ++l) {
       INFO("layer " << l << ", reserve " << reserve);
       const layer_summary& info = summary(l);
@@ -174,18 +188,10 @@ TEST_CASE("extend inside an open step reads the step's tokens from the cache") {
   // A step of 3 tokens per sequence. Over the step's view (new K/V already written), extend
   // must equal the same call after commit bit for bit, and the reference within the bound.
   // Window layers need a rollback reserve of rows - 1 = 2 to keep what the first row sees.
-  serving_cache open(capacity_pages{64, 2}), committed(capacity_pages{64, 2});
-  const std::vector<sequence_id> ids = build_history(open);
-  build_history(committed);
-  const std::vector<append_request> batch{{ids[0], 3}, {ids[1], 3}, {ids[2], 3}, {ids[3], 3}};
-  const step_inputs s = random_step(12, 13);
-  append_plan plan = open.plan_append(batch);
-  append_plan other = committed.plan_append(batch);
-  for (const layer_input& in : s.layers) {
-    open.write(plan, in.layer, in.k, in.v);
-    committed.write(other, in.layer, in.k, in.v);
-  }
-  committed.commit(other);
+  twin_step twins(2, 3, 13);
+  serving_cache &open = twins.open, &committed = twins.committed;
+  const std::vector<sequence_id>& ids = twins.ids;
+  append_plan& plan = twins.plan;
   const std::int32_t qo[] = {0, 3, 6, 9, 12};
   cpu::extend_workspace workspace;
   for (int l = 0; l < layers; ++l) {
@@ -385,8 +391,7 @@ TEST_CASE("the footprint and capacity count the rollback reserve") {
   using g3 = models::gemma3_27b;
   STATIC_REQUIRE(footprint<g3>::bytes_for_tokens(4096, 0) == footprint<g3>::bytes_for_tokens(4096));
   // Local layers keep 1024 + R tokens: 52 local layers x 16 KV heads x 128 dims x 2 x 2 bytes.
-  STATIC_REQUIRE(footprint<g3>::bytes_for_tokens(4096, 8) -
-                     footprint<g3>::bytes_for_tokens(4096) ==
+  STATIC_REQUIRE(footprint<g3>::bytes_for_tokens(4096, 8) - footprint<g3>::bytes_for_tokens(4096) ==
                  8ull * 52 * 16 * 128 * 2 * 2);
   STATIC_REQUIRE(footprint<g3>::bytes_for_tokens(500, 8) == footprint<g3>::bytes_for_tokens(500));
   // A cache built with a reserve gives its local group more pages for the same budget share.
@@ -453,8 +458,8 @@ TEST_CASE("K and V slices of a fused QKV projection go in without a copy") {
   kv_cache<one, paged<16>> strided(capacity_pages{8}), dense(capacity_pages{8});
   const sequence_id a = strided.add_sequence(), b = dense.add_sequence();
   const kv_input k_slice{qkv.data() + q_heads * dim, dtype_id::fp16, tokens, kv_heads, dim, row};
-  const kv_input v_slice{qkv.data() + (q_heads + kv_heads) * dim, dtype_id::fp16, tokens,
-                         kv_heads, dim, row};
+  const kv_input v_slice{
+      qkv.data() + (q_heads + kv_heads) * dim, dtype_id::fp16, tokens, kv_heads, dim, row};
   const append_request ra{a, tokens}, rb{b, tokens};
   const layer_input sa{0, k_slice, v_slice};
   const layer_input sb{0, fp16_input(dense_k.data(), tokens, kv_heads, dim),
@@ -542,7 +547,8 @@ TEST_CASE("stale page tables and mismatched plans are refused before memory is r
           cpu::decode(plan, cache.view(1, window_table), q.data(), out.data(), lse.data(),
                       attention::layer_params<serving_model>(1), workspace, pool().ref());
         }) == cache_errc::plan_mismatch);
-  const page_table_csr fewer = cache.page_table(0, std::vector<sequence_id>(ids.begin(), ids.end()));
+  const page_table_csr fewer =
+      cache.page_table(0, std::vector<sequence_id>(ids.begin(), ids.end()));
   CHECK(error_of(cache, [&] {
           cpu::decode(plan, cache.view(0, fewer), q.data(), out.data(), lse.data(),
                       attention::layer_params<serving_model>(0), workspace, pool().ref());

@@ -62,9 +62,9 @@ template <model_type Model>
 attention_params layer_params(int layer, const float* sink_logits = nullptr) {
   if (layer < 0 || layer >= Model::num_layers ||
       !model_attention<Model>[static_cast<std::size_t>(layer)].attends)
-    throw cache_error(cache_errc::invalid_layer,
-                      "kvc::attention::layer_params: layer " + std::to_string(layer) +
-                          " does not exist or has no attention");
+    throw cache_error(cache_errc::invalid_layer, "kvc::attention::layer_params: layer " +
+                                                     std::to_string(layer) +
+                                                     " does not exist or has no attention");
   const layer_attention& a = model_attention<Model>[static_cast<std::size_t>(layer)];
   attention_params p;
   p.scale = a.scale;

@@ -194,7 +194,8 @@ class append_plan {
   std::vector<entry> entries_;
   std::vector<group_change> changes_;  ///< entries_.size() x groups
   std::vector<page_id> new_pages_;
-  mutable std::vector<bool> written_;  ///< [layer]: write() stored its K/V (write takes a const plan)
+  mutable std::vector<bool>
+      written_;  ///< [layer]: write() stored its K/V (write takes a const plan)
   std::int64_t total_tokens_ = 0;
   std::uint64_t ticket_ = 0;
   void* owner_ = nullptr;
@@ -276,8 +277,9 @@ class kv_cache {
     if (free_slots_.empty() && sequences_.size() >= std::numeric_limits<std::uint32_t>::max())
       throw cache_error(cache_errc::invalid_argument, "kvc::kv_cache: 2^32-1 sequences are alive");
     if (free_slots_.empty()) sequences_.emplace_back();  // strong: nothing else changed yet
-    const std::uint32_t slot =
-        free_slots_.empty() ? static_cast<std::uint32_t>(sequences_.size() - 1) : free_slots_.back();
+    const std::uint32_t slot = free_slots_.empty()
+                                   ? static_cast<std::uint32_t>(sequences_.size() - 1)
+                                   : free_slots_.back();
     if (!free_slots_.empty()) free_slots_.pop_back();
     sequence_state& s = sequences_[slot];
     s.alive = true;
@@ -299,9 +301,8 @@ class kv_cache {
     std::array<std::vector<page_id>, num_groups> pages;
     for (int g = 0; g < num_groups; ++g) {
       const std::vector<page_id>& held = sequences_[parent_slot].pages[g];
-      pages[g].assign(held.begin(),
-                      held.begin() + static_cast<std::ptrdiff_t>(
-                                         kept_entries(parent_slot, g, tokens, "fork")));
+      pages[g].assign(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(kept_entries(
+                                                       parent_slot, g, tokens, "fork")));
     }
     // Everything that can throw is done: take the slot and the references.
     const sequence_id child = add_sequence();
@@ -545,15 +546,15 @@ class kv_cache {
         with_page(g, slot_in_group, page, [&](std::byte* memory) {
           const int token = static_cast<int>(position % page_tokens);
           for (int head = 0; head < geo.kv_heads; ++head) {
-            numeric::store_converted(k.type, k.vector(row, head), geo.k_type, geo.k_dim,
-                                     k_inverse, memory + geo.k_offset(token, head),
-                                     reinterpret_cast<float*>(memory +
-                                                              geo.k_scale_offset(token, head)));
+            numeric::store_converted(
+                k.type, k.vector(row, head), geo.k_type, geo.k_dim, k_inverse,
+                memory + geo.k_offset(token, head),
+                reinterpret_cast<float*>(memory + geo.k_scale_offset(token, head)));
             if (!geo.latent)
-              numeric::store_converted(v.type, v.vector(row, head), geo.v_type, geo.v_dim,
-                                       v_inverse, memory + geo.v_offset(token, head),
-                                       reinterpret_cast<float*>(memory +
-                                                                geo.v_scale_offset(token, head)));
+              numeric::store_converted(
+                  v.type, v.vector(row, head), geo.v_type, geo.v_dim, v_inverse,
+                  memory + geo.v_offset(token, head),
+                  reinterpret_cast<float*>(memory + geo.v_scale_offset(token, head)));
           }
         });
       }
@@ -591,8 +592,8 @@ class kv_cache {
         std::vector<page_id>& table = s.pages[g];
         page_pool& pool = groups_[g].pool;
         const window_shape& window = windows_[g];
-        const auto old_kept = window.pages_listed(e.old_length, page_tokens,
-                                                  static_cast<std::int64_t>(table.size()));
+        const auto old_kept =
+            window.pages_listed(e.old_length, page_tokens, static_cast<std::int64_t>(table.size()));
         const auto new_kept = window.pages_kept(new_length, page_tokens);
         if (change.cow_page >= 0) {
           auto& replaced =
@@ -762,8 +763,8 @@ class kv_cache {
       const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
       const std::vector<page_id>& table = sequences_[e.slot].pages[g];
       const std::int64_t new_length = e.old_length + e.tokens;
-      const auto old_kept = window.pages_listed(e.old_length, page_tokens,
-                                                static_cast<std::int64_t>(table.size()));
+      const auto old_kept =
+          window.pages_listed(e.old_length, page_tokens, static_cast<std::int64_t>(table.size()));
       const auto new_kept = window.pages_kept(new_length, page_tokens);
       const std::int64_t cow_entry =
           change.cow_page >= 0 ? old_kept.entry_of(e.old_length / page_tokens) : -1;
@@ -779,7 +780,6 @@ class kv_cache {
   }
 
  public:
-
   /// A view of one layer over a page table (which must outlive the view) of this cache's
   /// current epoch, and of the layer's group. Host memory only is readable through it on the
   /// host; device memory, by device kernels.
@@ -910,9 +910,9 @@ class kv_cache {
   void set_reserve(std::int64_t reserve) {
     // Bounded, so that the page-pattern scans over a window's horizon stay short.
     if (reserve < 0 || reserve > max_rollback_reserve)
-      throw cache_error(cache_errc::invalid_argument,
-                        "kvc::kv_cache: rollback_reserve must be in 0..65536, not " +
-                            std::to_string(reserve));
+      throw cache_error(
+          cache_errc::invalid_argument,
+          "kvc::kv_cache: rollback_reserve must be in 0..65536, not " + std::to_string(reserve));
     rollback_reserve_ = reserve;
     for (int g = 0; g < num_groups; ++g) {
       windows_[g] = group_summary(g).window;
@@ -1015,14 +1015,13 @@ class kv_cache {
       return std::string("kvc::kv_cache: ") + what + " of layer " + std::to_string(layer);
     };
     if (input.data == nullptr && tokens > 0)
-      throw cache_error(cache_errc::shape_mismatch,
-                        where() + " is missing (null data) for " + std::to_string(tokens) +
-                            " tokens");
+      throw cache_error(cache_errc::shape_mismatch, where() + " is missing (null data) for " +
+                                                        std::to_string(tokens) + " tokens");
     if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 &&
         input.type != dtype_id::bf16)
-      throw cache_error(cache_errc::dtype_mismatch,
-                        where() + " is " + std::string(dtype_name(input.type)) +
-                            "; K/V inputs must be fp32, fp16 or bf16");
+      throw cache_error(cache_errc::dtype_mismatch, where() + " is " +
+                                                        std::string(dtype_name(input.type)) +
+                                                        "; K/V inputs must be fp32, fp16 or bf16");
     if (input.tokens != tokens || input.heads != heads || input.dim != dim)
       throw cache_error(cache_errc::shape_mismatch,
                         where() + " is [" + std::to_string(input.tokens) + "][" +
@@ -1058,20 +1057,21 @@ class kv_cache {
                         std::string("kvc::kv_cache::") + what + ": " + std::to_string(tokens) +
                             " tokens, the sequence has " + std::to_string(s.length));
     if (!can_cut(slot, g, tokens))
-      throw cache_error(cache_errc::rollback_exceeded,
-                        std::string("kvc::kv_cache::") + what + ": at " + std::to_string(tokens) +
-                            " tokens, group " + std::to_string(g) + "'s window sees from position " +
-                            std::to_string(groups_[g].window.recent_begin(tokens)) +
-                            ", but the sequence of " + std::to_string(s.length) +
-                            " keeps only from " + std::to_string(s.valid_from[g]) +
-                            " (a rollback reserve of at least " + std::to_string(s.length - tokens) +
-                            " tokens would keep it)");
+      throw cache_error(
+          cache_errc::rollback_exceeded,
+          std::string("kvc::kv_cache::") + what + ": at " + std::to_string(tokens) +
+              " tokens, group " + std::to_string(g) + "'s window sees from position " +
+              std::to_string(groups_[g].window.recent_begin(tokens)) + ", but the sequence of " +
+              std::to_string(s.length) + " keeps only from " + std::to_string(s.valid_from[g]) +
+              " (a rollback reserve of at least " + std::to_string(s.length - tokens) +
+              " tokens would keep it)");
     if (tokens == 0) return 0;
     const auto listed = windows_[g].pages_listed(s.length, page_tokens,
                                                  static_cast<std::int64_t>(s.pages[g].size()));
     const std::int64_t last = (tokens - 1) / page_tokens;
     // can_cut guarantees that the last page is held: in the sinks, or in the recent run.
-    if (listed.sink_pages > 0 && last < listed.recent_first) return static_cast<std::size_t>(last + 1);
+    if (listed.sink_pages > 0 && last < listed.recent_first)
+      return static_cast<std::size_t>(last + 1);
     return static_cast<std::size_t>(listed.entry_of(last) + 1);
   }
 

@@ -32,9 +32,8 @@ struct symmetric_quantizer {
   /// The multiplier that quantizes values already multiplied by pre_scale_for(abs_max):
   /// levels / (abs_max * pre), 0 for an all-zero or non-finite vector.
   KVC_HOST_DEVICE static constexpr float inverse_scale_for(float abs_max) {
-    return abs_max > 0.0f && abs_max <= 3.4028235e38f
-               ? Levels / (abs_max * pre_scale_for(abs_max))
-               : 0.0f;
+    return abs_max > 0.0f && abs_max <= 3.4028235e38f ? Levels / (abs_max * pre_scale_for(abs_max))
+                                                      : 0.0f;
   }
 
   KVC_HOST_DEVICE static int quantize(float value, float inverse_scale, float pre_scale = 1.0f) {

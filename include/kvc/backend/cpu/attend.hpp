@@ -75,11 +75,10 @@ struct thread_buffers {
 /// The query heads must share the view's KV heads evenly (one group per KV head).
 inline void check_query_heads(int q_heads, int kv_heads, const char* who) {
   if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0)
-    throw cache_error(cache_errc::shape_mismatch, std::string(who) + ": " +
-                                                      std::to_string(q_heads) +
-                                                      " query heads cannot share " +
-                                                      std::to_string(kv_heads) +
-                                                      " KV heads evenly");
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string(who) + ": " + std::to_string(q_heads) +
+                          " query heads cannot share " + std::to_string(kv_heads) +
+                          " KV heads evenly");
 }
 
 namespace detail {
