@@ -100,13 +100,13 @@ struct decoder {
                            0.5f / std::sqrt(static_cast<float>(q_heads * head_dim))));
       w_mlp.push_back(random(std::size_t{d_model} * d_model, in));
     }
-    for (int t = 0; t < vocab; ++t) draft_next.push_back(argmax(logits_of(&embed[t * d_model])));
+    for (int t = 0; t < vocab; ++t) draft_next.push_back(argmax(logits_of(&embed[static_cast<std::size_t>(t * d_model)])));
   }
 
   static void matmul(const float* x, const std::vector<float>& w, int out, float* y) {
     for (int j = 0; j < out; ++j) y[j] = 0;
     for (int i = 0; i < d_model; ++i)
-      for (int j = 0; j < out; ++j) y[j] += x[i] * w[static_cast<std::size_t>(i) * out + j];
+      for (int j = 0; j < out; ++j) y[j] += x[i] * w[static_cast<std::size_t>(i * out + j)];
   }
   // The fused q/k/v projection of RMS-normalized x (as Llama and Gemma normalize).
   void qkv(int l, const float* x, float* row) const {
@@ -122,7 +122,7 @@ struct decoder {
     const auto& wo = w_o[static_cast<std::size_t>(l)];
     for (int i = 0; i < q_heads * head_dim; ++i)
       for (int j = 0; j < d_model; ++j)
-        x[j] += o[i] * wo[static_cast<std::size_t>(i) * d_model + j];
+        x[j] += o[i] * wo[static_cast<std::size_t>(i * d_model + j)];
     float h[d_model];
     matmul(x, w_mlp[static_cast<std::size_t>(l)], d_model, h);
     for (int j = 0; j < d_model; ++j) x[j] += std::tanh(h[j]);
@@ -132,7 +132,7 @@ struct decoder {
     for (int i = 0; i < d_model; ++i)
       for (int v = 0; v < vocab; ++v)
         logits[static_cast<std::size_t>(v)] +=
-            x[i] * unembed[static_cast<std::size_t>(i) * vocab + v];
+            x[i] * unembed[static_cast<std::size_t>(i * vocab + v)];
     return logits;
   }
   static int argmax(const std::vector<float>& logits) {
@@ -158,14 +158,14 @@ struct decoder {
       for (int t = 0; t < n; ++t) {
         for (int h = 0; h < q_heads; ++h) {
           const int kv = h / (q_heads / kv_heads);
-          const float* q = &rows[static_cast<std::size_t>(t) * qkv_width + h * head_dim];
+          const float* q = &rows[static_cast<std::size_t>(t * qkv_width + h * head_dim)];
           std::vector<double> scores, acc(head_dim, 0.0);
           std::vector<int> seen;
           double most = -1e300;
           for (int j = 0; j <= t; ++j) {
             if (!s.window.visible(t, j)) continue;
             const float* k =
-                &rows[static_cast<std::size_t>(j) * qkv_width + (q_heads + kv) * head_dim];
+                &rows[static_cast<std::size_t>(j * qkv_width + (q_heads + kv) * head_dim)];
             double dot = 0;
             for (int d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * k[d];
             scores.push_back(dot * p.scale);
@@ -176,8 +176,8 @@ struct decoder {
           for (std::size_t i = 0; i < scores.size(); ++i) {
             const double w = std::exp(scores[i] - most);
             total += w;
-            const float* v = &rows[static_cast<std::size_t>(seen[i]) * qkv_width +
-                                   (q_heads + kv_heads + kv) * head_dim];
+            const float* v = &rows[static_cast<std::size_t>(seen[i] * qkv_width +
+                                                       (q_heads + kv_heads + kv) * head_dim)];
             for (int d = 0; d < head_dim; ++d) acc[static_cast<std::size_t>(d)] += w * v[d];
           }
           for (int d = 0; d < head_dim; ++d)
@@ -212,7 +212,7 @@ class engine {
  public:
   using cache_type = kvc::kv_cache<Model, paging>;
   static constexpr int layers = Model::num_layers;
-  static constexpr int groups = cache_type::num_groups;
+  static constexpr auto groups = static_cast<std::size_t>(cache_type::num_groups);
 
   explicit engine(const options& o)
       : options_(o),
@@ -230,7 +230,7 @@ class engine {
         return 1;
       }
     }
-    for (int g = 0; g < groups; ++g)
+    for (int g = 0; g < cache_type::num_groups; ++g)
       if (cache_.used_pages(g) != 0) fail("pages are still held after every request finished");
     std::printf(
         "%s: %d requests (%d samples, %d speculative), %lld tokens in %d steps; "
@@ -316,7 +316,7 @@ class engine {
     kvc::append_plan plan = cache_.plan_append(requests);
     // Per layer group, once per step: the step's table (decode), the committed prefix of
     // the extending sequences (extend, with the new K/V), and the decode plan.
-    for (int g = 0; g < groups; ++g) {
+    for (std::size_t g = 0; g < groups; ++g) {
       const int l = first_layer(g);
       cache_.step_table(plan, l, step_tables_[g]);
       cache_.page_table(l, extend_ids, prefix_tables_[g]);
@@ -330,7 +330,7 @@ class engine {
         out(static_cast<std::size_t>(rows) * q_heads * head_dim),
         lse(static_cast<std::size_t>(rows) * q_heads);
     for (int l = 0; l < layers; ++l) {
-      const int g = cache_type::group_of_layer(l);
+      const auto g = static_cast<std::size_t>(cache_type::group_of_layer(l));
       for (int r = 0; r < rows; ++r) {
         float* row = &qkv[static_cast<std::size_t>(r) * qkv_width];
         decoder_.qkv(l, &x[static_cast<std::size_t>(r) * d_model], row);
@@ -490,7 +490,7 @@ class engine {
     return true;
   }
 
-  static constexpr int first_layer(int g) { return cache_type::groups::value.info[g].first_layer; }
+  static constexpr int first_layer(std::size_t g) { return cache_type::groups::value.info[g].first_layer; }
 
   options options_;
   decoder<Model> decoder_;

@@ -24,36 +24,36 @@ struct block_data {
       : rows(rows_), tokens(tokens_), k_dim(k_dim_), v_dim(v_dim_) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> normal;
-    q.resize(static_cast<std::size_t>(rows) * k_dim);
+    q.resize(static_cast<std::size_t>(rows * k_dim));
     // Keys and values sit in blocks a stride apart, with NaN past `tokens`: a kernel must not
     // let a row beyond the block reach a score or an output.
-    keys.assign(static_cast<std::size_t>(key_block) * (k_dim + 8), std::nanf(""));
-    values.assign(static_cast<std::size_t>(key_block) * (v_dim + 8), std::nanf(""));
+    keys.assign(static_cast<std::size_t>(key_block * (k_dim + 8)), std::nanf(""));
+    values.assign(static_cast<std::size_t>(key_block * (v_dim + 8)), std::nanf(""));
     weights.assign(static_cast<std::size_t>(rows) * key_block, 0.0f);
     for (float& x : q) x = normal(rng);
     for (int t = 0; t < tokens; ++t) {
       for (int d = 0; d < k_dim; ++d)
-        keys[static_cast<std::size_t>(t) * (k_dim + 8) + d] = normal(rng);
+        keys[static_cast<std::size_t>(t * (k_dim + 8) + d)] = normal(rng);
       for (int d = 0; d < v_dim; ++d)
-        values[static_cast<std::size_t>(t) * (v_dim + 8) + d] = normal(rng);
+        values[static_cast<std::size_t>(t * (v_dim + 8) + d)] = normal(rng);
     }
     std::uniform_real_distribution<float> unit(0.0f, 1.0f);
     for (int r = 0; r < rows; ++r)
       for (int t = 0; t < tokens; ++t)
-        weights[static_cast<std::size_t>(r) * key_block + t] = unit(rng);
+        weights[static_cast<std::size_t>(r * key_block + t)] = unit(rng);
   }
   double score(int r, int t) const {
     double dot = 0;
     for (int d = 0; d < k_dim; ++d)
-      dot += static_cast<double>(q[static_cast<std::size_t>(r) * k_dim + d]) *
-             keys[static_cast<std::size_t>(t) * (k_dim + 8) + d];
+      dot += static_cast<double>(q[static_cast<std::size_t>(r * k_dim + d)]) *
+             keys[static_cast<std::size_t>(t * (k_dim + 8) + d)];
     return dot;
   }
   double weighted(int r, int d) const {
     double sum = 0;
     for (int t = 0; t < tokens; ++t)
-      sum += static_cast<double>(weights[static_cast<std::size_t>(r) * key_block + t]) *
-             values[static_cast<std::size_t>(t) * (v_dim + 8) + d];
+      sum += static_cast<double>(weights[static_cast<std::size_t>(r * key_block + t)]) *
+             values[static_cast<std::size_t>(t * (v_dim + 8) + d)];
     return sum;
   }
 };
@@ -88,7 +88,7 @@ TEST_CASE("block kernels: scores of every row count and block length match doubl
             for (int t = 0; t < tokens; ++t) {
               INFO("simd " << kernels.simd << " k_dim " << k_dim << " row " << r << " of " << rows
                            << " token " << t << " of " << tokens);
-              REQUIRE(std::fabs(scores[static_cast<std::size_t>(r) * key_block + t] -
+              REQUIRE(std::fabs(scores[static_cast<std::size_t>(r * key_block + t)] -
                                 data.score(r, t)) <= allowance(k_dim));
             }
         }
@@ -106,14 +106,14 @@ TEST_CASE(
           const block_data data(rows, tokens, 8, v_dim,
                                 static_cast<std::uint32_t>(rows * 100 + tokens));
           // acc starts at 1: the kernel adds to it.
-          std::vector<float> acc(static_cast<std::size_t>(rows) * v_dim, 1.0f);
+          std::vector<float> acc(static_cast<std::size_t>(rows * v_dim), 1.0f);
           kernels.accumulate(data.weights.data(), rows, data.values.data(), v_dim + 8, v_dim,
                              tokens, acc.data());
           for (int r = 0; r < rows; ++r)
             for (int d = 0; d < v_dim; ++d) {
               INFO("simd " << kernels.simd << " v_dim " << v_dim << " row " << r << " of " << rows
                            << " dim " << d << " tokens " << tokens);
-              REQUIRE(std::fabs(acc[static_cast<std::size_t>(r) * v_dim + d] -
+              REQUIRE(std::fabs(acc[static_cast<std::size_t>(r * v_dim + d)] -
                                 (1.0 + data.weighted(r, d))) <= allowance(tokens));
             }
         }

@@ -118,8 +118,9 @@ struct layer_result {
 layer_result decode_layer(const paged_layer_view& view, int l, const std::vector<float>& q) {
   const layer_summary& info = summary(l);
   const auto batch = static_cast<std::size_t>(view.batch);
-  layer_result r{std::vector<float>(batch * info.q_heads * info.v_dim),
-                 std::vector<float>(batch * info.q_heads)};
+  const auto q_heads = static_cast<std::size_t>(info.q_heads);
+  layer_result r{std::vector<float>(batch * q_heads * static_cast<std::size_t>(info.v_dim)),
+                 std::vector<float>(batch * q_heads)};
   const cpu::decode_plan plan = cpu::plan_decode(view, info.q_heads, 2, 32);
   cpu::decode_workspace workspace;
   cpu::decode(plan, view, q.data(), r.out.data(), r.lse.data(),
@@ -169,7 +170,7 @@ TEST_CASE("decode inside an open step equals decode after commit, bit for bit") 
       INFO("layer " << l << ", reserve " << reserve);
       const layer_summary& info = summary(l);
       const std::vector<float> q =
-          random_floats(4 * static_cast<std::size_t>(info.q_heads * info.k_dim), 20 + l);
+          random_floats(4 * static_cast<std::size_t>(info.q_heads * info.k_dim), static_cast<unsigned>(20 + l));
       const page_table_csr step = open.step_table(plan, l);
       const page_table_csr after = committed.page_table(l, ids);
       CHECK(step.indices.size() == after.indices.size());
@@ -199,9 +200,12 @@ TEST_CASE("extend inside an open step reads the step's tokens from the cache") {
     const layer_summary& info = summary(l);
     const std::size_t rows = 12;
     const std::vector<float> q =
-        random_floats(rows * static_cast<std::size_t>(info.q_heads * info.k_dim), 40 + l);
+        random_floats(rows * static_cast<std::size_t>(info.q_heads * info.k_dim), static_cast<unsigned>(40 + l));
     const auto params = attention::layer_params<serving_model>(l, sink_logits().data());
-    std::vector<float> out(rows * info.q_heads * info.v_dim), lse(rows * info.q_heads);
+    const auto q_heads = static_cast<std::size_t>(info.q_heads);
+    const auto k_dim = static_cast<std::size_t>(info.k_dim);
+    const auto v_dim = static_cast<std::size_t>(info.v_dim);
+    std::vector<float> out(rows * q_heads * v_dim), lse(rows * q_heads);
     std::vector<float> out2 = out, lse2 = lse;
     const page_table_csr step = open.step_table(plan, l);
     cpu::extend(open.view(l, step), qo, info.q_heads, q.data(), out.data(), lse.data(), params,
@@ -223,13 +227,13 @@ TEST_CASE("extend inside an open step reads the step's tokens from the cache") {
                      info.k_dim, info.v_dim, keys, values);
           const double sink = sink_logits()[static_cast<std::size_t>(h)];
           const reference_result ref = reference_attend(
-              q.data() + (row * info.q_heads + static_cast<std::size_t>(h)) * info.k_dim,
+              q.data() + (row * q_heads + static_cast<std::size_t>(h)) * k_dim,
               info.k_dim, info.v_dim, keys, values, params.scale, params.softcap,
               params.sink_logits != nullptr ? &sink : nullptr);
           compare_with_reference(
               ref, values,
-              out.data() + (row * info.q_heads + static_cast<std::size_t>(h)) * info.v_dim,
-              lse[row * info.q_heads + static_cast<std::size_t>(h)], info.v_dim);
+              out.data() + (row * q_heads + static_cast<std::size_t>(h)) * v_dim,
+              lse[row * q_heads + static_cast<std::size_t>(h)], info.v_dim);
         }
       }
   }

@@ -39,6 +39,7 @@
 #include "kvc/cache/layer_groups.hpp"
 #include "kvc/cache/page_pool.hpp"
 #include "kvc/cache/page_table.hpp"
+#include "kvc/detail/index.hpp"
 #include "kvc/model/model.hpp"
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/numeric/convert.hpp"
@@ -223,7 +224,7 @@ class kv_cache {
                         "kvc::kv_cache: pages_per_group must be in 1..2^31-1, not " +
                             std::to_string(capacity.pages_per_group));
     set_reserve(capacity.rollback_reserve);
-    std::array<std::int64_t, num_groups> pages{};
+    detail::signed_array<std::int64_t, num_groups> pages{};
     pages.fill(capacity.pages_per_group);
     build(pages);
   }
@@ -235,7 +236,7 @@ class kv_cache {
                         "kvc::kv_cache: expected_tokens must be in 1..2^40");
     set_reserve(capacity.rollback_reserve);
     // Pages one sequence of expected_tokens needs per group, and their bytes.
-    std::array<std::int64_t, num_groups> need{};
+    detail::signed_array<std::int64_t, num_groups> need{};
     double bytes_per_sequence = 0;
     for (int g = 0; g < num_groups; ++g) {
       const window_shape& window = windows_[g];
@@ -245,7 +246,7 @@ class kv_cache {
           static_cast<double>(need[g]) * static_cast<double>(group_page_bytes(g) * group_layers(g));
     }
     const double sequences = static_cast<double>(capacity.bytes) / bytes_per_sequence;
-    std::array<std::int64_t, num_groups> pages{};
+    detail::signed_array<std::int64_t, num_groups> pages{};
     for (int g = 0; g < num_groups; ++g) {
       const double wanted = sequences * static_cast<double>(need[g]);
       if (wanted < 1)
@@ -298,7 +299,7 @@ class kv_cache {
   sequence_id fork(sequence_id parent, std::int64_t tokens) {
     no_open_plan("fork");
     const std::uint32_t parent_slot = checked(parent);
-    std::array<std::vector<page_id>, num_groups> pages;
+    detail::signed_array<std::vector<page_id>, num_groups> pages;
     for (int g = 0; g < num_groups; ++g) {
       const std::vector<page_id>& held = sequences_[parent_slot].pages[g];
       pages[g].assign(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(kept_entries(
@@ -327,7 +328,7 @@ class kv_cache {
   void truncate(sequence_id sequence, std::int64_t tokens) {
     no_open_plan("truncate");
     const std::uint32_t slot = checked(sequence);
-    std::array<std::size_t, num_groups> kept{};
+    detail::signed_array<std::size_t, num_groups> kept{};
     for (int g = 0; g < num_groups; ++g) kept[g] = kept_entries(slot, g, tokens, "truncate");
     sequence_state& s = sequences_[slot];  // nothing below throws
     for (int g = 0; g < num_groups; ++g) {
@@ -465,7 +466,7 @@ class kv_cache {
     // Count the pages of every group before taking any.
     std::vector<step_pages> steps;
     steps.reserve(plan.entries_.size() * num_groups);
-    std::array<std::int64_t, num_groups> needed{};
+    detail::signed_array<std::int64_t, num_groups> needed{};
     std::int64_t fresh_total = 0;
     for (const auto& e : plan.entries_)
       for (int g = 0; g < num_groups; ++g) {
@@ -637,7 +638,7 @@ class kv_cache {
                           "kvc::kv_cache::append: token counts must be in 0..2^40 in all");
       total += request.tokens;
     }
-    std::array<bool, num_layers> given{};
+    detail::signed_array<bool, num_layers> given{};
     for (const layer_input& input : layers) {
       const int g = owning_group(input.layer);
       if (given[input.layer])
@@ -874,11 +875,11 @@ class kv_cache {
     bool alive = false;
     std::uint64_t generation = 0;
     std::int64_t length = 0;
-    std::array<std::vector<page_id>, num_groups> pages;
+    detail::signed_array<std::vector<page_id>, num_groups> pages;
     /// Per group: from this position on, every recent position the window keeps holds its
     /// K/V (earlier ones may lie in a held page unwritten: a step longer than the window
     /// stores only what it keeps). Truncation and fork at a position check against it.
-    std::array<std::int64_t, num_groups> valid_from{};
+    detail::signed_array<std::int64_t, num_groups> valid_from{};
   };
 
   struct group_state {
@@ -920,7 +921,7 @@ class kv_cache {
     }
   }
 
-  void build(const std::array<std::int64_t, num_groups>& pages) {
+  void build(const detail::signed_array<std::int64_t, num_groups>& pages) {
     try {
       for (int g = 0; g < num_groups; ++g) {
         group_state& group = groups_[g];
@@ -1213,13 +1214,13 @@ class kv_cache {
   }
 
   Allocator allocator_;
-  std::array<group_state, num_groups> groups_;
-  std::array<window_shape, num_groups> windows_{};  ///< what each group keeps pages for
+  detail::signed_array<group_state, num_groups> groups_;
+  detail::signed_array<window_shape, num_groups> windows_{};  ///< what each group keeps pages for
   std::int64_t rollback_reserve_ = 0;
   std::vector<sequence_state> sequences_;
   std::vector<std::uint32_t> free_slots_;
-  std::array<float, num_layers> k_scale_{};
-  std::array<float, num_layers> v_scale_{};
+  detail::signed_array<float, num_layers> k_scale_{};
+  detail::signed_array<float, num_layers> v_scale_{};
   std::uint64_t next_ticket_ = 1;
   std::uint64_t open_ticket_ = 0;
   append_plan* open_plan_ = nullptr;

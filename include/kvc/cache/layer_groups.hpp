@@ -8,6 +8,7 @@
 #include <array>
 #include <cstddef>
 
+#include "kvc/detail/index.hpp"
 #include "kvc/model/model.hpp"
 
 namespace kvc {
@@ -22,9 +23,9 @@ struct layer_groups {
   static constexpr int num_layers = Model::num_layers;
 
   struct table {
-    std::array<int, num_layers> group{};  ///< group of each layer (-1: recurrent)
-    std::array<int, num_layers> slot{};   ///< index of the layer's memory within its group
-    std::array<group_info, num_layers> info{};
+    detail::signed_array<int, num_layers> group{};  ///< group of each layer (-1: recurrent)
+    detail::signed_array<int, num_layers> slot{};   ///< index of the layer's memory within its group
+    detail::signed_array<group_info, num_layers> info{};
     int count = 0;
   };
 

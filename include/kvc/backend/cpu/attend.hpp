@@ -5,6 +5,7 @@
 // in which rows they gather and where the key blocks come from.
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -13,6 +14,7 @@
 #include "kvc/attention/online_softmax.hpp"
 #include "kvc/backend/cpu/block_kernels.hpp"
 #include "kvc/cache/errors.hpp"
+#include "kvc/detail/index.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::cpu {
@@ -33,9 +35,9 @@ struct row_block {
     return {count,
             k_dim,
             v_dim,
-            q + static_cast<std::size_t>(first) * k_dim,
+            q + std::ptrdiff_t{first} * k_dim,
             positions + first,
-            acc + static_cast<std::size_t>(first) * v_dim,
+            acc + std::ptrdiff_t{first} * v_dim,
             m + first,
             l + first};
   }
@@ -161,24 +163,24 @@ inline void attend_block(const block_kernels& kernels, const row_block& rows, co
 }
 
 /// Merges `parts` partial states of one row into out / lse: part p's m, l and acc start at
-/// m + p * part_stride, l + p * part_stride and acc + p * part_stride.
+/// m + p * part_stride, l + p * part_stride and acc + kvc::detail::to_size(p) * part_stride.
 inline void finish_row(const float* m, const float* l, const float* acc, int parts,
                        std::size_t part_stride, int v_dim, float* out, float* lse) {
   float most = attention::negative_infinity;
-  for (int p = 0; p < parts; ++p) most = m[p * part_stride] > most ? m[p * part_stride] : most;
+  for (int p = 0; p < parts; ++p) most = m[kvc::detail::to_size(p) * part_stride] > most ? m[kvc::detail::to_size(p) * part_stride] : most;
   float total = 0.0f;
   for (int p = 0; p < parts; ++p)
-    if (l[p * part_stride] != 0.0f || std::isnan(l[p * part_stride]))
-      total += l[p * part_stride] * std::exp(m[p * part_stride] - most);
+    if (l[kvc::detail::to_size(p) * part_stride] != 0.0f || std::isnan(l[kvc::detail::to_size(p) * part_stride]))
+      total += l[kvc::detail::to_size(p) * part_stride] * std::exp(m[kvc::detail::to_size(p) * part_stride] - most);
   for (int d = 0; d < v_dim; ++d) out[d] = 0.0f;
   if (total == 0.0f) {  // no visible key
     *lse = attention::negative_infinity;
     return;
   }
   for (int p = 0; p < parts; ++p) {
-    if (l[p * part_stride] == 0.0f) continue;
-    const float w = std::exp(m[p * part_stride] - most) / total;
-    const float* a = acc + p * part_stride;
+    if (l[kvc::detail::to_size(p) * part_stride] == 0.0f) continue;
+    const float w = std::exp(m[kvc::detail::to_size(p) * part_stride] - most) / total;
+    const float* a = acc + kvc::detail::to_size(p) * part_stride;
     for (int d = 0; d < v_dim; ++d) out[d] += w * a[d];
   }
   *lse = most + std::log(total);

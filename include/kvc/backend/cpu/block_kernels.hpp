@@ -12,6 +12,7 @@
 #include <cstdint>
 
 #include "kvc/backend/cpu/read_ahead.hpp"
+#include "kvc/detail/index.hpp"
 #include "kvc/numeric/simd_x86.hpp"
 
 namespace kvc::cpu {
@@ -78,11 +79,11 @@ inline bool cpu_has_avx2_fma() {
 template <int Rows, int Tokens>
 [[gnu::target("avx2,fma")]] inline void score_tile(const float* q, int k_dim, const float* keys,
                                                    int k_stride, float* s) {
-  __m256 acc[Rows][Tokens];
+  __m256 acc[kvc::detail::to_size(Rows)][kvc::detail::to_size(Tokens)];
   for (int r = 0; r < Rows; ++r)
     for (int t = 0; t < Tokens; ++t) acc[r][t] = _mm256_setzero_ps();
   for (int d = 0; d < k_dim; d += 8) {
-    __m256 qv[Rows];
+    __m256 qv[kvc::detail::to_size(Rows)];
     for (int r = 0; r < Rows; ++r) qv[r] = _mm256_loadu_ps(q + r * k_dim + d);
     for (int t = 0; t < Tokens; ++t) {
       const __m256 kv = _mm256_loadu_ps(keys + t * k_stride + d);
@@ -181,7 +182,7 @@ template <int Rows>
 template <int Rows>
 [[gnu::target("avx2,fma")]] inline void score_rows_transposed(const float* q, int k_dim,
                                                               const float* kt, float* s) {
-  __m256 acc[Rows][2];
+  __m256 acc[kvc::detail::to_size(Rows)][2];
 #pragma GCC unroll 8
   for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
   for (int d = 0; d < k_dim; ++d) {
@@ -258,13 +259,13 @@ template <int Rows, int Chunks>
 [[gnu::target("avx2,fma")]] inline void accumulate_tile(const float* p, const float* values,
                                                         int v_stride, int v_dim, int tokens,
                                                         float* acc) {
-  __m256 sum[Rows][Chunks];
+  __m256 sum[kvc::detail::to_size(Rows)][kvc::detail::to_size(Chunks)];
 #pragma GCC unroll 16
   for (int r = 0; r < Rows; ++r)
 #pragma GCC unroll 16
     for (int c = 0; c < Chunks; ++c) sum[r][c] = _mm256_loadu_ps(acc + r * v_dim + 8 * c);
   for (int t = 0; t < tokens; ++t) {
-    __m256 v[Chunks];
+    __m256 v[kvc::detail::to_size(Chunks)];
 #pragma GCC unroll 16
     for (int c = 0; c < Chunks; ++c) v[c] = _mm256_loadu_ps(values + t * v_stride + 8 * c);
 #pragma GCC unroll 16

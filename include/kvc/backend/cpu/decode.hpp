@@ -27,6 +27,7 @@
 #include "kvc/backend/cpu/parallel.hpp"
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
+#include "kvc/detail/index.hpp"
 #include "kvc/numeric/host_vector.hpp"
 
 namespace kvc::cpu {
@@ -56,7 +57,7 @@ struct decode_plan {
   bool integer_scores = true;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
-  std::size_t slot_floats() const { return static_cast<std::size_t>(q_heads) * (v_dim + 2); }
+  std::size_t slot_floats() const { return std::size_t(q_heads) * std::size_t(v_dim + 2); }
   std::size_t workspace_floats() const { return items.size() * slot_floats(); }
 };
 
@@ -156,7 +157,7 @@ template <class Load>
     const int token = first_token + t;
     load(keys ? geo.k_offset(token, head) : geo.v_offset(token, head),
          keys ? geo.k_scale_offset(token, head) : geo.v_scale_offset(token, head),
-         out + (static_cast<std::size_t>(head - head_begin) * key_block + t) * dim);
+         out + (std::ptrdiff_t{head - head_begin} * key_block + t) * dim);
   };
   if (geo.layout == page_layout::nhd) {
     for (int t = 0; t < count; ++t)
@@ -255,8 +256,8 @@ inline read_ahead block_bytes(const page_geometry& geo, const std::byte* page, i
   const auto run = [&](std::uint64_t offset, std::uint64_t next_head_offset,
                        std::uint64_t token_bytes) {
     // NHD: the block's vectors of every head are one run; HND: one piece per head.
-    return nhd ? read_ahead::pieces{page + offset, token_bytes * count * heads, 0, 1}
-               : read_ahead::pieces{page + offset, token_bytes * count, next_head_offset - offset,
+    return nhd ? read_ahead::pieces{page + offset, token_bytes * kvc::detail::to_size(count) * kvc::detail::to_size(heads), 0, 1}
+               : read_ahead::pieces{page + offset, token_bytes * kvc::detail::to_size(count), next_head_offset - offset,
                                     heads};
   };
   const bool k_scaled = dtype_scaling(geo.k_type) == scaling::per_token_head;
@@ -286,9 +287,9 @@ inline void decode_pages(const paged_layer_view& view, const decode_plan& plan,
   const int heads = geo.kv_heads, group = all.rows / heads;
   thread_buffers& buffers = thread_buffers::mine();
   const std::size_t block_floats = static_cast<std::size_t>(heads) * key_block;
-  float* keys = thread_buffers::fit_aligned(buffers.keys, block_floats * geo.k_dim);
+  float* keys = thread_buffers::fit_aligned(buffers.keys, block_floats * kvc::detail::to_size(geo.k_dim));
   float* values =
-      geo.latent ? keys : thread_buffers::fit_aligned(buffers.values, block_floats * geo.v_dim);
+      geo.latent ? keys : thread_buffers::fit_aligned(buffers.values, block_floats * kvc::detail::to_size(geo.v_dim));
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(group) * key_block);
   const int value_stride = geo.latent ? geo.k_dim : geo.v_dim;
   for_each_page(
@@ -302,8 +303,8 @@ inline void decode_pages(const paged_layer_view& view, const decode_plan& plan,
             load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
           for (int head = 0; head < heads; ++head)
             attend_block(kernels, all.slice(head * group, group),
-                         keys + static_cast<std::size_t>(head) * key_block * geo.k_dim, geo.k_dim,
-                         values + static_cast<std::size_t>(head) * key_block * value_stride,
+                         keys + std::ptrdiff_t{head} * key_block * geo.k_dim, geo.k_dim,
+                         values + std::ptrdiff_t{head} * key_block * value_stride,
                          value_stride, count, first_position + start, view.window, softcap, scores);
         }
       });
@@ -327,7 +328,7 @@ inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan
   const int heads = geo.kv_heads, group = all.rows / heads;
   const int heads_together = std::max(1, std::min(heads, 8 / group));
   float* scores = thread_buffers::fit(thread_buffers::mine().scores,
-                                      static_cast<std::size_t>(heads_together) * group * key_block);
+                                      kvc::detail::to_size(heads_together * group * key_block));
   const float v_factor = raw_factor(geo.v_type, view.v_scale);
   const bool k_scaled = dtype_scaling(geo.k_type) == scaling::per_token_head;
   const bool v_scaled = v_factor != 1.0f || dtype_scaling(geo.v_type) == scaling::per_token_head;
@@ -340,7 +341,7 @@ inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan
   };
   // The next block is read ahead while this one is computed, shared out over the block's
   // kernel calls (a scores and a values call per head).
-  const int calls_per_block = 2 * heads;
+  const auto calls = 2 * static_cast<std::uint64_t>(heads);
   for_each_page(
       view, plan, item,
       [&](const std::byte* page, const std::byte* next, std::int64_t first_position,
@@ -353,13 +354,12 @@ inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan
                                 std::min(key_block, token_end - start - key_block));
           else if (next != nullptr)
             ahead = block_bytes(geo, next, 0, std::min(key_block, geo.page_tokens));
-          ahead.lines_per_call = static_cast<int>((ahead.lines() + calls_per_block - 1) /
-                                                  static_cast<std::uint64_t>(calls_per_block));
+          ahead.lines_per_call = static_cast<int>((ahead.lines() + calls - 1) / calls);
           for (int first_head = 0; first_head < heads; first_head += heads_together) {
             const int together = std::min(heads_together, heads - first_head);
             for (int i = 0; i < together; ++i) {
               const head_vectors keys = head_vectors::of(geo, page, start, first_head + i, true);
-              float* head_scores = scores + static_cast<std::size_t>(i) * group * key_block;
+              float* head_scores = scores + std::ptrdiff_t{i} * group * key_block;
               grouped.scores(all.slice((first_head + i) * group, group).q, geo.k_dim, keys, count,
                              head_scores, ahead);
               if (k_scaled) {
@@ -371,7 +371,7 @@ inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan
                           first_position + start, view.window, softcap, scores);
             for (int i = 0; i < together; ++i) {
               const head_vectors values = head_vectors::of(geo, page, start, first_head + i, false);
-              float* head_scores = scores + static_cast<std::size_t>(i) * group * key_block;
+              float* head_scores = scores + std::ptrdiff_t{i} * group * key_block;
               if (v_scaled) {
                 for (int t = 0; t < count; ++t) column_scale[t] = v_factor * values.scale(t);
                 scale_columns(head_scores, count);
@@ -406,10 +406,10 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
     thread_buffers& buffers = thread_buffers::mine();
     const int q_heads = plan.q_heads;
     float* scaled =
-        thread_buffers::fit_aligned(buffers.q, static_cast<std::size_t>(q_heads) * k_dim);
+        thread_buffers::fit_aligned(buffers.q, kvc::detail::to_size(q_heads) * kvc::detail::to_size(k_dim));
     std::int64_t* positions =
         thread_buffers::fit(buffers.positions, static_cast<std::size_t>(q_heads));
-    const float* q_rows = q + static_cast<std::size_t>(item.sequence) * q_heads * k_dim;
+    const float* q_rows = q + std::ptrdiff_t{item.sequence} * q_heads * k_dim;
     for (int i = 0; i < q_heads * k_dim; ++i) scaled[i] = q_rows[i] * q_scale;
     if (grouped.prepare_queries != nullptr) grouped.prepare_queries(scaled, q_heads, k_dim);
     for (int h = 0; h < q_heads; ++h) positions[h] = view.seq_lens[item.sequence] - 1;
@@ -420,8 +420,8 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
                          scaled,
                          positions,
                          slot,
-                         slot + static_cast<std::size_t>(q_heads) * v_dim,
-                         slot + static_cast<std::size_t>(q_heads) * v_dim + q_heads};
+                         slot + std::ptrdiff_t{q_heads} * v_dim,
+                         slot + std::ptrdiff_t{q_heads} * v_dim + q_heads};
     rows.reset();
     if (grouped.usable())
       detail::decode_pages_grouped(view, plan, item, rows, params.softcap, kernels, grouped);
@@ -435,14 +435,14 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
     const int q_heads = plan.q_heads;
     const float* first =
         partial + static_cast<std::size_t>(plan.first_item[sequence]) * plan.slot_floats();
-    const float* m = first + static_cast<std::size_t>(q_heads) * v_dim;
+    const float* m = first + std::ptrdiff_t{q_heads} * v_dim;
     for (int head = 0; head < q_heads; ++head) {
       const std::size_t row =
           sequence * static_cast<std::size_t>(q_heads) + static_cast<std::size_t>(head);
-      finish_row(m + head, m + q_heads + head, first + static_cast<std::size_t>(head) * v_dim,
-                 plan.splits[sequence], plan.slot_floats(), v_dim, out + row * v_dim, lse + row);
+      finish_row(m + head, m + q_heads + head, first + std::ptrdiff_t{head} * v_dim,
+                 plan.splits[sequence], plan.slot_floats(), v_dim, out + row * kvc::detail::to_size(v_dim), lse + row);
       if (params.sink_logits != nullptr)
-        apply_sink(params.sink_logits[head], v_dim, out + row * v_dim, lse + row);
+        apply_sink(params.sink_logits[head], v_dim, out + row * kvc::detail::to_size(v_dim), lse + row);
     }
   };
   parallel(static_cast<std::size_t>(plan.batch), finish);

@@ -40,6 +40,7 @@
 #include "kvc/backend/cpu/parallel.hpp"
 #include "kvc/cache/kv_cache.hpp"
 #include "kvc/cache/page_table.hpp"
+#include "kvc/detail/index.hpp"
 #include "kvc/numeric/host_vector.hpp"
 
 namespace kvc::cpu {
@@ -75,7 +76,7 @@ struct staged_layout {
   int kv_heads = 0;
   std::size_t k_row = 0, v_row = 0;  ///< bytes of one vector; v_row 0: a latent layer
   std::byte* keys(std::int32_t row0, std::int32_t tokens, int head) const {
-    return base + (static_cast<std::size_t>(row0) * kv_heads +
+    return base + (static_cast<std::size_t>(row0) * kvc::detail::to_size(kv_heads) +
                    static_cast<std::size_t>(head) * static_cast<std::size_t>(tokens)) *
                       (k_row + v_row);
   }
@@ -97,16 +98,16 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   const int group = q_heads / geo.kv_heads, k_dim = geo.k_dim, v_dim = geo.v_dim;
   const int rows = item.tokens * group;
   thread_buffers& buffers = thread_buffers::mine();
-  float* scaled = thread_buffers::fit_aligned(buffers.q, static_cast<std::size_t>(rows) * k_dim);
+  float* scaled = thread_buffers::fit_aligned(buffers.q, kvc::detail::to_size(rows) * kvc::detail::to_size(k_dim));
   std::int64_t* positions = thread_buffers::fit(buffers.positions, static_cast<std::size_t>(rows));
-  float* acc = thread_buffers::fit(buffers.acc, static_cast<std::size_t>(rows) * v_dim);
+  float* acc = thread_buffers::fit(buffers.acc, kvc::detail::to_size(rows) * kvc::detail::to_size(v_dim));
   float* m = thread_buffers::fit(buffers.m, static_cast<std::size_t>(rows));
   float* l = thread_buffers::fit(buffers.l, static_cast<std::size_t>(rows));
   float* keys =
-      thread_buffers::fit_aligned(buffers.keys, static_cast<std::size_t>(key_block) * k_dim);
+      thread_buffers::fit_aligned(buffers.keys, kvc::detail::to_size(key_block) * kvc::detail::to_size(k_dim));
   float* values = geo.latent ? keys
                              : thread_buffers::fit_aligned(
-                                   buffers.values, static_cast<std::size_t>(key_block) * v_dim);
+                                   buffers.values, kvc::detail::to_size(key_block) * kvc::detail::to_size(v_dim));
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(rows) * key_block);
   const int value_stride = geo.latent ? k_dim : v_dim;
 
@@ -123,11 +124,9 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   for (int t = 0; t < item.tokens; ++t)
     for (int g = 0; g < group; ++g) {
       const int r = t * group + g;
-      const float* source = q + (static_cast<std::size_t>(row0 + t) * q_heads +
-                                 static_cast<std::size_t>(item.kv_head * group + g)) *
-                                    k_dim;
+      const float* source = q + (std::ptrdiff_t{row0 + t} * q_heads + item.kv_head * group + g) * k_dim;
       for (int d = 0; d < k_dim; ++d)
-        scaled[static_cast<std::size_t>(r) * k_dim + d] = source[d] * params.scale;
+        scaled[std::ptrdiff_t{r} * k_dim + d] = source[d] * params.scale;
       positions[r] = prefix_length + item.first_token + t;
     }
   const row_block block{rows, k_dim, v_dim, scaled, positions, acc, m, l};
@@ -210,11 +209,11 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     for (int t = 0; t < count; ++t) {
       numeric::load_converted(new_k_type,
                               new_keys + static_cast<std::size_t>(start + t) * staged.k_row,
-                              nullptr, k_dim, 1.0f, keys + static_cast<std::size_t>(t) * k_dim);
+                              nullptr, k_dim, 1.0f, keys + std::ptrdiff_t{t} * k_dim);
       if (!geo.latent)
         numeric::load_converted(new_v_type,
                                 new_values + static_cast<std::size_t>(start + t) * staged.v_row,
-                                nullptr, v_dim, 1.0f, values + static_cast<std::size_t>(t) * v_dim);
+                                nullptr, v_dim, 1.0f, values + std::ptrdiff_t{t} * v_dim);
     }
     // The next block's staged vectors (a head's rows are contiguous).
     read_ahead ahead;
@@ -237,9 +236,8 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     for (int g = 0; g < group; ++g) {
       const int r = t * group + g;
       const int head = item.kv_head * group + g;
-      const std::size_t row =
-          static_cast<std::size_t>(row0 + t) * q_heads + static_cast<std::size_t>(head);
-      finish_row(m + r, l + r, acc + static_cast<std::size_t>(r) * v_dim, 1, 0, v_dim,
+      const std::ptrdiff_t row = std::ptrdiff_t{row0 + t} * q_heads + head;
+      finish_row(m + r, l + r, acc + std::ptrdiff_t{r} * v_dim, 1, 0, v_dim,
                  out + row * v_dim, lse + row);
       if (params.sink_logits != nullptr)
         apply_sink(params.sink_logits[head], v_dim, out + row * v_dim, lse + row);
@@ -356,11 +354,11 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   };
 
   // Stage the new keys and values, in chunks of rows of one sequence.
-  const std::size_t k_row = static_cast<std::size_t>(geo.k_dim) * dtype_bits(new_k.type) / 8;
+  const std::size_t k_row = kvc::detail::to_size(geo.k_dim * dtype_bits(new_k.type) / 8);
   const std::size_t v_row =
-      geo.latent ? 0 : static_cast<std::size_t>(geo.v_dim) * dtype_bits(new_v.type) / 8;
+      geo.latent ? 0 : kvc::detail::to_size(geo.v_dim * dtype_bits(new_v.type) / 8);
   const detail::staged_layout staged{
-      workspace.fit(static_cast<std::size_t>(rows) * geo.kv_heads * (k_row + v_row)), geo.kv_heads,
+      workspace.fit(kvc::detail::to_size(rows) * kvc::detail::to_size(geo.kv_heads) * (k_row + v_row)), geo.kv_heads,
       k_row, v_row};
   constexpr std::int32_t stage_chunk = 64;
   auto& chunks = workspace.stage_chunks;

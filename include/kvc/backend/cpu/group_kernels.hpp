@@ -24,6 +24,7 @@
 
 #include "kvc/backend/cpu/block_kernels.hpp"
 #include "kvc/backend/cpu/read_ahead.hpp"
+#include "kvc/detail/index.hpp"
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/numeric/simd_x86.hpp"
 #include "kvc/policy/storage.hpp"
@@ -41,7 +42,7 @@ struct head_vectors {
 
   static head_vectors of(const page_geometry& geo, const std::byte* page, int first_token, int head,
                          bool keys) {
-    const std::size_t vectors_per_token = geo.layout == page_layout::nhd ? geo.kv_heads : 1;
+    const std::size_t vectors_per_token = geo.layout == page_layout::nhd ? kvc::detail::to_size(geo.kv_heads) : 1;
     const dtype_id type = keys ? geo.k_type : geo.v_type;
     head_vectors h;
     h.values = page + (keys ? geo.k_offset(first_token, head) : geo.v_offset(first_token, head));
@@ -55,7 +56,7 @@ struct head_vectors {
     }
     return h;
   }
-  float scale(int token) const { return scales == nullptr ? 1.0f : scales[token * scale_stride]; }
+  float scale(int token) const { return scales == nullptr ? 1.0f : scales[kvc::detail::to_size(token) * scale_stride]; }
 };
 
 #if defined(KVC_X86_SIMD)
@@ -98,7 +99,7 @@ template <dtype_id Type, int Group>
   constexpr int bits = dtype_bits(Type);
   const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile);
   for (int t0 = 0; t0 < tokens; t0 += tile) {
-    const std::byte* k[tile];
+    const std::byte* k[kvc::detail::to_size(tile)];
 #pragma GCC unroll 8
     for (int j = 0; j < tile; ++j)
       k[j] =
@@ -107,7 +108,7 @@ template <dtype_id Type, int Group>
 #pragma GCC unroll 8
     for (__m256& a : acc) a = _mm256_setzero_ps();
     for (int d = 0; d < dim; d += 8) {
-      __m256 rows[tile > 1 ? Group : 1];  // one key a tile: loaded by the FMAs themselves
+      __m256 rows[kvc::detail::to_size(tile > 1 ? Group : 1)];  // one key a tile: loaded by the FMAs themselves
       if constexpr (tile > 1) {
 #pragma GCC unroll 8
         for (int r = 0; r < Group; ++r) rows[r] = _mm256_loadu_ps(q + r * dim + d);
@@ -138,7 +139,7 @@ template <dtype_id Type, int Group, int Chunks>
                                                               int tokens, float* acc,
                                                               read_ahead& ahead, int ahead_lines) {
   constexpr int bits = dtype_bits(Type);
-  __m256 sum[Group * Chunks];
+  __m256 sum[kvc::detail::to_size(Group * Chunks)];
 #pragma GCC unroll 16
   for (int r = 0; r < Group; ++r)
 #pragma GCC unroll 16
@@ -146,7 +147,7 @@ template <dtype_id Type, int Group, int Chunks>
   for (int t = 0; t < tokens; ++t) {
     const std::byte* v = values + static_cast<std::size_t>(t) * token_stride;
     ahead.step(ahead_lines);
-    __m256 x[Chunks];
+    __m256 x[kvc::detail::to_size(Chunks)];
 #pragma GCC unroll 16
     for (int c = 0; c < Chunks; ++c) x[c] = numeric::x86::decode8_raw(Type, v + 8 * c * bits / 8);
 #pragma GCC unroll 16
@@ -195,7 +196,7 @@ inline bool cpu_has_vnni() {
 // of 4096).
 inline void round_query_int16(float* q, int rows, int dim) {
   for (int r = 0; r < rows; ++r) {
-    float* row = q + static_cast<std::size_t>(r) * dim;
+    float* row = q + std::ptrdiff_t{r} * dim;
     float largest = 0;
     bool finite = true;
     for (int d = 0; d < dim; ++d) {
@@ -244,16 +245,16 @@ template <int Group, bool Vnni>
   constexpr int tile = Group >= 5 ? 1 : 8 / Group;
   const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile);
   const auto* q16 = reinterpret_cast<const std::int16_t*>(q);
-  const std::size_t row_int16 = 2 * static_cast<std::size_t>(dim);  // a row is dim floats
+  const std::ptrdiff_t row_int16 = 2 * std::ptrdiff_t{dim};  // a row is dim floats
   alignas(32) float step[8];
   for (int lane = 0; lane < 8; ++lane)
-    step[lane] = q[static_cast<std::size_t>(std::min(lane / tile, Group - 1)) * dim + dim / 2];
+    step[lane] = q[std::ptrdiff_t{std::min(lane / tile, Group - 1)} * dim + dim / 2];
   const __m256 row_steps = _mm256_load_ps(step);
   const auto row_at = [q16, row_int16](int r, int d) {
-    return reinterpret_cast<const __m256i*>(q16 + r * row_int16 + d);
+    return reinterpret_cast<const __m256i*>(q16 + std::ptrdiff_t{r} * row_int16 + d);
   };
   for (int t0 = 0; t0 < tokens; t0 += tile) {
-    const std::byte* k[tile];
+    const std::byte* k[kvc::detail::to_size(tile)];
 #pragma GCC unroll 8
     for (int j = 0; j < tile; ++j)
       k[j] =
@@ -262,7 +263,7 @@ template <int Group, bool Vnni>
 #pragma GCC unroll 8
     for (__m256i& a : acc) a = _mm256_setzero_si256();
     for (int d = 0; d < dim; d += 16) {
-      __m256i rows[tile > 1 ? Group : 1];
+      __m256i rows[kvc::detail::to_size(tile > 1 ? Group : 1)];
       if constexpr (tile > 1) {
 #pragma GCC unroll 8
         for (int r = 0; r < Group; ++r) rows[r] = _mm256_loadu_si256(row_at(r, d));
@@ -306,7 +307,7 @@ template <int Group, int Chunks>
 [[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni"), gnu::noinline]] void int8_value_tile(
     const std::int32_t (*weights)[key_block / 2], const float* step, const std::byte* values,
     std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
-  __m256i sum[Group * Chunks];
+  __m256i sum[kvc::detail::to_size(Group * Chunks)];
 #pragma GCC unroll 16
   for (int r = 0; r < Group; ++r)
 #pragma GCC unroll 16
@@ -318,7 +319,7 @@ template <int Group, int Chunks>
     const std::byte* v0 = values + static_cast<std::size_t>(2 * i) * token_stride;
     // A lone last token pairs with itself, at weight 0.
     const std::byte* v1 = 2 * i + 1 < tokens ? v0 + token_stride : v0;
-    __m256i x[Chunks];
+    __m256i x[kvc::detail::to_size(Chunks)];
 #pragma GCC unroll 16
     for (int c = 0; c < Chunks; ++c)
       x[c] = _mm256_cvtepi8_epi16(
@@ -362,8 +363,8 @@ template <int Group>
       _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens - 8), lane));
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 largest_finite = _mm256_set1_ps(std::numeric_limits<float>::max());
-  alignas(32) std::int32_t weights[Group][key_block / 2];
-  float step[Group];
+  alignas(32) std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
+  float step[kvc::detail::to_size(Group)];
   for (int r = 0; r < Group; ++r) {
     const __m256 low = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block), valid_low);
     const __m256 high = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block + 8), valid_high);
