@@ -2,4 +2,4 @@
 #include "kvc/kvc.hpp"
 
 struct m : kvc::model<4, kvc::pattern<kvc::gqa<8, 2>, kvc::head_dim<64>>> {};
-static_assert(kvc::footprint<m>::bytes_per_token > 0);
+[[maybe_unused]] constexpr auto probe = kvc::footprint<m>::bytes_per_token;

@@ -3,4 +3,4 @@
 
 using L = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>>;
 struct m : kvc::stack<kvc::repeat<4, L>, kvc::repeat<0, L>> {};
-static_assert(kvc::footprint<m>::bytes_per_token > 0);
+[[maybe_unused]] constexpr auto probe = kvc::footprint<m>::bytes_per_token;

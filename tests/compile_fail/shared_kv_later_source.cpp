@@ -3,4 +3,4 @@
 
 using L = kvc::layer<kvc::gqa<8, 2>, kvc::head_dim<256>>;
 struct m : kvc::stack<kvc::repeat<2, L>, kvc::repeat<2, kvc::kv_shared<3, L>>> {};
-static_assert(kvc::footprint<m>::bytes_per_token > 0);
+[[maybe_unused]] constexpr auto probe = kvc::footprint<m>::bytes_per_token;

@@ -2,4 +2,4 @@
 #include "kvc/kvc.hpp"
 
 using bad = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, kvc::sliding_window<4096>, kvc::chunked<8192>>;
-static_assert(bad::bytes_per_token > 0);
+[[maybe_unused]] constexpr auto probe = bad::bytes_per_token;

@@ -111,7 +111,8 @@ struct layer {
   static_assert(!std::is_same_v<k_type, int4> || k_dim % 2 == 0,
                 "kvc::layer<...>: int4 storage packs two values per byte, so the key head dim "
                 "(or the latent Rank + RopeDim) must be even");
-  static_assert(!std::is_same_v<v_type, int4> || v_dim % 2 == 0,
+  static_assert(!std::is_same_v<v_type, int4> || v_dim % 2 == 0 ||
+                    (std::is_same_v<k_type, int4> && k_dim % 2 != 0),  // reported above
                 "kvc::layer<...>: int4 storage packs two values per byte, so the value head dim "
                 "must be even");
 
@@ -137,11 +138,18 @@ struct layer {
 };
 
 /// A layer that attends over another layer's cache and keeps none of its own.
+namespace detail {
 template <int SourceLayer, class AttentionLayer>
-struct kv_shared {
+struct kv_shared_checks {
   static_assert(SourceLayer >= 0, "kvc::kv_shared<Source, L>: the source layer index is negative");
   static_assert(AttentionLayer::kind == layer_kind::attention,
                 "kvc::kv_shared<Source, L>: L must be a layer<...> spec");
+};
+}  // namespace detail
+
+template <int SourceLayer, class AttentionLayer>
+struct kv_shared {
+  static_assert(sizeof(detail::kv_shared_checks<SourceLayer, AttentionLayer>) > 0);  // the checks, kept apart
   static constexpr layer_kind kind = layer_kind::shared_kv;
   static constexpr bool owns_cache = false;
   static constexpr int source_layer = SourceLayer;
@@ -149,12 +157,19 @@ struct kv_shared {
 };
 
 /// A constant-size recurrent state (the linear-attention layers of hybrid models).
-template <std::uint64_t Elements, class DType = fp32>
-struct recurrent_state {
+namespace detail {
+template <std::uint64_t Elements, class DType>
+struct recurrent_state_checks {
   static_assert(Elements > 0, "kvc::recurrent_state<N, T>: the state must hold some elements");
   static_assert(std::is_same_v<DType, fp32> || std::is_same_v<DType, fp16> ||
                     std::is_same_v<DType, bf16>,
                 "kvc::recurrent_state<N, T>: the state is stored as fp32, fp16 or bf16");
+};
+}  // namespace detail
+
+template <std::uint64_t Elements, class DType = fp32>
+struct recurrent_state {
+  static_assert(sizeof(detail::recurrent_state_checks<Elements, DType>) > 0);  // the checks, kept apart
   static constexpr layer_kind kind = layer_kind::recurrent;
   static constexpr bool owns_cache = false;
   static constexpr std::uint64_t elements = Elements;

@@ -25,12 +25,19 @@ struct type_list {
   static constexpr std::size_t size = sizeof...(Ts);
 };
 
+namespace detail {
 template <class... Layers>
-struct pattern {
+struct pattern_checks {
   static_assert(sizeof...(Layers) > 0, "kvc::pattern<...>: a pattern needs at least one layer");
   static_assert((layer_spec<Layers> && ...),
                 "kvc::pattern<...>: every element must be a layer spec: layer<...>, "
                 "kv_shared<Source, layer<...>> or recurrent_state<N, T>");
+};
+}  // namespace detail
+
+template <class... Layers>
+struct pattern {
+  static_assert(sizeof(detail::pattern_checks<Layers...>) > 0);  // the checks, kept apart
   static constexpr std::size_t size = sizeof...(Layers);
   template <std::size_t I>
   using at = std::tuple_element_t<I % size, std::tuple<Layers...>>;
@@ -52,13 +59,20 @@ struct as_pattern<pattern<Ls...>> {
 };
 }  // namespace detail
 
-/// Count layers taken from Body, a layer spec or a pattern<...> (cycled).
+namespace detail {
 template <int Count, class Body>
-struct repeat {
+struct repeat_checks {
   static_assert(Count > 0, "kvc::repeat<N, X>: N must be at least one layer");
   static_assert(layer_spec<Body> || detail::is_pattern<Body>::value,
                 "kvc::repeat<N, X>: X must be a layer spec (layer<...>, kv_shared<...>, "
                 "recurrent_state<...>) or a pattern<...> of them");
+};
+}  // namespace detail
+
+/// Count layers taken from Body, a layer spec or a pattern<...> (cycled).
+template <int Count, class Body>
+struct repeat {
+  static_assert(sizeof(detail::repeat_checks<Count, Body>) > 0);  // the checks, kept apart
   static constexpr int count = Count;
   using body = typename detail::as_pattern<Body>::type;
 };
@@ -117,6 +131,9 @@ struct flatten<First, Rest...> {
 template <class Layer>
 constexpr layer_summary summarize(int index) {
   layer_summary s;
+  if constexpr (!layer_spec<Layer>) {
+    return s;  // not a layer: pattern_checks or repeat_checks has said so
+  } else {
   s.kind = Layer::kind;
   if constexpr (Layer::kind == layer_kind::recurrent) {
     s.state_bytes = Layer::state_bytes;
@@ -138,6 +155,7 @@ constexpr layer_summary summarize(int index) {
     }
   }
   return s;
+  }
 }
 
 template <class List, class Indices = std::make_index_sequence<List::size>>
@@ -169,19 +187,26 @@ struct is_repeat<repeat<N, B>> : std::true_type {};
 
 }  // namespace detail
 
+namespace detail {
 template <class... Segments>
-struct stack {
+struct stack_checks {
   static_assert(sizeof...(Segments) > 0, "kvc::stack<...>: a model needs at least one segment");
   static_assert((detail::is_repeat<Segments>::value && ...),
                 "kvc::stack<...>: every segment must be repeat<N, layer or pattern>");
+  static_assert(detail::shared_sources_valid<typename flatten<Segments...>::type>(),
+                "kvc::kv_shared<Source, L>: the source must be an earlier layer that owns a "
+                "cache of the same shape (KV heads, head dims, latent, storage, window)");
+};
+}  // namespace detail
+
+template <class... Segments>
+struct stack {
+  static_assert(sizeof(detail::stack_checks<Segments...>) > 0);  // the checks, kept apart
 
   using layer_list = typename detail::flatten<Segments...>::type;
   static constexpr int num_layers = static_cast<int>(layer_list::size);
   static constexpr const auto& layer_summaries = detail::summaries<layer_list>::value;
 
-  static_assert(detail::shared_sources_valid<layer_list>(),
-                "kvc::kv_shared<Source, L>: the source must be an earlier layer that owns a "
-                "cache of the same shape (KV heads, head dims, latent, storage, window)");
 };
 
 /// Layers layers of Body: one layer spec (uniform) or a pattern<...> cycled from the first layer.

@@ -8,10 +8,17 @@
 
 namespace kvc {
 
+namespace detail {
 template <int Rank, int RopeDim>
-struct latent {
+struct latent_checks {
   static_assert(Rank > 0, "kvc::latent<Rank, RopeDim>: the latent rank must be positive");
   static_assert(RopeDim >= 0, "kvc::latent<Rank, RopeDim>: the RoPE dim cannot be negative");
+};
+}  // namespace detail
+
+template <int Rank, int RopeDim>
+struct latent {
+  static_assert(sizeof(detail::latent_checks<Rank, RopeDim>) > 0);  // the checks, kept apart
 
   static constexpr policy_family family = policy_family::latent_compression;
   static constexpr int rank = Rank;

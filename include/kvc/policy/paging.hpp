@@ -11,11 +11,18 @@ namespace kvc {
 
 enum class page_layout : std::uint8_t { nhd, hnd };
 
+namespace detail {
+template <int PageTokens, page_layout Layout>
+struct paged_checks {
+  static_assert(PageTokens > 0, "kvc::paged<P>: a page must hold at least one token");
+};
+}  // namespace detail
+
 template <int PageTokens, page_layout Layout = page_layout::nhd>
 struct paged {
-  static_assert(PageTokens > 0, "kvc::paged<P>: a page must hold at least one token");
+  static_assert(sizeof(detail::paged_checks<PageTokens, Layout>) > 0);  // the checks, kept apart
   static constexpr bool is_paged = true;
-  static constexpr int page_tokens = PageTokens;
+  static constexpr int page_tokens = PageTokens > 0 ? PageTokens : 1;  // 1 after a failed check
   static constexpr page_layout layout = Layout;
 };
 

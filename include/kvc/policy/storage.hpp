@@ -100,18 +100,26 @@ constexpr std::uint64_t vector_bytes(int dim) {
          (DType::scale == scaling::per_token_head ? scale_bytes : 0);
 }
 
-template <class KType, class VType = KType>
-struct storage {
+namespace detail {
+template <class KType, class VType>
+struct storage_checks {
   static_assert(storage_dtype<KType>,
                 "kvc::storage<K, V>: K must be one of fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, "
                 "int8, int4");
-  static_assert(storage_dtype<VType>,
+  static_assert(std::is_same_v<KType, VType> || storage_dtype<VType>,
                 "kvc::storage<K, V>: V must be one of fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, "
                 "int8, int4");
+};
+}  // namespace detail
+
+template <class KType, class VType = KType>
+struct storage {
+  static_assert(sizeof(detail::storage_checks<KType, VType>) > 0);  // the checks, kept apart
 
   static constexpr policy_family family = policy_family::storage;
-  using k_type = KType;
-  using v_type = VType;
+  // After a failed check, fp32 stands in so that no second error follows.
+  using k_type = std::conditional_t<storage_dtype<KType>, KType, fp32>;
+  using v_type = std::conditional_t<storage_dtype<VType>, VType, fp32>;
 };
 
 }  // namespace kvc

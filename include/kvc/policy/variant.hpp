@@ -22,9 +22,16 @@ constexpr double constexpr_sqrt(double x) {
 }  // namespace detail
 
 /// Gemma 2 / Grok: logits become cap * tanh(logit / cap), with cap = Num / Den.
+namespace detail {
+template <int Num, int Den>
+struct logit_softcap_checks {
+  static_assert(Num > 0 && Den > 0, "kvc::logit_softcap<Num, Den>: the cap must be positive");
+};
+}  // namespace detail
+
 template <int Num, int Den = 1>
 struct logit_softcap {
-  static_assert(Num > 0 && Den > 0, "kvc::logit_softcap<Num, Den>: the cap must be positive");
+  static_assert(sizeof(detail::logit_softcap_checks<Num, Den>) > 0);  // the checks, kept apart
   static constexpr policy_family family = policy_family::logit_softcap;
   static constexpr bool enabled = true;
   static constexpr double cap = static_cast<double>(Num) / Den;
@@ -48,17 +55,31 @@ struct no_sinks {
 };
 
 /// Softmax scale Num / Den.
+namespace detail {
+template <int Num, int Den>
+struct softmax_scale_checks {
+  static_assert(Num > 0 && Den > 0, "kvc::softmax_scale<Num, Den>: the scale must be positive");
+};
+}  // namespace detail
+
 template <int Num, int Den = 1>
 struct softmax_scale {
-  static_assert(Num > 0 && Den > 0, "kvc::softmax_scale<Num, Den>: the scale must be positive");
+  static_assert(sizeof(detail::softmax_scale_checks<Num, Den>) > 0);  // the checks, kept apart
   static constexpr policy_family family = policy_family::softmax_scale;
   static constexpr bool is_default = false;
   static constexpr double value(int /*k_dim*/) { return static_cast<double>(Num) / Den; }
 };
 /// Softmax scale 1 / sqrt(N): Gemma's query_pre_attn_scalar, or MLA's qk head dim.
+namespace detail {
+template <int N>
+struct inv_sqrt_scale_checks {
+  static_assert(N > 0, "kvc::inv_sqrt_scale<N>: N must be positive");
+};
+}  // namespace detail
+
 template <int N>
 struct inv_sqrt_scale {
-  static_assert(N > 0, "kvc::inv_sqrt_scale<N>: N must be positive");
+  static_assert(sizeof(detail::inv_sqrt_scale_checks<N>) > 0);  // the checks, kept apart
   static constexpr policy_family family = policy_family::softmax_scale;
   static constexpr bool is_default = false;
   static constexpr double value(int /*k_dim*/) { return 1.0 / detail::constexpr_sqrt(N); }

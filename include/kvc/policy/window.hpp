@@ -179,30 +179,51 @@ struct full_attention {
 };
 
 /// Sliding window (Mistral, Gemma): a query sees itself and the Tokens - 1 before it.
+namespace detail {
+template <int Tokens>
+struct sliding_window_checks {
+  static_assert(Tokens > 0, "kvc::sliding_window<W>: the window must hold at least one token");
+};
+}  // namespace detail
+
 template <int Tokens>
 struct sliding_window {
-  static_assert(Tokens > 0, "kvc::sliding_window<W>: the window must hold at least one token");
+  static_assert(sizeof(detail::sliding_window_checks<Tokens>) > 0);  // the checks, kept apart
   static constexpr policy_family family = policy_family::window;
   static constexpr window_shape shape{window_kind::sliding, 0, Tokens};
 };
 
 /// Chunked attention (Llama 4): positions are cut into chunks of Tokens; a query sees
 /// the earlier tokens of its own chunk only.
+namespace detail {
+template <int Tokens>
+struct chunked_checks {
+  static_assert(Tokens > 0, "kvc::chunked<C>: the chunk must hold at least one token");
+};
+}  // namespace detail
+
 template <int Tokens>
 struct chunked {
-  static_assert(Tokens > 0, "kvc::chunked<C>: the chunk must hold at least one token");
+  static_assert(sizeof(detail::chunked_checks<Tokens>) > 0);  // the checks, kept apart
   static constexpr policy_family family = policy_family::window;
   static constexpr window_shape shape{window_kind::chunked, 0, Tokens};
 };
 
 /// StreamingLLM (arXiv:2309.17453): the first SinkTokens tokens stay forever, plus the
 /// last WindowTokens tokens (the query's own included).
+namespace detail {
 template <int SinkTokens, int WindowTokens>
-struct streaming {
+struct streaming_checks {
   static_assert(SinkTokens > 0,
                 "kvc::streaming<S, W>: keep at least one sink token (streaming<0, W> is "
                 "sliding_window<W>)");
   static_assert(WindowTokens > 0, "kvc::streaming<S, W>: the window must hold at least one token");
+};
+}  // namespace detail
+
+template <int SinkTokens, int WindowTokens>
+struct streaming {
+  static_assert(sizeof(detail::streaming_checks<SinkTokens, WindowTokens>) > 0);  // the checks, kept apart
   static constexpr policy_family family = policy_family::window;
   static constexpr window_shape shape{window_kind::streaming, SinkTokens, WindowTokens};
 };
