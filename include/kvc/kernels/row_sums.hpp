@@ -6,8 +6,12 @@
 //
 // Shared memory: tile_floats floats (launch with shared_bytes = tile_floats * 4). The
 // columns and tile_floats are multiples of 4, input is 16-byte aligned.
+// A kernel's call operator is KVC_HOST_DEVICE: the CUDA context calls it on the device, the
+// emulator's on the host.
 
 #include <cstdint>
+
+#include "kvc/config.hpp"
 
 namespace kvc::kernels {
 
@@ -18,7 +22,7 @@ struct row_sums {
   std::uint32_t tile_floats;
 
   template <class Context>
-  void operator()(const Context& ctx) const {
+  KVC_HOST_DEVICE void operator()(const Context& ctx) const {
     float* tile = ctx.template dynamic_shared<float>();
     const std::uint32_t row = ctx.block_idx().x;
     const float* source = input + std::uint64_t{row} * columns;
