@@ -105,9 +105,11 @@ class context {
   unsigned warp() const { return rank_ / kernels::warp_size; }
   /// The lanes that the calling thread's warp has: all_lanes but in a partial last warp.
   unsigned warp_members() const {
-    if (Block::last_warp_lanes == kernels::warp_size || warp() + 1 < Block::warps)
+    if constexpr (Block::last_warp_lanes == kernels::warp_size) {
       return kernels::all_lanes;
-    return (1u << Block::last_warp_lanes) - 1u;
+    } else {
+      return warp() + 1 < Block::warps ? kernels::all_lanes : (1u << Block::last_warp_lanes) - 1u;
+    }
   }
 
   /// The block barrier: every thread of the block must reach it.
