@@ -1,0 +1,58 @@
+#pragma once
+// Launches a kernel functor on the GPU:
+//   kvc::cuda::launch(grid, kernels::block_shape<128>{}, shared_bytes, stream, kernel);
+// runs kernel(ctx) in every thread of every block with a kvc::cuda::simt_context. The
+// functor is passed by value (trivially copyable). Above the default 48 KiB of dynamic
+// shared memory the launcher raises the kernel's limit first; CUDA errors throw
+// std::runtime_error naming the call.
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+#include "kvc/backend/cuda/simt_context.cuh"
+#include "kvc/kernels/simt_shape.hpp"
+
+namespace kvc::cuda {
+
+namespace detail {
+
+template <class Block, class Kernel>
+__global__ void __launch_bounds__(Block::threads) run_kernel(const Kernel kernel) {
+  kernel(simt_context<Block>{});
+}
+
+inline void check_launch(cudaError_t status, const char* call) {
+  if (status != cudaSuccess)
+    throw std::runtime_error(std::string("kvc::cuda::launch: ") + call + ": " +
+                             cudaGetErrorString(status));
+}
+
+}  // namespace detail
+
+inline constexpr std::size_t default_dynamic_shared_bytes = 48 * 1024;
+
+template <class Block, class Kernel>
+void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t stream,
+            const Kernel& kernel) {
+  static_assert(Block::threads >= 1 && Block::threads <= 1024 && Block::x <= 1024 &&
+                    Block::y <= 1024 && Block::z <= 64,
+                "kvc::cuda::launch: a block has 1 to 1024 threads, at most 1024 x 1024 x 64");
+  static_assert(std::is_trivially_copyable_v<Kernel>,
+                "kvc::cuda::launch: the kernel functor is copied to the device, so it must be "
+                "trivially copyable");
+  if (shared_bytes > default_dynamic_shared_bytes)
+    detail::check_launch(cudaFuncSetAttribute(detail::run_kernel<Block, Kernel>,
+                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(shared_bytes)),
+                         "cudaFuncSetAttribute (dynamic shared memory)");
+  detail::run_kernel<Block, Kernel>
+      <<<dim3(grid.x, grid.y, grid.z), dim3(Block::x, Block::y, Block::z), shared_bytes, stream>>>(
+          kernel);
+  detail::check_launch(cudaGetLastError(), "kernel launch");
+}
+
+}  // namespace kvc::cuda

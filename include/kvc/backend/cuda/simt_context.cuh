@@ -1,0 +1,158 @@
+#pragma once
+// The SIMT context on the GPU: what a kernel functor sees of its launch, mapped one to one
+// onto CUDA's intrinsics (threadIdx, blockIdx, __syncthreads, __shfl_*_sync, cp.async) and
+// CUB's WarpReduce and BlockReduce. Every member is __forceinline__ and the block's shape is
+// a compile-time constant, so a kernel written against the context compiles to the code of
+// the same kernel written against the intrinsics (docs/simt.md: the PTX comparison).
+// The host emulator's context (backend/simt/context.hpp) has the same members.
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cub/block/block_reduce.cuh>
+#include <cub/warp/warp_reduce.cuh>
+#include <cuda/functional>
+
+#include "kvc/kernels/simt_shape.hpp"
+
+namespace kvc::cuda {
+
+template <class Block>
+class simt_context {
+ public:
+  using block = Block;
+
+  // Indices and sizes. A dimension of extent 1 reads as the constant 0.
+  __device__ __forceinline__ kernels::dims3 grid_dim() const {
+    return {gridDim.x, gridDim.y, gridDim.z};
+  }
+  __device__ __forceinline__ kernels::dims3 block_idx() const {
+    return {blockIdx.x, blockIdx.y, blockIdx.z};
+  }
+  __host__ __device__ static constexpr kernels::dims3 block_dim() { return Block::dims(); }
+  __device__ __forceinline__ kernels::dims3 thread_idx() const {
+    return {Block::x == 1 ? 0u : threadIdx.x, Block::y == 1 ? 0u : threadIdx.y,
+            Block::z == 1 ? 0u : threadIdx.z};
+  }
+  /// The thread's place in its block, x fastest (what warps are cut from).
+  __device__ __forceinline__ unsigned thread_rank() const {
+    const kernels::dims3 t = thread_idx();
+    return t.x + Block::x * (t.y + Block::y * t.z);
+  }
+  __host__ __device__ static constexpr unsigned block_threads() { return Block::threads; }
+  __device__ __forceinline__ unsigned lane() const { return thread_rank() % kernels::warp_size; }
+  __device__ __forceinline__ unsigned warp() const { return thread_rank() / kernels::warp_size; }
+  /// The lanes that the calling thread's warp has: all_lanes but in a partial last warp.
+  __device__ __forceinline__ unsigned warp_members() const {
+    if constexpr (Block::last_warp_lanes == kernels::warp_size) {
+      return kernels::all_lanes;
+    } else {
+      return warp() + 1 < Block::warps ? kernels::all_lanes : (1u << Block::last_warp_lanes) - 1u;
+    }
+  }
+
+  __device__ __forceinline__ void sync() const { __syncthreads(); }
+
+  template <class T>
+  __device__ __forceinline__ T shfl_xor(T value, int lane_mask,
+                                        unsigned members = kernels::all_lanes) const {
+    return __shfl_xor_sync(members, value, lane_mask);
+  }
+  template <class T>
+  __device__ __forceinline__ T shfl_down(T value, unsigned delta,
+                                         unsigned members = kernels::all_lanes) const {
+    return __shfl_down_sync(members, value, delta);
+  }
+  template <class T>
+  __device__ __forceinline__ T shfl_idx(T value, int source_lane,
+                                        unsigned members = kernels::all_lanes) const {
+    return __shfl_sync(members, value, source_lane);
+  }
+
+  // Reductions: CUB leaves the result in lane 0 (thread 0); one more shuffle (barrier)
+  // hands it to every lane (thread), as the emulator does.
+  template <class T>
+  __device__ __forceinline__ T warp_sum(T value) const {
+    return warp_reduce(value, ::cuda::std::plus<>{});
+  }
+  template <class T>
+  __device__ __forceinline__ T warp_max(T value) const {
+    return warp_reduce(value, ::cuda::maximum<>{});
+  }
+  template <class T>
+  __device__ __forceinline__ T block_sum(T value) const {
+    return block_reduce(value, ::cuda::std::plus<>{});
+  }
+  template <class T>
+  __device__ __forceinline__ T block_max(T value) const {
+    return block_reduce(value, ::cuda::maximum<>{});
+  }
+
+  /// The block's dynamic shared memory (16-byte aligned).
+  template <class T = std::byte>
+  __device__ __forceinline__ T* dynamic_shared() const {
+    extern __shared__ uint4 kvc_dynamic_shared[];
+    return reinterpret_cast<T*>(kvc_dynamic_shared);
+  }
+
+  /// Starts copying 16 bytes from global to shared memory: cp.async on sm_80 and later, a
+  /// plain copy before.
+  __device__ __forceinline__ void copy_async(void* shared_destination,
+                                             const void* global_source) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const auto destination = static_cast<unsigned>(__cvta_generic_to_shared(shared_destination));
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(destination),
+                 "l"(global_source)
+                 : "memory");
+#else
+    *static_cast<uint4*>(shared_destination) = *static_cast<const uint4*>(global_source);
+#endif
+  }
+  /// Waits for every copy_async of the calling thread.
+  __device__ __forceinline__ void wait_async_copies() const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+  }
+
+  /// 16 bytes at once from a 16-byte aligned address (ld.v4.u32).
+  __device__ __forceinline__ kernels::vec16 load_16(const void* source) const {
+    const uint4 value = *static_cast<const uint4*>(source);
+    return {value.x, value.y, value.z, value.w};
+  }
+
+ private:
+  template <class T, class Operation>
+  __device__ __forceinline__ T warp_reduce(T value, Operation operation) const {
+    using reduce = cub::WarpReduce<T>;
+    __shared__ typename reduce::TempStorage storage[Block::warps];
+    T folded;
+    if constexpr (Block::last_warp_lanes == kernels::warp_size) {
+      folded = reduce(storage[warp()]).Reduce(value, operation);
+    } else {
+      folded = warp() + 1 < Block::warps
+                   ? reduce(storage[warp()]).Reduce(value, operation)
+                   : reduce(storage[warp()])
+                         .Reduce(value, operation, static_cast<int>(Block::last_warp_lanes));
+    }
+    return __shfl_sync(warp_members(), folded, 0);
+  }
+
+  // BLOCK_REDUCE_WARP_REDUCTIONS ends in one __syncthreads before thread 0 folds the warps'
+  // totals; with the broadcast's barrier, a thread cannot write the storage or the result
+  // of the next call before every thread has read this one's.
+  template <class T, class Operation>
+  __device__ __forceinline__ T block_reduce(T value, Operation operation) const {
+    using reduce =
+        cub::BlockReduce<T, Block::x, cub::BLOCK_REDUCE_WARP_REDUCTIONS, Block::y, Block::z>;
+    __shared__ typename reduce::TempStorage storage;
+    __shared__ T result;
+    const T folded = reduce(storage).Reduce(value, operation);
+    if (thread_rank() == 0) result = folded;
+    __syncthreads();
+    return result;
+  }
+};
+
+}  // namespace kvc::cuda

@@ -1,0 +1,243 @@
+#pragma once
+// The SIMT context of the host emulator: what a kernel functor sees of its launch when it
+// runs on the CPU. The member names and meanings are those of kvc::cuda::simt_context
+// (backend/cuda/simt_context.cuh), so one kernel body serves both; docs/simt.md lists them.
+//
+// One context per host thread, made once per launch; kernels take it by const reference.
+// Shuffles and warp reductions meet in the team's warp exchange, block reductions and
+// sync() at its barrier. Asynchronous copies are queued and done at wait_async_copies(),
+// the latest moment CUDA allows, so that a kernel reading its copy too early sees stale
+// data here as it could on a GPU.
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "kvc/backend/simt/errors.hpp"
+#include "kvc/backend/simt/thread_team.hpp"
+#include "kvc/kernels/simt_shape.hpp"
+
+namespace kvc::simt {
+
+namespace detail {
+
+/// What one host thread keeps from block to block.
+struct thread_state {
+  struct pending_copy {
+    void* destination;
+    const void* source;
+  };
+  kernels::dims3 block_idx{};
+  std::vector<pending_copy> pending_copies;
+
+  void complete_copies() {
+    for (const pending_copy& copy : pending_copies) std::memcpy(copy.destination, copy.source, 16);
+    pending_copies.clear();
+  }
+};
+
+struct plus {
+  template <class T>
+  T operator()(T a, T b) const {
+    return static_cast<T>(a + b);
+  }
+};
+struct maximum {  // as cuda::maximum: a NaN in `a` is kept only when `b` is not larger
+  template <class T>
+  T operator()(T a, T b) const {
+    return a < b ? b : a;
+  }
+};
+
+template <class T>
+T from_slot(const slot& s) {
+  T value;
+  std::memcpy(&value, s.bytes, sizeof(T));
+  return value;
+}
+template <class T>
+slot to_slot(T value) {
+  slot s{};
+  std::memcpy(s.bytes, &value, sizeof(T));
+  return s;
+}
+
+template <class T, class Operation>
+void fold_lanes(const slot* values, unsigned members, slot& result) {
+  bool first = true;
+  T folded{};
+  for (unsigned lane = 0; lane < kernels::warp_size; ++lane) {
+    if ((members >> lane & 1u) == 0) continue;
+    const T value = from_slot<T>(values[lane]);
+    folded = first ? value : Operation{}(folded, value);
+    first = false;
+  }
+  result = to_slot(folded);
+}
+
+}  // namespace detail
+
+template <class Block>
+class context {
+ public:
+  using block = Block;
+
+  context(detail::thread_team& team, detail::thread_state& state, unsigned rank,
+          kernels::dims3 grid)
+      : team_(&team),
+        state_(&state),
+        rank_(rank),
+        grid_(grid),
+        thread_idx_{rank % Block::x, rank / Block::x % Block::y, rank / (Block::x * Block::y)} {}
+
+  // Indices and sizes.
+  kernels::dims3 grid_dim() const { return grid_; }
+  kernels::dims3 block_idx() const { return state_->block_idx; }
+  static constexpr kernels::dims3 block_dim() { return Block::dims(); }
+  kernels::dims3 thread_idx() const { return thread_idx_; }
+  /// The thread's place in its block, x fastest (what warps are cut from).
+  unsigned thread_rank() const { return rank_; }
+  static constexpr unsigned block_threads() { return Block::threads; }
+  unsigned lane() const { return rank_ % kernels::warp_size; }
+  unsigned warp() const { return rank_ / kernels::warp_size; }
+  /// The lanes that the calling thread's warp has: all_lanes but in a partial last warp.
+  unsigned warp_members() const {
+    if constexpr (Block::last_warp_lanes == kernels::warp_size) {
+      return kernels::all_lanes;
+    } else {
+      return warp() + 1 < Block::warps ? kernels::all_lanes : (1u << Block::last_warp_lanes) - 1u;
+    }
+  }
+
+  /// The block barrier: every thread of the block must reach it.
+  void sync() const { team_->sync(rank_); }
+
+  // Warp shuffles: every lane named in `members` must make the same call.
+  template <class T>
+  T shfl_xor(T value, int lane_mask, unsigned members = kernels::all_lanes) const {
+    return shuffle(detail::collective::shfl_xor, value,
+                   lane() ^ (static_cast<unsigned>(lane_mask) & (kernels::warp_size - 1)), members);
+  }
+  /// The value of lane + delta; lanes with no such lane keep their own value.
+  template <class T>
+  T shfl_down(T value, unsigned delta, unsigned members = kernels::all_lanes) const {
+    const bool inside = delta < kernels::warp_size && lane() + delta < kernels::warp_size;
+    return shuffle(detail::collective::shfl_down, value, inside ? lane() + delta : lane(), members);
+  }
+  template <class T>
+  T shfl_idx(T value, int source_lane, unsigned members = kernels::all_lanes) const {
+    return shuffle(detail::collective::shfl_idx, value,
+                   static_cast<unsigned>(source_lane) & (kernels::warp_size - 1), members);
+  }
+
+  // Reductions over the calling thread's warp (its warp_members()) or block; every
+  // participating thread gets the result. A block reduction is a barrier twice over.
+  template <class T>
+  T warp_sum(T value) const {
+    return warp_reduce<T, detail::plus>(detail::collective::warp_sum, value);
+  }
+  template <class T>
+  T warp_max(T value) const {
+    return warp_reduce<T, detail::maximum>(detail::collective::warp_max, value);
+  }
+  template <class T>
+  T block_sum(T value) const {
+    return block_reduce<T, detail::plus>(value);
+  }
+  template <class T>
+  T block_max(T value) const {
+    return block_reduce<T, detail::maximum>(value);
+  }
+
+  /// The block's dynamic shared memory (the launch's shared_bytes, 16-byte aligned).
+  template <class T = std::byte>
+  T* dynamic_shared() const {
+    return reinterpret_cast<T*>(team_->shared_memory());
+  }
+
+  /// Starts copying 16 bytes from global to shared memory (cp.async); the destination may
+  /// be read once this thread has called wait_async_copies(), by other threads after a
+  /// barrier that follows it.
+  void copy_async(void* shared_destination, const void* global_source) const {
+    check_aligned(shared_destination, "copy_async destination");
+    check_aligned(global_source, "copy_async source");
+    const auto* destination = static_cast<const std::byte*>(shared_destination);
+    const std::byte* shared = team_->shared_memory();
+    if (shared == nullptr || destination < shared ||
+        destination + 16 > shared + team_->shared_bytes())
+      team_->abort(launch_error(launch_errc::not_shared_memory,
+                                "kvc::simt: copy_async destination " +
+                                    std::to_string(reinterpret_cast<std::uintptr_t>(destination)) +
+                                    " is not inside the block's dynamic shared memory"));
+    state_->pending_copies.push_back({shared_destination, global_source});
+  }
+  /// Waits for every copy_async of the calling thread.
+  void wait_async_copies() const { state_->complete_copies(); }
+
+  /// 16 bytes at once from a 16-byte aligned address.
+  kernels::vec16 load_16(const void* source) const {
+    check_aligned(source, "load_16 source");
+    kernels::vec16 value;
+    std::memcpy(&value, source, sizeof value);
+    return value;
+  }
+
+ private:
+  template <class T>
+  static constexpr void check_shuffled_type() {
+    static_assert(std::is_trivially_copyable_v<T> && sizeof(T) <= sizeof(detail::slot),
+                  "kvc::simt: a shuffled or reduced value is trivially copyable, at most 8 bytes");
+  }
+
+  template <class T>
+  T shuffle(detail::collective kind, T value, unsigned source, unsigned members) const {
+    check_shuffled_type<T>();
+    detail::slot result;
+    team_->exchange(rank_, kind, members, source, detail::to_slot(value), sizeof(T), nullptr,
+                    result);
+    return detail::from_slot<T>(result);
+  }
+
+  template <class T, class Operation>
+  T warp_reduce(detail::collective kind, T value) const {
+    check_shuffled_type<T>();
+    detail::slot result;
+    team_->exchange(rank_, kind, warp_members(), lane(), detail::to_slot(value), sizeof(T),
+                    &detail::fold_lanes<T, Operation>, result);
+    return detail::from_slot<T>(result);
+  }
+
+  // Each thread folds all values in thread order: the same result in every thread.
+  template <class T, class Operation>
+  T block_reduce(T value) const {
+    check_shuffled_type<T>();
+    detail::slot* slots = team_->block_slots();
+    slots[rank_] = detail::to_slot(value);
+    sync();
+    T folded = detail::from_slot<T>(slots[0]);
+    for (unsigned r = 1; r < Block::threads; ++r)
+      folded = Operation{}(folded, detail::from_slot<T>(slots[r]));
+    sync();  // before the slots are written again
+    return folded;
+  }
+
+  void check_aligned(const void* address, const char* what) const {
+    const auto bits = reinterpret_cast<std::uintptr_t>(address);
+    if (bits % 16 != 0)
+      team_->abort(launch_error(launch_errc::misaligned_address,
+                                std::string("kvc::simt: ") + what + " " + std::to_string(bits) +
+                                    " is not 16-byte aligned (thread " + std::to_string(rank_) +
+                                    ")"));
+  }
+
+  detail::thread_team* team_;
+  detail::thread_state* state_;
+  unsigned rank_;
+  kernels::dims3 grid_;
+  kernels::dims3 thread_idx_;
+};
+
+}  // namespace kvc::simt

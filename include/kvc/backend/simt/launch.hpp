@@ -1,0 +1,108 @@
+#pragma once
+// Runs a kernel functor on the CPU as CUDA would run it on a GPU:
+//   kvc::simt::launch(grid, kernels::block_shape<128>{}, shared_bytes, kernel);
+// calls kernel(ctx) once per CUDA thread of every block, with a kvc::simt::context.
+//
+// The launch checks CUDA's limits first (launch_error: invalid_shape, too_many_threads,
+// shared_memory_exceeded). It then makes options.concurrent_blocks teams of host threads,
+// one thread per CUDA thread, each team with its block's shared memory; a team runs block
+// after block until none is left, so threads and shared memory are made once per launch
+// and not per block. A divergent barrier or shuffle, a misaligned copy, or an exception
+// thrown by the kernel tears the block down; no new block starts, and the first error is
+// rethrown here once every thread has been joined.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kvc/backend/simt/architecture.hpp"
+#include "kvc/backend/simt/context.hpp"
+#include "kvc/backend/simt/errors.hpp"
+#include "kvc/backend/simt/thread_team.hpp"
+#include "kvc/kernels/simt_shape.hpp"
+
+namespace kvc::simt {
+
+namespace detail {
+
+template <class Block, class Kernel>
+void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Kernel& kernel) {
+  thread_state state;
+  const context<Block> ctx(team, state, rank, grid);
+  std::uint64_t seen = 0;
+  while (team.wait_for_block(seen, state.block_idx)) {
+    try {
+      kernel(ctx);
+      state.complete_copies();  // copies never waited for still land, as on a GPU
+    } catch (const block_torn_down&) {
+    } catch (...) {
+      team.fail(std::current_exception());
+    }
+    state.pending_copies.clear();
+    team.finish(rank);
+  }
+}
+
+template <class Block>
+void check_launch(kernels::dims3 grid, std::size_t shared_bytes, const architecture& target) {
+  const std::string shape = "kvc::simt::launch: block (" + std::to_string(Block::x) + ", " +
+                            std::to_string(Block::y) + ", " + std::to_string(Block::z) +
+                            "), grid " + dims_text(grid);
+  if (Block::x == 0 || Block::y == 0 || Block::z == 0 || grid.x == 0 || grid.y == 0 || grid.z == 0)
+    throw launch_error(launch_errc::invalid_shape, shape + ": a dimension is 0");
+  if (Block::threads > target.max_threads_per_block || Block::x > 1024 || Block::y > 1024 ||
+      Block::z > 64)
+    throw launch_error(launch_errc::too_many_threads,
+                       shape + ": " + std::to_string(Block::threads) + " threads per block; " +
+                           target.name + " runs at most " +
+                           std::to_string(target.max_threads_per_block) +
+                           " (and at most 1024 x 1024 x 64)");
+  if (grid.x > 0x7fff'ffffu || grid.y > 65535 || grid.z > 65535)
+    throw launch_error(launch_errc::invalid_shape,
+                       shape + ": the grid is at most 2^31-1 x 65535 x 65535 blocks");
+  if (shared_bytes > target.max_shared_bytes_per_block)
+    throw launch_error(launch_errc::shared_memory_exceeded,
+                       shape + ": " + std::to_string(shared_bytes) +
+                           " bytes of dynamic shared memory per block; " + target.name +
+                           " gives a block at most " +
+                           std::to_string(target.max_shared_bytes_per_block));
+}
+
+}  // namespace detail
+
+template <class Block, class Kernel>
+void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, const Kernel& kernel,
+            const launch_options& options = {}) {
+  detail::check_launch<Block>(grid, shared_bytes, options.target);
+  detail::launch_state state(grid);
+  const std::uint64_t blocks = grid.volume();
+  const unsigned team_count = static_cast<unsigned>(
+      std::min<std::uint64_t>(std::max(options.concurrent_blocks, 1u), blocks));
+
+  std::vector<std::unique_ptr<detail::thread_team>> teams;
+  for (unsigned t = 0; t < team_count; ++t)
+    teams.push_back(std::make_unique<detail::thread_team>(Block::threads, shared_bytes, state));
+  std::vector<std::thread> threads;
+  threads.reserve(std::size_t{team_count} * Block::threads);
+  try {
+    for (auto& team : teams)
+      for (unsigned rank = 0; rank < Block::threads; ++rank)
+        threads.emplace_back(detail::run_thread<Block, Kernel>, std::ref(*team), rank, grid,
+                             std::cref(kernel));
+  } catch (...) {  // no block has begun: the threads made so far leave at once
+    for (auto& team : teams) team->cancel();
+    for (auto& thread : threads) thread.join();
+    throw;
+  }
+  for (auto& team : teams) team->start();
+  for (auto& thread : threads) thread.join();
+  state.rethrow_first_error();
+}
+
+}  // namespace kvc::simt

@@ -1,0 +1,369 @@
+#pragma once
+// The host threads that play one CUDA block at a time: one thread per CUDA thread, reused
+// for block after block of a launch. One mutex per team guards every barrier, every warp
+// exchange and the bookkeeping of who waits where, so that a block in which every live
+// thread waits and none can ever be released is seen at once and reported as a
+// launch_error (barrier or shuffle divergence) instead of hanging. The mutex and the
+// condition variables are also what ThreadSanitizer sees: a barrier orders the shared
+// memory accesses around it, and a kernel without its barrier is reported as a race.
+
+#include <array>
+#include <atomic>
+#include <bit>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kvc/backend/simt/errors.hpp"
+#include "kvc/kernels/simt_shape.hpp"
+
+namespace kvc::simt::detail {
+
+/// Thrown into the threads of a block that is being torn down (another thread failed).
+/// Not a std::exception, so a kernel's catch (const std::exception&) lets it pass.
+struct block_torn_down {};
+
+enum class collective : unsigned char { shfl_xor, shfl_down, shfl_idx, warp_sum, warp_max };
+
+inline const char* collective_name(collective kind) {
+  switch (kind) {
+    case collective::shfl_xor:
+      return "shfl_xor";
+    case collective::shfl_down:
+      return "shfl_down";
+    case collective::shfl_idx:
+      return "shfl_idx";
+    case collective::warp_sum:
+      return "warp_sum";
+    case collective::warp_max:
+      return "warp_max";
+  }
+  return "collective";
+}
+
+/// One lane's value in a warp exchange (CUDA shuffles move at most 8 bytes).
+struct slot {
+  alignas(8) std::byte bytes[8];
+};
+
+/// Folds the values of the member lanes into one (warp reductions).
+using combine_function = void (*)(const slot* values, unsigned members, slot& result);
+
+inline std::string hex(unsigned value) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string text = "0x00000000";
+  for (int i = 9; i >= 2; --i, value >>= 4) text[static_cast<std::size_t>(i)] = digits[value & 15u];
+  return text;
+}
+
+inline std::string dims_text(kernels::dims3 d) {
+  return "(" + std::to_string(d.x) + ", " + std::to_string(d.y) + ", " + std::to_string(d.z) + ")";
+}
+
+/// What the teams of one launch share: the blocks not yet handed out and the first error.
+class launch_state {
+ public:
+  explicit launch_state(kernels::dims3 grid) : grid_(grid), blocks_(grid.volume()) {}
+
+  /// The next block to run; false once every block is handed out or the launch failed.
+  bool take_block(kernels::dims3& block_idx) {
+    if (failed_.load(std::memory_order_acquire)) return false;
+    const std::uint64_t block = next_block_.fetch_add(1, std::memory_order_relaxed);
+    if (block >= blocks_) return false;
+    block_idx.x = static_cast<std::uint32_t>(block % grid_.x);
+    block_idx.y = static_cast<std::uint32_t>(block / grid_.x % grid_.y);
+    block_idx.z = static_cast<std::uint32_t>(block / (std::uint64_t{grid_.x} * grid_.y));
+    return true;
+  }
+  void record(std::exception_ptr error) {
+    std::lock_guard lock(mutex_);
+    if (!first_error_) first_error_ = std::move(error);
+    failed_.store(true, std::memory_order_release);
+  }
+  void rethrow_first_error() {
+    std::lock_guard lock(mutex_);
+    if (first_error_) std::rethrow_exception(first_error_);
+  }
+
+ private:
+  kernels::dims3 grid_;
+  std::uint64_t blocks_;
+  std::atomic<std::uint64_t> next_block_{0};
+  std::atomic<bool> failed_{false};
+  std::mutex mutex_;
+  std::exception_ptr first_error_;
+};
+
+class thread_team {
+ public:
+  thread_team(unsigned threads, std::size_t shared_bytes, launch_state& launch)
+      : launch_(launch),
+        threads_(threads),
+        warp_count_((threads + kernels::warp_size - 1) / kernels::warp_size),
+        shared_bytes_(shared_bytes),
+        shared_(shared_bytes == 0 ? nullptr : new std::byte[shared_bytes]),
+        block_slots_(new slot[threads]),
+        warps_(new warp_exchange[warp_count_]),
+        status_(threads, thread_status::running) {
+    for (unsigned w = 0; w < warp_count_; ++w)
+      warps_[w].lanes = w + 1 < warp_count_ ? kernels::warp_size : threads - w * kernels::warp_size;
+  }
+  thread_team(const thread_team&) = delete;
+  thread_team& operator=(const thread_team&) = delete;
+
+  /// Once every thread of the team exists: the first block begins.
+  void start() {
+    std::unique_lock lock(mutex_);
+    begin_next_block();
+  }
+  /// The team's threads could not all be created: the threads that exist leave at once.
+  void cancel() {
+    std::lock_guard lock(mutex_);
+    done_ = true;
+    ++block_sequence_;
+    block_event_.notify_all();
+  }
+
+  /// Waits for the block after the one numbered `seen`; false when the team is done.
+  bool wait_for_block(std::uint64_t& seen, kernels::dims3& block_idx) {
+    std::unique_lock lock(mutex_);
+    block_event_.wait(lock, [&] { return block_sequence_ != seen; });
+    seen = block_sequence_;
+    if (done_) return false;
+    block_idx = block_idx_;
+    return true;
+  }
+
+  /// The block barrier (__syncthreads): every thread of the block must reach it.
+  void sync(unsigned rank) {
+    std::unique_lock lock(mutex_);
+    if (aborted_) throw block_torn_down{};
+    if (++at_barrier_ == threads_) {
+      at_barrier_ = 0;
+      ++barrier_generation_;
+      for (auto& s : status_)
+        if (s == thread_status::at_barrier) s = thread_status::running;
+      block_event_.notify_all();
+      return;
+    }
+    const std::uint64_t generation = barrier_generation_;
+    status_[rank] = thread_status::at_barrier;
+    check_progress();
+    block_event_.wait(lock, [&] { return barrier_generation_ != generation || aborted_; });
+    if (barrier_generation_ == generation) throw block_torn_down{};
+  }
+
+  /// A warp collective: the lanes named in `members` each give a value; lane `source`'s
+  /// value comes back (shuffles), or all members' values folded by `combine` (reductions).
+  void exchange(unsigned rank, collective kind, unsigned members, unsigned source,
+                const slot& value, std::size_t value_size, combine_function combine, slot& result) {
+    std::unique_lock lock(mutex_);
+    if (aborted_) throw block_torn_down{};
+    const unsigned warp = rank / kernels::warp_size, lane = rank % kernels::warp_size;
+    warp_exchange& exchange = warps_[warp];
+    const unsigned lane_bit = 1u << lane;
+    const unsigned existing =
+        exchange.lanes == kernels::warp_size ? kernels::all_lanes : (1u << exchange.lanes) - 1u;
+    const auto where = [&] {
+      return "kvc::simt: shuffle divergence in block " + dims_text(block_idx_) + ", warp " +
+             std::to_string(warp) + ": lane " + std::to_string(lane) + " calls " +
+             collective_name(kind) + " with member mask " + hex(members);
+    };
+    if ((members & lane_bit) == 0) abort_locked(where() + ", which does not name the lane itself");
+    if ((members & ~existing) != 0)
+      abort_locked(where() + ", which names lanes " + hex(members & ~existing) +
+                   " that this warp of " + std::to_string(exchange.lanes) + " lanes does not have");
+    if (exchange.arrived == 0) {
+      exchange.members = members;
+      exchange.kind = kind;
+      exchange.value_size = value_size;
+      exchange.combine = combine;
+    } else if (exchange.members != members || exchange.kind != kind ||
+               exchange.value_size != value_size || exchange.combine != combine) {
+      abort_locked(where() + " while lanes " + hex(exchange.arrived) + " wait in " +
+                   collective_name(exchange.kind) + " with member mask " + hex(exchange.members) +
+                   " (or with a value of another type)");
+    }
+    exchange.values[lane] = value;
+    exchange.sources[lane] = source;
+    exchange.arrived |= lane_bit;
+    if (exchange.arrived == members) {
+      complete(exchange, warp);
+      result = exchange.results[lane];
+      return;
+    }
+    const std::uint64_t generation = exchange.generation;
+    status_[rank] = thread_status::at_shuffle;
+    ++at_shuffle_;
+    check_progress();
+    exchange.done.wait(lock, [&] { return exchange.generation != generation || aborted_; });
+    if (exchange.generation == generation) throw block_torn_down{};
+    result = exchange.results[lane];
+  }
+
+  /// Reports `error` as the block's failure and tears the block down (never returns).
+  [[noreturn]] void abort(const launch_error& error) {
+    std::unique_lock lock(mutex_);
+    fail_locked(std::make_exception_ptr(error));
+    throw block_torn_down{};
+  }
+  /// A kernel thread threw: the first error of the block is kept, the block torn down.
+  void fail(std::exception_ptr error) {
+    std::lock_guard lock(mutex_);
+    fail_locked(std::move(error));
+  }
+
+  /// The calling thread has left the kernel. The last thread of a block starts the next.
+  void finish(unsigned rank) {
+    std::unique_lock lock(mutex_);
+    status_[rank] = thread_status::exited;
+    if (++finished_ < threads_) {
+      check_progress();
+      return;
+    }
+    if (aborted_) launch_.record(error_);
+    begin_next_block();
+  }
+
+  std::byte* shared_memory() const { return shared_.get(); }
+  std::size_t shared_bytes() const { return shared_bytes_; }
+  /// One value per thread, for block reductions (ordered by the barriers around them).
+  slot* block_slots() const { return block_slots_.get(); }
+
+ private:
+  enum class thread_status : unsigned char { running, at_barrier, at_shuffle, exited };
+
+  struct warp_exchange {
+    std::condition_variable done;
+    unsigned lanes = kernels::warp_size;  ///< lanes this warp has (the last may be partial)
+    unsigned arrived = 0;                 ///< lanes that joined the pending exchange
+    unsigned members = 0;
+    collective kind = collective::shfl_xor;
+    std::size_t value_size = 0;
+    combine_function combine = nullptr;
+    std::uint64_t generation = 0;
+    std::array<slot, kernels::warp_size> values{}, results{};
+    std::array<unsigned, kernels::warp_size> sources{};
+  };
+
+  // Results are written per lane by the lane that completes the exchange: a lane reads its
+  // own result after it wakes, and no exchange can overwrite it before the lane joins again.
+  void complete(warp_exchange& exchange, unsigned warp) {
+    const unsigned members = exchange.members;
+    const bool reduction = exchange.combine != nullptr;
+    for (unsigned lane = 0; lane < kernels::warp_size; ++lane) {
+      if (reduction || (members >> lane & 1u) == 0) continue;
+      const unsigned source = exchange.sources[lane];
+      if ((members >> source & 1u) == 0)
+        abort_locked("kvc::simt: shuffle divergence in block " + dims_text(block_idx_) + ", warp " +
+                     std::to_string(warp) + ": lane " + std::to_string(lane) + " reads lane " +
+                     std::to_string(source) + " in " + collective_name(exchange.kind) +
+                     ", which the member mask " + hex(members) +
+                     " does not name (its value would be undefined)");
+    }
+    slot folded{};
+    if (reduction) exchange.combine(exchange.values.data(), members, folded);
+    for (unsigned lane = 0; lane < kernels::warp_size; ++lane) {
+      if ((members >> lane & 1u) == 0) continue;
+      exchange.results[lane] = reduction ? folded : exchange.values[exchange.sources[lane]];
+      thread_status& s = status_[warp * kernels::warp_size + lane];
+      if (s == thread_status::at_shuffle) {
+        s = thread_status::running;
+        --at_shuffle_;
+      }
+    }
+    exchange.arrived = 0;
+    ++exchange.generation;
+    exchange.done.notify_all();
+  }
+
+  // Every live thread waits and nothing it waits for can happen any more: name the cause.
+  void check_progress() {
+    if (aborted_) return;
+    const unsigned live = threads_ - finished_;
+    if (live == 0 || at_barrier_ + at_shuffle_ != live) return;
+    fail_locked(std::make_exception_ptr(diagnose()));
+  }
+
+  launch_error diagnose() const {
+    for (unsigned w = 0; w < warp_count_; ++w) {
+      const warp_exchange& exchange = warps_[w];
+      if (exchange.arrived == 0) continue;
+      const unsigned missing = exchange.members & ~exchange.arrived;
+      const unsigned lane = static_cast<unsigned>(std::countr_zero(missing));
+      const thread_status s = status_[w * kernels::warp_size + lane];
+      return launch_error(launch_errc::shuffle_divergence,
+                          "kvc::simt: shuffle divergence in block " + dims_text(block_idx_) +
+                              ", warp " + std::to_string(w) + ": lanes " + hex(exchange.arrived) +
+                              " wait in " + collective_name(exchange.kind) + " with member mask " +
+                              hex(exchange.members) + ", and lane " + std::to_string(lane) +
+                              (s == thread_status::exited ? " exited without joining it"
+                                                          : " waits at a block barrier instead"));
+    }
+    unsigned first_exited = threads_;
+    for (unsigned r = 0; r < threads_ && first_exited == threads_; ++r)
+      if (status_[r] == thread_status::exited) first_exited = r;
+    return launch_error(launch_errc::barrier_divergence,
+                        "kvc::simt: barrier divergence in block " + dims_text(block_idx_) + ": " +
+                            std::to_string(at_barrier_) + " of " + std::to_string(threads_) +
+                            " threads wait at the barrier and " + std::to_string(finished_) +
+                            " exited without reaching it (the first: thread " +
+                            std::to_string(first_exited) + ")");
+  }
+
+  void fail_locked(std::exception_ptr error) {
+    if (!aborted_) {
+      aborted_ = true;
+      error_ = std::move(error);
+    }
+    block_event_.notify_all();
+    for (unsigned w = 0; w < warp_count_; ++w) warps_[w].done.notify_all();
+  }
+  [[noreturn]] void abort_locked(const std::string& what) {
+    fail_locked(std::make_exception_ptr(launch_error(launch_errc::shuffle_divergence, what)));
+    throw block_torn_down{};
+  }
+
+  // CUDA leaves shared memory undefined at a block's start; all ones (NaN as floats, -1 as
+  // integers) makes a kernel that assumes zeros fail its test.
+  void begin_next_block() {
+    kernels::dims3 next;
+    if (aborted_ || !launch_.take_block(next)) {
+      done_ = true;
+    } else {
+      block_idx_ = next;
+      finished_ = at_barrier_ = at_shuffle_ = 0;
+      for (auto& s : status_) s = thread_status::running;
+      for (unsigned w = 0; w < warp_count_; ++w) warps_[w].arrived = 0;
+      if (shared_bytes_ != 0) std::memset(shared_.get(), 0xff, shared_bytes_);
+    }
+    ++block_sequence_;
+    block_event_.notify_all();
+  }
+
+  launch_state& launch_;
+  const unsigned threads_, warp_count_;
+  const std::size_t shared_bytes_;
+  const std::unique_ptr<std::byte[]> shared_;
+  const std::unique_ptr<slot[]> block_slots_;
+  const std::unique_ptr<warp_exchange[]> warps_;
+  std::vector<thread_status> status_;
+
+  std::mutex mutex_;
+  std::condition_variable block_event_;  ///< a barrier phase ended, or a block began
+  std::uint64_t block_sequence_ = 0;
+  bool done_ = false;
+  kernels::dims3 block_idx_{};
+  unsigned finished_ = 0, at_barrier_ = 0, at_shuffle_ = 0;
+  std::uint64_t barrier_generation_ = 0;
+  bool aborted_ = false;
+  std::exception_ptr error_;
+};
+
+}  // namespace kvc::simt::detail
