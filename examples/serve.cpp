@@ -100,7 +100,8 @@ struct decoder {
                            0.5f / std::sqrt(static_cast<float>(q_heads * head_dim))));
       w_mlp.push_back(random(std::size_t{d_model} * d_model, in));
     }
-    for (int t = 0; t < vocab; ++t) draft_next.push_back(argmax(logits_of(&embed[static_cast<std::size_t>(t * d_model)])));
+    for (int t = 0; t < vocab; ++t)
+      draft_next.push_back(argmax(logits_of(&embed[static_cast<std::size_t>(t * d_model)])));
   }
 
   static void matmul(const float* x, const std::vector<float>& w, int out, float* y) {
@@ -177,7 +178,7 @@ struct decoder {
             const double w = std::exp(scores[i] - most);
             total += w;
             const float* v = &rows[static_cast<std::size_t>(seen[i] * qkv_width +
-                                                       (q_heads + kv_heads + kv) * head_dim)];
+                                                            (q_heads + kv_heads + kv) * head_dim)];
             for (int d = 0; d < head_dim; ++d) acc[static_cast<std::size_t>(d)] += w * v[d];
           }
           for (int d = 0; d < head_dim; ++d)
@@ -490,7 +491,9 @@ class engine {
     return true;
   }
 
-  static constexpr int first_layer(std::size_t g) { return cache_type::groups::value.info[g].first_layer; }
+  static constexpr int first_layer(std::size_t g) {
+    return cache_type::groups::value.info[g].first_layer;
+  }
 
   options options_;
   decoder<Model> decoder_;

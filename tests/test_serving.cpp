@@ -169,8 +169,8 @@ TEST_CASE("decode inside an open step equals decode after commit, bit for bit") 
     for (int l = 0; l < layers; ++l) {
       INFO("layer " << l << ", reserve " << reserve);
       const layer_summary& info = summary(l);
-      const std::vector<float> q =
-          random_floats(4 * static_cast<std::size_t>(info.q_heads * info.k_dim), static_cast<unsigned>(20 + l));
+      const std::vector<float> q = random_floats(
+          4 * static_cast<std::size_t>(info.q_heads * info.k_dim), static_cast<unsigned>(20 + l));
       const page_table_csr step = open.step_table(plan, l);
       const page_table_csr after = committed.page_table(l, ids);
       CHECK(step.indices.size() == after.indices.size());
@@ -199,8 +199,8 @@ TEST_CASE("extend inside an open step reads the step's tokens from the cache") {
     INFO("layer " << l);
     const layer_summary& info = summary(l);
     const std::size_t rows = 12;
-    const std::vector<float> q =
-        random_floats(rows * static_cast<std::size_t>(info.q_heads * info.k_dim), static_cast<unsigned>(40 + l));
+    const std::vector<float> q = random_floats(
+        rows * static_cast<std::size_t>(info.q_heads * info.k_dim), static_cast<unsigned>(40 + l));
     const auto params = attention::layer_params<serving_model>(l, sink_logits().data());
     const auto q_heads = static_cast<std::size_t>(info.q_heads);
     const auto k_dim = static_cast<std::size_t>(info.k_dim);
@@ -226,14 +226,13 @@ TEST_CASE("extend inside an open step reads the step's tokens from the cache") {
           visible_kv(committed, ids[b], l, h / group, position, info.window, info.kv_heads,
                      info.k_dim, info.v_dim, keys, values);
           const double sink = sink_logits()[static_cast<std::size_t>(h)];
-          const reference_result ref = reference_attend(
-              q.data() + (row * q_heads + static_cast<std::size_t>(h)) * k_dim,
-              info.k_dim, info.v_dim, keys, values, params.scale, params.softcap,
-              params.sink_logits != nullptr ? &sink : nullptr);
-          compare_with_reference(
-              ref, values,
-              out.data() + (row * q_heads + static_cast<std::size_t>(h)) * v_dim,
-              lse[row * q_heads + static_cast<std::size_t>(h)], info.v_dim);
+          const reference_result ref =
+              reference_attend(q.data() + (row * q_heads + static_cast<std::size_t>(h)) * k_dim,
+                               info.k_dim, info.v_dim, keys, values, params.scale, params.softcap,
+                               params.sink_logits != nullptr ? &sink : nullptr);
+          compare_with_reference(ref, values,
+                                 out.data() + (row * q_heads + static_cast<std::size_t>(h)) * v_dim,
+                                 lse[row * q_heads + static_cast<std::size_t>(h)], info.v_dim);
         }
       }
   }

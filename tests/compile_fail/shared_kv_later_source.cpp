@@ -1,4 +1,4 @@
-// expect: kvc::kv_shared<Source, L>: the source must be an earlier layer that owns a cache of the same shape
+// expect: kvc::kv_shared<Source, L>: the source must be an earlier layer that owns a cache
 #include "kvc/kvc.hpp"
 
 using L = kvc::layer<kvc::gqa<8, 2>, kvc::head_dim<256>>;

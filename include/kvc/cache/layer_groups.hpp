@@ -24,7 +24,7 @@ struct layer_groups {
 
   struct table {
     detail::signed_array<int, num_layers> group{};  ///< group of each layer (-1: recurrent)
-    detail::signed_array<int, num_layers> slot{};   ///< index of the layer's memory within its group
+    detail::signed_array<int, num_layers> slot{};  ///< index of the layer's memory within its group
     detail::signed_array<group_info, num_layers> info{};
     int count = 0;
   };

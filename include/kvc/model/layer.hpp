@@ -149,7 +149,8 @@ struct kv_shared_checks {
 
 template <int SourceLayer, class AttentionLayer>
 struct kv_shared {
-  static_assert(sizeof(detail::kv_shared_checks<SourceLayer, AttentionLayer>) > 0);  // the checks, kept apart
+  static_assert(sizeof(detail::kv_shared_checks<SourceLayer, AttentionLayer>) >
+                0);  // the checks, kept apart
   static constexpr layer_kind kind = layer_kind::shared_kv;
   static constexpr bool owns_cache = false;
   static constexpr int source_layer = SourceLayer;
@@ -169,7 +170,8 @@ struct recurrent_state_checks {
 
 template <std::uint64_t Elements, class DType = fp32>
 struct recurrent_state {
-  static_assert(sizeof(detail::recurrent_state_checks<Elements, DType>) > 0);  // the checks, kept apart
+  static_assert(sizeof(detail::recurrent_state_checks<Elements, DType>) >
+                0);  // the checks, kept apart
   static constexpr layer_kind kind = layer_kind::recurrent;
   static constexpr bool owns_cache = false;
   static constexpr std::uint64_t elements = Elements;

@@ -134,27 +134,27 @@ constexpr layer_summary summarize(int index) {
   if constexpr (!layer_spec<Layer>) {
     return s;  // not a layer: pattern_checks or repeat_checks has said so
   } else {
-  s.kind = Layer::kind;
-  if constexpr (Layer::kind == layer_kind::recurrent) {
-    s.state_bytes = Layer::state_bytes;
-  } else {
-    using attention = typename Layer::attention;
-    s.q_heads = attention::q_heads;
-    s.kv_heads = attention::kv_heads;
-    s.k_dim = attention::k_dim;
-    s.v_dim = attention::v_dim;
-    s.latent = attention::is_latent;
-    s.k_type = attention::k_type::id;
-    s.v_type = attention::v_type::id;
-    s.window = attention::window_value;
-    if constexpr (Layer::kind == layer_kind::shared_kv) {
-      s.source_layer = Layer::source_layer;
+    s.kind = Layer::kind;
+    if constexpr (Layer::kind == layer_kind::recurrent) {
+      s.state_bytes = Layer::state_bytes;
     } else {
-      s.source_layer = index;
-      s.bytes_per_token = attention::bytes_per_token;
+      using attention = typename Layer::attention;
+      s.q_heads = attention::q_heads;
+      s.kv_heads = attention::kv_heads;
+      s.k_dim = attention::k_dim;
+      s.v_dim = attention::v_dim;
+      s.latent = attention::is_latent;
+      s.k_type = attention::k_type::id;
+      s.v_type = attention::v_type::id;
+      s.window = attention::window_value;
+      if constexpr (Layer::kind == layer_kind::shared_kv) {
+        s.source_layer = Layer::source_layer;
+      } else {
+        s.source_layer = index;
+        s.bytes_per_token = attention::bytes_per_token;
+      }
     }
-  }
-  return s;
+    return s;
   }
 }
 
@@ -206,7 +206,6 @@ struct stack {
   using layer_list = typename detail::flatten<Segments...>::type;
   static constexpr int num_layers = static_cast<int>(layer_list::size);
   static constexpr const auto& layer_summaries = detail::summaries<layer_list>::value;
-
 };
 
 /// Layers layers of Body: one layer spec (uniform) or a pattern<...> cycled from the first layer.

@@ -44,7 +44,8 @@ struct page_geometry {
     g.layout = layout;
     g.k_type = layer.k_type;
     g.v_type = layer.v_type;
-    const auto vectors = static_cast<std::uint64_t>(page_tokens) * static_cast<std::uint64_t>(layer.kv_heads);
+    const auto vectors =
+        static_cast<std::uint64_t>(page_tokens) * static_cast<std::uint64_t>(layer.kv_heads);
     g.k_vector_bytes = static_cast<std::uint32_t>(layer.k_dim * dtype_bits(layer.k_type) / 8);
     g.v_vector_bytes = static_cast<std::uint32_t>(layer.v_dim * dtype_bits(layer.v_type) / 8);
     const auto scales = [&](dtype_id type) -> std::uint64_t {
@@ -66,8 +67,10 @@ struct page_geometry {
   /// Position of the (token, head) vector among the page's vectors.
   KVC_HOST_DEVICE constexpr std::uint64_t vector_index(int token, int head) const {
     return layout == page_layout::nhd
-               ? static_cast<std::uint64_t>(token) * static_cast<std::uint64_t>(kv_heads) + static_cast<std::uint64_t>(head)
-               : static_cast<std::uint64_t>(head) * static_cast<std::uint64_t>(page_tokens) + static_cast<std::uint64_t>(token);
+               ? static_cast<std::uint64_t>(token) * static_cast<std::uint64_t>(kv_heads) +
+                     static_cast<std::uint64_t>(head)
+               : static_cast<std::uint64_t>(head) * static_cast<std::uint64_t>(page_tokens) +
+                     static_cast<std::uint64_t>(token);
   }
   KVC_HOST_DEVICE constexpr std::uint64_t k_offset(int token, int head) const {
     return k_values + vector_index(token, head) * k_vector_bytes;

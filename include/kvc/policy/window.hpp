@@ -223,7 +223,8 @@ struct streaming_checks {
 
 template <int SinkTokens, int WindowTokens>
 struct streaming {
-  static_assert(sizeof(detail::streaming_checks<SinkTokens, WindowTokens>) > 0);  // the checks, kept apart
+  static_assert(sizeof(detail::streaming_checks<SinkTokens, WindowTokens>) >
+                0);  // the checks, kept apart
   static constexpr policy_family family = policy_family::window;
   static constexpr window_shape shape{window_kind::streaming, SinkTokens, WindowTokens};
 };

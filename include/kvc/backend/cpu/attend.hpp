@@ -167,11 +167,16 @@ inline void attend_block(const block_kernels& kernels, const row_block& rows, co
 inline void finish_row(const float* m, const float* l, const float* acc, int parts,
                        std::size_t part_stride, int v_dim, float* out, float* lse) {
   float most = attention::negative_infinity;
-  for (int p = 0; p < parts; ++p) most = m[kvc::detail::to_size(p) * part_stride] > most ? m[kvc::detail::to_size(p) * part_stride] : most;
+  for (int p = 0; p < parts; ++p)
+    most = m[kvc::detail::to_size(p) * part_stride] > most
+               ? m[kvc::detail::to_size(p) * part_stride]
+               : most;
   float total = 0.0f;
   for (int p = 0; p < parts; ++p)
-    if (l[kvc::detail::to_size(p) * part_stride] != 0.0f || std::isnan(l[kvc::detail::to_size(p) * part_stride]))
-      total += l[kvc::detail::to_size(p) * part_stride] * std::exp(m[kvc::detail::to_size(p) * part_stride] - most);
+    if (l[kvc::detail::to_size(p) * part_stride] != 0.0f ||
+        std::isnan(l[kvc::detail::to_size(p) * part_stride]))
+      total += l[kvc::detail::to_size(p) * part_stride] *
+               std::exp(m[kvc::detail::to_size(p) * part_stride] - most);
   for (int d = 0; d < v_dim; ++d) out[d] = 0.0f;
   if (total == 0.0f) {  // no visible key
     *lse = attention::negative_infinity;

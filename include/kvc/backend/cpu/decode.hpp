@@ -256,9 +256,12 @@ inline read_ahead block_bytes(const page_geometry& geo, const std::byte* page, i
   const auto run = [&](std::uint64_t offset, std::uint64_t next_head_offset,
                        std::uint64_t token_bytes) {
     // NHD: the block's vectors of every head are one run; HND: one piece per head.
-    return nhd ? read_ahead::pieces{page + offset, token_bytes * kvc::detail::to_size(count) * kvc::detail::to_size(heads), 0, 1}
-               : read_ahead::pieces{page + offset, token_bytes * kvc::detail::to_size(count), next_head_offset - offset,
-                                    heads};
+    return nhd ? read_ahead::pieces{page + offset,
+                                    token_bytes * kvc::detail::to_size(count) *
+                                        kvc::detail::to_size(heads),
+                                    0, 1}
+               : read_ahead::pieces{page + offset, token_bytes * kvc::detail::to_size(count),
+                                    next_head_offset - offset, heads};
   };
   const bool k_scaled = dtype_scaling(geo.k_type) == scaling::per_token_head;
   const bool v_scaled = dtype_scaling(geo.v_type) == scaling::per_token_head;
@@ -287,27 +290,29 @@ inline void decode_pages(const paged_layer_view& view, const decode_plan& plan,
   const int heads = geo.kv_heads, group = all.rows / heads;
   thread_buffers& buffers = thread_buffers::mine();
   const std::size_t block_floats = static_cast<std::size_t>(heads) * key_block;
-  float* keys = thread_buffers::fit_aligned(buffers.keys, block_floats * kvc::detail::to_size(geo.k_dim));
-  float* values =
-      geo.latent ? keys : thread_buffers::fit_aligned(buffers.values, block_floats * kvc::detail::to_size(geo.v_dim));
+  float* keys =
+      thread_buffers::fit_aligned(buffers.keys, block_floats * kvc::detail::to_size(geo.k_dim));
+  float* values = geo.latent ? keys
+                             : thread_buffers::fit_aligned(
+                                   buffers.values, block_floats * kvc::detail::to_size(geo.v_dim));
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(group) * key_block);
   const int value_stride = geo.latent ? geo.k_dim : geo.v_dim;
-  for_each_page(
-      view, plan, item,
-      [&](const std::byte* page, const std::byte*, std::int64_t first_position, int token_begin,
-          int token_end) {
-        for (int start = token_begin; start < token_end; start += key_block) {
-          const int count = std::min(key_block, token_end - start);
-          load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys);
-          if (!geo.latent)
-            load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
-          for (int head = 0; head < heads; ++head)
-            attend_block(kernels, all.slice(head * group, group),
-                         keys + std::ptrdiff_t{head} * key_block * geo.k_dim, geo.k_dim,
-                         values + std::ptrdiff_t{head} * key_block * value_stride,
-                         value_stride, count, first_position + start, view.window, softcap, scores);
-        }
-      });
+  for_each_page(view, plan, item,
+                [&](const std::byte* page, const std::byte*, std::int64_t first_position,
+                    int token_begin, int token_end) {
+                  for (int start = token_begin; start < token_end; start += key_block) {
+                    const int count = std::min(key_block, token_end - start);
+                    load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys);
+                    if (!geo.latent)
+                      load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
+                    for (int head = 0; head < heads; ++head)
+                      attend_block(kernels, all.slice(head * group, group),
+                                   keys + std::ptrdiff_t{head} * key_block * geo.k_dim, geo.k_dim,
+                                   values + std::ptrdiff_t{head} * key_block * value_stride,
+                                   value_stride, count, first_position + start, view.window,
+                                   softcap, scores);
+                  }
+                });
 }
 
 // What multiplies raw stored values (numeric::x86::decode8_raw) besides per-vector scales: the
@@ -405,8 +410,8 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
     const decode_plan::item& item = plan.items[index];
     thread_buffers& buffers = thread_buffers::mine();
     const int q_heads = plan.q_heads;
-    float* scaled =
-        thread_buffers::fit_aligned(buffers.q, kvc::detail::to_size(q_heads) * kvc::detail::to_size(k_dim));
+    float* scaled = thread_buffers::fit_aligned(
+        buffers.q, kvc::detail::to_size(q_heads) * kvc::detail::to_size(k_dim));
     std::int64_t* positions =
         thread_buffers::fit(buffers.positions, static_cast<std::size_t>(q_heads));
     const float* q_rows = q + std::ptrdiff_t{item.sequence} * q_heads * k_dim;
@@ -440,9 +445,11 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
       const std::size_t row =
           sequence * static_cast<std::size_t>(q_heads) + static_cast<std::size_t>(head);
       finish_row(m + head, m + q_heads + head, first + std::ptrdiff_t{head} * v_dim,
-                 plan.splits[sequence], plan.slot_floats(), v_dim, out + row * kvc::detail::to_size(v_dim), lse + row);
+                 plan.splits[sequence], plan.slot_floats(), v_dim,
+                 out + row * kvc::detail::to_size(v_dim), lse + row);
       if (params.sink_logits != nullptr)
-        apply_sink(params.sink_logits[head], v_dim, out + row * kvc::detail::to_size(v_dim), lse + row);
+        apply_sink(params.sink_logits[head], v_dim, out + row * kvc::detail::to_size(v_dim),
+                   lse + row);
     }
   };
   parallel(static_cast<std::size_t>(plan.batch), finish);

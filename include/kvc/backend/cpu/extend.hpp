@@ -98,16 +98,19 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   const int group = q_heads / geo.kv_heads, k_dim = geo.k_dim, v_dim = geo.v_dim;
   const int rows = item.tokens * group;
   thread_buffers& buffers = thread_buffers::mine();
-  float* scaled = thread_buffers::fit_aligned(buffers.q, kvc::detail::to_size(rows) * kvc::detail::to_size(k_dim));
+  float* scaled = thread_buffers::fit_aligned(
+      buffers.q, kvc::detail::to_size(rows) * kvc::detail::to_size(k_dim));
   std::int64_t* positions = thread_buffers::fit(buffers.positions, static_cast<std::size_t>(rows));
-  float* acc = thread_buffers::fit(buffers.acc, kvc::detail::to_size(rows) * kvc::detail::to_size(v_dim));
+  float* acc =
+      thread_buffers::fit(buffers.acc, kvc::detail::to_size(rows) * kvc::detail::to_size(v_dim));
   float* m = thread_buffers::fit(buffers.m, static_cast<std::size_t>(rows));
   float* l = thread_buffers::fit(buffers.l, static_cast<std::size_t>(rows));
-  float* keys =
-      thread_buffers::fit_aligned(buffers.keys, kvc::detail::to_size(key_block) * kvc::detail::to_size(k_dim));
-  float* values = geo.latent ? keys
-                             : thread_buffers::fit_aligned(
-                                   buffers.values, kvc::detail::to_size(key_block) * kvc::detail::to_size(v_dim));
+  float* keys = thread_buffers::fit_aligned(
+      buffers.keys, kvc::detail::to_size(key_block) * kvc::detail::to_size(k_dim));
+  float* values =
+      geo.latent ? keys
+                 : thread_buffers::fit_aligned(buffers.values, kvc::detail::to_size(key_block) *
+                                                                   kvc::detail::to_size(v_dim));
   float* scores = thread_buffers::fit(buffers.scores, static_cast<std::size_t>(rows) * key_block);
   const int value_stride = geo.latent ? k_dim : v_dim;
 
@@ -124,7 +127,8 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
   for (int t = 0; t < item.tokens; ++t)
     for (int g = 0; g < group; ++g) {
       const int r = t * group + g;
-      const float* source = q + (std::ptrdiff_t{row0 + t} * q_heads + item.kv_head * group + g) * k_dim;
+      const float* source =
+          q + (std::ptrdiff_t{row0 + t} * q_heads + item.kv_head * group + g) * k_dim;
       for (int d = 0; d < k_dim; ++d)
         scaled[std::ptrdiff_t{r} * k_dim + d] = source[d] * params.scale;
       positions[r] = prefix_length + item.first_token + t;
@@ -237,8 +241,8 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
       const int r = t * group + g;
       const int head = item.kv_head * group + g;
       const std::ptrdiff_t row = std::ptrdiff_t{row0 + t} * q_heads + head;
-      finish_row(m + r, l + r, acc + std::ptrdiff_t{r} * v_dim, 1, 0, v_dim,
-                 out + row * v_dim, lse + row);
+      finish_row(m + r, l + r, acc + std::ptrdiff_t{r} * v_dim, 1, 0, v_dim, out + row * v_dim,
+                 lse + row);
       if (params.sink_logits != nullptr)
         apply_sink(params.sink_logits[head], v_dim, out + row * v_dim, lse + row);
     }
@@ -358,8 +362,9 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
   const std::size_t v_row =
       geo.latent ? 0 : kvc::detail::to_size(geo.v_dim * dtype_bits(new_v.type) / 8);
   const detail::staged_layout staged{
-      workspace.fit(kvc::detail::to_size(rows) * kvc::detail::to_size(geo.kv_heads) * (k_row + v_row)), geo.kv_heads,
-      k_row, v_row};
+      workspace.fit(kvc::detail::to_size(rows) * kvc::detail::to_size(geo.kv_heads) *
+                    (k_row + v_row)),
+      geo.kv_heads, k_row, v_row};
   constexpr std::int32_t stage_chunk = 64;
   auto& chunks = workspace.stage_chunks;
   chunks.clear();

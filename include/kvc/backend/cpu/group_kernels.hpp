@@ -42,7 +42,8 @@ struct head_vectors {
 
   static head_vectors of(const page_geometry& geo, const std::byte* page, int first_token, int head,
                          bool keys) {
-    const std::size_t vectors_per_token = geo.layout == page_layout::nhd ? kvc::detail::to_size(geo.kv_heads) : 1;
+    const std::size_t vectors_per_token =
+        geo.layout == page_layout::nhd ? kvc::detail::to_size(geo.kv_heads) : 1;
     const dtype_id type = keys ? geo.k_type : geo.v_type;
     head_vectors h;
     h.values = page + (keys ? geo.k_offset(first_token, head) : geo.v_offset(first_token, head));
@@ -56,7 +57,9 @@ struct head_vectors {
     }
     return h;
   }
-  float scale(int token) const { return scales == nullptr ? 1.0f : scales[kvc::detail::to_size(token) * scale_stride]; }
+  float scale(int token) const {
+    return scales == nullptr ? 1.0f : scales[kvc::detail::to_size(token) * scale_stride];
+  }
 };
 
 #if defined(KVC_X86_SIMD)
@@ -108,7 +111,8 @@ template <dtype_id Type, int Group>
 #pragma GCC unroll 8
     for (__m256& a : acc) a = _mm256_setzero_ps();
     for (int d = 0; d < dim; d += 8) {
-      __m256 rows[kvc::detail::to_size(tile > 1 ? Group : 1)];  // one key a tile: loaded by the FMAs themselves
+      __m256 rows[kvc::detail::to_size(
+          tile > 1 ? Group : 1)];  // one key a tile: loaded by the FMAs themselves
       if constexpr (tile > 1) {
 #pragma GCC unroll 8
         for (int r = 0; r < Group; ++r) rows[r] = _mm256_loadu_ps(q + r * dim + d);
@@ -363,7 +367,8 @@ template <int Group>
       _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens - 8), lane));
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 largest_finite = _mm256_set1_ps(std::numeric_limits<float>::max());
-  alignas(32) std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
+  alignas(32)
+      std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
   float step[kvc::detail::to_size(Group)];
   for (int r = 0; r < Group; ++r) {
     const __m256 low = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block), valid_low);
