@@ -11,6 +11,9 @@ dpkg -s catch2 >/dev/null 2>&1 || missing+=(catch2)
 dpkg -s libbenchmark-dev >/dev/null 2>&1 || missing+=(libbenchmark-dev)
 # clang++ builds the libFuzzer target that .ci/run's fuzz stage runs.
 command -v clang++ >/dev/null 2>&1 || missing+=(clang)
+# .ci/run's format stage; the package tests' pkg-config consumer.
+command -v clang-format >/dev/null 2>&1 || missing+=(clang-format)
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 
 if ((${#missing[@]} > 0)); then
   as_root=()
