@@ -14,6 +14,7 @@
 
 #include "attention_check.hpp"
 #include "kvc/attention/layer_params.hpp"
+#include "kvc/backend/cpu/compiled.hpp"
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cpu/extend.hpp"
 #include "kvc/model/footprint.hpp"
@@ -252,6 +253,59 @@ TEST_CASE("extend inside an open step reads the step's tokens from the cache") {
           cpu::extend(tight.view(1, step), one_sequence, 8, q.data(), out.data(), lse.data(),
                       attention::layer_params<serving_model>(1), workspace, pool().ref());
         }) == cache_errc::invalid_argument);
+}
+
+TEST_CASE("compiled.hpp's decode and extend are kvc::cpu's, bit for bit") {
+  // The declarations of kvc/backend/cpu/compiled.hpp, defined in another translation unit
+  // (compiled_once.cpp), against the header-only calls, for every layer kind: decode and
+  // extend over an open step, extend over the committed prefix with the new K/V.
+  twin_step twins(2, 3, 13);
+  serving_cache& open = twins.open;
+  const std::vector<sequence_id>& ids = twins.ids;
+  const step_inputs inputs = random_step(12, 13);  // the K/V twin_step wrote
+  const std::int32_t qo[] = {0, 3, 6, 9, 12};
+  cpu::extend_workspace ews;
+  cpu::decode_workspace dws;
+  for (int l = 0; l < layers; ++l) {
+    INFO("layer " << l);
+    const layer_summary& info = summary(l);
+    const auto q_heads = static_cast<std::size_t>(info.q_heads);
+    const auto v_dim = static_cast<std::size_t>(info.v_dim);
+    const std::vector<float> q = random_floats(12 * q_heads * static_cast<std::size_t>(info.k_dim),
+                                               static_cast<unsigned>(60 + l));
+    const auto params = attention::layer_params<serving_model>(l, sink_logits().data());
+    std::vector<float> out(12 * q_heads * v_dim), lse(12 * q_heads);
+    std::vector<float> out2 = out, lse2 = lse;
+    const page_table_csr step = open.step_table(twins.plan, l);
+    const paged_layer_view view = open.view(l, step);
+
+    const cpu::decode_plan plan = cpu::plan_decode(view, info.q_heads, 2, 32);
+    cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, dws, pool().ref());
+    cpu::compiled::decode(plan, view, q.data(), out2.data(), lse2.data(), params, dws,
+                          pool().ref());
+    CHECK(same_bits(out, out2));
+    CHECK(same_bits(lse, lse2));
+
+    cpu::extend(view, qo, info.q_heads, q.data(), out.data(), lse.data(), params, ews,
+                pool().ref());
+    cpu::compiled::extend(view, qo, info.q_heads, q.data(), out2.data(), lse2.data(), params, ews,
+                          pool().ref());
+    CHECK(same_bits(out, out2));
+    CHECK(same_bits(lse, lse2));
+
+    for (const layer_input& in : inputs.layers) {
+      if (in.layer != l) continue;
+      const page_table_csr prefix = open.page_table(l, ids);
+      const paged_layer_view before = open.view(l, prefix);
+      cpu::extend(before, qo, info.q_heads, q.data(), in.k, in.v, out.data(), lse.data(), params,
+                  ews, pool().ref());
+      cpu::compiled::extend(before, qo, info.q_heads, q.data(), in.k, in.v, out2.data(),
+                            lse2.data(), params, ews, pool().ref());
+      CHECK(same_bits(out, out2));
+      CHECK(same_bits(lse, lse2));
+    }
+  }
+  open.abort(twins.plan);
 }
 
 TEST_CASE("a plan dropped in the middle of an engine's layer loop gives everything back") {

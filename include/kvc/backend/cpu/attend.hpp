@@ -13,7 +13,6 @@
 
 #include "kvc/attention/online_softmax.hpp"
 #include "kvc/backend/cpu/block_kernels.hpp"
-#include "kvc/cache/errors.hpp"
 #include "kvc/detail/index.hpp"
 #include "kvc/policy/window.hpp"
 
@@ -73,15 +72,6 @@ struct thread_buffers {
     return p + (misalignment == 0 ? 0 : line_floats - misalignment);
   }
 };
-
-/// The query heads must share the view's KV heads evenly (one group per KV head).
-inline void check_query_heads(int q_heads, int kv_heads, const char* who) {
-  if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0)
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": " + std::to_string(q_heads) +
-                          " query heads cannot share " + std::to_string(kv_heads) +
-                          " KV heads evenly");
-}
 
 namespace detail {
 // Whether every key of [first, last] is visible to the query at `position`: the ends are, and

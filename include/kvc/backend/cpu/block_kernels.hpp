@@ -11,13 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kvc/backend/cpu/key_block.hpp"
 #include "kvc/backend/cpu/read_ahead.hpp"
 #include "kvc/detail/index.hpp"
 #include "kvc/numeric/simd_x86.hpp"
 
 namespace kvc::cpu {
-
-inline constexpr int key_block = 16;
 
 namespace portable {
 
