@@ -31,16 +31,16 @@ struct layer_groups {
 
   static constexpr table value = [] {
     table t;
-    const auto& layers = Model::layer_summaries;
+    const auto& summaries = Model::layer_summaries;
     for (int i = 0; i < num_layers; ++i) {
-      const layer_summary& s = layers[static_cast<std::size_t>(i)];
+      const layer_summary& s = summaries[static_cast<std::size_t>(i)];
       t.group[i] = -1;
       if (s.kind == layer_kind::shared_kv) {
         t.group[i] = t.group[s.source_layer];
         t.slot[i] = t.slot[s.source_layer];
       } else if (s.owns_cache()) {
         for (int g = 0; g < t.count && t.group[i] < 0; ++g)
-          if (layers[static_cast<std::size_t>(t.info[g].first_layer)].same_cache_as(s))
+          if (summaries[static_cast<std::size_t>(t.info[g].first_layer)].same_cache_as(s))
             t.group[i] = g;
         if (t.group[i] < 0) {
           t.group[i] = t.count;
