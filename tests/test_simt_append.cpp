@@ -50,8 +50,7 @@ kv_input input_of(const std::vector<typename numeric::codec<Input>::stored>& dat
 template <class Input>
 std::vector<typename numeric::codec<Input>::stored> encoded(const std::vector<float>& values) {
   std::vector<typename numeric::codec<Input>::stored> out(values.size());
-  for (std::size_t i = 0; i < values.size(); ++i)
-    out[i] = numeric::codec<Input>::encode(values[i]);
+  for (std::size_t i = 0; i < values.size(); ++i) out[i] = numeric::codec<Input>::encode(values[i]);
   return out;
 }
 
@@ -61,10 +60,10 @@ struct step_input {
   std::vector<typename numeric::codec<Input>::stored> k, v;
   kv_input k_in, v_in;
   step_input(std::int64_t tokens, const page_geometry& geo, std::mt19937& rng)
-      : k(encoded<Input>(random_input<float>(
-            static_cast<std::size_t>(tokens * geo.kv_heads * geo.k_dim), rng))),
-        v(encoded<Input>(random_input<float>(
-            static_cast<std::size_t>(tokens * geo.kv_heads * geo.v_dim), rng))),
+      : k(encoded<Input>(
+            random_input<float>(static_cast<std::size_t>(tokens * geo.kv_heads * geo.k_dim), rng))),
+        v(encoded<Input>(
+            random_input<float>(static_cast<std::size_t>(tokens * geo.kv_heads * geo.v_dim), rng))),
         k_in(input_of<Input>(k, tokens, geo.kv_heads, geo.k_dim)),
         v_in(geo.latent ? kv_input{} : input_of<Input>(v, tokens, geo.kv_heads, geo.v_dim)) {}
 };
@@ -75,8 +74,8 @@ void check_append() {
   cache_type host(capacity_pages{24}), device(capacity_pages{24});
   for (cache_type* c : {&host, &device}) c->set_fp8_scales(0, 0.37f, 2.5f);
   std::mt19937 rng(11);
-  const page_geometry geo = page_geometry::make(Model::layer_summaries[0], cache_type::page_tokens,
-                                                Paging::layout);
+  const page_geometry geo =
+      page_geometry::make(Model::layer_summaries[0], cache_type::page_tokens, Paging::layout);
 
   // The history, the same in both: a of 5 tokens, b of 14, then c forked from a (sharing its
   // partly filled last page), d empty.
@@ -131,8 +130,7 @@ void check_append() {
   device.check_invariants();
   REQUIRE(host.memory_bytes() == device.memory_bytes());
   const page_table_csr host_table = host.page_table(0, std::span<const sequence_id>(ids[0], 4));
-  const page_table_csr device_table =
-      device.page_table(0, std::span<const sequence_id>(ids[1], 4));
+  const page_table_csr device_table = device.page_table(0, std::span<const sequence_id>(ids[1], 4));
   REQUIRE(host_table.indices == device_table.indices);
   const std::byte* host_pages = host.view(0, host_table).memory;
   const std::byte* device_pages = device.view(0, device_table).memory;
@@ -140,8 +138,7 @@ void check_append() {
   for (std::int64_t p = 0; p < host.capacity_pages_of(0); ++p) {
     INFO("page " << p);
     CHECK(std::memcmp(host_pages + static_cast<std::uint64_t>(p) * page_bytes,
-                      device_pages + static_cast<std::uint64_t>(p) * page_bytes,
-                      page_bytes) == 0);
+                      device_pages + static_cast<std::uint64_t>(p) * page_bytes, page_bytes) == 0);
   }
 }
 

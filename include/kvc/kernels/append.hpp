@@ -38,12 +38,12 @@ namespace kvc::kernels {
 struct append_work {
   std::byte* memory = nullptr;  ///< page p of the layer starts at memory + p * page_bytes
   page_geometry geometry{};
-  window_shape window{};                ///< the layer's kept window (positions it drops: skipped)
-  float k_inverse_scale = 1.0f;         ///< fp8 only: 1 / the layer's k_scale
-  float v_inverse_scale = 1.0f;         ///< fp8 only: 1 / the layer's v_scale
-  std::int32_t batch = 0;               ///< sequences of the step
-  const std::int32_t* indptr = nullptr;    ///< the step table's CSR: batch + 1 entries
-  const std::int32_t* indices = nullptr;   ///< pages of the step table
+  window_shape window{};                  ///< the layer's kept window (positions it drops: skipped)
+  float k_inverse_scale = 1.0f;           ///< fp8 only: 1 / the layer's k_scale
+  float v_inverse_scale = 1.0f;           ///< fp8 only: 1 / the layer's v_scale
+  std::int32_t batch = 0;                 ///< sequences of the step
+  const std::int32_t* indptr = nullptr;   ///< the step table's CSR: batch + 1 entries
+  const std::int32_t* indices = nullptr;  ///< pages of the step table
   const std::int64_t* seq_lens = nullptr;  ///< lengths after the step
   /// batch + 1 entries: sequence i's new tokens are the input rows token_indptr[i] ..
   /// token_indptr[i + 1], its last token_indptr[i + 1] - token_indptr[i] positions.
@@ -121,16 +121,15 @@ struct append {
       const std::int64_t entry = kept.entry_of(position / geo.page_tokens);
       if (entry < 0) continue;
       std::byte* page =
-          work.memory + static_cast<std::uint64_t>(work.indices[entries_begin + entry]) *
-                            geo.page_bytes;
+          work.memory +
+          static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes;
       const auto token = static_cast<int>(position % geo.page_tokens);
       const std::int64_t row = first_row + t;
       store<KType>(ctx, input_vector(work.k, row, head, work.k_token_stride, work.k_head_stride),
                    geo.k_dim, work.k_inverse_scale, page + geo.k_offset(token, head),
                    page + geo.k_scale_offset(token, head));
       if (!geo.latent)
-        store<VType>(ctx,
-                     input_vector(work.v, row, head, work.v_token_stride, work.v_head_stride),
+        store<VType>(ctx, input_vector(work.v, row, head, work.v_token_stride, work.v_head_stride),
                      geo.v_dim, work.v_inverse_scale, page + geo.v_offset(token, head),
                      page + geo.v_scale_offset(token, head));
     }
@@ -164,8 +163,7 @@ struct append {
   // One vector of dim values, the warp's lanes in turn; the vector's scale for int8 / int4.
   template <class Stored, class Context>
   KVC_HOST_DEVICE static void store(const Context& ctx, const input_bits* in, int dim,
-                                    float fp8_inverse_scale, std::byte* values,
-                                    std::byte* scale) {
+                                    float fp8_inverse_scale, std::byte* values, std::byte* scale) {
     const auto lane = static_cast<int>(ctx.lane());
     constexpr auto step = static_cast<int>(warp_size);
     if constexpr (Stored::scale == scaling::per_token_head) {
