@@ -68,7 +68,11 @@ struct step_input {
         v_in(geo.latent ? kv_input{} : input_of<Input>(v, tokens, geo.kv_heads, geo.v_dim)) {}
 };
 
-template <class Model, class Paging, class KType, class VType, class Input = fp32>
+// The step is written into `device` by the emulated kernel alone (mark_written then lets it
+// commit) or, with overwrite, over a host write() of other values, so that every byte the
+// kernel misses shows.
+template <class Model, class Paging, class KType, class VType, class Input = fp32,
+          bool overwrite = true>
 void check_append() {
   using cache_type = kv_cache<Model, Paging>;
   cache_type host(capacity_pages{24}), device(capacity_pages{24});
@@ -114,7 +118,7 @@ void check_append() {
   // commit() takes a plan only once write() has stored every layer: the device cache is
   // written by the host with other values first, which the kernel must overwrite, every byte.
   const step_input<Input> other(30, geo, rng);
-  device.write(plans[1], 0, other.k_in, other.v_in);
+  if (overwrite) device.write(plans[1], 0, other.k_in, other.v_in);
 
   const page_table_csr table = device.step_table(plans[1], 0);
   const paged_layer_view view = device.view(0, table);
@@ -123,6 +127,12 @@ void check_append() {
   const kernels::append_work work =
       kernels::make_append_work(view, token_indptr.data(), in.k_in, in.v_in);
   simt::launch(kernels::append_grid(work), kernels::block_shape<64>{}, 0, kernel{work});
+  if (!overwrite) {
+    // Nothing told the cache the layer was written: commit refuses, the plan stays open.
+    CHECK_THROWS_AS(device.commit(plans[1]), cache_error);
+    CHECK(plans[1].is_open());
+    device.mark_written(plans[1], 0);
+  }
 
   host.commit(plans[0]);
   device.commit(plans[1]);
@@ -176,4 +186,34 @@ TEST_CASE("append kernel: fp16 and bf16 inputs") {
   check_append<gqa_model<storage<fp16>>, paged<8, page_layout::hnd>, fp16, fp16, fp16>();
   check_append<gqa_model<storage<fp8_e4m3>>, paged<16>, fp8_e4m3, fp8_e4m3, bf16>();
   check_append<mla_model<storage<bf16>>, paged<16>, bf16, bf16, bf16>();
+}
+
+TEST_CASE("append kernel: a step the kernel alone writes commits after mark_written") {
+  check_append<gqa_model<storage<int8>>, paged<16>, int8, int8, fp32, false>();
+  check_append<mla_model<storage<bf16>>, paged<8, page_layout::hnd>, bf16, bf16, fp32, false>();
+}
+
+TEST_CASE("mark_written refuses a closed plan and a layer without a cache of its own") {
+  struct shared_model : stack<repeat<1, layer<gqa<4, 2>, head_dim<8>>>,
+                              repeat<1, kv_shared<0, layer<gqa<4, 2>, head_dim<8>>>>> {};
+  kv_cache<shared_model, paged<16>> cache(capacity_pages{4});
+  const sequence_id id = cache.add_sequence();
+  const append_request batch[] = {{id, 2}};
+  append_plan plan = cache.plan_append(batch);
+  try {
+    cache.mark_written(plan, 1);
+    FAIL("a shared layer was marked written");
+  } catch (const cache_error& e) {
+    CHECK(e.code() == cache_errc::invalid_layer);
+  }
+  CHECK_THROWS_AS(cache.commit(plan), cache_error);  // layer 0 is still unwritten
+  cache.mark_written(plan, 0);
+  cache.commit(plan);
+  CHECK(cache.length(id) == 2);
+  try {
+    cache.mark_written(plan, 0);
+    FAIL("a committed plan was marked written");
+  } catch (const cache_error& e) {
+    CHECK(e.code() == cache_errc::plan_conflict);
+  }
 }

@@ -563,6 +563,18 @@ class kv_cache {
     plan.written_[static_cast<std::size_t>(layer)] = true;
   }
 
+  /// Records that a kernel stored layer's K/V for this step in the step's pages, as write()
+  /// would (kvc::kernels::append, on a device or in the SIMT emulator), so that commit() takes
+  /// the layer as written. The cache cannot see those bytes: call it once the kernel has
+  /// finished (its stream synchronized, or ordered before the attention that reads it).
+  /// Throws plan_conflict for a plan that is not the open one, invalid_layer for a layer that
+  /// owns no cache; the plan is unchanged then.
+  void mark_written(const append_plan& plan, int layer) {
+    is_open(plan, "mark_written");
+    static_cast<void>(owning_group(layer));
+    plan.written_[static_cast<std::size_t>(layer)] = true;
+  }
+
   /// The step's sequences grow; pages their windows no longer keep go back to the pools.
   /// Every cache-owning layer must have been written (otherwise its new positions would
   /// hold whatever the pages held before: another sequence's keys): invalid_argument, and
