@@ -14,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "kvc/model/layer.hpp"
@@ -49,9 +50,17 @@ struct is_pattern : std::false_type {};
 template <class... Ls>
 struct is_pattern<pattern<Ls...>> : std::true_type {};
 
+// Stands in for a repeat's body that is neither a layer spec nor a pattern: repeat_checks
+// has said so, and nothing else need fail after it.
+struct no_body {
+  static constexpr std::size_t size = 1;
+  template <std::size_t I>
+  using at = no_body;
+};
+
 template <class Body>
 struct as_pattern {
-  using type = pattern<Body>;
+  using type = std::conditional_t<layer_spec<Body>, pattern<Body>, no_body>;
 };
 template <class... Ls>
 struct as_pattern<pattern<Ls...>> {
@@ -119,13 +128,29 @@ struct expand<Repeat, std::index_sequence<I...>> {
   using type = type_list<typename Repeat::body::template at<I>...>;
 };
 
+// A segment's layers; none for a segment that is not a repeat<N, X> (stack_checks says so,
+// and nothing else need fail after it).
+template <class Segment>
+struct segment_layers {
+  using type = type_list<>;
+};
+template <class Segment>
+requires requires {
+  Segment::count;
+  typename Segment::body;
+}
+struct segment_layers<Segment> {
+  using type = typename expand<Segment>::type;
+};
+
 template <class... Segments>
 struct flatten {
   using type = type_list<>;
 };
 template <class First, class... Rest>
 struct flatten<First, Rest...> {
-  using type = typename concat<typename expand<First>::type, typename flatten<Rest...>::type>::type;
+  using type =
+      typename concat<typename segment_layers<First>::type, typename flatten<Rest...>::type>::type;
 };
 
 template <class Layer>
