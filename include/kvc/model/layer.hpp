@@ -137,7 +137,6 @@ struct layer {
   static constexpr double softmax_scale_value = scale::value(k_dim);
 };
 
-/// A layer that attends over another layer's cache and keeps none of its own.
 namespace detail {
 template <int SourceLayer, class AttentionLayer>
 struct kv_shared_checks {
@@ -147,6 +146,7 @@ struct kv_shared_checks {
 };
 }  // namespace detail
 
+/// A layer that attends over another layer's cache and keeps none of its own.
 template <int SourceLayer, class AttentionLayer>
 struct kv_shared {
   static_assert(sizeof(detail::kv_shared_checks<SourceLayer, AttentionLayer>) >
@@ -157,7 +157,6 @@ struct kv_shared {
   using attention = AttentionLayer;
 };
 
-/// A constant-size recurrent state (the linear-attention layers of hybrid models).
 namespace detail {
 template <std::uint64_t Elements, class DType>
 struct recurrent_state_checks {
@@ -168,6 +167,7 @@ struct recurrent_state_checks {
 };
 }  // namespace detail
 
+/// A constant-size recurrent state (the linear-attention layers of hybrid models).
 template <std::uint64_t Elements, class DType = fp32>
 struct recurrent_state {
   static_assert(sizeof(detail::recurrent_state_checks<Elements, DType>) >

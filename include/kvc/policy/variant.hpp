@@ -21,7 +21,6 @@ constexpr double constexpr_sqrt(double x) {
 }
 }  // namespace detail
 
-/// Gemma 2 / Grok: logits become cap * tanh(logit / cap), with cap = Num / Den.
 namespace detail {
 template <int Num, int Den>
 struct logit_softcap_checks {
@@ -29,6 +28,7 @@ struct logit_softcap_checks {
 };
 }  // namespace detail
 
+/// Gemma 2 / Grok: logits become cap * tanh(logit / cap), with cap = Num / Den.
 template <int Num, int Den = 1>
 struct logit_softcap {
   static_assert(sizeof(detail::logit_softcap_checks<Num, Den>) > 0);  // the checks, kept apart
@@ -54,7 +54,6 @@ struct no_sinks {
   static constexpr bool enabled = false;
 };
 
-/// Softmax scale Num / Den.
 namespace detail {
 template <int Num, int Den>
 struct softmax_scale_checks {
@@ -62,6 +61,7 @@ struct softmax_scale_checks {
 };
 }  // namespace detail
 
+/// Softmax scale Num / Den.
 template <int Num, int Den = 1>
 struct softmax_scale {
   static_assert(sizeof(detail::softmax_scale_checks<Num, Den>) > 0);  // the checks, kept apart
@@ -69,7 +69,6 @@ struct softmax_scale {
   static constexpr bool is_default = false;
   static constexpr double value(int /*k_dim*/) { return static_cast<double>(Num) / Den; }
 };
-/// Softmax scale 1 / sqrt(N): Gemma's query_pre_attn_scalar, or MLA's qk head dim.
 namespace detail {
 template <int N>
 struct inv_sqrt_scale_checks {
@@ -77,6 +76,7 @@ struct inv_sqrt_scale_checks {
 };
 }  // namespace detail
 
+/// Softmax scale 1 / sqrt(N): Gemma's query_pre_attn_scalar, or MLA's qk head dim.
 template <int N>
 struct inv_sqrt_scale {
   static_assert(sizeof(detail::inv_sqrt_scale_checks<N>) > 0);  // the checks, kept apart

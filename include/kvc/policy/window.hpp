@@ -178,7 +178,6 @@ struct full_attention {
   static constexpr window_shape shape{};
 };
 
-/// Sliding window (Mistral, Gemma): a query sees itself and the Tokens - 1 before it.
 namespace detail {
 template <int Tokens>
 struct sliding_window_checks {
@@ -186,6 +185,7 @@ struct sliding_window_checks {
 };
 }  // namespace detail
 
+/// Sliding window (Mistral, Gemma): a query sees itself and the Tokens - 1 before it.
 template <int Tokens>
 struct sliding_window {
   static_assert(sizeof(detail::sliding_window_checks<Tokens>) > 0);  // the checks, kept apart
@@ -193,8 +193,6 @@ struct sliding_window {
   static constexpr window_shape shape{window_kind::sliding, 0, Tokens};
 };
 
-/// Chunked attention (Llama 4): positions are cut into chunks of Tokens; a query sees
-/// the earlier tokens of its own chunk only.
 namespace detail {
 template <int Tokens>
 struct chunked_checks {
@@ -202,6 +200,8 @@ struct chunked_checks {
 };
 }  // namespace detail
 
+/// Chunked attention (Llama 4): positions are cut into chunks of Tokens; a query sees
+/// the earlier tokens of its own chunk only.
 template <int Tokens>
 struct chunked {
   static_assert(sizeof(detail::chunked_checks<Tokens>) > 0);  // the checks, kept apart
@@ -209,8 +209,6 @@ struct chunked {
   static constexpr window_shape shape{window_kind::chunked, 0, Tokens};
 };
 
-/// StreamingLLM (arXiv:2309.17453): the first SinkTokens tokens stay forever, plus the
-/// last WindowTokens tokens (the query's own included).
 namespace detail {
 template <int SinkTokens, int WindowTokens>
 struct streaming_checks {
@@ -221,6 +219,8 @@ struct streaming_checks {
 };
 }  // namespace detail
 
+/// StreamingLLM (arXiv:2309.17453): the first SinkTokens tokens stay forever, plus the
+/// last WindowTokens tokens (the query's own included).
 template <int SinkTokens, int WindowTokens>
 struct streaming {
   static_assert(sizeof(detail::streaming_checks<SinkTokens, WindowTokens>) >
