@@ -1,139 +1,17 @@
 #pragma once
-// The decode plan and workspace: how a batch's decode is split over threads, made once per
-// batch and page table and reused by every layer of the group. Light on purpose: an engine's
-// translation units that call decode through kvc/backend/cpu/compiled.hpp include this and
-// not the kernels.
+// The decode plan and workspace of the CPU: those of every backend (kvc/attention/
+// decode_plan.hpp), under kvc::cpu. Light on purpose: an engine's translation units that call
+// decode through kvc/backend/cpu/compiled.hpp include this and not the kernels.
 
-#include <algorithm>
-#include <cstddef>
-#include <cstdint>
-#include <string>
-#include <vector>
-
+#include "kvc/attention/decode_plan.hpp"
 #include "kvc/backend/cpu/key_block.hpp"
-#include "kvc/cache/errors.hpp"
-#include "kvc/cache/page_table.hpp"
 
 namespace kvc::cpu {
 
-/// The query heads must share the view's KV heads evenly (one group per KV head).
-inline void check_query_heads(int q_heads, int kv_heads, const char* who) {
-  if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0)
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": " + std::to_string(q_heads) +
-                          " query heads cannot share " + std::to_string(kv_heads) +
-                          " KV heads evenly");
-}
-
-struct decode_plan {
-  /// Key blocks [block_begin, block_end) of a sequence: block b is block b % blocks_per_page
-  /// of the page of its page-table entry b / blocks_per_page.
-  struct item {
-    std::int32_t sequence = 0;
-    std::int64_t block_begin = 0, block_end = 0;
-  };
-  std::vector<item> items;               ///< a sequence's splits are consecutive
-  std::vector<std::int32_t> first_item;  ///< [sequence]
-  std::vector<std::int32_t> splits;      ///< [sequence]
-  std::int32_t batch = 0;
-  std::uint64_t table_serial = 0;  ///< the page table it was made for (view.serial)
-  std::int32_t layer_group = -1;   ///< and its layer group (view.group)
-  int page_tokens = 0;
-  int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
-  int blocks_per_page = 1;  ///< key blocks of 16 tokens a page, the last one maybe shorter
-  /// Whether to use the vector kernels where the CPU has them; false runs the portable code
-  /// (tests check both, whatever the CPU).
-  bool vectorized = true;
-  /// Whether int8 keys may be scored in integers (against the query rounded to 16 bits, on
-  /// AVX2 or VNNI) and int8 values accumulated in integers (VNNI): docs/attention.md.
-  /// false keeps them in float.
-  bool integer_scores = true;
-
-  /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
-  std::size_t slot_floats() const { return std::size_t(q_heads) * std::size_t(v_dim + 2); }
-  std::size_t workspace_floats() const { return items.size() * slot_floats(); }
-};
-
-/// Splits the batch's work: at least a few items per thread, no split shorter than
-/// min_split_tokens tokens (rounded to blocks of 16), whatever the page size. Refills `plan`,
-/// reusing its memory (a warm plan allocates nothing).
-inline void plan_decode(const paged_layer_view& view, int q_heads, int threads, decode_plan& plan,
-                        int min_split_tokens = 256) {
-  const page_geometry& geo = view.geometry;
-  check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::plan_decode");
-  plan.items.clear();
-  plan.first_item.clear();
-  plan.splits.clear();
-  plan.batch = view.batch;
-  plan.table_serial = view.serial;
-  plan.layer_group = view.group;
-  plan.page_tokens = geo.page_tokens;
-  plan.q_heads = q_heads;
-  plan.kv_heads = geo.kv_heads;
-  plan.group = q_heads / geo.kv_heads;
-  plan.k_dim = geo.k_dim;
-  plan.v_dim = geo.v_dim;
-  plan.blocks_per_page = (geo.page_tokens + key_block - 1) / key_block;
-  const std::int64_t min_split_blocks =
-      std::max<std::int64_t>((std::int64_t{min_split_tokens} + key_block - 1) / key_block, 1);
-  const std::int64_t wanted_items = 4 * static_cast<std::int64_t>(std::max(threads, 1));
-  const std::int64_t base_items = std::max<std::int64_t>(view.batch, 1);
-  const std::int64_t wanted_splits = (wanted_items + base_items - 1) / base_items;
-  for (std::int32_t s = 0; s < view.batch; ++s) {
-    // Every kept page but the last is full.
-    const std::int32_t entries = view.indptr[s + 1] - view.indptr[s];
-    std::int64_t blocks = 0;
-    if (entries > 0) {
-      const std::int64_t last_first = view.kept(s).logical_page(entries - 1) * geo.page_tokens;
-      blocks = std::int64_t{entries - 1} * plan.blocks_per_page +
-               (view.seq_lens[s] - last_first + key_block - 1) / key_block;
-    }
-    const std::int64_t by_length = std::max<std::int64_t>(blocks / min_split_blocks, 1);
-    const auto splits = static_cast<std::int32_t>(std::min(wanted_splits, by_length));
-    plan.splits.push_back(splits);
-    plan.first_item.push_back(static_cast<std::int32_t>(plan.items.size()));
-    for (std::int32_t i = 0; i < splits; ++i)
-      plan.items.push_back({s, blocks * i / splits, blocks * (i + 1) / splits});
-  }
-}
-
-inline decode_plan plan_decode(const paged_layer_view& view, int q_heads, int threads,
-                               int min_split_tokens = 256) {
-  decode_plan plan;
-  plan_decode(view, q_heads, threads, plan, min_split_tokens);
-  return plan;
-}
-
-/// Memory for the partial results of a plan; grows only when a plan needs more. reserve()
-/// sizes it for a plan ahead of the step (decode then allocates nothing).
-struct decode_workspace {
-  std::vector<float> partial;
-  void reserve(const decode_plan& plan) {
-    if (partial.size() < plan.workspace_floats()) partial.resize(plan.workspace_floats());
-  }
-  float* fit(const decode_plan& plan) {
-    reserve(plan);
-    return partial.data();
-  }
-};
-
-/// Throws plan_mismatch unless the plan was made for this view's page table (the same
-/// table: a plan serves every layer of one layer group over one table) and shapes.
-inline void check_plan(const decode_plan& plan, const paged_layer_view& view) {
-  const page_geometry& geo = view.geometry;
-  if (plan.table_serial != view.serial || plan.layer_group != view.group ||
-      plan.batch != view.batch)
-    throw cache_error(cache_errc::plan_mismatch,
-                      "kvc::cpu::decode: the plan was made for page table " +
-                          std::to_string(plan.table_serial) + " of group " +
-                          std::to_string(plan.layer_group) + " (" + std::to_string(plan.batch) +
-                          " sequences), the view is of table " + std::to_string(view.serial) +
-                          " of group " + std::to_string(view.group) + " (" +
-                          std::to_string(view.batch) + "); plan once per table");
-  if (plan.kv_heads != geo.kv_heads || plan.k_dim != geo.k_dim || plan.v_dim != geo.v_dim ||
-      plan.page_tokens != geo.page_tokens)
-    throw cache_error(cache_errc::plan_mismatch,
-                      "kvc::cpu::decode: the plan was made for another layer shape");
-}
+using attention::check_plan;
+using attention::check_query_heads;
+using attention::decode_plan;
+using attention::decode_workspace;
+using attention::plan_decode;
 
 }  // namespace kvc::cpu

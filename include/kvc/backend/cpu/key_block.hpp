@@ -1,9 +1,11 @@
 #pragma once
-// The CPU kernels' unit of work along the sequence: a block of 16 key tokens. A decode work
-// item is a range of blocks; a page holds one or more (the last one maybe shorter).
+// The CPU kernels' unit of work along the sequence: a block of 16 key tokens, the one of the
+// decode plan every backend shares (kvc/attention/decode_plan.hpp).
+
+#include "kvc/attention/decode_plan.hpp"
 
 namespace kvc::cpu {
 
-inline constexpr int key_block = 16;
+inline constexpr int key_block = attention::key_block;
 
 }  // namespace kvc::cpu
