@@ -15,7 +15,8 @@
 // memory (16-byte asynchronous copies where the vectors allow), and every query row of the
 // chunk reads the tile from there, so a tile is read from memory once for its whole query
 // group (a group too large for the registers is cut into row chunks, each reading the tile).
-// Per tile: scores (a thread per row and token), the online softmax (a thread per row), the
+// Two tile buffers: the next tile's copies are issued before the block computes on this one.
+// Per tile: scores (a thread per row and token), the online softmax (a warp per row), the
 // weighted values (a thread per value dimension, all rows in registers). An item that is its
 // sequence's only split writes out and lse itself (sinks included); the splits of the others
 // go to the workspace in the CPU's slot format and the merge kernel combines them.
@@ -113,10 +114,10 @@ struct decode_work {
   float* lse = nullptr;              ///< [batch][q_heads], natural log
 };
 
-/// The rows of a query group one block takes, and the tile it stages. A thread keeps
-/// rows x ceil(v_dim / threads) accumulators in registers, at most 64; the tile (keys,
-/// values, scores) stays within 96 KiB of shared memory, so that two blocks fit an SM of
-/// sm_80 and sm_90.
+/// The rows of a query group one block takes, and the tiles it stages. A thread keeps
+/// rows x ceil(v_dim / threads) accumulators in registers, at most 64; the two tile buffers
+/// (keys, values) and the scores stay within 96 KiB of shared memory, so that two blocks fit
+/// an SM of sm_80 and sm_90.
 template <class Shape, unsigned Threads>
 struct decode_tiling {
   static constexpr int values_per_thread =
@@ -131,24 +132,30 @@ struct decode_tiling {
   static constexpr std::size_t k_row_bytes = pad16(Shape::k_vector_bytes) + 16;
   static constexpr std::size_t v_row_bytes = Shape::latent ? 0 : pad16(Shape::v_vector_bytes) + 16;
 
+  // Two tile buffers: the next tile is staged while the block computes on this one.
   struct offsets {
-    std::size_t q = 0, scores, m, l, factor, position, k_scales, v_scales, keys, values, total;
+    std::size_t q = 0, scores = 0, m = 0, l = 0, factor = 0;
+    std::size_t buffer = 0;  ///< where the first tile buffer starts; the second follows it
+    std::size_t buffer_bytes = 0;
+    // Within a buffer:
+    std::size_t position = 0, k_scales = 0, v_scales = 0, keys = 0, values = 0;
+    std::size_t total = 0;
   };
   static constexpr offsets layout_for(int slots) {
     const auto n = static_cast<std::size_t>(slots);
     const auto r = static_cast<std::size_t>(rows);
     offsets o;
-    o.q = 0;
     o.scores = pad16(o.q + r * static_cast<std::size_t>(Shape::k_dim) * sizeof(float));
     o.m = pad16(o.scores + r * n * sizeof(float));
     o.l = pad16(o.m + r * sizeof(float));
     o.factor = pad16(o.l + r * sizeof(float));
-    o.position = pad16(o.factor + r * sizeof(float));
+    o.buffer = pad16(o.factor + r * sizeof(float));
     o.k_scales = pad16(o.position + n * sizeof(std::int64_t));
     o.v_scales = pad16(o.k_scales + n * sizeof(float));
     o.keys = pad16(o.v_scales + n * sizeof(float));
     o.values = o.keys + n * k_row_bytes;
-    o.total = o.values + n * v_row_bytes;
+    o.buffer_bytes = pad16(o.values + n * v_row_bytes);
+    o.total = o.buffer + 2 * o.buffer_bytes;
     return o;
   }
   static constexpr std::size_t shared_budget = 96 * 1024;
@@ -267,6 +274,7 @@ void plan_device_decode(const paged_layer_view& view, int q_heads, int blocks_at
 
 template <class Shape, class Block = block_shape<128>>
 struct decode {
+  static_assert(Block::threads % warp_size == 0, "kernels::decode: a block of whole warps");
   using tiling = decode_tiling<Shape, Block::threads>;
   static constexpr std::size_t shared_bytes = tiling::shared.total;
   static constexpr int rows = tiling::rows, slots = tiling::slots;
@@ -296,11 +304,6 @@ struct decode {
     auto* m = reinterpret_cast<float*>(shared + layout.m);
     auto* l = reinterpret_cast<float*>(shared + layout.l);
     auto* factor = reinterpret_cast<float*>(shared + layout.factor);
-    auto* position = reinterpret_cast<std::int64_t*>(shared + layout.position);
-    auto* k_scales = reinterpret_cast<float*>(shared + layout.k_scales);
-    auto* v_scales = reinterpret_cast<float*>(shared + layout.v_scales);
-    std::byte* keys = shared + layout.keys;
-    std::byte* values = Shape::latent ? keys : shared + layout.values;
     constexpr std::size_t v_row_bytes = Shape::latent ? tiling::k_row_bytes : tiling::v_row_bytes;
 
     // The query rows, scaled (and by the keys' fp8 scale: keys are scored raw).
@@ -350,21 +353,38 @@ struct decode {
                        static_cast<std::uint64_t>(token);
     };
 
-    for (std::int64_t first_block = item.block_begin; first_block < item.block_end;
-         first_block += blocks_per_tile) {
-      // Stage the tile: positions (-1: no token, or one the query does not see), scales,
-      // then the vectors.
+    // A tile buffer: positions (-1: no token, or one the query does not see), the int8 / int4
+    // scales, the vectors (a latent layer's values are its keys).
+    struct tile_buffer {
+      std::int64_t* position;
+      float* k_scales;
+      float* v_scales;
+      std::byte* keys;
+      std::byte* values;
+    };
+    const auto buffer = [&](std::int64_t tile) {
+      std::byte* base =
+          shared + layout.buffer + static_cast<std::size_t>(tile % 2) * layout.buffer_bytes;
+      return tile_buffer{
+          reinterpret_cast<std::int64_t*>(base + layout.position),
+          reinterpret_cast<float*>(base + layout.k_scales),
+          reinterpret_cast<float*>(base + (Shape::latent ? layout.k_scales : layout.v_scales)),
+          base + layout.keys, base + (Shape::latent ? layout.keys : layout.values)};
+    };
+    // Starts staging the tile of key blocks from `first_block`: positions and scales stored,
+    // vectors copied (asynchronously where they are whole 16-byte pieces).
+    const auto stage = [&](std::int64_t first_block, const tile_buffer& t) {
       for (int j = thread; j < tile_slots; j += threads) {
         const slot_place p = place(first_block, j);
         const bool seen = p.page != nullptr &&
                           (!Shape::windowed || work.window.visible(query_position, p.position));
-        position[j] = seen ? p.position : -1;
+        t.position[j] = seen ? p.position : -1;
         if (seen && k_type::scale == scaling::per_token_head)
-          k_scales[j] = *reinterpret_cast<const float*>(p.page + geo.k_scales +
-                                                        vector_index(p.token) * scale_bytes);
+          t.k_scales[j] = *reinterpret_cast<const float*>(p.page + geo.k_scales +
+                                                          vector_index(p.token) * scale_bytes);
         if (seen && !Shape::latent && v_type::scale == scaling::per_token_head)
-          v_scales[j] = *reinterpret_cast<const float*>(p.page + geo.v_scales +
-                                                        vector_index(p.token) * scale_bytes);
+          t.v_scales[j] = *reinterpret_cast<const float*>(p.page + geo.v_scales +
+                                                          vector_index(p.token) * scale_bytes);
       }
       constexpr std::uint32_t k_pieces = detail::pieces_of<Shape::k_vector_bytes>;
       for (int i = thread; i < tile_slots * static_cast<int>(k_pieces); i += threads) {
@@ -372,7 +392,7 @@ struct decode {
         const slot_place p = place(first_block, j);
         if (p.page == nullptr) continue;
         detail::copy_piece<Shape::k_vector_bytes>(
-            ctx, keys + static_cast<std::size_t>(j) * tiling::k_row_bytes,
+            ctx, t.keys + static_cast<std::size_t>(j) * tiling::k_row_bytes,
             p.page + geo.k_values + vector_index(p.token) * Shape::k_vector_bytes,
             static_cast<std::uint32_t>(i % static_cast<int>(k_pieces)));
       }
@@ -383,49 +403,71 @@ struct decode {
           const slot_place p = place(first_block, j);
           if (p.page == nullptr) continue;
           detail::copy_piece<Shape::v_vector_bytes>(
-              ctx, values + static_cast<std::size_t>(j) * tiling::v_row_bytes,
+              ctx, t.values + static_cast<std::size_t>(j) * tiling::v_row_bytes,
               p.page + geo.v_values + vector_index(p.token) * Shape::v_vector_bytes,
               static_cast<std::uint32_t>(i % static_cast<int>(v_pieces)));
         }
       }
+    };
+
+    const std::int64_t tiles =
+        (item.block_end - item.block_begin + blocks_per_tile - 1) / blocks_per_tile;
+    if (tiles > 0) stage(item.block_begin, buffer(0));
+    const auto warp = static_cast<int>(ctx.warp()), lane = static_cast<int>(ctx.lane());
+    constexpr auto warps = static_cast<int>(Block::warps);
+    constexpr auto lanes = static_cast<int>(warp_size);
+    for (std::int64_t tile = 0; tile < tiles; ++tile) {
+      const tile_buffer t = buffer(tile);
+      // This tile has landed, and every thread is done with the other buffer (the last
+      // tile's), which now takes the next tile while this one is computed.
       ctx.wait_async_copies();
       ctx.sync();
+      if (tile + 1 < tiles)
+        stage(item.block_begin + (tile + 1) * blocks_per_tile, buffer(tile + 1));
 
       // Scores: a thread per (row, slot).
       for (int i = thread; i < block_rows * tile_slots; i += threads) {
         const int r = i / tile_slots, j = i % tile_slots;
         float s = attention::negative_infinity;
-        if (position[j] >= 0) {
+        if (t.position[j] >= 0) {
           s = detail::dot_raw<k_type, Shape::k_dim>(
               ctx, q_rows + r * Shape::k_dim,
-              keys + static_cast<std::size_t>(j) * tiling::k_row_bytes);
-          if constexpr (k_type::scale == scaling::per_token_head) s *= k_scales[j];
+              t.keys + static_cast<std::size_t>(j) * tiling::k_row_bytes);
+          if constexpr (k_type::scale == scaling::per_token_head) s *= t.k_scales[j];
           if (work.softcap > 0.0f) s = work.softcap * tanhf(s / work.softcap);
         }
         scores[r * tile_slots + j] = s;
       }
       ctx.sync();
 
-      // The online softmax: a thread per row turns its scores into weights.
-      for (int r = thread; r < block_rows; r += threads) {
+      // The online softmax: a warp per row turns its scores into weights (times the values'
+      // int8 / int4 scales).
+      for (int r = warp; r < block_rows; r += warps) {
         float* row = scores + r * tile_slots;
-        float most = m[r];
-        for (int j = 0; j < tile_slots; ++j) most = row[j] > most ? row[j] : most;
-        const float f = m[r] == attention::negative_infinity ? 0.0f : detail::exp_of(m[r] - most);
-        float sum = 0.0f;
-        for (int j = 0; j < tile_slots; ++j) {
+        float local = attention::negative_infinity;
+        for (int j = lane; j < tile_slots; j += lanes) local = row[j] > local ? row[j] : local;
+        const float tile_most = ctx.warp_max(local);
+        const float old_most = m[r];
+        const float most = tile_most > old_most ? tile_most : old_most;
+        const float f =
+            old_most == attention::negative_infinity ? 0.0f : detail::exp_of(old_most - most);
+        float part = 0.0f;
+        for (int j = lane; j < tile_slots; j += lanes) {
           // A NaN score stays NaN (and so does the row's result); a masked one weighs 0.
           const float p =
               row[j] == attention::negative_infinity ? 0.0f : detail::exp_of(row[j] - most);
           if constexpr (v_type::scale == scaling::per_token_head)
-            row[j] = p * (position[j] >= 0 ? (Shape::latent ? k_scales : v_scales)[j] : 0.0f);
+            row[j] = p * (t.position[j] >= 0 ? t.v_scales[j] : 0.0f);
           else
             row[j] = p;
-          sum += p;
+          part += p;
         }
-        l[r] = l[r] * f + sum;
-        m[r] = most;
-        factor[r] = f;
+        const float sum = ctx.warp_sum(part);
+        if (lane == 0) {
+          l[r] = l[r] * f + sum;
+          m[r] = most;
+          factor[r] = f;
+        }
       }
       ctx.sync();
 
@@ -435,15 +477,13 @@ struct decode {
         if (d >= Shape::v_dim) break;
         for (int r = 0; r < block_rows; ++r) acc[r][k] *= factor[r];
         for (int j = 0; j < tile_slots; ++j) {
-          if (position[j] < 0) continue;  // its staged vector is stale
+          if (t.position[j] < 0) continue;  // its staged vector is stale
           const float v =
-              detail::raw_value<v_type>(values + static_cast<std::size_t>(j) * v_row_bytes, d);
+              detail::raw_value<v_type>(t.values + static_cast<std::size_t>(j) * v_row_bytes, d);
           for (int r = 0; r < block_rows; ++r) acc[r][k] += scores[r * tile_slots + j] * v;
         }
       }
-      ctx.sync();  // the next tile overwrites what this one read
     }
-
     // The result: final when the item is its sequence's only split, else a partial one.
     const float v_factor = v_type::scale == scaling::per_layer ? work.v_scale : 1.0f;
     const bool only = work.plan.splits[item.sequence] == 1;
