@@ -471,23 +471,28 @@ struct decode {
       }
       ctx.sync();
 
-      // Values: a thread per value dimension, every row of the block.
+      // Values: a thread per value dimension, every row of the block. The loops over the
+      // accumulators run to compile-time bounds, so that they stay in registers on a GPU.
       for (int k = 0; k < values_per_thread; ++k) {
         const int d = thread + k * threads;
-        if (d >= Shape::v_dim) break;
-        for (int r = 0; r < block_rows; ++r) acc[r][k] *= factor[r];
-        for (int j = 0; j < tile_slots; ++j) {
-          if (t.position[j] < 0) continue;  // its staged vector is stale
-          const float v =
-              detail::raw_value<v_type>(t.values + static_cast<std::size_t>(j) * v_row_bytes, d);
-          for (int r = 0; r < block_rows; ++r) acc[r][k] += scores[r * tile_slots + j] * v;
+        if (d < Shape::v_dim) {
+          for (int r = 0; r < rows; ++r)
+            if (r < block_rows) acc[r][k] *= factor[r];
+          for (int j = 0; j < tile_slots; ++j) {
+            if (t.position[j] < 0) continue;  // its staged vector is stale
+            const float v =
+                detail::raw_value<v_type>(t.values + static_cast<std::size_t>(j) * v_row_bytes, d);
+            for (int r = 0; r < rows; ++r)
+              if (r < block_rows) acc[r][k] += scores[r * tile_slots + j] * v;
+          }
         }
       }
     }
     // The result: final when the item is its sequence's only split, else a partial one.
     const float v_factor = v_type::scale == scaling::per_layer ? work.v_scale : 1.0f;
     const bool only = work.plan.splits[item.sequence] == 1;
-    for (int r = 0; r < block_rows; ++r) {
+    for (int r = 0; r < rows; ++r) {
+      if (r >= block_rows) break;
       const int q_head = q_head0 + r;
       const float row_l = l[r], row_m = m[r];
       if (only) {
