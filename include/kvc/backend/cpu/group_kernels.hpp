@@ -401,6 +401,164 @@ template <int Group>
                               acc + d, ahead, ahead_lines);
 }
 
+// The AVX-512 kernels: group_scores and group_accumulate on 16 lanes, the dtypes but int4
+// converted as decode8_raw does (decode16_raw, the same values bit for bit), with 32
+// registers for twice the accumulators. Only the order of the float sums differs from the
+// 8-lane kernels, so the bound is theirs. A dim that is a multiple of 8 but not of 16 ends in
+// a masked half step.
+
+// As in numeric/simd_x86.hpp: GCC 12 warns of an uninitialized variable wherever a 512-bit
+// intrinsic that starts from _mm512_undefined_*() (`__m512 __Y = __Y;`) is inlined; the value is
+// never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// The sums of 16 vectors, one per lane: [sum a0, sum a1, ..., sum a15]. Four halvings, each
+// adding two shuffles of a pair: within 128-bit lanes twice, then across them twice.
+[[gnu::target(KVC_AVX512_TARGET)]] inline __m512 sum16(const __m512* a) {
+  __m512 pairs[8], quads[4], halves[2];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)
+    pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m512d x = _mm512_castps_pd(pairs[2 * i]), y = _mm512_castps_pd(pairs[2 * i + 1]);
+    quads[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)
+    halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], 0x88),
+                              _mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(halves[0], halves[1], 0x88),
+                       _mm512_shuffle_f32x4(halves[0], halves[1], 0xDD));
+}
+
+// Row r's score of key j of a tile is lane r * Tile + j: row r's lanes go to row + r *
+// key_block, those of keys past `valid` not at all.
+template <int Group, int Tile>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void store_scores16(__m512 sums, float* row, int valid) {
+  const auto keys = static_cast<unsigned>((1u << std::min(valid, Tile)) - 1u);
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    _mm512_mask_storeu_ps(row + r * (key_block - Tile), static_cast<__mmask16>(keys << (r * Tile)),
+                          sums);
+}
+
+// One 16-dim step of group_scores_512 (Masked: the last 8 dims of a row).
+template <dtype_id Type, int Group, int Tile, bool Masked>
+[[gnu::target(KVC_AVX512_TARGET)]] [[gnu::always_inline]] inline void score_step16(
+    const float* q, int dim, int d, const std::byte* const* k, __m512* acc) {
+  constexpr int bits = dtype_bits(Type);
+  __m512 rows[kvc::detail::to_size(Group)];
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    rows[r] =
+        Masked ? _mm512_maskz_loadu_ps(0x00FF, q + r * dim + d) : _mm512_loadu_ps(q + r * dim + d);
+#pragma GCC unroll 16
+  for (int j = 0; j < Tile; ++j) {
+    const __m512 kv = numeric::x86::decode16_raw<Type, Masked>(k[j] + d * bits / 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < Group; ++r)
+      acc[r * Tile + j] = _mm512_fmadd_ps(rows[r], kv, acc[r * Tile + j]);
+  }
+}
+
+// group_scores on 16 lanes: Group x Tile <= 16 accumulators (a tile of keys dividing
+// key_block), the rows' 16 dims in registers for the tile's keys.
+template <dtype_id Type, int Group>
+[[gnu::target(KVC_AVX512_TARGET)]] void group_scores_512(const float* q, int dim, head_vectors keys,
+                                                         int tokens, float* s, read_ahead& ahead) {
+  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 15) / 16));
+  for (int t0 = 0; t0 < tokens; t0 += tile) {
+    const std::byte* k[kvc::detail::to_size(tile)];
+#pragma GCC unroll 16
+    for (int j = 0; j < tile; ++j)
+      k[j] =
+          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (__m512& a : acc) a = _mm512_setzero_ps();
+    int d = 0;
+    for (; d + 16 <= dim; d += 16) {
+      score_step16<Type, Group, tile, false>(q, dim, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    if (d < dim) {
+      score_step16<Type, Group, tile, true>(q, dim, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    store_scores16<Group, tile>(sum16(acc), s + t0, tokens - t0);
+  }
+}
+
+// acc[Group][16 * Chunks] += p[Group][tokens] . raw(V)[tokens][16 * Chunks] for one column
+// tile (Masked: one chunk of 8 columns).
+template <dtype_id Type, int Group, int Chunks, bool Masked = false>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void value_tile16(const float* p, const std::byte* values,
+                                                            std::size_t token_stride, int dim,
+                                                            int tokens, float* acc,
+                                                            read_ahead& ahead, int ahead_lines) {
+  constexpr int bits = dtype_bits(Type);
+  constexpr __mmask16 lanes = Masked ? 0x00FF : 0xFFFF;
+  __m512 sum[kvc::detail::to_size(Group * Chunks)];
+#pragma GCC unroll 16
+  for (int r = 0; r < Group; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c)
+      sum[r * Chunks + c] = _mm512_maskz_loadu_ps(lanes, acc + r * dim + 16 * c);
+  for (int t = 0; t < tokens; ++t) {
+    const std::byte* v = values + static_cast<std::size_t>(t) * token_stride;
+    ahead.step(ahead_lines);
+    __m512 x[kvc::detail::to_size(Chunks)];
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c)
+      x[c] = numeric::x86::decode16_raw<Type, Masked>(v + 16 * c * bits / 8);
+#pragma GCC unroll 16
+    for (int r = 0; r < Group; ++r) {
+      const __m512 w = _mm512_set1_ps(p[r * key_block + t]);
+#pragma GCC unroll 16
+      for (int c = 0; c < Chunks; ++c)
+        sum[r * Chunks + c] = _mm512_fmadd_ps(w, x[c], sum[r * Chunks + c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < Group; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c)
+      _mm512_mask_storeu_ps(acc + r * dim + 16 * c, lanes, sum[r * Chunks + c]);
+}
+
+template <dtype_id Type, int Group>
+[[gnu::target(KVC_AVX512_TARGET)]] void group_accumulate_512(const float* p, head_vectors values,
+                                                             int dim, int tokens, float* acc,
+                                                             read_ahead& ahead) {
+  // Group x Chunks sums, Chunks converted vectors and a broadcast: at most 27 registers.
+  constexpr int chunks = Group <= 2 ? 8 : Group <= 4 ? 4 : Group <= 6 ? 3 : 2;
+  constexpr int bits = dtype_bits(Type);
+  const int column_tiles = dim / (16 * chunks) + dim % (16 * chunks) / 16 + dim % 16 / 8;
+  const int ahead_lines = ahead.lines_per_step(column_tiles * tokens);
+  int d = 0;
+  for (; d + 16 * chunks <= dim; d += 16 * chunks)
+    value_tile16<Type, Group, chunks>(p, values.values + d * bits / 8, values.token_stride, dim,
+                                      tokens, acc + d, ahead, ahead_lines);
+  for (; d + 16 <= dim; d += 16)
+    value_tile16<Type, Group, 1>(p, values.values + d * bits / 8, values.token_stride, dim, tokens,
+                                 acc + d, ahead, ahead_lines);
+  if (d < dim)
+    value_tile16<Type, Group, 1, true>(p, values.values + d * bits / 8, values.token_stride, dim,
+                                       tokens, acc + d, ahead, ahead_lines);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace x86
 #endif
 
@@ -422,18 +580,33 @@ struct group_kernels {
 
   bool usable() const { return scores != nullptr; }
 
-  /// integer = false keeps int8 on the float kernels (for tests of both).
-  static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true) {
+  /// Whether for_layer can choose the 16-lane AVX-512 kernels on this CPU.
+  static bool avx512_available() {
+#if defined(KVC_X86_SIMD)
+    return numeric::x86::cpu_has_avx512();
+#else
+    return false;
+#endif
+  }
+
+  /// integer = false keeps int8 on the float kernels, avx512 = false every dtype on the
+  /// 8-lane ones (for tests of each).
+  static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true,
+                                 bool avx512 = true) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
     if (geo.latent || group < 1 || group > max_group || geo.k_dim % 8 != 0 || geo.v_dim % 8 != 0 ||
         !x86::cpu_has_avx2_fma())
       return k;
     const bool vnni = x86::cpu_has_vnni();
+    const bool wide = avx512 && numeric::x86::cpu_has_avx512();
     with_group(group, [&](auto g) {
       constexpr int group_size = decltype(g)::value;
       visit_dtype(geo.k_type, [&](auto type) {
-        k.scores = &x86::group_scores<decltype(type)::id, group_size>;
+        constexpr dtype_id id = decltype(type)::id;
+        k.scores = &x86::group_scores<id, group_size>;
+        if constexpr (id != dtype_id::int4)
+          if (wide) k.scores = &x86::group_scores_512<id, group_size>;
       });
       if (geo.k_type == dtype_id::int8 && geo.k_dim % 16 == 0 && integer) {
         k.scores = vnni ? &x86::group_scores_int8_vnni<group_size>
@@ -441,13 +614,16 @@ struct group_kernels {
         k.prepare_queries = &x86::round_query_int16;
       }
       visit_dtype(geo.v_type, [&](auto type) {
-        k.accumulate = &x86::group_accumulate<decltype(type)::id, group_size>;
+        constexpr dtype_id id = decltype(type)::id;
+        k.accumulate = &x86::group_accumulate<id, group_size>;
+        if constexpr (id != dtype_id::int4)
+          if (wide) k.accumulate = &x86::group_accumulate_512<id, group_size>;
       });
       if (geo.v_type == dtype_id::int8 && integer && vnni)
         k.accumulate = &x86::group_accumulate_int8_vnni<group_size>;
     });
 #else
-    (void)geo, (void)group, (void)integer;
+    (void)geo, (void)group, (void)integer, (void)avx512;
 #endif
     return k;
   }
