@@ -348,28 +348,19 @@ template <int Group, int Chunks>
   }
 }
 
-// group_accumulate for int8 values: each row's weights of the block are rounded to int16
-// steps of their largest / 32767, and two tokens go into one vpdpwssd (their bytes of a
-// column interleaved, a weight pair broadcast); the int32 sums join acc once per block.
-// Rounding a row's weights moves its output by at most step / 2 * sum|v| (docs/attention.md).
-// VNNI only: with vpmaddwd + vpaddd in its place this is slower than group_accumulate (49
-// against 43 cycles a token for 4 rows on Zen 3), unlike the scores.
+// Each row's weights of a block rounded to int16 steps of their largest / 32767, as pairs
+// of tokens (the int32 weights[r][i] holds tokens 2i and 2i + 1); weights past `tokens` are
+// zero, so a lone last token pairs with itself harmlessly.
 template <int Group>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_accumulate_int8_vnni(
-    const float* p, head_vectors values, int dim, int tokens, float* acc, read_ahead& ahead) {
-  // Group x Chunks sums, Chunks columns and a weight pair: at most 15 registers.
-  constexpr int chunks = Group <= 2 ? 4 : Group == 3 ? 3 : Group <= 6 ? 2 : 1;
+[[gnu::target("avx2,fma,f16c")]] inline void round_weights_int16(
+    const float* p, int tokens, std::int32_t (*weights)[key_block / 2], float* step) {
   static_assert(key_block == 16, "a row's weights are two vectors");
-  // Weights past `tokens` are zero: a lone last token then pairs with itself harmlessly.
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 valid_low = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens), lane));
   const __m256 valid_high =
       _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens - 8), lane));
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 largest_finite = _mm256_set1_ps(std::numeric_limits<float>::max());
-  alignas(32)
-      std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
-  float step[kvc::detail::to_size(Group)];
   for (int r = 0; r < Group; ++r) {
     const __m256 low = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block), valid_low);
     const __m256 high = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block + 8), valid_high);
@@ -387,9 +378,25 @@ template <int Group>
     // Round to nearest, pack to int16 (within 128-bit lanes), put the tokens back in order.
     const __m256i packed = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(low, inverse)),
                                               _mm256_cvtps_epi32(_mm256_mul_ps(high, inverse)));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(weights[r]),
-                       _mm256_permute4x64_epi64(packed, 0xd8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(weights[r]),
+                        _mm256_permute4x64_epi64(packed, 0xd8));
   }
+}
+
+// group_accumulate for int8 values: each row's weights of the block are rounded to int16
+// steps of their largest / 32767, and two tokens go into one vpdpwssd (their bytes of a
+// column interleaved, a weight pair broadcast); the int32 sums join acc once per block.
+// Rounding a row's weights moves its output by at most step / 2 * sum|v| (docs/attention.md).
+// VNNI only: with vpmaddwd + vpaddd in its place this is slower than group_accumulate (49
+// against 43 cycles a token for 4 rows on Zen 3), unlike the scores.
+template <int Group>
+[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_accumulate_int8_vnni(
+    const float* p, head_vectors values, int dim, int tokens, float* acc, read_ahead& ahead) {
+  // Group x Chunks sums, Chunks columns and a weight pair: at most 15 registers.
+  constexpr int chunks = Group <= 2 ? 4 : Group == 3 ? 3 : Group <= 6 ? 2 : 1;
+  std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
+  float step[kvc::detail::to_size(Group)];
+  round_weights_int16<Group>(p, tokens, weights, step);
   const int column_tiles = dim / (8 * chunks) + dim % (8 * chunks) / 8;
   const int ahead_lines = ahead.lines_per_step(column_tiles);
   int d = 0;
@@ -555,6 +562,140 @@ template <dtype_id Type, int Group>
                                        tokens, acc + d, ahead, ahead_lines);
 }
 
+// The int8 kernels on 16 lanes with AVX-512 VNNI: vpdpwssd on zmm, twice the int16 pairs of
+// the 8-lane ones an instruction, the same exact int32 sums (so the same bounds). The asm
+// keeps GCC 12 from copying each accumulator out and back around the instruction (see
+// dot_accumulate).
+#define KVC_AVX512_VNNI_TARGET KVC_AVX512_TARGET ",avx512vnni"
+
+[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] inline void dot_accumulate16(
+    __m512i& acc, __m512i a, __m512i b) {
+  asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
+// One 32-dim step of int8_scores_512 (Masked: the last 16 dims of a row).
+template <int Group, int Tile, bool Masked>
+[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] inline void int8_score_step(
+    const std::int16_t* q16, std::ptrdiff_t row_int16, int d, const std::byte* const* k,
+    __m512i* acc) {
+  __m512i rows[kvc::detail::to_size(Group)];
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    rows[r] = Masked ? _mm512_maskz_loadu_epi16(0x0000FFFF, q16 + r * row_int16 + d)
+                     : _mm512_loadu_si512(q16 + r * row_int16 + d);
+#pragma GCC unroll 16
+  for (int j = 0; j < Tile; ++j) {
+    const __m256i bytes = Masked ? _mm256_maskz_loadu_epi8(0x0000FFFF, k[j] + d)
+                                 : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k[j] + d));
+    const __m512i kv = _mm512_cvtepi8_epi16(bytes);
+#pragma GCC unroll 8
+    for (int r = 0; r < Group; ++r) dot_accumulate16(acc[r * Tile + j], rows[r], kv);
+  }
+}
+
+// int8_scores on 16 lanes, 32 dims a step, in tiles of keys as group_scores_512.
+template <int Group>
+[[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_scores_int8_512(const float* q, int dim,
+                                                                   head_vectors keys, int tokens,
+                                                                   float* s, read_ahead& ahead) {
+  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 31) / 32));
+  const auto* q16 = reinterpret_cast<const std::int16_t*>(q);
+  const std::ptrdiff_t row_int16 = 2 * std::ptrdiff_t{dim};  // a row is dim floats
+  alignas(64) float step[16] = {};
+  for (int lane = 0; lane < Group * tile; ++lane)
+    step[lane] = q[std::ptrdiff_t{lane / tile} * dim + dim / 2];
+  const __m512 row_steps = _mm512_load_ps(step);
+  for (int t0 = 0; t0 < tokens; t0 += tile) {
+    const std::byte* k[kvc::detail::to_size(tile)];
+#pragma GCC unroll 16
+    for (int j = 0; j < tile; ++j)
+      k[j] =
+          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (__m512i& a : acc) a = _mm512_setzero_si512();
+    int d = 0;
+    for (; d + 32 <= dim; d += 32) {
+      int8_score_step<Group, tile, false>(q16, row_int16, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    if (d < dim) {
+      int8_score_step<Group, tile, true>(q16, row_int16, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    __m512 sums[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) sums[i] = _mm512_cvtepi32_ps(acc[i]);
+    store_scores16<Group, tile>(_mm512_mul_ps(sum16(sums), row_steps), s + t0, tokens - t0);
+  }
+}
+
+// int8_value_tile on 16 columns a chunk. Not inlined, as there.
+template <int Group, int Chunks>
+[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::noinline]] void int8_value_tile16(
+    const std::int32_t (*weights)[key_block / 2], const float* step, const std::byte* values,
+    std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
+  __m512i sum[kvc::detail::to_size(Group * Chunks)];
+#pragma GCC unroll 16
+  for (int i = 0; i < Group * Chunks; ++i) sum[i] = _mm512_setzero_si512();
+  ahead.step(ahead_lines);
+  for (int i = 0; 2 * i < tokens; ++i) {
+    const std::byte* v0 = values + static_cast<std::size_t>(2 * i) * token_stride;
+    const std::byte* v1 = 2 * i + 1 < tokens ? v0 + token_stride : v0;
+    __m512i x[kvc::detail::to_size(Chunks)];
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) {
+      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v0 + 16 * c));
+      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v1 + 16 * c));
+      x[c] = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+          _mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b), 1));
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < Group; ++r) {
+      const __m512i w = _mm512_set1_epi32(weights[r][i]);
+#pragma GCC unroll 16
+      for (int c = 0; c < Chunks; ++c) dot_accumulate16(sum[r * Chunks + c], w, x[c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < Group; ++r) {
+    const __m512 row_step = _mm512_set1_ps(step[r]);
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) {
+      float* out = acc + r * dim + 16 * c;
+      _mm512_storeu_ps(out, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r * Chunks + c]), row_step,
+                                            _mm512_loadu_ps(out)));
+    }
+  }
+}
+
+// group_accumulate_int8_vnni on 16 columns a chunk; a last 8 columns on the 8-lane tile.
+// The weights are rounded as there (round_weights_int16): the same bound.
+template <int Group>
+[[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_accumulate_int8_512(const float* p,
+                                                                       head_vectors values, int dim,
+                                                                       int tokens, float* acc,
+                                                                       read_ahead& ahead) {
+  // Group x Chunks sums, Chunks columns and a weight pair: at most 27 registers.
+  constexpr int chunks = Group <= 2 ? 8 : Group <= 4 ? 4 : Group <= 6 ? 3 : 2;
+  std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
+  float step[kvc::detail::to_size(Group)];
+  round_weights_int16<Group>(p, tokens, weights, step);
+  const int column_tiles = dim / (16 * chunks) + dim % (16 * chunks) / 16 + dim % 16 / 8;
+  const int ahead_lines = ahead.lines_per_step(column_tiles);
+  int d = 0;
+  for (; d + 16 * chunks <= dim; d += 16 * chunks)
+    int8_value_tile16<Group, chunks>(weights, step, values.values + d, values.token_stride, dim,
+                                     tokens, acc + d, ahead, ahead_lines);
+  for (; d + 16 <= dim; d += 16)
+    int8_value_tile16<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
+                                acc + d, ahead, ahead_lines);
+  if (d < dim)
+    int8_value_tile<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
+                              acc + d, ahead, ahead_lines);
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -609,8 +750,9 @@ struct group_kernels {
           if (wide) k.scores = &x86::group_scores_512<id, group_size>;
       });
       if (geo.k_type == dtype_id::int8 && geo.k_dim % 16 == 0 && integer) {
-        k.scores = vnni ? &x86::group_scores_int8_vnni<group_size>
-                        : &x86::group_scores_int8_avx2<group_size>;
+        k.scores = wide && vnni ? &x86::group_scores_int8_512<group_size>
+                   : vnni       ? &x86::group_scores_int8_vnni<group_size>
+                                : &x86::group_scores_int8_avx2<group_size>;
         k.prepare_queries = &x86::round_query_int16;
       }
       visit_dtype(geo.v_type, [&](auto type) {
@@ -620,7 +762,8 @@ struct group_kernels {
           if (wide) k.accumulate = &x86::group_accumulate_512<id, group_size>;
       });
       if (geo.v_type == dtype_id::int8 && integer && vnni)
-        k.accumulate = &x86::group_accumulate_int8_vnni<group_size>;
+        k.accumulate = wide ? &x86::group_accumulate_int8_512<group_size>
+                            : &x86::group_accumulate_int8_vnni<group_size>;
     });
 #else
     (void)geo, (void)group, (void)integer, (void)avx512;
