@@ -270,6 +270,7 @@ inline bool cpu_has_avx512() {
 }
 
 #define KVC_AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq"
+#define KVC_AVX512_VNNI_TARGET KVC_AVX512_TARGET ",avx512vnni"
 
 // GCC 12 warns of an uninitialized variable wherever a 512-bit intrinsic that starts from
 // _mm512_undefined_*() (`__m512 __Y = __Y;`) is inlined; the value is never read.

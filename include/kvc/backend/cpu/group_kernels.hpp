@@ -188,8 +188,8 @@ template <dtype_id Type, int Group>
 /// AVX-512 VNNI at 256 bits (vpdpwssd on ymm), for the int8 kernels below; without it they
 /// run on AVX2 (vpmaddwd + vpaddd), with the same results.
 inline bool cpu_has_vnni() {
-  static const bool supported = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512vl") &&
-                                __builtin_cpu_supports("avx512vnni");
+  static const bool supported =
+      cpu_has_avx2_fma() && numeric::x86::cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
   return supported;
 }
 
@@ -304,18 +304,84 @@ template <int Group>
   int8_scores<Group, false>(q, dim, keys, tokens, s, ahead);
 }
 
-// One column tile of group_accumulate_int8_vnni: Group x Chunks int32 sums over the block,
-// then acc += step_r * sum. Not inlined: inlined, GCC keeps the weights in registers and
-// takes each pair out with two shuffles, where a broadcast from memory is a load alone.
-template <int Group, int Chunks>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni"), gnu::noinline]] void int8_value_tile(
+// The int8 value tiles' operations on 8 lanes (ymm) and on 16 (zmm): a chunk's int32 sums,
+// a weight pair broadcast, two tokens' bytes of a chunk's columns interleaved and widened to
+// int16 pairs, vpdpwssd, and acc += step * sum. Both are compiled for AVX-512 VNNI, which
+// cpu_has_vnni requires with AVX-512 F/BW/VL/DQ. (GCC 12's diagnostics as in
+// numeric/simd_x86.hpp.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+struct int8_ymm {
+  using sums = __m256i;
+  static constexpr int columns = 8;
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums zero() {
+    return _mm256_setzero_si256();
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums broadcast(
+      std::int32_t pair) {
+    return _mm256_set1_epi32(pair);
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums pairs(
+      const std::byte* v0, const std::byte* v1) {
+    return _mm256_cvtepi8_epi16(
+        _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v0)),
+                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v1))));
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
+                                                                              sums x) {
+    dot_accumulate<true, false>(acc, w, x);
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void finish(float* out,
+                                                                                 sums sum,
+                                                                                 float step) {
+    _mm256_storeu_ps(
+        out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(step), _mm256_loadu_ps(out)));
+  }
+};
+struct int8_zmm {
+  using sums = __m512i;
+  static constexpr int columns = 16;
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums zero() {
+    return _mm512_setzero_si512();
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums broadcast(
+      std::int32_t pair) {
+    return _mm512_set1_epi32(pair);
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums pairs(
+      const std::byte* v0, const std::byte* v1) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v0));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v1));
+    return _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b), 1));
+  }
+  // In place, as dot_accumulate (the upper registers are the kernel's here).
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
+                                                                              sums x) {
+    asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x));
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void finish(float* out,
+                                                                                 sums sum,
+                                                                                 float step) {
+    _mm512_storeu_ps(
+        out, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(step), _mm512_loadu_ps(out)));
+  }
+};
+
+// One column tile of the int8 value kernels: Group x Chunks int32 sums over the block, then
+// acc += step_r * sum. Not inlined: inlined, GCC keeps the weights in registers and takes
+// each pair out with two shuffles, where a broadcast from memory is a load alone.
+template <class Lanes, int Group, int Chunks>
+[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::noinline]] void int8_value_tile(
     const std::int32_t (*weights)[key_block / 2], const float* step, const std::byte* values,
     std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
-  __m256i sum[kvc::detail::to_size(Group * Chunks)];
+  constexpr int columns = Lanes::columns;
+  typename Lanes::sums sum[kvc::detail::to_size(Group * Chunks)];
 #pragma GCC unroll 16
-  for (int r = 0; r < Group; ++r)
-#pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c) sum[r * Chunks + c] = _mm256_setzero_si256();
+  for (int i = 0; i < Group * Chunks; ++i) sum[i] = Lanes::zero();
   // The tile's share of the read-ahead at once: a loop of them inside the token loop makes
   // GCC keep the sums on the stack.
   ahead.step(ahead_lines);
@@ -323,30 +389,25 @@ template <int Group, int Chunks>
     const std::byte* v0 = values + static_cast<std::size_t>(2 * i) * token_stride;
     // A lone last token pairs with itself, at weight 0.
     const std::byte* v1 = 2 * i + 1 < tokens ? v0 + token_stride : v0;
-    __m256i x[kvc::detail::to_size(Chunks)];
+    typename Lanes::sums x[kvc::detail::to_size(Chunks)];
 #pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c)
-      x[c] = _mm256_cvtepi8_epi16(
-          _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v0 + 8 * c)),
-                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v1 + 8 * c))));
+    for (int c = 0; c < Chunks; ++c) x[c] = Lanes::pairs(v0 + columns * c, v1 + columns * c);
 #pragma GCC unroll 16
     for (int r = 0; r < Group; ++r) {
-      const __m256i w = _mm256_set1_epi32(weights[r][i]);
+      const typename Lanes::sums w = Lanes::broadcast(weights[r][i]);
 #pragma GCC unroll 16
-      for (int c = 0; c < Chunks; ++c) dot_accumulate<true, false>(sum[r * Chunks + c], w, x[c]);
+      for (int c = 0; c < Chunks; ++c) Lanes::dot(sum[r * Chunks + c], w, x[c]);
     }
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < Group; ++r) {
-    const __m256 row_step = _mm256_set1_ps(step[r]);
+  for (int r = 0; r < Group; ++r)
 #pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c) {
-      float* out = acc + r * dim + 8 * c;
-      _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r * Chunks + c]), row_step,
-                                            _mm256_loadu_ps(out)));
-    }
-  }
+    for (int c = 0; c < Chunks; ++c)
+      Lanes::finish(acc + r * dim + columns * c, sum[r * Chunks + c], step[r]);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 // Each row's weights of a block rounded to int16 steps of their largest / 32767, as pairs
 // of tokens (the int32 weights[r][i] holds tokens 2i and 2i + 1); weights past `tokens` are
@@ -390,7 +451,7 @@ template <int Group>
 // VNNI only: with vpmaddwd + vpaddd in its place this is slower than group_accumulate (49
 // against 43 cycles a token for 4 rows on Zen 3), unlike the scores.
 template <int Group>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_accumulate_int8_vnni(
+[[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_accumulate_int8_vnni(
     const float* p, head_vectors values, int dim, int tokens, float* acc, read_ahead& ahead) {
   // Group x Chunks sums, Chunks columns and a weight pair: at most 15 registers.
   constexpr int chunks = Group <= 2 ? 4 : Group == 3 ? 3 : Group <= 6 ? 2 : 1;
@@ -401,11 +462,11 @@ template <int Group>
   const int ahead_lines = ahead.lines_per_step(column_tiles);
   int d = 0;
   for (; d + 8 * chunks <= dim; d += 8 * chunks)
-    int8_value_tile<Group, chunks>(weights, step, values.values + d, values.token_stride, dim,
-                                   tokens, acc + d, ahead, ahead_lines);
+    int8_value_tile<int8_ymm, Group, chunks>(weights, step, values.values + d, values.token_stride,
+                                             dim, tokens, acc + d, ahead, ahead_lines);
   for (; d < dim; d += 8)
-    int8_value_tile<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
-                              acc + d, ahead, ahead_lines);
+    int8_value_tile<int8_ymm, Group, 1>(weights, step, values.values + d, values.token_stride, dim,
+                                        tokens, acc + d, ahead, ahead_lines);
 }
 
 // The AVX-512 kernels: group_scores and group_accumulate on 16 lanes, the dtypes but int4
@@ -563,15 +624,7 @@ template <dtype_id Type, int Group>
 }
 
 // The int8 kernels on 16 lanes with AVX-512 VNNI: vpdpwssd on zmm, twice the int16 pairs of
-// the 8-lane ones an instruction, the same exact int32 sums (so the same bounds). The asm
-// keeps GCC 12 from copying each accumulator out and back around the instruction (see
-// dot_accumulate).
-#define KVC_AVX512_VNNI_TARGET KVC_AVX512_TARGET ",avx512vnni"
-
-[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] inline void dot_accumulate16(
-    __m512i& acc, __m512i a, __m512i b) {
-  asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
-}
+// the 8-lane ones an instruction, the same exact int32 sums (so the same bounds).
 
 // One 32-dim step of int8_scores_512 (Masked: the last 16 dims of a row).
 template <int Group, int Tile, bool Masked>
@@ -589,7 +642,7 @@ template <int Group, int Tile, bool Masked>
                                  : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k[j] + d));
     const __m512i kv = _mm512_cvtepi8_epi16(bytes);
 #pragma GCC unroll 8
-    for (int r = 0; r < Group; ++r) dot_accumulate16(acc[r * Tile + j], rows[r], kv);
+    for (int r = 0; r < Group; ++r) int8_zmm::dot(acc[r * Tile + j], rows[r], kv);
   }
 }
 
@@ -631,45 +684,6 @@ template <int Group>
   }
 }
 
-// int8_value_tile on 16 columns a chunk. Not inlined, as there.
-template <int Group, int Chunks>
-[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::noinline]] void int8_value_tile16(
-    const std::int32_t (*weights)[key_block / 2], const float* step, const std::byte* values,
-    std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
-  __m512i sum[kvc::detail::to_size(Group * Chunks)];
-#pragma GCC unroll 16
-  for (int i = 0; i < Group * Chunks; ++i) sum[i] = _mm512_setzero_si512();
-  ahead.step(ahead_lines);
-  for (int i = 0; 2 * i < tokens; ++i) {
-    const std::byte* v0 = values + static_cast<std::size_t>(2 * i) * token_stride;
-    const std::byte* v1 = 2 * i + 1 < tokens ? v0 + token_stride : v0;
-    __m512i x[kvc::detail::to_size(Chunks)];
-#pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c) {
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v0 + 16 * c));
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v1 + 16 * c));
-      x[c] = _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
-          _mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b), 1));
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < Group; ++r) {
-      const __m512i w = _mm512_set1_epi32(weights[r][i]);
-#pragma GCC unroll 16
-      for (int c = 0; c < Chunks; ++c) dot_accumulate16(sum[r * Chunks + c], w, x[c]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < Group; ++r) {
-    const __m512 row_step = _mm512_set1_ps(step[r]);
-#pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c) {
-      float* out = acc + r * dim + 16 * c;
-      _mm512_storeu_ps(out, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[r * Chunks + c]), row_step,
-                                            _mm512_loadu_ps(out)));
-    }
-  }
-}
-
 // group_accumulate_int8_vnni on 16 columns a chunk; a last 8 columns on the 8-lane tile.
 // The weights are rounded as there (round_weights_int16): the same bound.
 template <int Group>
@@ -686,14 +700,14 @@ template <int Group>
   const int ahead_lines = ahead.lines_per_step(column_tiles);
   int d = 0;
   for (; d + 16 * chunks <= dim; d += 16 * chunks)
-    int8_value_tile16<Group, chunks>(weights, step, values.values + d, values.token_stride, dim,
-                                     tokens, acc + d, ahead, ahead_lines);
+    int8_value_tile<int8_zmm, Group, chunks>(weights, step, values.values + d, values.token_stride,
+                                             dim, tokens, acc + d, ahead, ahead_lines);
   for (; d + 16 <= dim; d += 16)
-    int8_value_tile16<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
-                                acc + d, ahead, ahead_lines);
+    int8_value_tile<int8_zmm, Group, 1>(weights, step, values.values + d, values.token_stride, dim,
+                                        tokens, acc + d, ahead, ahead_lines);
   if (d < dim)
-    int8_value_tile<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
-                              acc + d, ahead, ahead_lines);
+    int8_value_tile<int8_ymm, Group, 1>(weights, step, values.values + d, values.token_stride, dim,
+                                        tokens, acc + d, ahead, ahead_lines);
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
