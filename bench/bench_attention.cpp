@@ -4,6 +4,8 @@
 //   decode/llama3_8b/<dtype>/cold/ctx:<n>/threads:<t>   the same, the KV pages flushed from
 //                                                  every cache level before each call
 //   decode/llama3_8b/<dtype>/layout:hnd/ctx:32768/threads:<t>   the same in HND pages
+//   decode/llama3_8b/<dtype>/avx2/ctx:32768/threads:<t>   the same on the 8-lane AVX2 kernels
+//                                                  where the CPU has AVX-512 (plan.avx512 false)
 //   decode/llama3_8b/fp16/page:<p>/ctx:32768/threads:<t>   pages of 256 tokens, and of 32768
 //                                                  (a contiguous cache: one page)
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
@@ -86,7 +88,7 @@ void evict(const kvc::paged_layer_view& view) {
 
 template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
 void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound,
-            bool cold = false) {
+            bool cold = false, bool avx512 = true) {
   using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<PageTokens, Layout>>;
   cache_type cache(kvc::capacity_pages{context / PageTokens + 2});
   std::mt19937 rng(1);
@@ -100,7 +102,8 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
   for (float& x : q) x = normal(rng);
   std::vector<float> out(static_cast<std::size_t>(q_heads * geometry.v_dim)), lse(q_heads);
   const auto parallel = pool_of(threads);
-  const kvc::cpu::decode_plan plan = kvc::cpu::plan_decode(view, q_heads, threads);
+  kvc::cpu::decode_plan plan = kvc::cpu::plan_decode(view, q_heads, threads);
+  plan.avx512 = avx512;
   kvc::cpu::decode_workspace workspace;
   const auto params = kvc::attention::attention_params_of<Layer>();
   kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
@@ -209,6 +212,15 @@ void register_llama(const char* dtype) {
             decode<llama3_8b_layer<Storage>>(state, context, threads, false, true);
           })
           ->Unit(benchmark::kMicrosecond);
+  for (int threads : {1, 2})
+    benchmark::RegisterBenchmark(("decode/llama3_8b/" + std::string(dtype) +
+                                  "/avx2/ctx:32768/threads:" + std::to_string(threads))
+                                     .c_str(),
+                                 [=](benchmark::State& state) {
+                                   decode<llama3_8b_layer<Storage>>(state, 32768, threads, false,
+                                                                    false, false);
+                                 })
+        ->Unit(benchmark::kMicrosecond);
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(("decode/llama3_8b/" + std::string(dtype) +
                                   "/layout:hnd/ctx:32768/threads:" + std::to_string(threads))

@@ -19,6 +19,29 @@ using namespace kvc::testing;
 
 namespace {
 
+// The kernel paths decode can take: with integer arithmetic for int8 where the CPU has it
+// and without, on 16 lanes (AVX-512, where the CPU has it) and on 8, then the portable code.
+struct kernel_path {
+  bool vectorized, integer, avx512;
+  const char* name;
+  void apply(cpu::decode_plan& plan) const {
+    plan.vectorized = vectorized;
+    plan.integer_scores = integer;
+    plan.avx512 = avx512;
+  }
+};
+inline std::vector<kernel_path> kernel_paths() {
+  std::vector<kernel_path> paths;
+  if (cpu::group_kernels::avx512_available()) {
+    paths.push_back({true, true, true, "AVX-512 kernels, integer int8"});
+    paths.push_back({true, false, true, "AVX-512 kernels"});
+  }
+  paths.push_back({true, true, false, "AVX2 kernels, integer int8"});
+  paths.push_back({true, false, false, "AVX2 kernels"});
+  paths.push_back({false, false, false, "portable code"});
+  return paths;
+}
+
 // Decodes every layer of a cache holding `lengths` and checks each against the reference.
 template <template <class> class Shape, class Paging = paged<16>>
 void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
@@ -50,13 +73,10 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
     std::vector<float> out(lengths.size() * q_heads * v_dim), lse(lengths.size() * q_heads);
     const dtype_id k_type = model::layer_summaries[static_cast<std::size_t>(l)].k_type;
     const dtype_id v_type = model::layer_summaries[static_cast<std::size_t>(l)].v_type;
-    // Vector kernels with integer arithmetic where the CPU has it, then without, then the
-    // portable code.
-    for (const int path : {0, 1, 2}) {
-      const bool vectorized = path < 2, integer = path == 0;
+    for (const kernel_path& path : kernel_paths()) {
+      const bool integer = path.integer;
       cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_tokens);
-      plan.vectorized = vectorized;
-      plan.integer_scores = integer;
+      path.apply(plan);
       cpu::decode_workspace workspace;
       cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, pool().ref());
       for (std::size_t b = 0; b < lengths.size(); ++b) {
@@ -90,9 +110,7 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
           INFO("layer " << l << " ("
                         << dtype_name(model::layer_summaries[static_cast<std::size_t>(l)].k_type)
                         << ") sequence " << b << " of length " << lengths[b] << " head " << h
-                        << (integer      ? ", integer kernels"
-                            : vectorized ? ", vector kernels"
-                                         : ", portable code"));
+                        << ", " << path.name);
           compare_with_reference(ref, values,
                                  out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
                                  lse[b * q_heads + static_cast<std::size_t>(h)], v_dim, allowance);
@@ -139,6 +157,9 @@ using group9_shape = layer<gqa<9, 1>, head_dim<32>, S>;
 // the fifth alone.
 template <class S>
 using five_kv_heads_shape = layer<gqa<10, 5>, head_dim<32>, S>;
+// Dims 8 past a multiple of 16: the AVX-512 kernels end them in a masked half step.
+template <class S>
+using half_step_shape = layer<gqa<8, 4>, head_dim<40, 24>, S>;
 template <class S>
 using mixed_dtype_shape = layer<gqa<8, 2>, head_dim<64>, storage<int4, fp8_e4m3>>;
 
@@ -176,6 +197,7 @@ TEST_CASE("decode: query groups of every tile shape, in HND pages and pages of m
   check_decode<group9_shape, paged<32, page_layout::hnd>>({70}, 24);
   check_decode<five_kv_heads_shape>({1, 40, 99}, 28);
   check_decode<llama_shape, paged<64, page_layout::hnd>>({65, 300}, 25);
+  check_decode<half_step_shape>({1, 37, 120}, 34);
 }
 TEST_CASE("decode: large pages and a contiguous cache (one page a sequence), split inside pages") {
   check_decode<llama_shape, paged<512>>({1, 300, 512}, 29, {}, 1.0f, 16);
@@ -258,15 +280,14 @@ TEST_CASE("decode: a NaN in q, K or V reaches the output in every dtype and on e
     for (int l = 0; l < dtype_layers; ++l) {
       const page_table_csr table = cache.page_table(l, ids);
       const paged_layer_view view = cache.view(l, table);
-      for (const int path : {0, 1, 2}) {
+      for (const kernel_path& path : kernel_paths()) {
         cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2);
-        plan.vectorized = path < 2;
-        plan.integer_scores = path == 0;
+        path.apply(plan);
         cpu::decode_workspace workspace;
         cpu::decode(plan, view, q.data(), out.data(), lse.data(),
                     attention::attention_params_of<nan_shape<storage<fp32>>>(), workspace,
                     pool().ref());
-        INFO("NaN in " << where << ", layer " << l << ", path " << path);
+        INFO("NaN in " << where << ", layer " << l << ", " << path.name);
         // A NaN in q poisons its own head; in K or V, the heads of KV head 0 (query heads 0
         // and 1). V's NaN sits in one dim, but a quantized vector shares one scale.
         const int poisoned = where[0] == 'q' ? 1 : 2;

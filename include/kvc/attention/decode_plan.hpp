@@ -52,6 +52,10 @@ struct decode_plan {
   /// AVX2 or VNNI) and int8 values accumulated in integers (VNNI): docs/attention.md.
   /// false keeps them in float.
   bool integer_scores = true;
+  /// Whether the group kernels may run on 16 lanes with AVX-512 where the CPU has it (every
+  /// dtype but int4; int8 there only where integer_scores is false): docs/attention.md.
+  /// false keeps them on AVX2.
+  bool avx512 = true;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
   std::size_t slot_floats() const { return std::size_t(q_heads) * std::size_t(v_dim + 2); }

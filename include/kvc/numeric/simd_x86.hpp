@@ -259,6 +259,68 @@ template <int Levels>
   return _mm256_setzero_ps();
 }
 
+/// AVX-512 F/BW/VL/DQ, for the 16-lane kernels (cpu/group_kernels.hpp); libgcc and
+/// compiler-rt report these only where the OS saves the 512-bit state.
+inline bool cpu_has_avx512() {
+  static const bool supported =
+      cpu_has_avx2_f16c() && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx512f") &&
+      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+      __builtin_cpu_supports("avx512dq");
+  return supported;
+}
+
+#define KVC_AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq"
+#define KVC_AVX512_VNNI_TARGET KVC_AVX512_TARGET ",avx512vnni"
+
+// GCC 12 warns of an uninitialized variable wherever a 512-bit intrinsic that starts from
+// _mm512_undefined_*() (`__m512 __Y = __Y;`) is inlined; the value is never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// 16 bytes, or with Masked the first 8 and zeros.
+template <bool Masked>
+[[gnu::target(KVC_AVX512_TARGET)]] [[gnu::always_inline]] inline __m128i bytes16(
+    const std::byte* source) {
+  if constexpr (Masked) return _mm_maskz_loadu_epi8(0x00FF, source);
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(source));
+}
+
+// decode8_raw on 16 lanes (any dtype but int4), the same values bit for bit. Masked: only
+// lanes 0-7 are read, the rest are zero (a dim that is a multiple of 8 but not of 16).
+template <dtype_id Type, bool Masked = false>
+[[gnu::target(KVC_AVX512_TARGET)]] [[gnu::always_inline]] inline __m512 decode16_raw(
+    const std::byte* source) {
+  static_assert(Type != dtype_id::int4, "int4 stays on the 8-lane kernels");
+  constexpr __mmask16 lanes = Masked ? 0x00FF : 0xFFFF;
+  if constexpr (Type == dtype_id::fp32) {
+    return Masked ? _mm512_maskz_loadu_ps(lanes, source)
+                  : _mm512_loadu_ps(reinterpret_cast<const float*>(source));
+  } else if constexpr (Type == dtype_id::fp16 || Type == dtype_id::bf16) {
+    const __m256i halves = Masked ? _mm256_maskz_loadu_epi16(lanes, source)
+                                  : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(source));
+    if constexpr (Type == dtype_id::fp16) return _mm512_cvtph_ps(halves);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(halves), 16));
+  } else if constexpr (Type == dtype_id::fp8_e5m2) {
+    return _mm512_cvtph_ps(_mm256_slli_epi16(_mm256_cvtepu8_epi16(bytes16<Masked>(source)), 8));
+  } else if constexpr (Type == dtype_id::fp8_e4m3) {
+    const __m256i codes = _mm256_cvtepu8_epi16(bytes16<Masked>(source));
+    const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(codes, _mm256_set1_epi16(0x80)), 8);
+    const __m256i magnitude = _mm256_and_si256(codes, _mm256_set1_epi16(0x7F));
+    const __m512 value = _mm512_cvtph_ps(_mm256_or_si256(sign, _mm256_slli_epi16(magnitude, 7)));
+    const __mmask16 nan = _mm256_cmpeq_epi16_mask(magnitude, _mm256_set1_epi16(0x7F));
+    return _mm512_mask_blend_ps(nan, value, _mm512_set1_ps(__builtin_nanf("")));
+  } else {
+    return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes16<Masked>(source)));
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 // 8 stored values as floats: fp8, int8 and int4 multiplied by `scale` (the layer's or the
 // vector's); the float formats ignore it. raw_unit is a power of two, so folding it into the
 // scale rounds exactly as multiplying twice.

@@ -291,8 +291,9 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
   block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
   kernels.simd = kernels.simd && plan.vectorized;
   const group_kernels grouped =
-      plan.vectorized ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores)
-                      : group_kernels{};
+      plan.vectorized
+          ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores, plan.avx512)
+          : group_kernels{};
   const float q_scale =
       params.scale *
       (grouped.usable() ? detail::raw_factor(view.geometry.k_type, view.k_scale) : 1.0f);

@@ -188,8 +188,8 @@ template <dtype_id Type, int Group>
 /// AVX-512 VNNI at 256 bits (vpdpwssd on ymm), for the int8 kernels below; without it they
 /// run on AVX2 (vpmaddwd + vpaddd), with the same results.
 inline bool cpu_has_vnni() {
-  static const bool supported = cpu_has_avx2_fma() && __builtin_cpu_supports("avx512vl") &&
-                                __builtin_cpu_supports("avx512vnni");
+  static const bool supported =
+      cpu_has_avx2_fma() && numeric::x86::cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
   return supported;
 }
 
@@ -304,18 +304,84 @@ template <int Group>
   int8_scores<Group, false>(q, dim, keys, tokens, s, ahead);
 }
 
-// One column tile of group_accumulate_int8_vnni: Group x Chunks int32 sums over the block,
-// then acc += step_r * sum. Not inlined: inlined, GCC keeps the weights in registers and
-// takes each pair out with two shuffles, where a broadcast from memory is a load alone.
-template <int Group, int Chunks>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni"), gnu::noinline]] void int8_value_tile(
+// The int8 value tiles' operations on 8 lanes (ymm) and on 16 (zmm): a chunk's int32 sums,
+// a weight pair broadcast, two tokens' bytes of a chunk's columns interleaved and widened to
+// int16 pairs, vpdpwssd, and acc += step * sum. Both are compiled for AVX-512 VNNI, which
+// cpu_has_vnni requires with AVX-512 F/BW/VL/DQ. (GCC 12's diagnostics as in
+// numeric/simd_x86.hpp.)
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+struct int8_ymm {
+  using sums = __m256i;
+  static constexpr int columns = 8;
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums zero() {
+    return _mm256_setzero_si256();
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums broadcast(
+      std::int32_t pair) {
+    return _mm256_set1_epi32(pair);
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums pairs(
+      const std::byte* v0, const std::byte* v1) {
+    return _mm256_cvtepi8_epi16(
+        _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v0)),
+                          _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v1))));
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
+                                                                              sums x) {
+    dot_accumulate<true, false>(acc, w, x);
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void finish(float* out,
+                                                                                 sums sum,
+                                                                                 float step) {
+    _mm256_storeu_ps(
+        out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(step), _mm256_loadu_ps(out)));
+  }
+};
+struct int8_zmm {
+  using sums = __m512i;
+  static constexpr int columns = 16;
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums zero() {
+    return _mm512_setzero_si512();
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums broadcast(
+      std::int32_t pair) {
+    return _mm512_set1_epi32(pair);
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums pairs(
+      const std::byte* v0, const std::byte* v1) {
+    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v0));
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v1));
+    return _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b), 1));
+  }
+  // In place, as dot_accumulate (the upper registers are the kernel's here).
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
+                                                                              sums x) {
+    asm("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x));
+  }
+  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void finish(float* out,
+                                                                                 sums sum,
+                                                                                 float step) {
+    _mm512_storeu_ps(
+        out, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(step), _mm512_loadu_ps(out)));
+  }
+};
+
+// One column tile of the int8 value kernels: Group x Chunks int32 sums over the block, then
+// acc += step_r * sum. Not inlined: inlined, GCC keeps the weights in registers and takes
+// each pair out with two shuffles, where a broadcast from memory is a load alone.
+template <class Lanes, int Group, int Chunks>
+[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::noinline]] void int8_value_tile(
     const std::int32_t (*weights)[key_block / 2], const float* step, const std::byte* values,
     std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
-  __m256i sum[kvc::detail::to_size(Group * Chunks)];
+  constexpr int columns = Lanes::columns;
+  typename Lanes::sums sum[kvc::detail::to_size(Group * Chunks)];
 #pragma GCC unroll 16
-  for (int r = 0; r < Group; ++r)
-#pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c) sum[r * Chunks + c] = _mm256_setzero_si256();
+  for (int i = 0; i < Group * Chunks; ++i) sum[i] = Lanes::zero();
   // The tile's share of the read-ahead at once: a loop of them inside the token loop makes
   // GCC keep the sums on the stack.
   ahead.step(ahead_lines);
@@ -323,53 +389,39 @@ template <int Group, int Chunks>
     const std::byte* v0 = values + static_cast<std::size_t>(2 * i) * token_stride;
     // A lone last token pairs with itself, at weight 0.
     const std::byte* v1 = 2 * i + 1 < tokens ? v0 + token_stride : v0;
-    __m256i x[kvc::detail::to_size(Chunks)];
+    typename Lanes::sums x[kvc::detail::to_size(Chunks)];
 #pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c)
-      x[c] = _mm256_cvtepi8_epi16(
-          _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v0 + 8 * c)),
-                            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v1 + 8 * c))));
+    for (int c = 0; c < Chunks; ++c) x[c] = Lanes::pairs(v0 + columns * c, v1 + columns * c);
 #pragma GCC unroll 16
     for (int r = 0; r < Group; ++r) {
-      const __m256i w = _mm256_set1_epi32(weights[r][i]);
+      const typename Lanes::sums w = Lanes::broadcast(weights[r][i]);
 #pragma GCC unroll 16
-      for (int c = 0; c < Chunks; ++c) dot_accumulate<true, false>(sum[r * Chunks + c], w, x[c]);
+      for (int c = 0; c < Chunks; ++c) Lanes::dot(sum[r * Chunks + c], w, x[c]);
     }
   }
 #pragma GCC unroll 16
-  for (int r = 0; r < Group; ++r) {
-    const __m256 row_step = _mm256_set1_ps(step[r]);
+  for (int r = 0; r < Group; ++r)
 #pragma GCC unroll 16
-    for (int c = 0; c < Chunks; ++c) {
-      float* out = acc + r * dim + 8 * c;
-      _mm256_storeu_ps(out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[r * Chunks + c]), row_step,
-                                            _mm256_loadu_ps(out)));
-    }
-  }
+    for (int c = 0; c < Chunks; ++c)
+      Lanes::finish(acc + r * dim + columns * c, sum[r * Chunks + c], step[r]);
 }
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
-// group_accumulate for int8 values: each row's weights of the block are rounded to int16
-// steps of their largest / 32767, and two tokens go into one vpdpwssd (their bytes of a
-// column interleaved, a weight pair broadcast); the int32 sums join acc once per block.
-// Rounding a row's weights moves its output by at most step / 2 * sum|v| (docs/attention.md).
-// VNNI only: with vpmaddwd + vpaddd in its place this is slower than group_accumulate (49
-// against 43 cycles a token for 4 rows on Zen 3), unlike the scores.
+// Each row's weights of a block rounded to int16 steps of their largest / 32767, as pairs
+// of tokens (the int32 weights[r][i] holds tokens 2i and 2i + 1); weights past `tokens` are
+// zero, so a lone last token pairs with itself harmlessly.
 template <int Group>
-[[gnu::target("avx2,fma,f16c,avx512vl,avx512vnni")]] void group_accumulate_int8_vnni(
-    const float* p, head_vectors values, int dim, int tokens, float* acc, read_ahead& ahead) {
-  // Group x Chunks sums, Chunks columns and a weight pair: at most 15 registers.
-  constexpr int chunks = Group <= 2 ? 4 : Group == 3 ? 3 : Group <= 6 ? 2 : 1;
+[[gnu::target("avx2,fma,f16c")]] inline void round_weights_int16(
+    const float* p, int tokens, std::int32_t (*weights)[key_block / 2], float* step) {
   static_assert(key_block == 16, "a row's weights are two vectors");
-  // Weights past `tokens` are zero: a lone last token then pairs with itself harmlessly.
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256 valid_low = _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens), lane));
   const __m256 valid_high =
       _mm256_castsi256_ps(_mm256_cmpgt_epi32(_mm256_set1_epi32(tokens - 8), lane));
   const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 largest_finite = _mm256_set1_ps(std::numeric_limits<float>::max());
-  alignas(32)
-      std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
-  float step[kvc::detail::to_size(Group)];
   for (int r = 0; r < Group; ++r) {
     const __m256 low = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block), valid_low);
     const __m256 high = _mm256_and_ps(_mm256_loadu_ps(p + r * key_block + 8), valid_high);
@@ -387,19 +439,280 @@ template <int Group>
     // Round to nearest, pack to int16 (within 128-bit lanes), put the tokens back in order.
     const __m256i packed = _mm256_packs_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(low, inverse)),
                                               _mm256_cvtps_epi32(_mm256_mul_ps(high, inverse)));
-    _mm256_store_si256(reinterpret_cast<__m256i*>(weights[r]),
-                       _mm256_permute4x64_epi64(packed, 0xd8));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(weights[r]),
+                        _mm256_permute4x64_epi64(packed, 0xd8));
   }
+}
+
+// group_accumulate for int8 values: each row's weights of the block are rounded to int16
+// steps of their largest / 32767, and two tokens go into one vpdpwssd (their bytes of a
+// column interleaved, a weight pair broadcast); the int32 sums join acc once per block.
+// Rounding a row's weights moves its output by at most step / 2 * sum|v| (docs/attention.md).
+// VNNI only: with vpmaddwd + vpaddd in its place this is slower than group_accumulate (49
+// against 43 cycles a token for 4 rows on Zen 3), unlike the scores.
+template <int Group>
+[[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_accumulate_int8_vnni(
+    const float* p, head_vectors values, int dim, int tokens, float* acc, read_ahead& ahead) {
+  // Group x Chunks sums, Chunks columns and a weight pair: at most 15 registers.
+  constexpr int chunks = Group <= 2 ? 4 : Group == 3 ? 3 : Group <= 6 ? 2 : 1;
+  std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
+  float step[kvc::detail::to_size(Group)];
+  round_weights_int16<Group>(p, tokens, weights, step);
   const int column_tiles = dim / (8 * chunks) + dim % (8 * chunks) / 8;
   const int ahead_lines = ahead.lines_per_step(column_tiles);
   int d = 0;
   for (; d + 8 * chunks <= dim; d += 8 * chunks)
-    int8_value_tile<Group, chunks>(weights, step, values.values + d, values.token_stride, dim,
-                                   tokens, acc + d, ahead, ahead_lines);
+    int8_value_tile<int8_ymm, Group, chunks>(weights, step, values.values + d, values.token_stride,
+                                             dim, tokens, acc + d, ahead, ahead_lines);
   for (; d < dim; d += 8)
-    int8_value_tile<Group, 1>(weights, step, values.values + d, values.token_stride, dim, tokens,
-                              acc + d, ahead, ahead_lines);
+    int8_value_tile<int8_ymm, Group, 1>(weights, step, values.values + d, values.token_stride, dim,
+                                        tokens, acc + d, ahead, ahead_lines);
 }
+
+// The AVX-512 kernels: group_scores and group_accumulate on 16 lanes, the dtypes but int4
+// converted as decode8_raw does (decode16_raw, the same values bit for bit), with 32
+// registers for twice the accumulators. Only the order of the float sums differs from the
+// 8-lane kernels, so the bound is theirs. A dim that is a multiple of 8 but not of 16 ends in
+// a masked half step.
+
+// As in numeric/simd_x86.hpp: GCC 12 warns of an uninitialized variable wherever a 512-bit
+// intrinsic that starts from _mm512_undefined_*() (`__m512 __Y = __Y;`) is inlined; the value is
+// never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+// The sums of 16 vectors, one per lane: [sum a0, sum a1, ..., sum a15]. Four halvings, each
+// adding two shuffles of a pair: within 128-bit lanes twice, then across them twice.
+[[gnu::target(KVC_AVX512_TARGET)]] inline __m512 sum16(const __m512* a) {
+  __m512 pairs[8], quads[4], halves[2];
+#pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i)
+    pairs[i] = _mm512_add_ps(_mm512_unpacklo_ps(a[2 * i], a[2 * i + 1]),
+                             _mm512_unpackhi_ps(a[2 * i], a[2 * i + 1]));
+#pragma GCC unroll 4
+  for (int i = 0; i < 4; ++i) {
+    const __m512d x = _mm512_castps_pd(pairs[2 * i]), y = _mm512_castps_pd(pairs[2 * i + 1]);
+    quads[i] = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(x, y)),
+                             _mm512_castpd_ps(_mm512_unpackhi_pd(x, y)));
+  }
+#pragma GCC unroll 2
+  for (int i = 0; i < 2; ++i)
+    halves[i] = _mm512_add_ps(_mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], 0x88),
+                              _mm512_shuffle_f32x4(quads[2 * i], quads[2 * i + 1], 0xDD));
+  return _mm512_add_ps(_mm512_shuffle_f32x4(halves[0], halves[1], 0x88),
+                       _mm512_shuffle_f32x4(halves[0], halves[1], 0xDD));
+}
+
+// Row r's score of key j of a tile is lane r * Tile + j: row r's lanes go to row + r *
+// key_block, those of keys past `valid` not at all.
+template <int Group, int Tile>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void store_scores16(__m512 sums, float* row, int valid) {
+  const auto keys = static_cast<unsigned>((1u << std::min(valid, Tile)) - 1u);
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    _mm512_mask_storeu_ps(row + r * (key_block - Tile), static_cast<__mmask16>(keys << (r * Tile)),
+                          sums);
+}
+
+// One 16-dim step of group_scores_512 (Masked: the last 8 dims of a row).
+template <dtype_id Type, int Group, int Tile, bool Masked>
+[[gnu::target(KVC_AVX512_TARGET)]] [[gnu::always_inline]] inline void score_step16(
+    const float* q, int dim, int d, const std::byte* const* k, __m512* acc) {
+  constexpr int bits = dtype_bits(Type);
+  __m512 rows[kvc::detail::to_size(Group)];
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    rows[r] =
+        Masked ? _mm512_maskz_loadu_ps(0x00FF, q + r * dim + d) : _mm512_loadu_ps(q + r * dim + d);
+#pragma GCC unroll 16
+  for (int j = 0; j < Tile; ++j) {
+    const __m512 kv = numeric::x86::decode16_raw<Type, Masked>(k[j] + d * bits / 8);
+#pragma GCC unroll 8
+    for (int r = 0; r < Group; ++r)
+      acc[r * Tile + j] = _mm512_fmadd_ps(rows[r], kv, acc[r * Tile + j]);
+  }
+}
+
+// group_scores on 16 lanes: Group x Tile <= 16 accumulators (a tile of keys dividing
+// key_block), the rows' 16 dims in registers for the tile's keys.
+template <dtype_id Type, int Group>
+[[gnu::target(KVC_AVX512_TARGET)]] void group_scores_512(const float* q, int dim, head_vectors keys,
+                                                         int tokens, float* s, read_ahead& ahead) {
+  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 15) / 16));
+  for (int t0 = 0; t0 < tokens; t0 += tile) {
+    const std::byte* k[kvc::detail::to_size(tile)];
+#pragma GCC unroll 16
+    for (int j = 0; j < tile; ++j)
+      k[j] =
+          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (__m512& a : acc) a = _mm512_setzero_ps();
+    int d = 0;
+    for (; d + 16 <= dim; d += 16) {
+      score_step16<Type, Group, tile, false>(q, dim, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    if (d < dim) {
+      score_step16<Type, Group, tile, true>(q, dim, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    store_scores16<Group, tile>(sum16(acc), s + t0, tokens - t0);
+  }
+}
+
+// acc[Group][16 * Chunks] += p[Group][tokens] . raw(V)[tokens][16 * Chunks] for one column
+// tile (Masked: one chunk of 8 columns).
+template <dtype_id Type, int Group, int Chunks, bool Masked = false>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void value_tile16(const float* p, const std::byte* values,
+                                                            std::size_t token_stride, int dim,
+                                                            int tokens, float* acc,
+                                                            read_ahead& ahead, int ahead_lines) {
+  constexpr int bits = dtype_bits(Type);
+  constexpr __mmask16 lanes = Masked ? 0x00FF : 0xFFFF;
+  __m512 sum[kvc::detail::to_size(Group * Chunks)];
+#pragma GCC unroll 16
+  for (int r = 0; r < Group; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c)
+      sum[r * Chunks + c] = _mm512_maskz_loadu_ps(lanes, acc + r * dim + 16 * c);
+  for (int t = 0; t < tokens; ++t) {
+    const std::byte* v = values + static_cast<std::size_t>(t) * token_stride;
+    ahead.step(ahead_lines);
+    __m512 x[kvc::detail::to_size(Chunks)];
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c)
+      x[c] = numeric::x86::decode16_raw<Type, Masked>(v + 16 * c * bits / 8);
+#pragma GCC unroll 16
+    for (int r = 0; r < Group; ++r) {
+      const __m512 w = _mm512_set1_ps(p[r * key_block + t]);
+#pragma GCC unroll 16
+      for (int c = 0; c < Chunks; ++c)
+        sum[r * Chunks + c] = _mm512_fmadd_ps(w, x[c], sum[r * Chunks + c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < Group; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c)
+      _mm512_mask_storeu_ps(acc + r * dim + 16 * c, lanes, sum[r * Chunks + c]);
+}
+
+template <dtype_id Type, int Group>
+[[gnu::target(KVC_AVX512_TARGET)]] void group_accumulate_512(const float* p, head_vectors values,
+                                                             int dim, int tokens, float* acc,
+                                                             read_ahead& ahead) {
+  // Group x Chunks sums, Chunks converted vectors and a broadcast: at most 27 registers.
+  constexpr int chunks = Group <= 2 ? 8 : Group <= 4 ? 4 : Group <= 6 ? 3 : 2;
+  constexpr int bits = dtype_bits(Type);
+  const int column_tiles = dim / (16 * chunks) + dim % (16 * chunks) / 16 + dim % 16 / 8;
+  const int ahead_lines = ahead.lines_per_step(column_tiles * tokens);
+  int d = 0;
+  for (; d + 16 * chunks <= dim; d += 16 * chunks)
+    value_tile16<Type, Group, chunks>(p, values.values + d * bits / 8, values.token_stride, dim,
+                                      tokens, acc + d, ahead, ahead_lines);
+  for (; d + 16 <= dim; d += 16)
+    value_tile16<Type, Group, 1>(p, values.values + d * bits / 8, values.token_stride, dim, tokens,
+                                 acc + d, ahead, ahead_lines);
+  if (d < dim)
+    value_tile16<Type, Group, 1, true>(p, values.values + d * bits / 8, values.token_stride, dim,
+                                       tokens, acc + d, ahead, ahead_lines);
+}
+
+// The int8 kernels on 16 lanes with AVX-512 VNNI: vpdpwssd on zmm, twice the int16 pairs of
+// the 8-lane ones an instruction, the same exact int32 sums (so the same bounds).
+
+// One 32-dim step of int8_scores_512 (Masked: the last 16 dims of a row).
+template <int Group, int Tile, bool Masked>
+[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] inline void int8_score_step(
+    const std::int16_t* q16, std::ptrdiff_t row_int16, int d, const std::byte* const* k,
+    __m512i* acc) {
+  __m512i rows[kvc::detail::to_size(Group)];
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    rows[r] = Masked ? _mm512_maskz_loadu_epi16(0x0000FFFF, q16 + r * row_int16 + d)
+                     : _mm512_loadu_si512(q16 + r * row_int16 + d);
+#pragma GCC unroll 16
+  for (int j = 0; j < Tile; ++j) {
+    const __m256i bytes = Masked ? _mm256_maskz_loadu_epi8(0x0000FFFF, k[j] + d)
+                                 : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(k[j] + d));
+    const __m512i kv = _mm512_cvtepi8_epi16(bytes);
+#pragma GCC unroll 8
+    for (int r = 0; r < Group; ++r) int8_zmm::dot(acc[r * Tile + j], rows[r], kv);
+  }
+}
+
+// int8_scores on 16 lanes, 32 dims a step, in tiles of keys as group_scores_512.
+template <int Group>
+[[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_scores_int8_512(const float* q, int dim,
+                                                                   head_vectors keys, int tokens,
+                                                                   float* s, read_ahead& ahead) {
+  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 31) / 32));
+  const auto* q16 = reinterpret_cast<const std::int16_t*>(q);
+  const std::ptrdiff_t row_int16 = 2 * std::ptrdiff_t{dim};  // a row is dim floats
+  alignas(64) float step[16] = {};
+  for (int lane = 0; lane < Group * tile; ++lane)
+    step[lane] = q[std::ptrdiff_t{lane / tile} * dim + dim / 2];
+  const __m512 row_steps = _mm512_load_ps(step);
+  for (int t0 = 0; t0 < tokens; t0 += tile) {
+    const std::byte* k[kvc::detail::to_size(tile)];
+#pragma GCC unroll 16
+    for (int j = 0; j < tile; ++j)
+      k[j] =
+          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (__m512i& a : acc) a = _mm512_setzero_si512();
+    int d = 0;
+    for (; d + 32 <= dim; d += 32) {
+      int8_score_step<Group, tile, false>(q16, row_int16, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    if (d < dim) {
+      int8_score_step<Group, tile, true>(q16, row_int16, d, k, acc);
+      ahead.step(ahead_lines);
+    }
+    __m512 sums[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) sums[i] = _mm512_cvtepi32_ps(acc[i]);
+    store_scores16<Group, tile>(_mm512_mul_ps(sum16(sums), row_steps), s + t0, tokens - t0);
+  }
+}
+
+// group_accumulate_int8_vnni on 16 columns a chunk; a last 8 columns on the 8-lane tile.
+// The weights are rounded as there (round_weights_int16): the same bound.
+template <int Group>
+[[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_accumulate_int8_512(const float* p,
+                                                                       head_vectors values, int dim,
+                                                                       int tokens, float* acc,
+                                                                       read_ahead& ahead) {
+  // Group x Chunks sums, Chunks columns and a weight pair: at most 27 registers.
+  constexpr int chunks = Group <= 2 ? 8 : Group <= 4 ? 4 : Group <= 6 ? 3 : 2;
+  std::int32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
+  float step[kvc::detail::to_size(Group)];
+  round_weights_int16<Group>(p, tokens, weights, step);
+  const int column_tiles = dim / (16 * chunks) + dim % (16 * chunks) / 16 + dim % 16 / 8;
+  const int ahead_lines = ahead.lines_per_step(column_tiles);
+  int d = 0;
+  for (; d + 16 * chunks <= dim; d += 16 * chunks)
+    int8_value_tile<int8_zmm, Group, chunks>(weights, step, values.values + d, values.token_stride,
+                                             dim, tokens, acc + d, ahead, ahead_lines);
+  for (; d + 16 <= dim; d += 16)
+    int8_value_tile<int8_zmm, Group, 1>(weights, step, values.values + d, values.token_stride, dim,
+                                        tokens, acc + d, ahead, ahead_lines);
+  if (d < dim)
+    int8_value_tile<int8_ymm, Group, 1>(weights, step, values.values + d, values.token_stride, dim,
+                                        tokens, acc + d, ahead, ahead_lines);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 }  // namespace x86
 #endif
@@ -422,32 +735,52 @@ struct group_kernels {
 
   bool usable() const { return scores != nullptr; }
 
-  /// integer = false keeps int8 on the float kernels (for tests of both).
-  static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true) {
+  /// Whether for_layer can choose the 16-lane AVX-512 kernels on this CPU.
+  static bool avx512_available() {
+#if defined(KVC_X86_SIMD)
+    return numeric::x86::cpu_has_avx512();
+#else
+    return false;
+#endif
+  }
+
+  /// integer = false keeps int8 on the float kernels, avx512 = false every dtype on the
+  /// 8-lane ones (for tests of each).
+  static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true,
+                                 bool avx512 = true) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
     if (geo.latent || group < 1 || group > max_group || geo.k_dim % 8 != 0 || geo.v_dim % 8 != 0 ||
         !x86::cpu_has_avx2_fma())
       return k;
     const bool vnni = x86::cpu_has_vnni();
+    const bool wide = avx512 && numeric::x86::cpu_has_avx512();
     with_group(group, [&](auto g) {
       constexpr int group_size = decltype(g)::value;
       visit_dtype(geo.k_type, [&](auto type) {
-        k.scores = &x86::group_scores<decltype(type)::id, group_size>;
+        constexpr dtype_id id = decltype(type)::id;
+        k.scores = &x86::group_scores<id, group_size>;
+        if constexpr (id != dtype_id::int4)
+          if (wide) k.scores = &x86::group_scores_512<id, group_size>;
       });
       if (geo.k_type == dtype_id::int8 && geo.k_dim % 16 == 0 && integer) {
-        k.scores = vnni ? &x86::group_scores_int8_vnni<group_size>
-                        : &x86::group_scores_int8_avx2<group_size>;
+        k.scores = wide && vnni ? &x86::group_scores_int8_512<group_size>
+                   : vnni       ? &x86::group_scores_int8_vnni<group_size>
+                                : &x86::group_scores_int8_avx2<group_size>;
         k.prepare_queries = &x86::round_query_int16;
       }
       visit_dtype(geo.v_type, [&](auto type) {
-        k.accumulate = &x86::group_accumulate<decltype(type)::id, group_size>;
+        constexpr dtype_id id = decltype(type)::id;
+        k.accumulate = &x86::group_accumulate<id, group_size>;
+        if constexpr (id != dtype_id::int4)
+          if (wide) k.accumulate = &x86::group_accumulate_512<id, group_size>;
       });
       if (geo.v_type == dtype_id::int8 && integer && vnni)
-        k.accumulate = &x86::group_accumulate_int8_vnni<group_size>;
+        k.accumulate = wide ? &x86::group_accumulate_int8_512<group_size>
+                            : &x86::group_accumulate_int8_vnni<group_size>;
     });
 #else
-    (void)geo, (void)group, (void)integer;
+    (void)geo, (void)group, (void)integer, (void)avx512;
 #endif
     return k;
   }
