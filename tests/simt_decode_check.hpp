@@ -14,10 +14,13 @@
 #include <vector>
 
 #include "attention_check.hpp"
+#include "attention_shapes.hpp"
 #include "kvc/backend/simt/decode.hpp"
 #include "kvc/kernels/decode.hpp"
 
 namespace kvc::testing::simt_decode {
+
+using namespace kvc::testing::shapes;
 
 using dtypes = std::tuple<fp32, fp16, bf16, fp8_e4m3, fp8_e5m2, int8, int4>;
 
@@ -102,39 +105,9 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
   return items;
 }
 
-template <class S>
-using gpt2_shape = layer<mha<4>, head_dim<64>, S>;
-template <class S>
-using llama_shape = layer<gqa<8, 2>, head_dim<128>, S>;
-template <class S>
-using qwen_shape = layer<gqa<7, 1>, head_dim<128>, S>;
-template <class S>
-using mistral_shape = layer<gqa<8, 2>, head_dim<128>, sliding_window<40>, S>;
-template <class S>
-using gemma2_shape =
-    layer<gqa<4, 2>, head_dim<64>, sliding_window<24>, S, logit_softcap<50>, inv_sqrt_scale<144>>;
-template <class S>
-using gemma3_shape = layer<mqa<4>, head_dim<64>, sliding_window<20>, S, inv_sqrt_scale<256>>;
-template <class S>
-using llama4_shape = layer<gqa<5, 1>, head_dim<64>, chunked<24>, S>;
-template <class S>
-using streaming_shape = layer<gqa<4, 2>, head_dim<32>, streaming<4, 20>, S>;
-template <class S>
-using gpt_oss_shape = layer<gqa<8, 2>, head_dim<64>, sliding_window<32>, S, learned_sinks>;
-template <class S>
-using deepseek_shape = layer<mqa<16>, latent<64, 16>, S, inv_sqrt_scale<24>>;
-// Vectors of 20 and 12 values: no 16-byte copies, 4-byte or single-byte ones.
-template <class S>
-using odd_dims_shape = layer<gqa<6, 3>, head_dim<20, 12>, S>;
-template <class S>
-using group6_shape = layer<gqa<12, 2>, head_dim<32>, S>;
-template <class S>
-using group8_shape = layer<gqa<16, 2>, head_dim<48>, S>;
 // 24 rows of 192 values: 3 values a thread of a 64-thread block, at most 21 rows a block,
 // so two row chunks of 12 rows.
 template <class S>
 using row_chunks_shape = layer<mqa<24>, head_dim<32, 192>, S>;
-template <class S>
-using mixed_dtype_shape = layer<gqa<8, 2>, head_dim<64>, storage<int4, fp8_e4m3>>;
 
 }  // namespace kvc::testing::simt_decode

@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "attention_check.hpp"
+#include "attention_shapes.hpp"
 #include "kvc/backend/cpu/decode.hpp"
 
 using namespace kvc;
 using namespace kvc::testing;
+using namespace kvc::testing::shapes;
 
 namespace {
 
@@ -120,37 +122,10 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
   }
 }
 
-template <class S>
-using gpt2_shape = layer<mha<4>, head_dim<64>, S>;
-template <class S>
-using llama_shape = layer<gqa<8, 2>, head_dim<128>, S>;
-template <class S>
-using qwen_shape = layer<gqa<7, 1>, head_dim<128>, S>;
-template <class S>
-using mistral_shape = layer<gqa<8, 2>, head_dim<128>, sliding_window<40>, S>;
-template <class S>
-using gemma2_shape =
-    layer<gqa<4, 2>, head_dim<64>, sliding_window<24>, S, logit_softcap<50>, inv_sqrt_scale<144>>;
-template <class S>
-using gemma3_shape = layer<mqa<4>, head_dim<64>, sliding_window<20>, S, inv_sqrt_scale<256>>;
-template <class S>
-using llama4_shape = layer<gqa<5, 1>, head_dim<64>, chunked<24>, S>;
-template <class S>
-using streaming_shape = layer<gqa<4, 2>, head_dim<32>, streaming<4, 20>, S>;
-template <class S>
-using gpt_oss_shape = layer<gqa<8, 2>, head_dim<64>, sliding_window<32>, S, learned_sinks>;
-template <class S>
-using deepseek_shape = layer<mqa<16>, latent<64, 16>, S, inv_sqrt_scale<24>>;
-template <class S>
-using odd_dims_shape = layer<gqa<6, 3>, head_dim<20, 12>, S>;  // the portable path
-// Query groups of 3, 6 and 8 (the group kernels' other tile shapes) and 9 (past them: the
-// float-block path); K and V of different dtypes, whatever the layer's own.
+// Query groups of 3 (with 6 and 8 of attention_shapes.hpp: the group kernels' other tile
+// shapes) and 9 (past them: the float-block path).
 template <class S>
 using group3_shape = layer<gqa<6, 2>, head_dim<64, 40>, S>;
-template <class S>
-using group6_shape = layer<gqa<12, 2>, head_dim<32>, S>;
-template <class S>
-using group8_shape = layer<gqa<16, 2>, head_dim<48>, S>;
 template <class S>
 using group9_shape = layer<gqa<9, 1>, head_dim<32>, S>;
 // Decode takes the softmax of up to 8 rows at a time: 4 KV heads of this group of 2, then
@@ -160,8 +135,6 @@ using five_kv_heads_shape = layer<gqa<10, 5>, head_dim<32>, S>;
 // Dims 8 past a multiple of 16: the AVX-512 kernels end them in a masked half step.
 template <class S>
 using half_step_shape = layer<gqa<8, 4>, head_dim<40, 24>, S>;
-template <class S>
-using mixed_dtype_shape = layer<gqa<8, 2>, head_dim<64>, storage<int4, fp8_e4m3>>;
 
 }  // namespace
 

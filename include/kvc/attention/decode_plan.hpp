@@ -45,6 +45,7 @@ struct decode_plan {
   int page_tokens = 0;
   int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
   int blocks_per_page = 1;  ///< key blocks of 16 tokens a page, the last one maybe shorter
+  // The CPU's switches (the device kernels have one path and ignore them).
   /// Whether to use the vector kernels where the CPU has them; false runs the portable code
   /// (tests check both, whatever the CPU).
   bool vectorized = true;
