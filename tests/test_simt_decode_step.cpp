@@ -118,6 +118,20 @@ TEST_CASE("simt decode: a kernel, plan or buffer that does not fit is refused be
   CHECK(code_of([&] {
           simt::decode<pair_shape>(plan, view, q.data(), out.data(), lse.data(), params, workspace);
         }) == cache_errc::shape_mismatch);
+  // A kernel that does not mask, for a layer with a window.
+  {
+    struct windowed : model<1, mistral_shape<storage<fp16>>> {};
+    kv_cache<windowed, paged<16>> window_cache(capacity_pages{8});
+    const sequence_id w = window_cache.add_sequence();
+    append_random(window_cache, w, 20, rng);
+    const page_table_csr window_table = window_cache.page_table(0, std::vector<sequence_id>{w});
+    const paged_layer_view window_view = window_cache.view(0, window_table);
+    using unmasked = kernels::decode_shape<fp16, fp16, 4, 128, 128, false>;
+    CHECK(code_of([&] {
+            simt::decode<unmasked>(attention::plan_decode(window_view, 8, 1), window_view, q.data(),
+                                   out.data(), lse.data(), params, workspace);
+          }) == cache_errc::shape_mismatch);
+  }
   // A plan of another table.
   append_random(cache, s, 1, rng);
   const page_table_csr newer = cache.page_table(0, std::vector<sequence_id>{s});

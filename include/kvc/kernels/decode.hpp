@@ -582,9 +582,9 @@ struct merge {
 };
 
 /// The work of a decode launch, checked: the view's layer must be of Shape (its dtypes, dims,
-/// layout, and q_heads its group times its KV heads), the plan made for the view (as the CPU
-/// checks), the page memory 16-byte aligned. Throws cache_error (shape_mismatch,
-/// plan_mismatch, invalid_argument) with the reason, before anything is launched.
+/// layout, a window only if Shape masks, and q_heads its group times its KV heads), the plan made
+/// for the view (as the CPU checks), the page memory 16-byte aligned. Throws cache_error
+/// (shape_mismatch, plan_mismatch, invalid_argument) with the reason, before anything is launched.
 /// `partial` holds plan.workspace_floats() floats (unused when no sequence is split).
 template <class Shape>
 decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arrays arrays,
@@ -607,6 +607,11 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
                           std::to_string(Shape::group) + " query heads per KV head, the plan " +
                           std::to_string(plan.q_heads) + " query heads over " +
                           std::to_string(geo.kv_heads));
+  if (!Shape::windowed && view.window.bounded())
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string(who) +
+                          ": the kernel was made for full attention, and the view's layer has "
+                          "a window (use the layer's own decode_shape_of)");
   attention::check_plan(plan, view, who);
   if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
     throw cache_error(cache_errc::invalid_argument,
