@@ -6,13 +6,15 @@
 #   scripts/gpu-check.sh [results file]          default: build-gpu/gpu-check-results.txt
 #   KVC_GPU_ARCH=90 scripts/gpu-check.sh         the architecture, when nvidia-smi is absent
 #   KVC_GPU_CHECK_BUILD_ONLY=1 scripts/gpu-check.sh   build, then stop (machines without a GPU)
+#   KVC_GPU_BUILD_DIR=build scripts/gpu-check.sh      reuse a build directory (default build-gpu)
 #
 # It builds only what it runs (the CUDA tests, their host dependencies and the benchmark),
 # with every core: within 10 minutes on a 16-core machine. Without a GPU it stops after the
 # build, saying so, with status 2 (0 with KVC_GPU_CHECK_BUILD_ONLY=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-results=${1:-build-gpu/gpu-check-results.txt}
+dir=${KVC_GPU_BUILD_DIR:-build-gpu}
+results=${1:-$dir/gpu-check-results.txt}
 mkdir -p "$(dirname "$results")"
 : >"$results"
 log() { echo "$@" | tee -a "$results"; }
@@ -24,23 +26,25 @@ fi
 arch=${arch:-90}
 jobs=$(nproc)
 log "=== kvc gpu-check, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%FT%TZ)"
-log "architecture sm_$arch, $jobs build jobs; host CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
+log "architecture $arch, $jobs build jobs; host CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"
 if command -v nvidia-smi >/dev/null 2>&1; then
   nvidia-smi --query-gpu=name,memory.total,clocks.max.memory,clocks.max.sm,driver_version \
     --format=csv 2>&1 | tee -a "$results" || true
 fi
 
 start=$SECONDS
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
-  -DKVC_ENABLE_CUDA=ON -DKVC_BUILD_BENCHMARKS=ON -DKVC_BUILD_EXAMPLES=OFF >/dev/null
+fresh=()
+[[ -f $dir/CMakeCache.txt ]] || fresh=(-DKVC_BUILD_EXAMPLES=OFF)  # keep a reused directory's
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
+  -DKVC_ENABLE_CUDA=ON -DKVC_BUILD_BENCHMARKS=ON "${fresh[@]}" >/dev/null
 targets=(test_device_numerics test_device_cache test_device_simt test_device_decode
   kvc_cuda_append_check kvc_cuda_gallery_kernels)
-if cmake --build build-gpu --target help 2>/dev/null | grep bench_device_decode >/dev/null; then
+if cmake --build "$dir" --target help 2>/dev/null | grep bench_device_decode >/dev/null; then
   targets+=(bench_device_decode)
 else
   log "note: Google Benchmark not found, bench_device_decode is not built"
 fi
-cmake --build build-gpu -j"$jobs" --target "${targets[@]}" 2>&1 | tail -3
+cmake --build "$dir" -j"$jobs" --target "${targets[@]}" 2>&1 | tail -3
 log "build: $((SECONDS - start)) s"
 
 if [[ ${KVC_GPU_CHECK_BUILD_ONLY:-0} == 1 ]]; then
@@ -53,10 +57,10 @@ if ! command -v nvidia-smi >/dev/null 2>&1 || ! nvidia-smi -L >/dev/null 2>&1; t
 fi
 
 log "=== ctest -L gpu"
-ctest --test-dir build-gpu -L gpu --output-on-failure -V 2>&1 | tee -a "$results" | tail -5 || true
-if [[ -x build-gpu/bench/bench_device_decode ]]; then
+ctest --test-dir "$dir" -L gpu --output-on-failure -V 2>&1 | tee -a "$results" | tail -5 || true
+if [[ -x $dir/bench/bench_device_decode ]]; then
   log "=== bench_device_decode (medians of 5)"
-  build-gpu/bench/bench_device_decode --benchmark_repetitions=5 \
+  "$dir"/bench/bench_device_decode --benchmark_repetitions=5 \
     --benchmark_report_aggregates_only=true 2>&1 | tee -a "$results"
 fi
 log "=== done in $((SECONDS - start)) s; results in $results"

@@ -141,8 +141,8 @@ struct decode_tiling {
     std::size_t position = 0, k_scales = 0, v_scales = 0, keys = 0, values = 0;
     std::size_t total = 0;
   };
-  static constexpr offsets layout_for(int slots) {
-    const auto n = static_cast<std::size_t>(slots);
+  static constexpr offsets layout_for(int tile_tokens) {
+    const auto n = static_cast<std::size_t>(tile_tokens);
     const auto r = static_cast<std::size_t>(rows);
     offsets o;
     o.scores = pad16(o.q + r * static_cast<std::size_t>(Shape::k_dim) * sizeof(float));
