@@ -62,6 +62,19 @@ struct block_data {
 // tests use 1e-5 * (n + 8), loose for rounding and far below any wrong term.
 double allowance(int n) { return 1e-5 * (n + 8); }
 
+// Every path this CPU can run: AVX-512 (where it has it), AVX2, portable.
+std::vector<cpu::block_kernels> kernel_paths() {
+  std::vector<cpu::block_kernels> paths;
+  const cpu::block_kernels best = cpu::block_kernels::for_dims(16, 16);
+  if (best.wide) paths.push_back(best);
+  if (best.simd) paths.push_back({.simd = true, .wide = false});
+  paths.push_back({});
+  return paths;
+}
+const char* path_name(const cpu::block_kernels& k) {
+  return k.wide ? "AVX-512" : k.simd ? "AVX2" : "portable";
+}
+
 }  // namespace
 
 // Every remainder of the 6-row, 3-row and 4-row tiles, and the row counts prefill and MLA use.
@@ -69,10 +82,8 @@ const std::vector<int> row_counts = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
                                      12, 13, 14, 15, 16, 17, 18, 19, 20, 64, 128};
 
 TEST_CASE("block kernels: scores of every row count and block length match double precision") {
-  for (const bool vectorized : {true, false}) {
-    cpu::block_kernels kernels = cpu::block_kernels::for_dims(8, 8);
-    kernels.simd = kernels.simd && vectorized;
-    for (const int k_dim : {8, 64, 136})
+  for (const cpu::block_kernels& kernels : kernel_paths()) {
+    for (const int k_dim : {8, 64, 136, 576})
       for (const int rows : row_counts)
         for (const int tokens : {1, 5, 8, 9, 15, 16}) {
           const block_data data(rows, tokens, k_dim, 8,
@@ -86,8 +97,8 @@ TEST_CASE("block kernels: scores of every row count and block length match doubl
                          scores.data(), aligned);
           for (int r = 0; r < rows; ++r)
             for (int t = 0; t < tokens; ++t) {
-              INFO("simd " << kernels.simd << " k_dim " << k_dim << " row " << r << " of " << rows
-                           << " token " << t << " of " << tokens);
+              INFO(path_name(kernels) << " k_dim " << k_dim << " row " << r << " of " << rows
+                                      << " token " << t << " of " << tokens);
               REQUIRE(std::fabs(scores[static_cast<std::size_t>(r * key_block + t)] -
                                 data.score(r, t)) <= allowance(k_dim));
             }
@@ -97,10 +108,8 @@ TEST_CASE("block kernels: scores of every row count and block length match doubl
 
 TEST_CASE(
     "block kernels: weighted values of every row count and block length match double precision") {
-  for (const bool vectorized : {true, false}) {
-    cpu::block_kernels kernels = cpu::block_kernels::for_dims(8, 8);
-    kernels.simd = kernels.simd && vectorized;
-    for (const int v_dim : {8, 24, 32, 128, 136})
+  for (const cpu::block_kernels& kernels : kernel_paths()) {
+    for (const int v_dim : {8, 16, 24, 32, 48, 112, 128, 136, 512})
       for (const int rows : row_counts)
         for (const int tokens : {1, 5, 8, 9, 15, 16}) {
           const block_data data(rows, tokens, 8, v_dim,
@@ -111,8 +120,8 @@ TEST_CASE(
                              tokens, acc.data());
           for (int r = 0; r < rows; ++r)
             for (int d = 0; d < v_dim; ++d) {
-              INFO("simd " << kernels.simd << " v_dim " << v_dim << " row " << r << " of " << rows
-                           << " dim " << d << " tokens " << tokens);
+              INFO(path_name(kernels) << " v_dim " << v_dim << " row " << r << " of " << rows
+                                      << " dim " << d << " tokens " << tokens);
               REQUIRE(std::fabs(acc[static_cast<std::size_t>(r * v_dim + d)] -
                                 (1.0 + data.weighted(r, d))) <= allowance(tokens));
             }

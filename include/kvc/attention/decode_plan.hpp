@@ -54,8 +54,8 @@ struct decode_plan {
   /// false keeps them in float.
   bool integer_scores = true;
   /// Whether the group kernels may run on 16 lanes with AVX-512 where the CPU has it (every
-  /// dtype but int4; int8 there only where integer_scores is false): docs/attention.md.
-  /// false keeps them on AVX2.
+  /// dtype but int4; int8 in integers there with VNNI), and the float-block kernels of MLA
+  /// and of groups above 8: docs/attention.md. false keeps them on AVX2.
   bool avx512 = true;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].

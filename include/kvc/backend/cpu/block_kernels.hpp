@@ -5,11 +5,14 @@
 //   accumulate(p, values)  acc[r] += sum_t P[r][t] v_t
 //   exp_block(x)           e^x, element by element
 // Each has a portable version and an AVX2 + FMA one (a target attribute; chosen on CPUID),
-// used when the dims are multiples of 8.
+// used when the dims are multiples of 8; the many-row scores and the values also an AVX-512
+// one.
 
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 
 #include "kvc/backend/cpu/key_block.hpp"
 #include "kvc/backend/cpu/read_ahead.hpp"
@@ -432,17 +435,155 @@ template <int Rows>
   for (; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
+// The many-row kernels (prefill, MLA) on 16 lanes with AVX-512: a 16-key row of the
+// transposed keys is one register, so a row's scores are one accumulator, and 32 registers
+// hold twice the value tile. Only the order of the float sums differs from the AVX2 kernels,
+// so the bounds are theirs.
+
+// As in numeric/simd_x86.hpp: GCC 12 warns of an uninitialized variable wherever a 512-bit
+// intrinsic that starts from _mm512_undefined_*() is inlined; the value is never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+static_assert(key_block == 16, "a transposed key row is one 16-lane register");
+
+// f(std::integral_constant<int, n>) for a count 1 <= n < Limit known only at run time: the
+// remainder of a tile of Limit rows.
+template <int Limit, class F>
+inline void with_rows_below(int n, F&& f) {
+  [&]<int... N>(std::integer_sequence<int, N...>) {
+    ((n == N + 1 ? f(std::integral_constant<int, N + 1>{}) : void()), ...);
+  }
+  (std::make_integer_sequence<int, Limit - 1>{});
+}
+
+// Rows x 16 scores from transposed keys: per dim, each row's q broadcast against the keys.
+template <int Rows>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void score_rows_transposed16(const float* q, int k_dim,
+                                                                       const float* kt, float* s) {
+  __m512 acc[kvc::detail::to_size(Rows)];
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r) acc[r] = _mm512_setzero_ps();
+  for (int d = 0; d < k_dim; ++d) {
+    const __m512 k = _mm512_loadu_ps(kt + d * key_block);
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r)
+      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * k_dim + d]), k, acc[r]);
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r) _mm512_storeu_ps(s + r * key_block, acc[r]);
+}
+
+// scores_transposed on 16 lanes: 12 rows a tile, 12 independent chains (two FMA pipes of
+// latency 4 need 8).
+[[gnu::target(KVC_AVX512_TARGET)]] inline void scores_transposed16(const float* q, int rows,
+                                                                   int k_dim, const float* keys,
+                                                                   int k_stride, int tokens,
+                                                                   float* kt, float* s,
+                                                                   read_ahead* ahead) {
+  constexpr int tile = 12;
+  transpose_keys(keys, k_stride, tokens, k_dim, kt);
+  const int ahead_lines = ahead != nullptr ? ahead->lines_per_step(rows / tile + 1) : 0;
+  int r = 0;
+  for (; r + tile <= rows; r += tile) {
+    if (ahead != nullptr) ahead->step(ahead_lines);
+    score_rows_transposed16<tile>(q + r * k_dim, k_dim, kt, s + r * key_block);
+  }
+  with_rows_below<tile>(rows - r, [&](auto n) {
+    score_rows_transposed16<decltype(n)::value>(q + r * k_dim, k_dim, kt, s + r * key_block);
+  });
+}
+
+// acc[Rows][16 * Chunks] += P[Rows][tokens] . V[tokens][16 * Chunks], for one column chunk.
+template <int Rows, int Chunks>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void accumulate_tile16(const float* p,
+                                                                 const float* values, int v_stride,
+                                                                 int v_dim, int tokens,
+                                                                 float* acc) {
+  __m512 sum[kvc::detail::to_size(Rows)][kvc::detail::to_size(Chunks)];
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) sum[r][c] = _mm512_loadu_ps(acc + r * v_dim + 16 * c);
+  for (int t = 0; t < tokens; ++t) {
+    __m512 v[kvc::detail::to_size(Chunks)];
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) v[c] = _mm512_loadu_ps(values + t * v_stride + 16 * c);
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r) {
+      const __m512 w = _mm512_set1_ps(p[r * key_block + t]);
+#pragma GCC unroll 16
+      for (int c = 0; c < Chunks; ++c) sum[r][c] = _mm512_fmadd_ps(w, v[c], sum[r][c]);
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) _mm512_storeu_ps(acc + r * v_dim + 16 * c, sum[r][c]);
+}
+
+// A tile of rows across the dims: 64 columns at a time (Rows x 4 <= 24 sums, 4 values and a
+// weight: 29 registers), then the 16, 32 or 48 left.
+template <int Rows>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void accumulate_rows16(const float* p,
+                                                                 const float* values, int v_stride,
+                                                                 int v_dim, int tokens,
+                                                                 float* acc) {
+  int d = 0;
+  for (; d + 64 <= v_dim; d += 64)
+    accumulate_tile16<Rows, 4>(p, values + d, v_stride, v_dim, tokens, acc + d);
+  switch ((v_dim - d) / 16) {
+    case 3:
+      return accumulate_tile16<Rows, 3>(p, values + d, v_stride, v_dim, tokens, acc + d);
+    case 2:
+      return accumulate_tile16<Rows, 2>(p, values + d, v_stride, v_dim, tokens, acc + d);
+    case 1:
+      return accumulate_tile16<Rows, 1>(p, values + d, v_stride, v_dim, tokens, acc + d);
+    default:
+      return;
+  }
+}
+
+// accumulate on 16 lanes, for v_dim a multiple of 16: tiles of 6 rows, then the rest.
+[[gnu::target(KVC_AVX512_TARGET)]] inline void accumulate16(const float* p, int rows,
+                                                            const float* values, int v_stride,
+                                                            int v_dim, int tokens, float* acc,
+                                                            read_ahead* ahead) {
+  constexpr int tile = 6;
+  const int ahead_lines = ahead != nullptr ? ahead->lines_per_step(rows / tile + 1) : 0;
+  int r = 0;
+  for (; r + tile <= rows; r += tile) {
+    if (ahead != nullptr) ahead->step(ahead_lines);
+    accumulate_rows16<tile>(p + r * key_block, values, v_stride, v_dim, tokens, acc + r * v_dim);
+  }
+  with_rows_below<tile>(rows - r, [&](auto n) {
+    accumulate_rows16<decltype(n)::value>(p + r * key_block, values, v_stride, v_dim, tokens,
+                                          acc + r * v_dim);
+  });
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace x86
 #endif
 
 /// Which inner loops to use for given dims: vectorized when the CPU and the dims allow.
 struct block_kernels {
   bool simd = false;
+  /// With simd: the many-row scores and the weighted values (v_dim a multiple of 16) on 16
+  /// lanes, where the CPU has AVX-512; false keeps them on AVX2 (for tests of each).
+  bool wide = false;
 
   static block_kernels for_dims(int k_dim, int v_dim) {
     block_kernels k;
 #if defined(KVC_X86_SIMD)
     k.simd = k_dim % 8 == 0 && v_dim % 8 == 0 && x86::cpu_has_avx2_fma();
+    k.wide = k.simd && numeric::x86::cpu_has_avx512();
 #else
     (void)k_dim;
     (void)v_dim;
@@ -460,6 +601,8 @@ struct block_kernels {
   void scores(const float* q, int rows, int k_dim, const float* keys, int k_stride, int tokens,
               float* s, float* keys_t, read_ahead* ahead = nullptr) const {
 #if defined(KVC_X86_SIMD)
+    if (simd && wide && rows > transposed_rows)
+      return x86::scores_transposed16(q, rows, k_dim, keys, k_stride, tokens, keys_t, s, ahead);
     if (simd && rows > transposed_rows)
       return x86::scores_transposed(q, rows, k_dim, keys, k_stride, tokens, keys_t, s, ahead);
     if (simd) return x86::scores(q, rows, k_dim, keys, k_stride, tokens, s);
@@ -470,6 +613,8 @@ struct block_kernels {
   void accumulate(const float* p, int rows, const float* values, int v_stride, int v_dim,
                   int tokens, float* acc, read_ahead* ahead = nullptr) const {
 #if defined(KVC_X86_SIMD)
+    if (simd && wide && v_dim % 16 == 0)
+      return x86::accumulate16(p, rows, values, v_stride, v_dim, tokens, acc, ahead);
     if (simd) return x86::accumulate(p, rows, values, v_stride, v_dim, tokens, acc, ahead);
 #endif
     (void)ahead;

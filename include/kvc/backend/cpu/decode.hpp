@@ -290,6 +290,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
   float* partial = workspace.fit(plan);
   block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
   kernels.simd = kernels.simd && plan.vectorized;
+  kernels.wide = kernels.wide && plan.avx512;
   const group_kernels grouped =
       plan.vectorized
           ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores, plan.avx512)
