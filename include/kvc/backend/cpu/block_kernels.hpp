@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 
@@ -460,40 +461,77 @@ inline void with_rows_below(int n, F&& f) {
   (std::make_integer_sequence<int, Limit - 1>{});
 }
 
-// Rows x 16 scores from transposed keys: per dim, each row's q broadcast against the keys.
-template <int Rows>
-[[gnu::target(KVC_AVX512_TARGET)]] inline void score_rows_transposed16(const float* q, int k_dim,
-                                                                       const float* kt, float* s) {
-  __m512 acc[kvc::detail::to_size(Rows)];
-#pragma GCC unroll 16
-  for (int r = 0; r < Rows; ++r) acc[r] = _mm512_setzero_ps();
-  for (int d = 0; d < k_dim; ++d) {
-    const __m512 k = _mm512_loadu_ps(kt + d * key_block);
-#pragma GCC unroll 16
-    for (int r = 0; r < Rows; ++r)
-      acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * k_dim + d]), k, acc[r]);
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < Rows; ++r) _mm512_storeu_ps(s + r * key_block, acc[r]);
+// keys [tokens][k_stride] -> kt [k_dim / 2][key_block][2]: each pair of dims of the 16 keys
+// in one 32-float row, (key 0 dim 2i, key 0 dim 2i + 1, key 1 dim 2i, ...), in 4 x 4
+// squares of pairs; keys past `tokens` are 0. k_dim is a multiple of 8.
+[[gnu::target("avx2,fma")]] inline void pair_keys(const float* keys, int k_stride, int tokens,
+                                                  int k_dim, float* kt) {
+  for (int t0 = 0; t0 < key_block; t0 += 4)
+    for (int d0 = 0; d0 < k_dim; d0 += 8) {
+      __m256d r[4];
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i)
+        r[i] = t0 + i < tokens ? _mm256_castps_pd(_mm256_loadu_ps(keys + (t0 + i) * k_stride + d0))
+                               : _mm256_setzero_pd();
+      const __m256d low01 = _mm256_unpacklo_pd(r[0], r[1]), high01 = _mm256_unpackhi_pd(r[0], r[1]);
+      const __m256d low23 = _mm256_unpacklo_pd(r[2], r[3]), high23 = _mm256_unpackhi_pd(r[2], r[3]);
+      const __m256d pairs[4] = {
+          _mm256_permute2f128_pd(low01, low23, 0x20), _mm256_permute2f128_pd(high01, high23, 0x20),
+          _mm256_permute2f128_pd(low01, low23, 0x31), _mm256_permute2f128_pd(high01, high23, 0x31)};
+#pragma GCC unroll 4
+      for (int i = 0; i < 4; ++i)
+        _mm256_storeu_ps(kt + (d0 / 2 + i) * 2 * key_block + 2 * t0, _mm256_castpd_ps(pairs[i]));
+    }
 }
 
-// scores_transposed on 16 lanes: 12 rows a tile, 12 independent chains (two FMA pipes of
-// latency 4 need 8).
+// Rows x 16 scores from paired keys: per pair of dims, each row's two q values broadcast
+// against the 16 keys' pairs (two registers), so that 2 + Rows loads feed 2 x Rows FMAs (the
+// core issues two 512-bit loads a cycle); each score is the sum of its even- and odd-dim lanes.
+template <int Rows>
+[[gnu::target(KVC_AVX512_TARGET)]] inline void score_rows_paired16(const float* q, int k_dim,
+                                                                   const float* kt, float* s) {
+  __m512 acc[kvc::detail::to_size(Rows)][2];
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int d = 0; d < k_dim; d += 2) {
+    const __m512 k0 = _mm512_loadu_ps(kt + d * key_block),
+                 k1 = _mm512_loadu_ps(kt + d * key_block + 16);
+#pragma GCC unroll 16
+    for (int r = 0; r < Rows; ++r) {
+      // The two floats as one 64-bit lane, broadcast straight from memory.
+      double pair;
+      std::memcpy(&pair, q + r * k_dim + d, sizeof pair);
+      const __m512 w = _mm512_castpd_ps(_mm512_set1_pd(pair));
+      acc[r][0] = _mm512_fmadd_ps(w, k0, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(w, k1, acc[r][1]);
+    }
+  }
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+#pragma GCC unroll 16
+  for (int r = 0; r < Rows; ++r)
+    _mm512_storeu_ps(s + r * key_block,
+                     _mm512_add_ps(_mm512_permutex2var_ps(acc[r][0], even, acc[r][1]),
+                                   _mm512_permutex2var_ps(acc[r][0], odd, acc[r][1])));
+}
+
+// The many-row scores on 16 lanes: the keys paired once, then 12 rows a tile (24 independent
+// chains; two FMA pipes of latency 4 need 8).
 [[gnu::target(KVC_AVX512_TARGET)]] inline void scores_transposed16(const float* q, int rows,
                                                                    int k_dim, const float* keys,
                                                                    int k_stride, int tokens,
                                                                    float* kt, float* s,
                                                                    read_ahead* ahead) {
   constexpr int tile = 12;
-  transpose_keys(keys, k_stride, tokens, k_dim, kt);
+  pair_keys(keys, k_stride, tokens, k_dim, kt);
   const int ahead_lines = ahead != nullptr ? ahead->lines_per_step(rows / tile + 1) : 0;
   int r = 0;
   for (; r + tile <= rows; r += tile) {
     if (ahead != nullptr) ahead->step(ahead_lines);
-    score_rows_transposed16<tile>(q + r * k_dim, k_dim, kt, s + r * key_block);
+    score_rows_paired16<tile>(q + r * k_dim, k_dim, kt, s + r * key_block);
   }
   with_rows_below<tile>(rows - r, [&](auto n) {
-    score_rows_transposed16<decltype(n)::value>(q + r * k_dim, k_dim, kt, s + r * key_block);
+    score_rows_paired16<decltype(n)::value>(q + r * k_dim, k_dim, kt, s + r * key_block);
   });
 }
 
