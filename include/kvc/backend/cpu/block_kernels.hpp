@@ -535,7 +535,9 @@ template <int Rows>
   });
 }
 
-// acc[Rows][16 * Chunks] += P[Rows][tokens] . V[tokens][16 * Chunks], for one column chunk.
+// acc[Rows][16 * Chunks] += P[Rows][tokens] . V[tokens][16 * Chunks], for one column chunk:
+// accumulate_tile on zmm. One template cannot serve both: a function's target attribute
+// cannot depend on its template arguments, and the AVX2 tile must run where AVX-512 is absent.
 template <int Rows, int Chunks>
 [[gnu::target(KVC_AVX512_TARGET)]] inline void accumulate_tile16(const float* p,
                                                                  const float* values, int v_stride,
