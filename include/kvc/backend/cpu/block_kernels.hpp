@@ -573,8 +573,13 @@ template <int Rows>
                                                                  int v_dim, int tokens,
                                                                  float* acc) {
   int d = 0;
-  for (; d + 64 <= v_dim; d += 64)
+  for (; d + 64 <= v_dim; d += 64) {
+    // The next chunk's sums into L1 meanwhile: for MLA (128 x 512 sums) they live in L2.
+    if (d + 64 < v_dim)
+      for (int r = 0; r < Rows; ++r)
+        for (int c = 0; c < 4; ++c) __builtin_prefetch(acc + r * v_dim + d + 64 + 16 * c, 1, 3);
     accumulate_tile16<Rows, 4>(p, values + d, v_stride, v_dim, tokens, acc + d);
+  }
   switch ((v_dim - d) / 16) {
     case 3:
       return accumulate_tile16<Rows, 3>(p, values + d, v_stride, v_dim, tokens, acc + d);
