@@ -128,3 +128,64 @@ TEST_CASE(
         }
   }
 }
+
+TEST_CASE("block kernels: the online softmax of every row count matches double precision") {
+  const window_shape full_window{};
+  for (const cpu::block_kernels& kernels : kernel_paths())
+    for (const float softcap : {0.0f, 30.0f})  // 0: the rows' kernel; 30: the exponentials'
+      for (const int rows : row_counts)
+        for (const int tokens : {1, 5, 8, 9, 15, 16})
+          for (const bool first_block : {true, false}) {
+            constexpr int v_dim = 24;
+            std::mt19937 rng(static_cast<std::uint32_t>(rows * 1000 + tokens * 10 + first_block));
+            std::normal_distribution<float> normal;
+            // Scores past `tokens` are NaN: they must come out as weight 0.
+            std::vector<float> s(static_cast<std::size_t>(rows) * key_block, std::nanf(""));
+            std::vector<float> m(static_cast<std::size_t>(rows)), l(m.size());
+            std::vector<float> acc(static_cast<std::size_t>(rows * v_dim));
+            std::vector<std::int64_t> positions(static_cast<std::size_t>(rows));
+            for (int r = 0; r < rows; ++r) {
+              positions[static_cast<std::size_t>(r)] = 1000 + r;
+              for (int t = 0; t < tokens; ++t)
+                s[static_cast<std::size_t>(r * key_block + t)] = 3.0f * normal(rng);
+              // Earlier blocks: a running maximum above or below this block's.
+              m[static_cast<std::size_t>(r)] =
+                  first_block ? -__builtin_huge_valf() : 2.0f * normal(rng);
+              l[static_cast<std::size_t>(r)] = first_block ? 0.0f : 1.0f + std::fabs(normal(rng));
+            }
+            for (float& x : acc) x = normal(rng);
+            const std::vector<float> s0 = s, m0 = m, l0 = l, acc0 = acc;
+            const cpu::row_block block{rows,       8,        v_dim,   nullptr, positions.data(),
+                                       acc.data(), m.data(), l.data()};
+            cpu::softmax_block(kernels, block, tokens, 0, full_window, softcap, s.data());
+            for (int r = 0; r < rows; ++r) {
+              INFO(path_name(kernels) << " softcap " << softcap << " row " << r << " of " << rows
+                                      << " tokens " << tokens << " first block " << first_block);
+              const auto at = [&](int t) { return static_cast<std::size_t>(r * key_block + t); };
+              const auto capped = [&](int t) {
+                const double x = s0[at(t)];
+                return softcap > 0 ? softcap * std::tanh(x / softcap) : x;
+              };
+              double largest = m0[static_cast<std::size_t>(r)];
+              for (int t = 0; t < tokens; ++t) largest = std::max(largest, capped(t));
+              const double factor =
+                  first_block ? 0.0 : std::exp(m0[static_cast<std::size_t>(r)] - largest);
+              double sum = 0;
+              for (int t = 0; t < tokens; ++t) {
+                const double weight = std::exp(capped(t) - largest);
+                sum += weight;
+                REQUIRE(std::fabs(s[at(t)] - weight) <= 4e-6 * (1 + weight));
+              }
+              for (int t = tokens; t < key_block; ++t) REQUIRE(s[at(t)] == 0.0f);
+              REQUIRE(std::fabs(m[static_cast<std::size_t>(r)] - largest) <=
+                      1e-6 * (1 + std::fabs(largest)));
+              const double want_l = l0[static_cast<std::size_t>(r)] * factor + sum;
+              REQUIRE(std::fabs(l[static_cast<std::size_t>(r)] - want_l) <= 4e-6 * (1 + want_l));
+              for (int d = 0; d < v_dim; ++d) {
+                const auto i = static_cast<std::size_t>(r * v_dim + d);
+                const double want = acc0[i] * factor;
+                REQUIRE(std::fabs(acc[i] - want) <= 4e-6 * (1 + std::fabs(want)));
+              }
+            }
+          }
+}
