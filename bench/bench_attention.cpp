@@ -6,6 +6,8 @@
 //   decode/llama3_8b/<dtype>/layout:hnd/ctx:32768/threads:<t>   the same in HND pages
 //   decode/llama3_8b/<dtype>/avx2/ctx:32768/threads:<t>   the same on the 8-lane AVX2 kernels
 //                                                  where the CPU has AVX-512 (plan.avx512 false)
+//   decode/llama3_8b/int8/query8/ctx:32768/threads:<t>   int8 keys against the query rounded
+//                                                  to 8 bits (plan.int8_query, AVX-512 VNNI)
 //   decode/llama3_8b/fp16/page:<p>/ctx:32768/threads:<t>   pages of 256 tokens, and of 32768
 //                                                  (a contiguous cache: one page)
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
@@ -88,7 +90,7 @@ void evict(const kvc::paged_layer_view& view) {
 
 template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
 void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound,
-            bool cold = false, bool avx512 = true) {
+            bool cold = false, bool avx512 = true, bool int8_query = false) {
   using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<PageTokens, Layout>>;
   cache_type cache(kvc::capacity_pages{context / PageTokens + 2});
   std::mt19937 rng(1);
@@ -104,6 +106,7 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
   const auto parallel = pool_of(threads);
   kvc::cpu::decode_plan plan = kvc::cpu::plan_decode(view, q_heads, threads);
   plan.avx512 = avx512;
+  plan.int8_query = int8_query;
   kvc::cpu::decode_workspace workspace;
   const auto params = kvc::attention::attention_params_of<Layer>();
   kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
@@ -221,6 +224,14 @@ void register_llama(const char* dtype) {
                                                                     false, false);
                                  })
         ->Unit(benchmark::kMicrosecond);
+  if (std::string(dtype) == "int8")
+    for (int threads : {1, 2})
+      benchmark::RegisterBenchmark(
+          ("decode/llama3_8b/int8/query8/ctx:32768/threads:" + std::to_string(threads)).c_str(),
+          [=](benchmark::State& state) {
+            decode<llama3_8b_layer<Storage>>(state, 32768, threads, false, false, true, true);
+          })
+          ->Unit(benchmark::kMicrosecond);
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(("decode/llama3_8b/" + std::string(dtype) +
                                   "/layout:hnd/ctx:32768/threads:" + std::to_string(threads))

@@ -26,15 +26,20 @@ namespace {
 struct kernel_path {
   bool vectorized, integer, avx512;
   const char* name;
+  bool int8_query = false;
   void apply(cpu::decode_plan& plan) const {
     plan.vectorized = vectorized;
     plan.integer_scores = integer;
     plan.avx512 = avx512;
+    plan.int8_query = int8_query;
   }
 };
 inline std::vector<kernel_path> kernel_paths() {
   std::vector<kernel_path> paths;
   if (cpu::group_kernels::avx512_available()) {
+    if (cpu::group_kernels::int8_query_available())
+      paths.push_back(
+          {true, true, true, "AVX-512 kernels, int8 keys against an 8-bit query", true});
     paths.push_back({true, true, true, "AVX-512 kernels, integer int8"});
     paths.push_back({true, false, true, "AVX-512 kernels"});
   }
@@ -93,8 +98,9 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
           const reference_result ref =
               reference_attend(q_row, k_dim, v_dim, keys, values, spec::softmax_scale_value,
                                spec::softcap::cap, sink_logits.empty() ? nullptr : &sink);
-          // The integer kernels (int8) round q per row to steps of max|q| / 32767 and the
-          // weights per block and row to steps of their largest / 32767.
+          // The integer kernels (int8) round q per row to steps of max|q| / 32767 (/ 127 with
+          // the 8-bit query) and the weights per block and row to steps of their largest /
+          // 32767.
           rounding_allowance allowance;
           if (integer && k_type == dtype_id::int8) {
             double q_largest = 0, k_sum_largest = 0;
@@ -105,7 +111,8 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
               for (float x : k) sum += std::fabs(static_cast<double>(x));
               k_sum_largest = std::max(k_sum_largest, sum);
             }
-            allowance.score = std::fabs(spec::softmax_scale_value) * q_largest / 65534.0 *
+            allowance.score = std::fabs(spec::softmax_scale_value) * q_largest /
+                              (path.int8_query ? 254.0 : 65534.0) *
                               k_sum_largest;  // a soft-cap does not widen it
           }
           if (integer && v_type == dtype_id::int8) allowance.weight = 1.0 / 65534.0;

@@ -57,6 +57,12 @@ struct decode_plan {
   /// dtype but int4; int8 in integers there with VNNI), and the float-block kernels of MLA
   /// and of groups above 8: docs/attention.md. false keeps them on AVX2.
   bool avx512 = true;
+  /// Whether int8 keys may be scored against the query rounded to 8 bits per row (vpdpbusd:
+  /// four products a lane, twice vpdpwssd's), where the CPU has AVX-512 VNNI and
+  /// integer_scores and avx512 allow it. Off by default: its bound on a score, step / 2 x
+  /// sum|k| with steps of max|q| / 127, is 258x that of the 16-bit rounding
+  /// (docs/attention.md, numerics).
+  bool int8_query = false;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
   std::size_t slot_floats() const { return std::size_t(q_heads) * std::size_t(v_dim + 2); }

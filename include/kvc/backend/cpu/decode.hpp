@@ -292,9 +292,9 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
   kernels.simd = kernels.simd && plan.vectorized;
   kernels.wide = kernels.wide && plan.avx512;
   const group_kernels grouped =
-      plan.vectorized
-          ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores, plan.avx512)
-          : group_kernels{};
+      plan.vectorized ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores,
+                                                 plan.avx512, plan.int8_query)
+                      : group_kernels{};
   const float q_scale =
       params.scale *
       (grouped.usable() ? detail::raw_factor(view.geometry.k_type, view.k_scale) : 1.0f);

@@ -220,6 +220,37 @@ inline void round_query_int16(float* q, int rows, int dim) {
   }
 }
 
+// A query row for group_scores_int8_query below, in place: its first dim bytes hold the row
+// rounded to int8 steps of max|q| / 127, float dim / 2 that step and float dim / 2 + 1 (as
+// an int32) 128 times the sum of the rounded values. Rounding a row to 8 bits moves a score
+// by at most step / 2 * sum|k|, 258x the int16 rounding's bound (docs/attention.md,
+// numerics); the int32 sums are exact (|q| <= 127, k + 128 <= 255, dim / 16 products of four
+// a lane: no overflow below dims of 16384).
+inline void round_query_int8(float* q, int rows, int dim) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = q + std::ptrdiff_t{r} * dim;
+    float largest = 0;
+    bool finite = true;
+    for (int d = 0; d < dim; ++d) {
+      finite = finite && std::isfinite(row[d]);
+      largest = std::max(largest, std::fabs(row[d]));
+    }
+    const float step = !finite       ? std::numeric_limits<float>::quiet_NaN()
+                       : largest > 0 ? largest / 127.0f
+                                     : 1.0f;
+    std::int32_t total = 0;
+    // In place, forwards: the int8 of dim d lands on a byte of float d / 4, already read.
+    for (int d = 0; d < dim; ++d) {
+      const auto rounded = static_cast<std::int8_t>(finite ? std::lrint(row[d] / step) : 0);
+      total += rounded;
+      std::memcpy(reinterpret_cast<std::byte*>(row) + d, &rounded, sizeof rounded);
+    }
+    const std::int32_t offset = 128 * total;
+    row[dim / 2] = step;
+    std::memcpy(row + dim / 2 + 1, &offset, sizeof offset);
+  }
+}
+
 // acc += the pairwise int16 products of a and b: one vpdpwssd with VNNI, vpmaddwd + vpaddd
 // on AVX2. Both give the same int32 sums: vpmaddwd wraps only for four operands of -32768,
 // and these never are (|a| <= 32767 or |b| <= 128). GCC 12 moves the accumulator of
@@ -684,6 +715,75 @@ template <int Group>
   }
 }
 
+// The 8-bit query option (decode_plan::int8_query): int8 keys against rows from
+// round_query_int8, 64 dims a step with vpdpbusd, four products a lane. Its first operand is
+// unsigned, so the keys go in flipped to k + 128 (an XOR of the sign bit) and each row's
+// sum loses 128 sum(q) after. The keys' tail past a multiple of 64 dims is loaded with a
+// mask; its zeros flip to 128, which meets the row's masked zeros.
+template <int Group, int Tile, bool Masked>
+[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] inline void int8_query_step(
+    const std::int8_t* q8, std::ptrdiff_t row_bytes, int d, __mmask64 tail,
+    const std::byte* const* k, __m512i* acc) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i rows[kvc::detail::to_size(Group)];
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    rows[r] = Masked ? _mm512_maskz_loadu_epi8(tail, q8 + r * row_bytes + d)
+                     : _mm512_loadu_si512(q8 + r * row_bytes + d);
+#pragma GCC unroll 16
+  for (int j = 0; j < Tile; ++j) {
+    const __m512i kv = _mm512_xor_si512(
+        flip, Masked ? _mm512_maskz_loadu_epi8(tail, k[j] + d) : _mm512_loadu_si512(k[j] + d));
+#pragma GCC unroll 8
+    for (int r = 0; r < Group; ++r)  // in place, as int8_zmm::dot
+      asm("vpdpbusd %2, %1, %0" : "+v"(acc[r * Tile + j]) : "v"(kv), "v"(rows[r]));
+  }
+}
+
+template <int Group>
+[[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_scores_int8_query(const float* q, int dim,
+                                                                     head_vectors keys, int tokens,
+                                                                     float* s, read_ahead& ahead) {
+  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 63) / 64));
+  const auto* q8 = reinterpret_cast<const std::int8_t*>(q);
+  const std::ptrdiff_t row_bytes = 4 * std::ptrdiff_t{dim};  // a row is dim floats
+  alignas(64) float step[16] = {}, offset[16] = {};
+  for (int lane = 0; lane < Group * tile; ++lane) {
+    const float* row = q + std::ptrdiff_t{lane / tile} * dim;
+    std::int32_t row_offset = 0;
+    std::memcpy(&row_offset, row + dim / 2 + 1, sizeof row_offset);
+    step[lane] = row[dim / 2];
+    offset[lane] = static_cast<float>(row_offset);
+  }
+  const __m512 row_steps = _mm512_load_ps(step), row_offsets = _mm512_load_ps(offset);
+  const auto tail = static_cast<__mmask64>(dim % 64 == 0 ? 0 : (1ull << (dim % 64)) - 1);
+  for (int t0 = 0; t0 < tokens; t0 += tile) {
+    const std::byte* k[kvc::detail::to_size(tile)];
+#pragma GCC unroll 16
+    for (int j = 0; j < tile; ++j)
+      k[j] =
+          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    __m512i acc[16];
+#pragma GCC unroll 16
+    for (__m512i& a : acc) a = _mm512_setzero_si512();
+    int d = 0;
+    for (; d + 64 <= dim; d += 64) {
+      int8_query_step<Group, tile, false>(q8, row_bytes, d, tail, k, acc);
+      ahead.step(ahead_lines);
+    }
+    if (d < dim) {
+      int8_query_step<Group, tile, true>(q8, row_bytes, d, tail, k, acc);
+      ahead.step(ahead_lines);
+    }
+    __m512 sums[16];
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i) sums[i] = _mm512_cvtepi32_ps(acc[i]);
+    store_scores16<Group, tile>(_mm512_mul_ps(_mm512_sub_ps(sum16(sums), row_offsets), row_steps),
+                                s + t0, tokens - t0);
+  }
+}
+
 // group_accumulate_int8_vnni on 16 columns a chunk; a last 8 columns on the 8-lane tile.
 // The weights are rounded as there (round_weights_int16): the same bound.
 template <int Group>
@@ -744,10 +844,21 @@ struct group_kernels {
 #endif
   }
 
+  /// Whether for_layer can choose the 8-bit query kernel (AVX-512 VNNI) on this CPU.
+  static bool int8_query_available() {
+#if defined(KVC_X86_SIMD)
+    return x86::cpu_has_vnni();
+#else
+    return false;
+#endif
+  }
+
   /// integer = false keeps int8 on the float kernels, avx512 = false every dtype on the
   /// 8-lane ones (for tests of each).
+  /// int8_query: int8 keys scored against the query rounded to 8 bits, where the CPU has
+  /// AVX-512 VNNI (with integer and avx512).
   static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true,
-                                 bool avx512 = true) {
+                                 bool avx512 = true, bool int8_query = false) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
     if (geo.latent || group < 1 || group > max_group || geo.k_dim % 8 != 0 || geo.v_dim % 8 != 0 ||
@@ -768,6 +879,10 @@ struct group_kernels {
                    : vnni       ? &x86::group_scores_int8_vnni<group_size>
                                 : &x86::group_scores_int8_avx2<group_size>;
         k.prepare_queries = &x86::round_query_int16;
+        if (int8_query && wide && vnni) {
+          k.scores = &x86::group_scores_int8_query<group_size>;
+          k.prepare_queries = &x86::round_query_int8;
+        }
       }
       visit_dtype(geo.v_type, [&](auto type) {
         constexpr dtype_id id = decltype(type)::id;
@@ -780,7 +895,7 @@ struct group_kernels {
                             : &x86::group_accumulate_int8_vnni<group_size>;
     });
 #else
-    (void)geo, (void)group, (void)integer, (void)avx512;
+    (void)geo, (void)group, (void)integer, (void)avx512, (void)int8_query;
 #endif
     return k;
   }
