@@ -193,31 +193,39 @@ inline bool cpu_has_vnni() {
   return supported;
 }
 
+// One query row rounded in place, forwards, to Int steps of max|q| / Int's largest value (the
+// Int of dim d lands on bytes of a float at or before d, already read), the step stored at
+// float dim / 2; returns the sum of the rounded values. A NaN or infinity makes the step NaN,
+// and so the row's scores, as in float.
+template <class Int>
+inline std::int32_t round_query_row(float* row, int dim) {
+  float largest = 0;
+  bool finite = true;
+  for (int d = 0; d < dim; ++d) {
+    finite = finite && std::isfinite(row[d]);
+    largest = std::max(largest, std::fabs(row[d]));
+  }
+  const float step = !finite       ? std::numeric_limits<float>::quiet_NaN()
+                     : largest > 0 ? largest / static_cast<float>(std::numeric_limits<Int>::max())
+                                   : 1.0f;
+  std::int32_t total = 0;
+  for (int d = 0; d < dim; ++d) {
+    const auto rounded = static_cast<Int>(finite ? std::lrint(row[d] / step) : 0);
+    total += rounded;
+    std::memcpy(reinterpret_cast<std::byte*>(row) + sizeof(Int) * kvc::detail::to_size(d), &rounded,
+                sizeof rounded);
+  }
+  row[dim / 2] = step;
+  return total;
+}
+
 // A query row for the int8 scores below, in place: its first dim / 2 floats hold the row
 // rounded to int16 steps of max|q| / 32767, the next float that step. Rounding a row to 16
 // bits moves a score by at most step / 2 * sum|k| (docs/attention.md, numerics); the int32
 // sums are exact (|q| <= 32767, |k| <= 128, dim / 8 products a lane: no overflow below dims
 // of 4096).
 inline void round_query_int16(float* q, int rows, int dim) {
-  for (int r = 0; r < rows; ++r) {
-    float* row = q + std::ptrdiff_t{r} * dim;
-    float largest = 0;
-    bool finite = true;
-    for (int d = 0; d < dim; ++d) {
-      finite = finite && std::isfinite(row[d]);
-      largest = std::max(largest, std::fabs(row[d]));
-    }
-    // A NaN or infinity makes the step NaN, and so the row's scores, as in float.
-    const float step = !finite       ? std::numeric_limits<float>::quiet_NaN()
-                       : largest > 0 ? largest / 32767.0f
-                                     : 1.0f;
-    // In place, forwards: the int16 of dim d lands on bytes of float d / 2, already read.
-    for (int d = 0; d < dim; ++d) {
-      const auto rounded = static_cast<std::int16_t>(finite ? std::lrint(row[d] / step) : 0);
-      std::memcpy(reinterpret_cast<std::byte*>(row) + 2 * d, &rounded, sizeof rounded);
-    }
-    row[dim / 2] = step;
-  }
+  for (int r = 0; r < rows; ++r) round_query_row<std::int16_t>(q + std::ptrdiff_t{r} * dim, dim);
 }
 
 // A query row for group_scores_int8_query below, in place: its first dim bytes hold the row
@@ -229,24 +237,7 @@ inline void round_query_int16(float* q, int rows, int dim) {
 inline void round_query_int8(float* q, int rows, int dim) {
   for (int r = 0; r < rows; ++r) {
     float* row = q + std::ptrdiff_t{r} * dim;
-    float largest = 0;
-    bool finite = true;
-    for (int d = 0; d < dim; ++d) {
-      finite = finite && std::isfinite(row[d]);
-      largest = std::max(largest, std::fabs(row[d]));
-    }
-    const float step = !finite       ? std::numeric_limits<float>::quiet_NaN()
-                       : largest > 0 ? largest / 127.0f
-                                     : 1.0f;
-    std::int32_t total = 0;
-    // In place, forwards: the int8 of dim d lands on a byte of float d / 4, already read.
-    for (int d = 0; d < dim; ++d) {
-      const auto rounded = static_cast<std::int8_t>(finite ? std::lrint(row[d] / step) : 0);
-      total += rounded;
-      std::memcpy(reinterpret_cast<std::byte*>(row) + d, &rounded, sizeof rounded);
-    }
-    const std::int32_t offset = 128 * total;
-    row[dim / 2] = step;
+    const std::int32_t offset = 128 * round_query_row<std::int8_t>(row, dim);
     std::memcpy(row + dim / 2 + 1, &offset, sizeof offset);
   }
 }
@@ -567,19 +558,34 @@ template <dtype_id Type, int Group, int Tile, bool Masked>
   }
 }
 
+// Keys a tile of the 16-lane scores: Group x tile <= 16 accumulators, a tile dividing
+// key_block.
+template <int Group>
+constexpr int keys_per_tile16 = Group == 1   ? 16
+                                : Group == 2 ? 8
+                                : Group <= 4 ? 4
+                                             : 2;
+
+// The keys of a tile of the 16-lane scores from t0, the last one repeated past `tokens`
+// (their scores are never stored).
+template <int Tile>
+[[gnu::always_inline]] inline void tile_keys(const head_vectors& keys, int t0, int tokens,
+                                             const std::byte** k) {
+#pragma GCC unroll 16
+  for (int j = 0; j < Tile; ++j)
+    k[j] = keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+}
+
 // group_scores on 16 lanes: Group x Tile <= 16 accumulators (a tile of keys dividing
 // key_block), the rows' 16 dims in registers for the tile's keys.
 template <dtype_id Type, int Group>
 [[gnu::target(KVC_AVX512_TARGET)]] void group_scores_512(const float* q, int dim, head_vectors keys,
                                                          int tokens, float* s, read_ahead& ahead) {
-  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  constexpr int tile = keys_per_tile16<Group>;
   const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 15) / 16));
   for (int t0 = 0; t0 < tokens; t0 += tile) {
     const std::byte* k[kvc::detail::to_size(tile)];
-#pragma GCC unroll 16
-    for (int j = 0; j < tile; ++j)
-      k[j] =
-          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    tile_keys<tile>(keys, t0, tokens, k);
     __m512 acc[16];
 #pragma GCC unroll 16
     for (__m512& a : acc) a = _mm512_setzero_ps();
@@ -682,7 +688,7 @@ template <int Group>
 [[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_scores_int8_512(const float* q, int dim,
                                                                    head_vectors keys, int tokens,
                                                                    float* s, read_ahead& ahead) {
-  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  constexpr int tile = keys_per_tile16<Group>;
   const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 31) / 32));
   const auto* q16 = reinterpret_cast<const std::int16_t*>(q);
   const std::ptrdiff_t row_int16 = 2 * std::ptrdiff_t{dim};  // a row is dim floats
@@ -692,10 +698,7 @@ template <int Group>
   const __m512 row_steps = _mm512_load_ps(step);
   for (int t0 = 0; t0 < tokens; t0 += tile) {
     const std::byte* k[kvc::detail::to_size(tile)];
-#pragma GCC unroll 16
-    for (int j = 0; j < tile; ++j)
-      k[j] =
-          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    tile_keys<tile>(keys, t0, tokens, k);
     __m512i acc[16];
 #pragma GCC unroll 16
     for (__m512i& a : acc) a = _mm512_setzero_si512();
@@ -744,7 +747,7 @@ template <int Group>
 [[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_scores_int8_query(const float* q, int dim,
                                                                      head_vectors keys, int tokens,
                                                                      float* s, read_ahead& ahead) {
-  constexpr int tile = Group == 1 ? 16 : Group == 2 ? 8 : Group <= 4 ? 4 : 2;
+  constexpr int tile = keys_per_tile16<Group>;
   const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 63) / 64));
   const auto* q8 = reinterpret_cast<const std::int8_t*>(q);
   const std::ptrdiff_t row_bytes = 4 * std::ptrdiff_t{dim};  // a row is dim floats
@@ -760,10 +763,7 @@ template <int Group>
   const auto tail = static_cast<__mmask64>(dim % 64 == 0 ? 0 : (1ull << (dim % 64)) - 1);
   for (int t0 = 0; t0 < tokens; t0 += tile) {
     const std::byte* k[kvc::detail::to_size(tile)];
-#pragma GCC unroll 16
-    for (int j = 0; j < tile; ++j)
-      k[j] =
-          keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
+    tile_keys<tile>(keys, t0, tokens, k);
     __m512i acc[16];
 #pragma GCC unroll 16
     for (__m512i& a : acc) a = _mm512_setzero_si512();
