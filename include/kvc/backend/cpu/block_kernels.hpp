@@ -436,10 +436,10 @@ template <int Rows>
   for (; i < n; ++i) x[i] = std::exp(x[i]);
 }
 
-// The many-row kernels (prefill, MLA) on 16 lanes with AVX-512: a 16-key row of the
-// transposed keys is one register, so a row's scores are one accumulator, and 32 registers
-// hold twice the value tile. Only the order of the float sums differs from the AVX2 kernels,
-// so the bounds are theirs.
+// The many-row kernels (prefill, MLA) on 16 lanes with AVX-512: a pair of dims of a block's
+// 16 keys is two registers, so a row's scores are two accumulators with no sums across
+// lanes but one add of odd to even lanes, and 32 registers hold twice the value tile. Only
+// the order of the float sums differs from the AVX2 kernels, so the bounds are theirs.
 
 // As in numeric/simd_x86.hpp: GCC 12 warns of an uninitialized variable wherever a 512-bit
 // intrinsic that starts from _mm512_undefined_*() is inlined; the value is never read.
@@ -449,7 +449,7 @@ template <int Rows>
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
-static_assert(key_block == 16, "a transposed key row is one 16-lane register");
+static_assert(key_block == 16, "a block's keys fill 16-lane registers");
 
 // f(std::integral_constant<int, n>) for a count 1 <= n < Limit known only at run time: the
 // remainder of a tile of Limit rows.
