@@ -27,11 +27,13 @@ struct kernel_path {
   bool vectorized, integer, avx512;
   const char* name;
   bool int8_query = false;
+  bool bf16_products = false;
   void apply(cpu::decode_plan& plan) const {
     plan.vectorized = vectorized;
     plan.integer_scores = integer;
     plan.avx512 = avx512;
     plan.int8_query = int8_query;
+    plan.bf16_products = bf16_products;
   }
 };
 inline std::vector<kernel_path> kernel_paths() {
@@ -40,6 +42,8 @@ inline std::vector<kernel_path> kernel_paths() {
     if (cpu::group_kernels::int8_query_available())
       paths.push_back(
           {true, true, true, "AVX-512 kernels, int8 keys against an 8-bit query", true});
+    if (cpu::group_kernels::bf16_products_available())
+      paths.push_back({true, true, true, "AVX-512 kernels, bf16 products", false, true});
     paths.push_back({true, true, true, "AVX-512 kernels, integer int8"});
     paths.push_back({true, false, true, "AVX-512 kernels"});
   }
@@ -101,8 +105,13 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
           // The integer kernels (int8) round q per row to steps of max|q| / 32767 (/ 127 with
           // the 8-bit query) and the weights per block and row to steps of their largest /
           // 32767.
+          // With bf16 products (group kernels only, dims a multiple of 32), q and the weights
+          // are rounded to bf16: each off by at most 2^-8 of itself, so a score by 2^-8
+          // sum|q k| and an output by 2^-8 max|v| (key_block x weight below).
+          const bool grouped_bf16 = path.bf16_products && group <= 8 && !spec::is_latent;
+          const bool bf16_keys = grouped_bf16 && k_type == dtype_id::bf16 && k_dim % 32 == 0;
           rounding_allowance allowance;
-          if (integer && k_type == dtype_id::int8) {
+          if ((integer && k_type == dtype_id::int8) || bf16_keys) {
             double q_largest = 0, k_sum_largest = 0;
             for (int d = 0; d < k_dim; ++d)
               q_largest = std::max(q_largest, std::fabs(static_cast<double>(q_row[d])));
@@ -112,10 +121,14 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
               k_sum_largest = std::max(k_sum_largest, sum);
             }
             allowance.score = std::fabs(spec::softmax_scale_value) * q_largest /
-                              (path.int8_query ? 254.0 : 65534.0) *
+                              (bf16_keys         ? 256.0
+                               : path.int8_query ? 254.0
+                                                 : 65534.0) *
                               k_sum_largest;  // a soft-cap does not widen it
           }
           if (integer && v_type == dtype_id::int8) allowance.weight = 1.0 / 65534.0;
+          if (grouped_bf16 && v_type == dtype_id::bf16 && v_dim % 32 == 0)
+            allowance.weight = 1.0 / (256.0 * cpu::key_block);
           INFO("layer " << l << " ("
                         << dtype_name(model::layer_summaries[static_cast<std::size_t>(l)].k_type)
                         << ") sequence " << b << " of length " << lengths[b] << " head " << h

@@ -63,6 +63,12 @@ struct decode_plan {
   /// sum|k| with steps of max|q| / 127, is 258x that of the 16-bit rounding
   /// (docs/attention.md, numerics).
   bool int8_query = false;
+  /// Whether bf16 keys and values may be multiplied as stored (vdpbf16ps: two products a
+  /// lane) by the query and the softmax weights rounded to bf16, as a tensor core's attention
+  /// does, where the CPU has AVX-512 BF16 and avx512 allows it (dims a multiple of 32). Off by
+  /// default: a score moves by up to 2^-8 x sum|q k|, an output by up to 2^-8 max|v|
+  /// (docs/attention.md, numerics).
+  bool bf16_products = false;
 
   /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
   std::size_t slot_floats() const { return std::size_t(q_heads) * std::size_t(v_dim + 2); }

@@ -293,7 +293,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
   kernels.wide = kernels.wide && plan.avx512;
   const group_kernels grouped =
       plan.vectorized ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores,
-                                                 plan.avx512, plan.int8_query)
+                                                 plan.avx512, plan.int8_query, plan.bf16_products)
                       : group_kernels{};
   const float q_scale =
       params.scale *

@@ -810,6 +810,165 @@ template <int Group>
                                         tokens, acc + d, ahead, ahead_lines);
 }
 
+// The bf16 products option (decode_plan::bf16_products), where the CPU has AVX-512 BF16:
+// bf16 keys and values go into vdpbf16ps as they are stored, two products a lane, against
+// the query and the softmax weights rounded to bf16 (to nearest even), with fp32 sums, as a
+// tensor core's attention takes them. vdpbf16ps adds its two exact products in turn, each
+// addition rounded as an FMA's, but reads a denormal bf16 as zero and flushes a denormal sum
+// (below 2^-126: nothing a score or an output would show). Rounding the query moves a score
+// by at most 2^-8 x sum|q k|, the weights an output by 2^-8 max|v| (docs/attention.md). The
+// instructions are written as asm, which the assembler takes without an AVX-512 BF16 target.
+
+/// AVX-512 BF16 with the AVX-512 the 16-lane kernels need.
+inline bool cpu_has_avx512_bf16() {
+  static const bool supported =
+      numeric::x86::cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
+  return supported;
+}
+
+// 16 floats rounded to bf16, to nearest even (NaN stays NaN).
+[[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline __m256i round_bf16(__m512 x) {
+  __m256i rounded;
+  asm("vcvtneps2bf16 %1, %0" : "=v"(rounded) : "v"(x));
+  return rounded;
+}
+
+// acc += a.bf16[2i] b.bf16[2i] + a.bf16[2i + 1] b.bf16[2i + 1] in each lane i, in place (as
+// int8_zmm::dot).
+[[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline void dot_bf16(__m512& acc, __m512i a,
+                                                                            __m512i b) {
+  asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+}
+
+// A query row for group_scores_bf16 below, in place: its first dim / 2 floats hold the row's
+// dim values rounded to bf16. Forwards, 16 at a time: each write lands on floats already read.
+[[gnu::target(KVC_AVX512_TARGET)]] inline void round_query_bf16(float* q, int rows, int dim) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = q + std::ptrdiff_t{r} * dim;
+    for (int d = 0; d < dim; d += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(reinterpret_cast<std::byte*>(row) + 2 * d),
+                          round_bf16(_mm512_loadu_ps(row + d)));
+  }
+}
+
+// group_scores for bf16 keys and rows from round_query_bf16: 32 dims a step, in tiles of
+// keys as group_scores_512 (dims a multiple of 32).
+template <int Group>
+[[gnu::target(KVC_AVX512_TARGET)]] void group_scores_bf16(const float* q, int dim,
+                                                          head_vectors keys, int tokens, float* s,
+                                                          read_ahead& ahead) {
+  constexpr int tile = keys_per_tile16<Group>;
+  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * (dim / 32));
+  const auto* q16 = reinterpret_cast<const std::uint16_t*>(q);
+  const std::ptrdiff_t row_values = 2 * std::ptrdiff_t{dim};  // a row is dim floats
+  for (int t0 = 0; t0 < tokens; t0 += tile) {
+    const std::byte* k[kvc::detail::to_size(tile)];
+    tile_keys<tile>(keys, t0, tokens, k);
+    __m512 acc[16];
+#pragma GCC unroll 16
+    for (__m512& a : acc) a = _mm512_setzero_ps();
+    for (int d = 0; d < dim; d += 32) {
+      __m512i rows[kvc::detail::to_size(Group)];
+#pragma GCC unroll 8
+      for (int r = 0; r < Group; ++r) rows[r] = _mm512_loadu_si512(q16 + r * row_values + d);
+#pragma GCC unroll 16
+      for (int j = 0; j < tile; ++j) {
+        const __m512i kv = _mm512_loadu_si512(k[j] + 2 * d);
+#pragma GCC unroll 8
+        for (int r = 0; r < Group; ++r) dot_bf16(acc[r * tile + j], kv, rows[r]);
+      }
+      ahead.step(ahead_lines);
+    }
+    store_scores16<Group, tile>(sum16(acc), s + t0, tokens - t0);
+  }
+}
+
+// One pair of tokens of bf16_value_tile: tokens a and b's values of each chunk interleaved
+// (vpunpck{l,h}wd: columns 0-3 of each 8 into the low sums, 4-7 into the high ones) against
+// each row's weight pair i. Lone: a alone, against zeros (its pair's weight is zero too).
+template <int Group, int Chunks, bool Lone>
+[[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline void bf16_value_pair(
+    const std::uint32_t (*weights)[key_block / 2], int i, const std::byte* a, const std::byte* b,
+    __m512* low, __m512* high) {
+#pragma GCC unroll 16
+  for (int c = 0; c < Chunks; ++c) {
+    const __m512i x = _mm512_loadu_si512(a + 64 * c);
+    const __m512i y = Lone ? _mm512_setzero_si512() : _mm512_loadu_si512(b + 64 * c);
+    const __m512i lo = _mm512_unpacklo_epi16(x, y), hi = _mm512_unpackhi_epi16(x, y);
+#pragma GCC unroll 8
+    for (int r = 0; r < Group; ++r) {
+      const __m512i w = _mm512_set1_epi32(static_cast<int>(weights[r][i]));
+      dot_bf16(low[r * Chunks + c], lo, w);
+      dot_bf16(high[r * Chunks + c], hi, w);
+    }
+  }
+}
+
+// acc[Group][32 * Chunks] += p[Group][tokens] . V[tokens][32 * Chunks] for one column tile of
+// bf16 values, two tokens a step (bf16_value_pair); the sums go back to column order once, at
+// the end.
+template <int Group, int Chunks>
+[[gnu::target(KVC_AVX512_TARGET), gnu::noinline]] void bf16_value_tile(
+    const std::uint32_t (*weights)[key_block / 2], const std::byte* values,
+    std::size_t token_stride, int dim, int tokens, float* acc, read_ahead& ahead, int ahead_lines) {
+  __m512 low[kvc::detail::to_size(Group * Chunks)], high[kvc::detail::to_size(Group * Chunks)];
+#pragma GCC unroll 16
+  for (int i = 0; i < Group * Chunks; ++i) low[i] = high[i] = _mm512_setzero_ps();
+  int i = 0;
+  for (; 2 * i + 1 < tokens; ++i) {
+    const std::byte* a = values + static_cast<std::size_t>(2 * i) * token_stride;
+    ahead.step(ahead_lines);
+    bf16_value_pair<Group, Chunks, false>(weights, i, a, a + token_stride, low, high);
+  }
+  if (2 * i < tokens) {
+    ahead.step(ahead_lines);
+    bf16_value_pair<Group, Chunks, true>(
+        weights, i, values + static_cast<std::size_t>(2 * i) * token_stride, nullptr, low, high);
+  }
+  // Lane 4m + j of the low sums is column 8m + j, of the high ones 8m + 4 + j.
+  const __m512i first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i second =
+      _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+#pragma GCC unroll 16
+    for (int c = 0; c < Chunks; ++c) {
+      float* out = acc + r * dim + 32 * c;
+      const __m512 lo = low[r * Chunks + c], hi = high[r * Chunks + c];
+      _mm512_storeu_ps(out,
+                       _mm512_add_ps(_mm512_loadu_ps(out), _mm512_permutex2var_ps(lo, first, hi)));
+      _mm512_storeu_ps(out + 16, _mm512_add_ps(_mm512_loadu_ps(out + 16),
+                                               _mm512_permutex2var_ps(lo, second, hi)));
+    }
+}
+
+// group_accumulate for bf16 values (dims a multiple of 32): each row's weights of the block
+// rounded to bf16 pairs of tokens (weights[r][i] holds tokens 2i and 2i + 1; zeros past
+// `tokens`), then column tiles of bf16_value_tile.
+template <int Group>
+[[gnu::target(KVC_AVX512_TARGET)]] void group_accumulate_bf16(const float* p, head_vectors values,
+                                                              int dim, int tokens, float* acc,
+                                                              read_ahead& ahead) {
+  // Group x Chunks x 2 sums, Chunks x 2 interleaved pairs, two tokens' loads and a weight
+  // pair: at most 27 registers.
+  constexpr int chunks = Group <= 2 ? 4 : Group <= 4 ? 2 : 1;
+  std::uint32_t weights[kvc::detail::to_size(Group)][kvc::detail::to_size(key_block / 2)];
+  const auto present = static_cast<__mmask16>((1u << tokens) - 1u);
+#pragma GCC unroll 8
+  for (int r = 0; r < Group; ++r)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(weights[r]),
+                        round_bf16(_mm512_maskz_loadu_ps(present, p + r * key_block)));
+  const int column_tiles = dim / (32 * chunks) + dim % (32 * chunks) / 32;
+  const int ahead_lines = ahead.lines_per_step(column_tiles * ((tokens + 1) / 2));
+  int d = 0;
+  for (; d + 32 * chunks <= dim; d += 32 * chunks)
+    bf16_value_tile<Group, chunks>(weights, values.values + 2 * d, values.token_stride, dim, tokens,
+                                   acc + d, ahead, ahead_lines);
+  for (; d < dim; d += 32)
+    bf16_value_tile<Group, 1>(weights, values.values + 2 * d, values.token_stride, dim, tokens,
+                              acc + d, ahead, ahead_lines);
+}
+
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
@@ -853,12 +1012,24 @@ struct group_kernels {
 #endif
   }
 
+  /// Whether for_layer can choose the bf16 products kernels (AVX-512 BF16) on this CPU.
+  static bool bf16_products_available() {
+#if defined(KVC_X86_SIMD)
+    return x86::cpu_has_avx512_bf16();
+#else
+    return false;
+#endif
+  }
+
   /// integer = false keeps int8 on the float kernels, avx512 = false every dtype on the
   /// 8-lane ones (for tests of each).
   /// int8_query: int8 keys scored against the query rounded to 8 bits, where the CPU has
   /// AVX-512 VNNI (with integer and avx512).
+  /// bf16_products: bf16 keys (values) with dims a multiple of 32 multiplied by the query
+  /// (the weights) rounded to bf16, where the CPU has AVX-512 BF16 (with avx512).
   static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true,
-                                 bool avx512 = true, bool int8_query = false) {
+                                 bool avx512 = true, bool int8_query = false,
+                                 bool bf16_products = false) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
     if (geo.latent || group < 1 || group > max_group || geo.k_dim % 8 != 0 || geo.v_dim % 8 != 0 ||
@@ -893,9 +1064,17 @@ struct group_kernels {
       if (geo.v_type == dtype_id::int8 && integer && vnni)
         k.accumulate = wide ? &x86::group_accumulate_int8_512<group_size>
                             : &x86::group_accumulate_int8_vnni<group_size>;
+      if (bf16_products && wide && x86::cpu_has_avx512_bf16()) {
+        if (geo.k_type == dtype_id::bf16 && geo.k_dim % 32 == 0) {
+          k.scores = &x86::group_scores_bf16<group_size>;
+          k.prepare_queries = &x86::round_query_bf16;
+        }
+        if (geo.v_type == dtype_id::bf16 && geo.v_dim % 32 == 0)
+          k.accumulate = &x86::group_accumulate_bf16<group_size>;
+      }
     });
 #else
-    (void)geo, (void)group, (void)integer, (void)avx512, (void)int8_query;
+    (void)geo, (void)group, (void)integer, (void)avx512, (void)int8_query, (void)bf16_products;
 #endif
     return k;
   }
