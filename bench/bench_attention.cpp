@@ -8,6 +8,9 @@
 //                                                  where the CPU has AVX-512 (plan.avx512 false)
 //   decode/llama3_8b/int8/query8/ctx:32768/threads:<t>   int8 keys against the query rounded
 //                                                  to 8 bits (plan.int8_query, AVX-512 VNNI)
+//   decode/llama3_8b/bf16/products/ctx:<n>/threads:<t>   bf16 keys and values multiplied by
+//                                                  the query and weights rounded to bf16
+//                                                  (plan.bf16_products, AVX-512 BF16)
 //   decode/llama3_8b/fp16/page:<p>/ctx:32768/threads:<t>   pages of 256 tokens, and of 32768
 //                                                  (a contiguous cache: one page)
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
@@ -88,9 +91,14 @@ void evict(const kvc::paged_layer_view& view) {
 #endif
 }
 
+// The plan's kernel switches a row sets (kvc::cpu::decode_plan).
+struct kernel_switches {
+  bool avx512 = true, int8_query = false, bf16_products = false;
+};
+
 template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
 void decode(benchmark::State& state, std::int64_t context, int threads, bool compute_bound,
-            bool cold = false, bool avx512 = true, bool int8_query = false) {
+            bool cold = false, kernel_switches switches = {}) {
   using cache_type = kvc::kv_cache<one_layer<Layer>, kvc::paged<PageTokens, Layout>>;
   cache_type cache(kvc::capacity_pages{context / PageTokens + 2});
   std::mt19937 rng(1);
@@ -105,8 +113,9 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
   std::vector<float> out(static_cast<std::size_t>(q_heads * geometry.v_dim)), lse(q_heads);
   const auto parallel = pool_of(threads);
   kvc::cpu::decode_plan plan = kvc::cpu::plan_decode(view, q_heads, threads);
-  plan.avx512 = avx512;
-  plan.int8_query = int8_query;
+  plan.avx512 = switches.avx512;
+  plan.int8_query = switches.int8_query;
+  plan.bf16_products = switches.bf16_products;
   kvc::cpu::decode_workspace workspace;
   const auto params = kvc::attention::attention_params_of<Layer>();
   kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
@@ -138,6 +147,10 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
     const double stream = kvc::bench::stream_read_bytes_per_second(parallel);
     state.counters["fraction_of_stream"] = bytes * calls / seconds / stream;
     state.counters["stream_GBps"] = stream / 1e9;
+  }
+  if (switches.bf16_products) {  // what the products instruction gives against FMAs here
+    state.counters["bf16_dot_GFLOPs"] = kvc::bench::bf16_dot_peak_flops(parallel) / 1e9;
+    state.counters["fma_GFLOPs"] = kvc::bench::fma_peak_flops(parallel) / 1e9;
   }
 }
 
@@ -221,7 +234,7 @@ void register_llama(const char* dtype) {
                                      .c_str(),
                                  [=](benchmark::State& state) {
                                    decode<llama3_8b_layer<Storage>>(state, 32768, threads, false,
-                                                                    false, false);
+                                                                    false, {.avx512 = false});
                                  })
         ->Unit(benchmark::kMicrosecond);
   if (std::string(dtype) == "int8")
@@ -229,9 +242,22 @@ void register_llama(const char* dtype) {
       benchmark::RegisterBenchmark(
           ("decode/llama3_8b/int8/query8/ctx:32768/threads:" + std::to_string(threads)).c_str(),
           [=](benchmark::State& state) {
-            decode<llama3_8b_layer<Storage>>(state, 32768, threads, false, false, true, true);
+            decode<llama3_8b_layer<Storage>>(state, 32768, threads, false, false,
+                                             {.int8_query = true});
           })
           ->Unit(benchmark::kMicrosecond);
+  if (std::string(dtype) == "bf16")
+    for (std::int64_t context : {4096, 32768})
+      for (int threads : {1, 2})
+        benchmark::RegisterBenchmark(
+            ("decode/llama3_8b/bf16/products/ctx:" + std::to_string(context) +
+             "/threads:" + std::to_string(threads))
+                .c_str(),
+            [=](benchmark::State& state) {
+              decode<llama3_8b_layer<Storage>>(state, context, threads, false, false,
+                                               {.bf16_products = true});
+            })
+            ->Unit(benchmark::kMicrosecond);
   for (int threads : {1, 2})
     benchmark::RegisterBenchmark(("decode/llama3_8b/" + std::string(dtype) +
                                   "/layout:hnd/ctx:32768/threads:" + std::to_string(threads))
