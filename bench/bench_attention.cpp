@@ -13,6 +13,8 @@
 //                                                  (plan.bf16_products, AVX-512 BF16)
 //   decode/llama3_8b/fp16/page:<p>/ctx:32768/threads:<t>   pages of 256 tokens, and of 32768
 //                                                  (a contiguous cache: one page)
+//   kernel/llama3_8b/fp16/<scores|values>/ctx:<n>  one group kernel of that decode alone, over
+//                                                  16, 512 or 16384 tokens (L1, L2, L3), 1 thread
 //   decode/deepseek_v3/bf16/ctx:<n>/threads:<t>    MLA: 128 heads over one 512 + 64 latent
 //   prefill/llama3_8b/fp16/tokens:2048/threads:<t> 2048 new tokens, causal, empty prefix
 //   extend/llama3_8b/fp16[/page:256]/prefix:8192/tokens:256/threads:<t>   256 new tokens
@@ -206,6 +208,59 @@ using llama3_8b_layer = kvc::layer<kvc::gqa<32, 8>, kvc::head_dim<128>, Storage>
 using deepseek_v3_layer = kvc::layer<kvc::mqa<128>, kvc::latent<512, 64>, kvc::storage<kvc::bf16>,
                                      kvc::inv_sqrt_scale<192>>;
 
+// One group kernel of decode alone (the scores, or the weighted values) over every KV head
+// of a `context`-token Llama-3-8B fp16 layer, without the softmax, the read-ahead or the loop
+// around them: from L1 (16 tokens), L2 (512) and L3 (16384), it tells the kernel's own
+// speed from what the cache levels add. FLOP/s and fraction_of_peak as for MLA.
+void group_kernel(benchmark::State& state, std::int64_t context, bool values) {
+  using layer = llama3_8b_layer<kvc::storage<kvc::fp16>>;
+  using cache_type = kvc::kv_cache<one_layer<layer>, kvc::paged<16>>;
+  cache_type cache(kvc::capacity_pages{context / 16 + 2});
+  std::mt19937 rng(3);
+  const kvc::sequence_id sequence = fill_random(cache, context, rng);
+  const kvc::page_table_csr table = cache.page_table(0, std::vector<kvc::sequence_id>{sequence});
+  const kvc::paged_layer_view view = cache.view(0, table);
+  const kvc::page_geometry& geometry = view.geometry;
+  constexpr int group = layer::q_heads / layer::kv_heads, key_block = kvc::cpu::key_block;
+  const kvc::cpu::group_kernels kernels = kvc::cpu::group_kernels::for_layer(geometry, group);
+  if (!kernels.usable()) {
+    state.SkipWithError("no group kernels on this CPU");
+    return;
+  }
+  std::vector<float> q(static_cast<std::size_t>(group * geometry.k_dim), 0.01f);
+  std::vector<float> weights(static_cast<std::size_t>(group * key_block), 1.0f / key_block);
+  std::vector<float> scores(weights.size()), acc(static_cast<std::size_t>(group * geometry.v_dim));
+  const auto run = [&] {
+    kvc::cpu::read_ahead none;
+    for (std::int32_t e = view.indptr[0]; e < view.indptr[1]; ++e) {
+      const std::byte* page =
+          view.memory + static_cast<std::uint64_t>(view.indices[e]) * geometry.page_bytes;
+      for (int head = 0; head < geometry.kv_heads; ++head) {
+        const auto vectors = kvc::cpu::head_vectors::of(geometry, page, 0, head, !values);
+        if (values)
+          kernels.accumulate(weights.data(), vectors, geometry.v_dim, key_block, acc.data(), none);
+        else
+          kernels.scores(q.data(), geometry.k_dim, vectors, key_block, scores.data(), none);
+      }
+    }
+    benchmark::DoNotOptimize(scores.data());
+    benchmark::DoNotOptimize(acc.data());
+  };
+  run();
+  double seconds = 0;
+  for (auto _ : state) {
+    const auto start = std::chrono::steady_clock::now();
+    run();
+    seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  }
+  const double flops = static_cast<double>(context) * geometry.kv_heads * group *
+                       (values ? geometry.v_dim : geometry.k_dim) * 2;
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["FLOP_per_second"] = flops * calls / seconds;
+  state.counters["fraction_of_peak"] =
+      flops * calls / seconds / kvc::bench::fma_peak_flops(pool_of(1));
+}
+
 template <class Storage>
 void register_llama(const char* dtype) {
   for (std::int64_t context : {1024, 4096, 16384, 32768})
@@ -289,6 +344,15 @@ int main(int argc, char** argv) {
                                  })
         ->Unit(benchmark::kMicrosecond);
   }
+  for (const char* kernel : {"scores", "values"})
+    for (std::int64_t context : {16, 512, 16384})
+      benchmark::RegisterBenchmark(
+          ("kernel/llama3_8b/fp16/" + std::string(kernel) + "/ctx:" + std::to_string(context))
+              .c_str(),
+          [=](benchmark::State& state) {
+            group_kernel(state, context, std::string(kernel) == "values");
+          })
+          ->Unit(benchmark::kMicrosecond);
   register_llama<kvc::storage<kvc::bf16>>("bf16");
   register_llama<kvc::storage<kvc::fp8_e5m2>>("fp8_e5m2");
   register_llama<kvc::storage<kvc::int8>>("int8");
