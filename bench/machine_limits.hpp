@@ -215,36 +215,26 @@ inline double stream_read_bytes_per_second(cpu::parallel_for_ref parallel) {
   return out[0];
 }
 
-[[gnu::target("avx512f")]] inline float fma_loop_avx512(long iterations) {
+// 12 independent chains of 512-bit FMAs, or with Bf16 of vdpbf16ps (the operands' bf16
+// halves are those of 0.999 and 0.0001, so the sums stay normal; written as asm, which needs
+// no AVX-512 BF16 target).
+template <bool Bf16 = false>
+[[gnu::target("avx512f")]] inline float zmm_chains_loop(long iterations) {
   __m512 a[12];
 #pragma GCC unroll 12
   for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
   const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(0.0001f);
   for (long n = 0; n < iterations; ++n)
 #pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) a[i] = _mm512_fmadd_ps(a[i], x, y);
+    for (int i = 0; i < 12; ++i) {
+      if constexpr (Bf16)
+        asm("vdpbf16ps %1, %2, %0" : "+v"(a[i]) : "v"(x), "v"(y));
+      else
+        a[i] = _mm512_fmadd_ps(a[i], x, y);
+    }
 #pragma GCC unroll 11
   for (int i = 1; i < 12; ++i) a[0] = _mm512_add_ps(a[0], a[i]);
   float out[16];  // not _mm512_reduce_add_ps: g++ 12 warns inside it (bug 105593)
-  _mm512_storeu_ps(out, a[0]);
-  float sum = 0;
-  for (float lane : out) sum += lane;
-  return sum;
-}
-
-// vdpbf16ps, 12 chains (the operands' bf16 halves are those of 0.999 and 0.0001, so the sums
-// stay normal). Written as asm, which needs no AVX-512 BF16 target.
-[[gnu::target("avx512f")]] inline float bf16_dot_loop(long iterations) {
-  __m512 a[12];
-#pragma GCC unroll 12
-  for (int i = 0; i < 12; ++i) a[i] = _mm512_set1_ps(0.001f * static_cast<float>(i));
-  const __m512 x = _mm512_set1_ps(0.999f), y = _mm512_set1_ps(0.0001f);
-  for (long n = 0; n < iterations; ++n)
-#pragma GCC unroll 12
-    for (int i = 0; i < 12; ++i) asm("vdpbf16ps %1, %2, %0" : "+v"(a[i]) : "v"(x), "v"(y));
-#pragma GCC unroll 11
-  for (int i = 1; i < 12; ++i) a[0] = _mm512_add_ps(a[0], a[i]);
-  float out[16];
   _mm512_storeu_ps(out, a[0]);
   float sum = 0;
   for (float lane : out) sum += lane;
@@ -280,7 +270,7 @@ inline double fma_peak_flops(cpu::parallel_for_ref parallel) {
   if (__builtin_cpu_supports("avx512f"))
     peak = std::max(
         peak, detail::loop_flops(
-                  parallel, [](long n) { return fma_loop_avx512(n); }, 16'000'000, 12.0 * 32));
+                  parallel, [](long n) { return zmm_chains_loop(n); }, 16'000'000, 12.0 * 32));
   return peak;
 #else
   (void)parallel;
@@ -294,7 +284,7 @@ inline double bf16_dot_peak_flops(cpu::parallel_for_ref parallel) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
   if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bf16")) return 0;
   return detail::loop_flops(
-      parallel, [](long n) { return bf16_dot_loop(n); }, 8'000'000, 12.0 * 64);
+      parallel, [](long n) { return zmm_chains_loop<true>(n); }, 8'000'000, 12.0 * 64);
 #else
   (void)parallel;
   return 0;
