@@ -75,12 +75,11 @@ struct decode_plan {
   std::size_t workspace_floats() const { return items.size() * slot_floats(); }
 };
 
-/// Splits the batch's work: at least a few items per worker (a CPU thread; for the device
-/// kernels, see kvc/kernels/decode.hpp), no split shorter than
-/// min_split_tokens tokens (rounded to blocks of 16), whatever the page size. Refills `plan`,
-/// reusing its memory (a warm plan allocates nothing).
-inline void plan_decode(const paged_layer_view& view, int q_heads, int threads, decode_plan& plan,
-                        int min_split_tokens = 256, const char* who = "kvc::cpu::plan_decode") {
+namespace detail {
+
+// The plan's shape fields for a view, its arrays emptied (their memory kept).
+inline void begin_plan(const paged_layer_view& view, int q_heads, decode_plan& plan,
+                       const char* who) {
   const page_geometry& geo = view.geometry;
   check_query_heads(q_heads, geo.kv_heads, who);
   plan.items.clear();
@@ -96,26 +95,89 @@ inline void plan_decode(const paged_layer_view& view, int q_heads, int threads, 
   plan.k_dim = geo.k_dim;
   plan.v_dim = geo.v_dim;
   plan.blocks_per_page = (geo.page_tokens + key_block - 1) / key_block;
-  const std::int64_t min_split_blocks =
-      std::max<std::int64_t>((std::int64_t{min_split_tokens} + key_block - 1) / key_block, 1);
+}
+
+// Key blocks of sequence s: every kept page but the last is full.
+inline std::int64_t sequence_blocks(const paged_layer_view& view, const decode_plan& plan,
+                                    std::int32_t s) {
+  const std::int32_t entries = view.indptr[s + 1] - view.indptr[s];
+  if (entries <= 0) return 0;
+  const std::int64_t last_first =
+      view.kept(s).logical_page(entries - 1) * view.geometry.page_tokens;
+  return std::int64_t{entries - 1} * plan.blocks_per_page +
+         (view.seq_lens[s] - last_first + key_block - 1) / key_block;
+}
+
+// Sequence s's blocks in `splits` items of about equal size, appended to the plan.
+inline void add_items(decode_plan& plan, std::int32_t s, std::int64_t blocks,
+                      std::int32_t splits) {
+  plan.splits.push_back(splits);
+  plan.first_item.push_back(static_cast<std::int32_t>(plan.items.size()));
+  for (std::int32_t i = 0; i < splits; ++i)
+    plan.items.push_back({s, blocks * i / splits, blocks * (i + 1) / splits});
+}
+
+inline std::int64_t min_split_blocks(int min_split_tokens) {
+  return std::max<std::int64_t>((std::int64_t{min_split_tokens} + key_block - 1) / key_block, 1);
+}
+
+}  // namespace detail
+
+/// Splits the batch's work: at least a few items per worker (a CPU thread), no split shorter
+/// than min_split_tokens tokens (rounded to blocks of 16), whatever the page size. Refills
+/// `plan`, reusing its memory (a warm plan allocates nothing).
+inline void plan_decode(const paged_layer_view& view, int q_heads, int threads, decode_plan& plan,
+                        int min_split_tokens = 256, const char* who = "kvc::cpu::plan_decode") {
+  detail::begin_plan(view, q_heads, plan, who);
+  const std::int64_t min_split_blocks = detail::min_split_blocks(min_split_tokens);
   const std::int64_t wanted_items = 4 * static_cast<std::int64_t>(std::max(threads, 1));
   const std::int64_t base_items = std::max<std::int64_t>(view.batch, 1);
   const std::int64_t wanted_splits = (wanted_items + base_items - 1) / base_items;
   for (std::int32_t s = 0; s < view.batch; ++s) {
-    // Every kept page but the last is full.
-    const std::int32_t entries = view.indptr[s + 1] - view.indptr[s];
-    std::int64_t blocks = 0;
-    if (entries > 0) {
-      const std::int64_t last_first = view.kept(s).logical_page(entries - 1) * geo.page_tokens;
-      blocks = std::int64_t{entries - 1} * plan.blocks_per_page +
-               (view.seq_lens[s] - last_first + key_block - 1) / key_block;
-    }
+    const std::int64_t blocks = detail::sequence_blocks(view, plan, s);
     const std::int64_t by_length = std::max<std::int64_t>(blocks / min_split_blocks, 1);
-    const auto splits = static_cast<std::int32_t>(std::min(wanted_splits, by_length));
-    plan.splits.push_back(splits);
-    plan.first_item.push_back(static_cast<std::int32_t>(plan.items.size()));
-    for (std::int32_t i = 0; i < splits; ++i)
-      plan.items.push_back({s, blocks * i / splits, blocks * (i + 1) / splits});
+    detail::add_items(plan, s, blocks, static_cast<std::int32_t>(std::min(wanted_splits, by_length)));
+  }
+}
+
+/// The planner of the device kernels (FlashInfer's rule, include/flashinfer/attention/
+/// scheduler.cuh): a device runs `slots` blocks at once, and each item takes
+/// `blocks_per_item` of them (its KV heads and row chunks). When one item a sequence fills the
+/// slots, no sequence is split (no merge, no workspace traffic); otherwise every sequence is cut
+/// into pieces of `chunk` key blocks, the smallest chunk (at least min_split_tokens) for which
+/// all items fit the slots in one wave. Refills `plan`, reusing its memory.
+inline void plan_decode_for_slots(const paged_layer_view& view, int q_heads, int blocks_per_item,
+                                  int slots, decode_plan& plan, int min_split_tokens = 64,
+                                  const char* who = "kvc::kernels::plan_device_decode") {
+  detail::begin_plan(view, q_heads, plan, who);
+  const std::int64_t per_item = std::max(blocks_per_item, 1);
+  const std::int64_t floor = detail::min_split_blocks(min_split_tokens);
+  std::int64_t longest = 0;
+  for (std::int32_t s = 0; s < view.batch; ++s)
+    longest = std::max(longest, detail::sequence_blocks(view, plan, s));
+  const auto blocks_of = [&](std::int64_t chunk) {
+    std::int64_t total = 0;
+    for (std::int32_t s = 0; s < view.batch; ++s)
+      total += std::max<std::int64_t>(
+                   (detail::sequence_blocks(view, plan, s) + chunk - 1) / chunk, 1) *
+               per_item;
+    return total;
+  };
+  std::int64_t chunk = std::max(longest, floor);
+  if (blocks_of(chunk) <= slots) {
+    std::int64_t low = floor;  // the smallest chunk that fits lies in [low, chunk]
+    while (low < chunk) {
+      const std::int64_t middle = low + (chunk - low) / 2;
+      if (blocks_of(middle) <= slots)
+        chunk = middle;
+      else
+        low = middle + 1;
+    }
+  }
+  for (std::int32_t s = 0; s < view.batch; ++s) {
+    const std::int64_t blocks = detail::sequence_blocks(view, plan, s);
+    detail::add_items(plan, s, blocks,
+                      static_cast<std::int32_t>(std::max<std::int64_t>((blocks + chunk - 1) / chunk, 1)));
   }
 }
 

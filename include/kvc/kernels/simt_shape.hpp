@@ -41,5 +41,9 @@ struct block_shape {
 struct alignas(16) vec16 {
   std::uint32_t x, y, z, w;
 };
+/// 8 bytes loaded at once (CUDA's uint2).
+struct alignas(8) vec8 {
+  std::uint32_t x, y;
+};
 
 }  // namespace kvc::kernels

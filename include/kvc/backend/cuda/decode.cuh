@@ -7,7 +7,8 @@
 //   device_plan.upload(plan, stream);                          // once per batch
 //   kvc::cuda::decode<shape>(plan, device_plan, view, q, out, lse, params, stream);  // per layer
 //
-// The plan is the CPU's (attention::plan_decode), sized for the device's SMs. A
+// The plan splits a sequence only when the batch does not fill the device (the occupancy
+// API says how many decode blocks it holds: attention::plan_decode_for_slots). A
 // device_decode_plan holds the plan's arrays and the split-K workspace in device memory; it
 // allocates only in upload() or reserve(), when a plan needs more than it has. decode()
 // neither allocates nor synchronizes: two kernel launches queued on `stream` (the merge
@@ -35,21 +36,26 @@
 
 namespace kvc::cuda {
 
-/// Blocks the device runs at once for the decode kernel: its SM count times 2.
-inline int decode_blocks_at_once(int device = -1) {
+/// Decode blocks the device runs at once: its SM count times the blocks of the shape's
+/// decode kernel an SM holds (the occupancy API on the compiled kernel).
+template <class Shape, class Block = kernels::block_shape<128>>
+int decode_blocks_at_once(int device = -1) {
   if (device < 0) detail::check_launch(cudaGetDevice(&device), "cudaGetDevice");
   int sms = 0;
   detail::check_launch(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
                        "cudaDeviceGetAttribute (SM count)");
-  return 2 * sms;
+  using kernel = kernels::decode<Shape, Block>;
+  const int per_sm = resident_blocks<Block, kernel>(kernel::shared_bytes, device);
+  return sms * (per_sm > 0 ? per_sm : 1);
 }
 
-/// The plan for a batch on the current device (kernels::plan_device_decode).
+/// The plan for a batch on the current device (kernels::plan_device_decode): split only
+/// when the batch does not fill the device, no split shorter than min_split_tokens.
 template <class Shape, class Block = kernels::block_shape<128>>
 void plan_decode(const paged_layer_view& view, int q_heads, attention::decode_plan& plan,
-                 int min_split_tokens = 256) {
-  kernels::plan_device_decode<Shape, Block>(view, q_heads, decode_blocks_at_once(), plan,
-                                            min_split_tokens, "kvc::cuda::plan_decode");
+                 int min_split_tokens = 64) {
+  kernels::plan_device_decode<Shape, Block>(view, q_heads, decode_blocks_at_once<Shape, Block>(),
+                                            plan, min_split_tokens, "kvc::cuda::plan_decode");
 }
 
 /// A plan's arrays and its split-K workspace in device memory.

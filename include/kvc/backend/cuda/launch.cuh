@@ -24,6 +24,25 @@ template <class Block, class Kernel>
 __global__ void __launch_bounds__(Block::threads) run_kernel(const Kernel kernel) {
   kernel(simt_context<Block>{});
 }
+// A kernel that names the blocks an SM should hold (Kernel::min_blocks_per_sm) gets that as
+// its launch bound, which caps its registers accordingly.
+template <class Block, class Kernel>
+__global__ void __launch_bounds__(Block::threads, Kernel::min_blocks_per_sm)
+    run_resident_kernel(const Kernel kernel) {
+  kernel(simt_context<Block>{});
+}
+
+template <class Kernel>
+concept names_min_blocks = requires { Kernel::min_blocks_per_sm; };
+
+/// The __global__ function that runs Kernel in blocks of Block.
+template <class Block, class Kernel>
+constexpr auto kernel_function() {
+  if constexpr (names_min_blocks<Kernel>)
+    return &run_resident_kernel<Block, Kernel>;
+  else
+    return &run_kernel<Block, Kernel>;
+}
 
 inline void check_launch(cudaError_t status, const char* call) {
   if (status != cudaSuccess)
@@ -44,15 +63,35 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
   static_assert(std::is_trivially_copyable_v<Kernel>,
                 "kvc::cuda::launch: the kernel functor is copied to the device, so it must be "
                 "trivially copyable");
+  constexpr auto function = detail::kernel_function<Block, Kernel>();
   if (shared_bytes > default_dynamic_shared_bytes)
-    detail::check_launch(cudaFuncSetAttribute(detail::run_kernel<Block, Kernel>,
-                                              cudaFuncAttributeMaxDynamicSharedMemorySize,
+    detail::check_launch(cudaFuncSetAttribute(function, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(shared_bytes)),
                          "cudaFuncSetAttribute (dynamic shared memory)");
-  detail::run_kernel<Block, Kernel>
-      <<<dim3(grid.x, grid.y, grid.z), dim3(Block::x, Block::y, Block::z), shared_bytes, stream>>>(
-          kernel);
+  function<<<dim3(grid.x, grid.y, grid.z), dim3(Block::x, Block::y, Block::z), shared_bytes,
+             stream>>>(kernel);
   detail::check_launch(cudaGetLastError(), "kernel launch");
+}
+
+/// Blocks of Kernel that one SM of `device` holds at once with `shared_bytes` of dynamic
+/// shared memory (the CUDA occupancy API on the compiled kernel: its registers too).
+template <class Block, class Kernel>
+int resident_blocks(std::size_t shared_bytes, int device = -1) {
+  constexpr auto function = detail::kernel_function<Block, Kernel>();
+  if (device < 0) detail::check_launch(cudaGetDevice(&device), "cudaGetDevice");
+  int current = 0;
+  detail::check_launch(cudaGetDevice(&current), "cudaGetDevice");
+  if (current != device) detail::check_launch(cudaSetDevice(device), "cudaSetDevice");
+  if (shared_bytes > default_dynamic_shared_bytes)
+    detail::check_launch(cudaFuncSetAttribute(function, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                              static_cast<int>(shared_bytes)),
+                         "cudaFuncSetAttribute (dynamic shared memory)");
+  int blocks = 0;
+  const cudaError_t status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &blocks, function, static_cast<int>(Block::threads), shared_bytes);
+  if (current != device) cudaSetDevice(current);
+  detail::check_launch(status, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  return blocks;
 }
 
 }  // namespace kvc::cuda

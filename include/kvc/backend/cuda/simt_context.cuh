@@ -109,6 +109,47 @@ class simt_context {
     *static_cast<uint4*>(shared_destination) = *static_cast<const uint4*>(global_source);
 #endif
   }
+  /// The same, but when `valid` is false the 16 bytes are zeros and the source is not read
+  /// (cp.async's src-size 0). The copy keeps 128 bytes of the line in L2.
+  __device__ __forceinline__ void copy_async(void* shared_destination, const void* global_source,
+                                             bool valid) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const auto destination = static_cast<unsigned>(__cvta_generic_to_shared(shared_destination));
+    asm volatile("cp.async.cg.shared.global.L2::128B [%0], [%1], 16, %2;\n" ::"r"(destination),
+                 "l"(global_source), "r"(valid ? 16 : 0)
+                 : "memory");
+#else
+    *static_cast<uint4*>(shared_destination) =
+        valid ? *static_cast<const uint4*>(global_source) : uint4{0, 0, 0, 0};
+#endif
+  }
+  /// Starts copying 4 bytes (both ends 4-byte aligned); zeros when `valid` is false.
+  __device__ __forceinline__ void copy_async_4(void* shared_destination, const void* global_source,
+                                               bool valid) const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const auto destination = static_cast<unsigned>(__cvta_generic_to_shared(shared_destination));
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(destination),
+                 "l"(global_source), "r"(valid ? 4 : 0)
+                 : "memory");
+#else
+    *static_cast<unsigned*>(shared_destination) =
+        valid ? *static_cast<const unsigned*>(global_source) : 0u;
+#endif
+  }
+  /// Closes the calling thread's group of copies started since the last commit.
+  __device__ __forceinline__ void commit_copies() const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+  }
+  /// Waits until at most `Pending` of the calling thread's committed groups are in flight
+  /// (the older ones have landed).
+  template <int Pending>
+  __device__ __forceinline__ void wait_copies() const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(Pending) : "memory");
+#endif
+  }
   /// Waits for every copy_async of the calling thread.
   __device__ __forceinline__ void wait_async_copies() const {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -116,10 +157,19 @@ class simt_context {
 #endif
   }
 
+  /// The warp barrier (__syncwarp): the warp's lanes meet, and their shared-memory writes
+  /// before it are seen by the others after it.
+  __device__ __forceinline__ void sync_warp() const { __syncwarp(warp_members()); }
+
   /// 16 bytes at once from a 16-byte aligned address (ld.v4.u32).
   __device__ __forceinline__ kernels::vec16 load_16(const void* source) const {
     const uint4 value = *static_cast<const uint4*>(source);
     return {value.x, value.y, value.z, value.w};
+  }
+  /// 8 bytes at once from an 8-byte aligned address (ld.v2.u32).
+  __device__ __forceinline__ kernels::vec8 load_8(const void* source) const {
+    const uint2 value = *static_cast<const uint2*>(source);
+    return {value.x, value.y};
   }
 
  private:

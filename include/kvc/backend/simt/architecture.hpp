@@ -8,6 +8,8 @@
 
 namespace kvc::simt {
 
+class memory_traffic;  // kvc/backend/simt/traffic.hpp
+
 struct architecture {
   const char* name;
   std::size_t max_shared_bytes_per_block;
@@ -23,6 +25,8 @@ struct launch_options {
   /// How many blocks run at the same time, each on its own set of host threads; 1 runs
   /// the blocks one after another.
   unsigned concurrent_blocks = 1;
+  /// Where to record the launch's global memory accesses (none when null).
+  memory_traffic* traffic = nullptr;
 };
 
 }  // namespace kvc::simt

@@ -12,12 +12,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <type_traits>
 #include <vector>
 
 #include "kvc/backend/simt/errors.hpp"
 #include "kvc/backend/simt/thread_team.hpp"
+#include "kvc/backend/simt/traffic.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
 namespace kvc::simt {
@@ -29,13 +31,44 @@ struct thread_state {
   struct pending_copy {
     void* destination;
     const void* source;
+    unsigned bytes;
+    bool valid;  ///< false: zeros, the source is not read
   };
   kernels::dims3 block_idx{};
-  std::vector<pending_copy> pending_copies;
+  std::uint64_t block_rank = 0;  ///< the block's place in the grid, x fastest
+  std::vector<pending_copy> pending_copies;          ///< not yet committed
+  std::deque<std::vector<pending_copy>> committed;   ///< oldest first
+  memory_traffic* traffic = nullptr;
+  std::uint64_t reads = 0, writes = 0;  ///< global accesses in this block so far
 
-  void complete_copies() {
-    for (const pending_copy& copy : pending_copies) std::memcpy(copy.destination, copy.source, 16);
+  static void complete(std::vector<pending_copy>& copies) {
+    for (const pending_copy& copy : copies) {
+      if (copy.valid)
+        std::memcpy(copy.destination, copy.source, copy.bytes);
+      else
+        std::memset(copy.destination, 0, copy.bytes);
+    }
+    copies.clear();
+  }
+  void commit() {
+    committed.push_back(std::move(pending_copies));
     pending_copies.clear();
+  }
+  /// Completes the oldest committed groups until at most `pending` remain.
+  void complete_groups(std::size_t pending) {
+    while (committed.size() > pending) {
+      complete(committed.front());
+      committed.pop_front();
+    }
+  }
+  void complete_copies() {
+    complete_groups(0);
+    complete(pending_copies);
+  }
+  void begin_block(kernels::dims3 index, kernels::dims3 grid) {
+    block_idx = index;
+    block_rank = index.x + std::uint64_t{grid.x} * (index.y + std::uint64_t{grid.y} * index.z);
+    reads = writes = 0;
   }
 };
 
@@ -159,28 +192,55 @@ class context {
   }
 
   /// Starts copying 16 bytes from global to shared memory (cp.async); the destination may
-  /// be read once this thread has called wait_async_copies(), by other threads after a
-  /// barrier that follows it.
-  void copy_async(void* shared_destination, const void* global_source) const {
-    check_aligned(shared_destination, "copy_async destination");
-    check_aligned(global_source, "copy_async source");
-    const auto* destination = static_cast<const std::byte*>(shared_destination);
-    const std::byte* shared = team_->shared_memory();
-    if (shared == nullptr || destination < shared ||
-        destination + 16 > shared + team_->shared_bytes())
-      team_->abort(launch_error(launch_errc::not_shared_memory,
-                                "kvc::simt: copy_async destination " +
-                                    std::to_string(reinterpret_cast<std::uintptr_t>(destination)) +
-                                    " is not inside the block's dynamic shared memory"));
-    state_->pending_copies.push_back({shared_destination, global_source});
+  /// be read once this thread has waited for the copy (wait_copies, wait_async_copies), by
+  /// other threads after a barrier that follows the wait. With `valid` false the 16 bytes
+  /// become zeros and the source is not read.
+  void copy_async(void* shared_destination, const void* global_source, bool valid = true) const {
+    start_copy<16>(shared_destination, global_source, valid);
+  }
+  /// The same for 4 bytes (both ends 4-byte aligned).
+  void copy_async_4(void* shared_destination, const void* global_source, bool valid) const {
+    start_copy<4>(shared_destination, global_source, valid);
+  }
+  /// Closes the calling thread's group of copies started since the last commit.
+  void commit_copies() const { state_->commit(); }
+  /// Waits until at most `Pending` of the calling thread's committed groups are in flight:
+  /// the older groups land now, the newer ones only later (the latest moment CUDA allows).
+  template <int Pending>
+  void wait_copies() const {
+    static_assert(Pending >= 0, "kvc::simt: wait_copies<N> needs N >= 0");
+    state_->complete_groups(static_cast<std::size_t>(Pending));
   }
   /// Waits for every copy_async of the calling thread.
   void wait_async_copies() const { state_->complete_copies(); }
+
+  /// The warp barrier (__syncwarp): every lane of the warp must reach it.
+  void sync_warp() const {
+    detail::slot result;
+    team_->exchange(rank_, detail::collective::sync_warp, warp_members(), lane(), detail::slot{}, 0,
+                    nullptr, result);
+  }
+
+  /// Stores 16 bytes to global memory (st.global.v4; 16-byte aligned).
+  void store_16(void* global_destination, kernels::vec16 value) const {
+    check_aligned(global_destination, "store_16 destination");
+    record(access::write, global_destination, 16);
+    std::memcpy(global_destination, &value, sizeof value);
+  }
 
   /// 16 bytes at once from a 16-byte aligned address.
   kernels::vec16 load_16(const void* source) const {
     check_aligned(source, "load_16 source");
     kernels::vec16 value;
+    std::memcpy(&value, source, sizeof value);
+    return value;
+  }
+  /// 8 bytes at once from an 8-byte aligned address.
+  kernels::vec8 load_8(const void* source) const {
+    if (reinterpret_cast<std::uintptr_t>(source) % 8 != 0)
+      team_->abort(launch_error(launch_errc::misaligned_address,
+                                "kvc::simt: load_8 source is not 8-byte aligned"));
+    kernels::vec8 value;
     std::memcpy(&value, source, sizeof value);
     return value;
   }
@@ -224,12 +284,37 @@ class context {
     return folded;
   }
 
-  void check_aligned(const void* address, const char* what) const {
+  template <unsigned Bytes>
+  void start_copy(void* shared_destination, const void* global_source, bool valid) const {
+    check_aligned(shared_destination, "copy_async destination", Bytes);
+    if (valid) check_aligned(global_source, "copy_async source", Bytes);
+    const auto* destination = static_cast<const std::byte*>(shared_destination);
+    const std::byte* shared = team_->shared_memory();
+    if (shared == nullptr || destination < shared ||
+        destination + Bytes > shared + team_->shared_bytes())
+      team_->abort(launch_error(launch_errc::not_shared_memory,
+                                "kvc::simt: copy_async destination " +
+                                    std::to_string(reinterpret_cast<std::uintptr_t>(destination)) +
+                                    " is not inside the block's dynamic shared memory"));
+    record(access::read, global_source, valid ? Bytes : 0);
+    state_->pending_copies.push_back({shared_destination, global_source, Bytes, valid});
+  }
+
+  void record(access kind, const void* address, unsigned bytes) const {
+    std::uint64_t& index = kind == access::read ? state_->reads : state_->writes;
+    if (state_->traffic != nullptr)
+      state_->traffic->add({state_->block_rank, warp(), index, kind,
+                            reinterpret_cast<std::uintptr_t>(address), bytes});
+    ++index;
+  }
+
+  void check_aligned(const void* address, const char* what, unsigned alignment = 16) const {
     const auto bits = reinterpret_cast<std::uintptr_t>(address);
-    if (bits % 16 != 0)
+    if (bits % alignment != 0)
       team_->abort(launch_error(launch_errc::misaligned_address,
                                 std::string("kvc::simt: ") + what + " " + std::to_string(bits) +
-                                    " is not 16-byte aligned (thread " + std::to_string(rank_) +
+                                    " is not " + std::to_string(alignment) + "-byte aligned (thread " +
+                                    std::to_string(rank_) +
                                     ")"));
   }
 

@@ -32,11 +32,15 @@ namespace kvc::simt {
 namespace detail {
 
 template <class Block, class Kernel>
-void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Kernel& kernel) {
+void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Kernel& kernel,
+                memory_traffic* traffic) {
   thread_state state;
+  state.traffic = traffic;
   const context<Block> ctx(team, state, rank, grid);
   std::uint64_t seen = 0;
-  while (team.wait_for_block(seen, state.block_idx)) {
+  kernels::dims3 block_idx;
+  while (team.wait_for_block(seen, block_idx)) {
+    state.begin_block(block_idx, grid);
     try {
       kernel(ctx);
       state.complete_copies();  // copies never waited for still land, as on a GPU
@@ -45,6 +49,7 @@ void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Ker
       team.fail(std::current_exception());
     }
     state.pending_copies.clear();
+    state.committed.clear();
     team.finish(rank);
   }
 }
@@ -94,7 +99,7 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, const Kernel& 
     for (auto& team : teams)
       for (unsigned rank = 0; rank < Block::threads; ++rank)
         threads.emplace_back(detail::run_thread<Block, Kernel>, std::ref(*team), rank, grid,
-                             std::cref(kernel));
+                             std::cref(kernel), options.traffic);
   } catch (...) {  // no block has begun: the threads made so far leave at once
     for (auto& team : teams) team->cancel();
     for (auto& thread : threads) thread.join();

@@ -29,7 +29,14 @@ namespace kvc::simt::detail {
 /// Not a std::exception, so a kernel's catch (const std::exception&) lets it pass.
 struct block_torn_down {};
 
-enum class collective : unsigned char { shfl_xor, shfl_down, shfl_idx, warp_sum, warp_max };
+enum class collective : unsigned char {
+  shfl_xor,
+  shfl_down,
+  shfl_idx,
+  warp_sum,
+  warp_max,
+  sync_warp
+};
 
 inline const char* collective_name(collective kind) {
   switch (kind) {
@@ -43,6 +50,8 @@ inline const char* collective_name(collective kind) {
       return "warp_sum";
     case collective::warp_max:
       return "warp_max";
+    case collective::sync_warp:
+      return "sync_warp";
   }
   return "collective";
 }

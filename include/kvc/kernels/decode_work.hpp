@@ -1,0 +1,225 @@
+#pragma once
+// What every decode kernel shares (kernels/decode.hpp has the overview): the shape a layer's
+// typedef fixes, the work of one launch, its checks (make_decode_work) and the merge kernel
+// that combines a split sequence's partial results.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "kvc/attention/decode_plan.hpp"
+#include "kvc/attention/online_softmax.hpp"
+#include "kvc/attention/params.hpp"
+#include "kvc/cache/errors.hpp"
+#include "kvc/cache/page_table.hpp"
+#include "kvc/config.hpp"
+#include "kvc/kernels/simt_shape.hpp"
+#include "kvc/model/page_geometry.hpp"
+#include "kvc/numeric/convert.hpp"
+#include "kvc/numeric/quantize.hpp"
+#include "kvc/policy/paging.hpp"
+#include "kvc/policy/storage.hpp"
+
+namespace kvc::kernels {
+
+/// What a layer's typedef fixes for its decode kernel. Windowed: whether the layer's window
+/// can hide a listed token from the query (any window but full attention). PageTokens: the
+/// paging policy's page size, 0 for a kernel that takes any (decode_shape_of fixes it, so
+/// that the fast kernel finds a token's page without a division).
+template <class KType, class VType, int Group, int KDim, int VDim, bool Latent,
+          page_layout Layout = page_layout::nhd, bool Windowed = false, int PageTokens = 0>
+struct decode_shape {
+  static_assert(storage_dtype<KType> && storage_dtype<VType>, "decode_shape: storage dtypes");
+  static_assert(Group >= 1 && KDim >= 1 && VDim >= 1, "decode_shape: positive group and dims");
+  static_assert(!Latent || VDim <= KDim, "decode_shape: a latent layer's V is part of its K");
+  static_assert(PageTokens >= 0, "decode_shape: a page size, or 0 for any");
+  using k_type = KType;
+  using v_type = std::conditional_t<Latent, KType, VType>;
+  static constexpr int group = Group, k_dim = KDim, v_dim = VDim;
+  static constexpr bool latent = Latent, windowed = Windowed;
+  static constexpr page_layout layout = Layout;
+  static constexpr int page_tokens = PageTokens;
+  static constexpr std::uint32_t k_vector_bytes =
+      static_cast<std::uint32_t>(KDim * KType::bits / 8);
+  static constexpr std::uint32_t v_vector_bytes =
+      static_cast<std::uint32_t>(VDim * v_type::bits / 8);
+
+  /// Whether a layer's geometry is one this shape was made for.
+  static constexpr bool fits(const page_geometry& g) {
+    return g.k_type == KType::id && g.k_dim == KDim && g.v_dim == VDim && g.latent == Latent &&
+           g.layout == Layout && (Latent || g.v_type == VType::id) &&
+           (PageTokens == 0 || g.page_tokens == PageTokens);
+  }
+};
+
+/// The decode shape of a layer spec in a cache of the given paging.
+template <class Layer, class Paging>
+using decode_shape_of =
+    decode_shape<typename Layer::k_type, typename Layer::v_type, Layer::group_size, Layer::k_dim,
+                 Layer::v_dim, Layer::is_latent, Paging::layout, Layer::window_value.bounded(),
+                 Paging::page_tokens>;
+
+/// The plan's arrays where the kernels read them: the plan's own vectors for the host
+/// emulator, copies in device memory for a GPU (kvc::cuda::device_decode_plan).
+struct decode_plan_arrays {
+  const attention::decode_plan::item* items = nullptr;
+  const std::int32_t* first_item = nullptr;  ///< [batch]
+  const std::int32_t* splits = nullptr;      ///< [batch]
+};
+
+inline decode_plan_arrays plan_arrays_of(const attention::decode_plan& plan) {
+  return {plan.items.data(), plan.first_item.data(), plan.splits.data()};
+}
+
+/// What one decode launch reads and writes: one layer, one plan. Plain pointers and counts,
+/// trivially copyable; every array is the engine's (device memory on a GPU).
+struct decode_work {
+  const std::byte* memory = nullptr;  ///< page p of the layer starts at memory + p * page_bytes
+  page_geometry geometry{};
+  window_shape window{};
+  float k_scale = 1.0f, v_scale = 1.0f;  ///< fp8 only: the layer's scales
+  std::int32_t batch = 0;
+  const std::int32_t* indptr = nullptr;
+  const std::int32_t* indices = nullptr;
+  const std::int64_t* seq_lens = nullptr;
+  const float* q = nullptr;  ///< [batch][q_heads][k_dim]
+  float scale = 1.0f, softcap = 0.0f;
+  const float* sink_logits = nullptr;  ///< [q_heads] or null
+  decode_plan_arrays plan{};
+  std::int32_t items = 0;
+  std::int32_t q_heads = 0;
+  std::int32_t blocks_per_page = 1;
+  std::int32_t split_sequences = 0;  ///< sequences of more than one split: 0, no merge
+  float* partial = nullptr;          ///< plan.workspace_floats() floats, for the splits
+  float* out = nullptr;              ///< [batch][q_heads][v_dim]
+  float* lse = nullptr;              ///< [batch][q_heads], natural log
+};
+
+namespace detail {
+KVC_HOST_DEVICE inline float exp_of(float x) { return expf(x); }
+}  // namespace detail
+
+/// The merge kernel's blocks: one per (sequence, query head).
+inline dims3 merge_grid(const decode_work& work) {
+  return {static_cast<std::uint32_t>(work.batch), static_cast<std::uint32_t>(work.q_heads), 1};
+}
+
+/// Combines a split sequence's partial results (acc, m, l of each split) into out and lse,
+/// then adds the sink logit: the CPU's finish_row and apply_sink. A sequence of one split
+/// was finished by the decode kernel and is left alone. No shared memory, no barrier.
+template <int VDim>
+struct merge {
+  decode_work work;
+
+  template <class Context>
+  KVC_HOST_DEVICE void operator()(const Context& ctx) const {
+    const auto sequence = static_cast<std::int32_t>(ctx.block_idx().x);
+    const auto q_head = static_cast<int>(ctx.block_idx().y);
+    const std::int32_t parts = work.plan.splits[sequence];
+    if (parts <= 1) return;
+    const auto slot_floats = static_cast<std::int64_t>(work.q_heads) * (VDim + 2);
+    const float* first = work.partial + std::int64_t{work.plan.first_item[sequence]} * slot_floats;
+    const float* m = first + std::int64_t{work.q_heads} * VDim + q_head;
+    const float* l = m + work.q_heads;
+    float most = attention::negative_infinity;
+    for (int p = 0; p < parts; ++p) most = m[p * slot_floats] > most ? m[p * slot_floats] : most;
+    float total = 0.0f;
+    for (int p = 0; p < parts; ++p) {
+      const float part_l = l[p * slot_floats];
+      if (part_l != 0.0f) total += part_l * detail::exp_of(m[p * slot_floats] - most);
+    }
+    const std::int64_t row = std::int64_t{sequence} * work.q_heads + q_head;
+    float lse = total == 0.0f ? attention::negative_infinity : most + logf(total);
+    float sink_weight = 1.0f;
+    if (work.sink_logits != nullptr) {
+      const attention::merge_weights w =
+          attention::merge_weights_for(lse, work.sink_logits[q_head]);
+      sink_weight = w.a;
+      lse = w.lse;
+    }
+    for (int d = static_cast<int>(ctx.thread_rank()); d < VDim;
+         d += static_cast<int>(ctx.block_threads())) {
+      float sum = 0.0f;
+      if (total != 0.0f && sink_weight != 0.0f)
+        for (int p = 0; p < parts; ++p) {
+          if (l[p * slot_floats] == 0.0f) continue;
+          const float w = detail::exp_of(m[p * slot_floats] - most) / total;
+          sum += w * first[p * slot_floats + q_head * VDim + d];
+        }
+      work.out[row * VDim + d] = sum * sink_weight;
+    }
+    if (ctx.thread_rank() == 0) work.lse[row] = lse;
+  }
+};
+
+/// The work of a decode launch, checked: the view's layer must be of Shape (its dtypes, dims,
+/// layout, a window only if Shape masks, and q_heads its group times its KV heads), the plan made
+/// for the view (as the CPU checks), the page memory 16-byte aligned. Throws cache_error
+/// (shape_mismatch, plan_mismatch, invalid_argument) with the reason, before anything is launched.
+/// `partial` holds plan.workspace_floats() floats (unused when no sequence is split).
+template <class Shape>
+decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arrays arrays,
+                             const paged_layer_view& view, const float* q, float* out, float* lse,
+                             const attention::attention_params& params, float* partial,
+                             const char* who = "kvc::kernels::decode") {
+  const page_geometry& geo = view.geometry;
+  if (!Shape::fits(geo))
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string(who) + ": the kernel was made for another layer (dtypes " +
+                          std::string(dtype_name(Shape::k_type::id)) + "/" +
+                          std::string(dtype_name(Shape::v_type::id)) + ", dims " +
+                          std::to_string(Shape::k_dim) + "/" + std::to_string(Shape::v_dim) +
+                          (Shape::page_tokens > 0
+                               ? ", pages of " + std::to_string(Shape::page_tokens) + " tokens"
+                               : std::string()) +
+                          "); the view's layer stores " + std::string(dtype_name(geo.k_type)) +
+                          "/" + std::string(dtype_name(geo.v_type)) + " of dims " +
+                          std::to_string(geo.k_dim) + "/" + std::to_string(geo.v_dim) +
+                          " in pages of " + std::to_string(geo.page_tokens) + " tokens");
+  if (plan.q_heads != Shape::group * geo.kv_heads)
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string(who) + ": the kernel takes groups of " +
+                          std::to_string(Shape::group) + " query heads per KV head, the plan " +
+                          std::to_string(plan.q_heads) + " query heads over " +
+                          std::to_string(geo.kv_heads));
+  if (!Shape::windowed && view.window.bounded())
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string(who) +
+                          ": the kernel was made for full attention, and the view's layer has "
+                          "a window (use the layer's own decode_shape_of)");
+  attention::check_plan(plan, view, who);
+  if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
+    throw cache_error(cache_errc::invalid_argument,
+                      std::string(who) + ": page memory must be 16-byte aligned");
+  if (plan.batch > 0 && (q == nullptr || out == nullptr || lse == nullptr))
+    throw cache_error(cache_errc::invalid_argument, std::string(who) + ": null q, out or lse");
+  decode_work w;
+  w.memory = view.memory;
+  w.geometry = geo;
+  w.window = view.window;
+  w.k_scale = view.k_scale;
+  w.v_scale = view.v_scale;
+  w.batch = view.batch;
+  w.indptr = view.indptr;
+  w.indices = view.indices;
+  w.seq_lens = view.seq_lens;
+  w.q = q;
+  w.scale = params.scale;
+  w.softcap = params.softcap;
+  w.sink_logits = params.sink_logits;
+  w.plan = arrays;
+  w.items = static_cast<std::int32_t>(plan.items.size());
+  w.q_heads = plan.q_heads;
+  w.blocks_per_page = plan.blocks_per_page;
+  for (const std::int32_t s : plan.splits) w.split_sequences += s > 1 ? 1 : 0;
+  if (w.split_sequences > 0 && partial == nullptr)
+    throw cache_error(cache_errc::invalid_argument,
+                      std::string(who) + ": the plan splits sequences, and no workspace is given");
+  w.partial = partial;
+  w.out = out;
+  w.lse = lse;
+  return w;
+}
+
+}  // namespace kvc::kernels
