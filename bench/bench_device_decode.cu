@@ -1,16 +1,23 @@
-// GPU benchmarks of the device kernels (runs only where a CUDA device exists): decode of one
-// Llama 3 8B layer (32 query heads, 8 KV heads, dim 128, pages of 16 tokens) in fp16, bf16,
-// fp8 e4m3 and int8, batch 1 and 64, contexts of 4k and 32k; and the append kernel. Timed
-// with CUDA events around each launch (manual time). Each row reports bytes_per_second (the
-// KV bytes a decode reads; what an append reads and writes) and fraction_of_peak: that over
-// the bandwidth of a device-to-device cudaMemcpyAsync of 1 GiB measured in the same binary
-// (2 bytes of traffic per byte copied: it reads and writes).
+// GPU benchmarks of the device kernels (runs only where a CUDA device exists), on layers of
+// Llama 3 8B (32 query heads, 8 KV heads, dim 128, pages of 16 tokens):
+// - decode in fp16 and bf16 at batch 1, 16, 64 and 128 and contexts of 4k, 32k and 128k, and
+//   in fp8 e4m3, fp8 e5m2, int8, int4 and int8 K / fp16 V at batch 64, 32k;
+// - append of a decode step (64 sequences x 1 token) and of a prefill (8 x 2048), fp16 and int8;
+// - a whole decode step of a 4-layer model (append then decode in every layer) as one CUDA
+//   graph.
+// Timed with CUDA events around each launch (manual time). Each row reports bytes_per_second
+// (the KV bytes a decode reads; what an append reads and writes), fraction_of_copy (over a
+// device-to-device cudaMemcpyAsync of 1 GiB, counting its read and its write) and
+// fraction_of_read (over a kernel that only reads 1 GiB with 16-byte loads), both measured in
+// this binary.
 //
 //   build/bench/bench_device_decode --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
 //
-// The pages are filled with a constant byte pattern on the device (the speed of decode does
-// not depend on the values); the plan is made on the host and uploaded once per row.
+// The pages hold random values (finite in every dtype), in a shuffled order. A case whose
+// pages fit in L2 several times over is made in enough copies (each with its own pages, table
+// and plan) for 256 MiB, and the iterations rotate through them, so that no row reads from a
+// cache that a real step would miss.
 
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
@@ -19,6 +26,9 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <numeric>
+#include <random>
 #include <vector>
 
 #include "kvc/backend/cuda/append.cuh"
@@ -46,6 +56,11 @@ T* device_copy(const std::vector<T>& host) {
   return static_cast<T*>(p);
 }
 
+double median_ms(std::vector<float> times) {
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
 /// Bytes of HBM traffic per second of a 1 GiB device-to-device copy (read + write).
 double copy_bandwidth() {
   static const double bandwidth = [] {
@@ -67,54 +82,136 @@ double copy_bandwidth() {
       cudaEventElapsedTime(&ms, start, stop);
       times.push_back(ms);
     }
-    std::sort(times.begin(), times.end());
     cudaFree(a);
     cudaFree(b);
-    return 2.0 * static_cast<double>(bytes) / (times[times.size() / 2] * 1e-3);
+    return 2.0 * static_cast<double>(bytes) / (median_ms(times) * 1e-3);
   }();
   return bandwidth;
+}
+
+// Reads `words` 16-byte words, every SM busy, and folds them so that nothing is optimized away.
+__global__ void read_only(const uint4* data, std::size_t words, unsigned* sink) {
+  unsigned folded = 0;
+  const std::size_t stride = std::size_t{gridDim.x} * blockDim.x;
+  for (std::size_t i = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x; i < words; i += stride) {
+    const uint4 w = __ldcs(data + i);
+    folded ^= w.x ^ w.y ^ w.z ^ w.w;
+  }
+  if (folded == 0x9E3779B9u) sink[0] = folded;  // almost never: keeps the loads
+}
+
+/// Bytes per second of a kernel that only reads 1 GiB (16-byte streaming loads).
+double read_bandwidth() {
+  static const double bandwidth = [] {
+    constexpr std::size_t bytes = std::size_t{1} << 30;
+    void* a = nullptr;
+    unsigned* sink = nullptr;
+    check(cudaMalloc(&a, bytes), "cudaMalloc");
+    check(cudaMalloc(&sink, 4), "cudaMalloc");
+    check(cudaMemset(a, 0x5A, bytes), "cudaMemset");
+    int sms = 0;
+    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    std::vector<float> times;
+    for (int i = 0; i < 11; ++i) {
+      cudaEventRecord(start);
+      read_only<<<sms * 8, 512>>>(static_cast<const uint4*>(a), bytes / 16, sink);
+      cudaEventRecord(stop);
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      if (i > 0) times.push_back(ms);
+    }
+    check(cudaGetLastError(), "read_only");
+    cudaFree(a);
+    cudaFree(sink);
+    return static_cast<double>(bytes) / (median_ms(times) * 1e-3);
+  }();
+  return bandwidth;
+}
+
+// Random 32-bit words with `mask` applied: finite values of every storage dtype and scale.
+__global__ void fill_random(std::uint32_t* words, std::size_t count, std::uint32_t mask,
+                            std::uint32_t seed) {
+  const std::size_t stride = std::size_t{gridDim.x} * blockDim.x;
+  for (std::size_t i = std::size_t{blockIdx.x} * blockDim.x + threadIdx.x; i < count; i += stride) {
+    std::uint32_t x = static_cast<std::uint32_t>(i) * 0x9E3779B9u ^ seed ^
+                      static_cast<std::uint32_t>(i >> 32) * 0x85EBCA6Bu;
+    x ^= x >> 16;
+    x *= 0x7FEB352Du;
+    x ^= x >> 15;
+    x *= 0x846CA68Bu;
+    x ^= x >> 16;
+    words[i] = x & mask;
+  }
+}
+
+template <class Storage>
+constexpr std::uint32_t finite_mask() {
+  // Clearing the top exponent bit keeps a float of that width finite (|x| < 2); a cleared
+  // bit 30 keeps every 32-bit word (the int8 / int4 scales) a finite float too.
+  using k = typename Storage::k_type;
+  using v = typename Storage::v_type;
+  if constexpr (k::bits == 8 && v::bits == 8 && k::scale != scaling::per_token_head &&
+                v::scale != scaling::per_token_head)
+    return 0xBFBFBFBFu;
+  if constexpr (k::bits == 16 && v::bits == 16) return 0xBFFFBFFFu;
+  return 0xBFFFFFFFu;
 }
 
 template <class Storage>
 using llama3_8b_layer = layer<gqa<32, 8>, head_dim<128>, Storage>;
 
-// One layer's pages for `batch` sequences of `context` tokens, in device memory.
+// `copies` independent sets of one layer's pages for `batch` sequences of `context` tokens,
+// in device memory, pages in a shuffled order.
 struct device_layer {
   page_geometry geometry;
   std::byte* memory = nullptr;
-  page_table_csr table;  // host copies, for the plan
-  std::int32_t *indptr = nullptr, *indices = nullptr, *last_page_len = nullptr;
-  std::int64_t* seq_lens = nullptr;
+  std::vector<page_table_csr> tables;  // host copies, for the plans
+  struct device_table {
+    std::int32_t *indptr = nullptr, *indices = nullptr, *last_page_len = nullptr;
+    std::int64_t* seq_lens = nullptr;
+  };
+  std::vector<device_table> device_tables;
 
-  template <class Spec>
-  static device_layer make(int batch, std::int64_t context) {
+  template <class Spec, class Storage>
+  static device_layer make(int batch, std::int64_t context, int copies) {
     device_layer d;
     d.geometry = page_geometry::make(
         layer_summary{layer_kind::attention, -1, Spec::q_heads, Spec::kv_heads, Spec::k_dim,
                       Spec::v_dim, false, Spec::k_type::id, Spec::v_type::id},
         16, page_layout::nhd);
     const std::int64_t pages_each = (context + 15) / 16;
-    const std::size_t bytes = static_cast<std::size_t>(pages_each * batch) *
-                              static_cast<std::size_t>(d.geometry.page_bytes);
+    const std::int64_t pages = pages_each * batch * copies;
+    const auto bytes = static_cast<std::size_t>(pages) * d.geometry.page_bytes;
     check(cudaMalloc(&d.memory, bytes), "cudaMalloc (pages)");
-    check(cudaMemset(d.memory, 0x3C, bytes), "cudaMemset (pages)");
-    d.table.indptr.assign(1, 0);
-    for (int s = 0; s < batch; ++s) {
-      for (std::int64_t p = 0; p < pages_each; ++p)
-        d.table.indices.push_back(static_cast<std::int32_t>(s * pages_each + p));
-      d.table.indptr.push_back(static_cast<std::int32_t>(d.table.indices.size()));
-      d.table.last_page_len.push_back(static_cast<std::int32_t>(context - (pages_each - 1) * 16));
-      d.table.seq_lens.push_back(context);
+    fill_random<<<1024, 256>>>(reinterpret_cast<std::uint32_t*>(d.memory), bytes / 4,
+                               finite_mask<Storage>(), 12345u);
+    check(cudaGetLastError(), "fill_random");
+    std::vector<std::int32_t> order(static_cast<std::size_t>(pages));
+    std::iota(order.begin(), order.end(), 0);
+    std::shuffle(order.begin(), order.end(), std::mt19937(7));
+    std::size_t next = 0;
+    for (int c = 0; c < copies; ++c) {
+      page_table_csr table;
+      for (int s = 0; s < batch; ++s) {
+        for (std::int64_t p = 0; p < pages_each; ++p) table.indices.push_back(order[next++]);
+        table.indptr.push_back(static_cast<std::int32_t>(table.indices.size()));
+        table.last_page_len.push_back(static_cast<std::int32_t>(context - (pages_each - 1) * 16));
+        table.seq_lens.push_back(context);
+      }
+      table.serial = static_cast<std::uint64_t>(c + 1);
+      table.group = 0;
+      d.device_tables.push_back({device_copy(table.indptr), device_copy(table.indices),
+                                 device_copy(table.last_page_len), device_copy(table.seq_lens)});
+      d.tables.push_back(std::move(table));
     }
-    d.table.serial = 1;
-    d.table.group = 0;
-    d.indptr = device_copy(d.table.indptr);
-    d.indices = device_copy(d.table.indices);
-    d.last_page_len = device_copy(d.table.last_page_len);
-    d.seq_lens = device_copy(d.table.seq_lens);
     return d;
   }
-  paged_layer_view host_view() const {
+  paged_layer_view host_view(int copy) const {
+    const page_table_csr& table = tables[static_cast<std::size_t>(copy)];
     paged_layer_view v;
     v.memory = memory;
     v.geometry = geometry;
@@ -127,20 +224,62 @@ struct device_layer {
     v.group = table.group;
     return v;
   }
-  paged_layer_view device_view() const {
-    paged_layer_view v = host_view();
-    v.indptr = indptr;
-    v.indices = indices;
-    v.last_page_len = last_page_len;
-    v.seq_lens = seq_lens;
+  paged_layer_view device_view(int copy) const {
+    paged_layer_view v = host_view(copy);
+    const device_table& t = device_tables[static_cast<std::size_t>(copy)];
+    v.indptr = t.indptr;
+    v.indices = t.indices;
+    v.last_page_len = t.last_page_len;
+    v.seq_lens = t.seq_lens;
     return v;
   }
-  void release() {
+  ~device_layer() {
     cudaFree(memory);
-    cudaFree(indptr);
-    cudaFree(indices);
-    cudaFree(last_page_len);
-    cudaFree(seq_lens);
+    for (const device_table& t : device_tables) {
+      cudaFree(t.indptr);
+      cudaFree(t.indices);
+      cudaFree(t.last_page_len);
+      cudaFree(t.seq_lens);
+    }
+  }
+  device_layer() = default;
+  device_layer(device_layer&& other) noexcept
+      : geometry(other.geometry),
+        memory(std::exchange(other.memory, nullptr)),
+        tables(std::move(other.tables)),
+        device_tables(std::move(other.device_tables)) {}
+};
+
+// Copies of a case for 256 MiB of pages (at most 64), when one copy is smaller.
+int copies_for(double bytes) {
+  const double wanted = 256.0 * (1 << 20);
+  return bytes >= wanted ? 1 : std::min(64, static_cast<int>(wanted / bytes) + 1);
+}
+
+void add_limits(benchmark::State& state, double bytes) {
+  state.counters["bytes_per_second"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["fraction_of_copy"] =
+      benchmark::Counter(bytes / copy_bandwidth(), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["fraction_of_read"] =
+      benchmark::Counter(bytes / read_bandwidth(), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+struct event_timer {
+  cudaEvent_t start{}, stop{};
+  event_timer() {
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+  }
+  ~event_timer() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  double seconds() const {
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    return ms * 1e-3;
   }
 };
 
@@ -150,45 +289,69 @@ void decode_row(benchmark::State& state) {
   using shape = kernels::decode_shape_of<spec, paged<16>>;
   const auto batch = static_cast<int>(state.range(0));
   const std::int64_t context = state.range(1);
-  device_layer layer = device_layer::make<spec>(batch, context);
-  attention::decode_plan plan;
-  kvc::cuda::plan_decode<shape>(layer.host_view(), spec::q_heads, plan);
-  kvc::cuda::device_decode_plan device_plan;
-  device_plan.upload(plan, nullptr);
-  float* q = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32 * 128, 0.01f));
-  float* out = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32 * 128));
-  float* lse = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32));
-  const paged_layer_view view = layer.device_view();
-  const auto params = attention::attention_params_of<spec>();
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  kvc::cuda::decode<shape>(plan, device_plan, view, q, out, lse, params, nullptr);  // warm
-  check(cudaDeviceSynchronize(), "decode");
-  for (auto _ : state) {
-    cudaEventRecord(start);
-    kvc::cuda::decode<shape>(plan, device_plan, view, q, out, lse, params, nullptr);
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    state.SetIterationTime(ms * 1e-3);
-  }
-  check(cudaGetLastError(), "decode");
   const double kv_bytes = static_cast<double>(batch) * static_cast<double>(context) *
                           static_cast<double>(spec::bytes_per_token);
-  state.counters["bytes_per_second"] =
-      benchmark::Counter(kv_bytes, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["copy_GBps"] = copy_bandwidth() / 1e9;
-  state.counters["items"] = static_cast<double>(plan.items.size());
-  state.counters["fraction_of_peak"] = benchmark::Counter(
-      kv_bytes / copy_bandwidth(), benchmark::Counter::kIsIterationInvariantRate);
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
+  const int copies = copies_for(kv_bytes);
+  const device_layer layer = device_layer::make<spec, Storage>(batch, context, copies);
+  std::vector<attention::decode_plan> plans(static_cast<std::size_t>(copies));
+  std::vector<kvc::cuda::device_decode_plan> device_plans(static_cast<std::size_t>(copies));
+  for (int c = 0; c < copies; ++c) {
+    kvc::cuda::plan_decode<shape>(layer.host_view(c), spec::q_heads, plans[c]);
+    device_plans[c].upload(plans[c], nullptr);
+  }
+  std::vector<float> q_host(static_cast<std::size_t>(batch) * 32 * 128);
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  for (float& x : q_host) x = normal(rng);
+  float* q = device_copy(q_host);
+  float* out = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32 * 128));
+  float* lse = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32));
+  std::vector<paged_layer_view> views;
+  for (int c = 0; c < copies; ++c) views.push_back(layer.device_view(c));
+  const auto params = attention::attention_params_of<spec>();
+  const auto run = [&](int c) {
+    kvc::cuda::decode<shape>(plans[c], device_plans[c], views[c], q, out, lse, params, nullptr);
+  };
+  for (int c = 0; c < copies; ++c) run(c);  // warm
+  check(cudaDeviceSynchronize(), "decode");
+  const event_timer timer;
+  int next = 0;
+  for (auto _ : state) {
+    cudaEventRecord(timer.start);
+    run(next);
+    cudaEventRecord(timer.stop);
+    state.SetIterationTime(timer.seconds());
+    next = (next + 1) % copies;
+  }
+  check(cudaGetLastError(), "decode");
+  add_limits(state, kv_bytes);
+  state.counters["items"] = static_cast<double>(plans[0].items.size());
+  state.counters["copies"] = copies;
   cudaFree(q);
   cudaFree(out);
   cudaFree(lse);
-  layer.release();
+}
+
+// The append work of `tokens` new tokens per sequence at the end of each sequence of `layer`
+// (copy c), from fp16 inputs.
+kernels::append_work append_work_of(const device_layer& layer, int copy, const std::int64_t* indptr,
+                                    const std::uint16_t* k, const std::uint16_t* v) {
+  const paged_layer_view view = layer.device_view(copy);
+  kernels::append_work work;
+  work.memory = layer.memory;
+  work.geometry = layer.geometry;
+  work.batch = view.batch;
+  work.indptr = view.indptr;
+  work.indices = view.indices;
+  work.seq_lens = view.seq_lens;  // the last `tokens` positions of each sequence
+  work.token_indptr = indptr;
+  work.k = k;
+  work.k_token_stride = 8 * 128;
+  work.k_head_stride = 128;
+  work.v = v;
+  work.v_token_stride = 8 * 128;
+  work.v_head_stride = 128;
+  return work;
 }
 
 template <class Storage>
@@ -196,81 +359,154 @@ void append_row(benchmark::State& state) {
   using spec = llama3_8b_layer<Storage>;
   const auto batch = static_cast<int>(state.range(0));
   const std::int64_t tokens = state.range(1);
-  const std::int64_t context = 4096;
-  device_layer layer = device_layer::make<spec>(batch, context);
+  const double bytes = static_cast<double>(batch * tokens) *
+                       (static_cast<double>(spec::bytes_per_token) + 2.0 * 8 * 128 * 2);
+  const int copies = copies_for(bytes);
+  const device_layer layer = device_layer::make<spec, Storage>(batch, 4096, copies);
   std::vector<std::int64_t> token_indptr;
   for (int s = 0; s <= batch; ++s) token_indptr.push_back(s * tokens);
   std::int64_t* token_indptr_device = device_copy(token_indptr);
   const std::size_t inputs = static_cast<std::size_t>(batch * tokens) * 8 * 128;
-  std::uint16_t* k = device_copy(std::vector<std::uint16_t>(inputs, 0x3C00));
-  std::uint16_t* v = device_copy(std::vector<std::uint16_t>(inputs, 0x3C00));
-  kernels::append_work work;
-  work.memory = layer.memory;
-  work.geometry = layer.geometry;
-  work.batch = batch;
-  work.indptr = layer.indptr;
-  work.indices = layer.indices;
-  work.seq_lens = layer.seq_lens;  // the last `tokens` positions of each sequence
-  work.token_indptr = token_indptr_device;
-  work.k = k;
-  work.k_token_stride = 8 * 128;
-  work.k_head_stride = 128;
-  work.v = v;
-  work.v_token_stride = 8 * 128;
-  work.v_head_stride = 128;
-  cudaEvent_t start, stop;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  kvc::cuda::append<typename spec::k_type, typename spec::v_type, fp16>(work, nullptr);
+  std::uint16_t* k = nullptr;
+  std::uint16_t* v = nullptr;
+  check(cudaMalloc(&k, inputs * 2 * static_cast<std::size_t>(copies)), "cudaMalloc");
+  check(cudaMalloc(&v, inputs * 2 * static_cast<std::size_t>(copies)), "cudaMalloc");
+  fill_random<<<256, 256>>>(reinterpret_cast<std::uint32_t*>(k), inputs / 2 * copies, 0xBFFFBFFFu,
+                            1);
+  fill_random<<<256, 256>>>(reinterpret_cast<std::uint32_t*>(v), inputs / 2 * copies, 0xBFFFBFFFu,
+                            2);
+  std::vector<kernels::append_work> works;
+  for (int c = 0; c < copies; ++c)
+    works.push_back(append_work_of(layer, c, token_indptr_device, k + inputs * c, v + inputs * c));
+  const auto run = [&](int c) {
+    kvc::cuda::append<typename spec::k_type, typename spec::v_type, fp16>(works[c], nullptr);
+  };
+  for (int c = 0; c < copies; ++c) run(c);
   check(cudaDeviceSynchronize(), "append");
+  const event_timer timer;
+  int next = 0;
   for (auto _ : state) {
-    cudaEventRecord(start);
-    kvc::cuda::append<typename spec::k_type, typename spec::v_type, fp16>(work, nullptr);
-    cudaEventRecord(stop);
-    cudaEventSynchronize(stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, start, stop);
-    state.SetIterationTime(ms * 1e-3);
+    cudaEventRecord(timer.start);
+    run(next);
+    cudaEventRecord(timer.stop);
+    state.SetIterationTime(timer.seconds());
+    next = (next + 1) % copies;
   }
-  const double bytes = static_cast<double>(batch * tokens) *
-                       (static_cast<double>(spec::bytes_per_token) + 2.0 * 8 * 128 * 2);
-  state.counters["bytes_per_second"] =
-      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["fraction_of_peak"] =
-      benchmark::Counter(bytes / copy_bandwidth(), benchmark::Counter::kIsIterationInvariantRate);
+  check(cudaGetLastError(), "append");
+  add_limits(state, bytes);
   cudaFree(token_indptr_device);
   cudaFree(k);
   cudaFree(v);
-  layer.release();
 }
 
-void decode_arguments(benchmark::internal::Benchmark* b) {
+// A decode step of a 4-layer model of Llama 3 8B layers (fp16), batch 64: in every layer the
+// step's new K/V appended, then decode; captured once as a CUDA graph, launched per iteration.
+void graph_step_row(benchmark::State& state) {
+  using spec = llama3_8b_layer<storage<fp16>>;
+  using shape = kernels::decode_shape_of<spec, paged<16>>;
+  constexpr int layers = 4;
+  const auto batch = static_cast<int>(state.range(0));
+  const std::int64_t context = state.range(1);
+  std::vector<device_layer> model;
+  for (int l = 0; l < layers; ++l)
+    model.push_back(device_layer::make<spec, storage<fp16>>(batch, context, 1));
+  attention::decode_plan plan;
+  kvc::cuda::plan_decode<shape>(model[0].host_view(0), spec::q_heads, plan);
+  kvc::cuda::device_decode_plan device_plan;
+  device_plan.upload(plan, nullptr);
+  std::vector<std::int64_t> token_indptr;
+  for (int s = 0; s <= batch; ++s) token_indptr.push_back(s);
+  std::int64_t* indptr = device_copy(token_indptr);
+  const std::size_t inputs = static_cast<std::size_t>(batch) * 8 * 128;
+  std::uint16_t* k = device_copy(std::vector<std::uint16_t>(inputs, 0x3C00));
+  std::uint16_t* v = device_copy(std::vector<std::uint16_t>(inputs, 0xBC00));
+  float* q = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32 * 128, 0.01f));
+  float* out = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32 * 128));
+  float* lse = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32));
+  const auto params = attention::attention_params_of<spec>();
+  cudaStream_t stream;
+  check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  cudaGraph_t graph;
+  check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), "cudaStreamBeginCapture");
+  for (int l = 0; l < layers; ++l) {
+    // Each layer's view has its own pages; the plan serves them all (one table serial).
+    paged_layer_view view = model[static_cast<std::size_t>(l)].device_view(0);
+    view.serial = plan.table_serial;
+    kvc::cuda::append<fp16, fp16, fp16>(append_work_of(model[l], 0, indptr, k, v), stream);
+    kvc::cuda::decode<shape>(plan, device_plan, view, q, out, lse, params, stream);
+  }
+  check(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");
+  cudaGraphExec_t exec;
+  check(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+  check(cudaGraphLaunch(exec, stream), "cudaGraphLaunch");
+  check(cudaStreamSynchronize(stream), "graph");
+  const event_timer timer;
+  for (auto _ : state) {
+    cudaEventRecord(timer.start, stream);
+    cudaGraphLaunch(exec, stream);
+    cudaEventRecord(timer.stop, stream);
+    state.SetIterationTime(timer.seconds());
+  }
+  check(cudaGetLastError(), "graph");
+  add_limits(state, static_cast<double>(layers) * batch * static_cast<double>(context) *
+                        static_cast<double>(spec::bytes_per_token));
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  cudaFree(indptr);
+  cudaFree(k);
+  cudaFree(v);
+  cudaFree(q);
+  cudaFree(out);
+  cudaFree(lse);
+}
+
+void sixteen_bit_arguments(benchmark::internal::Benchmark* b) {
   b->ArgNames({"batch", "ctx"});
-  for (const int batch : {1, 64})
-    for (const int context : {4096, 32768}) b->Args({batch, context});
-  b->UseManualTime()->Unit(benchmark::kMicrosecond);
+  for (const int context : {4096, 32768, 131072})
+    for (const int batch : {1, 16, 64, 128}) b->Args({batch, context});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
+}
+void other_dtype_arguments(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "ctx"})->Args({64, 32768})->Args({1, 32768});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
+}
+void append_arguments(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "tokens"})->Args({64, 1})->Args({8, 2048});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
 }
 
-BENCHMARK(decode_row<storage<fp16>>)->Name("device_decode/llama3_8b/fp16")->Apply(decode_arguments);
-BENCHMARK(decode_row<storage<bf16>>)->Name("device_decode/llama3_8b/bf16")->Apply(decode_arguments);
+BENCHMARK(decode_row<storage<fp16>>)
+    ->Name("device_decode/llama3_8b/fp16")
+    ->Apply(sixteen_bit_arguments);
+BENCHMARK(decode_row<storage<bf16>>)
+    ->Name("device_decode/llama3_8b/bf16")
+    ->Apply(sixteen_bit_arguments);
 BENCHMARK(decode_row<storage<fp8_e4m3>>)
     ->Name("device_decode/llama3_8b/fp8_e4m3")
-    ->Apply(decode_arguments);
-BENCHMARK(decode_row<storage<int8>>)->Name("device_decode/llama3_8b/int8")->Apply(decode_arguments);
-BENCHMARK(append_row<storage<fp16>>)
-    ->Name("device_append/llama3_8b/fp16")
-    ->ArgNames({"batch", "tokens"})
-    ->Args({64, 1})
-    ->Args({8, 2048})
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<fp8_e5m2>>)
+    ->Name("device_decode/llama3_8b/fp8_e5m2")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<int8>>)
+    ->Name("device_decode/llama3_8b/int8")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<kvc::int4>>)
+    ->Name("device_decode/llama3_8b/int4")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<int8, fp16>>)
+    ->Name("device_decode/llama3_8b/int8_k_fp16_v")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(append_row<storage<fp16>>)->Name("device_append/llama3_8b/fp16")->Apply(append_arguments);
+BENCHMARK(append_row<storage<int8>>)->Name("device_append/llama3_8b/int8")->Apply(append_arguments);
+BENCHMARK(graph_step_row)
+    ->Name("device_step_graph/llama3_8b_4_layers/fp16")
+    ->ArgNames({"batch", "ctx"})
+    ->Args({64, 4096})
+    ->Args({1, 4096})
     ->UseManualTime()
-    ->Unit(benchmark::kMicrosecond);
-BENCHMARK(append_row<storage<int8>>)
-    ->Name("device_append/llama3_8b/int8")
-    ->ArgNames({"batch", "tokens"})
-    ->Args({64, 1})
-    ->Args({8, 2048})
-    ->UseManualTime()
-    ->Unit(benchmark::kMicrosecond);
+    ->Unit(benchmark::kMicrosecond)
+    ->MinTime(0.1);
 
 }  // namespace
 
@@ -282,9 +518,11 @@ int main(int argc, char** argv) {
   }
   cudaDeviceProp properties{};
   cudaGetDeviceProperties(&properties, 0);
-  std::printf("device: %s, %d SMs, compute capability %d.%d; copy bandwidth %.0f GB/s\n",
-              properties.name, properties.multiProcessorCount, properties.major, properties.minor,
-              copy_bandwidth() / 1e9);
+  std::printf(
+      "device: %s, %d SMs, compute capability %d.%d; copy %.0f GB/s (read + write), read %.0f "
+      "GB/s\n",
+      properties.name, properties.multiProcessorCount, properties.major, properties.minor,
+      copy_bandwidth() / 1e9, read_bandwidth() / 1e9);
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

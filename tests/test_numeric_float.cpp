@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "kvc/numeric/convert.hpp"
+#include "kvc/numeric/unpack.hpp"
 
 #if defined(KVC_TEST_CUDA_ORACLE)
 #include <cuda_bf16.h>
@@ -192,6 +193,41 @@ TEST_CASE("decoding every bit pattern matches the format definition") {
     INFO(f.name);
     CHECK(mismatches == 0);
   }
+}
+
+TEST_CASE("unpacking a word gives every stored value of it, as the codecs decode them") {
+  using namespace kvc::numeric;
+  const auto same = [](float a, float b) { return float_bits(a) == float_bits(b); };
+  int differ = 0;
+  for (std::uint32_t i = 0; i < 65536; ++i) {
+    const std::uint32_t word = i | (i ^ 0xA5C3u) << 16;  // every pattern in both halves
+    float halves[2], brain[2], nibbles[8];
+    unpack_word<kvc::fp16>(word, halves);
+    unpack_word<kvc::bf16>(word, brain);
+    unpack_word<kvc::int4>(word, nibbles);
+    for (int h = 0; h < 2; ++h) {
+      const auto bits = static_cast<std::uint16_t>(word >> (16 * h));
+      differ += !same(halves[h], fp16_to_float(bits)) + !same(brain[h], bf16_to_float(bits));
+    }
+    for (int n = 0; n < 8; ++n) {
+      const int nibble = static_cast<int>((word >> (4 * n)) & 0xFu);
+      differ += nibbles[n] != static_cast<float>(nibble >= 8 ? nibble - 16 : nibble);
+    }
+  }
+  for (std::uint32_t i = 0; i < 256; ++i) {
+    const std::uint32_t word =
+        i | (i ^ 0xFFu) << 8 | ((i * 7u) & 0xFFu) << 16 | ((i * 13u + 1u) & 0xFFu) << 24;
+    float e4m3[4], e5m2[4], bytes[4];
+    unpack_word<kvc::fp8_e4m3>(word, e4m3);
+    unpack_word<kvc::fp8_e5m2>(word, e5m2);
+    unpack_word<kvc::int8>(word, bytes);
+    for (int b = 0; b < 4; ++b) {
+      const auto bits = static_cast<std::uint8_t>(word >> (8 * b));
+      differ += !same(e4m3[b], fp8_e4m3_to_float(bits)) + !same(e5m2[b], fp8_e5m2_to_float(bits)) +
+                (bytes[b] != static_cast<float>(static_cast<std::int8_t>(bits)));
+    }
+  }
+  CHECK(differ == 0);
 }
 
 TEST_CASE("encoding rounds to nearest even, saturates fp8 and keeps NaN, by the definition") {

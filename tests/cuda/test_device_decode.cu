@@ -1,24 +1,34 @@
 // The decode kernels on a GPU (label gpu): a cache in device memory and a host cache with the
 // same history; kvc::cuda::decode on the device against kvc::cpu::decode (its portable float
-// path, itself checked against the reference by test_attention_decode) on the host, for every
-// storage dtype, split and unsplit, within 1e-4 relative (fp32 arithmetic on both sides, in
-// another order). Reports itself skipped where no GPU exists.
+// path, itself checked against the reference by test_attention_decode) on the host, within
+// 1e-4 relative (fp32 arithmetic on both sides, in another order). The shapes of the
+// emulator's tests: every storage dtype and mixed K/V dtypes, groups of 1, 4, 7 and 8, windows,
+// chunks, streaming sinks, learned sinks, soft-cap, MLA, HND pages, split and unsplit, inside
+// an open step; and a whole decode step (append, then decode, in every layer of a 4-layer
+// model) captured as a CUDA graph. Reports itself skipped where no GPU exists.
 
 #include <cuda_runtime.h>
 
 #include <cmath>
 #include <cstdio>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "attention_shapes.hpp"
 #include "device_present.hpp"
 #include "kvc/backend/cpu/decode.hpp"
+#include "kvc/backend/cuda/append.cuh"
 #include "kvc/backend/cuda/decode.cuh"
 #include "kvc/backend/cuda/device_allocator.hpp"
 #include "kvc/cache/kv_cache.hpp"
+#include "kvc/kernels/append.hpp"
 
 namespace {
 using namespace kvc;
+using namespace kvc::testing::shapes;
+
+int failures = 0;
 
 template <class T>
 T* to_device(const std::vector<T>& host) {
@@ -27,92 +37,280 @@ T* to_device(const std::vector<T>& host) {
   cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice);
   return static_cast<T*>(p);
 }
+template <class T>
+std::vector<T> to_host(const T* device, std::size_t count) {
+  std::vector<T> host(count);
+  cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost);
+  return host;
+}
 
-template <class Storage>
-using shape_layer = layer<gqa<8, 2>, head_dim<128>, Storage>;
-
-int failures = 0;
-
-template <class Storage>
-void check_dtype(int min_split_tokens) {
-  using spec = shape_layer<Storage>;
-  struct one : model<1, spec> {};
-  using shape = kernels::decode_shape_of<spec, paged<16>>;
-  kv_cache<one, paged<16>, kvc::cuda::device_allocator> device(capacity_pages{256});
-  kv_cache<one, paged<16>> host(capacity_pages{256});
-  std::mt19937 rng(7);
-  std::normal_distribution<float> normal;
-  std::vector<sequence_id> device_ids, host_ids;
-  for (const int tokens : {1, 100, 1500}) {
-    std::vector<float> k(static_cast<std::size_t>(tokens) * 2 * 128), v(k.size());
-    for (float& x : k) x = normal(rng);
-    for (float& x : v) x = normal(rng);
-    const layer_input in{0, fp32_input(k.data(), tokens, 2, 128),
-                         fp32_input(v.data(), tokens, 2, 128)};
-    device_ids.push_back(device.add_sequence());
-    host_ids.push_back(host.add_sequence());
-    const append_request dr{device_ids.back(), tokens}, hr{host_ids.back(), tokens};
-    device.append({&dr, 1}, {&in, 1});
-    host.append({&hr, 1}, {&in, 1});
+// A table's arrays in device memory, and the view of a layer over them.
+struct table_on_device {
+  std::int32_t *indptr, *indices, *last_page_len;
+  std::int64_t* seq_lens;
+  explicit table_on_device(const page_table_csr& t)
+      : indptr(to_device(t.indptr)),
+        indices(to_device(t.indices)),
+        last_page_len(to_device(t.last_page_len)),
+        seq_lens(to_device(t.seq_lens)) {}
+  ~table_on_device() {
+    cudaFree(indptr);
+    cudaFree(indices);
+    cudaFree(last_page_len);
+    cudaFree(seq_lens);
   }
-  const page_table_csr host_table = host.page_table(0, host_ids);
-  const page_table_csr device_table = device.page_table(0, device_ids);
-  paged_layer_view view = device.view(0, device_table);
-  view.indptr = to_device(device_table.indptr);
-  view.indices = to_device(device_table.indices);
-  view.last_page_len = to_device(device_table.last_page_len);
-  view.seq_lens = to_device(device_table.seq_lens);
-  std::vector<float> q(3 * 8 * 128);
-  for (float& x : q) x = normal(rng);
-  const auto params = attention::attention_params_of<spec>();
+  paged_layer_view on_device(paged_layer_view v) const {
+    v.indptr = indptr;
+    v.indices = indices;
+    v.last_page_len = last_page_len;
+    v.seq_lens = seq_lens;
+    return v;
+  }
+};
 
+int compare(const std::vector<float>& got, const std::vector<float>& expected) {
+  int bad = 0;
+  for (std::size_t i = 0; i < got.size(); ++i) {
+    const bool both_nan = std::isnan(got[i]) && std::isnan(expected[i]);
+    bad +=
+        !both_nan && !(std::fabs(got[i] - expected[i]) <= 1e-4f * (1.0f + std::fabs(expected[i])));
+  }
+  return bad;
+}
+
+// Decodes `view` (host arrays) of `cache_view` with the device kernels and the CPU; prints and
+// counts a failure when they differ.
+template <class Spec, class Paging>
+void check_view(const std::string& name, const paged_layer_view& host_view,
+                const paged_layer_view& device_view, const std::vector<float>& q,
+                int min_split_tokens, const std::vector<float>& sinks) {
+  using shape = kernels::decode_shape_of<Spec, Paging>;
+  const int rows = host_view.batch * Spec::q_heads;
+  const auto params = attention::attention_params_of<Spec>(sinks.empty() ? nullptr : sinks.data());
+  float* sinks_device = sinks.empty() ? nullptr : to_device(sinks);
+  attention::attention_params device_params = params;
+  device_params.sink_logits = sinks_device;
   attention::decode_plan plan;
-  kvc::cuda::plan_decode<shape>(device.view(0, device_table), 8, plan, min_split_tokens);
+  kvc::cuda::plan_decode<shape>(host_view, Spec::q_heads, plan, min_split_tokens);
   kvc::cuda::device_decode_plan device_plan;
   device_plan.upload(plan, nullptr);
   float* q_device = to_device(q);
-  float* out_device = to_device(std::vector<float>(3 * 8 * 128));
-  float* lse_device = to_device(std::vector<float>(3 * 8));
-  kvc::cuda::decode<shape>(plan, device_plan, view, q_device, out_device, lse_device, params,
-                           nullptr);
-  std::vector<float> out(3 * 8 * 128), lse(3 * 8);
-  cudaMemcpy(out.data(), out_device, out.size() * sizeof(float), cudaMemcpyDeviceToHost);
-  cudaMemcpy(lse.data(), lse_device, lse.size() * sizeof(float), cudaMemcpyDeviceToHost);
-  if (cudaDeviceSynchronize() != cudaSuccess) {
-    std::printf("FAIL %s: %s\n", dtype_name(Storage::k_type::id).data(),
-                cudaGetErrorString(cudaGetLastError()));
-    ++failures;
-    return;
-  }
-
-  cpu::decode_plan host_plan = cpu::plan_decode(host.view(0, host_table), 8, 1);
+  float* out_device = to_device(std::vector<float>(static_cast<std::size_t>(rows) * Spec::v_dim));
+  float* lse_device = to_device(std::vector<float>(static_cast<std::size_t>(rows)));
+  kvc::cuda::decode<shape>(plan, device_plan, device_view, q_device, out_device, lse_device,
+                           device_params, nullptr);
+  const cudaError_t status = cudaDeviceSynchronize();
+  const std::vector<float> out = to_host(out_device, static_cast<std::size_t>(rows) * Spec::v_dim);
+  const std::vector<float> lse = to_host(lse_device, static_cast<std::size_t>(rows));
+  cpu::decode_plan host_plan = cpu::plan_decode(host_view, Spec::q_heads, 1);
   host_plan.vectorized = false;
   cpu::decode_workspace workspace;
   std::vector<float> host_out(out.size()), host_lse(lse.size());
-  cpu::decode(host_plan, host.view(0, host_table), q.data(), host_out.data(), host_lse.data(),
-              params, workspace, cpu::serial());
-  int bad = 0;
-  for (std::size_t i = 0; i < out.size(); ++i)
-    bad += std::fabs(out[i] - host_out[i]) > 1e-4f * (1.0f + std::fabs(host_out[i]));
-  for (std::size_t i = 0; i < lse.size(); ++i)
-    bad += std::fabs(lse[i] - host_lse[i]) > 1e-4f * (1.0f + std::fabs(host_lse[i]));
-  std::printf("%s %s (%zu items): %d values differ\n", bad ? "FAIL" : "ok",
-              dtype_name(Storage::k_type::id).data(), plan.items.size(), bad);
+  cpu::decode(host_plan, host_view, q.data(), host_out.data(), host_lse.data(), params, workspace,
+              cpu::serial());
+  const int bad = status != cudaSuccess ? 1 : compare(out, host_out) + compare(lse, host_lse);
+  std::printf("%s %s (%s kernel, %zu items): %s\n", bad ? "FAIL" : "ok", name.c_str(),
+              kernels::streamed_decode<shape> ? "streamed" : "tiled", plan.items.size(),
+              status != cudaSuccess ? cudaGetErrorString(status)
+                                    : (std::to_string(bad) + " values differ").c_str());
   failures += bad > 0;
   cudaFree(q_device);
   cudaFree(out_device);
   cudaFree(lse_device);
-  cudaFree(const_cast<std::int32_t*>(view.indptr));
-  cudaFree(const_cast<std::int32_t*>(view.indices));
-  cudaFree(const_cast<std::int32_t*>(view.last_page_len));
-  cudaFree(const_cast<std::int64_t*>(view.seq_lens));
+  cudaFree(sinks_device);
+}
+
+template <class Spec, class Paging = paged<16>>
+void check_layer(const std::string& name, const std::vector<int>& lengths, int min_split_tokens,
+                 const std::vector<float>& sinks = {}, bool in_step = false) {
+  struct one : model<1, Spec> {};
+  std::int64_t pages = 8;
+  for (const int n : lengths) pages += n / Paging::page_tokens + 3;
+  kv_cache<one, Paging, kvc::cuda::device_allocator> device(capacity_pages{pages});
+  kv_cache<one, Paging> host(capacity_pages{pages});
+  std::mt19937 rng(static_cast<std::uint32_t>(lengths.size() * 7 + name.size()));
+  std::normal_distribution<float> normal;
+  constexpr int kv = Spec::kv_heads, kd = Spec::k_dim, vd = Spec::is_latent ? 0 : Spec::v_dim;
+  const auto random_input = [&](int tokens) {
+    std::vector<float> k(static_cast<std::size_t>(tokens) * kv * kd),
+        v(static_cast<std::size_t>(tokens) * kv * (vd > 0 ? vd : 1));
+    for (float& x : k) x = normal(rng);
+    for (float& x : v) x = normal(rng);
+    return std::pair{k, v};
+  };
+  std::vector<sequence_id> device_ids, host_ids;
+  for (const int tokens : lengths) {
+    device_ids.push_back(device.add_sequence());
+    host_ids.push_back(host.add_sequence());
+    if (tokens == 0) continue;
+    auto [k, v] = random_input(tokens);
+    const layer_input in{0, fp32_input(k.data(), tokens, kv, kd),
+                         fp32_input(v.data(), tokens, kv, vd > 0 ? vd : 1)};
+    const append_request dr{device_ids.back(), tokens}, hr{host_ids.back(), tokens};
+    device.append({&dr, 1}, {&in, 1});
+    host.append({&hr, 1}, {&in, 1});
+  }
+  std::vector<float> q(lengths.size() * Spec::q_heads * kd);
+  for (float& x : q) x = normal(rng);
+  if (!in_step) {
+    const page_table_csr host_table = host.page_table(0, host_ids);
+    const page_table_csr device_table = device.page_table(0, device_ids);
+    const table_on_device arrays(device_table);
+    check_view<Spec, Paging>(name, host.view(0, host_table),
+                             arrays.on_device(device.view(0, device_table)), q, min_split_tokens,
+                             sinks);
+    return;
+  }
+  // One more token for every sequence, written into an open step on both caches.
+  std::vector<append_request> device_requests, host_requests;
+  for (std::size_t i = 0; i < lengths.size(); ++i) {
+    device_requests.push_back({device_ids[i], 1});
+    host_requests.push_back({host_ids[i], 1});
+  }
+  auto [k, v] = random_input(static_cast<int>(lengths.size()));
+  const int n = static_cast<int>(lengths.size());
+  append_plan device_step = device.plan_append(device_requests);
+  append_plan host_step = host.plan_append(host_requests);
+  device.write(device_step, 0, fp32_input(k.data(), n, kv, kd),
+               fp32_input(v.data(), n, kv, vd > 0 ? vd : 1));
+  host.write(host_step, 0, fp32_input(k.data(), n, kv, kd),
+             fp32_input(v.data(), n, kv, vd > 0 ? vd : 1));
+  const page_table_csr device_table = device.step_table(device_step, 0);
+  const page_table_csr host_table = host.step_table(host_step, 0);
+  const table_on_device arrays(device_table);
+  check_view<Spec, Paging>(name, host.view(0, host_table),
+                           arrays.on_device(device.view(0, device_table)), q, min_split_tokens,
+                           sinks);
+  device.commit(device_step);
+  host.commit(host_step);
+}
+
+template <class Storage>
+void check_dtype(int min_split) {
+  const std::string name = "gqa 8/2 d128 " + std::string(dtype_name(Storage::k_type::id)) + "/" +
+                           std::string(dtype_name(Storage::v_type::id)) + " split " +
+                           std::to_string(min_split);
+  check_layer<llama_shape<Storage>>(name, {1, 100, 1500}, min_split);
+}
+
+// A decode step of a 4-layer model on one stream, captured as a CUDA graph: append every
+// layer's new K/V into the open step, then decode it; replayed, against the CPU's decode.
+void check_graph_step() {
+  using spec = layer<gqa<8, 2>, head_dim<128>, storage<fp16>>;
+  using shape = kernels::decode_shape_of<spec, paged<16>>;
+  struct four : model<4, spec> {};
+  constexpr int batch = 3, layers = 4;
+  kv_cache<four, paged<16>, kvc::cuda::device_allocator> device(capacity_pages{64});
+  kv_cache<four, paged<16>> host(capacity_pages{64});
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal;
+  std::vector<sequence_id> device_ids, host_ids;
+  for (const int tokens : {5, 40, 300}) {
+    std::vector<float> k(static_cast<std::size_t>(tokens) * 2 * 128), v(k.size());
+    for (float& x : k) x = normal(rng);
+    for (float& x : v) x = normal(rng);
+    std::vector<layer_input> in;
+    for (int l = 0; l < layers; ++l)
+      in.push_back({l, fp32_input(k.data(), tokens, 2, 128), fp32_input(v.data(), tokens, 2, 128)});
+    device_ids.push_back(device.add_sequence());
+    host_ids.push_back(host.add_sequence());
+    const append_request dr{device_ids.back(), tokens}, hr{host_ids.back(), tokens};
+    device.append({&dr, 1}, in);
+    host.append({&hr, 1}, in);
+  }
+  std::vector<append_request> dr, hr;
+  for (int s = 0; s < batch; ++s) {
+    dr.push_back({device_ids[s], 1});
+    hr.push_back({host_ids[s], 1});
+  }
+  append_plan device_step = device.plan_append(dr);
+  append_plan host_step = host.plan_append(hr);
+  // The step's new K/V (fp16 on the device, the same values as floats on the host).
+  std::vector<float> k(batch * 2 * 128), v(k.size()), q(batch * 8 * 128);
+  for (float& x : k) x = numeric::fp16_to_float(numeric::fp16_from_float(normal(rng)));
+  for (float& x : v) x = numeric::fp16_to_float(numeric::fp16_from_float(normal(rng)));
+  for (float& x : q) x = normal(rng);
+  std::vector<std::uint16_t> k16(k.size()), v16(v.size());
+  for (std::size_t i = 0; i < k.size(); ++i) {
+    k16[i] = numeric::fp16_from_float(k[i]);
+    v16[i] = numeric::fp16_from_float(v[i]);
+  }
+  std::uint16_t* k_device = to_device(k16);
+  std::uint16_t* v_device = to_device(v16);
+  std::int64_t* token_indptr = to_device(std::vector<std::int64_t>{0, 1, 2, 3});
+  float* q_device = to_device(q);
+  float* out_device = to_device(std::vector<float>(layers * q.size()));
+  float* lse_device = to_device(std::vector<float>(layers * batch * 8));
+  const page_table_csr table = device.step_table(device_step, 0);
+  const table_on_device arrays(table);
+  attention::decode_plan plan;
+  kvc::cuda::plan_decode<shape>(device.view(0, table), 8, plan);
+  kvc::cuda::device_decode_plan device_plan;
+  device_plan.upload(plan, nullptr);  // allocated before the capture: none inside it
+  cudaDeviceSynchronize();
+  cudaStream_t stream;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  cudaGraph_t graph;
+  cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
+  for (int l = 0; l < layers; ++l) {
+    const paged_layer_view view = arrays.on_device(device.view(l, table));
+    const kvc::kernels::append_work work =
+        kvc::kernels::make_append_work(view, token_indptr, fp16_input(k_device, batch, 2, 128),
+                                       fp16_input(v_device, batch, 2, 128));
+    kvc::cuda::append<fp16, fp16, fp16>(work, stream);
+    kvc::cuda::decode<shape>(plan, device_plan, view, q_device, out_device + l * q.size(),
+                             lse_device + l * batch * 8, attention::attention_params_of<spec>(),
+                             stream);
+  }
+  const cudaError_t captured = cudaStreamEndCapture(stream, &graph);
+  cudaGraphExec_t exec{};
+  const cudaError_t made =
+      captured == cudaSuccess ? cudaGraphInstantiate(&exec, graph, 0) : captured;
+  const cudaError_t ran = made == cudaSuccess ? cudaGraphLaunch(exec, stream) : made;
+  const cudaError_t status = ran == cudaSuccess ? cudaStreamSynchronize(stream) : ran;
+  for (int l = 0; l < layers; ++l) device.mark_written(device_step, l);
+  device.commit(device_step);
+  int bad = status != cudaSuccess;
+  const std::vector<float> out = to_host(out_device, layers * q.size());
+  const std::vector<float> lse = to_host(lse_device, static_cast<std::size_t>(layers) * batch * 8);
+  for (int l = 0; l < layers; ++l) {
+    host.write(host_step, l, fp32_input(k.data(), batch, 2, 128),
+               fp32_input(v.data(), batch, 2, 128));
+    const page_table_csr host_table = host.step_table(host_step, l);
+    const paged_layer_view host_view = host.view(l, host_table);
+    cpu::decode_plan host_plan = cpu::plan_decode(host_view, 8, 1);
+    host_plan.vectorized = false;
+    cpu::decode_workspace workspace;
+    std::vector<float> host_out(q.size()), host_lse(batch * 8);
+    cpu::decode(host_plan, host_view, q.data(), host_out.data(), host_lse.data(),
+                attention::attention_params_of<spec>(), workspace, cpu::serial());
+    bad +=
+        compare(std::vector<float>(out.begin() + l * q.size(), out.begin() + (l + 1) * q.size()),
+                host_out) +
+        compare(std::vector<float>(lse.begin() + l * batch * 8, lse.begin() + (l + 1) * batch * 8),
+                host_lse);
+  }
+  host.commit(host_step);
+  std::printf("%s a 4-layer decode step as one CUDA graph: %s\n", bad ? "FAIL" : "ok",
+              status != cudaSuccess ? cudaGetErrorString(status)
+                                    : (std::to_string(bad) + " values differ").c_str());
+  failures += bad > 0;
+  if (made == cudaSuccess) cudaGraphExecDestroy(exec);
+  if (captured == cudaSuccess) cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+  cudaFree(k_device);
+  cudaFree(v_device);
+  cudaFree(token_indptr);
+  cudaFree(q_device);
+  cudaFree(out_device);
+  cudaFree(lse_device);
 }
 
 }  // namespace
 
 int main() {
   if (!kvc::testing::device_present()) return 0;
-  for (const int min_split : {256, 4096}) {
+  for (const int min_split : {64, 4096}) {
     check_dtype<storage<fp32>>(min_split);
     check_dtype<storage<fp16>>(min_split);
     check_dtype<storage<bf16>>(min_split);
@@ -121,7 +319,26 @@ int main() {
     check_dtype<storage<int8>>(min_split);
     check_dtype<storage<kvc::int4>>(min_split);
     check_dtype<storage<int8, fp16>>(min_split);
+    check_dtype<storage<kvc::int4, fp8_e4m3>>(min_split);
   }
+  check_layer<gpt2_shape<storage<fp16>>>("group 1 (MHA) fp16", {1, 17, 700}, 64);
+  check_layer<qwen_shape<storage<bf16>>>("group 7 bf16", {64, 5, 900}, 64);
+  check_layer<group8_shape<storage<int8>>>("group 8, d48 int8 (tiled)", {33, 400}, 64);
+  check_layer<layer<gqa<16, 2>, head_dim<128>, storage<fp16>>>("group 8 d128 fp16", {33, 400}, 64);
+  check_layer<mistral_shape<storage<fp16>>>("sliding window 40", {39, 40, 41, 530}, 64);
+  check_layer<gemma2_shape<storage<bf16>>>("window 24, soft-cap, scale", {10, 47, 300}, 64);
+  check_layer<gemma3_shape<storage<fp8_e4m3>>>("MQA window 20", {21, 296}, 64);
+  check_layer<llama4_shape<storage<int8>>>("chunked 24", {23, 24, 25, 48, 49, 300}, 64);
+  check_layer<streaming_shape<storage<kvc::int4>>, paged<4>>("streaming 4 + 20, pages of 4",
+                                                             {1, 2, 4, 5, 24, 25, 290}, 16);
+  check_layer<gpt_oss_shape<storage<bf16>>>("learned sinks, window 32", {1, 31, 32, 33, 520}, 16,
+                                            {0.5f, -1.0f, 3.0f, 0.0f, 10.0f, -5.0f, 1.0f, 2.0f});
+  check_layer<deepseek_shape<storage<bf16>>>("MLA (tiled)", {1, 40, 370}, 64);
+  check_layer<group6_shape<storage<fp16>>, paged<48, page_layout::hnd>>("HND pages of 48",
+                                                                        {47, 48, 530}, 64);
+  check_layer<llama_shape<storage<int8>>>("in an open step int8", {30, 16, 500}, 64, {}, true);
+  check_layer<mistral_shape<storage<bf16>>>("in an open step, window", {39, 40, 300}, 64, {}, true);
+  check_graph_step();
   std::printf("%s\n", failures == 0 ? "all passed" : "FAILED");
   return failures == 0 ? 0 : 1;
 }

@@ -26,7 +26,21 @@ __host__ __device__ float sweep_value(std::uint32_t i) {
   return float_from_bits(bits);
 }
 
+// Words that put every 16-bit pattern in both halves, and every byte in each of the four
+// bytes (the first 256 words; a permutation of the byte values in each position).
+__host__ __device__ std::uint32_t unpack_word_of(std::uint32_t i) {
+  return i < 256
+             ? (i | (i ^ 0xFFu) << 8 | ((i * 7u) & 0xFFu) << 16 | ((i * 13u + 1u) & 0xFFu) << 24)
+             : (i | i << 16);
+}
+
 struct results {
+  float unpacked_fp16[65536][2];
+  float unpacked_bf16[65536][2];
+  float unpacked_e4m3[256][4];
+  float unpacked_e5m2[256][4];
+  float unpacked_int8[256][4];
+  float unpacked_int4[65536][8];
   float decoded_fp16[65536];
   float decoded_bf16[65536];
   float decoded_e4m3[256];
@@ -51,6 +65,26 @@ __global__ void decode_all(results* r) {
   }
 }
 
+// The kernels' word unpacking (numeric/unpack.hpp): hardware conversions on the device.
+template <class R>
+__host__ __device__ void unpack_all(R* r, int i) {
+  const std::uint32_t byte_word = unpack_word_of(static_cast<std::uint32_t>(i));
+  const std::uint32_t half_word = static_cast<std::uint32_t>(i) | static_cast<std::uint32_t>(i)
+                                                                      << 16;
+  unpack_word<kvc::fp16>(half_word, r->unpacked_fp16[i]);
+  unpack_word<kvc::bf16>(half_word, r->unpacked_bf16[i]);
+  unpack_word<kvc::int4>(half_word, r->unpacked_int4[i]);
+  if (i < 256) {
+    unpack_word<kvc::fp8_e4m3>(byte_word, r->unpacked_e4m3[i]);
+    unpack_word<kvc::fp8_e5m2>(byte_word, r->unpacked_e5m2[i]);
+    unpack_word<kvc::int8>(byte_word, r->unpacked_int8[i]);
+  }
+}
+__global__ void unpack_kernel(results* r) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < 65536) unpack_all(r, i);
+}
+
 __global__ void encode_sweep(results* r, const float* finite) {
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i >= sweep) return;
@@ -60,6 +94,17 @@ __global__ void encode_sweep(results* r, const float* finite) {
   r->e4m3[i] = fp8_e4m3_from_float(x);
   r->e5m2[i] = fp8_e5m2_from_float(x);
   if (i % 128 == 0) r->int8_scale[i / 128] = quantize_int8(finite + i, 128, r->int8 + i);
+}
+
+// Floats equal bit for bit, or both NaN (a GPU's conversion may quiet a NaN's payload).
+int count_float_differences(const float* a, const float* b, int n, const char* what) {
+  int differ = 0;
+  for (int i = 0; i < n; ++i)
+    if (std::memcmp(a + i, b + i, sizeof(float)) != 0 && !(a[i] != a[i] && b[i] != b[i]) &&
+        differ++ < 5)
+      std::printf("%s: value %d differs between device (%a) and host (%a)\n", what, i,
+                  static_cast<double>(a[i]), static_cast<double>(b[i]));
+  return differ;
 }
 
 template <class T>
@@ -88,6 +133,7 @@ int main() {
   }
   cudaMemcpy(device_finite, finite.data(), sweep * sizeof(float), cudaMemcpyHostToDevice);
   decode_all<<<256, 256>>>(device);
+  unpack_kernel<<<256, 256>>>(device);
   encode_sweep<<<sweep / 256, 256>>>(device, device_finite);
   auto* gpu = new results;
   if (cudaMemcpy(gpu, device, sizeof(results), cudaMemcpyDeviceToHost) != cudaSuccess) {
@@ -103,6 +149,7 @@ int main() {
     cpu->decoded_e4m3[i] = fp8_e4m3_to_float(static_cast<std::uint8_t>(i));
     cpu->decoded_e5m2[i] = fp8_e5m2_to_float(static_cast<std::uint8_t>(i));
   }
+  for (int i = 0; i < 65536; ++i) unpack_all(cpu, i);
   for (int i = 0; i < sweep; ++i) {
     const float x = sweep_value(static_cast<std::uint32_t>(i));
     cpu->fp16[i] = fp16_from_float(x);
@@ -117,6 +164,18 @@ int main() {
   differ += count_differences(gpu->decoded_bf16, cpu->decoded_bf16, 65536, "bf16 decode");
   differ += count_differences(gpu->decoded_e4m3, cpu->decoded_e4m3, 256, "e4m3 decode");
   differ += count_differences(gpu->decoded_e5m2, cpu->decoded_e5m2, 256, "e5m2 decode");
+  differ += count_float_differences(&gpu->unpacked_fp16[0][0], &cpu->unpacked_fp16[0][0], 65536 * 2,
+                                    "fp16 unpack");
+  differ += count_float_differences(&gpu->unpacked_bf16[0][0], &cpu->unpacked_bf16[0][0], 65536 * 2,
+                                    "bf16 unpack");
+  differ += count_float_differences(&gpu->unpacked_int4[0][0], &cpu->unpacked_int4[0][0], 65536 * 8,
+                                    "int4 unpack");
+  differ += count_float_differences(&gpu->unpacked_e4m3[0][0], &cpu->unpacked_e4m3[0][0], 256 * 4,
+                                    "e4m3 unpack");
+  differ += count_float_differences(&gpu->unpacked_e5m2[0][0], &cpu->unpacked_e5m2[0][0], 256 * 4,
+                                    "e5m2 unpack");
+  differ += count_float_differences(&gpu->unpacked_int8[0][0], &cpu->unpacked_int8[0][0], 256 * 4,
+                                    "int8 unpack");
   differ += count_differences(gpu->fp16, cpu->fp16, sweep, "fp16 encode");
   differ += count_differences(gpu->bf16, cpu->bf16, sweep, "bf16 encode");
   differ += count_differences(gpu->e4m3, cpu->e4m3, sweep, "e4m3 encode");

@@ -109,8 +109,7 @@ inline std::int64_t sequence_blocks(const paged_layer_view& view, const decode_p
 }
 
 // Sequence s's blocks in `splits` items of about equal size, appended to the plan.
-inline void add_items(decode_plan& plan, std::int32_t s, std::int64_t blocks,
-                      std::int32_t splits) {
+inline void add_items(decode_plan& plan, std::int32_t s, std::int64_t blocks, std::int32_t splits) {
   plan.splits.push_back(splits);
   plan.first_item.push_back(static_cast<std::int32_t>(plan.items.size()));
   for (std::int32_t i = 0; i < splits; ++i)
@@ -136,7 +135,8 @@ inline void plan_decode(const paged_layer_view& view, int q_heads, int threads, 
   for (std::int32_t s = 0; s < view.batch; ++s) {
     const std::int64_t blocks = detail::sequence_blocks(view, plan, s);
     const std::int64_t by_length = std::max<std::int64_t>(blocks / min_split_blocks, 1);
-    detail::add_items(plan, s, blocks, static_cast<std::int32_t>(std::min(wanted_splits, by_length)));
+    detail::add_items(plan, s, blocks,
+                      static_cast<std::int32_t>(std::min(wanted_splits, by_length)));
   }
 }
 
@@ -158,9 +158,9 @@ inline void plan_decode_for_slots(const paged_layer_view& view, int q_heads, int
   const auto blocks_of = [&](std::int64_t chunk) {
     std::int64_t total = 0;
     for (std::int32_t s = 0; s < view.batch; ++s)
-      total += std::max<std::int64_t>(
-                   (detail::sequence_blocks(view, plan, s) + chunk - 1) / chunk, 1) *
-               per_item;
+      total +=
+          std::max<std::int64_t>((detail::sequence_blocks(view, plan, s) + chunk - 1) / chunk, 1) *
+          per_item;
     return total;
   };
   std::int64_t chunk = std::max(longest, floor);
@@ -176,8 +176,9 @@ inline void plan_decode_for_slots(const paged_layer_view& view, int q_heads, int
   }
   for (std::int32_t s = 0; s < view.batch; ++s) {
     const std::int64_t blocks = detail::sequence_blocks(view, plan, s);
-    detail::add_items(plan, s, blocks,
-                      static_cast<std::int32_t>(std::max<std::int64_t>((blocks + chunk - 1) / chunk, 1)));
+    detail::add_items(
+        plan, s, blocks,
+        static_cast<std::int32_t>(std::max<std::int64_t>((blocks + chunk - 1) / chunk, 1)));
   }
 }
 

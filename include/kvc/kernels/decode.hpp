@@ -51,8 +51,7 @@ using decode = std::conditional_t<streamed_decode<Shape, Block>, decode_streamed
 template <class Shape, class Block = block_shape<128>>
 dims3 decode_grid(const decode_work& work) {
   return {static_cast<std::uint32_t>(work.items),
-          static_cast<std::uint32_t>(work.geometry.kv_heads * decode<Shape, Block>::row_chunks),
-          1};
+          static_cast<std::uint32_t>(work.geometry.kv_heads * decode<Shape, Block>::row_chunks), 1};
 }
 
 /// The plan for the device kernels (attention::plan_decode_for_slots): `slots` is how many
@@ -64,8 +63,8 @@ void plan_device_decode(const paged_layer_view& view, int q_heads, int slots,
                         attention::decode_plan& plan, int min_split_tokens = 64,
                         const char* who = "kvc::kernels::plan_device_decode") {
   attention::plan_decode_for_slots(view, q_heads,
-                                   view.geometry.kv_heads * decode<Shape, Block>::row_chunks,
-                                   slots, plan, min_split_tokens, who);
+                                   view.geometry.kv_heads * decode<Shape, Block>::row_chunks, slots,
+                                   plan, min_split_tokens, who);
 }
 
 }  // namespace kvc::kernels

@@ -331,7 +331,8 @@ struct decode_streamed {
               float score = part[h];
               if constexpr (t::k_scaled)
                 score *= reinterpret_cast<const float*>(stage + t::k_scales)[token];
-              if constexpr (capped) score = softcap * tanhf(score * inverse_softcap);
+              if constexpr (decltype(capped)::value)
+                score = softcap * tanhf(score * inverse_softcap);
               weights[token * t::weight_stride + r] =
                   visible ? score * log2e : attention::negative_infinity;
             }
@@ -383,9 +384,9 @@ struct decode_streamed {
       }
     };
     if (softcap > 0.0f)
-      stream(std::true_type{});
+      stream(index<1>{});
     else
-      stream(std::false_type{});
+      stream(index<0>{});
     ctx.wait_async_copies();
 
     // The row's l over its lanes; then the warps' states meet in shared memory.

@@ -25,13 +25,13 @@
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/config.hpp"
+#include "kvc/kernels/decode_work.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/numeric/convert.hpp"
 #include "kvc/numeric/quantize.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
-#include "kvc/kernels/decode_work.hpp"
 
 namespace kvc::kernels {
 
@@ -155,7 +155,6 @@ template <std::uint32_t Bytes>
 inline constexpr std::uint32_t pieces_of = Bytes % 16 == 0  ? Bytes / 16
                                            : Bytes % 4 == 0 ? Bytes / 4
                                                             : Bytes;
-
 
 }  // namespace detail
 

@@ -165,18 +165,18 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
                              const char* who = "kvc::kernels::decode") {
   const page_geometry& geo = view.geometry;
   if (!Shape::fits(geo))
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": the kernel was made for another layer (dtypes " +
-                          std::string(dtype_name(Shape::k_type::id)) + "/" +
-                          std::string(dtype_name(Shape::v_type::id)) + ", dims " +
-                          std::to_string(Shape::k_dim) + "/" + std::to_string(Shape::v_dim) +
-                          (Shape::page_tokens > 0
-                               ? ", pages of " + std::to_string(Shape::page_tokens) + " tokens"
-                               : std::string()) +
-                          "); the view's layer stores " + std::string(dtype_name(geo.k_type)) +
-                          "/" + std::string(dtype_name(geo.v_type)) + " of dims " +
-                          std::to_string(geo.k_dim) + "/" + std::to_string(geo.v_dim) +
-                          " in pages of " + std::to_string(geo.page_tokens) + " tokens");
+    throw cache_error(
+        cache_errc::shape_mismatch,
+        std::string(who) + ": the kernel was made for another layer (dtypes " +
+            std::string(dtype_name(Shape::k_type::id)) + "/" +
+            std::string(dtype_name(Shape::v_type::id)) + ", dims " + std::to_string(Shape::k_dim) +
+            "/" + std::to_string(Shape::v_dim) +
+            (Shape::page_tokens > 0 ? ", pages of " + std::to_string(Shape::page_tokens) + " tokens"
+                                    : std::string()) +
+            "); the view's layer stores " + std::string(dtype_name(geo.k_type)) + "/" +
+            std::string(dtype_name(geo.v_type)) + " of dims " + std::to_string(geo.k_dim) + "/" +
+            std::to_string(geo.v_dim) + " in pages of " + std::to_string(geo.page_tokens) +
+            " tokens");
   if (plan.q_heads != Shape::group * geo.kv_heads)
     throw cache_error(cache_errc::shape_mismatch,
                       std::string(who) + ": the kernel takes groups of " +

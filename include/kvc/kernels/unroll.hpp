@@ -1,19 +1,25 @@
 #pragma once
-// unroll<N>(f) calls f(std::integral_constant<int, 0>{}) ... f(std::integral_constant<int, N - 1>{})
-// in order, as straight-line code: a loop every compiler unrolls, with its index a constant
-// expression in each copy (so that indexing a register array never needs local memory).
+// unroll<N>(f) calls f(index<0>{}) ... f(index<N - 1>{}) in order, as straight-line code: a
+// loop every compiler unrolls, with its index a constant expression in each copy (so that
+// indexing a register array never needs local memory). index<I> converts to int in host and
+// device code alike (std::integral_constant's conversion is host-only under nvcc).
 
-#include <type_traits>
 #include <utility>
 
 #include "kvc/config.hpp"
 
 namespace kvc::kernels {
 
+template <int I>
+struct index {
+  static constexpr int value = I;
+  KVC_HOST_DEVICE constexpr operator int() const { return I; }
+};
+
 namespace detail {
 template <class F, int... I>
 KVC_HOST_DEVICE constexpr void unroll_sequence(F& f, std::integer_sequence<int, I...>) {
-  (f(std::integral_constant<int, I>{}), ...);
+  (f(index<I>{}), ...);
 }
 }  // namespace detail
 

@@ -33,7 +33,9 @@ __global__ void __launch_bounds__(Block::threads, Kernel::min_blocks_per_sm)
 }
 
 template <class Kernel>
-concept names_min_blocks = requires { Kernel::min_blocks_per_sm; };
+concept names_min_blocks = requires {
+  Kernel::min_blocks_per_sm;
+};
 
 /// The __global__ function that runs Kernel in blocks of Block.
 template <class Block, class Kernel>

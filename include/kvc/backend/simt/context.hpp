@@ -35,9 +35,9 @@ struct thread_state {
     bool valid;  ///< false: zeros, the source is not read
   };
   kernels::dims3 block_idx{};
-  std::uint64_t block_rank = 0;  ///< the block's place in the grid, x fastest
-  std::vector<pending_copy> pending_copies;          ///< not yet committed
-  std::deque<std::vector<pending_copy>> committed;   ///< oldest first
+  std::uint64_t block_rank = 0;                     ///< the block's place in the grid, x fastest
+  std::vector<pending_copy> pending_copies;         ///< not yet committed
+  std::deque<std::vector<pending_copy>> committed;  ///< oldest first
   memory_traffic* traffic = nullptr;
   std::uint64_t reads = 0, writes = 0;  ///< global accesses in this block so far
 
@@ -313,9 +313,8 @@ class context {
     if (bits % alignment != 0)
       team_->abort(launch_error(launch_errc::misaligned_address,
                                 std::string("kvc::simt: ") + what + " " + std::to_string(bits) +
-                                    " is not " + std::to_string(alignment) + "-byte aligned (thread " +
-                                    std::to_string(rank_) +
-                                    ")"));
+                                    " is not " + std::to_string(alignment) +
+                                    "-byte aligned (thread " + std::to_string(rank_) + ")"));
   }
 
   detail::thread_team* team_;

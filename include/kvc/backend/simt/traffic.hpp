@@ -27,10 +27,10 @@ namespace kvc::simt {
 enum class access : unsigned char { read, write };
 
 struct traffic_summary {
-  std::uint64_t bytes = 0;     ///< bytes moved (zero-filled copies move none)
-  std::uint64_t accesses = 0;  ///< lane accesses
-  std::uint64_t requests = 0;  ///< warp requests
-  std::uint64_t sectors = 0;   ///< 32-byte sectors touched, summed over requests
+  std::uint64_t bytes = 0;                  ///< bytes moved (zero-filled copies move none)
+  std::uint64_t accesses = 0;               ///< lane accesses
+  std::uint64_t requests = 0;               ///< warp requests
+  std::uint64_t sectors = 0;                ///< 32-byte sectors touched, summed over requests
   std::uint64_t widest = 0, narrowest = 0;  ///< bytes of the widest and narrowest access
 };
 
