@@ -335,7 +335,8 @@ void decode_row(benchmark::State& state) {
 // The append work of `tokens` new tokens per sequence at the end of each sequence of `layer`
 // (copy c), from fp16 inputs.
 kernels::append_work append_work_of(const device_layer& layer, int copy, const std::int64_t* indptr,
-                                    const std::uint16_t* k, const std::uint16_t* v) {
+                                    const std::uint16_t* k, const std::uint16_t* v,
+                                    std::int64_t tokens) {
   const paged_layer_view view = layer.device_view(copy);
   kernels::append_work work;
   work.memory = layer.memory;
@@ -345,6 +346,7 @@ kernels::append_work append_work_of(const device_layer& layer, int copy, const s
   work.indices = view.indices;
   work.seq_lens = view.seq_lens;  // the last `tokens` positions of each sequence
   work.token_indptr = indptr;
+  work.max_new_tokens = tokens;
   work.k = k;
   work.k_token_stride = 8 * 128;
   work.k_head_stride = 128;
@@ -377,7 +379,8 @@ void append_row(benchmark::State& state) {
                             2);
   std::vector<kernels::append_work> works;
   for (int c = 0; c < copies; ++c)
-    works.push_back(append_work_of(layer, c, token_indptr_device, k + inputs * c, v + inputs * c));
+    works.push_back(
+        append_work_of(layer, c, token_indptr_device, k + inputs * c, v + inputs * c, tokens));
   const auto run = [&](int c) {
     kvc::cuda::append<typename spec::k_type, typename spec::v_type, fp16>(works[c], nullptr);
   };
@@ -432,7 +435,7 @@ void graph_step_row(benchmark::State& state) {
     // Each layer's view has its own pages; the plan serves them all (one table serial).
     paged_layer_view view = model[static_cast<std::size_t>(l)].device_view(0);
     view.serial = plan.table_serial;
-    kvc::cuda::append<fp16, fp16, fp16>(append_work_of(model[l], 0, indptr, k, v), stream);
+    kvc::cuda::append<fp16, fp16, fp16>(append_work_of(model[l], 0, indptr, k, v, 1), stream);
     kvc::cuda::decode<shape>(plan, device_plan, view, q, out, lse, params, stream);
   }
   check(cudaStreamEndCapture(stream, &graph), "cudaStreamEndCapture");

@@ -25,6 +25,10 @@ namespace {
 // portable path); a latent vector of 34 + 6.
 template <class Storage>
 struct gqa_model : model<1, layer<gqa<4, 2>, head_dim<40, 6>, Storage>> {};
+// Vectors of whole 16-byte pieces in every dtype (K of 64 values, V of 32): several vectors a
+// warp, one 16-byte store a piece.
+template <class Storage>
+struct pieces_model : model<1, layer<gqa<4, 2>, head_dim<64, 32>, Storage>> {};
 template <class Storage>
 struct mla_model : model<1, layer<mqa<4>, latent<34, 6>, Storage, inv_sqrt_scale<40>>> {};
 
@@ -125,7 +129,7 @@ void check_append() {
   using kernel = kernels::append<KType, VType, Input>;
   REQUIRE(kernel::fits(view.geometry));
   const kernels::append_work work =
-      kernels::make_append_work(view, token_indptr.data(), in.k_in, in.v_in);
+      kernels::make_append_work(view, token_indptr.data(), in.k_in, in.v_in, overwrite ? 20 : 0);
   simt::launch(kernels::append_grid(work), kernels::block_shape<64>{}, 0, kernel{work});
   if (!overwrite) {
     // Nothing told the cache the layer was written: commit refuses, the plan stays open.
@@ -155,6 +159,8 @@ void check_append() {
 template <class Storage, class KType, class VType = KType>
 void check_layouts() {
   check_append<gqa_model<Storage>, paged<16>, KType, VType>();
+  check_append<pieces_model<Storage>, paged<16>, KType, VType>();
+  check_append<pieces_model<Storage>, paged<8, page_layout::hnd>, KType, VType>();
   check_append<gqa_model<Storage>, paged<8, page_layout::hnd>, KType, VType>();
   if constexpr (std::is_same_v<KType, VType>) {
     check_append<mla_model<Storage>, paged<16>, KType, VType>();

@@ -256,7 +256,7 @@ void check_graph_step() {
     const paged_layer_view view = arrays.on_device(device.view(l, table));
     const kvc::kernels::append_work work =
         kvc::kernels::make_append_work(view, token_indptr, fp16_input(k_device, batch, 2, 128),
-                                       fp16_input(v_device, batch, 2, 128));
+                                       fp16_input(v_device, batch, 2, 128), 1);
     kvc::cuda::append<fp16, fp16, fp16>(work, stream);
     kvc::cuda::decode<shape>(plan, device_plan, view, q_device, out_device + l * q.size(),
                              lse_device + l * batch * 8, attention::attention_params_of<spec>(),

@@ -6,10 +6,12 @@
 //   simt::launch(kernels::append_grid(work), kernels::block_shape<64>{}, 0,
 //                kernels::append<int8>{work});              // or cuda::append(..., stream)
 //
-// One block per (sequence, KV head): grid {batch, kv_heads, 1}; the block's warps take the
-// sequence's new tokens in turn (warp w: tokens w, w + warps, ...), one warp per (token, head)
-// vector, a lane per value (per byte for int4). The block has a multiple of 32 threads. No
-// shared memory, no barrier: an int8 / int4 vector's largest magnitude is a warp_max.
+// Grid {batch, kv_heads, runs}: a block takes one KV head of one sequence's new tokens, the
+// runs of a long step in parallel (append_work::max_new_tokens sizes them). A vector made of
+// whole 16-byte pieces is written by a group of lanes, a piece each (stored with one 16-byte
+// store: coalesced, every sector whole), several vectors a warp for narrow ones; other vectors
+// a warp each, value by value. The block has a multiple of 32 threads. No shared memory, no
+// barrier: an int8 / int4 vector's largest magnitude is a butterfly of shuffles over its lanes.
 //
 // Specialized at compile time on the storage dtypes of K and V and the input dtype (fp32,
 // fp16 or bf16, the types kv_input takes): the body has no switch on a dtype.
@@ -52,6 +54,9 @@ struct append_work {
   std::int64_t k_token_stride = 0, k_head_stride = 0;  ///< in elements
   const void* v = nullptr;  ///< [token][kv_head][v_dim]; unused for a latent layer
   std::int64_t v_token_stride = 0, v_head_stride = 0;
+  /// The most new tokens of one sequence in the step (its longest run): the grid spreads
+  /// them over blocks. 0 (unknown): one block per (sequence, KV head) writes them all.
+  std::int64_t max_new_tokens = 0;
 };
 
 /// The work of one layer from its view over the step table (cache.view(layer,
@@ -60,7 +65,7 @@ struct append_work {
 /// view's memory is the cache's page memory, which the kernel writes.
 template <class Input>
 append_work make_append_work(const paged_layer_view& view, const std::int64_t* token_indptr,
-                             const Input& k, const Input& v) {
+                             const Input& k, const Input& v, std::int64_t max_new_tokens = 0) {
   append_work w;
   w.memory = const_cast<std::byte*>(view.memory);
   w.geometry = view.geometry;
@@ -72,6 +77,7 @@ append_work make_append_work(const paged_layer_view& view, const std::int64_t* t
   w.indices = view.indices;
   w.seq_lens = view.seq_lens;
   w.token_indptr = token_indptr;
+  w.max_new_tokens = max_new_tokens;
   w.k = k.data;
   w.k_token_stride = k.token_step();
   w.k_head_stride = k.head_step();
@@ -83,9 +89,25 @@ append_work make_append_work(const paged_layer_view& view, const std::int64_t* t
   return w;
 }
 
-/// The grid of a launch: one block per (sequence, KV head).
-inline dims3 append_grid(const append_work& work) {
-  return {static_cast<unsigned>(work.batch), static_cast<unsigned>(work.geometry.kv_heads), 1};
+/// Tokens of one sequence a block of `warps` warps takes at once: a warp writes 32 / lanes
+/// vectors together, lanes = the 16-byte pieces of the wider vector (rounded up to a power of
+/// two, at most 32); one vector a warp when a vector is not whole 16-byte pieces.
+inline int append_tokens_per_block(const page_geometry& g, unsigned warps) {
+  const std::uint32_t k = g.k_vector_bytes, v = g.latent ? 0 : g.v_vector_bytes;
+  if (k % 16 != 0 || v % 16 != 0) return static_cast<int>(warps);
+  std::uint32_t lanes = 1;
+  while (lanes < 32 && lanes * 16 < (k > v ? k : v)) lanes *= 2;
+  return static_cast<int>(warps * (32 / lanes));
+}
+
+/// The grid of a launch: x a sequence, y a KV head, z a run of the sequence's new tokens
+/// (work.max_new_tokens over the tokens a block takes; one run when it is 0, unknown).
+template <class Block = block_shape<128>>
+dims3 append_grid(const append_work& work) {
+  const std::int64_t per_block = append_tokens_per_block(work.geometry, Block::warps);
+  const std::int64_t runs = (work.max_new_tokens + per_block - 1) / per_block;
+  return {static_cast<unsigned>(work.batch), static_cast<unsigned>(work.geometry.kv_heads),
+          static_cast<unsigned>(runs < 1 ? 1 : (runs > 65535 ? 65535 : runs))};
 }
 
 template <class KType, class VType = KType, class Input = fp32>
@@ -115,23 +137,35 @@ struct append {
     const auto kept = work.window.pages_listed(length, geo.page_tokens,
                                                work.indptr[sequence + 1] - entries_begin);
     const std::int64_t warps = ctx.block_threads() / warp_size;
-    for (std::int64_t t = ctx.warp(); t < tokens; t += warps) {
+    // Lanes per vector (a power of two) and vectors per warp: see append_tokens_per_block.
+    const auto per_warp = append_tokens_per_block(geo, 1);
+    const int lanes = static_cast<int>(warp_size) / per_warp;
+    const int lane = static_cast<int>(ctx.lane()) % lanes;
+    const int slot = static_cast<int>(ctx.lane()) / lanes;
+    const std::int64_t stride = std::int64_t{ctx.grid_dim().z} * warps * per_warp;
+    // The loop runs the same number of times in every lane of a warp (the shuffles of a
+    // vector's largest magnitude need them all); a lane past the tokens writes nothing.
+    for (std::int64_t base = (std::int64_t{ctx.block_idx().z} * warps + ctx.warp()) * per_warp;
+         base < tokens; base += stride) {
+      const std::int64_t t = base + slot;
       const std::int64_t position = old_length + t;
-      if (!work.window.keeps(length, position)) continue;  // slid out within the step
-      const std::int64_t entry = kept.entry_of(position / geo.page_tokens);
-      if (entry < 0) continue;
+      // Not a token of the step, or one that slid out within the step: nothing to write.
+      bool writes = t < tokens && work.window.keeps(length, position);
+      const std::int64_t entry = writes ? kept.entry_of(position / geo.page_tokens) : -1;
+      writes = writes && entry >= 0;
       std::byte* page =
-          work.memory +
-          static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes;
+          writes ? work.memory + static_cast<std::uint64_t>(work.indices[entries_begin + entry]) *
+                                     geo.page_bytes
+                 : nullptr;
       const auto token = static_cast<int>(position % geo.page_tokens);
-      const std::int64_t row = first_row + t;
+      const std::int64_t row = first_row + (t < tokens ? t : 0);
       store<KType>(ctx, input_vector(work.k, row, head, work.k_token_stride, work.k_head_stride),
-                   geo.k_dim, work.k_inverse_scale, page + geo.k_offset(token, head),
-                   page + geo.k_scale_offset(token, head));
+                   geo.k_dim, work.k_inverse_scale, page, geo.k_offset(token, head),
+                   geo.k_scale_offset(token, head), lane, lanes, writes);
       if (!geo.latent)
         store<VType>(ctx, input_vector(work.v, row, head, work.v_token_stride, work.v_head_stride),
-                     geo.v_dim, work.v_inverse_scale, page + geo.v_offset(token, head),
-                     page + geo.v_scale_offset(token, head));
+                     geo.v_dim, work.v_inverse_scale, page, geo.v_offset(token, head),
+                     geo.v_scale_offset(token, head), lane, lanes, writes);
     }
   }
 
@@ -148,49 +182,93 @@ struct append {
     return numeric::codec<Input>::decode(in[i]);
   }
 
-  // The largest magnitude of the vector, in every lane of the warp: magnitudes as their
+  // The largest magnitude of the vector, in every lane of its `lanes`: magnitudes as their
   // bits (an unsigned order for floats of sign +), as numeric::abs_max for finite values.
+  // Every lane of the warp calls it; a lane that writes nothing gives 0.
   template <class Context>
-  KVC_HOST_DEVICE static float abs_max(const Context& ctx, const input_bits* in, int dim) {
+  KVC_HOST_DEVICE static float abs_max(const Context& ctx, const input_bits* in, int dim, int lane,
+                                       int lanes, bool writes) {
     std::uint32_t partial = 0;
-    for (int i = static_cast<int>(ctx.lane()); i < dim; i += static_cast<int>(warp_size)) {
+    for (int i = lane; writes && i < dim; i += lanes) {
       const std::uint32_t bits = numeric::float_bits(load(in, i)) & 0x7FFFFFFFu;
       partial = bits > partial ? bits : partial;
     }
-    return numeric::float_from_bits(ctx.warp_max(partial));
+    for (int mask = lanes / 2; mask >= 1; mask /= 2) {
+      const std::uint32_t other = ctx.shfl_xor(partial, mask, ctx.warp_members());
+      partial = other > partial ? other : partial;
+    }
+    return numeric::float_from_bits(partial);
   }
 
-  // One vector of dim values, the warp's lanes in turn; the vector's scale for int8 / int4.
+  // The stored value of input value i (before packing), for the float formats.
+  template <class Stored>
+  KVC_HOST_DEVICE static auto encode(const input_bits* in, int i, float fp8_inverse_scale) {
+    using codec = numeric::codec<Stored>;
+    if constexpr (Stored::scale == scaling::per_layer)
+      return codec::encode(numeric::mul_rn(load(in, i), fp8_inverse_scale));
+    else
+      return codec::encode(load(in, i));
+  }
+
+  // One vector of dim values by `lanes` lanes, and its scale for int8 / int4: whole 16-byte
+  // pieces (lane l the pieces l, l + lanes, ...) where the vector is made of them, else value
+  // by value.
   template <class Stored, class Context>
   KVC_HOST_DEVICE static void store(const Context& ctx, const input_bits* in, int dim,
-                                    float fp8_inverse_scale, std::byte* values, std::byte* scale) {
-    const auto lane = static_cast<int>(ctx.lane());
-    constexpr auto step = static_cast<int>(warp_size);
-    if constexpr (Stored::scale == scaling::per_token_head) {
-      using quantizer = numeric::symmetric_quantizer<std::is_same_v<Stored, int8> ? 127 : 7>;
-      const float amax = abs_max(ctx, in, dim);
-      const float inverse = quantizer::inverse_scale_for(amax);
-      const float pre = quantizer::pre_scale_for(amax);
-      if constexpr (std::is_same_v<Stored, int8>) {
-        auto* out = reinterpret_cast<std::int8_t*>(values);
-        for (int i = lane; i < dim; i += step)
-          out[i] = static_cast<std::int8_t>(quantizer::quantize(load(in, i), inverse, pre));
-      } else {
-        auto* out = reinterpret_cast<std::uint8_t*>(values);
-        for (int j = lane; j < dim / 2; j += step)
-          out[j] = numeric::pack_int4(quantizer::quantize(load(in, 2 * j), inverse, pre),
-                                      quantizer::quantize(load(in, 2 * j + 1), inverse, pre));
+                                    float fp8_inverse_scale, std::byte* page,
+                                    std::uint64_t values_offset, std::uint64_t scale_offset,
+                                    int lane, int lanes, bool writes) {
+    constexpr bool quantized = Stored::scale == scaling::per_token_head;
+    using quantizer = numeric::symmetric_quantizer<std::is_same_v<Stored, int8> ? 127 : 7>;
+    float inverse = 1.0f, pre = 1.0f;
+    if constexpr (quantized) {
+      const float amax = abs_max(ctx, in, dim, lane, lanes, writes);
+      inverse = quantizer::inverse_scale_for(amax);
+      pre = quantizer::pre_scale_for(amax);
+      if (writes && lane == 0)
+        *reinterpret_cast<float*>(page + scale_offset) = quantizer::scale_for(amax);
+    }
+    if (!writes) return;
+    std::byte* values = page + values_offset;
+    const auto bytes = static_cast<int>(dim * Stored::bits / 8);
+    if (bytes % 16 == 0) {
+      constexpr int per_piece = 128 / Stored::bits, per_word = 32 / Stored::bits;
+      for (int piece = lane; piece < bytes / 16; piece += lanes) {
+        std::uint32_t words[4];
+        for (int w = 0; w < 4; ++w) {
+          std::uint32_t word = 0;
+          for (int j = 0; j < per_word; ++j) {
+            const int i = piece * per_piece + w * per_word + j;
+            std::uint32_t code;
+            if constexpr (std::is_same_v<Stored, int8>)
+              code = static_cast<std::uint8_t>(quantizer::quantize(load(in, i), inverse, pre));
+            else if constexpr (std::is_same_v<Stored, int4>)
+              code =
+                  static_cast<std::uint32_t>(quantizer::quantize(load(in, i), inverse, pre)) & 0xFu;
+            else if constexpr (Stored::bits == 32)
+              code = numeric::float_bits(encode<Stored>(in, i, fp8_inverse_scale));
+            else
+              code = static_cast<std::uint32_t>(encode<Stored>(in, i, fp8_inverse_scale));
+            word |= code << (Stored::bits * j);
+          }
+          words[w] = word;
+        }
+        ctx.store_16(values + 16 * piece, vec16{words[0], words[1], words[2], words[3]});
       }
-      if (lane == 0) *reinterpret_cast<float*>(scale) = quantizer::scale_for(amax);
+      return;
+    }
+    if constexpr (std::is_same_v<Stored, int8>) {
+      auto* out = reinterpret_cast<std::int8_t*>(values);
+      for (int i = lane; i < dim; i += lanes)
+        out[i] = static_cast<std::int8_t>(quantizer::quantize(load(in, i), inverse, pre));
+    } else if constexpr (std::is_same_v<Stored, int4>) {
+      auto* out = reinterpret_cast<std::uint8_t*>(values);
+      for (int j = lane; j < dim / 2; j += lanes)
+        out[j] = numeric::pack_int4(quantizer::quantize(load(in, 2 * j), inverse, pre),
+                                    quantizer::quantize(load(in, 2 * j + 1), inverse, pre));
     } else {
-      using codec = numeric::codec<Stored>;
-      auto* out = reinterpret_cast<typename codec::stored*>(values);
-      for (int i = lane; i < dim; i += step) {
-        if constexpr (Stored::scale == scaling::per_layer)
-          out[i] = codec::encode(numeric::mul_rn(load(in, i), fp8_inverse_scale));
-        else
-          out[i] = codec::encode(load(in, i));
-      }
+      auto* out = reinterpret_cast<typename numeric::codec<Stored>::stored*>(values);
+      for (int i = lane; i < dim; i += lanes) out[i] = encode<Stored>(in, i, fp8_inverse_scale);
     }
   }
 };

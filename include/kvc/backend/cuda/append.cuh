@@ -21,7 +21,7 @@ void append(const kernels::append_work& work, cudaStream_t stream) {
   static_assert(Block::threads % kernels::warp_size == 0,
                 "kvc::cuda::append: a block of whole warps");
   if (work.batch <= 0 || work.geometry.kv_heads <= 0) return;
-  launch(kernels::append_grid(work), Block{}, 0, stream,
+  launch(kernels::append_grid<Block>(work), Block{}, 0, stream,
          kernels::append<KType, VType, Input>{work});
 }
 

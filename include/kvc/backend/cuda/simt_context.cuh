@@ -166,6 +166,10 @@ class simt_context {
     const uint4 value = *static_cast<const uint4*>(source);
     return {value.x, value.y, value.z, value.w};
   }
+  /// Stores 16 bytes to global memory at once (st.global.v4; 16-byte aligned).
+  __device__ __forceinline__ void store_16(void* global_destination, kernels::vec16 value) const {
+    *static_cast<uint4*>(global_destination) = uint4{value.x, value.y, value.z, value.w};
+  }
   /// 8 bytes at once from an 8-byte aligned address (ld.v2.u32).
   __device__ __forceinline__ kernels::vec8 load_8(const void* source) const {
     const uint2 value = *static_cast<const uint2*>(source);
