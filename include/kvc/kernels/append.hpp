@@ -92,7 +92,7 @@ append_work make_append_work(const paged_layer_view& view, const std::int64_t* t
 /// Tokens of one sequence a block of `warps` warps takes at once: a warp writes 32 / lanes
 /// vectors together, lanes = the 16-byte pieces of the wider vector (rounded up to a power of
 /// two, at most 32); one vector a warp when a vector is not whole 16-byte pieces.
-inline int append_tokens_per_block(const page_geometry& g, unsigned warps) {
+KVC_HOST_DEVICE inline int append_tokens_per_block(const page_geometry& g, unsigned warps) {
   const std::uint32_t k = g.k_vector_bytes, v = g.latent ? 0 : g.v_vector_bytes;
   if (k % 16 != 0 || v % 16 != 0) return static_cast<int>(warps);
   std::uint32_t lanes = 1;

@@ -147,7 +147,6 @@ struct decode_streamed {
     constexpr int blocks_per_page = (P + attention::key_block - 1) / attention::key_block;
     constexpr int k_pieces_per_lane = (t::k_pieces + 31) / 32;
     constexpr int v_pieces_per_lane = (t::v_pieces + 31) / 32;
-    constexpr float log2e = 1.4426950408889634f;
     const auto lane = static_cast<int>(ctx.lane()), warp = static_cast<int>(ctx.warp());
     const page_geometry& geo = work.geometry;
     const attention::decode_plan::item item = work.plan.items[ctx.block_idx().x];
@@ -176,19 +175,27 @@ struct decode_streamed {
         std::int64_t{entries - 1} * P + (length - kept.logical_page(entries - 1) * P);
     const auto valid = static_cast<int>((x_end < sequence_end ? x_end : sequence_end) - x_begin);
 
-    // This lane's slice of every row's query, scaled (and by the keys' fp8 scale).
-    const float q_factor = work.scale * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
+    // This lane's slice of every row's query, scaled by the softmax scale in log2 units (and
+    // by the keys' fp8 scale). Slot i holds row i ^ row_mask: lanes that keep the upper half of
+    // the rows at a step of the reduction hold them in the lower slots, so that every lane
+    // keeps its lower slots and sends its upper ones (reduce_scatter needs no select).
+    constexpr float log2e = 1.4426950408889634f;
+    const float q_factor =
+        work.scale * log2e * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
+    int row_mask = 0;
+    for (int mask = t::k_lanes / 2, held = PR; mask >= 1 && held > 1; mask /= 2, held /= 2)
+      row_mask |= (lane & mask) != 0 ? held / 2 : 0;
     float q[std::size_t{PR}][std::size_t{KV}];
-    for (int r = 0; r < PR; ++r)
+    for (int slot = 0; slot < PR; ++slot)
       for (int j = 0; j < t::k_chunks_per_lane; ++j) {
         const int chunk = (lane + 32 * j) % t::k_chunks;
-        for (int e = 0; e < t::k_values_per_chunk; ++e) {
-          const std::int64_t row = std::int64_t{item.sequence} * work.q_heads + q_head0 + r;
-          q[r][j * t::k_values_per_chunk + e] =
+        const int r = slot ^ row_mask;
+        const std::int64_t row = std::int64_t{item.sequence} * work.q_heads + q_head0 + r;
+        for (int e = 0; e < t::k_values_per_chunk; ++e)
+          q[slot][j * t::k_values_per_chunk + e] =
               r < block_rows
                   ? work.q[row * Shape::k_dim + chunk * t::k_values_per_chunk + e] * q_factor
                   : 0.0f;
-        }
       }
 
     // Where this lane's pieces sit: their token in the stage and their offset from the
@@ -213,7 +220,7 @@ struct decode_streamed {
     };
     const std::int64_t sink_end = Shape::windowed ? work.window.sink_end(length) : 0;
     const std::int64_t recent_begin = Shape::windowed ? work.window.recent_begin(length) : 0;
-    const auto clamp = [](std::int64_t v) { return static_cast<int>(v < 0 ? 0 : (v > S ? S : v)); };
+    const auto clamp = [](auto v) { return static_cast<int>(v < 0 ? 0 : (v > S ? S : v)); };
     const auto place = [&](int k) {
       const int relative = (warp + k * warps) * S;
       const int from_entry = token0 + relative;
@@ -287,7 +294,9 @@ struct decode_streamed {
       l[i] = 0.0f;
     }
     const int softmax_token = lane % S;
-    const float softcap = work.softcap, inverse_softcap = softcap > 0.0f ? 1.0f / softcap : 0.0f;
+    // The soft-cap in log2 units: log2e c tanh(s / c) = c' tanh(s log2e / c'), c' = c log2e.
+    const float softcap = work.softcap * log2e;
+    const float inverse_softcap = softcap > 0.0f ? 1.0f / softcap : 0.0f;
 
     // The stages, in a loop made twice: with the logit soft-cap and without.
     const auto stream = [&](auto capped) {
@@ -319,14 +328,14 @@ struct decode_streamed {
                   part[r] += q[r][j * t::k_values_per_chunk + w * per_word + e] * value[e];
             }
           });
-          const int held = reduce_scatter<PR, t::k_lanes>(ctx, part, lane);
+          reduce_scatter<PR, t::k_lanes>(ctx, part);
           constexpr int rows_held = PR > t::k_lanes ? PR / t::k_lanes : 1;
           constexpr int sharers = PR < t::k_lanes ? t::k_lanes / PR : 1;
           const int token = (lane + 32 * pass * t::k_chunks_per_lane) / t::k_chunks;
           if (lane % sharers == 0 && token < S) {
             const bool visible = seen(s, token);
             for (int h = 0; h < rows_held; ++h) {
-              const int r = held + h;
+              const int r = row_mask + h;
               if (r >= R) continue;
               float score = part[h];
               if constexpr (t::k_scaled)
@@ -334,7 +343,7 @@ struct decode_streamed {
               if constexpr (decltype(capped)::value)
                 score = softcap * tanhf(score * inverse_softcap);
               weights[token * t::weight_stride + r] =
-                  visible ? score * log2e : attention::negative_infinity;
+                  visible ? score : attention::negative_infinity;
             }
           }
         });
@@ -367,10 +376,15 @@ struct decode_streamed {
         ctx.sync_warp();
 
         // Values: lane l's dimensions of every row.
-        for (int r = 0; r < R; ++r) {
-          const float factor = factors[r];
-          for (int e = 0; e < VE; ++e) o[r][e] *= factor;
-        }
+        // The rows' maxima rarely move once a few stages are in: rescale only when one did
+        // (the factors are the same in every lane, so the branch is too).
+        bool rescale = false;
+        for (int r = 0; r < R; ++r) rescale = rescale || factors[r] != 1.0f;
+        if (rescale)
+          for (int r = 0; r < R; ++r) {
+            const float factor = factors[r];
+            for (int e = 0; e < VE; ++e) o[r][e] *= factor;
+          }
         unroll<S>([&](auto token) {
           float value[std::size_t{VE}];
           load_values(ctx,
@@ -454,31 +468,23 @@ struct decode_streamed {
   }
 
  private:
-  // Sums `part` (Rows partial sums) over the Lanes lanes of a token (lanes that differ in
-  // their lowest log2(Lanes) bits). Halving the rows at each step while there are several,
-  // it leaves each lane max(Rows / Lanes, 1) whole sums: part[0 ..), of rows from the one
-  // returned.
+  // Sums `part` (Rows partial sums, slot i of row i ^ row_mask) over the Lanes lanes of a
+  // token (lanes that differ in their lowest log2(Lanes) bits). Halving the slots at each step
+  // while there are several, it leaves max(Rows / Lanes, 1) whole sums in the lowest slots,
+  // rows row_mask and on.
   template <int Rows, int Lanes, class Context>
-  KVC_HOST_DEVICE static int reduce_scatter(const Context& ctx, float (&part)[std::size_t{Rows}],
-                                            int lane) {
-    int first = 0;
+  KVC_HOST_DEVICE static void reduce_scatter(const Context& ctx, float (&part)[std::size_t{Rows}]) {
     int held = Rows;
     for (int mask = Lanes / 2; mask >= 1; mask /= 2) {
       if (held > 1) {
         const int half = held / 2;
-        const bool upper = (lane & mask) != 0;
-        for (int i = 0; i < half; ++i) {
-          const float send = upper ? part[i] : part[i + half];
-          const float keep = upper ? part[i + half] : part[i];
-          part[i] = keep + ctx.shfl_xor(send, mask, ctx.warp_members());
-        }
-        first += upper ? half : 0;
+        for (int i = 0; i < half; ++i)
+          part[i] += ctx.shfl_xor(part[i + half], mask, ctx.warp_members());
         held = half;
       } else {
         part[0] += ctx.shfl_xor(part[0], mask, ctx.warp_members());
       }
     }
-    return first;
   }
 
   // This lane's v_dim / 32 values of a staged V vector.

@@ -1,0 +1,34 @@
+// What the static SASS check needs to know of the decode kernels of sass_kernels.cu besides
+// their SASS, one line per kernel:
+//   <dtype> <dynamic shared bytes> <K/V bytes one thread reads per loop iteration> <kind>
+// The streamed kernel's iteration is a warp's stage over 32 lanes; the tiled kernel's, a tile
+// of the block over its threads.
+
+#include <cstddef>
+#include <cstdio>
+
+#include "kvc/kernels/decode.hpp"
+#include "kvc/model/layer.hpp"
+
+namespace {
+using namespace kvc;
+
+template <class Storage>
+void print(const char* name) {
+  using shape = kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, Storage>, paged<16>>;
+  using kernel = kernels::decode<shape>;
+  constexpr std::size_t vectors = shape::k_vector_bytes + shape::v_vector_bytes;
+  if constexpr (requires { kernel::tiling::stage_tokens; })
+    std::printf("%s %zu %zu streamed\n", name, kernel::shared_bytes,
+                kernel::tiling::stage_tokens * vectors / 32);
+  else
+    std::printf("%s %zu %zu tiled\n", name, kernel::shared_bytes, kernel::slots * vectors / 128);
+}
+}  // namespace
+
+int main() {
+  print<storage<fp16>>("fp16");
+  print<storage<bf16>>("bf16");
+  print<storage<fp8_e4m3>>("fp8_e4m3");
+  print<storage<int8>>("int8");
+}

@@ -1,0 +1,37 @@
+// The kernels the static SASS check (scripts/sass_check.py) reads: the decode of a Llama 3 8B
+// layer (32 query heads, 8 KV heads, dim 128, pages of 16) in fp16, bf16, fp8 e4m3 and int8,
+// and the append kernel (fp16 and int8 storage from fp16 inputs), each instantiated through
+// its launcher as an engine would. Compiled to a cubin, never run.
+
+#include "kvc/backend/cuda/append.cuh"
+#include "kvc/backend/cuda/decode.cuh"
+#include "kvc/model/layer.hpp"
+
+namespace kvc::sass_check {
+
+template <class Storage>
+using llama3_8b_layer = layer<gqa<32, 8>, head_dim<128>, Storage>;
+
+template <class Storage>
+void decode(const attention::decode_plan& plan, const cuda::device_decode_plan& device_plan,
+            const paged_layer_view& view, float* buffer, cudaStream_t stream) {
+  using shape = kernels::decode_shape_of<llama3_8b_layer<Storage>, paged<16>>;
+  cuda::decode<shape>(plan, device_plan, view, buffer, buffer, buffer, {}, stream);
+}
+
+template void decode<storage<fp16>>(const attention::decode_plan&, const cuda::device_decode_plan&,
+                                    const paged_layer_view&, float*, cudaStream_t);
+template void decode<storage<bf16>>(const attention::decode_plan&, const cuda::device_decode_plan&,
+                                    const paged_layer_view&, float*, cudaStream_t);
+template void decode<storage<fp8_e4m3>>(const attention::decode_plan&,
+                                        const cuda::device_decode_plan&, const paged_layer_view&,
+                                        float*, cudaStream_t);
+template void decode<storage<int8>>(const attention::decode_plan&, const cuda::device_decode_plan&,
+                                    const paged_layer_view&, float*, cudaStream_t);
+
+void append(const kernels::append_work& work, cudaStream_t stream) {
+  cuda::append<fp16, fp16, fp16>(work, stream);
+  cuda::append<int8, int8, fp16>(work, stream);
+}
+
+}  // namespace kvc::sass_check
