@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, configures and builds kvc's device tests
-# and GPU benchmarks for that GPU's architecture, runs `ctest -L gpu` and
-# bench_device_decode, and writes everything into one results file.
+# and GPU benchmarks for that GPU's architecture, runs `ctest -L gpu`, the static SASS check,
+# bench_device_decode (medians of 3), Nsight Compute's summary of the decode kernel (fp16 and
+# bf16, batch 64, 4k) and compute-sanitizer on the decode test where those tools exist, and
+# writes everything into one results file.
 #
 #   scripts/gpu-check.sh [results file]          default: build-gpu/gpu-check-results.txt
 #   KVC_GPU_ARCH=90 scripts/gpu-check.sh         the architecture, when nvidia-smi is absent
@@ -37,8 +39,9 @@ fresh=()
 [[ -f $dir/CMakeCache.txt ]] || fresh=(-DKVC_BUILD_EXAMPLES=OFF)  # keep a reused directory's
 cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arch" \
   -DKVC_ENABLE_CUDA=ON -DKVC_BUILD_BENCHMARKS=ON "${fresh[@]}" >/dev/null
-targets=(test_device_numerics test_device_cache test_device_simt test_device_decode
-  kvc_cuda_append_check kvc_cuda_gallery_kernels)
+# What runs on the device; the compile-only checks (every gallery kernel) are the normal
+# build's.
+targets=(test_device_numerics test_device_cache test_device_simt test_device_decode)
 if cmake --build "$dir" --target help 2>/dev/null | grep bench_device_decode >/dev/null; then
   targets+=(bench_device_decode)
 else
@@ -58,9 +61,32 @@ fi
 
 log "=== ctest -L gpu"
 ctest --test-dir "$dir" -L gpu --output-on-failure -V 2>&1 | tee -a "$results" | tail -5 || true
-if [[ -x $dir/bench/bench_device_decode ]]; then
-  log "=== bench_device_decode (medians of 5)"
-  "$dir"/bench/bench_device_decode --benchmark_repetitions=5 \
-    --benchmark_report_aggregates_only=true 2>&1 | tee -a "$results"
+log "=== static SASS check"
+bash scripts/sass-check.sh 2>&1 | tee -a "$results" | tail -3 || true
+bench=$dir/bench/bench_device_decode
+if [[ -x $bench ]]; then
+  log "=== bench_device_decode (medians of 3)"
+  timeout 360 "$bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_counters_tabular=true 2>&1 | grep -v "_mean \|_stddev \|_cv " | tee -a "$results" || true
+fi
+# Nsight Compute: the decode kernel (kvc's kernels are all run_kernel / run_resident_kernel;
+# the decode is the resident one), one launch after the warm-up.
+if command -v ncu >/dev/null 2>&1 && [[ -x $bench ]]; then
+  for dtype in fp16 bf16; do
+    log "=== ncu: decode $dtype, batch 64, 4k"
+    timeout 120 ncu --clock-control none -k regex:run_resident_kernel --launch-skip 1 \
+      --launch-count 1 --section SpeedOfLight --section Occupancy --section LaunchStats \
+      --section WarpStateStats --section SchedulerStats --metrics \
+      smsp__inst_executed.sum,dram__bytes_read.sum \
+      "$bench" --benchmark_filter="device_decode/llama3_8b/$dtype/batch:64/ctx:4096\$" \
+      --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -75 | tee -a "$results" || true
+  done
+fi
+if command -v compute-sanitizer >/dev/null 2>&1; then
+  for tool in memcheck racecheck; do
+    log "=== compute-sanitizer --tool $tool test_device_decode"
+    timeout 90 compute-sanitizer --tool "$tool" "$dir"/tests/cuda/test_device_decode 2>&1 |
+      tail -4 | tee -a "$results" || true
+  done
 fi
 log "=== done in $((SECONDS - start)) s; results in $results"

@@ -200,11 +200,15 @@ struct append {
     return numeric::float_from_bits(partial);
   }
 
-  // The stored value of input value i (before packing), for the float formats.
+  // The stored value of input value i (before packing), for the float formats. An input of
+  // the storage's own type is stored as it is: the same bits as the host's decode-then-encode
+  // for every value but a NaN, whose payload the host makes canonical.
   template <class Stored>
   KVC_HOST_DEVICE static auto encode(const input_bits* in, int i, float fp8_inverse_scale) {
     using codec = numeric::codec<Stored>;
-    if constexpr (Stored::scale == scaling::per_layer)
+    if constexpr (std::is_same_v<Stored, Input>)
+      return in[i];
+    else if constexpr (Stored::scale == scaling::per_layer)
       return codec::encode(numeric::mul_rn(load(in, i), fp8_inverse_scale));
     else
       return codec::encode(load(in, i));
@@ -245,7 +249,7 @@ struct append {
             else if constexpr (std::is_same_v<Stored, int4>)
               code =
                   static_cast<std::uint32_t>(quantizer::quantize(load(in, i), inverse, pre)) & 0xFu;
-            else if constexpr (Stored::bits == 32)
+            else if constexpr (std::is_same_v<Stored, fp32>)
               code = numeric::float_bits(encode<Stored>(in, i, fp8_inverse_scale));
             else
               code = static_cast<std::uint32_t>(encode<Stored>(in, i, fp8_inverse_scale));

@@ -72,7 +72,7 @@ struct streamed_tiling {
       !Shape::latent && Shape::page_tokens > 0 && Shape::k_vector_bytes % 16 == 0 &&
       Shape::v_vector_bytes % 16 == 0 && k_chunks > 0 &&
       (k_chunks % 32 == 0 || detail::is_power_of_two(k_chunks)) && Shape::v_dim % 32 == 0 &&
-      detail::is_power_of_two(v_lane_bits) && v_lane_bits >= 4 && v_lane_bits <= 128;
+      (v_lane_bits % 32 == 0 || (detail::is_power_of_two(v_lane_bits) && v_lane_bits >= 4));
 
   static constexpr int k_lanes = k_chunks < 32 ? k_chunks : 32;  ///< lanes a K vector
   static constexpr int k_chunks_per_lane = k_chunks / (k_lanes > 0 ? k_lanes : 1);
@@ -504,7 +504,8 @@ struct decode_streamed {
         const vec8 v = ctx.load_8(at);
         words[0] = v.x, words[1] = v.y;
       } else {
-        words[0] = *reinterpret_cast<const std::uint32_t*>(at);
+        for (int w = 0; w < bits / 32; ++w)
+          words[w] = reinterpret_cast<const std::uint32_t*>(at)[w];
       }
       for (int w = 0; w < bits / 32; ++w)
         numeric::unpack_word<v_type>(words[w], value + w * per_word);
