@@ -147,3 +147,61 @@ TEST_CASE("simt decode: a kernel, plan or buffer that does not fit is refused be
   for (float x : out) REQUIRE(x == -7.0f);  // nothing was written
   for (float x : lse) REQUIRE(x == -7.0f);
 }
+
+TEST_CASE("the device planner splits only when the batch does not fill the device's slots",
+          "[simt]") {
+  // A table of sequences of the given lengths in pages of 16 (no cache needed: the planner
+  // reads the view's arrays), 8 KV heads of 128 dims.
+  const auto plan_for = [](const std::vector<std::int64_t>& lengths, int slots) {
+    page_table_csr table;
+    std::int32_t page = 0;
+    for (const std::int64_t n : lengths) {
+      for (std::int64_t p = 0; p < (n + 15) / 16; ++p) table.indices.push_back(page++);
+      table.indptr.push_back(static_cast<std::int32_t>(table.indices.size()));
+      table.last_page_len.push_back(static_cast<std::int32_t>(n - (n - 1) / 16 * 16));
+      table.seq_lens.push_back(n);
+    }
+    paged_layer_view view;
+    view.geometry = page_geometry::make(layer_summary{layer_kind::attention, -1, 32, 8, 128, 128,
+                                                      false, dtype_id::fp16, dtype_id::fp16},
+                                        16, page_layout::nhd);
+    view.batch = table.batch();
+    view.indptr = table.indptr.data();
+    view.indices = table.indices.data();
+    view.last_page_len = table.last_page_len.data();
+    view.seq_lens = table.seq_lens.data();
+    attention::decode_plan plan;
+    attention::plan_decode_for_slots(view, 32, 8, slots, plan, 64);
+    return plan;
+  };
+  // Batch 64 at 32k fills 528 slots (132 SMs x 4) with 512 blocks: no split, no merge.
+  const attention::decode_plan full = plan_for(std::vector<std::int64_t>(64, 32768), 528);
+  CHECK(full.items.size() == 64);
+  // Batch 1 at 32k: the smallest chunk whose items fit one wave, 64 splits of 512 tokens.
+  const attention::decode_plan one = plan_for({32768}, 528);
+  CHECK(one.items.size() == 64);
+  CHECK(one.items[0].block_end - one.items[0].block_begin == 32);
+  // Batch 1 at 4k: no split below 64 tokens (4 key blocks).
+  CHECK(plan_for({4096}, 528).items.size() == 64);
+  CHECK(plan_for({4096}, 100000).items.size() == 64);
+  // A ragged batch: the long sequence is cut, the short ones are not; every block covered once.
+  const attention::decode_plan ragged = plan_for({100000, 50, 3000, 1}, 264);
+  CHECK(ragged.splits[1] == 1);
+  CHECK(ragged.splits[3] == 1);
+  CHECK(ragged.splits[0] > ragged.splits[2]);
+  std::int64_t items_blocks = 0;
+  for (std::size_t s = 0; s < 4; ++s) {
+    const std::int32_t first = ragged.first_item[s];
+    CHECK(ragged.items[static_cast<std::size_t>(first)].block_begin == 0);
+    for (std::int32_t i = 0; i < ragged.splits[s]; ++i) {
+      const auto& item = ragged.items[static_cast<std::size_t>(first + i)];
+      items_blocks += item.block_end - item.block_begin;
+      if (i > 0)
+        CHECK(item.block_begin == ragged.items[static_cast<std::size_t>(first + i - 1)].block_end);
+    }
+  }
+  CHECK(items_blocks == (100000 + 15) / 16 + 4 + 3000 / 16 + (3000 % 16 != 0) + 1);
+  std::int64_t blocks = 0;
+  for (const std::int32_t s : ragged.splits) blocks += std::int64_t{s} * 8;
+  CHECK(blocks <= 264);
+}

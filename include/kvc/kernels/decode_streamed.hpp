@@ -444,17 +444,9 @@ struct decode_streamed {
       const int q_head = q_head0 + r;
       if (only) {
         const std::int64_t row = std::int64_t{item.sequence} * work.q_heads + q_head;
-        float lse =
-            row_l > 0.0f || row_l != row_l ? row_m + logf(row_l) : attention::negative_infinity;
-        float weight = row_l > 0.0f || row_l != row_l ? v_factor / row_l : 0.0f;
-        if (work.sink_logits != nullptr) {
-          const attention::merge_weights mw =
-              attention::merge_weights_for(lse, work.sink_logits[q_head]);
-          weight *= mw.a;
-          lse = mw.lse;
-        }
-        work.out[row * Shape::v_dim + d] = weight == 0.0f ? 0.0f : acc * weight;
-        if (d == 0) work.lse[row] = lse;
+        const finished_row f = finish_row(row_m, row_l, v_factor, work.sink_logits, q_head);
+        work.out[row * Shape::v_dim + d] = f.weight == 0.0f ? 0.0f : acc * f.weight;
+        if (d == 0) work.lse[row] = f.lse;
       } else {
         const auto slot_floats = static_cast<std::int64_t>(work.q_heads) * (Shape::v_dim + 2);
         float* slot = work.partial + std::int64_t{ctx.block_idx().x} * slot_floats;

@@ -384,21 +384,13 @@ struct decode_tiled {
       const float row_l = l[r], row_m = m[r];
       if (only) {
         const std::int64_t row = std::int64_t{item.sequence} * work.q_heads + q_head;
-        float lse =
-            row_l > 0.0f || row_l != row_l ? row_m + logf(row_l) : attention::negative_infinity;
-        float weight = row_l > 0.0f || row_l != row_l ? v_factor / row_l : 0.0f;
-        if (work.sink_logits != nullptr) {
-          const attention::merge_weights w =
-              attention::merge_weights_for(lse, work.sink_logits[q_head]);
-          weight *= w.a;
-          lse = w.lse;
-        }
+        const finished_row f = finish_row(row_m, row_l, v_factor, work.sink_logits, q_head);
         for (int k = 0; k < values_per_thread; ++k) {
           const int d = thread + k * threads;
           if (d < Shape::v_dim)
-            work.out[row * Shape::v_dim + d] = weight == 0.0f ? 0.0f : acc[r][k] * weight;
+            work.out[row * Shape::v_dim + d] = f.weight == 0.0f ? 0.0f : acc[r][k] * f.weight;
         }
-        if (thread == 0) work.lse[row] = lse;
+        if (thread == 0) work.lse[row] = f.lse;
       } else {
         const auto slot_floats = static_cast<std::int64_t>(work.q_heads) * (Shape::v_dim + 2);
         float* slot = work.partial + std::int64_t{ctx.block_idx().x} * slot_floats;

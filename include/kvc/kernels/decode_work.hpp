@@ -100,6 +100,25 @@ namespace detail {
 KVC_HOST_DEVICE inline float exp_of(float x) { return expf(x); }
 }  // namespace detail
 
+/// What a row that is its sequence's only split ends with, from its running maximum m
+/// (natural-log units) and sum l: the factor its weighted sums take (v_factor / l, times the
+/// share the learned sink leaves) and its lse, as the CPU's finish_row and apply_sink. A row
+/// that saw nothing (l = 0) gets 0 and -inf; a NaN stays NaN.
+struct finished_row {
+  float weight, lse;
+};
+KVC_HOST_DEVICE inline finished_row finish_row(float m, float l, float v_factor,
+                                               const float* sink_logits, int q_head) {
+  const bool seen = l > 0.0f || l != l;
+  finished_row f{seen ? v_factor / l : 0.0f, seen ? m + logf(l) : attention::negative_infinity};
+  if (sink_logits != nullptr) {
+    const attention::merge_weights w = attention::merge_weights_for(f.lse, sink_logits[q_head]);
+    f.weight *= w.a;
+    f.lse = w.lse;
+  }
+  return f;
+}
+
 /// The merge kernel's blocks: one per (sequence, query head).
 inline dims3 merge_grid(const decode_work& work) {
   return {static_cast<std::uint32_t>(work.batch), static_cast<std::uint32_t>(work.q_heads), 1};
