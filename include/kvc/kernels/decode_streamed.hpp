@@ -352,7 +352,8 @@ struct decode_streamed {
         // The online softmax: a lane per (token, row); the row's lanes are lane % S apart.
         for (int i = 0; i < t::softmax_rows_per_lane; ++i) {
           const int r = lane / S + i * (32 / S);
-          float* const weight = weights + softmax_token * t::weight_stride + r;
+          // Lanes past the rows (r >= R) take part in the shuffles with nothing to add.
+          float* const weight = weights + softmax_token * t::weight_stride + (r < R ? r : 0);
           const float score = r < R ? *weight : attention::negative_infinity;
           float most = score;
           for (int mask = S / 2; mask >= 1; mask /= 2)
