@@ -223,3 +223,22 @@ TEST_CASE("mark_written refuses a closed plan and a layer without a cache of its
     CHECK(e.code() == cache_errc::plan_conflict);
   }
 }
+
+TEST_CASE("make_append_work refuses page memory that is not 16-byte aligned") {
+  kv_cache<gqa_model<storage<fp16>>, paged<16>> cache(capacity_pages{4});
+  const sequence_id id = cache.add_sequence();
+  const append_request batch[] = {{id, 1}};
+  append_plan plan = cache.plan_append(batch);
+  const page_table_csr table = cache.step_table(plan, 0);
+  paged_layer_view view = cache.view(0, table);
+  view.memory += 8;  // as an engine's own pool with a header could be
+  const std::vector<std::int64_t> token_indptr{0, 1};
+  const std::vector<float> k(2 * 40), v(2 * 6);
+  try {
+    static_cast<void>(kernels::make_append_work(
+        view, token_indptr.data(), fp32_input(k.data(), 1, 2, 40), fp32_input(v.data(), 1, 2, 6)));
+    FAIL("misaligned page memory was taken");
+  } catch (const cache_error& e) {
+    CHECK(e.code() == cache_errc::invalid_argument);
+  }
+}

@@ -43,13 +43,13 @@ TEST_CASE("simt decode: vectors that are not 16-byte multiples", "[simt]") {
   check_decode<odd_dims_shape>({1, 19, 70}, 20);
 }
 TEST_CASE("simt decode: a group cut into row chunks", "[simt]") {
-  // The streamed kernel holds 16 rows of 4 fp32 values a lane (and 6 output values), 8 rows of
-  // 8 fp16; the tiled one takes int4's V of 6 nibbles a lane.
+  // The streamed kernel holds 9 rows of 4 fp32 key values and 6 output values a lane, 6 rows
+  // of 8 fp16 and 6 output values; the tiled one takes int4's V of 6 nibbles a lane.
   using fp32_shape = kernels::decode_shape_of<row_chunks_shape<storage<fp32>>, paged<16>>;
   using fp16_shape = kernels::decode_shape_of<row_chunks_shape<storage<fp16>>, paged<16>>;
   using int4_shape = kernels::decode_shape_of<row_chunks_shape<storage<kvc::int4>>, paged<16>>;
-  STATIC_REQUIRE(kernels::decode<fp32_shape, kernels::block_shape<64>>::row_chunks == 2);
-  STATIC_REQUIRE(kernels::decode<fp16_shape, kernels::block_shape<64>>::row_chunks == 3);
+  STATIC_REQUIRE(kernels::decode<fp32_shape, kernels::block_shape<64>>::row_chunks == 3);
+  STATIC_REQUIRE(kernels::decode<fp16_shape, kernels::block_shape<64>>::row_chunks == 4);
   STATIC_REQUIRE(kernels::streamed_decode<fp16_shape, kernels::block_shape<64>>);
   STATIC_REQUIRE(!kernels::streamed_decode<int4_shape, kernels::block_shape<64>>);
   check_decode<row_chunks_shape>({1, 50, 90}, 21);

@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/config.hpp"
 #include "kvc/kernels/simt_shape.hpp"
@@ -62,10 +63,15 @@ struct append_work {
 /// The work of one layer from its view over the step table (cache.view(layer,
 /// cache.step_table(plan, layer))), the step's new-token offsets, and its K/V inputs (a type
 /// with data, token_step() and head_step(), as kv_input; v ignored for a latent layer). The
-/// view's memory is the cache's page memory, which the kernel writes.
+/// view's memory is the cache's page memory, which the kernel writes: 16-byte aligned, or
+/// cache_error invalid_argument. max_new_tokens: see append_work.
 template <class Input>
 append_work make_append_work(const paged_layer_view& view, const std::int64_t* token_indptr,
                              const Input& k, const Input& v, std::int64_t max_new_tokens = 0) {
+  if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
+    throw cache_error(cache_errc::invalid_argument,
+                      "kvc::kernels::make_append_work: page memory must be 16-byte aligned (the "
+                      "kernel stores 16 bytes at once)");
   append_work w;
   w.memory = const_cast<std::byte*>(view.memory);
   w.geometry = view.geometry;

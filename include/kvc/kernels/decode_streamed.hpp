@@ -80,8 +80,13 @@ struct streamed_tiling {
   static constexpr int k_values_per_chunk = 128 / k_type::bits;
   static constexpr int k_values_per_lane = k_chunks_per_lane * k_values_per_chunk;
 
-  // Rows: the query slices in registers stay within 64 floats a lane.
-  static constexpr int max_rows = k_values_per_lane >= 64 ? 1 : 64 / k_values_per_lane;
+  // Rows: the query slices in registers stay within 64 floats a lane, and with the rows'
+  // output values and partial sums within about 104 (the rest of the 128 that four blocks of
+  // 128 threads an SM leave holds addresses and the stage's values; more would spill).
+  static constexpr int by_query = k_values_per_lane >= 64 ? 1 : 64 / k_values_per_lane;
+  static constexpr int by_registers = 104 / (k_values_per_lane + v_values_per_lane + 1);
+  static constexpr int max_rows =
+      by_query < by_registers ? by_query : (by_registers > 0 ? by_registers : 1);
   static constexpr int row_chunks = (Shape::group + max_rows - 1) / max_rows;
   static constexpr int rows = (Shape::group + row_chunks - 1) / row_chunks;
   static constexpr int padded_rows = detail::ceil_power_of_two(rows);

@@ -80,19 +80,24 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
 template <class Block, class Kernel>
 int resident_blocks(std::size_t shared_bytes, int device = -1) {
   constexpr auto function = detail::kernel_function<Block, Kernel>();
-  if (device < 0) detail::check_launch(cudaGetDevice(&device), "cudaGetDevice");
   int current = 0;
   detail::check_launch(cudaGetDevice(&current), "cudaGetDevice");
+  if (device < 0) device = current;
+  // The calling thread's device is put back whatever happens.
+  struct restore_device {
+    int device;
+    ~restore_device() { cudaSetDevice(device); }
+  };
+  const restore_device restore{current};
   if (current != device) detail::check_launch(cudaSetDevice(device), "cudaSetDevice");
   if (shared_bytes > default_dynamic_shared_bytes)
     detail::check_launch(cudaFuncSetAttribute(function, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(shared_bytes)),
                          "cudaFuncSetAttribute (dynamic shared memory)");
   int blocks = 0;
-  const cudaError_t status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &blocks, function, static_cast<int>(Block::threads), shared_bytes);
-  if (current != device) cudaSetDevice(current);
-  detail::check_launch(status, "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+  detail::check_launch(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                           &blocks, function, static_cast<int>(Block::threads), shared_bytes),
+                       "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
   return blocks;
 }
 
