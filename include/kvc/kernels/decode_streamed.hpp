@@ -150,8 +150,6 @@ struct decode_streamed {
     constexpr int KV = t::k_values_per_lane, VE = t::v_values_per_lane;
     constexpr int P = Shape::page_tokens, warps = static_cast<int>(Block::warps);
     constexpr int blocks_per_page = (P + attention::key_block - 1) / attention::key_block;
-    constexpr int k_pieces_per_lane = (t::k_pieces + 31) / 32;
-    constexpr int v_pieces_per_lane = (t::v_pieces + 31) / 32;
     const auto lane = static_cast<int>(ctx.lane()), warp = static_cast<int>(ctx.warp());
     const page_geometry& geo = work.geometry;
     const attention::decode_plan::item item = work.plan.items[ctx.block_idx().x];
@@ -254,28 +252,27 @@ struct decode_streamed {
                 : static_cast<std::uint32_t>(head) * P + first;
         const std::byte* k_base = page + geo.k_values + first_vector * Shape::k_vector_bytes;
         const std::byte* v_base = page + geo.v_values + first_vector * Shape::v_vector_bytes;
-        unroll<k_pieces_per_lane>([&](auto j) {
-          const int piece = lane + 32 * j;
-          if (t::k_pieces % 32 == 0 || piece < t::k_pieces) {
-            const int token = piece_token(j, t::k_chunks), chunk = piece % t::k_chunks;
-            ctx.copy_async(
-                stage + t::keys + 16 * piece,
-                k_base + static_cast<std::uint32_t>(token) * token_stride * Shape::k_vector_bytes +
-                    16 * chunk,
-                seen(s, token));
-          }
-        });
-        unroll<v_pieces_per_lane>([&](auto j) {
-          const int piece = lane + 32 * j;
-          if (t::v_pieces % 32 == 0 || piece < t::v_pieces) {
-            const int token = piece_token(j, t::v_chunks), chunk = piece % t::v_chunks;
-            ctx.copy_async(
-                stage + t::values + 16 * piece,
-                v_base + static_cast<std::uint32_t>(token) * token_stride * Shape::v_vector_bytes +
-                    16 * chunk,
-                seen(s, token));
-          }
-        });
+        // The stage's vectors of one kind (K or V: Chunks 16-byte pieces of Bytes each).
+        const auto copy_vectors = [&](auto chunks, auto bytes, std::byte* destination,
+                                      const std::byte* base) {
+          constexpr int n = decltype(chunks)::value, pieces = S * n;
+          unroll<(pieces + 31) / 32>([&](auto j) {
+            const int piece = lane + 32 * j;
+            if (pieces % 32 == 0 || piece < pieces) {
+              const int token = piece_token(j, n), chunk = piece % n;
+              ctx.copy_async(destination + 16 * piece,
+                             base +
+                                 static_cast<std::uint32_t>(token) * token_stride *
+                                     static_cast<std::uint32_t>(decltype(bytes)::value) +
+                                 16 * chunk,
+                             seen(s, token));
+            }
+          });
+        };
+        copy_vectors(index<t::k_chunks>{}, index<static_cast<int>(Shape::k_vector_bytes)>{},
+                     stage + t::keys, k_base);
+        copy_vectors(index<t::v_chunks>{}, index<static_cast<int>(Shape::v_vector_bytes)>{},
+                     stage + t::values, v_base);
         if constexpr (t::k_scaled || t::v_scaled) {
           // Lane i < S copies token i's K scale, lane 16 + i its V scale.
           const int token = lane % 16;
