@@ -17,7 +17,7 @@
 // checked against a recomputation without a cache (double precision, the whole history).
 //
 //   serve [--model llama|gemma] [--requests N] [--prompt-max T] [--new-tokens T]
-//         [--chunk T] [--draft K] [--check-every S] [--threads N] [--seed S] [--quiet]
+//         [--chunk T] [--draft K] [--check-every S] [--threads N] [--seed S] [--quiet] [--help]
 //
 // The q/k/v projection is fused ([tokens][q heads + 2 kv heads][dim]); the K and V slices go
 // to the cache as strided inputs, without a copy. Exit status 0 when every check passed.
@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <random>
 #include <span>
 #include <string>
@@ -513,10 +514,37 @@ class engine {
   double worst_ = 0;
 };
 
+void print_usage(std::FILE* to) {
+  const options d;
+  std::fprintf(
+      to,
+      "usage: serve [options]\n"
+      "A miniature inference engine on kvc: continuous batching, chunked prefill, forks,\n"
+      "speculative decoding with rollback; logits checked against a recomputation.\n"
+      "  --model llama|gemma  GQA decoder, or five sliding-window layers per global one (%s)\n"
+      "  --requests N         requests served (%d)\n"
+      "  --prompt-max T       longest prompt, at least 4 (%d)\n"
+      "  --new-tokens T       tokens generated per request (%d)\n"
+      "  --chunk T            prefill chunk (%d)\n"
+      "  --draft K            draft tokens per speculative step, 0 for none (%d)\n"
+      "  --check-every S      check the logits every S steps (%d)\n"
+      "  --threads N          CPU threads (%d)\n"
+      "  --seed S             random seed (%u)\n"
+      "  --quiet              print the summary only\n"
+      "  --help               this text\n"
+      "Exit status 0 when every check passed.\n",
+      d.model.c_str(), d.requests, d.prompt_max, d.new_tokens, d.chunk, d.draft, d.check_every,
+      d.threads, d.seed);
+}
+
 options parse(int argc, char** argv) {
   options o;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      print_usage(stdout);
+      std::exit(0);
+    }
     const auto next = [&]() -> std::string {
       if (i + 1 >= argc) {
         std::fprintf(stderr, "serve: %s needs a value\n", arg.c_str());
@@ -546,6 +574,7 @@ options parse(int argc, char** argv) {
       o.quiet = true;
     else {
       std::fprintf(stderr, "serve: unknown option %s\n", arg.c_str());
+      print_usage(stderr);
       std::exit(2);
     }
   }
@@ -560,7 +589,14 @@ options parse(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const options o = parse(argc, argv);
+  options o;
+  try {
+    o = parse(argc, argv);
+  } catch (const std::exception&) {  // std::stoi of a value that is not a number
+    std::fprintf(stderr, "serve: an option's value is not a number\n");
+    print_usage(stderr);
+    return 2;
+  }
   if (o.model == "llama") return engine<llama_like>(o).run();
   if (o.model == "gemma") return engine<gemma_like>(o).run();
   std::fprintf(stderr, "serve: --model is llama or gemma\n");

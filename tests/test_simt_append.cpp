@@ -12,7 +12,7 @@
 #include <random>
 #include <vector>
 
-#include "kvc/backend/simt/launch.hpp"
+#include "kvc/backend/simt/append.hpp"
 #include "kvc/cache/kv_cache.hpp"
 #include "kvc/kernels/append.hpp"
 #include "kvc/numeric/half.hpp"
@@ -130,7 +130,7 @@ void check_append() {
   REQUIRE(kernel::fits(view.geometry));
   const kernels::append_work work =
       kernels::make_append_work(view, token_indptr.data(), in.k_in, in.v_in, overwrite ? 20 : 0);
-  simt::launch(kernels::append_grid(work), kernels::block_shape<64>{}, 0, kernel{work});
+  simt::append<KType, VType, Input>(work);
   if (!overwrite) {
     // Nothing told the cache the layer was written: commit refuses, the plan stays open.
     CHECK_THROWS_AS(device.commit(plans[1]), cache_error);

@@ -140,9 +140,16 @@ TEST_CASE("simt decode: a kernel, plan or buffer that does not fit is refused be
           simt::decode<fp16_shape>(plan, cache.view(0, newer), q.data(), out.data(), lse.data(),
                                    params, workspace);
         }) == cache_errc::plan_mismatch);
-  // No output.
+  // The view of before the append is stale now.
   CHECK(code_of([&] {
-          simt::decode<fp16_shape>(plan, view, q.data(), nullptr, lse.data(), params, workspace);
+          simt::decode<fp16_shape>(plan, view, q.data(), out.data(), lse.data(), params, workspace);
+        }) == cache_errc::stale_table);
+  // No output.
+  const paged_layer_view newer_view = cache.view(0, newer);
+  const attention::decode_plan newer_plan = attention::plan_decode(newer_view, 8, 1);
+  CHECK(code_of([&] {
+          simt::decode<fp16_shape>(newer_plan, newer_view, q.data(), nullptr, lse.data(), params,
+                                   workspace);
         }) == cache_errc::invalid_argument);
   for (float x : out) REQUIRE(x == -7.0f);  // nothing was written
   for (float x : lse) REQUIRE(x == -7.0f);

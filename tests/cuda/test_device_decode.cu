@@ -21,6 +21,7 @@
 #include "kvc/backend/cuda/append.cuh"
 #include "kvc/backend/cuda/decode.cuh"
 #include "kvc/backend/cuda/device_allocator.hpp"
+#include "kvc/backend/cuda/page_table.cuh"
 #include "kvc/cache/kv_cache.hpp"
 #include "kvc/kernels/append.hpp"
 
@@ -43,30 +44,6 @@ std::vector<T> to_host(const T* device, std::size_t count) {
   cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost);
   return host;
 }
-
-// A table's arrays in device memory, and the view of a layer over them.
-struct table_on_device {
-  std::int32_t *indptr, *indices, *last_page_len;
-  std::int64_t* seq_lens;
-  explicit table_on_device(const page_table_csr& t)
-      : indptr(to_device(t.indptr)),
-        indices(to_device(t.indices)),
-        last_page_len(to_device(t.last_page_len)),
-        seq_lens(to_device(t.seq_lens)) {}
-  ~table_on_device() {
-    cudaFree(indptr);
-    cudaFree(indices);
-    cudaFree(last_page_len);
-    cudaFree(seq_lens);
-  }
-  paged_layer_view on_device(paged_layer_view v) const {
-    v.indptr = indptr;
-    v.indices = indices;
-    v.last_page_len = last_page_len;
-    v.seq_lens = seq_lens;
-    return v;
-  }
-};
 
 int compare(const std::vector<float>& got, const std::vector<float>& expected) {
   int bad = 0;
@@ -155,10 +132,10 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
   if (!in_step) {
     const page_table_csr host_table = host.page_table(0, host_ids);
     const page_table_csr device_table = device.page_table(0, device_ids);
-    const table_on_device arrays(device_table);
+    kvc::cuda::device_page_table arrays;
+    arrays.upload(device_table, nullptr);
     check_view<Spec, Paging>(name, host.view(0, host_table),
-                             arrays.on_device(device.view(0, device_table)), q, min_split_tokens,
-                             sinks);
+                             arrays.view(device.view(0, device_table)), q, min_split_tokens, sinks);
     return;
   }
   // One more token for every sequence, written into an open step on both caches.
@@ -177,10 +154,10 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
              fp32_input(v.data(), n, kv, vd > 0 ? vd : 1));
   const page_table_csr device_table = device.step_table(device_step, 0);
   const page_table_csr host_table = host.step_table(host_step, 0);
-  const table_on_device arrays(device_table);
+  kvc::cuda::device_page_table arrays;
+  arrays.upload(device_table, nullptr);
   check_view<Spec, Paging>(name, host.view(0, host_table),
-                           arrays.on_device(device.view(0, device_table)), q, min_split_tokens,
-                           sinks);
+                           arrays.view(device.view(0, device_table)), q, min_split_tokens, sinks);
   device.commit(device_step);
   host.commit(host_step);
 }
@@ -237,12 +214,14 @@ void check_graph_step() {
   }
   std::uint16_t* k_device = to_device(k16);
   std::uint16_t* v_device = to_device(v16);
-  std::int64_t* token_indptr = to_device(std::vector<std::int64_t>{0, 1, 2, 3});
   float* q_device = to_device(q);
   float* out_device = to_device(std::vector<float>(layers * q.size()));
   float* lse_device = to_device(std::vector<float>(layers * batch * 8));
   const page_table_csr table = device.step_table(device_step, 0);
-  const table_on_device arrays(table);
+  // The step's table and new-token offsets, uploaded once for every layer.
+  const std::vector<std::int64_t> token_indptr{0, 1, 2, 3};
+  kvc::cuda::device_page_table arrays;
+  arrays.upload(table, nullptr, token_indptr.data());
   attention::decode_plan plan;
   kvc::cuda::plan_decode<shape>(device.view(0, table), 8, plan);
   kvc::cuda::device_decode_plan device_plan;
@@ -253,10 +232,10 @@ void check_graph_step() {
   cudaGraph_t graph;
   cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal);
   for (int l = 0; l < layers; ++l) {
-    const paged_layer_view view = arrays.on_device(device.view(l, table));
-    const kvc::kernels::append_work work =
-        kvc::kernels::make_append_work(view, token_indptr, fp16_input(k_device, batch, 2, 128),
-                                       fp16_input(v_device, batch, 2, 128), 1);
+    const paged_layer_view view = arrays.view(device.view(l, table));
+    const kvc::kernels::append_work work = kvc::kernels::make_append_work(
+        view, arrays.token_indptr(), fp16_input(k_device, batch, 2, 128),
+        fp16_input(v_device, batch, 2, 128), 1);
     kvc::cuda::append<fp16, fp16, fp16>(work, stream);
     kvc::cuda::decode<shape>(plan, device_plan, view, q_device, out_device + l * q.size(),
                              lse_device + l * batch * 8, attention::attention_params_of<spec>(),
@@ -268,9 +247,29 @@ void check_graph_step() {
       captured == cudaSuccess ? cudaGraphInstantiate(&exec, graph, 0) : captured;
   const cudaError_t ran = made == cudaSuccess ? cudaGraphLaunch(exec, stream) : made;
   const cudaError_t status = ran == cudaSuccess ? cudaStreamSynchronize(stream) : ran;
+  const paged_layer_view kept = arrays.view(device.view(0, table));
   for (int l = 0; l < layers; ++l) device.mark_written(device_step, l);
   device.commit(device_step);
   int bad = status != cudaSuccess;
+  // The step's device views are stale once it is committed: both launchers refuse them.
+  int refused = 0;
+  try {
+    kvc::cuda::decode<shape>(plan, device_plan, kept, q_device, out_device, lse_device,
+                             attention::attention_params_of<spec>(), stream);
+  } catch (const cache_error& e) {
+    refused += e.code() == cache_errc::stale_table;
+  }
+  try {
+    kvc::cuda::append<fp16, fp16, fp16>(
+        kvc::kernels::make_append_work(kept, arrays.token_indptr(),
+                                       fp16_input(k_device, batch, 2, 128),
+                                       fp16_input(v_device, batch, 2, 128)),
+        stream);
+  } catch (const cache_error& e) {
+    refused += e.code() == cache_errc::stale_table;
+  }
+  std::printf("%s stale device views refused by decode and append\n", refused == 2 ? "ok" : "FAIL");
+  failures += refused != 2;
   const std::vector<float> out = to_host(out_device, layers * q.size());
   const std::vector<float> lse = to_host(lse_device, static_cast<std::size_t>(layers) * batch * 8);
   for (int l = 0; l < layers; ++l) {
@@ -300,7 +299,6 @@ void check_graph_step() {
   cudaStreamDestroy(stream);
   cudaFree(k_device);
   cudaFree(v_device);
-  cudaFree(token_indptr);
   cudaFree(q_device);
   cudaFree(out_device);
   cudaFree(lse_device);

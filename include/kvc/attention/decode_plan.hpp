@@ -29,6 +29,17 @@ inline void check_query_heads(int q_heads, int kv_heads, const char* who) {
                           " KV heads evenly");
 }
 
+/// check_query_heads, and q_heads must be the query heads of the layer the view is of (where
+/// the view knows them: a view made by kv_cache::view does).
+inline void check_layer_query_heads(const paged_layer_view& view, int q_heads, const char* who) {
+  check_query_heads(q_heads, view.geometry.kv_heads, who);
+  if (view.q_heads != 0 && q_heads != view.q_heads)
+    throw cache_error(cache_errc::shape_mismatch,
+                      std::string(who) + ": " + std::to_string(q_heads) +
+                          " query heads, and the view's layer " + std::to_string(view.layer) +
+                          " has " + std::to_string(view.q_heads));
+}
+
 struct decode_plan {
   /// Key blocks [block_begin, block_end) of a sequence: block b is block b % blocks_per_page
   /// of the page of its page-table entry b / blocks_per_page.
@@ -81,7 +92,8 @@ namespace detail {
 inline void begin_plan(const paged_layer_view& view, int q_heads, decode_plan& plan,
                        const char* who) {
   const page_geometry& geo = view.geometry;
-  check_query_heads(q_heads, geo.kv_heads, who);
+  check_current(view, who);
+  check_layer_query_heads(view, q_heads, who);
   plan.items.clear();
   plan.first_item.clear();
   plan.splits.clear();
@@ -202,11 +214,14 @@ struct decode_workspace {
   }
 };
 
-/// Throws plan_mismatch unless the plan was made for this view's page table (the same
-/// table: a plan serves every layer of one layer group over one table) and shapes.
+/// Throws stale_table unless the view is current (check_current), plan_mismatch unless the
+/// plan was made for this view's page table (the same table: a plan serves every layer of one
+/// layer group over one table) and shapes, shape_mismatch when the view's layer has another
+/// number of query heads than the plan.
 inline void check_plan(const decode_plan& plan, const paged_layer_view& view,
                        const char* who = "kvc::cpu::decode") {
   const page_geometry& geo = view.geometry;
+  check_current(view, who);
   if (plan.table_serial != view.serial || plan.layer_group != view.group ||
       plan.batch != view.batch)
     throw cache_error(cache_errc::plan_mismatch,
@@ -220,6 +235,14 @@ inline void check_plan(const decode_plan& plan, const paged_layer_view& view,
       plan.page_tokens != geo.page_tokens)
     throw cache_error(cache_errc::plan_mismatch,
                       std::string(who) + ": the plan was made for another layer shape");
+  check_layer_query_heads(view, plan.q_heads, who);
+}
+
+/// Throws invalid_argument when the plan has sequences and q, out or lse is null.
+inline void check_decode_pointers(const decode_plan& plan, const float* q, const float* out,
+                                  const float* lse, const char* who) {
+  if (plan.batch > 0 && (q == nullptr || out == nullptr || lse == nullptr))
+    throw cache_error(cache_errc::invalid_argument, std::string(who) + ": null q, out or lse");
 }
 
 }  // namespace kvc::attention

@@ -36,6 +36,7 @@
 
 #include "kvc/cache/allocator.hpp"
 #include "kvc/cache/errors.hpp"
+#include "kvc/cache/kv_input.hpp"
 #include "kvc/cache/layer_groups.hpp"
 #include "kvc/cache/page_pool.hpp"
 #include "kvc/cache/page_table.hpp"
@@ -64,52 +65,6 @@ inline constexpr std::int64_t max_rollback_reserve = 65536;
 struct append_request {
   sequence_id sequence;
   std::int64_t tokens = 0;  ///< new tokens of this sequence in this step
-};
-
-/// A [tokens][heads][dim] tensor of new keys or values, in fp32, fp16 or bf16. The tokens of
-/// a batch follow one another in the order of its requests. Strides are in elements; 0 means
-/// dense (token_stride = heads * dim, head_stride = dim), so that the K and V slices of a
-/// fused QKV projection ([tokens][q + 2 kv heads][dim]) pass without a copy:
-///   kv_input k{qkv + q_heads * dim, dtype_id::bf16, tokens, kv_heads, dim,
-///              (q_heads + 2 * kv_heads) * dim};
-struct kv_input {
-  const void* data = nullptr;
-  dtype_id type = dtype_id::fp32;
-  std::int64_t tokens = 0;
-  int heads = 0;
-  int dim = 0;
-  std::int64_t token_stride = 0;  ///< elements from one token to the next (0: heads * dim)
-  std::int64_t head_stride = 0;   ///< elements from one head to the next (0: dim)
-
-  std::int64_t token_step() const {
-    return token_stride != 0 ? token_stride : std::int64_t{heads} * dim;
-  }
-  std::int64_t head_step() const { return head_stride != 0 ? head_stride : dim; }
-  /// The first element of one vector.
-  const std::byte* vector(std::int64_t token, int head) const {
-    const auto element = static_cast<std::uint64_t>(token * token_step() + head * head_step());
-    return static_cast<const std::byte*>(data) +
-           element * static_cast<std::uint64_t>(dtype_bits(type) / 8);
-  }
-};
-
-inline kv_input fp32_input(const float* data, std::int64_t tokens, int heads, int dim) {
-  return {data, dtype_id::fp32, tokens, heads, dim};
-}
-/// Raw fp16 bits.
-inline kv_input fp16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
-  return {data, dtype_id::fp16, tokens, heads, dim};
-}
-/// Raw bf16 bits.
-inline kv_input bf16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
-  return {data, dtype_id::bf16, tokens, heads, dim};
-}
-
-/// One layer's new keys and values (a latent layer takes its latent vectors as k, no v).
-struct layer_input {
-  int layer = 0;
-  kv_input k;
-  kv_input v;
 };
 
 /// Capacity: the same number of pages in every group. rollback_reserve: tokens every
@@ -434,6 +389,7 @@ class kv_cache {
                             " already holds tokens; set its scales before the first append");
     k_scale_[layer] = k_scale;
     v_scale_[layer] = v_scale;
+    ++epoch_;  // views carry the scales
   }
 
   // ---- appending ----
@@ -524,14 +480,16 @@ class kv_cache {
     const int g = owning_group(layer);
     const group_state& group = groups_[g];
     const page_geometry& geo = group.geometry;
-    check_input(k, plan.total_tokens_, geo.kv_heads, geo.k_dim, layer, "K");
+    check_kv_input(k, plan.total_tokens_, geo.kv_heads, geo.k_dim,
+                   input_name("kvc::kv_cache", "K", layer));
     if (geo.latent) {
       if (v.data != nullptr)
         throw cache_error(cache_errc::shape_mismatch,
                           "kvc::kv_cache::write: layer " + std::to_string(layer) +
                               " is a latent layer: its values are part of K; pass no V");
     } else {
-      check_input(v, plan.total_tokens_, geo.kv_heads, geo.v_dim, layer, "V");
+      check_kv_input(v, plan.total_tokens_, geo.kv_heads, geo.v_dim,
+                     input_name("kvc::kv_cache", "V", layer));
     }
     const int slot_in_group = groups::value.slot[layer];
     const float k_inverse = 1.0f / k_scale_[layer], v_inverse = 1.0f / v_scale_[layer];
@@ -659,8 +617,11 @@ class kv_cache {
             "kvc::kv_cache::append: layer " + std::to_string(input.layer) + " is given twice");
       given[input.layer] = true;
       const page_geometry& geo = groups_[g].geometry;
-      check_input(input.k, total, geo.kv_heads, geo.k_dim, input.layer, "K");
-      if (!geo.latent) check_input(input.v, total, geo.kv_heads, geo.v_dim, input.layer, "V");
+      check_kv_input(input.k, total, geo.kv_heads, geo.k_dim,
+                     input_name("kvc::kv_cache", "K", input.layer));
+      if (!geo.latent)
+        check_kv_input(input.v, total, geo.kv_heads, geo.v_dim,
+                       input_name("kvc::kv_cache", "V", input.layer));
     }
     for (int l = 0; l < num_layers; ++l)
       if (Model::layer_summaries[static_cast<std::size_t>(l)].owns_cache() && !given[l])
@@ -675,10 +636,13 @@ class kv_cache {
 
   /// Dequantized K ([kv_heads][k_dim]) and V ([kv_heads][v_dim]) of one position; false when
   /// the cache no longer holds it: the layer's window does not show it, and the rollback
-  /// reserve does not keep it either. v may be null.
+  /// reserve does not keep it either. v may be null; k may not (invalid_argument). The sizes
+  /// are the caller's to get right: the span form checks them.
   bool read(sequence_id sequence, int layer, std::int64_t position, float* k, float* v) const {
     const sequence_state& s = sequences_[checked(sequence)];
     const int g = any_group(layer);
+    if (k == nullptr)
+      throw cache_error(cache_errc::invalid_argument, "kvc::kv_cache::read: null k");
     if (position < 0 || position >= s.length)
       throw cache_error(cache_errc::invalid_argument,
                         "kvc::kv_cache::read: position " + std::to_string(position) +
@@ -707,6 +671,24 @@ class kv_cache {
                              v + head * geo.v_dim);
     }
     return true;
+  }
+
+  /// read() into sized buffers: k must hold kv_heads * k_dim floats and v (empty: no
+  /// values) kv_heads * v_dim, or shape_mismatch.
+  bool read(sequence_id sequence, int layer, std::int64_t position, std::span<float> k,
+            std::span<float> v) const {
+    const page_geometry& geo = groups_[any_group(layer)].geometry;
+    const auto check = [&](const char* name, std::size_t given, int dim) {
+      const auto needed = static_cast<std::size_t>(geo.kv_heads) * static_cast<std::size_t>(dim);
+      if (given < needed)
+        throw cache_error(cache_errc::shape_mismatch,
+                          std::string("kvc::kv_cache::read: ") + name + " holds " +
+                              std::to_string(given) + " floats, layer " + std::to_string(layer) +
+                              " needs " + std::to_string(needed));
+    };
+    check("k", k.size(), geo.k_dim);
+    if (!v.empty()) check("v", v.size(), geo.v_dim);
+    return read(sequence, layer, position, k.data(), v.empty() ? nullptr : v.data());
   }
 
   // ---- page tables and views ----
@@ -766,6 +748,7 @@ class kv_cache {
       throw;
     }
     stamp(csr, g);
+    csr.new_tokens = plan.total_tokens_;
   }
 
  private:
@@ -824,6 +807,11 @@ class kv_cache {
     v.seq_lens = table.seq_lens.data();
     v.serial = table.serial;
     v.group = g;
+    v.layer = layer;
+    v.q_heads = Model::layer_summaries[static_cast<std::size_t>(layer)].q_heads;
+    v.new_tokens = table.new_tokens;
+    v.epoch = table.epoch;
+    v.live_epoch = &epoch_;
     return v;
   }
 
@@ -1020,32 +1008,6 @@ class kv_cache {
       self.give_back(plan);
       self.close(plan);
     }
-  }
-
-  static void check_input(const kv_input& input, std::int64_t tokens, int heads, int dim, int layer,
-                          const char* what) {
-    const auto where = [&] {
-      return std::string("kvc::kv_cache: ") + what + " of layer " + std::to_string(layer);
-    };
-    if (input.data == nullptr && tokens > 0)
-      throw cache_error(cache_errc::shape_mismatch, where() + " is missing (null data) for " +
-                                                        std::to_string(tokens) + " tokens");
-    if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 &&
-        input.type != dtype_id::bf16)
-      throw cache_error(cache_errc::dtype_mismatch, where() + " is " +
-                                                        std::string(dtype_name(input.type)) +
-                                                        "; K/V inputs must be fp32, fp16 or bf16");
-    if (input.tokens != tokens || input.heads != heads || input.dim != dim)
-      throw cache_error(cache_errc::shape_mismatch,
-                        where() + " is [" + std::to_string(input.tokens) + "][" +
-                            std::to_string(input.heads) + "][" + std::to_string(input.dim) +
-                            "], the layer needs [" + std::to_string(tokens) + "][" +
-                            std::to_string(heads) + "][" + std::to_string(dim) + "]");
-    if (input.token_stride < 0 || input.head_stride < 0 ||
-        (input.token_stride != 0 && input.token_stride > (std::int64_t{1} << 40)) ||
-        (input.head_stride != 0 && input.head_stride > (std::int64_t{1} << 40)))
-      throw cache_error(cache_errc::shape_mismatch,
-                        where() + ": strides must be 0 (dense) or positive element counts");
   }
 
   void push_sequence(page_table_csr& csr, std::int64_t length) const {

@@ -9,19 +9,24 @@
 // pages, then a run of pages that ends with the last one).
 //
 // A table also says what it was made for: the cache's epoch (bumped by every call that
-// changes a sequence's pages or length: commit, abort, truncate, fork, release), the layer
-// group, and a serial number of its own. The cache refuses a view of a table from an older
-// epoch (cache_errc::stale_table) and attention plans refuse a view of another table
-// (cache_errc::plan_mismatch), instead of reading pages that now belong to someone else.
-//
+// changes a sequence's pages, its length or a layer's scales: commit, abort, truncate, fork,
+// release, set_fp8_scales), the layer group, and a serial number of its own. A view made from
+// it carries the epoch and where the cache keeps its current one: the cache refuses to make a
+// view of a table from an older epoch, and decode, extend and the device launchers refuse a
+// view that a later call made stale (cache_errc::stale_table, one comparison); attention plans
+// refuse a view of another table (cache_errc::plan_mismatch). Nothing reads pages that now
+// belong to someone else. A view made by hand (live_epoch null) is not checked.
+
 // paged_layer_view is non-owning and trivially copyable: one layer's memory, its page
 // geometry, window and fp8 scales, and pointers into a page_table_csr that must outlive it.
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <vector>
 
+#include "kvc/cache/errors.hpp"
 #include "kvc/config.hpp"
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/policy/window.hpp"
@@ -36,6 +41,9 @@ struct page_table_csr {
   std::uint64_t epoch = 0;   ///< the cache's epoch when the table was made (0: not by a cache)
   std::uint64_t serial = 0;  ///< which table this is (0: not by a cache)
   std::int32_t group = -1;   ///< the layer group whose pages it lists
+  /// A step table (kv_cache::step_table): the step's new tokens, all sequences together;
+  /// -1 for a table of committed sequences.
+  std::int64_t new_tokens = -1;
 
   std::int32_t batch() const { return static_cast<std::int32_t>(last_page_len.size()); }
 
@@ -47,6 +55,7 @@ struct page_table_csr {
     seq_lens.clear();
     epoch = serial = 0;
     group = -1;
+    new_tokens = -1;
   }
 };
 
@@ -63,6 +72,16 @@ struct paged_layer_view {
   const std::int64_t* seq_lens = nullptr;
   std::uint64_t serial = 0;  ///< the table's serial (attention plans check it)
   std::int32_t group = -1;
+  std::int32_t layer = -1;       ///< the layer it views (-1: not made by a cache)
+  std::int32_t q_heads = 0;      ///< the layer's query heads (0: not known, not checked)
+  std::int64_t new_tokens = -1;  ///< the table's new_tokens: -1 unless a step table
+  std::uint64_t epoch = 0;       ///< the table's epoch
+  /// The cache's current epoch, read on the host by the calls that take the view (null: a
+  /// view not made by a cache, not checked).
+  const std::uint64_t* live_epoch = nullptr;
+
+  /// Whether the cache has changed none of its sequences since the view's table was made.
+  bool current() const { return live_epoch == nullptr || *live_epoch == epoch; }
 
   /// The view of the table's first `sequences` sequences (the prefix of a CSR table is a
   /// table): an engine that orders a step's batch decode rows first decodes them over
@@ -91,5 +110,18 @@ struct paged_layer_view {
 };
 
 static_assert(std::is_trivially_copyable_v<paged_layer_view>);
+
+/// Throws stale_table unless the view is current: its cache has committed, aborted,
+/// truncated, forked or released since its table was made, so its pages and lengths may now
+/// be another sequence's.
+inline void check_current(const paged_layer_view& view, const char* who) {
+  if (!view.current())
+    throw cache_error(cache_errc::stale_table,
+                      std::string(who) + ": the view is of a page table from epoch " +
+                          std::to_string(view.epoch) + ", the cache is at " +
+                          std::to_string(*view.live_epoch) +
+                          " (a commit, abort, truncate, fork, release or set_fp8_scales came in "
+                          "between); refill the table and make the view again");
+}
 
 }  // namespace kvc

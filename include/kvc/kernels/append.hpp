@@ -3,8 +3,7 @@
 // step's pages, byte for byte as kv_cache::write does on the host.
 //
 //   kernels::append_work work = kernels::make_append_work(view, token_indptr, k, v);
-//   simt::launch(kernels::append_grid(work), kernels::block_shape<64>{}, 0,
-//                kernels::append<int8>{work});              // or cuda::append(..., stream)
+//   simt::append<int8>(work);                   // the emulator; cuda::append(work, stream)
 //
 // Grid {batch, kv_heads, runs}: a block takes one KV head of one sequence's new tokens, the
 // runs of a long step in parallel (append_work::max_new_tokens sizes them). A vector made of
@@ -20,9 +19,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 
 #include "kvc/cache/errors.hpp"
+#include "kvc/cache/kv_input.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/config.hpp"
 #include "kvc/kernels/simt_shape.hpp"
@@ -58,23 +59,66 @@ struct append_work {
   /// The most new tokens of one sequence in the step (its longest run): the grid spreads
   /// them over blocks. 0 (unknown): one block per (sequence, KV head) writes them all.
   std::int64_t max_new_tokens = 0;
+  std::int32_t layer = -1;               ///< the layer, for messages (-1: not known)
+  dtype_id input_type = dtype_id::fp32;  ///< the dtype of k and v (the launchers check it)
 };
 
 /// The work of one layer from its view over the step table (cache.view(layer,
-/// cache.step_table(plan, layer))), the step's new-token offsets, and its K/V inputs (a type
-/// with data, token_step() and head_step(), as kv_input; v ignored for a latent layer). The
-/// view's memory is the cache's page memory, which the kernel writes: 16-byte aligned, or
-/// cache_error invalid_argument. max_new_tokens: see append_work.
-template <class Input>
-append_work make_append_work(const paged_layer_view& view, const std::int64_t* token_indptr,
-                             const Input& k, const Input& v, std::int64_t max_new_tokens = 0) {
+/// cache.step_table(plan, layer))), the step's new-token offsets (token_indptr: int64 in the
+/// kernel's memory, batch + 1 entries, as append_work::token_indptr) and its K/V inputs
+/// (v ignored, and to be given without data, for a latent layer). Allocates nothing. It
+/// refuses, with a cache_error and before anything is launched, what kv_cache::write refuses
+/// and what only a device append can get wrong:
+/// - stale_table: the view is not current (check_current);
+/// - invalid_argument: a view of a committed table (a step writes through its step table's
+///   view), page memory not 16-byte aligned (the kernel stores 16 bytes at once), a null
+///   token_indptr, max_new_tokens outside 0 .. the step's new tokens;
+/// - shape_mismatch / dtype_mismatch: K or V not [step tokens][kv_heads][dim] of fp32, fp16 or
+///   bf16 (check_kv_input, the messages of write), V given for a latent layer, K and V of two
+///   dtypes (the kernel reads one).
+/// The launchers (cuda::append, simt::append) then check the kernel's dtypes against the work
+/// (check_append_kernel). max_new_tokens: see append_work.
+inline append_work make_append_work(const paged_layer_view& view, const std::int64_t* token_indptr,
+                                    const kv_input& k, const kv_input& v,
+                                    std::int64_t max_new_tokens = 0) {
+  const std::string who = "kvc::kernels::make_append_work";
+  check_current(view, who.c_str());
+  const page_geometry& geo = view.geometry;
+  if (view.live_epoch != nullptr && view.new_tokens < 0)
+    throw cache_error(cache_errc::invalid_argument,
+                      who +
+                          ": the view is of a committed table; a step writes through the view "
+                          "of its step table (cache.view(layer, cache.step_table(plan, layer)))");
   if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
     throw cache_error(cache_errc::invalid_argument,
-                      "kvc::kernels::make_append_work: page memory must be 16-byte aligned (the "
-                      "kernel stores 16 bytes at once)");
+                      who +
+                          ": page memory must be 16-byte aligned (the kernel stores 16 bytes at "
+                          "once)");
+  if (view.batch > 0 && token_indptr == nullptr)
+    throw cache_error(cache_errc::invalid_argument, who + ": null token_indptr");
+  // A view made by hand does not know the step's tokens: the inputs' own count is taken.
+  const std::int64_t tokens = view.new_tokens >= 0 ? view.new_tokens : k.tokens;
+  check_kv_input(k, tokens, geo.kv_heads, geo.k_dim, input_name(who, "K", view.layer));
+  if (geo.latent) {
+    if (v.data != nullptr)
+      throw cache_error(cache_errc::shape_mismatch,
+                        who + ": layer " + std::to_string(view.layer) +
+                            " is a latent layer: its values are part of K; pass no V");
+  } else {
+    check_kv_input(v, tokens, geo.kv_heads, geo.v_dim, input_name(who, "V", view.layer));
+    if (v.type != k.type)
+      throw cache_error(cache_errc::dtype_mismatch,
+                        who + ": K is " + std::string(dtype_name(k.type)) + " and V " +
+                            std::string(dtype_name(v.type)) +
+                            "; the kernel reads both in one input dtype");
+  }
+  if (max_new_tokens < 0 || max_new_tokens > tokens)
+    throw cache_error(cache_errc::invalid_argument,
+                      who + ": max_new_tokens " + std::to_string(max_new_tokens) +
+                          " is outside 0 .. the step's " + std::to_string(tokens) + " new tokens");
   append_work w;
   w.memory = const_cast<std::byte*>(view.memory);
-  w.geometry = view.geometry;
+  w.geometry = geo;
   w.window = view.window;
   w.k_inverse_scale = 1.0f / view.k_scale;
   w.v_inverse_scale = 1.0f / view.v_scale;
@@ -84,10 +128,12 @@ append_work make_append_work(const paged_layer_view& view, const std::int64_t* t
   w.seq_lens = view.seq_lens;
   w.token_indptr = token_indptr;
   w.max_new_tokens = max_new_tokens;
+  w.layer = view.layer;
+  w.input_type = k.type;
   w.k = k.data;
   w.k_token_stride = k.token_step();
   w.k_head_stride = k.head_step();
-  if (!view.geometry.latent) {
+  if (!geo.latent) {
     w.v = v.data;
     w.v_token_stride = v.token_step();
     w.v_head_stride = v.head_step();
@@ -282,5 +328,25 @@ struct append {
     }
   }
 };
+
+/// Throws dtype_mismatch unless the append kernel of these dtypes is the one the work needs:
+/// it stores the layer's K and V dtypes and reads the work's input dtype. The launchers call
+/// it before they launch (a kernel of other dtypes would store garbage).
+template <class KType, class VType, class Input>
+void check_append_kernel(const append_work& work, const char* who) {
+  const page_geometry& g = work.geometry;
+  if (!append<KType, VType, Input>::fits(g))
+    throw cache_error(
+        cache_errc::dtype_mismatch,
+        std::string(who) + ": the kernel stores " + std::string(dtype_name(KType::id)) + "/" +
+            std::string(dtype_name(VType::id)) + ", layer " + std::to_string(work.layer) +
+            " stores " + std::string(dtype_name(g.k_type)) + "/" +
+            std::string(dtype_name(g.latent ? g.k_type : g.v_type)));
+  if (work.input_type != Input::id)
+    throw cache_error(cache_errc::dtype_mismatch, std::string(who) + ": the kernel reads " +
+                                                      std::string(dtype_name(Input::id)) +
+                                                      " input, the work's K/V are " +
+                                                      std::string(dtype_name(work.input_type)));
+}
 
 }  // namespace kvc::kernels

@@ -211,8 +211,7 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
   if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
     throw cache_error(cache_errc::invalid_argument,
                       std::string(who) + ": page memory must be 16-byte aligned");
-  if (plan.batch > 0 && (q == nullptr || out == nullptr || lse == nullptr))
-    throw cache_error(cache_errc::invalid_argument, std::string(who) + ": null q, out or lse");
+  attention::check_decode_pointers(plan, q, out, lse, who);
   decode_work w;
   w.memory = view.memory;
   w.geometry = geo;

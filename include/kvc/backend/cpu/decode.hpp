@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -286,6 +287,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
                    decode_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
   check_plan(plan, view);
+  check_decode_pointers(plan, q, out, lse, "kvc::cpu::decode");
   const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
   block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
@@ -345,6 +347,17 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
     }
   };
   parallel(static_cast<std::size_t>(plan.batch), finish);
+}
+
+/// decode() with sized buffers: q, out or lse smaller than the plan's rows need is a
+/// cache_error (shape_mismatch) instead of an overflow. The pointer form above trusts the
+/// caller for the sizes (it still refuses null pointers).
+inline void decode(const decode_plan& plan, const paged_layer_view& view, std::span<const float> q,
+                   std::span<float> out, std::span<float> lse,
+                   const attention::attention_params& params, decode_workspace& workspace,
+                   parallel_for_ref parallel = default_parallel_for()) {
+  check_decode_sizes(plan, q.size(), out.size(), lse.size(), "kvc::cpu::decode");
+  decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
 }
 
 /// Plans, allocates and runs in one call (for tests and one-off use).

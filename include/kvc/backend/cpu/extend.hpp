@@ -39,7 +39,7 @@
 #include "kvc/backend/cpu/extend_workspace.hpp"
 #include "kvc/backend/cpu/group_kernels.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
-#include "kvc/cache/kv_cache.hpp"
+#include "kvc/cache/kv_input.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/detail/index.hpp"
 #include "kvc/numeric/host_vector.hpp"
@@ -227,29 +227,6 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     }
 }
 
-inline void check_extend_input(const kv_input& input, std::int64_t rows, int heads, int dim,
-                               const char* what) {
-  if (rows > 0 && input.data == nullptr)
-    throw cache_error(cache_errc::shape_mismatch, std::string("kvc::cpu::extend: new ") + what +
-                                                      " is missing (null data) for " +
-                                                      std::to_string(rows) + " rows");
-  if (input.token_stride < 0 || input.head_stride < 0)
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string("kvc::cpu::extend: new ") + what +
-                          ": strides must be 0 (dense) or positive element counts");
-  if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 && input.type != dtype_id::bf16)
-    throw cache_error(cache_errc::dtype_mismatch,
-                      std::string("kvc::cpu::extend: new ") + what + " must be fp32, fp16 or bf16");
-  if (input.tokens != rows || input.heads != heads || input.dim != dim ||
-      (rows > 0 && input.data == nullptr))
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string("kvc::cpu::extend: new ") + what + " is [" +
-                          std::to_string(input.tokens) + "][" + std::to_string(input.heads) + "][" +
-                          std::to_string(input.dim) + "], the layer needs [" +
-                          std::to_string(rows) + "][" + std::to_string(heads) + "][" +
-                          std::to_string(dim) + "]");
-}
-
 // Copies new rows [first, first + count) of sequence `b` into the staged layout: the input is
 // read in order, each row's heads written to their own regions.
 inline void stage_rows(const staged_layout& staged, std::span<const std::int32_t> qo_indptr,
@@ -279,6 +256,17 @@ inline void check_qo_indptr(const paged_layer_view& view, std::span<const std::i
   if (qo_indptr.front() != 0 || !std::is_sorted(qo_indptr.begin(), qo_indptr.end()))
     throw cache_error(cache_errc::invalid_argument,
                       "kvc::cpu::extend: qo_indptr must start at 0 and never decrease");
+}
+
+// What both extends check first: a current view, the layer's query heads, qo_indptr, and
+// q, out and lse given (when there are rows).
+inline void check_extend_call(const paged_layer_view& view, std::span<const std::int32_t> qo_indptr,
+                              int q_heads, const float* q, const float* out, const float* lse) {
+  check_current(view, "kvc::cpu::extend");
+  check_layer_query_heads(view, q_heads, "kvc::cpu::extend");
+  check_qo_indptr(view, qo_indptr);
+  if (qo_indptr.back() > 0 && (q == nullptr || out == nullptr || lse == nullptr))
+    throw cache_error(cache_errc::invalid_argument, "kvc::cpu::extend: null q, out or lse");
 }
 
 // The tiles of work, and the run over them; staged.base null: the new tokens are in the view.
@@ -327,11 +315,15 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                    extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
   const page_geometry& geo = prefix.geometry;
-  check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::extend");
-  detail::check_qo_indptr(prefix, qo_indptr);
+  detail::check_extend_call(prefix, qo_indptr, q_heads, q, out, lse);
+  if (prefix.new_tokens >= 0)
+    throw cache_error(cache_errc::invalid_argument,
+                      "kvc::cpu::extend: the prefix view is of a step table (its lengths count "
+                      "the new tokens); pass a view of the committed table (kv_cache::page_table), "
+                      "or the step's view to the extend() that reads the new tokens from it");
   const std::int64_t rows = qo_indptr.back();
-  detail::check_extend_input(new_k, rows, geo.kv_heads, geo.k_dim, "K");
-  if (!geo.latent) detail::check_extend_input(new_v, rows, geo.kv_heads, geo.v_dim, "V");
+  check_kv_input(new_k, rows, geo.kv_heads, geo.k_dim, "kvc::cpu::extend: new K");
+  if (!geo.latent) check_kv_input(new_v, rows, geo.kv_heads, geo.v_dim, "kvc::cpu::extend: new V");
   const auto new_tokens = [&](std::int32_t b) {
     return qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
   };
@@ -369,9 +361,7 @@ inline void extend(const paged_layer_view& step, std::span<const std::int32_t> q
                    int q_heads, const float* q, float* out, float* lse,
                    const attention::attention_params& params, extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  const page_geometry& geo = step.geometry;
-  check_query_heads(q_heads, geo.kv_heads, "kvc::cpu::extend");
-  detail::check_qo_indptr(step, qo_indptr);
+  detail::check_extend_call(step, qo_indptr, q_heads, q, out, lse);
   const window_shape& window = step.window;
   for (std::int32_t b = 0; b < step.batch; ++b) {
     const std::int64_t rows =
@@ -398,6 +388,29 @@ inline void extend(const paged_layer_view& step, std::span<const std::int32_t> q
   }
   detail::extend_tiles(step, qo_indptr, q_heads, q, detail::staged_layout{}, dtype_id::fp32,
                        dtype_id::fp32, out, lse, params, workspace, parallel);
+}
+
+/// extend() with sized buffers: q, out or lse smaller than the rows need is a cache_error
+/// (shape_mismatch) instead of an overflow. The pointer forms trust the caller for the sizes
+/// (they still refuse null pointers).
+inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
+                   int q_heads, std::span<const float> q, const kv_input& new_k,
+                   const kv_input& new_v, std::span<float> out, std::span<float> lse,
+                   const attention::attention_params& params, extend_workspace& workspace,
+                   parallel_for_ref parallel = default_parallel_for()) {
+  check_extend_sizes(prefix, qo_indptr, q_heads, q.size(), out.size(), lse.size());
+  extend(prefix, qo_indptr, q_heads, q.data(), new_k, new_v, out.data(), lse.data(), params,
+         workspace, parallel);
+}
+
+/// The step's extend() with sized buffers.
+inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
+                   int q_heads, std::span<const float> q, std::span<float> out,
+                   std::span<float> lse, const attention::attention_params& params,
+                   extend_workspace& workspace,
+                   parallel_for_ref parallel = default_parallel_for()) {
+  check_extend_sizes(step, qo_indptr, q_heads, q.size(), out.size(), lse.size());
+  extend(step, qo_indptr, q_heads, q.data(), out.data(), lse.data(), params, workspace, parallel);
 }
 
 /// extend() with a workspace of its own, allocated for this call.

@@ -4,6 +4,8 @@
 //   kvc::cuda::append<int8>(work, stream);
 // No allocation and no synchronization: the launch is queued on `stream`; a launch error
 // throws std::runtime_error (kvc::cuda::launch). A step of no sequence launches nothing.
+// A kernel of dtypes other than the work's layer and input is refused before the launch
+// (cache_error dtype_mismatch, kernels::check_append_kernel).
 
 #include <cuda_runtime.h>
 
@@ -20,6 +22,7 @@ template <class KType, class VType = KType, class Input = fp32,
 void append(const kernels::append_work& work, cudaStream_t stream) {
   static_assert(Block::threads % kernels::warp_size == 0,
                 "kvc::cuda::append: a block of whole warps");
+  kernels::check_append_kernel<KType, VType, Input>(work, "kvc::cuda::append");
   if (work.batch <= 0 || work.geometry.kv_heads <= 0) return;
   launch(kernels::append_grid<Block>(work), Block{}, 0, stream,
          kernels::append<KType, VType, Input>{work});

@@ -17,7 +17,7 @@
 // launched (kernels::make_decode_work); CUDA errors throw std::runtime_error.
 //
 // q, out and lse, the view's page memory and its table arrays are device memory (a cache
-// with kvc::cuda::device_allocator; the table uploaded by the engine).
+// with kvc::cuda::device_allocator; the table uploaded with kvc::cuda::device_page_table).
 
 #include <cuda_runtime.h>
 

@@ -1,8 +1,9 @@
 #pragma once
 // Device memory for kv_cache pages: kv_cache<Model, paged<P>, cuda::device_allocator>.
-// Page copies (copy-on-write) are cudaMemcpyAsync on the allocator's stream. Until the CUDA
-// append kernels exist, the cache writes and reads device pages through host staging
-// (download, change, upload): correct, and slow; the kernels take over in the CUDA backend.
+// Page copies (copy-on-write) are cudaMemcpyAsync on the allocator's stream. An engine writes
+// a step's K/V with kvc::cuda::append (then kv_cache::mark_written); the cache's own write
+// and read go through host staging of whole pages (download, change, upload): correct, and
+// slow, for tests and tools.
 // CUDA errors throw std::runtime_error naming the call.
 
 #include <cuda_runtime.h>

@@ -1,0 +1,56 @@
+#pragma once
+// The sizes of the buffers decode and extend read and write, checked for the entry points
+// that take sized spans (kvc::cpu::decode, kvc::cpu::extend): a buffer too small is a
+// cache_error, not an overflow. Light, like decode_plan.hpp.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "kvc/attention/decode_plan.hpp"
+#include "kvc/cache/errors.hpp"
+#include "kvc/cache/page_table.hpp"
+
+namespace kvc::attention {
+
+/// Throws shape_mismatch unless q, out and lse hold at least what the plan's decode reads and
+/// writes: [batch][q_heads][k_dim], [batch][q_heads][v_dim] and [batch][q_heads] floats.
+inline void check_decode_sizes(const decode_plan& plan, std::size_t q, std::size_t out,
+                               std::size_t lse, const char* who) {
+  const auto rows = static_cast<std::size_t>(plan.batch) * static_cast<std::size_t>(plan.q_heads);
+  const auto check = [&](const char* name, std::size_t given, std::size_t needed) {
+    if (given < needed)
+      throw cache_error(cache_errc::shape_mismatch,
+                        std::string(who) + ": " + name + " holds " + std::to_string(given) +
+                            " floats, the plan's " + std::to_string(plan.batch) + " x " +
+                            std::to_string(plan.q_heads) + " rows need " + std::to_string(needed));
+  };
+  check("q", q, rows * static_cast<std::size_t>(plan.k_dim));
+  check("out", out, rows * static_cast<std::size_t>(plan.v_dim));
+  check("lse", lse, rows);
+}
+
+/// Throws shape_mismatch unless q, out and lse hold at least what an extend reads and writes:
+/// qo_indptr.back() rows of [q_heads][k_dim], [q_heads][v_dim] and [q_heads] floats.
+inline void check_extend_sizes(const paged_layer_view& view,
+                               std::span<const std::int32_t> qo_indptr, int q_heads, std::size_t q,
+                               std::size_t out, std::size_t lse) {
+  if (qo_indptr.empty()) return;  // check_qo_indptr names the mistake
+  const auto rows = static_cast<std::size_t>(std::max(qo_indptr.back(), 0)) *
+                    static_cast<std::size_t>(std::max(q_heads, 0));
+  const auto check = [&](const char* name, std::size_t given, std::size_t needed) {
+    if (given < needed)
+      throw cache_error(cache_errc::shape_mismatch,
+                        std::string("kvc::cpu::extend: ") + name + " holds " +
+                            std::to_string(given) + " floats, " + std::to_string(qo_indptr.back()) +
+                            " rows of " + std::to_string(q_heads) + " heads need " +
+                            std::to_string(needed));
+  };
+  check("q", q, rows * static_cast<std::size_t>(view.geometry.k_dim));
+  check("out", out, rows * static_cast<std::size_t>(view.geometry.v_dim));
+  check("lse", lse, rows);
+}
+
+}  // namespace kvc::attention

@@ -1,0 +1,93 @@
+#pragma once
+// The new keys and values an engine hands to the cache (kv_cache::write, kv_cache::append),
+// to the device append kernel (kernels::make_append_work) and to extend (kvc::cpu::extend),
+// and the one check all of them make of it (check_kv_input): the same mistake gets the same
+// cache_error, whichever call it is passed to.
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "kvc/cache/errors.hpp"
+#include "kvc/policy/storage.hpp"
+
+namespace kvc {
+
+/// A [tokens][heads][dim] tensor of new keys or values, in fp32, fp16 or bf16. The tokens of
+/// a batch follow one another in the order of its requests. Strides are in elements; 0 means
+/// dense (token_stride = heads * dim, head_stride = dim), so that the K and V slices of a
+/// fused QKV projection ([tokens][q + 2 kv heads][dim]) pass without a copy:
+///   kv_input k{qkv + q_heads * dim, dtype_id::bf16, tokens, kv_heads, dim,
+///              (q_heads + 2 * kv_heads) * dim};
+struct kv_input {
+  const void* data = nullptr;
+  dtype_id type = dtype_id::fp32;
+  std::int64_t tokens = 0;
+  int heads = 0;
+  int dim = 0;
+  std::int64_t token_stride = 0;  ///< elements from one token to the next (0: heads * dim)
+  std::int64_t head_stride = 0;   ///< elements from one head to the next (0: dim)
+
+  std::int64_t token_step() const {
+    return token_stride != 0 ? token_stride : std::int64_t{heads} * dim;
+  }
+  std::int64_t head_step() const { return head_stride != 0 ? head_stride : dim; }
+  /// The first element of one vector.
+  const std::byte* vector(std::int64_t token, int head) const {
+    const auto element = static_cast<std::uint64_t>(token * token_step() + head * head_step());
+    return static_cast<const std::byte*>(data) +
+           element * static_cast<std::uint64_t>(dtype_bits(type) / 8);
+  }
+};
+
+inline kv_input fp32_input(const float* data, std::int64_t tokens, int heads, int dim) {
+  return {data, dtype_id::fp32, tokens, heads, dim};
+}
+/// Raw fp16 bits.
+inline kv_input fp16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
+  return {data, dtype_id::fp16, tokens, heads, dim};
+}
+/// Raw bf16 bits.
+inline kv_input bf16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
+  return {data, dtype_id::bf16, tokens, heads, dim};
+}
+
+/// One layer's new keys and values (a latent layer takes its latent vectors as k, no v).
+struct layer_input {
+  int layer = 0;
+  kv_input k;
+  kv_input v;
+};
+
+/// Throws cache_error unless `input` is a [tokens][heads][dim] tensor of fp32, fp16 or bf16
+/// with data (when tokens > 0) and strides of 0 (dense) or 1..2^40 elements: shape_mismatch
+/// for a missing tensor, a wrong shape or stride, dtype_mismatch for another dtype. `name`
+/// says which tensor of which call ("kvc::kv_cache: K of layer 3").
+inline void check_kv_input(const kv_input& input, std::int64_t tokens, int heads, int dim,
+                           const std::string& name) {
+  if (input.data == nullptr && tokens > 0)
+    throw cache_error(cache_errc::shape_mismatch,
+                      name + " is missing (null data) for " + std::to_string(tokens) + " tokens");
+  if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 && input.type != dtype_id::bf16)
+    throw cache_error(cache_errc::dtype_mismatch, name + " is " +
+                                                      std::string(dtype_name(input.type)) +
+                                                      "; K/V inputs must be fp32, fp16 or bf16");
+  if (input.tokens != tokens || input.heads != heads || input.dim != dim)
+    throw cache_error(cache_errc::shape_mismatch,
+                      name + " is [" + std::to_string(input.tokens) + "][" +
+                          std::to_string(input.heads) + "][" + std::to_string(input.dim) +
+                          "], the layer needs [" + std::to_string(tokens) + "][" +
+                          std::to_string(heads) + "][" + std::to_string(dim) + "]");
+  constexpr std::int64_t most = std::int64_t{1} << 40;
+  if (input.token_stride < 0 || input.head_stride < 0 || input.token_stride > most ||
+      input.head_stride > most)
+    throw cache_error(cache_errc::shape_mismatch,
+                      name + ": strides must be 0 (dense) or positive element counts");
+}
+
+/// "<who>: K of layer 3": how the checks name an input.
+inline std::string input_name(const std::string& who, const char* tensor, int layer) {
+  return who + ": " + tensor + " of layer " + std::to_string(layer);
+}
+
+}  // namespace kvc
