@@ -487,3 +487,97 @@ TEST_CASE("the device append refuses V for a latent layer") {
   CHECK(stored == std::vector<float>(48, 0.5f));
   cache.check_invariants();
 }
+
+TEST_CASE("admission: admit, can_append and sequences_that_fit say what plan_append would do") {
+  using full = layer<gqa<4, 2>, head_dim<16>, storage<fp16>>;
+  using sliding = layer<gqa<4, 2>, head_dim<16>, sliding_window<40>, storage<fp16>>;
+  struct two_groups : stack<repeat<1, full>, repeat<1, sliding>> {};
+  using cache_type = kv_cache<two_groups, paged<16>>;
+  static_assert(cache_type::num_groups == 2);
+  std::mt19937 rng(8);
+  {
+    // A fresh cache holds exactly sequences_that_fit(n) sequences of n tokens.
+    for (const std::int64_t n : {1, 16, 17, 100, 300}) {
+      INFO(n << " tokens");
+      cache_type cache(capacity_pages{40});
+      const std::int64_t fit = cache.sequences_that_fit(n);
+      std::vector<append_request> batch;
+      for (std::int64_t i = 0; i < fit; ++i) batch.push_back({cache.add_sequence(), n});
+      CHECK(cache.can_append(batch));
+      batch.push_back({cache.add_sequence(), n});
+      CHECK(!cache.can_append(batch));
+      CHECK(cache.admit(batch).valid);
+      refused(cache_errc::out_of_pages, [&] { static_cast<void>(cache.plan_append(batch)); });
+      batch.pop_back();
+      append_plan plan = cache.plan_append(batch);
+    }
+    cache_type cache(capacity_pages{40});
+    CHECK(cache.sequences_that_fit(0) == unlimited_tokens);
+    CHECK(cache.sequences_that_fit(-1) == 0);
+  }
+  // Random batches over sequences with forks (shared pages a step copies) and windows: admit
+  // agrees with plan_append, page for page.
+  cache_type cache(capacity_pages{30});
+  std::vector<sequence_id> live;
+  std::uniform_int_distribution<int> pick(0, 99);
+  int planned = 0, out_of_pages = 0, invalid = 0;
+  for (int round = 0; round < 400; ++round) {
+    if (live.size() < 6 || pick(rng) < 10) {
+      if (!live.empty() && pick(rng) < 50) {
+        const sequence_id parent = live[static_cast<std::size_t>(pick(rng)) % live.size()];
+        live.push_back(cache.fork(parent));
+      } else {
+        live.push_back(cache.add_sequence());
+      }
+    }
+    if (live.size() > 10 || pick(rng) < 5) {
+      const std::size_t i = static_cast<std::size_t>(pick(rng)) % live.size();
+      cache.release(live[i]);
+      live.erase(live.begin() + static_cast<std::ptrdiff_t>(i));
+      continue;
+    }
+    std::vector<append_request> batch;
+    for (const sequence_id id : live)
+      if (pick(rng) < 50) batch.push_back({id, pick(rng) < 70 ? 1 : pick(rng)});
+    if (pick(rng) < 5 && !batch.empty()) batch.push_back(batch.front());  // repeated
+    if (pick(rng) < 5 && !batch.empty()) batch.back().tokens = -1;        // bad count
+    if (pick(rng) < 5) batch.push_back({sequence_id{12345, 0}, 1});       // unknown
+    const cache_type::admission a = cache.admit(batch);
+    CHECK(cache.can_append(batch) == (a.valid && a.fits));
+    const std::int64_t free0 = cache.free_pages(0), free1 = cache.free_pages(1);
+    try {
+      append_plan plan = cache.plan_append(batch);
+      CHECK(a.valid);
+      CHECK(a.fits);
+      CHECK(free0 - cache.free_pages(0) == a.pages[0]);
+      CHECK(free1 - cache.free_pages(1) == a.pages[1]);
+      ++planned;
+      if (pick(rng) < 70) {
+        const page_geometry& geo = cache.geometry(0);
+        std::int64_t rows = 0;
+        for (const append_request& r : batch) rows += r.tokens;
+        const std::vector<float> k(static_cast<std::size_t>(rows * geo.kv_heads * geo.k_dim), 0.5f);
+        const kv_input in = fp32_input(k.data(), rows, geo.kv_heads, geo.k_dim);
+        for (int l = 0; l < cache_type::num_layers; ++l) cache.write(plan, l, in, in);
+        cache.commit(plan);
+      }
+    } catch (const cache_error& e) {
+      if (e.code() == cache_errc::out_of_pages) {
+        CHECK(a.valid);
+        CHECK(!a.fits);
+        ++out_of_pages;
+      } else {
+        CHECK(!a.valid);
+        ++invalid;
+      }
+    }
+  }
+  cache.check_invariants();
+  CHECK(planned > 50);
+  CHECK(out_of_pages > 5);
+  CHECK(invalid > 5);
+  // With a plan open, nothing can be planned.
+  const append_request one[] = {{live.front(), 1}};
+  append_plan open = cache.plan_append(one);
+  CHECK(!cache.admit(one).valid);
+}

@@ -392,6 +392,69 @@ class kv_cache {
     ++epoch_;  // views carry the scales
   }
 
+  // ---- admission: what a batch would take, asked without exceptions ----
+
+  /// What plan_append(batch) would do now, found without taking anything and without
+  /// throwing: `valid` is false when it would refuse the batch for another reason than pages
+  /// (an open plan, a released or repeated sequence, a token count out of range); otherwise
+  /// `pages[g]` is what group g would take (fresh pages, and copies of shared pages the step
+  /// writes) and `fits` whether every group has them free.
+  struct admission {
+    bool valid = false;
+    bool fits = false;
+    std::array<std::int64_t, static_cast<std::size_t>(num_groups)> pages{};
+  };
+  admission admit(std::span<const append_request> batch) const noexcept {
+    admission a;
+    if (open_ticket_ != 0) return a;
+    try {
+      std::vector<bool> seen(sequences_.size(), false);  // as plan_append's check
+      std::int64_t total = 0;
+      for (const append_request& request : batch) {
+        if (!contains(request.sequence) || seen[request.sequence.slot]) return a;
+        seen[request.sequence.slot] = true;
+        const std::int64_t length = sequences_[request.sequence.slot].length;
+        if (request.tokens < 0 || request.tokens > max_sequence_tokens - length ||
+            total > max_sequence_tokens - request.tokens)
+          return a;
+        total += request.tokens;
+        for (int g = 0; g < num_groups; ++g) {
+          const step_pages step = step_pages_of(request.sequence.slot, g, length, request.tokens);
+          a.pages[static_cast<std::size_t>(g)] += step.fresh + (step.copy_on_write ? 1 : 0);
+        }
+      }
+    } catch (...) {  // out of memory for the check itself: nothing can be said
+      a.pages.fill(0);
+      return a;
+    }
+    a.valid = true;
+    a.fits = true;
+    for (int g = 0; g < num_groups; ++g)
+      a.fits = a.fits && a.pages[static_cast<std::size_t>(g)] <= groups_[g].pool.free_pages();
+    return a;
+  }
+
+  /// Whether plan_append(batch) would succeed now.
+  bool can_append(std::span<const append_request> batch) const noexcept {
+    const admission a = admit(batch);
+    return a.valid && a.fits;
+  }
+
+  /// How many new sequences of `tokens` tokens each (appended in one step) the free pages
+  /// hold now: the least over the groups of free pages / pages a sequence takes there
+  /// (unlimited_tokens when none takes any, 0 for a negative count or one over 2^40).
+  std::int64_t sequences_that_fit(std::int64_t tokens) const noexcept {
+    if (tokens < 0 || tokens > max_sequence_tokens) return 0;
+    std::int64_t fit = unlimited_tokens;
+    for (int g = 0; g < num_groups; ++g) {
+      const window_shape& window = windows_[g];
+      const std::int64_t pages = fresh_pages(window.pages_listed(0, page_tokens, 0),
+                                             window.pages_kept(tokens, page_tokens));
+      if (pages > 0) fit = std::min(fit, groups_[g].pool.free_pages() / pages);
+    }
+    return fit;
+  }
+
   // ---- appending ----
 
   /// Checks a batch and takes the pages it needs (copying shared pages it will write).
