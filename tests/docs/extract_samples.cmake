@@ -4,9 +4,9 @@
 #   kvc_extract_samples(<markdown> <name> <out_dir> <samples_var>)
 #
 # <markdown> is read; <name> is how the file is named in messages and tests (README.md,
-# docs/policies.md). Every ```cpp block becomes <out_dir>/<id>_<n>.cpp (n counts the file's
-# ```cpp blocks from 1), starting with a #line directive, so that the compiler's messages name
-# the Markdown file and its line. A ```text output block is the expected standard output of
+# docs/policies.md). Every ```cpp block becomes <out_dir>/<id>_<n>.cpp and every ```cuda block
+# <out_dir>/<id>_<n>.cu (n counts the file's ```cpp and ```cuda blocks from 1), starting with a
+# #line directive, so that the compiler's messages name the Markdown file and its line. A ```text output block is the expected standard output of
 # the ```cpp block before it, which must have a main; it is written to <id>_<n>.expected.
 #
 # <samples_var> receives one entry per sample, "<n>|<source>|<has_main>|<expected or empty>|<line>".
@@ -113,9 +113,13 @@ function(kvc_extract_samples markdown name out_dir samples_var)
                           "compiles it")
     endif()
 
-    if(language STREQUAL "cpp")
+    if(language STREQUAL "cpp" OR language STREQUAL "cuda")
       math(EXPR count "${count} + 1")
-      set(source "${out_dir}/${id}_${count}.cpp")
+      set(extension cpp)
+      if(language STREQUAL "cuda")
+        set(extension cu)
+      endif()
+      set(source "${out_dir}/${id}_${count}.${extension}")
       math(EXPR first_line "${line} + 1")
       string(CONCAT content
         "// Extracted by tests/docs/extract_samples.cmake from ${name}; edit the Markdown.\n"
@@ -134,7 +138,7 @@ function(kvc_extract_samples markdown name out_dir samples_var)
     elseif(info STREQUAL "text output")
       if(previous_main STREQUAL "")
         message(FATAL_ERROR "${name}:${line}: a ```text output block follows no ```cpp "
-                            "block with a main")
+                            "or ```cuda block with a main")
       endif()
       set(expected "${out_dir}/${id}_${previous_main}.expected")
       kvc_write_if_changed("${expected}" "${body}")
@@ -154,7 +158,8 @@ function(kvc_extract_samples markdown name out_dir samples_var)
     list(GET fields 3 expected)
     list(APPEND written "${source}" "${expected}")
   endforeach()
-  file(GLOB existing "${out_dir}/${id}_[0-9]*.cpp" "${out_dir}/${id}_[0-9]*.expected")
+  file(GLOB existing "${out_dir}/${id}_[0-9]*.cpp" "${out_dir}/${id}_[0-9]*.cu"
+       "${out_dir}/${id}_[0-9]*.expected")
   foreach(file IN LISTS existing)
     if(NOT file IN_LIST written)
       file(REMOVE "${file}")
