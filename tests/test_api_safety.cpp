@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "failing_new.hpp"
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/layer_params.hpp"
 #include "kvc/attention/params.hpp"
@@ -580,4 +581,37 @@ TEST_CASE("admission: admit, can_append and sequences_that_fit say what plan_app
   const append_request one[] = {{live.front(), 1}};
   append_plan open = cache.plan_append(one);
   CHECK(!cache.admit(one).valid);
+}
+
+TEST_CASE("the checks allocate nothing when they pass") {
+  namespace counting = kvc::testing::failing_new;
+  mha_cache cache(capacity_pages{16});
+  std::mt19937 rng(9);
+  const sequence_id ids[] = {cache.add_sequence(), cache.add_sequence()};
+  append_random(cache, std::span<const sequence_id>(ids), 30, rng);
+  const append_request step[] = {{ids[0], 1}, {ids[1], 1}};
+  append_plan plan = cache.plan_append(step);
+  const page_table_csr table = cache.step_table(plan, 0);
+  const std::vector<float> k = random_values(2 * mha_heads * dim, rng);
+  const kv_input input = fp32_input(k.data(), 2, mha_heads, dim);
+  const std::vector<std::int64_t> token_indptr{0, 1, 2};
+  cache.write(plan, 0, input, input);
+  const paged_layer_view view = cache.view(0, table);
+  const cpu::decode_plan decode_plan = cpu::plan_decode(view, mha_heads, 1);
+  cpu::decode_workspace workspace;
+  const std::vector<float> q = random_values(2 * mha_heads * dim, rng);
+  std::vector<float> out(2 * mha_heads * dim), lse(2 * mha_heads);
+  const auto decode = [&] {
+    cpu::decode(decode_plan, view, std::span<const float>(q), std::span<float>(out),
+                std::span<float>(lse), attention::attention_params{0.25f}, workspace,
+                cpu::serial());
+  };
+  decode();  // warm: the workspace and the thread's buffers are sized
+  counting::seen = 0;
+  counting::countdown = 1L << 60;  // counts every allocation, fails none
+  static_cast<void>(kernels::make_append_work(view, token_indptr.data(), input, input, 1));
+  cache.write(plan, 1, input, input);
+  decode();
+  counting::countdown = 0;
+  CHECK(counting::seen == 0);
 }

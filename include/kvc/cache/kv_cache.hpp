@@ -544,7 +544,7 @@ class kv_cache {
     const group_state& group = groups_[g];
     const page_geometry& geo = group.geometry;
     check_kv_input(k, plan.total_tokens_, geo.kv_heads, geo.k_dim,
-                   input_name("kvc::kv_cache", "K", layer));
+                   input_name{"kvc::kv_cache", "K", layer});
     if (geo.latent) {
       if (v.data != nullptr)
         throw cache_error(cache_errc::shape_mismatch,
@@ -552,7 +552,7 @@ class kv_cache {
                               " is a latent layer: its values are part of K; pass no V");
     } else {
       check_kv_input(v, plan.total_tokens_, geo.kv_heads, geo.v_dim,
-                     input_name("kvc::kv_cache", "V", layer));
+                     input_name{"kvc::kv_cache", "V", layer});
     }
     const int slot_in_group = groups::value.slot[layer];
     const float k_inverse = 1.0f / k_scale_[layer], v_inverse = 1.0f / v_scale_[layer];
@@ -681,10 +681,10 @@ class kv_cache {
       given[input.layer] = true;
       const page_geometry& geo = groups_[g].geometry;
       check_kv_input(input.k, total, geo.kv_heads, geo.k_dim,
-                     input_name("kvc::kv_cache", "K", input.layer));
+                     input_name{"kvc::kv_cache", "K", input.layer});
       if (!geo.latent)
         check_kv_input(input.v, total, geo.kv_heads, geo.v_dim,
-                       input_name("kvc::kv_cache", "V", input.layer));
+                       input_name{"kvc::kv_cache", "V", input.layer});
     }
     for (int l = 0; l < num_layers; ++l)
       if (Model::layer_summaries[static_cast<std::size_t>(l)].owns_cache() && !given[l])

@@ -59,22 +59,34 @@ struct layer_input {
   kv_input v;
 };
 
+/// Which tensor of which call a check is about, for its message ("kvc::kv_cache: K of layer
+/// 3", "kvc::cpu::extend: new K"); the text is made only when a check fails, so that a check
+/// that passes allocates nothing.
+struct input_name {
+  const char* who = "";
+  const char* tensor = "";
+  int layer = -1;  ///< -1: no layer is named
+  std::string text() const {
+    return std::string(who) + ": " + tensor +
+           (layer >= 0 ? " of layer " + std::to_string(layer) : std::string());
+  }
+};
+
 /// Throws cache_error unless `input` is a [tokens][heads][dim] tensor of fp32, fp16 or bf16
 /// with data (when tokens > 0) and strides of 0 (dense) or 1..2^40 elements: shape_mismatch
-/// for a missing tensor, a wrong shape or stride, dtype_mismatch for another dtype. `name`
-/// says which tensor of which call ("kvc::kv_cache: K of layer 3").
+/// for a missing tensor, a wrong shape or stride, dtype_mismatch for another dtype.
 inline void check_kv_input(const kv_input& input, std::int64_t tokens, int heads, int dim,
-                           const std::string& name) {
+                           const input_name& name) {
   if (input.data == nullptr && tokens > 0)
-    throw cache_error(cache_errc::shape_mismatch,
-                      name + " is missing (null data) for " + std::to_string(tokens) + " tokens");
+    throw cache_error(cache_errc::shape_mismatch, name.text() + " is missing (null data) for " +
+                                                      std::to_string(tokens) + " tokens");
   if (input.type != dtype_id::fp32 && input.type != dtype_id::fp16 && input.type != dtype_id::bf16)
-    throw cache_error(cache_errc::dtype_mismatch, name + " is " +
+    throw cache_error(cache_errc::dtype_mismatch, name.text() + " is " +
                                                       std::string(dtype_name(input.type)) +
                                                       "; K/V inputs must be fp32, fp16 or bf16");
   if (input.tokens != tokens || input.heads != heads || input.dim != dim)
     throw cache_error(cache_errc::shape_mismatch,
-                      name + " is [" + std::to_string(input.tokens) + "][" +
+                      name.text() + " is [" + std::to_string(input.tokens) + "][" +
                           std::to_string(input.heads) + "][" + std::to_string(input.dim) +
                           "], the layer needs [" + std::to_string(tokens) + "][" +
                           std::to_string(heads) + "][" + std::to_string(dim) + "]");
@@ -82,12 +94,7 @@ inline void check_kv_input(const kv_input& input, std::int64_t tokens, int heads
   if (input.token_stride < 0 || input.head_stride < 0 || input.token_stride > most ||
       input.head_stride > most)
     throw cache_error(cache_errc::shape_mismatch,
-                      name + ": strides must be 0 (dense) or positive element counts");
-}
-
-/// "<who>: K of layer 3": how the checks name an input.
-inline std::string input_name(const std::string& who, const char* tensor, int layer) {
-  return who + ": " + tensor + " of layer " + std::to_string(layer);
+                      name.text() + ": strides must be 0 (dense) or positive element counts");
 }
 
 }  // namespace kvc

@@ -81,40 +81,40 @@ struct append_work {
 inline append_work make_append_work(const paged_layer_view& view, const std::int64_t* token_indptr,
                                     const kv_input& k, const kv_input& v,
                                     std::int64_t max_new_tokens = 0) {
-  const std::string who = "kvc::kernels::make_append_work";
-  check_current(view, who.c_str());
+  constexpr const char* who = "kvc::kernels::make_append_work";  // no string unless it throws
+  check_current(view, who);
   const page_geometry& geo = view.geometry;
   if (view.live_epoch != nullptr && view.new_tokens < 0)
     throw cache_error(cache_errc::invalid_argument,
-                      who +
+                      std::string(who) +
                           ": the view is of a committed table; a step writes through the view "
                           "of its step table (cache.view(layer, cache.step_table(plan, layer)))");
   if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
     throw cache_error(cache_errc::invalid_argument,
-                      who +
+                      std::string(who) +
                           ": page memory must be 16-byte aligned (the kernel stores 16 bytes at "
                           "once)");
   if (view.batch > 0 && token_indptr == nullptr)
-    throw cache_error(cache_errc::invalid_argument, who + ": null token_indptr");
+    throw cache_error(cache_errc::invalid_argument, std::string(who) + ": null token_indptr");
   // A view made by hand does not know the step's tokens: the inputs' own count is taken.
   const std::int64_t tokens = view.new_tokens >= 0 ? view.new_tokens : k.tokens;
-  check_kv_input(k, tokens, geo.kv_heads, geo.k_dim, input_name(who, "K", view.layer));
+  check_kv_input(k, tokens, geo.kv_heads, geo.k_dim, input_name{who, "K", view.layer});
   if (geo.latent) {
     if (v.data != nullptr)
       throw cache_error(cache_errc::shape_mismatch,
-                        who + ": layer " + std::to_string(view.layer) +
+                        std::string(who) + ": layer " + std::to_string(view.layer) +
                             " is a latent layer: its values are part of K; pass no V");
   } else {
-    check_kv_input(v, tokens, geo.kv_heads, geo.v_dim, input_name(who, "V", view.layer));
+    check_kv_input(v, tokens, geo.kv_heads, geo.v_dim, input_name{who, "V", view.layer});
     if (v.type != k.type)
       throw cache_error(cache_errc::dtype_mismatch,
-                        who + ": K is " + std::string(dtype_name(k.type)) + " and V " +
+                        std::string(who) + ": K is " + std::string(dtype_name(k.type)) + " and V " +
                             std::string(dtype_name(v.type)) +
                             "; the kernel reads both in one input dtype");
   }
   if (max_new_tokens < 0 || max_new_tokens > tokens)
     throw cache_error(cache_errc::invalid_argument,
-                      who + ": max_new_tokens " + std::to_string(max_new_tokens) +
+                      std::string(who) + ": max_new_tokens " + std::to_string(max_new_tokens) +
                           " is outside 0 .. the step's " + std::to_string(tokens) + " new tokens");
   append_work w;
   w.memory = const_cast<std::byte*>(view.memory);

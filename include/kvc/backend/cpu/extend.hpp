@@ -322,8 +322,9 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                       "the new tokens); pass a view of the committed table (kv_cache::page_table), "
                       "or the step's view to the extend() that reads the new tokens from it");
   const std::int64_t rows = qo_indptr.back();
-  check_kv_input(new_k, rows, geo.kv_heads, geo.k_dim, "kvc::cpu::extend: new K");
-  if (!geo.latent) check_kv_input(new_v, rows, geo.kv_heads, geo.v_dim, "kvc::cpu::extend: new V");
+  check_kv_input(new_k, rows, geo.kv_heads, geo.k_dim, input_name{"kvc::cpu::extend", "new K"});
+  if (!geo.latent)
+    check_kv_input(new_v, rows, geo.kv_heads, geo.v_dim, input_name{"kvc::cpu::extend", "new V"});
   const auto new_tokens = [&](std::int32_t b) {
     return qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
   };
