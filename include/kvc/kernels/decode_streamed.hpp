@@ -193,12 +193,11 @@ struct decode_streamed {
       for (int j = 0; j < t::k_chunks_per_lane; ++j) {
         const int chunk = (lane + 32 * j) % t::k_chunks;
         const int r = slot ^ row_mask;
-        const std::int64_t row = std::int64_t{item.sequence} * work.q_heads + q_head0 + r;
+        const float* q_row = work.q + std::int64_t{item.sequence} * work.q_stride +
+                             std::int64_t{q_head0 + r} * Shape::k_dim;
         for (int e = 0; e < t::k_values_per_chunk; ++e)
           q[slot][j * t::k_values_per_chunk + e] =
-              r < block_rows
-                  ? work.q[row * Shape::k_dim + chunk * t::k_values_per_chunk + e] * q_factor
-                  : 0.0f;
+              r < block_rows ? q_row[chunk * t::k_values_per_chunk + e] * q_factor : 0.0f;
       }
 
     // Where this lane's pieces sit: their token in the stage and their offset from the

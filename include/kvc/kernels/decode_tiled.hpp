@@ -196,7 +196,7 @@ struct decode_tiled {
     // The query rows, scaled (and by the keys' fp8 scale: keys are scored raw).
     const float q_factor = work.scale * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
     const float* q_in =
-        work.q + (std::int64_t{item.sequence} * work.q_heads + q_head0) * Shape::k_dim;
+        work.q + std::int64_t{item.sequence} * work.q_stride + std::int64_t{q_head0} * Shape::k_dim;
     for (int i = thread; i < block_rows * Shape::k_dim; i += threads)
       q_rows[i] = q_in[i] * q_factor;
     for (int r = thread; r < rows; r += threads) {

@@ -11,6 +11,7 @@
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/online_softmax.hpp"
 #include "kvc/attention/params.hpp"
+#include "kvc/attention/query_rows.hpp"
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/config.hpp"
@@ -83,7 +84,8 @@ struct decode_work {
   const std::int32_t* indptr = nullptr;
   const std::int32_t* indices = nullptr;
   const std::int64_t* seq_lens = nullptr;
-  const float* q = nullptr;  ///< [batch][q_heads][k_dim]
+  const float* q = nullptr;   ///< batch rows of [q_heads][k_dim], q_stride floats apart
+  std::int64_t q_stride = 0;  ///< floats from one sequence's query row to the next
   float scale = 1.0f, softcap = 0.0f;
   const float* sink_logits = nullptr;  ///< [q_heads] or null
   decode_plan_arrays plan{};
@@ -179,8 +181,8 @@ struct merge {
 /// `partial` holds plan.workspace_floats() floats (unused when no sequence is split).
 template <class Shape>
 decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arrays arrays,
-                             const paged_layer_view& view, const float* q, float* out, float* lse,
-                             const attention::attention_params& params, float* partial,
+                             const paged_layer_view& view, attention::query_rows q, float* out,
+                             float* lse, const attention::attention_params& params, float* partial,
                              const char* who = "kvc::kernels::decode") {
   const page_geometry& geo = view.geometry;
   if (!Shape::fits(geo))
@@ -211,7 +213,8 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
   if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
     throw cache_error(cache_errc::invalid_argument,
                       std::string(who) + ": page memory must be 16-byte aligned");
-  attention::check_decode_pointers(plan, q, out, lse, who);
+  attention::check_decode_pointers(plan, q.data, out, lse, who);
+  attention::check_query_rows(q, plan.batch, plan.q_heads, geo.k_dim, who);
   decode_work w;
   w.memory = view.memory;
   w.geometry = geo;
@@ -222,7 +225,8 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
   w.indptr = view.indptr;
   w.indices = view.indices;
   w.seq_lens = view.seq_lens;
-  w.q = q;
+  w.q = q.data;
+  w.q_stride = q.row_step(plan.q_heads, geo.k_dim);
   w.scale = params.scale;
   w.softcap = params.softcap;
   w.sink_logits = params.sink_logits;

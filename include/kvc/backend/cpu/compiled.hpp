@@ -16,6 +16,7 @@
 #include <span>
 
 #include "kvc/attention/params.hpp"
+#include "kvc/attention/query_rows.hpp"
 #include "kvc/backend/cpu/decode_plan.hpp"
 #include "kvc/backend/cpu/extend_workspace.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
@@ -25,51 +26,51 @@
 namespace kvc::cpu::compiled {
 
 /// kvc::cpu::decode(plan, view, ...): one new token per sequence (kvc/backend/cpu/decode.hpp).
-void decode(const decode_plan& plan, const paged_layer_view& view, const float* q, float* out,
-            float* lse, const attention::attention_params& params, decode_workspace& workspace,
-            parallel_for_ref parallel = default_parallel_for());
+void decode(const decode_plan& plan, const paged_layer_view& view, attention::query_rows q,
+            float* out, float* lse, const attention::attention_params& params,
+            decode_workspace& workspace, parallel_for_ref parallel = default_parallel_for());
 
 /// kvc::cpu::extend over the committed prefix with the step's new K/V
 /// (kvc/backend/cpu/extend.hpp).
 void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr, int q_heads,
-            const float* q, const kv_input& new_k, const kv_input& new_v, float* out, float* lse,
-            const attention::attention_params& params, extend_workspace& workspace,
+            attention::query_rows q, const kv_input& new_k, const kv_input& new_v, float* out,
+            float* lse, const attention::attention_params& params, extend_workspace& workspace,
             parallel_for_ref parallel = default_parallel_for());
 
 /// kvc::cpu::extend over an open step's view, the new tokens read from the cache.
 void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr, int q_heads,
-            const float* q, float* out, float* lse, const attention::attention_params& params,
-            extend_workspace& workspace, parallel_for_ref parallel = default_parallel_for());
+            attention::query_rows q, float* out, float* lse,
+            const attention::attention_params& params, extend_workspace& workspace,
+            parallel_for_ref parallel = default_parallel_for());
 
 /// decode() with sized buffers: a buffer smaller than the plan's rows need is a cache_error
 /// (shape_mismatch), as kvc::cpu::decode's span form.
-inline void decode(const decode_plan& plan, const paged_layer_view& view, std::span<const float> q,
+inline void decode(const decode_plan& plan, const paged_layer_view& view, attention::query_rows q,
                    std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, decode_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  check_decode_sizes(plan, q.size(), out.size(), lse.size(), "kvc::cpu::decode");
-  decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
+  check_decode_sizes(plan, q, out.size(), lse.size(), "kvc::cpu::decode");
+  decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel);
 }
 
 /// extend() with sized buffers, as kvc::cpu::extend's span form.
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
-                   int q_heads, std::span<const float> q, const kv_input& new_k,
+                   int q_heads, attention::query_rows q, const kv_input& new_k,
                    const kv_input& new_v, std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  check_extend_sizes(prefix, qo_indptr, q_heads, q.size(), out.size(), lse.size());
-  extend(prefix, qo_indptr, q_heads, q.data(), new_k, new_v, out.data(), lse.data(), params,
-         workspace, parallel);
+  check_extend_sizes(prefix, qo_indptr, q_heads, q, out.size(), lse.size());
+  extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out.data(), lse.data(), params, workspace,
+         parallel);
 }
 
 /// The step's extend() with sized buffers.
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
-                   int q_heads, std::span<const float> q, std::span<float> out,
-                   std::span<float> lse, const attention::attention_params& params,
-                   extend_workspace& workspace,
+                   int q_heads, attention::query_rows q, std::span<float> out, std::span<float> lse,
+                   const attention::attention_params& params, extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  check_extend_sizes(step, qo_indptr, q_heads, q.size(), out.size(), lse.size());
-  extend(step, qo_indptr, q_heads, q.data(), out.data(), lse.data(), params, workspace, parallel);
+  check_extend_sizes(step, qo_indptr, q_heads, q, out.size(), lse.size());
+  extend(step, qo_indptr, q_heads, q, out.data(), lse.data(), params, workspace, parallel);
 }
 
 }  // namespace kvc::cpu::compiled

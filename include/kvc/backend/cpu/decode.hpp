@@ -6,14 +6,15 @@
 //   kvc::cpu::decode_workspace workspace;                          // reused
 //   kvc::cpu::decode(plan, view, q, out, lse, params, workspace, pool);  // every layer
 //
-// q is [batch][q_heads][k_dim], out [batch][q_heads][v_dim], lse [batch][q_heads] (natural
-// log). Each work item is one sequence over a range of its key blocks (16 tokens; a page holds
-// one or more), each KV head read once for its whole query group: groups of up to 8 through
-// group_kernels.hpp, straight from the stored dtype, the next block read ahead meanwhile; larger
-// groups and MLA through float blocks, every head of a block dequantized in memory order. A long
-// sequence is split over threads (split-K) even for a batch of one, and however large its pages (a
-// contiguous cache is one page a sequence), and the splits are merged with the online-softmax
-// merge. Learned sink logits join the denominator once, after the merge.
+// q is [batch][q_heads][k_dim] (a query_rows: its rows may be token_stride floats apart, as in
+// a fused QKV projection), out [batch][q_heads][v_dim], lse [batch][q_heads] (natural log). Each
+// work item is one sequence over a range of its key blocks (16 tokens; a page holds one or more),
+// each KV head read once for its whole query group: groups of up to 8 through group_kernels.hpp,
+// straight from the stored dtype, the next block read ahead meanwhile; larger groups and MLA
+// through float blocks, every head of a block dequantized in memory order. A long sequence is split
+// over threads (split-K) even for a batch of one, and however large its pages (a contiguous cache
+// is one page a sequence), and the splits are merged with the online-softmax merge. Learned sink
+// logits join the denominator once, after the merge.
 
 #include <algorithm>
 #include <cstddef>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "kvc/attention/params.hpp"
+#include "kvc/attention/query_rows.hpp"
 #include "kvc/backend/cpu/attend.hpp"
 #include "kvc/backend/cpu/decode_plan.hpp"
 #include "kvc/backend/cpu/group_kernels.hpp"
@@ -282,12 +284,15 @@ inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan
 
 }  // namespace detail
 
-inline void decode(const decode_plan& plan, const paged_layer_view& view, const float* q,
-                   float* out, float* lse, const attention::attention_params& params,
+/// Decodes one layer for the plan's batch. q from a pointer, out and lse are trusted for their
+/// sizes (null pointers are refused); the span form below checks them.
+inline void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q, float* out,
+                   float* lse, const attention::attention_params& params,
                    decode_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
   check_plan(plan, view);
-  check_decode_pointers(plan, q, out, lse, "kvc::cpu::decode");
+  check_decode_pointers(plan, q.data, out, lse, "kvc::cpu::decode");
+  check_query_rows(q, plan.batch, plan.q_heads, plan.k_dim, "kvc::cpu::decode");
   const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
   block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
@@ -308,7 +313,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
         buffers.q, kvc::detail::to_size(q_heads) * kvc::detail::to_size(k_dim));
     std::int64_t* positions =
         thread_buffers::fit(buffers.positions, static_cast<std::size_t>(q_heads));
-    const float* q_rows = q + std::ptrdiff_t{item.sequence} * q_heads * k_dim;
+    const float* q_rows = q.row(item.sequence, q_heads, k_dim);
     for (int i = 0; i < q_heads * k_dim; ++i) scaled[i] = q_rows[i] * q_scale;
     if (grouped.prepare_queries != nullptr) grouped.prepare_queries(scaled, q_heads, k_dim);
     for (int h = 0; h < q_heads; ++h) positions[h] = view.seq_lens[item.sequence] - 1;
@@ -352,17 +357,17 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, const 
 /// decode() with sized buffers: q, out or lse smaller than the plan's rows need is a
 /// cache_error (shape_mismatch) instead of an overflow. The pointer form above trusts the
 /// caller for the sizes (it still refuses null pointers).
-inline void decode(const decode_plan& plan, const paged_layer_view& view, std::span<const float> q,
+inline void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q,
                    std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, decode_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  check_decode_sizes(plan, q.size(), out.size(), lse.size(), "kvc::cpu::decode");
-  decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
+  check_decode_sizes(plan, q, out.size(), lse.size(), "kvc::cpu::decode");
+  decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel);
 }
 
 /// Plans, allocates and runs in one call (for tests and one-off use).
-inline void decode(const paged_layer_view& view, int q_heads, const float* q, float* out,
-                   float* lse, const attention::attention_params& params,
+inline void decode(const paged_layer_view& view, int q_heads, query_rows q, float* out, float* lse,
+                   const attention::attention_params& params,
                    parallel_for_ref parallel = default_parallel_for()) {
   const decode_plan plan = plan_decode(view, q_heads, parallel.threads());
   decode_workspace workspace;

@@ -15,8 +15,10 @@ using attention::check_extend_sizes;
 using attention::check_layer_query_heads;
 using attention::check_plan;
 using attention::check_query_heads;
+using attention::check_query_rows;
 using attention::decode_plan;
 using attention::decode_workspace;
 using attention::plan_decode;
+using attention::query_rows;
 
 }  // namespace kvc::cpu

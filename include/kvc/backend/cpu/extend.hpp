@@ -9,7 +9,8 @@
 // `prefix` views the cache as it was before the new tokens (for a step in progress: a page
 // table taken before plan_append, or before commit); its seq_lens are the prefix lengths,
 // and the new tokens of sequence b sit at positions seq_lens[b], seq_lens[b] + 1, ...
-// qo_indptr[b] .. qo_indptr[b + 1] are sequence b's rows of q ([rows][q_heads][k_dim]),
+// qo_indptr[b] .. qo_indptr[b + 1] are sequence b's rows of q ([rows][q_heads][k_dim], a
+// query_rows whose rows may be token_stride floats apart, as in a fused QKV projection),
 // new_k and new_v ([rows][kv_heads][dim], fp32, fp16 or bf16; a latent layer takes no V);
 // out is [rows][q_heads][v_dim] and lse [rows][q_heads]. The new keys are used as given, so a
 // window that the cache has already slid still sees them.
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "kvc/attention/params.hpp"
+#include "kvc/attention/query_rows.hpp"
 #include "kvc/backend/cpu/attend.hpp"
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cpu/extend_workspace.hpp"
@@ -69,7 +71,7 @@ struct staged_layout {
 inline int tile_tokens(int group) { return std::max(1, 128 / group); }
 
 inline void extend_item_run(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
-                            const float* q, const staged_layout& staged, dtype_id new_k_type,
+                            const query_rows& q, const staged_layout& staged, dtype_id new_k_type,
                             dtype_id new_v_type, float* out, float* lse,
                             const attention::attention_params& params, const extend_item& item,
                             int q_heads, const block_kernels& kernels) {
@@ -107,7 +109,7 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
     for (int g = 0; g < group; ++g) {
       const int r = t * group + g;
       const float* source =
-          q + (std::ptrdiff_t{row0 + t} * q_heads + item.kv_head * group + g) * k_dim;
+          q.row(row0 + t, q_heads, k_dim) + std::ptrdiff_t{item.kv_head * group + g} * k_dim;
       for (int d = 0; d < k_dim; ++d)
         scaled[std::ptrdiff_t{r} * k_dim + d] = source[d] * params.scale;
       positions[r] = prefix_length + item.first_token + t;
@@ -261,17 +263,19 @@ inline void check_qo_indptr(const paged_layer_view& view, std::span<const std::i
 // What both extends check first: a current view, the layer's query heads, qo_indptr, and
 // q, out and lse given (when there are rows).
 inline void check_extend_call(const paged_layer_view& view, std::span<const std::int32_t> qo_indptr,
-                              int q_heads, const float* q, const float* out, const float* lse) {
+                              int q_heads, const query_rows& q, const float* out,
+                              const float* lse) {
   check_current(view, "kvc::cpu::extend");
   check_layer_query_heads(view, q_heads, "kvc::cpu::extend");
   check_qo_indptr(view, qo_indptr);
-  if (qo_indptr.back() > 0 && (q == nullptr || out == nullptr || lse == nullptr))
+  if (qo_indptr.back() > 0 && (q.data == nullptr || out == nullptr || lse == nullptr))
     throw cache_error(cache_errc::invalid_argument, "kvc::cpu::extend: null q, out or lse");
+  check_query_rows(q, qo_indptr.back(), q_heads, view.geometry.k_dim, "kvc::cpu::extend");
 }
 
 // The tiles of work, and the run over them; staged.base null: the new tokens are in the view.
 inline void extend_tiles(const paged_layer_view& view, std::span<const std::int32_t> qo_indptr,
-                         int q_heads, const float* q, const staged_layout& staged,
+                         int q_heads, const query_rows& q, const staged_layout& staged,
                          dtype_id new_k_type, dtype_id new_v_type, float* out, float* lse,
                          const attention::attention_params& params, extend_workspace& workspace,
                          parallel_for_ref parallel) {
@@ -310,7 +314,7 @@ inline void extend_tiles(const paged_layer_view& view, std::span<const std::int3
 }  // namespace detail
 
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
-                   int q_heads, const float* q, const kv_input& new_k, const kv_input& new_v,
+                   int q_heads, query_rows q, const kv_input& new_k, const kv_input& new_v,
                    float* out, float* lse, const attention::attention_params& params,
                    extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
@@ -359,7 +363,7 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
 /// rollback reserve of at least r - 1 tokens (or a full-attention layer); otherwise this
 /// throws invalid_argument, and the extend() that takes the new K/V serves the step.
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
-                   int q_heads, const float* q, float* out, float* lse,
+                   int q_heads, query_rows q, float* out, float* lse,
                    const attention::attention_params& params, extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
   detail::check_extend_call(step, qo_indptr, q_heads, q, out, lse);
@@ -395,28 +399,27 @@ inline void extend(const paged_layer_view& step, std::span<const std::int32_t> q
 /// (shape_mismatch) instead of an overflow. The pointer forms trust the caller for the sizes
 /// (they still refuse null pointers).
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
-                   int q_heads, std::span<const float> q, const kv_input& new_k,
-                   const kv_input& new_v, std::span<float> out, std::span<float> lse,
+                   int q_heads, query_rows q, const kv_input& new_k, const kv_input& new_v,
+                   std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  check_extend_sizes(prefix, qo_indptr, q_heads, q.size(), out.size(), lse.size());
-  extend(prefix, qo_indptr, q_heads, q.data(), new_k, new_v, out.data(), lse.data(), params,
-         workspace, parallel);
+  check_extend_sizes(prefix, qo_indptr, q_heads, q, out.size(), lse.size());
+  extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out.data(), lse.data(), params, workspace,
+         parallel);
 }
 
 /// The step's extend() with sized buffers.
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
-                   int q_heads, std::span<const float> q, std::span<float> out,
-                   std::span<float> lse, const attention::attention_params& params,
-                   extend_workspace& workspace,
+                   int q_heads, query_rows q, std::span<float> out, std::span<float> lse,
+                   const attention::attention_params& params, extend_workspace& workspace,
                    parallel_for_ref parallel = default_parallel_for()) {
-  check_extend_sizes(step, qo_indptr, q_heads, q.size(), out.size(), lse.size());
-  extend(step, qo_indptr, q_heads, q.data(), out.data(), lse.data(), params, workspace, parallel);
+  check_extend_sizes(step, qo_indptr, q_heads, q, out.size(), lse.size());
+  extend(step, qo_indptr, q_heads, q, out.data(), lse.data(), params, workspace, parallel);
 }
 
 /// extend() with a workspace of its own, allocated for this call.
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
-                   int q_heads, const float* q, const kv_input& new_k, const kv_input& new_v,
+                   int q_heads, query_rows q, const kv_input& new_k, const kv_input& new_v,
                    float* out, float* lse, const attention::attention_params& params,
                    parallel_for_ref parallel = default_parallel_for()) {
   extend_workspace workspace;

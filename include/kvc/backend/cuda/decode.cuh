@@ -18,6 +18,9 @@
 //
 // q, out and lse, the view's page memory and its table arrays are device memory (a cache
 // with kvc::cuda::device_allocator; the table uploaded with kvc::cuda::device_page_table).
+// q is an attention::query_rows: a sequence's row of q_heads x k_dim floats may sit
+// token_stride floats after the last one, as in a fused QKV projection ([batch][q + 2 kv
+// heads][dim]), and is read in place.
 
 #include <cuda_runtime.h>
 
@@ -28,6 +31,7 @@
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/params.hpp"
+#include "kvc/attention/query_rows.hpp"
 #include "kvc/backend/cuda/launch.cuh"
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
@@ -171,7 +175,7 @@ class device_decode_plan {
 template <class Shape, class Block = kernels::block_shape<128>,
           class MergeBlock = kernels::block_shape<128>>
 void decode(const attention::decode_plan& plan, const device_decode_plan& device_plan,
-            const paged_layer_view& view, const float* q, float* out, float* lse,
+            const paged_layer_view& view, attention::query_rows q, float* out, float* lse,
             const attention::attention_params& params, cudaStream_t stream) {
   if (!device_plan.holds(plan))
     throw cache_error(cache_errc::plan_mismatch,

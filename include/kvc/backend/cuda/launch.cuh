@@ -4,9 +4,15 @@
 // runs kernel(ctx) in every thread of every block with a kvc::cuda::simt_context. The
 // functor is passed by value (trivially copyable). Above the default 48 KiB of dynamic
 // shared memory the launcher raises the kernel's limit first; CUDA errors throw
-// std::runtime_error naming the call.
+// std::runtime_error naming the call. Where CUDA is emulated (kvc::cuda_emulated puts
+// kvc/backend/simt/cuda_runtime/cuda_runtime.h first), the kernels run in the SIMT emulator
+// instead (kvc/backend/simt/cuda_launch.hpp).
 
 #include <cuda_runtime.h>
+
+#if defined(KVC_CUDA_EMULATED)
+#include "kvc/backend/simt/cuda_launch.hpp"
+#else
 
 #include <cstddef>
 #include <stdexcept>
@@ -71,7 +77,7 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
                                               static_cast<int>(shared_bytes)),
                          "cudaFuncSetAttribute (dynamic shared memory)");
   function<<<dim3(grid.x, grid.y, grid.z), dim3(Block::x, Block::y, Block::z), shared_bytes,
-             stream>>>(kernel);
+             stream> > >(kernel);
   detail::check_launch(cudaGetLastError(), "kernel launch");
 }
 
@@ -102,3 +108,5 @@ int resident_blocks(std::size_t shared_bytes, int device = -1) {
 }
 
 }  // namespace kvc::cuda
+
+#endif  // KVC_CUDA_EMULATED

@@ -7,10 +7,12 @@
 //   kvc::attention::decode_workspace workspace;                          // reused
 //   kvc::simt::decode<shape>(plan, view, q, out, lse, params, workspace);  // every layer
 //
-// The same refusals as the GPU launcher (kernels::make_decode_work), before any launch.
+// The same refusals as the GPU launcher (kernels::make_decode_work), before any launch; q is an
+// attention::query_rows, read in place with its token_stride, as on the GPU.
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/params.hpp"
+#include "kvc/attention/query_rows.hpp"
 #include "kvc/backend/simt/architecture.hpp"
 #include "kvc/backend/simt/launch.hpp"
 #include "kvc/cache/page_table.hpp"
@@ -21,9 +23,10 @@ namespace kvc::simt {
 
 template <class Shape, class Block = kernels::block_shape<128>,
           class MergeBlock = kernels::block_shape<128>>
-void decode(const attention::decode_plan& plan, const paged_layer_view& view, const float* q,
-            float* out, float* lse, const attention::attention_params& params,
-            attention::decode_workspace& workspace, const launch_options& options = {}) {
+void decode(const attention::decode_plan& plan, const paged_layer_view& view,
+            attention::query_rows q, float* out, float* lse,
+            const attention::attention_params& params, attention::decode_workspace& workspace,
+            const launch_options& options = {}) {
   const kernels::decode_work work =
       kernels::make_decode_work<Shape>(plan, kernels::plan_arrays_of(plan), view, q, out, lse,
                                        params, workspace.fit(plan), "kvc::simt::decode");

@@ -1,0 +1,131 @@
+// The CUDA runtime emulated on the host (kvc::cuda_emulated): code written against kvc::cuda,
+// built by the host compiler, runs its kernels in the SIMT emulator. kvc::cuda::decode gives
+// simt::decode's bits; a captured graph runs nothing until it is launched, and replays; the
+// runtime refuses what CUDA refuses (a wait on a capturing stream, freeing memory it did not
+// allocate); the launchers' refusals (a stale view) reach the caller as on a GPU.
+
+#include <cuda_runtime.h>
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <random>
+#include <vector>
+
+#include "kvc/backend/cuda/decode.cuh"
+#include "kvc/backend/cuda/device_allocator.hpp"
+#include "kvc/backend/cuda/page_table.cuh"
+#include "kvc/backend/simt/decode.hpp"
+#include "kvc/cache/kv_cache.hpp"
+
+using namespace kvc;
+
+namespace {
+
+using tested_layer = layer<gqa<4, 2>, head_dim<64>, storage<fp16>>;
+struct one_layer : model<1, tested_layer> {};
+using shape = kernels::decode_shape_of<tested_layer, paged<16>>;
+
+template <class T>
+T* device_copy(const std::vector<T>& host) {
+  T* device = nullptr;
+  REQUIRE(cudaMalloc(&device, host.size() * sizeof(T)) == cudaSuccess);
+  REQUIRE(cudaMemcpy(device, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice) ==
+          cudaSuccess);
+  return device;
+}
+
+}  // namespace
+
+TEST_CASE("emulated CUDA: kvc::cuda::decode, captured in a graph, gives simt::decode's bits") {
+  kv_cache<one_layer, paged<16>, cuda::device_allocator> cache(capacity_pages{16});
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal;
+  const std::vector<sequence_id> ids{cache.add_sequence(), cache.add_sequence()};
+  std::vector<float> k(120 * 2 * 64), v(k.size()), q(2 * 4 * 64);
+  for (auto* x : {&k, &v, &q})
+    for (float& e : *x) e = normal(rng);
+  const std::vector<append_request> batch{{ids[0], 100}, {ids[1], 20}};
+  const layer_input in{0, fp32_input(k.data(), 120, 2, 64), fp32_input(v.data(), 120, 2, 64)};
+  cache.append(batch, {&in, 1});  // through the allocator's upload: cudaMemcpyAsync
+
+  const page_table_csr table = cache.page_table(0, ids);
+  const paged_layer_view host_view = cache.view(0, table);
+  cudaStream_t stream = nullptr;
+  REQUIRE(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking) == cudaSuccess);
+  cuda::device_page_table device_table;
+  device_table.upload(table, stream);
+  const paged_layer_view view = device_table.view(host_view);
+  attention::decode_plan plan;
+  cuda::plan_decode<shape>(view, 4, plan);
+  REQUIRE(plan.items.size() > 2);  // the 132 emulated SMs split the sequences: merge runs too
+  cuda::device_decode_plan device_plan;
+  device_plan.upload(plan, stream);
+  float* q_device = device_copy(q);
+  float* out_device = device_copy(std::vector<float>(q.size(), -1.0f));
+  float* lse_device = device_copy(std::vector<float>(8, -1.0f));
+  const auto params = attention::attention_params_of<tested_layer>();
+
+  // A wait inside a capture fails and spoils the capture, as in CUDA.
+  cudaGraph_t graph = nullptr;
+  REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+  CHECK(cudaStreamSynchronize(stream) == cudaErrorStreamCaptureUnsupported);
+  CHECK(cudaGetLastError() == cudaErrorStreamCaptureUnsupported);
+  CHECK(cudaStreamEndCapture(stream, &graph) == cudaErrorStreamCaptureInvalidated);
+  CHECK(graph == nullptr);
+
+  REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+  cuda::decode<shape>(plan, device_plan, view, q_device, out_device, lse_device, params, stream);
+  REQUIRE(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
+  std::vector<float> out(q.size()), lse(8);
+  REQUIRE(cudaMemcpy(out.data(), out_device, out.size() * sizeof(float), cudaMemcpyDeviceToHost) ==
+          cudaSuccess);
+  CHECK(out == std::vector<float>(q.size(), -1.0f));  // recorded, not run
+
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
+  REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+  REQUIRE(cudaMemcpy(out.data(), out_device, out.size() * sizeof(float), cudaMemcpyDeviceToHost) ==
+          cudaSuccess);
+  REQUIRE(cudaMemcpy(lse.data(), lse_device, lse.size() * sizeof(float), cudaMemcpyDeviceToHost) ==
+          cudaSuccess);
+
+  // The same kernels through the emulator's own entry point, over the host table.
+  attention::decode_workspace workspace;
+  std::vector<float> expected(q.size()), expected_lse(8);
+  simt::decode<shape>(plan, host_view, q.data(), expected.data(), expected_lse.data(), params,
+                      workspace);
+  CHECK(out == expected);
+  CHECK(lse == expected_lse);
+
+  // A replay writes the same again.
+  REQUIRE(cudaMemset(out_device, 0, out.size() * sizeof(float)) == cudaSuccess);
+  REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
+  REQUIRE(cudaMemcpy(out.data(), out_device, out.size() * sizeof(float), cudaMemcpyDeviceToHost) ==
+          cudaSuccess);
+  CHECK(out == expected);
+
+  // The launcher's checks run on the host, as on a GPU: a view kept across an append is stale.
+  const std::vector<append_request> one{{ids[1], 1}};
+  const layer_input next{0, fp32_input(k.data(), 1, 2, 64), fp32_input(v.data(), 1, 2, 64)};
+  cache.append(one, {&next, 1});
+  try {
+    cuda::decode<shape>(plan, device_plan, view, q_device, out_device, lse_device, params, stream);
+    FAIL("a stale view was launched");
+  } catch (const cache_error& e) {
+    CHECK(e.code() == cache_errc::stale_table);
+  }
+
+  int not_ours = 0;
+  CHECK(cudaFree(&not_ours) == cudaErrorInvalidValue);
+  CHECK(cudaGetLastError() == cudaErrorInvalidValue);
+  CHECK(cudaGetLastError() == cudaSuccess);  // read once, then cleared
+  cudaGraph_t no_graph = nullptr;
+  CHECK(cudaStreamEndCapture(stream, &no_graph) == cudaErrorStreamCaptureUnmatched);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaFree(q_device);
+  cudaFree(out_device);
+  cudaFree(lse_device);
+  cudaStreamDestroy(stream);
+}
