@@ -25,3 +25,4 @@
 #include "kvc/policy/storage.hpp"
 #include "kvc/policy/variant.hpp"
 #include "kvc/policy/window.hpp"
+#include "kvc/version.hpp"

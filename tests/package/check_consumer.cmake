@@ -4,7 +4,9 @@
 #   add_subdirectory  add_subdirectory(SOURCE)
 #   fetchcontent      FetchContent from the git checkout SOURCE, at its HEAD commit
 #   pkg-config        install as for find_package, then CXX $(pkg-config --cflags kvc)
-# CUDA=ON also builds the CUDA consumer (find_package(kvc COMPONENTS cuda)).
+# CUDA=ON also builds the CUDA consumer (find_package(kvc COMPONENTS cuda)); the emulated
+# CUDA consumer (kvc::cuda_emulated) is built and run in every CMake mode. VERSION is the
+# version the consumer must report.
 set(consumer ${SOURCE}/tests/package/consumer)
 file(REMOVE_RECURSE ${WORK})
 file(MAKE_DIRECTORY ${WORK})
@@ -21,8 +23,8 @@ endfunction()
 
 function(expect_output program)
   run(${program})
-  if(NOT output MATCHES "kvc consumer: llama3_8b 131072 bytes per token, 1 sequence")
-    message(FATAL_ERROR "${program} printed something else:\n${output}")
+  if(NOT output MATCHES "kvc consumer: llama3_8b 131072 bytes per token, 1 sequence\\(s\\); kvc ${VERSION}\n")
+    message(FATAL_ERROR "${program} printed something else (kvc ${VERSION} expected):\n${output}")
   endif()
   message(STATUS "${program}: ${output}")
 endfunction()
@@ -31,6 +33,7 @@ set(prefix ${WORK}/prefix)
 if(MODE STREQUAL "find_package" OR MODE STREQUAL "pkg-config")
   run(${CMAKE_COMMAND} --install ${BUILD} --prefix ${prefix})
   foreach(installed include/kvc/kvc.hpp include/kvc/cache/kv_cache.hpp
+                    include/kvc/backend/simt/cuda_runtime/cuda_runtime.h
                     share/cmake/kvc/kvcConfig.cmake share/cmake/kvc/kvcConfigVersion.cmake
                     share/cmake/kvc/kvcTargets.cmake share/pkgconfig/kvc.pc)
     if(NOT EXISTS ${prefix}/${installed})
@@ -70,6 +73,11 @@ endif()
 run(${CMAKE_COMMAND} ${configure_args})
 run(${CMAKE_COMMAND} --build ${WORK}/build -j2)
 expect_output(${WORK}/build/consumer)
+run(${WORK}/build/emulated_cuda_consumer)
+if(NOT output MATCHES "kvc cuda consumer: a device cache, sequence of 0 tokens")
+  message(FATAL_ERROR "the emulated CUDA consumer printed something else:\n${output}")
+endif()
+message(STATUS "emulated_cuda_consumer: ${output}")
 if(CUDA)
   run(${WORK}/build/cuda_consumer)
   if(NOT output MATCHES "kvc cuda consumer: ")
