@@ -569,6 +569,8 @@ TEST_CASE("admission: admit, can_append and sequences_that_fit say what plan_app
         ++out_of_pages;
       } else {
         CHECK(!a.valid);
+        CHECK(a.pages[0] == 0);  // a refused batch counts no pages
+        CHECK(a.pages[1] == 0);
         ++invalid;
       }
     }

@@ -396,8 +396,8 @@ class kv_cache {
 
   /// What plan_append(batch) would do now, found without taking anything and without
   /// throwing: `valid` is false when it would refuse the batch for another reason than pages
-  /// (an open plan, a released or repeated sequence, a token count out of range); otherwise
-  /// `pages[g]` is what group g would take (fresh pages, and copies of shared pages the step
+  /// (an open plan, a released or repeated sequence, a token count out of range), and then
+  /// every `pages[g]` is 0; otherwise `pages[g]` is what group g would take (fresh pages, and copies of shared pages the step
   /// writes) and `fits` whether every group has them free.
   struct admission {
     bool valid = false;
@@ -411,12 +411,12 @@ class kv_cache {
       std::vector<bool> seen(sequences_.size(), false);  // as plan_append's check
       std::int64_t total = 0;
       for (const append_request& request : batch) {
-        if (!contains(request.sequence) || seen[request.sequence.slot]) return a;
+        if (!contains(request.sequence) || seen[request.sequence.slot]) return admission{};
         seen[request.sequence.slot] = true;
         const std::int64_t length = sequences_[request.sequence.slot].length;
         if (request.tokens < 0 || request.tokens > max_sequence_tokens - length ||
             total > max_sequence_tokens - request.tokens)
-          return a;
+          return admission{};  // refused: no page counts
         total += request.tokens;
         for (int g = 0; g < num_groups; ++g) {
           const step_pages step = step_pages_of(request.sequence.slot, g, length, request.tokens);
@@ -424,8 +424,7 @@ class kv_cache {
         }
       }
     } catch (...) {  // out of memory for the check itself: nothing can be said
-      a.pages.fill(0);
-      return a;
+      return admission{};
     }
     a.valid = true;
     a.fits = true;
