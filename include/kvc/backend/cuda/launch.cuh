@@ -76,8 +76,11 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
     detail::check_launch(cudaFuncSetAttribute(function, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                               static_cast<int>(shared_bytes)),
                          "cudaFuncSetAttribute (dynamic shared memory)");
+  // Inside the #if, clang-format takes the launch brackets for three '>'.
+  // clang-format off
   function<<<dim3(grid.x, grid.y, grid.z), dim3(Block::x, Block::y, Block::z), shared_bytes,
-             stream> > >(kernel);
+             stream>>>(kernel);
+  // clang-format on
   detail::check_launch(cudaGetLastError(), "kernel launch");
 }
 
