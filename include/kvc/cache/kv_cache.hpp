@@ -21,6 +21,11 @@
 //   of R tokens (capacity_*::rollback_reserve) so that a sequence cut back to the longest it
 //   has been minus R still finds everything it sees.
 // - Every error throws cache_error and leaves the cache exactly as it was.
+//
+// This file is the facade and orders every call (all that can throw comes first); its parts:
+// requests.hpp (handles, requests, capacities), kv_input.hpp (new K/V and their check),
+// step_pages.hpp (what a step does to a sequence's pages in a group), append_plan.hpp,
+// page_pool.hpp, page_table.hpp (tables and views), layer_groups.hpp.
 
 #include <algorithm>
 #include <array>
@@ -35,11 +40,14 @@
 #include <vector>
 
 #include "kvc/cache/allocator.hpp"
+#include "kvc/cache/append_plan.hpp"
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/kv_input.hpp"
 #include "kvc/cache/layer_groups.hpp"
 #include "kvc/cache/page_pool.hpp"
 #include "kvc/cache/page_table.hpp"
+#include "kvc/cache/requests.hpp"
+#include "kvc/cache/step_pages.hpp"
 #include "kvc/detail/index.hpp"
 #include "kvc/model/model.hpp"
 #include "kvc/model/page_geometry.hpp"
@@ -50,112 +58,6 @@
 #include "kvc/policy/storage.hpp"
 
 namespace kvc {
-
-struct sequence_id {
-  std::uint32_t slot = 0xFFFFFFFFu;
-  std::uint64_t generation = 0;  ///< 64 bits: a released handle never becomes valid again
-  friend constexpr bool operator==(sequence_id, sequence_id) = default;
-};
-
-/// The longest sequence the cache takes: token counts and positions stay far from overflow.
-inline constexpr std::int64_t max_sequence_tokens = std::int64_t{1} << 40;
-/// The largest rollback reserve a cache takes (speculative decoding needs a few tokens).
-inline constexpr std::int64_t max_rollback_reserve = 65536;
-
-struct append_request {
-  sequence_id sequence;
-  std::int64_t tokens = 0;  ///< new tokens of this sequence in this step
-};
-
-/// Capacity: the same number of pages in every group. rollback_reserve: tokens every
-/// bounded window keeps beyond what it shows, so that truncate() by up to that many tokens
-/// succeeds (0: no rollback past the window; full-attention layers roll back freely).
-struct capacity_pages {
-  std::int64_t pages_per_group = 0;
-  std::int64_t rollback_reserve = 0;
-};
-/// Capacity: a byte budget, shared among the groups in the proportion a sequence of
-/// expected_tokens tokens needs them (a sliding group needs far fewer pages than a full one;
-/// a bounded window is given one page more, which a step takes before the window lets the
-/// oldest go). rollback_reserve as for capacity_pages, and counted here.
-struct capacity_bytes {
-  std::uint64_t bytes = 0;
-  std::int64_t expected_tokens = 32768;
-  std::int64_t rollback_reserve = 0;
-};
-
-/// What a sequence can still take when its windows never run out of pages.
-inline constexpr std::int64_t unlimited_tokens = std::numeric_limits<std::int64_t>::max();
-
-/// The pages one append step has taken; obtained from plan_append. Move-only, and it owns
-/// what it took: destroyed (or assigned over) while still open, it aborts, exactly as
-/// cache.abort(plan) does. A moved-from plan is not open. A plan must not outlive its cache.
-class append_plan {
- public:
-  append_plan() = default;
-  append_plan(append_plan&& other) noexcept { take(other); }
-  append_plan& operator=(append_plan&& other) noexcept {
-    if (this != &other) {
-      drop();
-      take(other);
-    }
-    return *this;
-  }
-  append_plan(const append_plan&) = delete;
-  append_plan& operator=(const append_plan&) = delete;
-  ~append_plan() { drop(); }
-
-  std::int64_t total_tokens() const { return total_tokens_; }
-  std::size_t size() const { return entries_.size(); }
-  /// Whether this plan is its cache's open plan (not yet committed, aborted or moved from).
-  bool is_open() const { return owner_ != nullptr && ticket_ != 0; }
-
- private:
-  template <model_type, class, class>
-  friend class kv_cache;
-
-  enum class event { dropped, moved };
-  // Tells the owning cache that the plan was dropped (abort) or moved to `this`.
-  void (*notify_)(void* cache, append_plan& plan, event what) noexcept = nullptr;
-
-  void drop() noexcept {
-    if (is_open()) notify_(owner_, *this, event::dropped);
-  }
-  void take(append_plan& other) noexcept {
-    entries_ = std::move(other.entries_);
-    changes_ = std::move(other.changes_);
-    new_pages_ = std::move(other.new_pages_);
-    written_ = std::move(other.written_);
-    total_tokens_ = other.total_tokens_;
-    ticket_ = other.ticket_;
-    owner_ = other.owner_;
-    notify_ = other.notify_;
-    other.ticket_ = 0;
-    other.owner_ = nullptr;
-    other.total_tokens_ = 0;
-    if (is_open()) notify_(owner_, *this, event::moved);
-  }
-
-  struct entry {
-    std::uint32_t slot = 0;
-    std::int64_t old_length = 0;
-    std::int64_t tokens = 0;
-    std::int64_t first_input = 0;  ///< its first token's row in the K/V inputs
-  };
-  struct group_change {
-    page_id cow_page = -1;  ///< the copy of the shared page that the step writes into
-    std::int32_t new_begin = 0, new_end = 0;  ///< its fresh pages, in new_pages
-  };
-
-  std::vector<entry> entries_;
-  std::vector<group_change> changes_;  ///< entries_.size() x groups
-  std::vector<page_id> new_pages_;
-  mutable std::vector<bool>
-      written_;  ///< [layer]: write() stored its K/V (write takes a const plan)
-  std::int64_t total_tokens_ = 0;
-  std::uint64_t ticket_ = 0;
-  void* owner_ = nullptr;
-};
 
 template <model_type Model, class Paging = paged<16>, class Allocator = host_allocator>
 class kv_cache {
@@ -397,8 +299,8 @@ class kv_cache {
   /// What plan_append(batch) would do now, found without taking anything and without
   /// throwing: `valid` is false when it would refuse the batch for another reason than pages
   /// (an open plan, a released or repeated sequence, a token count out of range), and then
-  /// every `pages[g]` is 0; otherwise `pages[g]` is what group g would take (fresh pages, and copies of shared pages the step
-  /// writes) and `fits` whether every group has them free.
+  /// every `pages[g]` is 0; otherwise `pages[g]` is what group g would take (fresh pages, and
+  /// copies of shared pages the step writes) and `fits` whether every group has them free.
   struct admission {
     bool valid = false;
     bool fits = false;
@@ -419,8 +321,8 @@ class kv_cache {
           return admission{};  // refused: no page counts
         total += request.tokens;
         for (int g = 0; g < num_groups; ++g) {
-          const step_pages step = step_pages_of(request.sequence.slot, g, length, request.tokens);
-          a.pages[static_cast<std::size_t>(g)] += step.fresh + (step.copy_on_write ? 1 : 0);
+          a.pages[static_cast<std::size_t>(g)] +=
+              step_need_of(request.sequence.slot, g, length, request.tokens).pages();
         }
       }
     } catch (...) {  // out of memory for the check itself: nothing can be said
@@ -446,9 +348,7 @@ class kv_cache {
     if (tokens < 0 || tokens > max_sequence_tokens) return 0;
     std::int64_t fit = unlimited_tokens;
     for (int g = 0; g < num_groups; ++g) {
-      const window_shape& window = windows_[g];
-      const std::int64_t pages = fresh_pages(window.pages_listed(0, page_tokens, 0),
-                                             window.pages_kept(tokens, page_tokens));
+      const std::int64_t pages = step_pages::of(windows_[g], page_tokens, 0, 0, tokens).fresh;
       if (pages > 0) fit = std::min(fit, groups_[g].pool.free_pages() / pages);
     }
     return fit;
@@ -482,15 +382,15 @@ class kv_cache {
     }
 
     // Count the pages of every group before taking any.
-    std::vector<step_pages> steps;
+    std::vector<step_need> steps;
     steps.reserve(plan.entries_.size() * num_groups);
     detail::signed_array<std::int64_t, num_groups> needed{};
     std::int64_t fresh_total = 0;
     for (const auto& e : plan.entries_)
       for (int g = 0; g < num_groups; ++g) {
-        steps.push_back(step_pages_of(e.slot, g, e.old_length, e.tokens));
-        needed[g] += steps.back().fresh + (steps.back().copy_on_write ? 1 : 0);
-        fresh_total += steps.back().fresh;
+        steps.push_back(step_need_of(e.slot, g, e.old_length, e.tokens));
+        needed[g] += steps.back().pages();
+        fresh_total += steps.back().step.fresh;
       }
     for (int g = 0; g < num_groups; ++g)
       if (needed[g] > groups_[g].pool.free_pages())
@@ -499,6 +399,7 @@ class kv_cache {
                               std::to_string(needed[g]) + " pages, " +
                               std::to_string(groups_[g].pool.free_pages()) + " are free");
 
+    plan.groups_ = num_groups;
     plan.changes_.resize(plan.entries_.size() * num_groups);
     plan.new_pages_.reserve(static_cast<std::size_t>(fresh_total));
     plan.written_.assign(num_layers, false);
@@ -507,19 +408,19 @@ class kv_cache {
       for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
         const auto& e = plan.entries_[i];
         for (int g = 0; g < num_groups; ++g) {
-          const step_pages& s = steps[i * num_groups + static_cast<std::size_t>(g)];
-          auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+          const step_need& need = steps[i * num_groups + static_cast<std::size_t>(g)];
+          auto& change = plan.change(i, g);
           group_state& group = groups_[g];
           change.new_begin = change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
-          if (s.copy_on_write) {
+          if (need.copy_on_write) {
             const page_id shared =
-                sequences_[e.slot].pages[g][static_cast<std::size_t>(s.write_entry)];
+                sequences_[e.slot].pages[g][static_cast<std::size_t>(need.step.write_entry)];
             change.cow_page = group.pool.allocate();
             for (int l = 0; l < group.layers; ++l)
               allocator_.copy(page_memory(g, l, change.cow_page), page_memory(g, l, shared),
                               group.geometry.page_bytes);
           }
-          for (std::int64_t p = 0; p < s.fresh; ++p) {
+          for (std::int64_t p = 0; p < need.step.fresh; ++p) {
             plan.new_pages_.push_back(group.pool.allocate());
             change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
           }
@@ -559,10 +460,13 @@ class kv_cache {
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
       const std::int64_t end = e.old_length + e.tokens;
-      const step_pages_map pages = pages_after_step(plan, i, g);
+      const step_pages step = step_of(plan, i, g);
+      const auto& change = plan.change(i, g);
+      const page_id* held = sequences_[e.slot].pages[g].data();
+      const page_id* fresh = plan.new_pages_.data() + change.new_begin;
       for (std::int64_t position = e.old_length; position < end; ++position) {
         if (!window.keeps(end, position)) continue;  // slid out within the step
-        const page_id page = pages.page_of(position);
+        const page_id page = step.page_of(position, held, fresh, change.cow_page);
         const std::int64_t row = e.first_input + (position - e.old_length);
         with_page(g, slot_in_group, page, [&](std::byte* memory) {
           const int token = static_cast<int>(position % page_tokens);
@@ -612,7 +516,7 @@ class kv_cache {
     // The only steps that can throw (growing the page tables) come first.
     for (std::size_t i = 0; i < plan.entries_.size(); ++i)
       for (int g = 0; g < num_groups; ++g) {
-        const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+        const auto& change = plan.change(i, g);
         std::vector<page_id>& table = sequences_[plan.entries_[i].slot].pages[g];
         table.reserve(table.size() + static_cast<std::size_t>(change.new_end - change.new_begin));
       }
@@ -621,23 +525,20 @@ class kv_cache {
       sequence_state& s = sequences_[e.slot];
       const std::int64_t new_length = e.old_length + e.tokens;
       for (int g = 0; g < num_groups; ++g) {
-        const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+        const auto& change = plan.change(i, g);
+        const step_pages step = step_of(plan, i, g);  // before the table changes
         std::vector<page_id>& table = s.pages[g];
         page_pool& pool = groups_[g].pool;
         const window_shape& window = windows_[g];
-        const auto old_kept =
-            window.pages_listed(e.old_length, page_tokens, static_cast<std::int64_t>(table.size()));
-        const auto new_kept = window.pages_kept(new_length, page_tokens);
         if (change.cow_page >= 0) {
-          auto& replaced =
-              table[static_cast<std::size_t>(old_kept.entry_of(e.old_length / page_tokens))];
+          auto& replaced = table[static_cast<std::size_t>(step.write_entry)];
           pool.release(replaced);
           replaced = change.cow_page;
         }
         if (window.bounded()) {  // drop the pages the window no longer keeps
           std::size_t kept = 0;
           for (std::size_t j = 0; j < table.size(); ++j) {
-            if (new_kept.entry_of(old_kept.logical_page(static_cast<std::int64_t>(j))) >= 0)
+            if (step.keeps_entry(static_cast<std::int64_t>(j)))
               table[kept++] = table[j];
             else
               pool.release(table[j]);
@@ -818,17 +719,14 @@ class kv_cache {
     const window_shape& window = windows_[g];
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
-      const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
+      const auto& change = plan.change(i, g);
       const std::vector<page_id>& table = sequences_[e.slot].pages[g];
       const std::int64_t new_length = e.old_length + e.tokens;
-      const auto old_kept =
-          window.pages_listed(e.old_length, page_tokens, static_cast<std::int64_t>(table.size()));
-      const auto new_kept = window.pages_kept(new_length, page_tokens);
-      const std::int64_t cow_entry =
-          change.cow_page >= 0 ? old_kept.entry_of(e.old_length / page_tokens) : -1;
+      const step_pages step = step_of(plan, i, g);
+      const std::int64_t cow_entry = change.cow_page >= 0 ? step.write_entry : -1;
       for (std::size_t j = 0; j < table.size(); ++j) {
         const auto entry = static_cast<std::int64_t>(j);
-        if (window.bounded() && new_kept.entry_of(old_kept.logical_page(entry)) < 0) continue;
+        if (window.bounded() && !step.keeps_entry(entry)) continue;
         csr.indices.push_back(entry == cow_entry ? change.cow_page : table[j]);
       }
       csr.indices.insert(csr.indices.end(), plan.new_pages_.begin() + change.new_begin,
@@ -906,9 +804,8 @@ class kv_cache {
         for (page_id p : s.pages[g]) ++references[static_cast<std::size_t>(p)];
       }
       if (open_plan_ != nullptr)  // the open plan's pages are its own until commit
-        for (std::size_t i = static_cast<std::size_t>(g); i < open_plan_->changes_.size();
-             i += num_groups) {
-          const auto& change = open_plan_->changes_[i];
+        for (std::size_t i = 0; i < open_plan_->entries_.size(); ++i) {
+          const auto& change = open_plan_->change(i, g);
           if (change.cow_page >= 0) ++references[static_cast<std::size_t>(change.cow_page)];
           for (std::int32_t p = change.new_begin; p < change.new_end; ++p)
             ++references[static_cast<std::size_t>(
@@ -954,10 +851,12 @@ class kv_cache {
   };
 
   // What one step does to one sequence in one group.
-  struct step_pages {
-    std::int64_t fresh = 0;      ///< pages to take for positions past the last held page
-    bool copy_on_write = false;  ///< the partly filled last page is shared and written
-    std::int64_t write_entry = -1;
+  // A step of one sequence in one group, and whether the page it writes into is shared
+  // (then copied first): what the step takes from the group's pool.
+  struct step_need {
+    step_pages step;
+    bool copy_on_write = false;
+    std::int64_t pages() const { return step.fresh + (copy_on_write ? 1 : 0); }
   };
 
   static constexpr const layer_summary& group_summary(int g) {
@@ -1052,15 +951,16 @@ class kv_cache {
     plan.owner_ = nullptr;
     ++epoch_;
   }
-  // Releases every page the plan took (none of it is in a sequence's table yet).
+  // Releases every page the plan took (none of it is in a sequence's table yet). Its changes
+  // exist for every entry and group from before the first page was taken.
   void give_back(append_plan& plan) noexcept {
-    for (std::size_t i = 0; i < plan.changes_.size(); ++i) {
-      const int g = static_cast<int>(i % num_groups);
-      const auto& change = plan.changes_[i];
-      if (change.cow_page >= 0) groups_[g].pool.release(change.cow_page);
-      for (std::int32_t p = change.new_begin; p < change.new_end; ++p)
-        groups_[g].pool.release(plan.new_pages_[static_cast<std::size_t>(p)]);
-    }
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i)
+      for (int g = 0; g < num_groups; ++g) {
+        const auto& change = plan.change(i, g);
+        if (change.cow_page >= 0) groups_[g].pool.release(change.cow_page);
+        for (std::int32_t p = change.new_begin; p < change.new_end; ++p)
+          groups_[g].pool.release(plan.new_pages_[static_cast<std::size_t>(p)]);
+      }
   }
   static void notify(void* cache, append_plan& plan, append_plan::event what) noexcept {
     auto& self = *static_cast<kv_cache*>(cache);
@@ -1121,77 +1021,30 @@ class kv_cache {
     return seen_begin >= tokens || seen_begin >= s.valid_from[g];
   }
 
-  step_pages step_pages_of(std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) const {
-    step_pages s;
-    if (tokens == 0) return s;
-    const window_shape& window = windows_[g];
-    const std::int64_t m = n + tokens;
-    const auto old_kept = window.pages_listed(
-        n, page_tokens, static_cast<std::int64_t>(sequences_[slot].pages[g].size()));
-    const auto new_kept = window.pages_kept(m, page_tokens);
-    s.fresh = fresh_pages(old_kept, new_kept);
-    if (n % page_tokens != 0) {  // the last held page has room: is it written, and shared?
-      const std::int64_t page_end = (n / page_tokens + 1) * page_tokens;
-      const bool written = n < window.sink_end(m) || window.keep_begin(m) < std::min(m, page_end);
-      s.write_entry = old_kept.entry_of(n / page_tokens);
-      s.copy_on_write =
-          written && groups_[g].pool.references(
-                         sequences_[slot].pages[g][static_cast<std::size_t>(s.write_entry)]) > 1;
-    }
-    return s;
+  step_need step_need_of(std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) const {
+    const std::vector<page_id>& held = sequences_[slot].pages[g];
+    step_need need{step_pages::of(windows_[g], page_tokens, static_cast<std::int64_t>(held.size()),
+                                  n, tokens)};
+    need.copy_on_write =
+        need.step.writes_held_page &&
+        groups_[g].pool.references(held[static_cast<std::size_t>(need.step.write_entry)]) > 1;
+    return need;
   }
 
-  // Pages kept after the step past the last page held before it: they are taken fresh.
-  static constexpr std::int64_t fresh_pages(const window_shape::kept_pages& old_kept,
-                                            const window_shape::kept_pages& new_kept) {
-    // New kept pages, in entry order, end with those past old_kept.last: count them.
-    std::int64_t fresh = new_kept.last - std::max(old_kept.last + 1, new_kept.recent_first) + 1;
-    fresh = std::max<std::int64_t>(fresh, 0);
-    if (new_kept.sink_pages > old_kept.last + 1) fresh += new_kept.sink_pages - (old_kept.last + 1);
-    return fresh;
-  }
-
-  // Which page holds each position once the plan's step is committed, for one sequence and
-  // group; worked out once per write, not per position.
-  struct step_pages_map {
-    const page_id* held = nullptr;   ///< the sequence's pages before the step
-    const page_id* fresh = nullptr;  ///< the step's fresh pages
-    window_shape::kept_pages old_kept, new_kept;
-    std::int64_t first_fresh_entry = 0;
-    page_id cow_page = -1;
-
-    page_id page_of(std::int64_t position) const {
-      const std::int64_t page = position / page_tokens;
-      if (page > old_kept.last) return fresh[new_kept.entry_of(page) - first_fresh_entry];
-      if (cow_page >= 0) return cow_page;  // only the last held page is written
-      return held[old_kept.entry_of(page)];
-    }
-  };
-
-  step_pages_map pages_after_step(const append_plan& plan, std::size_t i, int g) const {
+  // The step of the plan's entry i in group g, from the pages the sequence lists now (before
+  // commit changes them).
+  step_pages step_of(const append_plan& plan, std::size_t i, int g) const {
     const auto& e = plan.entries_[i];
-    const auto& change = plan.changes_[i * num_groups + static_cast<std::size_t>(g)];
-    const window_shape& window = windows_[g];
-    const std::vector<page_id>& held = sequences_[e.slot].pages[g];
-    step_pages_map map;
-    map.held = held.data();
-    map.fresh = plan.new_pages_.data() + change.new_begin;
-    map.old_kept =
-        window.pages_listed(e.old_length, page_tokens, static_cast<std::int64_t>(held.size()));
-    map.new_kept = window.pages_kept(e.old_length + e.tokens, page_tokens);
-    map.first_fresh_entry = map.new_kept.count() - (change.new_end - change.new_begin);
-    map.cow_page = change.cow_page;
-    return map;
+    return step_pages::of(windows_[g], page_tokens,
+                          static_cast<std::int64_t>(sequences_[e.slot].pages[g].size()),
+                          e.old_length, e.tokens);
   }
 
   std::int64_t tokens_available_in_group(std::uint32_t slot, int g) const {
     const std::int64_t n = sequences_[slot].length;
     const std::int64_t free = groups_[g].pool.free_pages();
     const window_shape& window = windows_[g];
-    const auto fits = [&](std::int64_t k) {
-      const step_pages s = step_pages_of(slot, g, n, k);
-      return s.fresh + (s.copy_on_write ? 1 : 0) <= free;
-    };
+    const auto fits = [&](std::int64_t k) { return step_need_of(slot, g, n, k).pages() <= free; };
     if (!window.bounded()) {  // pages grow with k: the largest k that fits, by bisection
       std::int64_t low = 0, high = std::min((free + 2) * page_tokens, max_sequence_tokens - n);
       while (low < high) {

@@ -1,0 +1,46 @@
+#pragma once
+// What an engine names and asks a kv_cache for: sequence handles, the tokens a step appends
+// to each sequence, the cache's capacity, and the limits on token counts.
+
+#include <cstdint>
+#include <limits>
+
+namespace kvc {
+
+struct sequence_id {
+  std::uint32_t slot = 0xFFFFFFFFu;
+  std::uint64_t generation = 0;  ///< 64 bits: a released handle never becomes valid again
+  friend constexpr bool operator==(sequence_id, sequence_id) = default;
+};
+
+/// The longest sequence the cache takes: token counts and positions stay far from overflow.
+inline constexpr std::int64_t max_sequence_tokens = std::int64_t{1} << 40;
+/// The largest rollback reserve a cache takes (speculative decoding needs a few tokens).
+inline constexpr std::int64_t max_rollback_reserve = 65536;
+
+struct append_request {
+  sequence_id sequence;
+  std::int64_t tokens = 0;  ///< new tokens of this sequence in this step
+};
+
+/// Capacity: the same number of pages in every group. rollback_reserve: tokens every
+/// bounded window keeps beyond what it shows, so that truncate() by up to that many tokens
+/// succeeds (0: no rollback past the window; full-attention layers roll back freely).
+struct capacity_pages {
+  std::int64_t pages_per_group = 0;
+  std::int64_t rollback_reserve = 0;
+};
+/// Capacity: a byte budget, shared among the groups in the proportion a sequence of
+/// expected_tokens tokens needs them (a sliding group needs far fewer pages than a full one;
+/// a bounded window is given one page more, which a step takes before the window lets the
+/// oldest go). rollback_reserve as for capacity_pages, and counted here.
+struct capacity_bytes {
+  std::uint64_t bytes = 0;
+  std::int64_t expected_tokens = 32768;
+  std::int64_t rollback_reserve = 0;
+};
+
+/// What a sequence can still take when its windows never run out of pages.
+inline constexpr std::int64_t unlimited_tokens = std::numeric_limits<std::int64_t>::max();
+
+}  // namespace kvc
