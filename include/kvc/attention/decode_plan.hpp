@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "kvc/attention/partial_result.hpp"
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
 
@@ -81,8 +82,10 @@ struct decode_plan {
   /// (docs/attention.md, numerics).
   bool bf16_products = false;
 
-  /// An item's partial result: acc [q_heads][v_dim], then m [q_heads], then l [q_heads].
-  std::size_t slot_floats() const { return std::size_t(q_heads) * std::size_t(v_dim + 2); }
+  /// Floats of an item's partial result (attention::partial_slot).
+  std::size_t slot_floats() const {
+    return static_cast<std::size_t>(partial_slot{q_heads, v_dim}.floats());
+  }
   std::size_t workspace_floats() const { return items.size() * slot_floats(); }
 };
 

@@ -450,12 +450,12 @@ struct decode_streamed {
         work.out[row * Shape::v_dim + d] = f.weight == 0.0f ? 0.0f : acc * f.weight;
         if (d == 0) work.lse[row] = f.lse;
       } else {
-        const auto slot_floats = static_cast<std::int64_t>(work.q_heads) * (Shape::v_dim + 2);
-        float* slot = work.partial + std::int64_t{ctx.block_idx().x} * slot_floats;
-        slot[q_head * Shape::v_dim + d] = acc * v_factor;
+        const attention::partial_slot partials{work.q_heads, Shape::v_dim};
+        float* slot = work.partial + std::int64_t{ctx.block_idx().x} * partials.floats();
+        slot[partials.acc(q_head) + d] = acc * v_factor;
         if (d == 0) {
-          slot[work.q_heads * Shape::v_dim + q_head] = row_m;
-          slot[work.q_heads * (Shape::v_dim + 1) + q_head] = row_l;
+          slot[partials.m(q_head)] = row_m;
+          slot[partials.l(q_head)] = row_l;
         }
       }
     }

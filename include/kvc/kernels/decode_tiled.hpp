@@ -392,15 +392,15 @@ struct decode_tiled {
         }
         if (thread == 0) work.lse[row] = f.lse;
       } else {
-        const auto slot_floats = static_cast<std::int64_t>(work.q_heads) * (Shape::v_dim + 2);
-        float* slot = work.partial + std::int64_t{ctx.block_idx().x} * slot_floats;
+        const attention::partial_slot partials{work.q_heads, Shape::v_dim};
+        float* slot = work.partial + std::int64_t{ctx.block_idx().x} * partials.floats();
         for (int k = 0; k < values_per_thread; ++k) {
           const int d = thread + k * threads;
-          if (d < Shape::v_dim) slot[q_head * Shape::v_dim + d] = acc[r][k] * v_factor;
+          if (d < Shape::v_dim) slot[partials.acc(q_head) + d] = acc[r][k] * v_factor;
         }
         if (thread == 0) {
-          slot[work.q_heads * Shape::v_dim + q_head] = row_m;
-          slot[work.q_heads * (Shape::v_dim + 1) + q_head] = row_l;
+          slot[partials.m(q_head)] = row_m;
+          slot[partials.l(q_head)] = row_l;
         }
       }
     }

@@ -11,6 +11,7 @@
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/online_softmax.hpp"
 #include "kvc/attention/params.hpp"
+#include "kvc/attention/partial_result.hpp"
 #include "kvc/attention/query_rows.hpp"
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
@@ -111,14 +112,10 @@ struct finished_row {
 };
 KVC_HOST_DEVICE inline finished_row finish_row(float m, float l, float v_factor,
                                                const float* sink_logits, int q_head) {
+  const attention::row_merge merged = attention::row_merge::of(
+      &m, &l, 0, 1, sink_logits != nullptr ? sink_logits + q_head : nullptr);
   const bool seen = l > 0.0f || l != l;
-  finished_row f{seen ? v_factor / l : 0.0f, seen ? m + logf(l) : attention::negative_infinity};
-  if (sink_logits != nullptr) {
-    const attention::merge_weights w = attention::merge_weights_for(f.lse, sink_logits[q_head]);
-    f.weight *= w.a;
-    f.lse = w.lse;
-  }
-  return f;
+  return {seen ? v_factor / l * merged.share : 0.0f, merged.lse};
 }
 
 /// The merge kernel's blocks: one per (sequence, query head).
@@ -139,38 +136,25 @@ struct merge {
     const auto q_head = static_cast<int>(ctx.block_idx().y);
     const std::int32_t parts = work.plan.splits[sequence];
     if (parts <= 1) return;
-    const auto slot_floats = static_cast<std::int64_t>(work.q_heads) * (VDim + 2);
-    const float* first = work.partial + std::int64_t{work.plan.first_item[sequence]} * slot_floats;
-    const float* m = first + std::int64_t{work.q_heads} * VDim + q_head;
-    const float* l = m + work.q_heads;
-    float most = attention::negative_infinity;
-    for (int p = 0; p < parts; ++p) most = m[p * slot_floats] > most ? m[p * slot_floats] : most;
-    float total = 0.0f;
-    for (int p = 0; p < parts; ++p) {
-      const float part_l = l[p * slot_floats];
-      if (part_l != 0.0f) total += part_l * detail::exp_of(m[p * slot_floats] - most);
-    }
+    const attention::partial_slot partials{work.q_heads, VDim};
+    const std::int64_t stride = partials.floats();
+    const float* first = work.partial + std::int64_t{work.plan.first_item[sequence]} * stride;
+    const float* m = first + partials.m(q_head);
+    const float* l = first + partials.l(q_head);
+    const attention::row_merge merged = attention::row_merge::of(
+        m, l, stride, parts, work.sink_logits != nullptr ? work.sink_logits + q_head : nullptr);
     const std::int64_t row = std::int64_t{sequence} * work.q_heads + q_head;
-    float lse = total == 0.0f ? attention::negative_infinity : most + logf(total);
-    float sink_weight = 1.0f;
-    if (work.sink_logits != nullptr) {
-      const attention::merge_weights w =
-          attention::merge_weights_for(lse, work.sink_logits[q_head]);
-      sink_weight = w.a;
-      lse = w.lse;
-    }
     for (int d = static_cast<int>(ctx.thread_rank()); d < VDim;
          d += static_cast<int>(ctx.block_threads())) {
       float sum = 0.0f;
-      if (total != 0.0f && sink_weight != 0.0f)
-        for (int p = 0; p < parts; ++p) {
-          if (l[p * slot_floats] == 0.0f) continue;
-          const float w = detail::exp_of(m[p * slot_floats] - most) / total;
-          sum += w * first[p * slot_floats + q_head * VDim + d];
-        }
-      work.out[row * VDim + d] = sum * sink_weight;
+      if (merged.total != 0.0f && merged.share != 0.0f)
+        for (int p = 0; p < parts; ++p)
+          if (l[p * stride] != 0.0f)
+            sum += merged.weight(m[p * stride], l[p * stride]) *
+                   first[p * stride + partials.acc(q_head) + d];
+      work.out[row * VDim + d] = merged.value(sum);
     }
-    if (ctx.thread_rank() == 0) work.lse[row] = lse;
+    if (ctx.thread_rank() == 0) work.lse[row] = merged.lse;
   }
 };
 

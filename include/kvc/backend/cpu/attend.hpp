@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kvc/attention/online_softmax.hpp"
+#include "kvc/attention/partial_result.hpp"
 #include "kvc/backend/cpu/block_kernels.hpp"
 #include "kvc/detail/index.hpp"
 #include "kvc/policy/window.hpp"
@@ -152,40 +153,24 @@ inline void attend_block(const block_kernels& kernels, const row_block& rows, co
   kernels.accumulate(scores, rows.rows, values, v_stride, rows.v_dim, tokens, rows.acc, ahead);
 }
 
-/// Merges `parts` partial states of one row into out / lse: part p's m, l and acc start at
-/// m + p * part_stride, l + p * part_stride and acc + kvc::detail::to_size(p) * part_stride.
+/// Merges `parts` partial states of one row into out / lse, the learned sink logit included
+/// (null: none): part p's m, l and acc start at m + p * part_stride, l + p * part_stride and
+/// acc + p * part_stride (attention/partial_result.hpp, the merge every backend makes).
 inline void finish_row(const float* m, const float* l, const float* acc, int parts,
-                       std::size_t part_stride, int v_dim, float* out, float* lse) {
-  float most = attention::negative_infinity;
-  for (int p = 0; p < parts; ++p)
-    most = m[kvc::detail::to_size(p) * part_stride] > most
-               ? m[kvc::detail::to_size(p) * part_stride]
-               : most;
-  float total = 0.0f;
-  for (int p = 0; p < parts; ++p)
-    if (l[kvc::detail::to_size(p) * part_stride] != 0.0f ||
-        std::isnan(l[kvc::detail::to_size(p) * part_stride]))
-      total += l[kvc::detail::to_size(p) * part_stride] *
-               std::exp(m[kvc::detail::to_size(p) * part_stride] - most);
+                       std::size_t part_stride, int v_dim, const float* sink_logit, float* out,
+                       float* lse) {
+  const auto stride = static_cast<std::int64_t>(part_stride);
+  const attention::row_merge merged = attention::row_merge::of(m, l, stride, parts, sink_logit);
   for (int d = 0; d < v_dim; ++d) out[d] = 0.0f;
-  if (total == 0.0f) {  // no visible key
-    *lse = attention::negative_infinity;
-    return;
-  }
-  for (int p = 0; p < parts; ++p) {
-    if (l[kvc::detail::to_size(p) * part_stride] == 0.0f) continue;
-    const float w = std::exp(m[kvc::detail::to_size(p) * part_stride] - most) / total;
-    const float* a = acc + kvc::detail::to_size(p) * part_stride;
-    for (int d = 0; d < v_dim; ++d) out[d] += w * a[d];
-  }
-  *lse = most + std::log(total);
-}
-
-/// A learned sink logit joins the softmax denominator without a value.
-inline void apply_sink(float sink_logit, int v_dim, float* out, float* lse) {
-  const attention::merge_weights w = attention::merge_weights_for(*lse, sink_logit);
-  for (int d = 0; d < v_dim; ++d) out[d] = w.a == 0.0f ? 0.0f : out[d] * w.a;
-  *lse = w.lse;
+  if (merged.total != 0.0f)
+    for (int p = 0; p < parts; ++p) {
+      if (l[p * stride] == 0.0f) continue;
+      const float w = merged.weight(m[p * stride], l[p * stride]);
+      const float* a = acc + p * stride;
+      for (int d = 0; d < v_dim; ++d) out[d] += w * a[d];
+    }
+  for (int d = 0; d < v_dim; ++d) out[d] = merged.value(out[d]);
+  *lse = merged.lse;
 }
 
 }  // namespace kvc::cpu

@@ -317,15 +317,16 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, query_
     for (int i = 0; i < q_heads * k_dim; ++i) scaled[i] = q_rows[i] * q_scale;
     if (grouped.prepare_queries != nullptr) grouped.prepare_queries(scaled, q_heads, k_dim);
     for (int h = 0; h < q_heads; ++h) positions[h] = view.seq_lens[item.sequence] - 1;
-    float* slot = partial + index * plan.slot_floats();
+    const attention::partial_slot partials{q_heads, v_dim};
+    float* slot = partial + static_cast<std::int64_t>(index) * partials.floats();
     const row_block rows{q_heads,
                          k_dim,
                          v_dim,
                          scaled,
                          positions,
-                         slot,
-                         slot + std::ptrdiff_t{q_heads} * v_dim,
-                         slot + std::ptrdiff_t{q_heads} * v_dim + q_heads};
+                         slot + partials.acc(0),
+                         slot + partials.m(0),
+                         slot + partials.l(0)};
     rows.reset();
     if (grouped.usable())
       detail::decode_pages_grouped(view, plan, item, rows, params.softcap, kernels, grouped);
@@ -334,21 +335,18 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, query_
   };
   parallel(plan.items.size(), run_item);
 
-  // Merge each sequence's splits, then add the sinks.
+  // Merge each sequence's splits, with the sinks.
   const auto finish = [&](std::size_t sequence) {
     const int q_heads = plan.q_heads;
-    const float* first =
-        partial + static_cast<std::size_t>(plan.first_item[sequence]) * plan.slot_floats();
-    const float* m = first + std::ptrdiff_t{q_heads} * v_dim;
+    const attention::partial_slot partials{q_heads, v_dim};
+    const float* first = partial + std::int64_t{plan.first_item[sequence]} * partials.floats();
     for (int head = 0; head < q_heads; ++head) {
       const std::size_t row =
           sequence * static_cast<std::size_t>(q_heads) + static_cast<std::size_t>(head);
-      finish_row(m + head, m + q_heads + head, first + std::ptrdiff_t{head} * v_dim,
-                 plan.splits[sequence], plan.slot_floats(), v_dim,
+      finish_row(first + partials.m(head), first + partials.l(head), first + partials.acc(head),
+                 plan.splits[sequence], static_cast<std::size_t>(partials.floats()), v_dim,
+                 params.sink_logits != nullptr ? params.sink_logits + head : nullptr,
                  out + row * kvc::detail::to_size(v_dim), lse + row);
-      if (params.sink_logits != nullptr)
-        apply_sink(params.sink_logits[head], v_dim, out + row * kvc::detail::to_size(v_dim),
-                   lse + row);
     }
   };
   parallel(static_cast<std::size_t>(plan.batch), finish);

@@ -222,10 +222,9 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
       const int r = t * group + g;
       const int head = item.kv_head * group + g;
       const std::ptrdiff_t row = std::ptrdiff_t{row0 + t} * q_heads + head;
-      finish_row(m + r, l + r, acc + std::ptrdiff_t{r} * v_dim, 1, 0, v_dim, out + row * v_dim,
-                 lse + row);
-      if (params.sink_logits != nullptr)
-        apply_sink(params.sink_logits[head], v_dim, out + row * v_dim, lse + row);
+      finish_row(m + r, l + r, acc + std::ptrdiff_t{r} * v_dim, 1, 0, v_dim,
+                 params.sink_logits != nullptr ? params.sink_logits + head : nullptr,
+                 out + row * v_dim, lse + row);
     }
 }
 
