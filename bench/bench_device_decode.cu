@@ -215,13 +215,7 @@ struct device_layer {
     paged_layer_view v;
     v.memory = memory;
     v.geometry = geometry;
-    v.batch = table.batch();
-    v.indptr = table.indptr.data();
-    v.indices = table.indices.data();
-    v.last_page_len = table.last_page_len.data();
-    v.seq_lens = table.seq_lens.data();
-    v.serial = table.serial;
-    v.group = table.group;
+    attach_table(v, table);
     return v;
   }
   paged_layer_view device_view(int copy) const {

@@ -1,13 +1,16 @@
 #pragma once
 // append_plan: the pages one append step has taken, from kv_cache::plan_append until commit or
 // abort. The cache reads and fills it; an engine only moves it, asks whether it is open, and
-// lets it abort by going out of scope.
+// lets it abort by going out of scope. The cache's side of that protocol is
+// detail::open_plan_slot: which plan is open, where it lives now (a move tells it), and the
+// refusals of a second plan or of a plan that is not the open one.
 
 #include <cstddef>
 #include <cstdint>
 #include <utility>
 #include <vector>
 
+#include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_pool.hpp"
 #include "kvc/model/model.hpp"
 
@@ -15,6 +18,10 @@ namespace kvc {
 
 template <model_type Model, class Paging, class Allocator>
 class kv_cache;
+namespace detail {
+struct cache_debug_access;
+class open_plan_slot;
+}  // namespace detail
 
 /// The pages one append step has taken; obtained from plan_append. Move-only, and it owns
 /// what it took: destroyed (or assigned over) while still open, it aborts, exactly as
@@ -42,6 +49,8 @@ class append_plan {
  private:
   template <model_type, class, class>
   friend class kv_cache;
+  friend struct detail::cache_debug_access;
+  friend class detail::open_plan_slot;
 
   enum class event { dropped, moved };
   // Tells the owning cache that the plan was dropped (abort) or moved to `this`.
@@ -85,6 +94,18 @@ class append_plan {
     return changes_[i * groups_ + static_cast<std::size_t>(g)];
   }
 
+  // Calls fn(group, page) for every page the plan took: copies, then fresh pages.
+  template <class Fn>
+  void for_each_taken(Fn&& fn) const {
+    for (std::size_t i = 0; i < entries_.size(); ++i)
+      for (std::size_t g = 0; g < groups_; ++g) {
+        const group_change& c = changes_[i * groups_ + g];
+        if (c.cow_page >= 0) fn(static_cast<int>(g), c.cow_page);
+        for (std::int32_t p = c.new_begin; p < c.new_end; ++p)
+          fn(static_cast<int>(g), new_pages_[static_cast<std::size_t>(p)]);
+      }
+  }
+
   std::vector<entry> entries_;
   std::vector<group_change> changes_;  ///< entries_.size() x groups_, by change(i, g)
   std::size_t groups_ = 0;
@@ -96,4 +117,56 @@ class append_plan {
   void* owner_ = nullptr;
 };
 
+namespace detail {
+
+// A cache's open plan: at most one, found again after every move, detached when the cache
+// goes first (the plan's pages go with the pools; dropping it then does nothing).
+class open_plan_slot {
+ public:
+  using notify_fn = void (*)(void* cache, append_plan& plan, append_plan::event what) noexcept;
+
+  open_plan_slot() = default;
+  open_plan_slot(const open_plan_slot&) = delete;
+  open_plan_slot& operator=(const open_plan_slot&) = delete;
+  ~open_plan_slot() {
+    if (plan_ != nullptr) plan_->owner_ = nullptr;
+  }
+
+  bool any() const noexcept { return ticket_ != 0; }
+  const append_plan* plan() const noexcept { return plan_; }
+
+  /// plan_conflict while a plan is open (`who` names the call).
+  void require_none(const char* who) const {
+    require(ticket_ == 0, cache_errc::plan_conflict, "kvc::kv_cache::", who,
+            ": an append plan is open; commit or abort it first");
+  }
+  /// plan_conflict unless `plan` is the open plan of `cache`.
+  void require_open(const append_plan& plan, const void* cache, const char* who) const {
+    require(plan.owner_ == cache && plan.ticket_ != 0 && plan.ticket_ == ticket_,
+            cache_errc::plan_conflict, "kvc::kv_cache::", who,
+            ": the plan is not this cache's open plan");
+  }
+
+  /// Makes `plan` the open plan of `cache`, which notify() tells of its moves and its drop.
+  void open(append_plan& plan, void* cache, notify_fn notify) noexcept {
+    plan.ticket_ = ticket_ = next_ticket_++;
+    plan.owner_ = cache;
+    plan.notify_ = notify;
+    plan_ = &plan;
+  }
+  void moved_to(append_plan& plan) noexcept { plan_ = &plan; }
+  void close(append_plan& plan) noexcept {
+    ticket_ = 0;
+    plan_ = nullptr;
+    plan.ticket_ = 0;
+    plan.owner_ = nullptr;
+  }
+
+ private:
+  std::uint64_t next_ticket_ = 1;
+  std::uint64_t ticket_ = 0;
+  append_plan* plan_ = nullptr;
+};
+
+}  // namespace detail
 }  // namespace kvc

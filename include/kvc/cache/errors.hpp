@@ -3,8 +3,10 @@
 // (docs/errors.md lists them all); the cache is then exactly as it was before the call
 // that threw, and an attention call has written nothing.
 
+#include <concepts>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace kvc {
 
@@ -31,4 +33,37 @@ class cache_error : public std::runtime_error {
   cache_errc code_;
 };
 
+namespace detail {
+
+// A message part: text as it is, a count in decimal (char and bool are not counts).
+inline void append_part(std::string& what, std::string_view part) { what += part; }
+template <std::integral I>
+requires(!std::same_as<I, char> && !std::same_as<I, bool>) void append_part(std::string& what,
+                                                                            I part) {
+  what += std::to_string(part);
+}
+
+/// cache_error(code, the parts joined): `make_error(cache_errc::invalid_layer, who,
+/// ": layer ", layer, " does not exist")`.
+template <class... Parts>
+cache_error make_error(cache_errc code, const Parts&... parts) {
+  std::string what;
+  (append_part(what, parts), ...);
+  return cache_error(code, what);
+}
+
+/// Throws make_error(code, parts...).
+template <class... Parts>
+[[noreturn]] void fail(cache_errc code, const Parts&... parts) {
+  throw make_error(code, parts...);
+}
+
+/// fail(code, parts...) unless the condition holds; the message is built only then.
+template <class... Parts>
+void require(bool condition, cache_errc code, const Parts&... parts) {
+  if (!condition) [[unlikely]]
+    fail(code, parts...);
+}
+
+}  // namespace detail
 }  // namespace kvc

@@ -111,6 +111,20 @@ struct paged_layer_view {
 
 static_assert(std::is_trivially_copyable_v<paged_layer_view>);
 
+/// Points a view at a table: its rows, serial, epoch, group and step (kv_cache::view does
+/// this after checking the table; a view made by hand, with live_epoch null, may too).
+inline void attach_table(paged_layer_view& view, const page_table_csr& table) {
+  view.batch = table.batch();
+  view.indptr = table.indptr.data();
+  view.indices = table.indices.data();
+  view.last_page_len = table.last_page_len.data();
+  view.seq_lens = table.seq_lens.data();
+  view.serial = table.serial;
+  view.group = table.group;
+  view.new_tokens = table.new_tokens;
+  view.epoch = table.epoch;
+}
+
 /// Throws stale_table unless the view is current: its cache has committed, aborted,
 /// truncated, forked or released since its table was made, so its pages and lengths may now
 /// be another sequence's.

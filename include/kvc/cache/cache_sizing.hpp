@@ -1,0 +1,106 @@
+#pragma once
+// How big a kv_cache is, decided before anything is allocated: the pages of each layer
+// group and the window each group keeps pages for (the layers' window widened by the
+// rollback reserve), from a capacity in pages or in bytes. Every bad capacity is refused
+// here, with invalid_argument, so that the constructor allocates only what is valid.
+//
+//   const auto sizing = detail::cache_sizing<Model, Paging>::of(capacity_bytes{8 << 30});
+//   sizing.pages[g];          // pages of group g
+//   sizing.kept_windows[g];   // what group g keeps pages for
+
+#include <cstdint>
+#include <limits>
+
+#include "kvc/cache/errors.hpp"
+#include "kvc/cache/layer_groups.hpp"
+#include "kvc/cache/page_pool.hpp"
+#include "kvc/cache/requests.hpp"
+#include "kvc/detail/index.hpp"
+#include "kvc/model/model.hpp"
+#include "kvc/model/page_geometry.hpp"
+#include "kvc/policy/window.hpp"
+
+namespace kvc::detail {
+
+/// What the typedefs fix about each layer group: the summary of its layers, its page
+/// geometry and how many layers hold a page.
+template <model_type Model, class Paging>
+struct group_shapes {
+  using groups = layer_groups<Model>;
+  static constexpr int num_groups = groups::num_groups;
+
+  static constexpr const layer_summary& summary(int g) {
+    return Model::layer_summaries[static_cast<std::size_t>(groups::value.info[g].first_layer)];
+  }
+  static constexpr page_geometry geometry(int g) {
+    return page_geometry::make(summary(g), Paging::page_tokens, Paging::layout);
+  }
+  static constexpr int layers(int g) { return groups::value.info[g].layers; }
+};
+
+template <model_type Model, class Paging>
+struct cache_sizing {
+  using shapes = group_shapes<Model, Paging>;
+  static constexpr int num_groups = shapes::num_groups;
+
+  std::int64_t rollback_reserve = 0;
+  signed_array<window_shape, num_groups> kept_windows{};
+  signed_array<std::int64_t, num_groups> pages{};
+
+  /// The same number of pages in every group.
+  static cache_sizing of(capacity_pages capacity) {
+    require(capacity.pages_per_group > 0 &&
+                capacity.pages_per_group <= std::numeric_limits<page_id>::max(),
+            cache_errc::invalid_argument,
+            "kvc::kv_cache: pages_per_group must be in 1..2^31-1, not ", capacity.pages_per_group);
+    cache_sizing sizing = with_reserve(capacity.rollback_reserve);
+    sizing.pages.fill(capacity.pages_per_group);
+    return sizing;
+  }
+
+  /// The byte budget shared among the groups in the proportion one sequence of
+  /// expected_tokens tokens needs them (a bounded window one page more: a step takes it
+  /// before the window lets the oldest go).
+  static cache_sizing of(capacity_bytes capacity) {
+    require(capacity.expected_tokens > 0 && capacity.expected_tokens <= max_sequence_tokens,
+            cache_errc::invalid_argument, "kvc::kv_cache: expected_tokens must be in 1..2^40");
+    cache_sizing sizing = with_reserve(capacity.rollback_reserve);
+    signed_array<std::int64_t, num_groups> need{};
+    double bytes_per_sequence = 0;
+    for (int g = 0; g < num_groups; ++g) {
+      const window_shape& window = sizing.kept_windows[g];
+      need[g] = window.max_pages_held(capacity.expected_tokens, Paging::page_tokens) +
+                (window.bounded() ? 1 : 0);
+      bytes_per_sequence += static_cast<double>(need[g]) *
+                            static_cast<double>(shapes::geometry(g).page_bytes) *
+                            static_cast<double>(shapes::layers(g));
+    }
+    const double sequences = static_cast<double>(capacity.bytes) / bytes_per_sequence;
+    for (int g = 0; g < num_groups; ++g) {
+      const double wanted = sequences * static_cast<double>(need[g]);
+      require(wanted >= 1, cache_errc::invalid_argument, "kvc::kv_cache: ", capacity.bytes,
+              " bytes cannot hold one page of every group");
+      require(wanted <= static_cast<double>(std::numeric_limits<page_id>::max()),
+              cache_errc::invalid_argument, "kvc::kv_cache: ", capacity.bytes,
+              " bytes would need more than 2^31-1 pages in group ", g, "; use larger pages");
+      sizing.pages[g] = static_cast<std::int64_t>(wanted);
+    }
+    return sizing;
+  }
+
+ private:
+  static cache_sizing with_reserve(std::int64_t reserve) {
+    // Bounded, so that the page-pattern scans over a window's horizon stay short.
+    require(reserve >= 0 && reserve <= max_rollback_reserve, cache_errc::invalid_argument,
+            "kvc::kv_cache: rollback_reserve must be in 0..65536, not ", reserve);
+    cache_sizing sizing;
+    sizing.rollback_reserve = reserve;
+    for (int g = 0; g < num_groups; ++g) {
+      sizing.kept_windows[g] = shapes::summary(g).window;
+      if (sizing.kept_windows[g].bounded()) sizing.kept_windows[g].reserve = reserve;
+    }
+    return sizing;
+  }
+};
+
+}  // namespace kvc::detail

@@ -1,0 +1,84 @@
+#pragma once
+// What tests may ask of a kv_cache beyond its API: whether its parts agree. Kept apart from
+// the facade (which only forwards check_invariants), as abseil keeps its hash table's debug
+// access, so that the check can read every part without the API exposing them.
+//
+//   cache.check_invariants();   // std::logic_error naming the group, page or sequence
+//
+// What holds between calls: every page's reference count equals the page-list entries (and
+// open-plan pages) naming it; the free list holds exactly the unreferenced pages, once each;
+// a released sequence lists nothing; a live one lists at most the pages its window keeps
+// (after a truncation or a fork at a position maybe fewer recent ones), none only when
+// empty, and always the page of the first position its window shows.
+
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "kvc/cache/append_plan.hpp"
+#include "kvc/cache/page_pool.hpp"
+#include "kvc/policy/window.hpp"
+
+namespace kvc::detail {
+
+struct cache_debug_access {
+  template <class Cache>
+  static void check_invariants(const Cache& cache) {
+    for (int g = 0; g < Cache::num_groups; ++g) {
+      const page_pool& pool = cache.storage_.pool(g);
+      std::vector<std::int32_t> references(static_cast<std::size_t>(pool.capacity()), 0);
+      for (const auto& s : cache.sequences_.all()) {
+        check_lists(s, g, cache.sizing_.kept_windows[g], Cache::page_tokens);
+        for (page_id p : s.pages[g]) ++references[static_cast<std::size_t>(p)];
+      }
+      if (const append_plan* plan = cache.open_.plan())  // its pages are its own until commit
+        plan->for_each_taken([&](int plan_group, page_id p) {
+          if (plan_group == g) ++references[static_cast<std::size_t>(p)];
+        });
+      check_pool(pool, g, references);
+    }
+  }
+
+ private:
+  template <class Sequence>
+  static void check_lists(const Sequence& s, int g, const window_shape& window,
+                          std::int64_t page_tokens) {
+    if (!s.alive) {
+      if (!s.pages[g].empty()) throw std::logic_error("a released sequence holds pages");
+      return;
+    }
+    const auto held = static_cast<std::int64_t>(s.pages[g].size());
+    const auto listed = window.pages_listed(s.length, page_tokens, held);
+    const auto kept = window.pages_kept(s.length, page_tokens);
+    const std::int64_t seen_begin = window.recent_begin(s.length);
+    const bool sees_recent = seen_begin < s.length;
+    if (held > kept.count() || (s.length > 0 && held == 0) ||
+        (sees_recent && listed.entry_of(seen_begin / page_tokens) < 0))
+      throw std::logic_error("group " + std::to_string(g) + ": a sequence of " +
+                             std::to_string(s.length) + " tokens holds " + std::to_string(held) +
+                             " pages, it keeps " + std::to_string(kept.count()));
+  }
+
+  static void check_pool(const page_pool& pool, int g,
+                         const std::vector<std::int32_t>& references) {
+    std::vector<bool> free(static_cast<std::size_t>(pool.capacity()), false);
+    for (page_id p : pool.free_list()) {
+      if (free[static_cast<std::size_t>(p)]) throw std::logic_error("a page is free twice");
+      free[static_cast<std::size_t>(p)] = true;
+    }
+    for (page_id p = 0; p < pool.capacity(); ++p) {
+      const auto i = static_cast<std::size_t>(p);
+      if (pool.references(p) != references[i])
+        throw std::logic_error("group " + std::to_string(g) + ": page " + std::to_string(p) +
+                               " counts " + std::to_string(pool.references(p)) +
+                               " references, the tables hold " + std::to_string(references[i]));
+      if (free[i] != (references[i] == 0))
+        throw std::logic_error("group " + std::to_string(g) + ": page " + std::to_string(p) +
+                               (free[i] ? " is free but referenced" : " leaked"));
+    }
+  }
+};
+
+}  // namespace kvc::detail
