@@ -5,12 +5,13 @@
 //                                                  every cache level before each call
 //   decode/llama3_8b/<dtype>/layout:hnd/ctx:32768/threads:<t>   the same in HND pages
 //   decode/llama3_8b/<dtype>/avx2/ctx:32768/threads:<t>   the same on the 8-lane AVX2 kernels
-//                                                  where the CPU has AVX-512 (plan.avx512 false)
+//                                                  where the CPU has AVX-512 (its features
+//                                                  less avx512 in kvc::cpu::cpu_options)
 //   decode/llama3_8b/int8/query8/ctx:32768/threads:<t>   int8 keys against the query rounded
-//                                                  to 8 bits (plan.int8_query, AVX-512 VNNI)
+//                                                  to 8 bits (cpu_options::int8_query, VNNI)
 //   decode/llama3_8b/bf16/products/ctx:<n>/threads:<t>   bf16 keys and values multiplied by
 //                                                  the query and weights rounded to bf16
-//                                                  (plan.bf16_products, AVX-512 BF16)
+//                                                  (cpu_options::bf16_products, AVX-512 BF16)
 //   decode/llama3_8b/fp16/page:<p>/ctx:32768/threads:<t>   pages of 256 tokens, and of 32768
 //                                                  (a contiguous cache: one page)
 //   kernel/llama3_8b/fp16/<scores|values>/ctx:<n>  one group kernel of that decode alone, over
@@ -93,9 +94,17 @@ void evict(const kvc::paged_layer_view& view) {
 #endif
 }
 
-// The plan's kernel switches a row sets (kvc::cpu::decode_plan).
+// The CPU options a row sets: its features less AVX-512, or a numerics option. Every decode
+// row's label is the kernel choice that ran (kvc::cpu::kernel_choice::describe).
 struct kernel_switches {
   bool avx512 = true, int8_query = false, bf16_products = false;
+  kvc::cpu::cpu_options options() const {
+    kvc::cpu::cpu_options o;
+    o.features.avx512 = o.features.avx512 && avx512;
+    o.int8_query = int8_query;
+    o.bf16_products = bf16_products;
+    return o;
+  }
 };
 
 template <class Layer, kvc::page_layout Layout = kvc::page_layout::nhd, int PageTokens = 16>
@@ -114,13 +123,13 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
   for (float& x : q) x = normal(rng);
   std::vector<float> out(static_cast<std::size_t>(q_heads * geometry.v_dim)), lse(q_heads);
   const auto parallel = pool_of(threads);
-  kvc::cpu::decode_plan plan = kvc::cpu::plan_decode(view, q_heads, threads);
-  plan.avx512 = switches.avx512;
-  plan.int8_query = switches.int8_query;
-  plan.bf16_products = switches.bf16_products;
+  const kvc::cpu::decode_plan plan = kvc::cpu::plan_decode(view, q_heads, threads);
+  const kvc::cpu::cpu_options options = switches.options();
+  state.SetLabel(kvc::cpu::choose_kernels(geometry, plan.group, options).describe());
   kvc::cpu::decode_workspace workspace;
   const auto params = kvc::attention::attention_params_of<Layer>();
-  kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
+  kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel,
+                   options);
 
   double seconds = 0;
   for (auto _ : state) {
@@ -130,7 +139,8 @@ void decode(benchmark::State& state, std::int64_t context, int threads, bool com
       state.ResumeTiming();
     }
     const auto start = std::chrono::steady_clock::now();
-    kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel);
+    kvc::cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, parallel,
+                     options);
     benchmark::DoNotOptimize(out.data());
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
@@ -222,7 +232,10 @@ void group_kernel(benchmark::State& state, std::int64_t context, bool values) {
   const kvc::paged_layer_view view = cache.view(0, table);
   const kvc::page_geometry& geometry = view.geometry;
   constexpr int group = layer::q_heads / layer::kv_heads, key_block = kvc::cpu::key_block;
-  const kvc::cpu::group_kernels kernels = kvc::cpu::group_kernels::for_layer(geometry, group);
+  const kvc::cpu::kernel_choice choice =
+      kvc::cpu::choose_kernels(geometry, group, kvc::cpu::cpu_options{});
+  const kvc::cpu::group_kernels kernels = kvc::cpu::group_kernels::of(choice, geometry, group);
+  state.SetLabel(choice.describe());
   if (!kernels.usable()) {
     state.SkipWithError("no group kernels on this CPU");
     return;

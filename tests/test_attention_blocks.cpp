@@ -65,10 +65,16 @@ double allowance(int n) { return 1e-5 * (n + 8); }
 // Every path this CPU can run: AVX-512 (where it has it), AVX2, portable.
 std::vector<cpu::block_kernels> kernel_paths() {
   std::vector<cpu::block_kernels> paths;
-  const cpu::block_kernels best = cpu::block_kernels::for_dims(16, 16);
-  if (best.wide) paths.push_back(best);
-  if (best.simd) paths.push_back({.simd = true, .wide = false});
-  paths.push_back({});
+  page_geometry dims16;
+  dims16.k_dim = dims16.v_dim = 16;
+  const cpu_features cpu = cpu_features::detected();
+  for (const cpu_features features : {cpu, cpu & cpu_features::avx2_only(), cpu_features::none()}) {
+    cpu::cpu_options options;
+    options.features = features;
+    const cpu::block_kernels path = cpu::block_kernels::of(cpu::choose_kernels(dims16, 1, options));
+    if (paths.empty() || path.simd != paths.back().simd || path.wide != paths.back().wide)
+      paths.push_back(path);
+  }
   return paths;
 }
 const char* path_name(const cpu::block_kernels& k) {

@@ -21,35 +21,43 @@ using namespace kvc::testing::shapes;
 
 namespace {
 
-// The kernel paths decode can take: with integer arithmetic for int8 where the CPU has it
-// and without, on 16 lanes (AVX-512, where the CPU has it) and on 8, then the portable code.
+// The kernel paths decode can take on this CPU, forced by narrowing its features: with
+// integer arithmetic for int8 and without, on 16 lanes (AVX-512), on 8 with VNNI and on 8
+// with AVX2 alone, then the portable code.
 struct kernel_path {
-  bool vectorized, integer, avx512;
+  cpu::cpu_options options;
   const char* name;
-  bool int8_query = false;
-  bool bf16_products = false;
-  void apply(cpu::decode_plan& plan) const {
-    plan.vectorized = vectorized;
-    plan.integer_scores = integer;
-    plan.avx512 = avx512;
-    plan.int8_query = int8_query;
-    plan.bf16_products = bf16_products;
-  }
+  bool integer() const { return options.integer_scores; }
 };
 inline std::vector<kernel_path> kernel_paths() {
+  const cpu_features cpu = cpu_features::detected();
+  const auto with = [](cpu_features features, bool integer, bool int8_query = false,
+                       bool bf16_products = false) {
+    cpu::cpu_options o;
+    o.features = features;
+    o.integer_scores = integer;
+    o.int8_query = int8_query;
+    o.bf16_products = bf16_products;
+    return o;
+  };
   std::vector<kernel_path> paths;
-  if (cpu::group_kernels::avx512_available()) {
-    if (cpu::group_kernels::int8_query_available())
-      paths.push_back(
-          {true, true, true, "AVX-512 kernels, int8 keys against an 8-bit query", true});
-    if (cpu::group_kernels::bf16_products_available())
-      paths.push_back({true, true, true, "AVX-512 kernels, bf16 products", false, true});
-    paths.push_back({true, true, true, "AVX-512 kernels, integer int8"});
-    paths.push_back({true, false, true, "AVX-512 kernels"});
+  if (cpu.avx512) {
+    if (cpu.avx512_vnni)
+      paths.push_back({with(cpu, true, true), "AVX-512 kernels, int8 keys against an 8-bit query"});
+    if (cpu.avx512_bf16)
+      paths.push_back({with(cpu, true, false, true), "AVX-512 kernels, bf16 products"});
+    paths.push_back({with(cpu, true), "AVX-512 kernels, integer int8"});
+    paths.push_back({with(cpu, false), "AVX-512 kernels"});
   }
-  paths.push_back({true, true, false, "AVX2 kernels, integer int8"});
-  paths.push_back({true, false, false, "AVX2 kernels"});
-  paths.push_back({false, false, false, "portable code"});
+  if (cpu.avx512_vnni) {  // int8 in vpdpwssd on 8 lanes
+    cpu_features ymm = cpu;
+    ymm.avx512 = false;
+    paths.push_back({with(ymm, true), "8-lane kernels, integer int8 with VNNI"});
+  }
+  const cpu_features avx2 = cpu & cpu_features::avx2_only();
+  paths.push_back({with(avx2, true), "AVX2 kernels, integer int8"});
+  paths.push_back({with(avx2, false), "AVX2 kernels"});
+  paths.push_back({with(cpu_features::none(), false), "portable code"});
   return paths;
 }
 
@@ -85,11 +93,11 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
     const dtype_id k_type = model::layer_summaries[static_cast<std::size_t>(l)].k_type;
     const dtype_id v_type = model::layer_summaries[static_cast<std::size_t>(l)].v_type;
     for (const kernel_path& path : kernel_paths()) {
-      const bool integer = path.integer;
-      cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_tokens);
-      path.apply(plan);
+      const bool integer = path.integer();
+      const cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2, min_split_tokens);
       cpu::decode_workspace workspace;
-      cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, pool().ref());
+      cpu::decode(plan, view, q.data(), out.data(), lse.data(), params, workspace, pool().ref(),
+                  path.options);
       for (std::size_t b = 0; b < lengths.size(); ++b) {
         for (int h = 0; h < q_heads; ++h) {
           const std::int64_t position = lengths[b] - 1;
@@ -108,7 +116,7 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
           // With bf16 products (group kernels only, dims a multiple of 32), q and the weights
           // are rounded to bf16: each off by at most 2^-8 of itself, so a score by 2^-8
           // sum|q k| and an output by 2^-8 max|v| (key_block x weight below).
-          const bool grouped_bf16 = path.bf16_products && group <= 8 && !spec::is_latent;
+          const bool grouped_bf16 = path.options.bf16_products && group <= 8 && !spec::is_latent;
           const bool bf16_keys = grouped_bf16 && k_type == dtype_id::bf16 && k_dim % 32 == 0;
           rounding_allowance allowance;
           if ((integer && k_type == dtype_id::int8) || bf16_keys) {
@@ -121,9 +129,9 @@ void check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
               k_sum_largest = std::max(k_sum_largest, sum);
             }
             allowance.score = std::fabs(spec::softmax_scale_value) * q_largest /
-                              (bf16_keys         ? 256.0
-                               : path.int8_query ? 254.0
-                                                 : 65534.0) *
+                              (bf16_keys                 ? 256.0
+                               : path.options.int8_query ? 254.0
+                                                         : 65534.0) *
                               k_sum_largest;  // a soft-cap does not widen it
           }
           if (integer && v_type == dtype_id::int8) allowance.weight = 1.0 / 65534.0;
@@ -274,12 +282,11 @@ TEST_CASE("decode: a NaN in q, K or V reaches the output in every dtype and on e
       const page_table_csr table = cache.page_table(l, ids);
       const paged_layer_view view = cache.view(l, table);
       for (const kernel_path& path : kernel_paths()) {
-        cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2);
-        path.apply(plan);
+        const cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2);
         cpu::decode_workspace workspace;
         cpu::decode(plan, view, q.data(), out.data(), lse.data(),
                     attention::attention_params_of<nan_shape<storage<fp32>>>(), workspace,
-                    pool().ref());
+                    pool().ref(), path.options);
         INFO("NaN in " << where << ", layer " << l << ", " << path.name);
         // A NaN in q poisons its own head; in K or V, the heads of KV head 0 (query heads 0
         // and 1). V's NaN sits in one dim, but a quantized vector shares one scale.

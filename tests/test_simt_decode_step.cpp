@@ -50,11 +50,12 @@ TEST_CASE("simt decode: inside an open step, as the CPU decodes it", "[simt]") {
   std::vector<float> out(2 * 4 * 64), lse(8), cpu_out(out.size()), cpu_lse(8);
   simt::decode<step_shape, kernels::block_shape<64>>(decode_plan, view, q.data(), out.data(),
                                                      lse.data(), params, workspace);
-  cpu::decode_plan host_plan = cpu::plan_decode(view, 4, 2, 16);
-  host_plan.vectorized = false;  // float arithmetic on the stored values, as the kernel's
+  const cpu::decode_plan host_plan = cpu::plan_decode(view, 4, 2, 16);
+  cpu::cpu_options portable;  // float arithmetic on the stored values, as the kernel's
+  portable.features = cpu_features::none();
   cpu::decode_workspace host_workspace;
   cpu::decode(host_plan, view, q.data(), cpu_out.data(), cpu_lse.data(), params, host_workspace,
-              pool().ref());
+              pool().ref(), portable);
   for (std::size_t i = 0; i < out.size(); ++i) REQUIRE(out[i] == Approx(cpu_out[i]).margin(1e-5));
   for (std::size_t i = 0; i < lse.size(); ++i) REQUIRE(lse[i] == Approx(cpu_lse[i]).epsilon(1e-5));
   cache.commit(plan);

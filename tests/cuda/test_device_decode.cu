@@ -31,6 +31,14 @@ using namespace kvc::testing::shapes;
 
 int failures = 0;
 
+// The CPU decode the kernels are compared with: float arithmetic on the stored values, as
+// theirs (the portable code, whatever the host CPU).
+cpu::cpu_options portable_cpu() {
+  cpu::cpu_options options;
+  options.features = cpu_features::none();
+  return options;
+}
+
 template <class T>
 T* to_device(const std::vector<T>& host) {
   void* p = nullptr;
@@ -79,12 +87,11 @@ void check_view(const std::string& name, const paged_layer_view& host_view,
   const cudaError_t status = cudaDeviceSynchronize();
   const std::vector<float> out = to_host(out_device, static_cast<std::size_t>(rows) * Spec::v_dim);
   const std::vector<float> lse = to_host(lse_device, static_cast<std::size_t>(rows));
-  cpu::decode_plan host_plan = cpu::plan_decode(host_view, Spec::q_heads, 1);
-  host_plan.vectorized = false;
+  const cpu::decode_plan host_plan = cpu::plan_decode(host_view, Spec::q_heads, 1);
   cpu::decode_workspace workspace;
   std::vector<float> host_out(out.size()), host_lse(lse.size());
   cpu::decode(host_plan, host_view, q.data(), host_out.data(), host_lse.data(), params, workspace,
-              cpu::serial());
+              cpu::serial(), portable_cpu());
   const int bad = status != cudaSuccess ? 1 : compare(out, host_out) + compare(lse, host_lse);
   std::printf("%s %s (%s kernel, %zu items): %s\n", bad ? "FAIL" : "ok", name.c_str(),
               kernels::streamed_decode<shape> ? "streamed" : "tiled", plan.items.size(),
@@ -277,12 +284,11 @@ void check_graph_step() {
                fp32_input(v.data(), batch, 2, 128));
     const page_table_csr host_table = host.step_table(host_step, l);
     const paged_layer_view host_view = host.view(l, host_table);
-    cpu::decode_plan host_plan = cpu::plan_decode(host_view, 8, 1);
-    host_plan.vectorized = false;
+    const cpu::decode_plan host_plan = cpu::plan_decode(host_view, 8, 1);
     cpu::decode_workspace workspace;
     std::vector<float> host_out(q.size()), host_lse(batch * 8);
     cpu::decode(host_plan, host_view, q.data(), host_out.data(), host_lse.data(),
-                attention::attention_params_of<spec>(), workspace, cpu::serial());
+                attention::attention_params_of<spec>(), workspace, cpu::serial(), portable_cpu());
     bad +=
         compare(std::vector<float>(out.begin() + l * q.size(), out.begin() + (l + 1) * q.size()),
                 host_out) +

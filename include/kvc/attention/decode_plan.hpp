@@ -57,30 +57,6 @@ struct decode_plan {
   int page_tokens = 0;
   int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
   int blocks_per_page = 1;  ///< key blocks of 16 tokens a page, the last one maybe shorter
-  // The CPU's switches (the device kernels have one path and ignore them).
-  /// Whether to use the vector kernels where the CPU has them; false runs the portable code
-  /// (tests check both, whatever the CPU).
-  bool vectorized = true;
-  /// Whether int8 keys may be scored in integers (against the query rounded to 16 bits, on
-  /// AVX2 or VNNI) and int8 values accumulated in integers (VNNI): docs/attention.md.
-  /// false keeps them in float.
-  bool integer_scores = true;
-  /// Whether the group kernels may run on 16 lanes with AVX-512 where the CPU has it (every
-  /// dtype but int4; int8 in integers there with VNNI), and the float-block kernels of MLA
-  /// and of groups above 8: docs/attention.md. false keeps them on AVX2.
-  bool avx512 = true;
-  /// Whether int8 keys may be scored against the query rounded to 8 bits per row (vpdpbusd:
-  /// four products a lane, twice vpdpwssd's), where the CPU has AVX-512 VNNI and
-  /// integer_scores and avx512 allow it. Off by default: its bound on a score, step / 2 x
-  /// sum|k| with steps of max|q| / 127, is 258x that of the 16-bit rounding
-  /// (docs/attention.md, numerics).
-  bool int8_query = false;
-  /// Whether bf16 keys and values may be multiplied as stored (vdpbf16ps: two products a
-  /// lane) by the query and the softmax weights rounded to bf16, as a tensor core's attention
-  /// does, where the CPU has AVX-512 BF16 and avx512 allows it (dims a multiple of 32). Off by
-  /// default: a score moves by up to 2^-8 x sum|q k|, an output by up to 2^-8 max|v|
-  /// (docs/attention.md, numerics).
-  bool bf16_products = false;
 
   /// Floats of an item's partial result (attention::partial_slot).
   std::size_t slot_floats() const {

@@ -7,12 +7,12 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
 #define KVC_X86_SIMD 1
 
-#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cstdint>
 #include <cstring>
 
+#include "kvc/numeric/cpu_features.hpp"
 #include "kvc/numeric/fp8.hpp"
 #include "kvc/numeric/half.hpp"
 #include "kvc/numeric/quantize.hpp"
@@ -21,14 +21,8 @@
 
 namespace kvc::numeric::x86 {
 
-inline bool cpu_has_avx2_f16c() {
-  static const bool supported = [] {
-    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-    const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
-    return f16c && __builtin_cpu_supports("avx2");
-  }();
-  return supported;
-}
+/// AVX2 and F16C, for these conversions (cpu_features.hpp asks the CPU once).
+inline bool cpu_has_avx2_f16c() { return cpu_features::detected().avx2_f16c; }
 
 /// 8 floats from fp32, fp16 or bf16 storage.
 [[gnu::target("avx2,f16c")]] inline __m256 load8(dtype_id type, const void* source) {
@@ -261,13 +255,7 @@ template <int Levels>
 
 /// AVX-512 F/BW/VL/DQ, for the 16-lane kernels (cpu/group_kernels.hpp); libgcc and
 /// compiler-rt report these only where the OS saves the 512-bit state.
-inline bool cpu_has_avx512() {
-  static const bool supported =
-      cpu_has_avx2_f16c() && __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx512f") &&
-      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-      __builtin_cpu_supports("avx512dq");
-  return supported;
-}
+inline bool cpu_has_avx512() { return cpu_features::detected().avx512; }
 
 #define KVC_AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq"
 #define KVC_AVX512_VNNI_TARGET KVC_AVX512_TARGET ",avx512vnni"

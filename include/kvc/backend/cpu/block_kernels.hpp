@@ -15,6 +15,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "kvc/backend/cpu/kernel_choice.hpp"
 #include "kvc/backend/cpu/key_block.hpp"
 #include "kvc/backend/cpu/read_ahead.hpp"
 #include "kvc/detail/index.hpp"
@@ -52,12 +53,6 @@ inline void exp_block(float* x, int n) {
 
 #if defined(KVC_X86_SIMD)
 namespace x86 {
-
-inline bool cpu_has_avx2_fma() {
-  static const bool supported = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                                numeric::x86::cpu_has_avx2_f16c();
-  return supported;
-}
 
 [[gnu::target("avx2,fma")]] inline float horizontal_max(__m256 v) {
   v = _mm256_max_ps(v, _mm256_permute2f128_ps(v, v, 1));
@@ -617,23 +612,24 @@ template <int Rows>
 }  // namespace x86
 #endif
 
-/// Which inner loops to use for given dims: vectorized when the CPU and the dims allow.
+/// The inner loops over float blocks, on the instruction set kernel_choice::blocks names.
 struct block_kernels {
   bool simd = false;
   /// With simd: the many-row scores and the weighted values (v_dim a multiple of 16) on 16
-  /// lanes, where the CPU has AVX-512; false keeps them on AVX2 (for tests of each).
+  /// lanes (AVX-512); false keeps them on AVX2.
   bool wide = false;
+  /// How stored keys and values become float blocks (decode.hpp's load_block).
+  cpu_isa load_keys = cpu_isa::portable;
+  cpu_isa load_values = cpu_isa::portable;
 
-  static block_kernels for_dims(int k_dim, int v_dim) {
-    block_kernels k;
+  static block_kernels of(const kernel_choice& choice) {
 #if defined(KVC_X86_SIMD)
-    k.simd = k_dim % 8 == 0 && v_dim % 8 == 0 && x86::cpu_has_avx2_fma();
-    k.wide = k.simd && numeric::x86::cpu_has_avx512();
+    return {choice.blocks != cpu_isa::portable, choice.blocks == cpu_isa::avx512, choice.load_keys,
+            choice.load_values};
 #else
-    (void)k_dim;
-    (void)v_dim;
+    (void)choice;
+    return {};
 #endif
-    return k;
   }
 
   /// Rows past which scores() transposes the keys into its scratch first.

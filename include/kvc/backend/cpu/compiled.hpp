@@ -19,6 +19,7 @@
 #include "kvc/attention/query_rows.hpp"
 #include "kvc/backend/cpu/decode_plan.hpp"
 #include "kvc/backend/cpu/extend_workspace.hpp"
+#include "kvc/backend/cpu/kernel_choice.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
 #include "kvc/cache/kv_input.hpp"
 #include "kvc/cache/page_table.hpp"
@@ -28,29 +29,31 @@ namespace kvc::cpu::compiled {
 /// kvc::cpu::decode(plan, view, ...): one new token per sequence (kvc/backend/cpu/decode.hpp).
 void decode(const decode_plan& plan, const paged_layer_view& view, attention::query_rows q,
             float* out, float* lse, const attention::attention_params& params,
-            decode_workspace& workspace, parallel_for_ref parallel = default_parallel_for());
+            decode_workspace& workspace, parallel_for_ref parallel = default_parallel_for(),
+            const cpu_options& options = {});
 
 /// kvc::cpu::extend over the committed prefix with the step's new K/V
 /// (kvc/backend/cpu/extend.hpp).
 void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr, int q_heads,
             attention::query_rows q, const kv_input& new_k, const kv_input& new_v, float* out,
             float* lse, const attention::attention_params& params, extend_workspace& workspace,
-            parallel_for_ref parallel = default_parallel_for());
+            parallel_for_ref parallel = default_parallel_for(), const cpu_options& options = {});
 
 /// kvc::cpu::extend over an open step's view, the new tokens read from the cache.
 void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr, int q_heads,
             attention::query_rows q, float* out, float* lse,
             const attention::attention_params& params, extend_workspace& workspace,
-            parallel_for_ref parallel = default_parallel_for());
+            parallel_for_ref parallel = default_parallel_for(), const cpu_options& options = {});
 
 /// decode() with sized buffers: a buffer smaller than the plan's rows need is a cache_error
 /// (shape_mismatch), as kvc::cpu::decode's span form.
 inline void decode(const decode_plan& plan, const paged_layer_view& view, attention::query_rows q,
                    std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, decode_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   check_decode_sizes(plan, q, out.size(), lse.size(), "kvc::cpu::decode");
-  decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel);
+  decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel, options);
 }
 
 /// extend() with sized buffers, as kvc::cpu::extend's span form.
@@ -58,19 +61,21 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                    int q_heads, attention::query_rows q, const kv_input& new_k,
                    const kv_input& new_v, std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   check_extend_sizes(prefix, qo_indptr, q_heads, q, out.size(), lse.size());
   extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out.data(), lse.data(), params, workspace,
-         parallel);
+         parallel, options);
 }
 
 /// The step's extend() with sized buffers.
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
                    int q_heads, attention::query_rows q, std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   check_extend_sizes(step, qo_indptr, q_heads, q, out.size(), lse.size());
-  extend(step, qo_indptr, q_heads, q, out.data(), lse.data(), params, workspace, parallel);
+  extend(step, qo_indptr, q_heads, q, out.data(), lse.data(), params, workspace, parallel, options);
 }
 
 }  // namespace kvc::cpu::compiled

@@ -14,22 +14,23 @@ namespace kvc::cpu::compiled {
 
 void decode(const decode_plan& plan, const paged_layer_view& view, attention::query_rows q,
             float* out, float* lse, const attention::attention_params& params,
-            decode_workspace& workspace, parallel_for_ref parallel) {
-  cpu::decode(plan, view, q, out, lse, params, workspace, parallel);
+            decode_workspace& workspace, parallel_for_ref parallel, const cpu_options& options) {
+  cpu::decode(plan, view, q, out, lse, params, workspace, parallel, options);
 }
 
 void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr, int q_heads,
             attention::query_rows q, const kv_input& new_k, const kv_input& new_v, float* out,
             float* lse, const attention::attention_params& params, extend_workspace& workspace,
-            parallel_for_ref parallel) {
-  cpu::extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out, lse, params, workspace, parallel);
+            parallel_for_ref parallel, const cpu_options& options) {
+  cpu::extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out, lse, params, workspace, parallel,
+              options);
 }
 
 void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr, int q_heads,
             attention::query_rows q, float* out, float* lse,
             const attention::attention_params& params, extend_workspace& workspace,
-            parallel_for_ref parallel) {
-  cpu::extend(step, qo_indptr, q_heads, q, out, lse, params, workspace, parallel);
+            parallel_for_ref parallel, const cpu_options& options) {
+  cpu::extend(step, qo_indptr, q_heads, q, out, lse, params, workspace, parallel, options);
 }
 
 }  // namespace kvc::cpu::compiled

@@ -5,6 +5,8 @@
 //   auto plan = kvc::cpu::plan_decode(view, q_heads, threads);   // once per batch
 //   kvc::cpu::decode_workspace workspace;                          // reused
 //   kvc::cpu::decode(plan, view, q, out, lse, params, workspace, pool);  // every layer
+//   kvc::cpu::decode(plan, view, q, out, lse, params, workspace, pool, options);  // cpu_options:
+//       the features the kernels may use and the numerics options (kernel_choice.hpp)
 //
 // q is [batch][q_heads][k_dim] (a query_rows: its rows may be token_stride floats apart, as in
 // a fused QKV projection), out [batch][q_heads][v_dim], lse [batch][q_heads] (natural log). Each
@@ -91,17 +93,21 @@ template <dtype_id Type>
 #endif
 
 /// Heads [head_begin, head_end) of tokens [first_token, first_token + count) of a page, as
-/// floats out[head - head_begin][token][dim].
+/// floats out[head - head_begin][token][dim], with the loads `isa` names (choose_kernels
+/// names AVX2 only for dims that are a multiple of 8).
 inline void load_block(const page_geometry& geo, const std::byte* page, int first_token, int count,
-                       int head_begin, int head_end, bool keys, float fp8_scale, float* out) {
+                       int head_begin, int head_end, bool keys, float fp8_scale, float* out,
+                       cpu_isa isa) {
 #if defined(KVC_X86_SIMD)
-  if ((keys ? geo.k_dim : geo.v_dim) % 8 == 0 && numeric::x86::cpu_has_avx2_f16c()) {
+  if (isa != cpu_isa::portable) {
     visit_dtype(keys ? geo.k_type : geo.v_type, [&](auto type) {
       load_block_x86<decltype(type)::id>(geo, page, first_token, count, head_begin, head_end, keys,
                                          fp8_scale, out);
     });
     return;
   }
+#else
+  (void)isa;
 #endif
   load_block_portable(geo, page, first_token, count, head_begin, head_end, keys, fp8_scale, out);
 }
@@ -195,9 +201,11 @@ inline void decode_pages(const paged_layer_view& view, const decode_plan& plan,
                     int token_begin, int token_end) {
                   for (int start = token_begin; start < token_end; start += key_block) {
                     const int count = std::min(key_block, token_end - start);
-                    load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys);
+                    load_block(geo, page, start, count, 0, heads, true, view.k_scale, keys,
+                               kernels.load_keys);
                     if (!geo.latent)
-                      load_block(geo, page, start, count, 0, heads, false, view.v_scale, values);
+                      load_block(geo, page, start, count, 0, heads, false, view.v_scale, values,
+                                 kernels.load_values);
                     for (int head = 0; head < heads; ++head)
                       attend_block(kernels, all.slice(head * group, group),
                                    keys + std::ptrdiff_t{head} * key_block * geo.k_dim, geo.k_dim,
@@ -288,20 +296,16 @@ inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan
 /// sizes (null pointers are refused); the span form below checks them.
 inline void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q, float* out,
                    float* lse, const attention::attention_params& params,
-                   decode_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   decode_workspace& workspace, parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   check_plan(plan, view);
   check_decode_pointers(plan, q.data, out, lse, "kvc::cpu::decode");
   check_query_rows(q, plan.batch, plan.q_heads, plan.k_dim, "kvc::cpu::decode");
   const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
-  block_kernels kernels = block_kernels::for_dims(k_dim, v_dim);
-  kernels.simd = kernels.simd && plan.vectorized;
-  kernels.wide = kernels.wide && plan.avx512;
-  const group_kernels grouped =
-      plan.vectorized ? group_kernels::for_layer(view.geometry, plan.group, plan.integer_scores,
-                                                 plan.avx512, plan.int8_query, plan.bf16_products)
-                      : group_kernels{};
+  const kernel_choice choice = choose_kernels(view.geometry, plan.group, options);
+  const block_kernels kernels = block_kernels::of(choice);
+  const group_kernels grouped = group_kernels::of(choice, view.geometry, plan.group);
   const float q_scale =
       params.scale *
       (grouped.usable() ? detail::raw_factor(view.geometry.k_type, view.k_scale) : 1.0f);
@@ -358,18 +362,20 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, query_
 inline void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q,
                    std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, decode_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   check_decode_sizes(plan, q, out.size(), lse.size(), "kvc::cpu::decode");
-  decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel);
+  decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel, options);
 }
 
 /// Plans, allocates and runs in one call (for tests and one-off use).
 inline void decode(const paged_layer_view& view, int q_heads, query_rows q, float* out, float* lse,
                    const attention::attention_params& params,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   const decode_plan plan = plan_decode(view, q_heads, parallel.threads());
   decode_workspace workspace;
-  decode(plan, view, q, out, lse, params, workspace, parallel);
+  decode(plan, view, q, out, lse, params, workspace, parallel, options);
 }
 
 }  // namespace kvc::cpu

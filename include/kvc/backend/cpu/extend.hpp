@@ -172,10 +172,10 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
                 static_cast<int>(std::min<std::int64_t>(
                     key_block, view_length - kept.logical_page(entry + 1) * geo.page_tokens)));
       load_block(geo, page, start, count, item.kv_head, item.kv_head + 1, true, prefix.k_scale,
-                 keys);
+                 keys, kernels.load_keys);
       if (!geo.latent)
         load_block(geo, page, start, count, item.kv_head, item.kv_head + 1, false, prefix.v_scale,
-                   values);
+                   values, kernels.load_values);
       attend_block(kernels, block, keys, k_dim, values, value_stride, count, page_first + start,
                    window, params.softcap, scores, &ahead);
     }
@@ -277,7 +277,7 @@ inline void extend_tiles(const paged_layer_view& view, std::span<const std::int3
                          int q_heads, const query_rows& q, const staged_layout& staged,
                          dtype_id new_k_type, dtype_id new_v_type, float* out, float* lse,
                          const attention::attention_params& params, extend_workspace& workspace,
-                         parallel_for_ref parallel) {
+                         parallel_for_ref parallel, const cpu_options& options) {
   const page_geometry& geo = view.geometry;
   const int group = q_heads / geo.kv_heads;
   const auto new_tokens = [&](std::int32_t b) {
@@ -303,7 +303,7 @@ inline void extend_tiles(const paged_layer_view& view, std::span<const std::int3
     };
     return key(a) < key(b);
   });
-  const block_kernels kernels = block_kernels::for_dims(geo.k_dim, geo.v_dim);
+  const block_kernels kernels = block_kernels::of(choose_kernels(geo, group, options));
   parallel(items.size(), [&](std::size_t i) {
     extend_item_run(view, qo_indptr, q, staged, new_k_type, new_v_type, out, lse, params, items[i],
                     q_heads, kernels);
@@ -315,8 +315,8 @@ inline void extend_tiles(const paged_layer_view& view, std::span<const std::int3
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
                    int q_heads, query_rows q, const kv_input& new_k, const kv_input& new_v,
                    float* out, float* lse, const attention::attention_params& params,
-                   extend_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   extend_workspace& workspace, parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   const page_geometry& geo = prefix.geometry;
   detail::check_extend_call(prefix, qo_indptr, q_heads, q, out, lse);
   if (prefix.new_tokens >= 0)
@@ -352,7 +352,7 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                        new_k, new_v);
   });
   detail::extend_tiles(prefix, qo_indptr, q_heads, q, staged, new_k.type, new_v.type, out, lse,
-                       params, workspace, parallel);
+                       params, workspace, parallel, options);
 }
 
 /// Extend over the view of an open step (kv_cache::step_table) whose new K/V are already
@@ -364,7 +364,8 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
                    int q_heads, query_rows q, float* out, float* lse,
                    const attention::attention_params& params, extend_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   detail::check_extend_call(step, qo_indptr, q_heads, q, out, lse);
   const window_shape& window = step.window;
   for (std::int32_t b = 0; b < step.batch; ++b) {
@@ -391,7 +392,7 @@ inline void extend(const paged_layer_view& step, std::span<const std::int32_t> q
                             std::to_string(rows - 1));
   }
   detail::extend_tiles(step, qo_indptr, q_heads, q, detail::staged_layout{}, dtype_id::fp32,
-                       dtype_id::fp32, out, lse, params, workspace, parallel);
+                       dtype_id::fp32, out, lse, params, workspace, parallel, options);
 }
 
 /// extend() with sized buffers: q, out or lse smaller than the rows need is a cache_error
@@ -401,28 +402,32 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                    int q_heads, query_rows q, const kv_input& new_k, const kv_input& new_v,
                    std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   check_extend_sizes(prefix, qo_indptr, q_heads, q, out.size(), lse.size());
   extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out.data(), lse.data(), params, workspace,
-         parallel);
+         parallel, options);
 }
 
 /// The step's extend() with sized buffers.
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
                    int q_heads, query_rows q, std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   check_extend_sizes(step, qo_indptr, q_heads, q, out.size(), lse.size());
-  extend(step, qo_indptr, q_heads, q, out.data(), lse.data(), params, workspace, parallel);
+  extend(step, qo_indptr, q_heads, q, out.data(), lse.data(), params, workspace, parallel, options);
 }
 
 /// extend() with a workspace of its own, allocated for this call.
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
                    int q_heads, query_rows q, const kv_input& new_k, const kv_input& new_v,
                    float* out, float* lse, const attention::attention_params& params,
-                   parallel_for_ref parallel = default_parallel_for()) {
+                   parallel_for_ref parallel = default_parallel_for(),
+                   const cpu_options& options = {}) {
   extend_workspace workspace;
-  extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out, lse, params, workspace, parallel);
+  extend(prefix, qo_indptr, q_heads, q, new_k, new_v, out, lse, params, workspace, parallel,
+         options);
 }
 
 }  // namespace kvc::cpu

@@ -5,7 +5,8 @@
 // Nothing is dequantized into memory first: at a few query rows per key, a float copy of the
 // block costs as much as the arithmetic itself.
 //
-//   group_kernels k = group_kernels::for_layer(geometry, group);   // empty when not usable
+//   group_kernels k = group_kernels::of(choose_kernels(geometry, group, options), geometry,
+//                                       group);            // empty when none is chosen
 //   k.scores(q, k_dim, keys, tokens, s, ahead);        s[r][t] = q_r . raw(k_t)
 //   k.accumulate(p, values, v_dim, tokens, acc, ahead)  acc[r] += sum_t p[r][t] raw(v_t)
 //
@@ -23,6 +24,7 @@
 #include <utility>
 
 #include "kvc/backend/cpu/block_kernels.hpp"
+#include "kvc/backend/cpu/kernel_choice.hpp"
 #include "kvc/backend/cpu/read_ahead.hpp"
 #include "kvc/detail/index.hpp"
 #include "kvc/model/page_geometry.hpp"
@@ -185,14 +187,6 @@ template <dtype_id Type, int Group>
                                      tokens, acc + d, ahead, ahead_lines);
 }
 
-/// AVX-512 VNNI at 256 bits (vpdpwssd on ymm), for the int8 kernels below; without it they
-/// run on AVX2 (vpmaddwd + vpaddd), with the same results.
-inline bool cpu_has_vnni() {
-  static const bool supported =
-      cpu_has_avx2_fma() && numeric::x86::cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
-  return supported;
-}
-
 // One query row rounded in place, forwards, to Int steps of max|q| / Int's largest value (the
 // Int of dim d lands on bytes of a float at or before d, already read), the step stored at
 // float dim / 2; returns the sum of the rounded values. A NaN or infinity makes the step NaN,
@@ -329,7 +323,7 @@ template <int Group>
 // The int8 value tiles' operations on 8 lanes (ymm) and on 16 (zmm): a chunk's int32 sums,
 // a weight pair broadcast, two tokens' bytes of a chunk's columns interleaved and widened to
 // int16 pairs, vpdpwssd, and acc += step * sum. Both are compiled for AVX-512 VNNI, which
-// cpu_has_vnni requires with AVX-512 F/BW/VL/DQ. (GCC 12's diagnostics as in
+// cpu_features::avx512_vnni implies with AVX-512 F/BW/VL/DQ. (GCC 12's diagnostics as in
 // numeric/simd_x86.hpp.)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
@@ -819,13 +813,6 @@ template <int Group>
 // by at most 2^-8 x sum|q k|, the weights an output by 2^-8 max|v| (docs/attention.md). The
 // instructions are written as asm, which the assembler takes without an AVX-512 BF16 target.
 
-/// AVX-512 BF16 with the AVX-512 the 16-lane kernels need.
-inline bool cpu_has_avx512_bf16() {
-  static const bool supported =
-      numeric::x86::cpu_has_avx512() && __builtin_cpu_supports("avx512bf16");
-  return supported;
-}
-
 // 16 floats rounded to bf16, to nearest even (NaN stays NaN).
 [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline __m256i round_bf16(__m512 x) {
   __m256i rounded;
@@ -980,7 +967,7 @@ template <int Group>
 /// AVX2 / FMA / F16C, the dims are not multiples of 8, the group is above 8 or V is part of
 /// a latent K (MLA reads one latent for many heads: the float-block path suits it).
 struct group_kernels {
-  static constexpr int max_group = 8;
+  static constexpr int max_group = max_kernel_group;
   using scores_fn = void (*)(const float* q, int dim, head_vectors keys, int tokens, float* s,
                              read_ahead& ahead);
   using accumulate_fn = void (*)(const float* p, head_vectors values, int dim, int tokens,
@@ -994,87 +981,66 @@ struct group_kernels {
 
   bool usable() const { return scores != nullptr; }
 
-  /// Whether for_layer can choose the 16-lane AVX-512 kernels on this CPU.
-  static bool avx512_available() {
-#if defined(KVC_X86_SIMD)
-    return numeric::x86::cpu_has_avx512();
-#else
-    return false;
-#endif
-  }
-
-  /// Whether for_layer can choose the 8-bit query kernel (AVX-512 VNNI) on this CPU.
-  static bool int8_query_available() {
-#if defined(KVC_X86_SIMD)
-    return x86::cpu_has_vnni();
-#else
-    return false;
-#endif
-  }
-
-  /// Whether for_layer can choose the bf16 products kernels (AVX-512 BF16) on this CPU.
-  static bool bf16_products_available() {
-#if defined(KVC_X86_SIMD)
-    return x86::cpu_has_avx512_bf16();
-#else
-    return false;
-#endif
-  }
-
-  /// integer = false keeps int8 on the float kernels, avx512 = false every dtype on the
-  /// 8-lane ones (for tests of each).
-  /// int8_query: int8 keys scored against the query rounded to 8 bits, where the CPU has
-  /// AVX-512 VNNI (with integer and avx512).
-  /// bf16_products: bf16 keys (values) with dims a multiple of 32 multiplied by the query
-  /// (the weights) rounded to bf16, where the CPU has AVX-512 BF16 (with avx512).
-  static group_kernels for_layer(const page_geometry& geo, int group, bool integer = true,
-                                 bool avx512 = true, bool int8_query = false,
-                                 bool bf16_products = false) {
+  /// The kernels `choice` names (choose_kernels) for a layer of geometry `geo` and query
+  /// group `group`; empty when it names none.
+  static group_kernels of(const kernel_choice& choice, const page_geometry& geo, int group) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
-    if (geo.latent || group < 1 || group > max_group || geo.k_dim % 8 != 0 || geo.v_dim % 8 != 0 ||
-        !x86::cpu_has_avx2_fma())
-      return k;
-    const bool vnni = x86::cpu_has_vnni();
-    const bool wide = avx512 && numeric::x86::cpu_has_avx512();
+    if (!choice.grouped() || group < 1 || group > max_group) return k;
     with_group(group, [&](auto g) {
       constexpr int group_size = decltype(g)::value;
-      visit_dtype(geo.k_type, [&](auto type) {
-        constexpr dtype_id id = decltype(type)::id;
-        k.scores = &x86::group_scores<id, group_size>;
-        if constexpr (id != dtype_id::int4)
-          if (wide) k.scores = &x86::group_scores_512<id, group_size>;
-      });
-      if (geo.k_type == dtype_id::int8 && geo.k_dim % 16 == 0 && integer) {
-        k.scores = wide && vnni ? &x86::group_scores_int8_512<group_size>
-                   : vnni       ? &x86::group_scores_int8_vnni<group_size>
-                                : &x86::group_scores_int8_avx2<group_size>;
-        k.prepare_queries = &x86::round_query_int16;
-        if (int8_query && wide && vnni) {
+      switch (choice.scores) {
+        case group_path::int8_avx2:
+          k.scores = &x86::group_scores_int8_avx2<group_size>;
+          k.prepare_queries = &x86::round_query_int16;
+          break;
+        case group_path::int8_vnni:
+          k.scores = &x86::group_scores_int8_vnni<group_size>;
+          k.prepare_queries = &x86::round_query_int16;
+          break;
+        case group_path::int8_avx512:
+          k.scores = &x86::group_scores_int8_512<group_size>;
+          k.prepare_queries = &x86::round_query_int16;
+          break;
+        case group_path::int8_query:
           k.scores = &x86::group_scores_int8_query<group_size>;
           k.prepare_queries = &x86::round_query_int8;
-        }
-      }
-      visit_dtype(geo.v_type, [&](auto type) {
-        constexpr dtype_id id = decltype(type)::id;
-        k.accumulate = &x86::group_accumulate<id, group_size>;
-        if constexpr (id != dtype_id::int4)
-          if (wide) k.accumulate = &x86::group_accumulate_512<id, group_size>;
-      });
-      if (geo.v_type == dtype_id::int8 && integer && vnni)
-        k.accumulate = wide ? &x86::group_accumulate_int8_512<group_size>
-                            : &x86::group_accumulate_int8_vnni<group_size>;
-      if (bf16_products && wide && x86::cpu_has_avx512_bf16()) {
-        if (geo.k_type == dtype_id::bf16 && geo.k_dim % 32 == 0) {
+          break;
+        case group_path::bf16_products:
           k.scores = &x86::group_scores_bf16<group_size>;
           k.prepare_queries = &x86::round_query_bf16;
-        }
-        if (geo.v_type == dtype_id::bf16 && geo.v_dim % 32 == 0)
+          break;
+        default:
+          visit_dtype(geo.k_type, [&](auto type) {
+            constexpr dtype_id id = decltype(type)::id;
+            k.scores = &x86::group_scores<id, group_size>;
+            if constexpr (id != dtype_id::int4)
+              if (choice.scores == group_path::float_avx512)
+                k.scores = &x86::group_scores_512<id, group_size>;
+          });
+      }
+      switch (choice.values) {
+        case group_path::int8_vnni:
+          k.accumulate = &x86::group_accumulate_int8_vnni<group_size>;
+          break;
+        case group_path::int8_avx512:
+          k.accumulate = &x86::group_accumulate_int8_512<group_size>;
+          break;
+        case group_path::bf16_products:
           k.accumulate = &x86::group_accumulate_bf16<group_size>;
+          break;
+        default:
+          visit_dtype(geo.v_type, [&](auto type) {
+            constexpr dtype_id id = decltype(type)::id;
+            k.accumulate = &x86::group_accumulate<id, group_size>;
+            if constexpr (id != dtype_id::int4)
+              if (choice.values == group_path::float_avx512)
+                k.accumulate = &x86::group_accumulate_512<id, group_size>;
+          });
       }
     });
 #else
-    (void)geo, (void)group, (void)integer, (void)avx512, (void)int8_query, (void)bf16_products;
+    (void)choice, (void)geo, (void)group;
 #endif
     return k;
   }
