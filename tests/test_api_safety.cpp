@@ -489,6 +489,29 @@ TEST_CASE("the device append refuses V for a latent layer") {
   cache.check_invariants();
 }
 
+TEST_CASE("write and append refuse V for a latent layer, and append before anything changes") {
+  kv_cache<latent_model, paged<16>> cache(capacity_pages{4});
+  const sequence_id ids[] = {cache.add_sequence()};
+  const append_request step[] = {{ids[0], 2}};
+  const std::vector<float> k(2 * 48, 0.5f);
+  const kv_input input = fp32_input(k.data(), 2, 1, 48);
+  const std::uint64_t epoch = cache.epoch();
+  const layer_input with_v{0, input, input};
+  const std::string message =
+      refused(cache_errc::shape_mismatch, [&] { cache.append(step, {&with_v, 1}); });
+  CHECK(message ==
+        "kvc::kv_cache::append: layer 0 is a latent layer: its values are part of K; pass no V");
+  CHECK(cache.epoch() == epoch);  // no plan was opened
+  CHECK(cache.used_pages(0) == 0);
+  CHECK(cache.length(ids[0]) == 0);
+  append_plan plan = cache.plan_append(step);
+  refused(cache_errc::shape_mismatch, [&] { cache.write(plan, 0, input, input); });
+  cache.write(plan, 0, input, kv_input{});
+  cache.commit(plan);
+  CHECK(cache.length(ids[0]) == 2);
+  cache.check_invariants();
+}
+
 TEST_CASE("admission: admit, can_append and sequences_that_fit say what plan_append would do") {
   using full = layer<gqa<4, 2>, head_dim<16>, storage<fp16>>;
   using sliding = layer<gqa<4, 2>, head_dim<16>, sliding_window<40>, storage<fp16>>;

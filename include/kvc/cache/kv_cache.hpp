@@ -321,15 +321,8 @@ class kv_cache {
   void write(const append_plan& plan, int layer, const kv_input& k, const kv_input& v) {
     is_open(plan, "write");
     const int g = groups::writable(layer);
-    const page_geometry& geo = storage_.geometry(g);
-    check_kv_input(k, plan.total_tokens_, geo.kv_heads, geo.k_dim,
-                   input_name{"kvc::kv_cache", "K", layer});
-    if (geo.latent)
-      detail::require(v.data == nullptr, cache_errc::shape_mismatch, "kvc::kv_cache::write: layer ",
-                      layer, " is a latent layer: its values are part of K; pass no V");
-    else
-      check_kv_input(v, plan.total_tokens_, geo.kv_heads, geo.v_dim,
-                     input_name{"kvc::kv_cache", "V", layer});
+    check_layer_input(k, v, plan.total_tokens_, storage_.geometry(g), "kvc::kv_cache::write",
+                      layer);
     const int slot_in_group = groups::value.slot[layer];
     const float k_inverse = 1.0f / k_scale_[layer], v_inverse = 1.0f / v_scale_[layer];
     const window_shape& window = sizing_.kept_windows[g];
@@ -415,23 +408,15 @@ class kv_cache {
                       "kvc::kv_cache::append: token counts must be in 0..2^40 in all");
       total += request.tokens;
     }
-    detail::signed_array<bool, num_layers> given{};
-    for (const layer_input& input : layers) {
-      const int g = groups::writable(input.layer);
-      detail::require(!given[input.layer], cache_errc::invalid_argument,
-                      "kvc::kv_cache::append: layer ", input.layer, " is given twice");
-      given[input.layer] = true;
-      const page_geometry& geo = storage_.geometry(g);
-      check_kv_input(input.k, total, geo.kv_heads, geo.k_dim,
-                     input_name{"kvc::kv_cache", "K", input.layer});
-      if (!geo.latent)
-        check_kv_input(input.v, total, geo.kv_heads, geo.v_dim,
-                       input_name{"kvc::kv_cache", "V", input.layer});
-    }
-    for (int l = 0; l < num_layers; ++l)
-      detail::require(!Model::layer_summaries[static_cast<std::size_t>(l)].owns_cache() || given[l],
-                      cache_errc::invalid_argument,
-                      "kvc::kv_cache::append: no K/V given for layer ", l);
+    check_step_input(
+        layers, total, num_layers,
+        [this](int layer) -> const page_geometry& {
+          return storage_.geometry(groups::writable(layer));
+        },
+        [](int layer) {
+          return Model::layer_summaries[static_cast<std::size_t>(layer)].owns_cache();
+        },
+        "kvc::kv_cache::append");
     append_plan plan = plan_append(batch);  // aborts by itself if a write throws
     for (const layer_input& input : layers) write(plan, input.layer, input.k, input.v);
     commit(plan);

@@ -6,9 +6,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "kvc/cache/errors.hpp"
+#include "kvc/model/page_geometry.hpp"
 #include "kvc/policy/storage.hpp"
 
 namespace kvc {
@@ -95,6 +98,39 @@ inline void check_kv_input(const kv_input& input, std::int64_t tokens, int heads
       input.head_stride > most)
     throw cache_error(cache_errc::shape_mismatch,
                       name.text() + ": strides must be 0 (dense) or positive element counts");
+}
+
+/// The check of one layer's new K and V for `tokens` tokens, by check_kv_input against the
+/// layer's page geometry: K always; V too, except for a latent layer, whose values are part of
+/// K: a V given for it is shape_mismatch. `who` names the call, `layer` the layer.
+inline void check_layer_input(const kv_input& k, const kv_input& v, std::int64_t tokens,
+                              const page_geometry& geo, const char* who, int layer) {
+  check_kv_input(k, tokens, geo.kv_heads, geo.k_dim, input_name{who, "K", layer});
+  if (!geo.latent)
+    check_kv_input(v, tokens, geo.kv_heads, geo.v_dim, input_name{who, "V", layer});
+  else
+    detail::require(v.data == nullptr, cache_errc::shape_mismatch, who, ": layer ", layer,
+                    " is a latent layer: its values are part of K; pass no V");
+}
+
+/// The check of a whole step's K/V (kv_cache::append): every layer of `layers` exists and
+/// owns a cache (group_of(layer) throws otherwise and gives its geometry), none comes twice,
+/// each passes check_layer_input, and every layer that owns a cache (owns(l), l < layer_count)
+/// is there.
+template <class GeometryOf, class Owns>
+void check_step_input(std::span<const layer_input> layers, std::int64_t tokens, int layer_count,
+                      GeometryOf&& geometry_of, Owns&& owns, const char* who) {
+  std::vector<bool> given(static_cast<std::size_t>(layer_count), false);
+  for (const layer_input& input : layers) {
+    const page_geometry& geo = geometry_of(input.layer);
+    detail::require(!given[static_cast<std::size_t>(input.layer)], cache_errc::invalid_argument,
+                    who, ": layer ", input.layer, " is given twice");
+    given[static_cast<std::size_t>(input.layer)] = true;
+    check_layer_input(input.k, input.v, tokens, geo, who, input.layer);
+  }
+  for (int l = 0; l < layer_count; ++l)
+    detail::require(!owns(l) || given[static_cast<std::size_t>(l)], cache_errc::invalid_argument,
+                    who, ": no K/V given for layer ", l);
 }
 
 }  // namespace kvc

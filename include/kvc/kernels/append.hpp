@@ -98,20 +98,12 @@ inline append_work make_append_work(const paged_layer_view& view, const std::int
     throw cache_error(cache_errc::invalid_argument, std::string(who) + ": null token_indptr");
   // A view made by hand does not know the step's tokens: the inputs' own count is taken.
   const std::int64_t tokens = view.new_tokens >= 0 ? view.new_tokens : k.tokens;
-  check_kv_input(k, tokens, geo.kv_heads, geo.k_dim, input_name{who, "K", view.layer});
-  if (geo.latent) {
-    if (v.data != nullptr)
-      throw cache_error(cache_errc::shape_mismatch,
-                        std::string(who) + ": layer " + std::to_string(view.layer) +
-                            " is a latent layer: its values are part of K; pass no V");
-  } else {
-    check_kv_input(v, tokens, geo.kv_heads, geo.v_dim, input_name{who, "V", view.layer});
-    if (v.type != k.type)
-      throw cache_error(cache_errc::dtype_mismatch,
-                        std::string(who) + ": K is " + std::string(dtype_name(k.type)) + " and V " +
-                            std::string(dtype_name(v.type)) +
-                            "; the kernel reads both in one input dtype");
-  }
+  check_layer_input(k, v, tokens, geo, who, view.layer);
+  if (!geo.latent && v.type != k.type)
+    throw cache_error(cache_errc::dtype_mismatch, std::string(who) + ": K is " +
+                                                      std::string(dtype_name(k.type)) + " and V " +
+                                                      std::string(dtype_name(v.type)) +
+                                                      "; the kernel reads both in one input dtype");
   if (max_new_tokens < 0 || max_new_tokens > tokens)
     throw cache_error(cache_errc::invalid_argument,
                       std::string(who) + ": max_new_tokens " + std::to_string(max_new_tokens) +
