@@ -497,8 +497,9 @@ TEST_CASE("write and append refuse V for a latent layer, and append before anyth
   const kv_input input = fp32_input(k.data(), 2, 1, 48);
   const std::uint64_t epoch = cache.epoch();
   const layer_input with_v{0, input, input};
-  const std::string message =
-      refused(cache_errc::shape_mismatch, [&] { cache.append(step, {&with_v, 1}); });
+  const std::string message = refused(cache_errc::shape_mismatch, [&] {
+    cache.append(step, {&with_v, 1});
+  });
   CHECK(message ==
         "kvc::kv_cache::append: layer 0 is a latent layer: its values are part of K; pass no V");
   CHECK(cache.epoch() == epoch);  // no plan was opened

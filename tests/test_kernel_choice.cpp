@@ -43,7 +43,7 @@ cpu::cpu_options with(cpu_features features) {
   return options;
 }
 
-constexpr cpu_features zen4{true, true, true, true, true};       // AVX-512 with VNNI and BF16
+constexpr cpu_features zen4{true, true, true, true, true};         // AVX-512 with VNNI and BF16
 constexpr cpu_features skylake_x{true, true, true, false, false};  // AVX-512 alone
 
 }  // namespace

@@ -12,8 +12,8 @@
 #include <limits>
 
 #include "kvc/backend/cpu/block_kernels_avx2.hpp"
-#include "kvc/backend/cpu/key_block.hpp"
 #include "kvc/backend/cpu/head_vectors.hpp"
+#include "kvc/backend/cpu/key_block.hpp"
 #include "kvc/backend/cpu/read_ahead.hpp"
 #include "kvc/backend/cpu/x86_instructions.hpp"
 #include "kvc/numeric/simd_x86.hpp"
