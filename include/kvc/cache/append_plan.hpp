@@ -7,11 +7,13 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <utility>
 #include <vector>
 
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_pool.hpp"
+#include "kvc/cache/requests.hpp"
 #include "kvc/model/model.hpp"
 
 namespace kvc {
@@ -92,6 +94,46 @@ class append_plan {
   }
   const group_change& change(std::size_t i, int g) const {
     return changes_[i * groups_ + static_cast<std::size_t>(g)];
+  }
+
+  // Entry i's fresh pages in group g.
+  std::span<const page_id> fresh_pages(std::size_t i, int g) const {
+    const group_change& c = change(i, g);
+    return std::span<const page_id>(new_pages_)
+        .subspan(static_cast<std::size_t>(c.new_begin),
+                 static_cast<std::size_t>(c.new_end - c.new_begin));
+  }
+
+  // Makes an empty plan the one of `batch`, before it takes a page: an entry per request
+  // (length_of(slot): the sequence's length now), a change per (entry, group), room for
+  // `fresh` pages and a written flag per layer. May throw (allocation): nothing is taken yet.
+  template <class LengthOf>
+  void size_for(std::span<const append_request> batch, LengthOf&& length_of, int groups, int layers,
+                std::int64_t fresh) {
+    entries_.reserve(batch.size());
+    for (const append_request& request : batch) {
+      const std::uint32_t slot = request.sequence.slot;
+      entries_.push_back({slot, length_of(slot), request.tokens, total_tokens_});
+      total_tokens_ += request.tokens;
+    }
+    groups_ = static_cast<std::size_t>(groups);
+    changes_.resize(entries_.size() * groups_);
+    new_pages_.reserve(static_cast<std::size_t>(fresh));
+    written_.assign(static_cast<std::size_t>(layers), false);
+  }
+
+  // Takes entry i's pages in group g from allocate(): the copy of a shared page (with
+  // `copy`), then `fresh` pages; each is the plan's as soon as it is taken, so that a failure
+  // after it gives it back with the rest. Entries and groups go in order.
+  template <class Allocate>
+  void take(std::size_t i, int g, bool copy, std::int64_t fresh, Allocate&& allocate) {
+    group_change& c = change(i, g);
+    c.new_begin = c.new_end = static_cast<std::int32_t>(new_pages_.size());
+    if (copy) c.cow_page = allocate();
+    for (std::int64_t p = 0; p < fresh; ++p) {
+      new_pages_.push_back(allocate());
+      c.new_end = static_cast<std::int32_t>(new_pages_.size());
+    }
   }
 
   // Calls fn(group, page) for every page the plan took: copies, then fresh pages.

@@ -277,37 +277,23 @@ class kv_cache {
       detail::require(needed[g] <= storage_.pool(g).free_pages(), cache_errc::out_of_pages,
                       "kvc::kv_cache::plan_append: group ", g, " needs ", needed[g], " pages, ",
                       storage_.pool(g).free_pages(), " are free");
-    append_plan plan;
-    plan.entries_.reserve(batch.size());
-    for (const append_request& request : batch) {
-      const std::uint32_t slot = request.sequence.slot;
-      plan.entries_.push_back({slot, sequences_[slot].length, request.tokens, plan.total_tokens_});
-      plan.total_tokens_ += request.tokens;
-    }
     std::int64_t fresh_total = 0;
     for (const step_need& need : needs) fresh_total += need.step.fresh;
-    plan.groups_ = num_groups;
-    plan.changes_.resize(plan.entries_.size() * num_groups);
-    plan.new_pages_.reserve(static_cast<std::size_t>(fresh_total));
-    plan.written_.assign(num_layers, false);
+    append_plan plan;
+    plan.size_for(
+        batch, [&](std::uint32_t slot) { return sequences_[slot].length; }, num_groups, num_layers,
+        fresh_total);
     // Nothing above took a page; from here a failure (a device copy) gives back what was taken.
     try {
       for (std::size_t i = 0; i < plan.entries_.size(); ++i)
         for (int g = 0; g < num_groups; ++g) {
           const step_need& need = needs[i * num_groups + static_cast<std::size_t>(g)];
-          auto& change = plan.change(i, g);
           page_pool& pool = storage_.pool(g);
-          change.new_begin = change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
-          if (need.copy_on_write) {
-            change.cow_page = pool.allocate();
+          plan.take(i, g, need.copy_on_write, need.step.fresh, [&] { return pool.allocate(); });
+          if (need.copy_on_write)
             storage_.copy_page(
-                g, change.cow_page,
+                g, plan.change(i, g).cow_page,
                 detail::at(sequences_[plan.entries_[i].slot].pages[g], need.step.write_entry));
-          }
-          for (std::int64_t p = 0; p < need.step.fresh; ++p) {
-            plan.new_pages_.push_back(pool.allocate());
-            change.new_end = static_cast<std::int32_t>(plan.new_pages_.size());
-          }
         }
     } catch (...) {
       give_back(plan);
@@ -332,7 +318,7 @@ class kv_cache {
       const step_pages step = step_of(plan, i, g);
       const auto& change = plan.change(i, g);
       const page_id* held = sequences_[e.slot].pages[g].data();
-      const page_id* fresh = plan.new_pages_.data() + change.new_begin;
+      const page_id* fresh = plan.fresh_pages(i, g).data();
       for (std::int64_t position = e.old_length; position < end; ++position) {
         if (!window.keeps(end, position)) continue;  // slid out within the step
         storage_.store_token(g, slot_in_group, step.page_of(position, held, fresh, change.cow_page),
@@ -381,7 +367,7 @@ class kv_cache {
         const auto& change = plan.change(i, g);
         const window_shape& window = sizing_.kept_windows[g];
         detail::apply_step(s.pages[g], step_of(plan, i, g), window.bounded(), change.cow_page,
-                           fresh_pages(plan, change),
+                           plan.fresh_pages(i, g),
                            [&](page_id page) { storage_.pool(g).release(page); });
         if (window.bounded())
           s.valid_from[g] = std::max(s.valid_from[g], window.keep_begin(new_length));
@@ -435,15 +421,11 @@ class kv_cache {
     detail::require(position >= 0 && position < s.length, cache_errc::invalid_argument,
                     "kvc::kv_cache::read: position ", position, " is outside the sequence's ",
                     s.length, " tokens");
-    const window_shape& kept = sizing_.kept_windows[g];
-    if (!storage_.window(g).visible(s.length - 1, position) &&
-        !(kept.keeps(s.length, position) && position >= s.valid_from[g]))
-      return false;
-    const auto listed =
-        kept.pages_listed(s.length, page_tokens, static_cast<std::int64_t>(s.pages[g].size()));
+    const page_id page = detail::page_holding(s, g, storage_.window(g), sizing_.kept_windows[g],
+                                              page_tokens, position);
+    if (page < 0) return false;
     const int source = groups::source_of(layer);  // a shared layer reads with its source's scales
-    storage_.load_token(g, groups::value.slot[layer],
-                        detail::at(s.pages[g], listed.entry_of(position / page_tokens)),
+    storage_.load_token(g, groups::value.slot[layer], page,
                         static_cast<int>(position % page_tokens), k_scale_[source],
                         storage_.geometry(g).latent ? k_scale_[source] : v_scale_[source], k, v);
     return true;
@@ -453,14 +435,8 @@ class kv_cache {
   /// values) kv_heads * v_dim, or shape_mismatch.
   bool read(sequence_id id, int layer, std::int64_t position, std::span<float> k,
             std::span<float> v) const {
-    const page_geometry& geo = storage_.geometry(groups::readable(layer));
-    const auto check = [&](const char* name, std::size_t given, int dim) {
-      const auto needed = static_cast<std::size_t>(geo.kv_heads) * static_cast<std::size_t>(dim);
-      detail::require(given >= needed, cache_errc::shape_mismatch, "kvc::kv_cache::read: ", name,
-                      " holds ", given, " floats, layer ", layer, " needs ", needed);
-    };
-    check("k", k.size(), geo.k_dim);
-    if (!v.empty()) check("v", v.size(), geo.v_dim);
+    check_token_buffers(storage_.geometry(groups::readable(layer)), k.size(), v.size(),
+                        "kvc::kv_cache::read", layer);
     return read(id, layer, position, k.data(), v.empty() ? nullptr : v.data());
   }
 
@@ -508,10 +484,9 @@ class kv_cache {
     detail::fill_table(csr, plan.entries_.size(), [&] {
       for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
         const auto& e = plan.entries_[i];
-        const auto& change = plan.change(i, g);
         detail::push_step_entries(csr, step_of(plan, i, g), sizing_.kept_windows[g].bounded(),
-                                  sequences_[e.slot].pages[g], change.cow_page,
-                                  fresh_pages(plan, change));
+                                  sequences_[e.slot].pages[g], plan.change(i, g).cow_page,
+                                  plan.fresh_pages(i, g));
         detail::push_row(csr, e.old_length + e.tokens, page_tokens);
       }
     });
@@ -597,13 +572,6 @@ class kv_cache {
     return [this](std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) {
       return step_need_of(slot, g, n, tokens);
     };
-  }
-
-  static std::span<const page_id> fresh_pages(const append_plan& plan,
-                                              const append_plan::group_change& change) {
-    return std::span<const page_id>(plan.new_pages_)
-        .subspan(static_cast<std::size_t>(change.new_begin),
-                 static_cast<std::size_t>(change.new_end - change.new_begin));
   }
 
   // The step of the plan's entry i in group g, from the pages the sequence lists now (before

@@ -113,6 +113,20 @@ inline void check_layer_input(const kv_input& k, const kv_input& v, std::int64_t
                     " is a latent layer: its values are part of K; pass no V");
 }
 
+/// The check of buffers for one token's K and V of a layer (kv_cache::read's span form): k
+/// holds kv_heads * k_dim floats, v (v_floats 0: none asked for) kv_heads * v_dim, or
+/// shape_mismatch. `who` names the call, `layer` the layer.
+inline void check_token_buffers(const page_geometry& geo, std::size_t k_floats,
+                                std::size_t v_floats, const char* who, int layer) {
+  const auto check = [&](const char* name, std::size_t given, int dim) {
+    const auto needed = static_cast<std::size_t>(geo.kv_heads) * static_cast<std::size_t>(dim);
+    detail::require(given >= needed, cache_errc::shape_mismatch, who, ": ", name, " holds ", given,
+                    " floats, layer ", layer, " needs ", needed);
+  };
+  check("k", k_floats, geo.k_dim);
+  if (v_floats != 0) check("v", v_floats, geo.v_dim);
+}
+
 /// The check of a whole step's K/V (kv_cache::append): every layer of `layers` exists and
 /// owns a cache (group_of(layer) throws otherwise and gives its geometry), none comes twice,
 /// each passes check_layer_input, and every layer that owns a cache (owns(l), l < layer_count)

@@ -141,6 +141,20 @@ std::size_t kept_entries(const sequence_state<NumGroups>& s, int g, const window
   return static_cast<std::size_t>(listed.entry_of(last) + 1);
 }
 
+/// The page of the sequence's list in group g that holds `position` (0 <= position <
+/// length), or -1 when the cache no longer holds it: `seen` (the layers' window) does not
+/// show it and `kept` (the window with the rollback reserve) does not keep it either.
+template <int NumGroups>
+page_id page_holding(const sequence_state<NumGroups>& s, int g, const window_shape& seen,
+                     const window_shape& kept, std::int64_t page_tokens, std::int64_t position) {
+  if (!seen.visible(s.length - 1, position) &&
+      !(kept.keeps(s.length, position) && position >= s.valid_from[g]))
+    return -1;
+  const auto listed =
+      kept.pages_listed(s.length, page_tokens, static_cast<std::int64_t>(s.pages[g].size()));
+  return at(s.pages[g], listed.entry_of(position / page_tokens));
+}
+
 /// Makes a sequence's list in a group what the step leaves (page_table_fill.hpp's
 /// push_step_entries lists the same before commit): `copy` in place of the written entry
 /// when that page was shared (-1: none), the pages a bounded window no longer keeps handed to
