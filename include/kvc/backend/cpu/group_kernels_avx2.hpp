@@ -277,9 +277,9 @@ template <int Group>
 
 // The int8 value tiles' operations on 8 lanes (ymm) and on 16 (zmm): a chunk's int32 sums,
 // a weight pair broadcast, two tokens' bytes of a chunk's columns interleaved and widened to
-// int16 pairs, vpdpwssd, and acc += step * sum. Both are compiled for AVX-512 VNNI, which
-// cpu_features::avx512_vnni implies with AVX-512 F/BW/VL/DQ. (GCC 12's diagnostics as in
-// numeric/simd_x86.hpp.)
+// int16 pairs, vpdpwssd, and acc += step * sum. Both are compiled for AVX-512 F/BW/VL/DQ
+// (vpdpwssd is asm, x86_instructions.hpp), so that the 16-lane score steps can take them;
+// only kernels compiled for VNNI call them. (GCC 12's diagnostics as in numeric/simd_x86.hpp.)
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -288,26 +288,24 @@ template <int Group>
 struct int8_ymm {
   using sums = __m256i;
   static constexpr int columns = 8;
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums zero() {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static sums zero() {
     return _mm256_setzero_si256();
   }
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums broadcast(
-      std::int32_t pair) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static sums broadcast(std::int32_t pair) {
     return _mm256_set1_epi32(pair);
   }
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums pairs(
-      const std::byte* v0, const std::byte* v1) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static sums pairs(const std::byte* v0,
+                                                                           const std::byte* v1) {
     return _mm256_cvtepi8_epi16(
         _mm_unpacklo_epi8(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(v0)),
                           _mm_loadl_epi64(reinterpret_cast<const __m128i*>(v1))));
   }
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
-                                                                              sums x) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
+                                                                         sums x) {
     dot_accumulate<true, false>(acc, w, x);
   }
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void finish(float* out,
-                                                                                 sums sum,
-                                                                                 float step) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static void finish(float* out, sums sum,
+                                                                            float step) {
     _mm256_storeu_ps(
         out, _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_set1_ps(step), _mm256_loadu_ps(out)));
   }
@@ -315,28 +313,26 @@ struct int8_ymm {
 struct int8_zmm {
   using sums = __m512i;
   static constexpr int columns = 16;
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums zero() {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static sums zero() {
     return _mm512_setzero_si512();
   }
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums broadcast(
-      std::int32_t pair) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static sums broadcast(std::int32_t pair) {
     return _mm512_set1_epi32(pair);
   }
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static sums pairs(
-      const std::byte* v0, const std::byte* v1) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static sums pairs(const std::byte* v0,
+                                                                           const std::byte* v1) {
     const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v0));
     const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(v1));
     return _mm512_cvtepi8_epi16(_mm256_inserti128_si256(
         _mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b), 1));
   }
   // In place, as dot_accumulate (the upper registers are the kernel's here).
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
-                                                                              sums x) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static void dot(sums& acc, sums w,
+                                                                         sums x) {
     dpwssd_any(acc, w, x);
   }
-  [[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] static void finish(float* out,
-                                                                                 sums sum,
-                                                                                 float step) {
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static void finish(float* out, sums sum,
+                                                                            float step) {
     _mm512_storeu_ps(
         out, _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(step), _mm512_loadu_ps(out)));
   }

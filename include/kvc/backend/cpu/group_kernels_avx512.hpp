@@ -59,6 +59,14 @@ namespace kvc::cpu::x86 {
                        _mm512_shuffle_f32x4(halves[0], halves[1], 0xDD));
 }
 
+// sum16 of 16 vectors of int32 sums, each made a float first.
+[[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline __m512 sum16(const __m512i* a) {
+  __m512 floats[16];
+#pragma GCC unroll 16
+  for (int i = 0; i < 16; ++i) floats[i] = _mm512_cvtepi32_ps(a[i]);
+  return sum16(floats);
+}
+
 // Row r's score of key j of a tile is lane r * Tile + j: row r's lanes go to row + r *
 // key_block, those of keys past `valid` not at all.
 template <int Group, int Tile>
@@ -107,30 +115,61 @@ template <int Tile>
     k[j] = keys.values + static_cast<std::size_t>(std::min(t0 + j, tokens - 1)) * keys.token_stride;
 }
 
-// group_scores on 16 lanes: Group x Tile <= 16 accumulators (a tile of keys dividing
-// key_block), the rows' 16 dims in registers for the tile's keys.
-template <dtype_id Type, int Group>
-[[gnu::target(KVC_AVX512_TARGET)]] void group_scores_512(const float* q, int dim, head_vectors keys,
-                                                         int tokens, float* s, read_ahead& ahead) {
-  constexpr int tile = keys_per_tile16<Group>;
-  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 15) / 16));
+// The tile loop that every 16-lane scores kernel runs: for each tile of keys_per_tile16<Group>
+// keys from t0 (the last key repeated past `tokens`), 16 accumulators from zero,
+// steps.step<Tile, false> for each whole Steps::dims dims and, where Steps::tail, one
+// steps.step<Tile, true> for the rest; then the tile's scores, steps.finish(acc), stored.
+// Steps is the kernel's lanes type (float, int8, the 8-bit query, bf16): what it keeps in
+// the accumulators, how many dims a step takes and how the sums become scores.
+template <int Group, class Steps>
+[[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline void tiled_scores16(
+    const Steps& steps, int dim, head_vectors keys, int tokens, float* s, read_ahead& ahead) {
+  constexpr int tile = keys_per_tile16<Group>, width = Steps::dims;
+  const int ahead_lines =
+      ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + width - 1) / width));
   for (int t0 = 0; t0 < tokens; t0 += tile) {
     const std::byte* k[kvc::detail::to_size(tile)];
     tile_keys<tile>(keys, t0, tokens, k);
-    __m512 acc[16];
+    typename Steps::sums acc[16];
 #pragma GCC unroll 16
-    for (__m512& a : acc) a = _mm512_setzero_ps();
+    for (auto& a : acc) a = typename Steps::sums{};  // zeros
     int d = 0;
-    for (; d + 16 <= dim; d += 16) {
-      score_step16<Type, Group, tile, false>(q, dim, d, k, acc);
+    for (; d + width <= dim; d += width) {
+      steps.template step<tile, false>(d, k, acc);
       ahead.step(ahead_lines);
     }
-    if (d < dim) {
-      score_step16<Type, Group, tile, true>(q, dim, d, k, acc);
-      ahead.step(ahead_lines);
+    if constexpr (Steps::tail) {
+      if (d < dim) {
+        steps.template step<tile, true>(d, k, acc);
+        ahead.step(ahead_lines);
+      }
     }
-    store_scores16<Group, tile>(sum16(acc), s + t0, tokens - t0);
+    store_scores16<Group, tile>(steps.finish(acc), s + t0, tokens - t0);
   }
+}
+
+// group_scores on 16 lanes: the rows' 16 dims in registers for the tile's keys (a masked
+// half step for a dim that is a multiple of 8 but not of 16).
+template <dtype_id Type, int Group>
+struct float_steps16 {
+  using sums = __m512;
+  static constexpr int dims = 16;
+  static constexpr bool tail = true;
+  const float* q;
+  int dim;
+  template <int Tile, bool Masked>
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] void step(int d, const std::byte* const* k,
+                                                                   sums* acc) const {
+    score_step16<Type, Group, Tile, Masked>(q, dim, d, k, acc);
+  }
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static __m512 finish(const sums* acc) {
+    return sum16(acc);
+  }
+};
+template <dtype_id Type, int Group>
+[[gnu::target(KVC_AVX512_TARGET)]] void group_scores_512(const float* q, int dim, head_vectors keys,
+                                                         int tokens, float* s, read_ahead& ahead) {
+  tiled_scores16<Group>(float_steps16<Type, Group>{q, dim}, dim, keys, tokens, s, ahead);
 }
 
 // acc[Group][16 * Chunks] += p[Group][tokens] . raw(V)[tokens][16 * Chunks] for one column
@@ -196,7 +235,7 @@ template <dtype_id Type, int Group>
 
 // One 32-dim step of int8_scores_512 (Masked: the last 16 dims of a row).
 template <int Group, int Tile, bool Masked>
-[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] inline void int8_score_step(
+[[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline void int8_score_step(
     const std::int16_t* q16, std::ptrdiff_t row_int16, int d, const std::byte* const* k,
     __m512i* acc) {
   __m512i rows[kvc::detail::to_size(Group)];
@@ -214,39 +253,36 @@ template <int Group, int Tile, bool Masked>
   }
 }
 
-// int8_scores on 16 lanes, 32 dims a step, in tiles of keys as group_scores_512.
+// int8_scores on 16 lanes, 32 dims a step (the last 16 dims of a row masked).
+template <int Group>
+struct int8_steps16 {
+  using sums = __m512i;
+  static constexpr int dims = 32;
+  static constexpr bool tail = true;
+  const std::int16_t* q16;
+  std::ptrdiff_t row_int16;
+  __m512 row_steps;
+  template <int Tile, bool Masked>
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] void step(int d, const std::byte* const* k,
+                                                                   sums* acc) const {
+    int8_score_step<Group, Tile, Masked>(q16, row_int16, d, k, acc);
+  }
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] __m512 finish(const sums* acc) const {
+    return _mm512_mul_ps(sum16(acc), row_steps);
+  }
+};
 template <int Group>
 [[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_scores_int8_512(const float* q, int dim,
                                                                    head_vectors keys, int tokens,
                                                                    float* s, read_ahead& ahead) {
   constexpr int tile = keys_per_tile16<Group>;
-  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 31) / 32));
-  const auto* q16 = reinterpret_cast<const std::int16_t*>(q);
-  const std::ptrdiff_t row_int16 = 2 * std::ptrdiff_t{dim};  // a row is dim floats
   alignas(64) float step[16] = {};
   for (int lane = 0; lane < Group * tile; ++lane)
     step[lane] = q[std::ptrdiff_t{lane / tile} * dim + dim / 2];
-  const __m512 row_steps = _mm512_load_ps(step);
-  for (int t0 = 0; t0 < tokens; t0 += tile) {
-    const std::byte* k[kvc::detail::to_size(tile)];
-    tile_keys<tile>(keys, t0, tokens, k);
-    __m512i acc[16];
-#pragma GCC unroll 16
-    for (__m512i& a : acc) a = _mm512_setzero_si512();
-    int d = 0;
-    for (; d + 32 <= dim; d += 32) {
-      int8_score_step<Group, tile, false>(q16, row_int16, d, k, acc);
-      ahead.step(ahead_lines);
-    }
-    if (d < dim) {
-      int8_score_step<Group, tile, true>(q16, row_int16, d, k, acc);
-      ahead.step(ahead_lines);
-    }
-    __m512 sums[16];
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) sums[i] = _mm512_cvtepi32_ps(acc[i]);
-    store_scores16<Group, tile>(_mm512_mul_ps(sum16(sums), row_steps), s + t0, tokens - t0);
-  }
+  const int8_steps16<Group> steps{reinterpret_cast<const std::int16_t*>(q),
+                                  2 * std::ptrdiff_t{dim},  // a row is dim floats
+                                  _mm512_load_ps(step)};
+  tiled_scores16<Group>(steps, dim, keys, tokens, s, ahead);
 }
 
 // The 8-bit query option (cpu_options::int8_query): int8 keys against rows from
@@ -255,7 +291,7 @@ template <int Group>
 // sum loses 128 sum(q) after. The keys' tail past a multiple of 64 dims is loaded with a
 // mask; its zeros flip to 128, which meets the row's masked zeros.
 template <int Group, int Tile, bool Masked>
-[[gnu::target(KVC_AVX512_VNNI_TARGET), gnu::always_inline]] inline void int8_query_step(
+[[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] inline void int8_query_step(
     const std::int8_t* q8, std::ptrdiff_t row_bytes, int d, __mmask64 tail,
     const std::byte* const* k, __m512i* acc) {
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
@@ -275,13 +311,28 @@ template <int Group, int Tile, bool Masked>
 }
 
 template <int Group>
+struct int8_query_steps16 {
+  using sums = __m512i;
+  static constexpr int dims = 64;
+  static constexpr bool tail = true;
+  const std::int8_t* q8;
+  std::ptrdiff_t row_bytes;
+  __mmask64 tail_mask;
+  __m512 row_steps, row_offsets;
+  template <int Tile, bool Masked>
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] void step(int d, const std::byte* const* k,
+                                                                   sums* acc) const {
+    int8_query_step<Group, Tile, Masked>(q8, row_bytes, d, tail_mask, k, acc);
+  }
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] __m512 finish(const sums* acc) const {
+    return _mm512_mul_ps(_mm512_sub_ps(sum16(acc), row_offsets), row_steps);
+  }
+};
+template <int Group>
 [[gnu::target(KVC_AVX512_VNNI_TARGET)]] void group_scores_int8_query(const float* q, int dim,
                                                                      head_vectors keys, int tokens,
                                                                      float* s, read_ahead& ahead) {
   constexpr int tile = keys_per_tile16<Group>;
-  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * ((dim + 63) / 64));
-  const auto* q8 = reinterpret_cast<const std::int8_t*>(q);
-  const std::ptrdiff_t row_bytes = 4 * std::ptrdiff_t{dim};  // a row is dim floats
   alignas(64) float step[16] = {}, offset[16] = {};
   for (int lane = 0; lane < Group * tile; ++lane) {
     const float* row = q + std::ptrdiff_t{lane / tile} * dim;
@@ -290,29 +341,11 @@ template <int Group>
     step[lane] = row[dim / 2];
     offset[lane] = static_cast<float>(row_offset);
   }
-  const __m512 row_steps = _mm512_load_ps(step), row_offsets = _mm512_load_ps(offset);
-  const auto tail = static_cast<__mmask64>(dim % 64 == 0 ? 0 : (1ull << (dim % 64)) - 1);
-  for (int t0 = 0; t0 < tokens; t0 += tile) {
-    const std::byte* k[kvc::detail::to_size(tile)];
-    tile_keys<tile>(keys, t0, tokens, k);
-    __m512i acc[16];
-#pragma GCC unroll 16
-    for (__m512i& a : acc) a = _mm512_setzero_si512();
-    int d = 0;
-    for (; d + 64 <= dim; d += 64) {
-      int8_query_step<Group, tile, false>(q8, row_bytes, d, tail, k, acc);
-      ahead.step(ahead_lines);
-    }
-    if (d < dim) {
-      int8_query_step<Group, tile, true>(q8, row_bytes, d, tail, k, acc);
-      ahead.step(ahead_lines);
-    }
-    __m512 sums[16];
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) sums[i] = _mm512_cvtepi32_ps(acc[i]);
-    store_scores16<Group, tile>(_mm512_mul_ps(_mm512_sub_ps(sum16(sums), row_offsets), row_steps),
-                                s + t0, tokens - t0);
-  }
+  const int8_query_steps16<Group> steps{
+      reinterpret_cast<const std::int8_t*>(q), 4 * std::ptrdiff_t{dim},  // a row is dim floats
+      static_cast<__mmask64>(dim % 64 == 0 ? 0 : (1ull << (dim % 64)) - 1), _mm512_load_ps(step),
+      _mm512_load_ps(offset)};
+  tiled_scores16<Group>(steps, dim, keys, tokens, s, ahead);
 }
 
 // group_accumulate_int8_vnni on 16 columns a chunk; a last 8 columns on the 8-lane tile.
@@ -374,35 +407,38 @@ template <int Group>
 }
 
 // group_scores for bf16 keys and rows from round_query_bf16: 32 dims a step, in tiles of
-// keys as group_scores_512 (dims a multiple of 32).
+// keys as group_scores_512 (dims a multiple of 32: no tail).
+template <int Group>
+struct bf16_steps16 {
+  using sums = __m512;
+  static constexpr int dims = 32;
+  static constexpr bool tail = false;
+  const std::uint16_t* q16;
+  std::ptrdiff_t row_values;
+  template <int Tile, bool>
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] void step(int d, const std::byte* const* k,
+                                                                   sums* acc) const {
+    __m512i rows[kvc::detail::to_size(Group)];
+#pragma GCC unroll 8
+    for (int r = 0; r < Group; ++r) rows[r] = _mm512_loadu_si512(q16 + r * row_values + d);
+#pragma GCC unroll 16
+    for (int j = 0; j < Tile; ++j) {
+      const __m512i kv = _mm512_loadu_si512(k[j] + 2 * d);
+#pragma GCC unroll 8
+      for (int r = 0; r < Group; ++r) dot_bf16(acc[r * Tile + j], kv, rows[r]);
+    }
+  }
+  [[gnu::target(KVC_AVX512_TARGET), gnu::always_inline]] static __m512 finish(const sums* acc) {
+    return sum16(acc);
+  }
+};
 template <int Group>
 [[gnu::target(KVC_AVX512_TARGET)]] void group_scores_bf16(const float* q, int dim,
                                                           head_vectors keys, int tokens, float* s,
                                                           read_ahead& ahead) {
-  constexpr int tile = keys_per_tile16<Group>;
-  const int ahead_lines = ahead.lines_per_step((tokens + tile - 1) / tile * (dim / 32));
-  const auto* q16 = reinterpret_cast<const std::uint16_t*>(q);
-  const std::ptrdiff_t row_values = 2 * std::ptrdiff_t{dim};  // a row is dim floats
-  for (int t0 = 0; t0 < tokens; t0 += tile) {
-    const std::byte* k[kvc::detail::to_size(tile)];
-    tile_keys<tile>(keys, t0, tokens, k);
-    __m512 acc[16];
-#pragma GCC unroll 16
-    for (__m512& a : acc) a = _mm512_setzero_ps();
-    for (int d = 0; d < dim; d += 32) {
-      __m512i rows[kvc::detail::to_size(Group)];
-#pragma GCC unroll 8
-      for (int r = 0; r < Group; ++r) rows[r] = _mm512_loadu_si512(q16 + r * row_values + d);
-#pragma GCC unroll 16
-      for (int j = 0; j < tile; ++j) {
-        const __m512i kv = _mm512_loadu_si512(k[j] + 2 * d);
-#pragma GCC unroll 8
-        for (int r = 0; r < Group; ++r) dot_bf16(acc[r * tile + j], kv, rows[r]);
-      }
-      ahead.step(ahead_lines);
-    }
-    store_scores16<Group, tile>(sum16(acc), s + t0, tokens - t0);
-  }
+  const bf16_steps16<Group> steps{reinterpret_cast<const std::uint16_t*>(q),
+                                  2 * std::ptrdiff_t{dim}};  // a row is dim floats
+  tiled_scores16<Group>(steps, dim, keys, tokens, s, ahead);
 }
 
 // One pair of tokens of bf16_value_tile: tokens a and b's values of each chunk interleaved
