@@ -3,14 +3,15 @@
 # translation unit takes with g++ -O2 -std=c++20 (and clang++ where present), one compile at
 # a time. Cases (sources in scripts/compile-cost/):
 #   engine TU, header-only      cache + write + extend + decode, the kernels compiled in it
+#                               (decode<kernels_for<model>>: the model's group kernels only)
 #   engine TU, compiled.hpp     the same against kvc/backend/cpu/compiled.hpp (declarations)
 #   compiled_once.cpp           the one TU that compiles the kernels for the program
 #   CUDA TU                     nvcc for sm_80 + sm_90 (tests/cuda/test_device_simt.cu: the
 #                               SIMT context and its demo kernel; the attention kernels are
 #                               not written yet), where nvcc is found
 # for Llama 3 8B (GQA), Gemma 3 27B (5:1 sliding windows) and DeepSeek V3 (MLA).
-# Targets (docs/benchmarks.md): an engine TU <= 5 s for llama3_8b, the CUDA TU <= 60 s.
-# --check exits 1 when the llama3_8b compiled.hpp TU misses its target.
+# Targets (docs/benchmarks.md): the llama3_8b engine TU <= 8 s header-only and < 3 s through
+# compiled.hpp, the CUDA TU <= 60 s. --check exits 1 when a llama3_8b TU misses its target.
 # Usage: scripts/compile-cost.sh [--check]   (writes nothing but a temporary directory)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +31,7 @@ seconds() {  # command...: user CPU seconds
 echo "compile cost: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores, commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 printf '%-10s %-12s %-22s %8s\n' compiler model case user_s
 llama_compiled=""
+llama_header=""
 for cxx in g++ clang++; do
   command -v "$cxx" >/dev/null || continue
   flags=(-std=c++20 -O2 -Iinclude -c)
@@ -40,6 +42,7 @@ for cxx in g++ clang++; do
       name=$([[ $compiled == 1 ]] && echo "engine TU, compiled.hpp" || echo "engine TU, header-only")
       printf '%-10s %-12s %-22s %8s\n' "$cxx" "$model" "${name#engine TU, }" "$s"
       [[ $cxx == g++ && $model == llama3_8b && $compiled == 1 ]] && llama_compiled=$s
+      [[ $cxx == g++ && $model == llama3_8b && $compiled == 0 ]] && llama_header=$s
     done
   done
   s=$(seconds "$cxx" "${flags[@]}" scripts/compile-cost/compiled_once.cpp -o "$work/once.o")
@@ -51,8 +54,9 @@ if command -v nvcc >/dev/null; then
   printf '%-10s %-12s %-22s %8s\n' nvcc "(simt demo)" "sm_80 + sm_90" "$s"
 fi
 if ((check)) && [[ -n $llama_compiled ]]; then
-  awk -v s="$llama_compiled" 'BEGIN { exit !(s <= 5.0) }' || {
-    echo "llama3_8b engine TU against compiled.hpp took $llama_compiled s, over the 5 s target"
+  awk -v c="$llama_compiled" -v h="$llama_header" 'BEGIN { exit !(c < 3.0 && h <= 8.0) }' || {
+    echo "llama3_8b engine TU: header-only $llama_header s (target 8 s), compiled.hpp" \
+      "$llama_compiled s (target 3 s)"
     exit 1
   }
 fi

@@ -15,7 +15,9 @@
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cpu/extend.hpp"
 #include "kvc/backend/cpu/kernel_choice.hpp"
+#include "kvc/backend/cpu/kernel_set.hpp"
 #include "kvc/cache/kv_cache.hpp"
+#include "kvc/models/gallery.hpp"
 #include "kvc/numeric/cpu_features.hpp"
 
 using namespace kvc;
@@ -197,6 +199,51 @@ TEST_CASE("decode and extend run the kernels the options choose", "[choice]") {
     }
   }
 
+  SECTION("decode with a model's kernel set: the same bits; another model's set refuses") {
+    std::vector<float> q(q_heads * dim);
+    for (float& x : q) x = normal(rng);
+    const cpu::decode_plan plan = cpu::plan_decode(view, q_heads, 2);
+    cpu::decode_workspace workspace;
+    std::vector<cpu::cpu_options> options_list{
+        {}, with(cpu_features::none()), with(cpu & cpu_features::avx2_only())};
+    options_list.emplace_back().int8_query = true;
+    options_list.emplace_back().integer_scores = false;
+    for (const cpu::cpu_options& options : options_list) {
+      INFO(cpu::choose_kernels(view.geometry, 4, options).describe());
+      std::vector<float> all(q_heads * dim), lse_all(q_heads), own(all.size()), lse_own(q_heads);
+      cpu::decode(plan, view, q.data(), all.data(), lse_all.data(), params, workspace, pool().ref(),
+                  options);
+      cpu::decode<cpu::kernels_for<choice_model>>(plan, view, q.data(), own.data(), lse_own.data(),
+                                                  params, workspace, pool().ref(), options);
+      CHECK(same_bits(own, all));
+      CHECK(same_bits(lse_own, lse_all));
+      // A set that holds int8 keys but fp16 values, or groups of 8: refused, nothing written.
+      constexpr cpu::kernel_set fp16_values =
+          cpu::kernel_set::none().with(4, dtype_id::int8, dtype_id::fp16, false);
+      constexpr cpu::kernel_set groups_of_8 =
+          cpu::kernel_set::none().with(8, dtype_id::int8, dtype_id::int8, false);
+      std::vector<float> out(all.size(), 7.0f), lse(q_heads, 7.0f);
+      const auto refused = [&](auto run) {
+        try {
+          run();
+        } catch (const cache_error& e) {
+          return e.code() == cache_errc::plan_mismatch;
+        }
+        return false;
+      };
+      CHECK(refused([&] {
+        cpu::decode<fp16_values>(plan, view, q.data(), out.data(), lse.data(), params, workspace,
+                                 pool().ref(), options);
+      }));
+      CHECK(refused([&] {
+        cpu::decode<groups_of_8>(plan, view, q.data(), out.data(), lse.data(), params, workspace,
+                                 pool().ref(), options);
+      }));
+      CHECK(out == std::vector<float>(all.size(), 7.0f));
+      CHECK(lse == std::vector<float>(q_heads, 7.0f));
+    }
+  }
+
   SECTION("extend") {
     std::vector<float> q(step * q_heads * dim), new_k(step * kv_heads * dim), new_v(new_k.size());
     for (float& x : q) x = normal(rng);
@@ -221,4 +268,28 @@ TEST_CASE("decode and extend run the kernels the options choose", "[choice]") {
       CHECK_FALSE(same_bits(avx2, best));
     }
   }
+}
+
+TEST_CASE("a model's kernel set holds the group kernels of its layers, no others", "[choice]") {
+  using cpu::kernel_set;
+  // Llama 3 8B: groups of 4 over bf16 keys and values.
+  constexpr kernel_set llama = cpu::kernels_for<models::llama3_8b>;
+  STATIC_REQUIRE(llama == kernel_set::none().with(4, dtype_id::bf16, dtype_id::bf16, false));
+  CHECK(llama.covers(geometry(dtype_id::bf16, dtype_id::bf16, 128, 128), 4));
+  CHECK_FALSE(llama.covers(geometry(dtype_id::fp16, dtype_id::bf16, 128, 128), 4));
+  CHECK_FALSE(llama.covers(geometry(dtype_id::bf16, dtype_id::int8, 128, 128), 4));
+  CHECK_FALSE(llama.covers(geometry(dtype_id::bf16, dtype_id::bf16, 128, 128), 2));
+  CHECK(llama.has_group(4));
+  CHECK_FALSE(llama.has_group(1));
+  // Layers the group kernels never take need nothing: MLA, groups above 8.
+  CHECK(llama.covers(geometry(dtype_id::fp16, dtype_id::fp16, 576, 512, true), 16));
+  CHECK(llama.covers(geometry(dtype_id::fp16, dtype_id::fp16, 128, 128), 16));
+  // DeepSeek V3 is MLA throughout: no group kernel at all.
+  STATIC_REQUIRE(cpu::kernels_for<models::deepseek_v3> == kernel_set::none());
+  // The default set holds every kernel.
+  for (int group = 1; group <= cpu::max_kernel_group; ++group)
+    for (int t = 0; t < kernel_set::dtypes; ++t) {
+      CHECK(cpu::all_kernels.scores(group, static_cast<dtype_id>(t)));
+      CHECK(cpu::all_kernels.accumulates(group, static_cast<dtype_id>(t)));
+    }
 }

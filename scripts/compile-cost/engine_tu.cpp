@@ -1,8 +1,8 @@
 // What an engine's translation unit compiles for one model (KVC_COST_MODEL, a gallery
 // typedef): the cache, a step's write, prefill (extend) and decode. scripts/compile-cost.sh
-// times it header-only (KVC_COST_COMPILED=0: the kernels compiled here) and against
-// kvc/backend/cpu/compiled.hpp (=1: declarations only; the kernels are compiled once, in
-// compiled_once.cpp).
+// times it header-only (KVC_COST_COMPILED=0: the kernels of the model's layers compiled here,
+// kernel_set.hpp) and against kvc/backend/cpu/compiled.hpp (=1: declarations only; the
+// kernels are compiled once, in compiled_once.cpp).
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -16,6 +16,7 @@ namespace attention = kvc::cpu::compiled;
 #else
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cpu/extend.hpp"
+#include "kvc/backend/cpu/kernel_set.hpp"
 namespace attention = kvc::cpu;
 #endif
 
@@ -41,5 +42,11 @@ void step_layer(cache_type& cache, kvc::append_plan& plan, int layer,
       cache.view(layer, step).first(static_cast<int>(decodes.size()));
   const kvc::cpu::decode_plan decode_plan =
       kvc::cpu::plan_decode(view, q_heads, parallel.threads());
+#if KVC_COST_COMPILED
   attention::decode(decode_plan, view, q, out, lse, params, dws, parallel);
+#else
+  // Header-only, the engine names its model: only its group kernels are compiled here.
+  attention::decode<kvc::cpu::kernels_for<model>>(decode_plan, view, q, out, lse, params, dws,
+                                                  parallel);
+#endif
 }

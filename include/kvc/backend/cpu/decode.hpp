@@ -30,6 +30,7 @@
 #include "kvc/backend/cpu/attend.hpp"
 #include "kvc/backend/cpu/decode_plan.hpp"
 #include "kvc/backend/cpu/group_kernels.hpp"
+#include "kvc/backend/cpu/kernel_set.hpp"
 #include "kvc/backend/cpu/parallel.hpp"
 #include "kvc/cache/errors.hpp"
 #include "kvc/cache/page_table.hpp"
@@ -290,22 +291,15 @@ inline void decode_pages_grouped(const paged_layer_view& view, const decode_plan
       });
 }
 
-}  // namespace detail
-
-/// Decodes one layer for the plan's batch. q from a pointer, out and lse are trusted for their
-/// sizes (null pointers are refused); the span form below checks them.
-inline void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q, float* out,
-                   float* lse, const attention::attention_params& params,
-                   decode_workspace& workspace, parallel_for_ref parallel = default_parallel_for(),
-                   const cpu_options& options = {}) {
-  check_plan(plan, view);
-  check_decode_pointers(plan, q.data, out, lse, "kvc::cpu::decode");
-  check_query_rows(q, plan.batch, plan.q_heads, plan.k_dim, "kvc::cpu::decode");
+// decode() once its inputs are checked, with the kernels `choice` names and the group
+// kernels `grouped` (kernel_set.hpp picks them; empty: the float blocks).
+inline void decode_checked(const decode_plan& plan, const paged_layer_view& view, query_rows q,
+                           float* out, float* lse, const attention::attention_params& params,
+                           decode_workspace& workspace, parallel_for_ref parallel,
+                           const kernel_choice& choice, const group_kernels& grouped) {
   const int k_dim = plan.k_dim, v_dim = plan.v_dim;
   float* partial = workspace.fit(plan);
-  const kernel_choice choice = choose_kernels(view.geometry, plan.group, options);
   const block_kernels kernels = block_kernels::of(choice);
-  const group_kernels grouped = group_kernels::of(choice, view.geometry, plan.group);
   const float q_scale =
       params.scale *
       (grouped.usable() ? detail::raw_factor(view.geometry.k_type, view.k_scale) : 1.0f);
@@ -356,26 +350,49 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, query_
   parallel(static_cast<std::size_t>(plan.batch), finish);
 }
 
+}  // namespace detail
+
+/// Decodes one layer for the plan's batch. q from a pointer, out and lse are trusted for their
+/// sizes (null pointers are refused); the span form below checks them. `Kernels`: the group
+/// kernels compiled (kernel_set.hpp); a layer it does not hold is a cache_error
+/// (plan_mismatch).
+template <kernel_set Kernels = all_kernels>
+void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q, float* out,
+            float* lse, const attention::attention_params& params, decode_workspace& workspace,
+            parallel_for_ref parallel = default_parallel_for(), const cpu_options& options = {}) {
+  check_plan(plan, view);
+  check_decode_pointers(plan, q.data, out, lse, "kvc::cpu::decode");
+  check_query_rows(q, plan.batch, plan.q_heads, plan.k_dim, "kvc::cpu::decode");
+  kvc::detail::require(Kernels.covers(view.geometry, plan.group), cache_errc::plan_mismatch,
+                       "kvc::cpu::decode: the kernel set holds no group kernels for groups of ",
+                       plan.group, " query heads over ", dtype_name(view.geometry.k_type),
+                       " keys and ", dtype_name(view.geometry.v_type),
+                       " values (kernels_for<Model> of another model?)");
+  const kernel_choice choice = choose_kernels(view.geometry, plan.group, options);
+  detail::decode_checked(plan, view, q, out, lse, params, workspace, parallel, choice,
+                         group_kernels::of<Kernels>(choice, view.geometry, plan.group));
+}
+
 /// decode() with sized buffers: q, out or lse smaller than the plan's rows need is a
 /// cache_error (shape_mismatch) instead of an overflow. The pointer form above trusts the
 /// caller for the sizes (it still refuses null pointers).
-inline void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q,
-                   std::span<float> out, std::span<float> lse,
-                   const attention::attention_params& params, decode_workspace& workspace,
-                   parallel_for_ref parallel = default_parallel_for(),
-                   const cpu_options& options = {}) {
+template <kernel_set Kernels = all_kernels>
+void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q,
+            std::span<float> out, std::span<float> lse, const attention::attention_params& params,
+            decode_workspace& workspace, parallel_for_ref parallel = default_parallel_for(),
+            const cpu_options& options = {}) {
   check_decode_sizes(plan, q, out.size(), lse.size(), "kvc::cpu::decode");
-  decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel, options);
+  decode<Kernels>(plan, view, q, out.data(), lse.data(), params, workspace, parallel, options);
 }
 
 /// Plans, allocates and runs in one call (for tests and one-off use).
-inline void decode(const paged_layer_view& view, int q_heads, query_rows q, float* out, float* lse,
-                   const attention::attention_params& params,
-                   parallel_for_ref parallel = default_parallel_for(),
-                   const cpu_options& options = {}) {
+template <kernel_set Kernels = all_kernels>
+void decode(const paged_layer_view& view, int q_heads, query_rows q, float* out, float* lse,
+            const attention::attention_params& params,
+            parallel_for_ref parallel = default_parallel_for(), const cpu_options& options = {}) {
   const decode_plan plan = plan_decode(view, q_heads, parallel.threads());
   decode_workspace workspace;
-  decode(plan, view, q, out, lse, params, workspace, parallel, options);
+  decode<Kernels>(plan, view, q, out, lse, params, workspace, parallel, options);
 }
 
 }  // namespace kvc::cpu

@@ -25,6 +25,7 @@
 #include "kvc/backend/cpu/group_kernels_avx512.hpp"
 #include "kvc/backend/cpu/head_vectors.hpp"
 #include "kvc/backend/cpu/kernel_choice.hpp"
+#include "kvc/backend/cpu/kernel_set.hpp"
 #include "kvc/backend/cpu/read_ahead.hpp"
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/numeric/simd_x86.hpp"
@@ -51,62 +52,16 @@ struct group_kernels {
   bool usable() const { return scores != nullptr; }
 
   /// The kernels `choice` names (choose_kernels) for a layer of geometry `geo` and query
-  /// group `group`; empty when it names none.
+  /// group `group`; empty when it names none or `Kernels` (kernel_set.hpp) lacks them. Only
+  /// the kernels in `Kernels` are compiled.
+  template <kernel_set Kernels = all_kernels>
   static group_kernels of(const kernel_choice& choice, const page_geometry& geo, int group) {
     group_kernels k;
 #if defined(KVC_X86_SIMD)
-    if (!choice.grouped() || group < 1 || group > max_group) return k;
+    if (!choice.grouped() || !Kernels.covers(geo, group)) return k;
     with_group(group, [&](auto g) {
       constexpr int group_size = decltype(g)::value;
-      switch (choice.scores) {
-        case group_path::int8_avx2:
-          k.scores = &x86::group_scores_int8_avx2<group_size>;
-          k.prepare_queries = &x86::round_query_int16;
-          break;
-        case group_path::int8_vnni:
-          k.scores = &x86::group_scores_int8_vnni<group_size>;
-          k.prepare_queries = &x86::round_query_int16;
-          break;
-        case group_path::int8_avx512:
-          k.scores = &x86::group_scores_int8_512<group_size>;
-          k.prepare_queries = &x86::round_query_int16;
-          break;
-        case group_path::int8_query:
-          k.scores = &x86::group_scores_int8_query<group_size>;
-          k.prepare_queries = &x86::round_query_int8;
-          break;
-        case group_path::bf16_products:
-          k.scores = &x86::group_scores_bf16<group_size>;
-          k.prepare_queries = &x86::round_query_bf16;
-          break;
-        default:
-          visit_dtype(geo.k_type, [&](auto type) {
-            constexpr dtype_id id = decltype(type)::id;
-            k.scores = &x86::group_scores<id, group_size>;
-            if constexpr (id != dtype_id::int4)
-              if (choice.scores == group_path::float_avx512)
-                k.scores = &x86::group_scores_512<id, group_size>;
-          });
-      }
-      switch (choice.values) {
-        case group_path::int8_vnni:
-          k.accumulate = &x86::group_accumulate_int8_vnni<group_size>;
-          break;
-        case group_path::int8_avx512:
-          k.accumulate = &x86::group_accumulate_int8_512<group_size>;
-          break;
-        case group_path::bf16_products:
-          k.accumulate = &x86::group_accumulate_bf16<group_size>;
-          break;
-        default:
-          visit_dtype(geo.v_type, [&](auto type) {
-            constexpr dtype_id id = decltype(type)::id;
-            k.accumulate = &x86::group_accumulate<id, group_size>;
-            if constexpr (id != dtype_id::int4)
-              if (choice.values == group_path::float_avx512)
-                k.accumulate = &x86::group_accumulate_512<id, group_size>;
-          });
-      }
+      if constexpr (Kernels.has_group(group_size)) k = of_group<Kernels, group_size>(choice, geo);
     });
 #else
     (void)choice, (void)geo, (void)group;
@@ -115,6 +70,73 @@ struct group_kernels {
   }
 
  private:
+#if defined(KVC_X86_SIMD)
+  // The kernels for groups of G: a switch case whose kernel is not in Kernels is left empty
+  // (covers() has refused such a layer before this runs).
+  template <kernel_set Kernels, int G>
+  static group_kernels of_group(const kernel_choice& choice, const page_geometry& geo) {
+    group_kernels k;
+    constexpr bool int8_keys = Kernels.scores(G, dtype_id::int8);
+    constexpr bool int8_values = Kernels.accumulates(G, dtype_id::int8);
+    switch (choice.scores) {
+      case group_path::int8_avx2:
+        if constexpr (int8_keys)
+          k = {&x86::group_scores_int8_avx2<G>, nullptr, &x86::round_query_int16};
+        break;
+      case group_path::int8_vnni:
+        if constexpr (int8_keys)
+          k = {&x86::group_scores_int8_vnni<G>, nullptr, &x86::round_query_int16};
+        break;
+      case group_path::int8_avx512:
+        if constexpr (int8_keys)
+          k = {&x86::group_scores_int8_512<G>, nullptr, &x86::round_query_int16};
+        break;
+      case group_path::int8_query:
+        if constexpr (int8_keys)
+          k = {&x86::group_scores_int8_query<G>, nullptr, &x86::round_query_int8};
+        break;
+      case group_path::bf16_products:
+        if constexpr (Kernels.scores(G, dtype_id::bf16))
+          k = {&x86::group_scores_bf16<G>, nullptr, &x86::round_query_bf16};
+        break;
+      default:
+        visit_dtype(geo.k_type, [&](auto type) {
+          constexpr dtype_id id = decltype(type)::id;
+          if constexpr (Kernels.scores(G, id)) {
+            k.scores = &x86::group_scores<id, G>;
+            if constexpr (id != dtype_id::int4)
+              if (choice.scores == group_path::float_avx512)
+                k.scores = &x86::group_scores_512<id, G>;
+          }
+        });
+    }
+    switch (choice.values) {
+      case group_path::int8_vnni:
+        if constexpr (int8_values) k.accumulate = &x86::group_accumulate_int8_vnni<G>;
+        break;
+      case group_path::int8_avx512:
+        if constexpr (int8_values) k.accumulate = &x86::group_accumulate_int8_512<G>;
+        break;
+      case group_path::bf16_products:
+        if constexpr (Kernels.accumulates(G, dtype_id::bf16))
+          k.accumulate = &x86::group_accumulate_bf16<G>;
+        break;
+      default:
+        visit_dtype(geo.v_type, [&](auto type) {
+          constexpr dtype_id id = decltype(type)::id;
+          if constexpr (Kernels.accumulates(G, id)) {
+            k.accumulate = &x86::group_accumulate<id, G>;
+            if constexpr (id != dtype_id::int4)
+              if (choice.values == group_path::float_avx512)
+                k.accumulate = &x86::group_accumulate_512<id, G>;
+          }
+        });
+    }
+    if (k.scores == nullptr || k.accumulate == nullptr) return {};
+    return k;
+  }
+#endif
+
   template <class F>
   static void with_group(int group, F&& f) {
     [&]<int... G>(std::integer_sequence<int, G...>) {
