@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
-#include <string>
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/query_rows.hpp"
@@ -23,11 +22,9 @@ inline void check_decode_sizes(const decode_plan& plan, const query_rows& q, std
                                std::size_t lse, const char* who) {
   const auto rows = static_cast<std::size_t>(plan.batch) * static_cast<std::size_t>(plan.q_heads);
   const auto check = [&](const char* name, std::size_t given, std::size_t needed) {
-    if (given < needed)
-      throw cache_error(cache_errc::shape_mismatch,
-                        std::string(who) + ": " + name + " holds " + std::to_string(given) +
-                            " floats, the plan's " + std::to_string(plan.batch) + " x " +
-                            std::to_string(plan.q_heads) + " rows need " + std::to_string(needed));
+    kvc::detail::require(given >= needed, cache_errc::shape_mismatch, who, ": ", name, " holds ",
+                         given, " floats, the plan's ", plan.batch, " x ", plan.q_heads,
+                         " rows need ", needed);
   };
   check_query_rows(q, plan.batch, plan.q_heads, plan.k_dim, who);
   check("out", out, rows * static_cast<std::size_t>(plan.v_dim));
@@ -44,12 +41,9 @@ inline void check_extend_sizes(const paged_layer_view& view,
   const auto rows = static_cast<std::size_t>(std::max(qo_indptr.back(), 0)) *
                     static_cast<std::size_t>(std::max(q_heads, 0));
   const auto check = [&](const char* name, std::size_t given, std::size_t needed) {
-    if (given < needed)
-      throw cache_error(cache_errc::shape_mismatch,
-                        std::string("kvc::cpu::extend: ") + name + " holds " +
-                            std::to_string(given) + " floats, " + std::to_string(qo_indptr.back()) +
-                            " rows of " + std::to_string(q_heads) + " heads need " +
-                            std::to_string(needed));
+    kvc::detail::require(given >= needed, cache_errc::shape_mismatch, "kvc::cpu::extend: ", name,
+                         " holds ", given, " floats, ", qo_indptr.back(), " rows of ", q_heads,
+                         " heads need ", needed);
   };
   check_query_rows(q, qo_indptr.back(), q_heads, view.geometry.k_dim, "kvc::cpu::extend");
   check("out", out, rows * static_cast<std::size_t>(view.geometry.v_dim));

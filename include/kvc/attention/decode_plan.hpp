@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <vector>
 
 #include "kvc/attention/partial_result.hpp"
@@ -21,24 +20,20 @@ namespace kvc::attention {
 /// range of blocks; a page holds one or more (the last one maybe shorter).
 inline constexpr int key_block = 16;
 
-/// The query heads must share the view's KV heads evenly (one group per KV head).
+/// Checks that the query heads share the view's KV heads evenly (one group per KV head).
 inline void check_query_heads(int q_heads, int kv_heads, const char* who) {
-  if (q_heads <= 0 || kv_heads <= 0 || q_heads % kv_heads != 0)
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": " + std::to_string(q_heads) +
-                          " query heads cannot share " + std::to_string(kv_heads) +
-                          " KV heads evenly");
+  kvc::detail::require(q_heads > 0 && kv_heads > 0 && q_heads % kv_heads == 0,
+                       cache_errc::shape_mismatch, who, ": ", q_heads, " query heads cannot share ",
+                       kv_heads, " KV heads evenly");
 }
 
-/// check_query_heads, and q_heads must be the query heads of the layer the view is of (where
-/// the view knows them: a view made by kv_cache::view does).
+/// Checks as check_query_heads, and that q_heads are the query heads of the layer the view is of
+/// (where the view knows them: a view made by kv_cache::view does).
 inline void check_layer_query_heads(const paged_layer_view& view, int q_heads, const char* who) {
   check_query_heads(q_heads, view.geometry.kv_heads, who);
-  if (view.q_heads != 0 && q_heads != view.q_heads)
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": " + std::to_string(q_heads) +
-                          " query heads, and the view's layer " + std::to_string(view.layer) +
-                          " has " + std::to_string(view.q_heads));
+  kvc::detail::require(view.q_heads == 0 || q_heads == view.q_heads, cache_errc::shape_mismatch,
+                       who, ": ", q_heads, " query heads, and the view's layer ", view.layer,
+                       " has ", view.q_heads);
 }
 
 struct decode_plan {
@@ -58,7 +53,7 @@ struct decode_plan {
   int q_heads = 0, kv_heads = 0, group = 0, k_dim = 0, v_dim = 0;
   int blocks_per_page = 1;  ///< key blocks of 16 tokens a page, the last one maybe shorter
 
-  /// Floats of an item's partial result (attention::partial_slot).
+  /// Returns the floats of an item's partial result (attention::partial_slot).
   std::size_t slot_floats() const {
     return static_cast<std::size_t>(partial_slot{q_heads, v_dim}.floats());
   }
@@ -131,7 +126,7 @@ inline void plan_decode(const paged_layer_view& view, int q_heads, int threads, 
   }
 }
 
-/// The planner of the device kernels (FlashInfer's rule, include/flashinfer/attention/
+/// Plans for the device kernels (FlashInfer's rule, include/flashinfer/attention/
 /// scheduler.cuh): a device runs `slots` blocks at once, and each item takes
 /// `blocks_per_item` of them (its KV heads and row chunks). When one item a sequence fills the
 /// slots, no sequence is split (no merge, no workspace traffic); otherwise every sequence is cut
@@ -201,27 +196,24 @@ inline void check_plan(const decode_plan& plan, const paged_layer_view& view,
                        const char* who = "kvc::cpu::decode") {
   const page_geometry& geo = view.geometry;
   check_current(view, who);
-  if (plan.table_serial != view.serial || plan.layer_group != view.group ||
-      plan.batch != view.batch)
-    throw cache_error(cache_errc::plan_mismatch,
-                      std::string(who) + ": the plan was made for page table " +
-                          std::to_string(plan.table_serial) + " of group " +
-                          std::to_string(plan.layer_group) + " (" + std::to_string(plan.batch) +
-                          " sequences), the view is of table " + std::to_string(view.serial) +
-                          " of group " + std::to_string(view.group) + " (" +
-                          std::to_string(view.batch) + "); plan once per table");
-  if (plan.kv_heads != geo.kv_heads || plan.k_dim != geo.k_dim || plan.v_dim != geo.v_dim ||
-      plan.page_tokens != geo.page_tokens)
-    throw cache_error(cache_errc::plan_mismatch,
-                      std::string(who) + ": the plan was made for another layer shape");
+  kvc::detail::require(plan.table_serial == view.serial && plan.layer_group == view.group &&
+                           plan.batch == view.batch,
+                       cache_errc::plan_mismatch, who, ": the plan was made for page table ",
+                       plan.table_serial, " of group ", plan.layer_group, " (", plan.batch,
+                       " sequences), the view is of table ", view.serial, " of group ", view.group,
+                       " (", view.batch, "); plan once per table");
+  kvc::detail::require(plan.kv_heads == geo.kv_heads && plan.k_dim == geo.k_dim &&
+                           plan.v_dim == geo.v_dim && plan.page_tokens == geo.page_tokens,
+                       cache_errc::plan_mismatch, who,
+                       ": the plan was made for another layer shape");
   check_layer_query_heads(view, plan.q_heads, who);
 }
 
 /// Throws invalid_argument when the plan has sequences and q, out or lse is null.
 inline void check_decode_pointers(const decode_plan& plan, const float* q, const float* out,
                                   const float* lse, const char* who) {
-  if (plan.batch > 0 && (q == nullptr || out == nullptr || lse == nullptr))
-    throw cache_error(cache_errc::invalid_argument, std::string(who) + ": null q, out or lse");
+  kvc::detail::require(plan.batch <= 0 || (q != nullptr && out != nullptr && lse != nullptr),
+                       cache_errc::invalid_argument, who, ": null q, out or lse");
 }
 
 }  // namespace kvc::attention

@@ -10,7 +10,6 @@
 
 #include <array>
 #include <cstddef>
-#include <string>
 
 #include "kvc/attention/params.hpp"
 #include "kvc/cache/errors.hpp"
@@ -55,16 +54,15 @@ template <model_type Model>
 inline constexpr const auto& model_attention =
     detail::attention_table<typename Model::layer_list>::value;
 
-/// The attention_params of layer `layer` of Model; sink_logits (one per query head) are used
-/// when the layer takes sinks and ignored otherwise. Throws cache_error(invalid_layer) for an
+/// Returns the attention_params of layer `layer` of Model; sink_logits (one per query head) are
+/// used when the layer takes sinks and ignored otherwise. Throws cache_error(invalid_layer) for an
 /// index out of range or a recurrent layer.
 template <model_type Model>
 attention_params layer_params(int layer, const float* sink_logits = nullptr) {
-  if (layer < 0 || layer >= Model::num_layers ||
-      !model_attention<Model>[static_cast<std::size_t>(layer)].attends)
-    throw cache_error(cache_errc::invalid_layer, "kvc::attention::layer_params: layer " +
-                                                     std::to_string(layer) +
-                                                     " does not exist or has no attention");
+  kvc::detail::require(layer >= 0 && layer < Model::num_layers &&
+                           model_attention<Model>[static_cast<std::size_t>(layer)].attends,
+                       cache_errc::invalid_layer, "kvc::attention::layer_params: layer ", layer,
+                       " does not exist or has no attention");
   const layer_attention& a = model_attention<Model>[static_cast<std::size_t>(layer)];
   attention_params p;
   p.scale = a.scale;

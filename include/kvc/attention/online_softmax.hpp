@@ -31,7 +31,7 @@ struct softmax_state {
     return factor;
   }
 
-  /// The log-sum-exp of the scores taken in (-inf for none).
+  /// Returns the log-sum-exp of the scores taken in (-inf for none).
   KVC_HOST_DEVICE float lse() const { return l > 0.0f ? m + logf(l) : negative_infinity; }
 };
 
@@ -53,7 +53,7 @@ KVC_HOST_DEVICE inline merge_weights merge_weights_for(float lse_a, float lse_b)
   return w;
 }
 
-/// out = merge of (out_a, lse_a) and (out_b, lse_b), dim values each; out may alias out_a or
+/// Merges (out_a, lse_a) and (out_b, lse_b) into out, dim values each; out may alias out_a or
 /// out_b. A NaN in either input stays NaN.
 KVC_HOST_DEVICE inline void merge_results(const float* out_a, float lse_a, const float* out_b,
                                           float lse_b, int dim, float* out, float* lse) {

@@ -13,14 +13,14 @@ struct attention_params {
   float softcap = 0.0f;                ///< 0: logits are not capped
   const float* sink_logits = nullptr;  ///< one per query head, or null (no sinks)
 
-  /// The logit of a raw q.k product: scaled, then soft-capped (cap * tanh(x / cap)).
+  /// Returns the logit of a raw q.k product: scaled, then soft-capped (cap * tanh(x / cap)).
   KVC_HOST_DEVICE float logit(float dot) const {
     const float x = dot * scale;
     return softcap > 0.0f ? softcap * tanhf(x / softcap) : x;
   }
 };
 
-/// The parameters a layer spec implies; sink logits are weights, given at run time.
+/// Returns the parameters a layer spec implies; sink logits are weights, given at run time.
 template <class Layer>
 attention_params attention_params_of(const float* sink_logits = nullptr) {
   attention_params p;

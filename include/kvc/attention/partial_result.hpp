@@ -38,7 +38,7 @@ struct row_merge {
   float share = 1.0f;              ///< the values' share against the sink (1 without one)
   float lse = negative_infinity;   ///< the row's log-sum-exp, the sink included
 
-  /// The merge of `parts` parts whose m and l lie at m[p * stride] and l[p * stride];
+  /// Returns the merge of `parts` parts whose m and l lie at m[p * stride] and l[p * stride];
   /// sink_logit null for none. No part with a key: every weight 0, lse -inf (or the sink's).
   KVC_HOST_DEVICE static row_merge of(const float* m, const float* l, std::int64_t stride,
                                       int parts, const float* sink_logit) {
@@ -55,11 +55,12 @@ struct row_merge {
     return r;
   }
 
-  /// The weight of a part: e^{m_p - most} / total, 0 for a part with no key. A NaN stays NaN.
+  /// Returns the weight of a part: e^{m_p - most} / total, 0 for a part with no key. A NaN stays
+  /// NaN.
   KVC_HOST_DEVICE float weight(float m_p, float l_p) const {
     return l_p == 0.0f || total == 0.0f ? 0.0f : expf(m_p - most) / total;
   }
-  /// An output value from the parts' weighted sum: the sink's share taken out.
+  /// Returns an output value from the parts' weighted sum: the sink's share taken out.
   KVC_HOST_DEVICE float value(float weighted_sum) const {
     return share == 0.0f ? 0.0f : weighted_sum * share;
   }

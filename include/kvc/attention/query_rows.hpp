@@ -11,7 +11,6 @@
 #include <limits>
 #include <ranges>
 #include <span>
-#include <string>
 
 #include "kvc/cache/errors.hpp"
 
@@ -36,11 +35,11 @@ struct query_rows {
       : data(std::ranges::data(rows)),
   token_stride(stride), size(std::ranges::size(rows)) {}
 
-  /// Floats from one row to the next, for rows of q_heads x k_dim.
+  /// Returns the floats from one row to the next, for rows of q_heads x k_dim.
   constexpr std::int64_t row_step(int q_heads, int k_dim) const {
     return token_stride != 0 ? token_stride : std::int64_t{q_heads} * k_dim;
   }
-  /// The first float of `row`.
+  /// Returns the first float of `row`.
   constexpr const float* row(std::int64_t index, int q_heads, int k_dim) const {
     return data + index * row_step(q_heads, k_dim);
   }
@@ -51,20 +50,15 @@ struct query_rows {
 inline void check_query_rows(const query_rows& q, std::int64_t rows, int q_heads, int k_dim,
                              const char* who) {
   const std::int64_t dense = std::int64_t{q_heads} * k_dim;
-  if (q.token_stride != 0 && (q.token_stride < dense || q.token_stride > (std::int64_t{1} << 40)))
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": q's token_stride " + std::to_string(q.token_stride) +
-                          " is neither 0 (dense) nor at least a row of " + std::to_string(q_heads) +
-                          " x " + std::to_string(k_dim) + " floats");
+  kvc::detail::require(
+      q.token_stride == 0 || (q.token_stride >= dense && q.token_stride <= (std::int64_t{1} << 40)),
+      cache_errc::shape_mismatch, who, ": q's token_stride ", q.token_stride,
+      " is neither 0 (dense) nor at least a row of ", q_heads, " x ", k_dim, " floats");
   if (q.size == query_rows::unknown_size || rows <= 0) return;
   const auto needed = static_cast<std::size_t>((rows - 1) * q.row_step(q_heads, k_dim) + dense);
-  if (q.size < needed)
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": q holds " + std::to_string(q.size) + " floats, " +
-                          std::to_string(rows) + " rows of " + std::to_string(q_heads) +
-                          " heads x " + std::to_string(k_dim) + " (token_stride " +
-                          std::to_string(q.row_step(q_heads, k_dim)) + ") need " +
-                          std::to_string(needed));
+  kvc::detail::require(q.size >= needed, cache_errc::shape_mismatch, who, ": q holds ", q.size,
+                       " floats, ", rows, " rows of ", q_heads, " heads x ", k_dim,
+                       " (token_stride ", q.row_step(q_heads, k_dim), ") need ", needed);
 }
 
 }  // namespace kvc::attention

@@ -41,7 +41,7 @@ struct host_allocator {
   static constexpr std::size_t huge_page_bytes = std::size_t{2} << 20;
   bool huge_pages = true;
 
-  /// The alignment of a block of `bytes`.
+  /// Returns the alignment of a block of `bytes`.
   static constexpr std::align_val_t alignment_for(std::size_t bytes) {
     return bytes >= huge_page_bytes ? std::align_val_t{huge_page_bytes} : alignment;
   }

@@ -45,7 +45,7 @@ class append_plan {
 
   std::int64_t total_tokens() const { return total_tokens_; }
   std::size_t size() const { return entries_.size(); }
-  /// Whether this plan is its cache's open plan (not yet committed, aborted or moved from).
+  /// Returns whether this plan is its cache's open plan (not yet committed, aborted or moved from).
   bool is_open() const { return owner_ != nullptr && ticket_ != 0; }
 
  private:
@@ -177,12 +177,12 @@ class open_plan_slot {
   bool any() const noexcept { return ticket_ != 0; }
   const append_plan* plan() const noexcept { return plan_; }
 
-  /// plan_conflict while a plan is open (`who` names the call).
+  /// Throws plan_conflict while a plan is open (`who` names the call).
   void require_none(const char* who) const {
     require(ticket_ == 0, cache_errc::plan_conflict, "kvc::kv_cache::", who,
             ": an append plan is open; commit or abort it first");
   }
-  /// plan_conflict unless `plan` is the open plan of `cache`.
+  /// Throws plan_conflict unless `plan` is the open plan of `cache`.
   void require_open(const append_plan& plan, const void* cache, const char* who) const {
     require(plan.owner_ == cache && plan.ticket_ != 0 && plan.ticket_ == ticket_,
             cache_errc::plan_conflict, "kvc::kv_cache::", who,

@@ -47,7 +47,7 @@ struct cache_sizing {
   signed_array<window_shape, num_groups> kept_windows{};
   signed_array<std::int64_t, num_groups> pages{};
 
-  /// The same number of pages in every group.
+  /// Sizes every group to the same number of pages.
   static cache_sizing of(capacity_pages capacity) {
     require(capacity.pages_per_group > 0 &&
                 capacity.pages_per_group <= std::numeric_limits<page_id>::max(),
@@ -58,7 +58,7 @@ struct cache_sizing {
     return sizing;
   }
 
-  /// The byte budget shared among the groups in the proportion one sequence of
+  /// Shares the byte budget among the groups in the proportion one sequence of
   /// expected_tokens tokens needs them (a bounded window one page more: a step takes it
   /// before the window lets the oldest go).
   static cache_sizing of(capacity_bytes capacity) {

@@ -43,7 +43,7 @@ requires(!std::same_as<I, char> && !std::same_as<I, bool>) void append_part(std:
   what += std::to_string(part);
 }
 
-/// cache_error(code, the parts joined): `make_error(cache_errc::invalid_layer, who,
+/// Returns cache_error(code, the parts joined): `make_error(cache_errc::invalid_layer, who,
 /// ": layer ", layer, " does not exist")`.
 template <class... Parts>
 cache_error make_error(cache_errc code, const Parts&... parts) {
@@ -58,7 +58,7 @@ template <class... Parts>
   throw make_error(code, parts...);
 }
 
-/// fail(code, parts...) unless the condition holds; the message is built only then.
+/// Calls fail(code, parts...) unless the condition holds; the message is built only then.
 template <class... Parts>
 void require(bool condition, cache_errc code, const Parts&... parts) {
   if (!condition) [[unlikely]]

@@ -59,10 +59,11 @@ class group_storage {
   page_pool& pool(int g) { return groups_[g].pool; }
   const page_pool& pool(int g) const { return groups_[g].pool; }
   const page_geometry& geometry(int g) const { return groups_[g].geometry; }
-  /// The layers' window: what attention sees (the cache keeps pages for more with a reserve).
+  /// Returns the layers' window: what attention sees (the cache keeps pages for more with a
+  /// reserve).
   const window_shape& window(int g) const { return groups_[g].window; }
 
-  /// Where page `page` of the group's `slot_in_group`-th layer starts.
+  /// Returns where page `page` of the group's `slot_in_group`-th layer starts.
   std::byte* page_memory(int g, int slot_in_group, page_id page) const {
     const group_memory& group = groups_[g];
     return group.memory + (static_cast<std::uint64_t>(slot_in_group) *
@@ -119,7 +120,7 @@ class group_storage {
     }
   }
 
-  /// Bytes of the pages in use, every layer of every group (shared pages once).
+  /// Returns the bytes of the pages in use, every layer of every group (shared pages once).
   std::uint64_t used_bytes() const {
     std::uint64_t bytes = 0;
     for (const group_memory& g : groups_)

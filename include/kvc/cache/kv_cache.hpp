@@ -91,10 +91,10 @@ class kv_cache {
 
   sequence_id add_sequence() { return sequences_.add(); }
 
-  /// A new sequence with the parent's tokens, sharing every one of its pages.
+  /// Adds a sequence with the parent's tokens, sharing every one of its pages; returns it.
   sequence_id fork(sequence_id parent) { return fork(parent, length(parent)); }
 
-  /// A new sequence with the parent's first `tokens` tokens (beam search, a shared system
+  /// Adds a sequence with the parent's first `tokens` tokens (beam search, a shared system
   /// prompt), sharing the pages that hold them; the parent is unchanged. A shared page that
   /// either one writes is copied first. Throws rollback_exceeded when a window of the parent
   /// no longer keeps what the child would see (see truncate).
@@ -152,10 +152,10 @@ class kv_cache {
 
   bool contains(sequence_id id) const { return sequences_.contains(id); }
 
-  /// Tokens appended to the sequence so far (windows do not shorten it).
+  /// Returns the tokens appended to the sequence so far (windows do not shorten it).
   std::int64_t length(sequence_id id) const { return sequences_[sequences_.checked(id)].length; }
 
-  /// How many more tokens the sequence can take, in one append or several, if no other
+  /// Returns how many more tokens the sequence can take, in one append or several, if no other
   /// sequence takes pages meanwhile; unlimited_tokens when its windows never run out.
   std::int64_t tokens_available(sequence_id id) const {
     const std::uint32_t slot = sequences_.checked(id);
@@ -165,7 +165,7 @@ class kv_cache {
     return available;
   }
 
-  /// Whether truncate(sequence, tokens) (or fork(sequence, tokens)) would succeed.
+  /// Returns whether truncate(sequence, tokens) (or fork(sequence, tokens)) would succeed.
   bool can_truncate(sequence_id id, std::int64_t tokens) const {
     const sequence& s = sequences_[sequences_.checked(id)];
     if (tokens < 0 || tokens > s.length) return false;
@@ -174,7 +174,7 @@ class kv_cache {
     return true;
   }
 
-  /// The rollback reserve the cache was built with.
+  /// Returns the rollback reserve the cache was built with.
   std::int64_t rollback_reserve() const { return sizing_.rollback_reserve; }
 
   // ---- pages ----
@@ -183,18 +183,18 @@ class kv_cache {
   std::int64_t capacity_pages_of(int group) const { return storage_.pool(group).capacity(); }
   std::int64_t free_pages(int group) const { return storage_.pool(group).free_pages(); }
   std::int64_t used_pages(int group) const { return storage_.pool(group).used_pages(); }
-  /// Pages the sequence holds in a group (shared pages included).
+  /// Returns the pages the sequence holds in a group (shared pages included).
   std::int64_t pages_of(sequence_id id, int group) const {
     return static_cast<std::int64_t>(sequences_[sequences_.checked(id)].pages[group].size());
   }
   const page_geometry& geometry(int group) const { return storage_.geometry(group); }
-  /// The window a group keeps pages for (the layers' window, with the rollback reserve).
+  /// Returns the window a group keeps pages for (the layers' window, with the rollback reserve).
   const window_shape& kept_window(int group) const { return sizing_.kept_windows[group]; }
-  /// Bytes of the pages in use, every layer of every group (shared pages once).
+  /// Returns the bytes of the pages in use, every layer of every group (shared pages once).
   std::uint64_t used_bytes() const { return storage_.used_bytes(); }
   std::uint64_t memory_bytes() const { return storage_.memory_bytes(); }
-  /// Bumped by every call that changes a sequence's pages or length (commit, abort,
-  /// truncate, fork, release): page tables from an older epoch are stale.
+  /// Returns the epoch, bumped by every call that changes a sequence's pages or length (commit,
+  /// abort, truncate, fork, release): page tables from an older epoch are stale.
   std::uint64_t epoch() const { return epoch_; }
 
   // ---- fp8 scales ----
@@ -244,13 +244,13 @@ class kv_cache {
     return a;
   }
 
-  /// Whether plan_append(batch) would succeed now.
+  /// Returns whether plan_append(batch) would succeed now.
   bool can_append(std::span<const append_request> batch) const noexcept {
     const admission a = admit(batch);
     return a.valid && a.fits;
   }
 
-  /// How many new sequences of `tokens` tokens each (appended in one step) the free pages
+  /// Returns how many new sequences of `tokens` tokens each (appended in one step) the free pages
   /// hold now: the least over the groups of free pages / pages a sequence takes there
   /// (unlimited_tokens when none takes any, 0 for a negative count or one over 2^40).
   std::int64_t sequences_that_fit(std::int64_t tokens) const noexcept {
@@ -341,7 +341,7 @@ class kv_cache {
     plan.written_[static_cast<std::size_t>(layer)] = true;
   }
 
-  /// The step's sequences grow; pages their windows no longer keep go back to the pools.
+  /// Commits the plan: the step's sequences grow; pages their windows no longer keep go back.
   /// Every cache-owning layer must have been written (otherwise its new positions would
   /// hold whatever the pages held before: another sequence's keys): invalid_argument, and
   /// the plan stays open.
@@ -384,7 +384,7 @@ class kv_cache {
     close(plan);
   }
 
-  /// One step for every cache-owning layer at once: plan, write each layer, commit. Every
+  /// Appends one step for every cache-owning layer at once: plan, write each layer, commit. Every
   /// input is checked before anything changes.
   void append(std::span<const append_request> batch, std::span<const layer_input> layers) {
     std::int64_t total = 0;
@@ -410,8 +410,8 @@ class kv_cache {
 
   // ---- reading ----
 
-  /// Dequantized K ([kv_heads][k_dim]) and V ([kv_heads][v_dim]) of one position; false when
-  /// the cache no longer holds it: the layer's window does not show it, and the rollback
+  /// Reads the dequantized K ([kv_heads][k_dim]) and V ([kv_heads][v_dim]) of one position; false
+  /// when the cache no longer holds it: the layer's window does not show it, and the rollback
   /// reserve does not keep it either. v may be null; k may not (invalid_argument). The sizes
   /// are the caller's to get right: the span form checks them.
   bool read(sequence_id id, int layer, std::int64_t position, float* k, float* v) const {
@@ -431,7 +431,7 @@ class kv_cache {
     return true;
   }
 
-  /// read() into sized buffers: k must hold kv_heads * k_dim floats and v (empty: no
+  /// Reads into sized buffers: k must hold kv_heads * k_dim floats and v (empty: no
   /// values) kv_heads * v_dim, or shape_mismatch.
   bool read(sequence_id id, int layer, std::int64_t position, std::span<float> k,
             std::span<float> v) const {
@@ -442,7 +442,7 @@ class kv_cache {
 
   // ---- page tables and views ----
 
-  /// The CSR page table of a layer's group for a batch of sequences, as committed. While a
+  /// Returns the CSR page table of a layer's group for a batch of sequences, as committed. While a
   /// plan is open this is the step's prefix (what extend() takes with the new K/V).
   page_table_csr page_table(int layer, std::span<const sequence_id> batch) const {
     page_table_csr csr;
@@ -450,7 +450,7 @@ class kv_cache {
     return csr;
   }
 
-  /// page_table() into a table the engine keeps: its memory is reused, so a warm table
+  /// Fills page_table() into a table the engine keeps: its memory is reused, so a warm table
   /// allocates nothing. On error the table is left empty.
   void page_table(int layer, std::span<const sequence_id> batch, page_table_csr& csr) const {
     csr.clear();
@@ -466,7 +466,7 @@ class kv_cache {
     stamp(csr, g);
   }
 
-  /// The page table of an open step: the plan's sequences, in its order, with the pages
+  /// Returns the page table of an open step: the plan's sequences, in its order, with the pages
   /// they will hold once it is committed (a copied shared page in place of the shared one,
   /// the fresh pages, windows as after the step) and their lengths with the new tokens. Once
   /// layer l's new K/V are written, decode and extend of layer l over this table see them:
@@ -494,7 +494,7 @@ class kv_cache {
     csr.new_tokens = plan.total_tokens_;
   }
 
-  /// A view of one layer over a page table (which must outlive the view) of this cache's
+  /// Returns a view of one layer over a page table (which must outlive the view) of this cache's
   /// current epoch, and of the layer's group. Host memory only is readable through it on the
   /// host; device memory, by device kernels.
   paged_layer_view view(int layer, const page_table_csr& table) const {

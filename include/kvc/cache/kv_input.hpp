@@ -35,7 +35,7 @@ struct kv_input {
     return token_stride != 0 ? token_stride : std::int64_t{heads} * dim;
   }
   std::int64_t head_step() const { return head_stride != 0 ? head_stride : dim; }
-  /// The first element of one vector.
+  /// Returns the first element of one vector.
   const std::byte* vector(std::int64_t token, int head) const {
     const auto element = static_cast<std::uint64_t>(token * token_step() + head * head_step());
     return static_cast<const std::byte*>(data) +
@@ -46,11 +46,11 @@ struct kv_input {
 inline kv_input fp32_input(const float* data, std::int64_t tokens, int heads, int dim) {
   return {data, dtype_id::fp32, tokens, heads, dim};
 }
-/// Raw fp16 bits.
+/// Returns an input of raw fp16 bits.
 inline kv_input fp16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
   return {data, dtype_id::fp16, tokens, heads, dim};
 }
-/// Raw bf16 bits.
+/// Returns an input of raw bf16 bits.
 inline kv_input bf16_input(const std::uint16_t* data, std::int64_t tokens, int heads, int dim) {
   return {data, dtype_id::bf16, tokens, heads, dim};
 }
@@ -100,7 +100,7 @@ inline void check_kv_input(const kv_input& input, std::int64_t tokens, int heads
                       name.text() + ": strides must be 0 (dense) or positive element counts");
 }
 
-/// The check of one layer's new K and V for `tokens` tokens, by check_kv_input against the
+/// Checks one layer's new K and V for `tokens` tokens, by check_kv_input against the
 /// layer's page geometry: K always; V too, except for a latent layer, whose values are part of
 /// K: a V given for it is shape_mismatch. `who` names the call, `layer` the layer.
 inline void check_layer_input(const kv_input& k, const kv_input& v, std::int64_t tokens,
@@ -113,7 +113,7 @@ inline void check_layer_input(const kv_input& k, const kv_input& v, std::int64_t
                     " is a latent layer: its values are part of K; pass no V");
 }
 
-/// The check of buffers for one token's K and V of a layer (kv_cache::read's span form): k
+/// Checks buffers for one token's K and V of a layer (kv_cache::read's span form): k
 /// holds kv_heads * k_dim floats, v (v_floats 0: none asked for) kv_heads * v_dim, or
 /// shape_mismatch. `who` names the call, `layer` the layer.
 inline void check_token_buffers(const page_geometry& geo, std::size_t k_floats,
@@ -127,7 +127,7 @@ inline void check_token_buffers(const page_geometry& geo, std::size_t k_floats,
   if (v_floats != 0) check("v", v_floats, geo.v_dim);
 }
 
-/// The check of a whole step's K/V (kv_cache::append): every layer of `layers` exists and
+/// Checks a whole step's K/V (kv_cache::append): every layer of `layers` exists and
 /// owns a cache (group_of(layer) throws otherwise and gives its geometry), none comes twice,
 /// each passes check_layer_input, and every layer that owns a cache (owns(l), l < layer_count)
 /// is there.

@@ -55,14 +55,14 @@ struct layer_groups {
 
   static constexpr int num_groups = value.count;
 
-  /// The group a layer reads (its own cache or the one it shares), or invalid_layer.
+  /// Returns the group a layer reads (its own cache or the one it shares), or invalid_layer.
   static int readable(int layer) {
     detail::require(layer >= 0 && layer < num_layers && value.group[layer] >= 0,
                     cache_errc::invalid_layer, "kvc::kv_cache: layer ", layer,
                     " does not exist or keeps no KV cache");
     return value.group[layer];
   }
-  /// The group a layer writes (one that owns its cache), or invalid_layer.
+  /// Returns the group a layer writes (one that owns its cache), or invalid_layer.
   static int writable(int layer) {
     const int g = readable(layer);
     detail::require(Model::layer_summaries[static_cast<std::size_t>(layer)].owns_cache(),
@@ -70,7 +70,7 @@ struct layer_groups {
                     source_of(layer), "'s cache and owns none");
     return g;
   }
-  /// The layer whose cache (and fp8 scales) a layer reads: its source, or itself.
+  /// Returns the layer whose cache (and fp8 scales) a layer reads: its source, or itself.
   static constexpr int source_of(int layer) {
     const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(layer)];
     return s.kind == layer_kind::shared_kv ? s.source_layer : layer;

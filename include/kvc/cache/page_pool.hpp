@@ -22,7 +22,7 @@ class page_pool {
   std::int64_t free_pages() const { return static_cast<std::int64_t>(free_.size()); }
   std::int64_t used_pages() const { return capacity() - free_pages(); }
 
-  /// A fresh page with one reference; the caller has checked free_pages().
+  /// Takes a fresh page with one reference; the caller has checked free_pages().
   page_id allocate() {
     assert(!free_.empty() && "kvc::page_pool::allocate: no free page");
     const page_id p = free_.back();

@@ -22,7 +22,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -80,10 +79,10 @@ struct paged_layer_view {
   /// view not made by a cache, not checked).
   const std::uint64_t* live_epoch = nullptr;
 
-  /// Whether the cache has changed none of its sequences since the view's table was made.
+  /// Returns whether the cache has changed none of its sequences since the view's table was made.
   bool current() const { return live_epoch == nullptr || *live_epoch == epoch; }
 
-  /// The view of the table's first `sequences` sequences (the prefix of a CSR table is a
+  /// Returns the view of the table's first `sequences` sequences (the prefix of a CSR table is a
   /// table): an engine that orders a step's batch decode rows first decodes them over
   /// first(decodes) of the step's view. Attention plans are made for it as for any view.
   KVC_HOST_DEVICE constexpr paged_layer_view first(std::int32_t sequences) const {
@@ -92,13 +91,13 @@ struct paged_layer_view {
     return v;
   }
 
-  /// Which logical pages sequence `sequence`'s entries are.
+  /// Returns which logical pages sequence `sequence`'s entries are.
   KVC_HOST_DEVICE constexpr window_shape::kept_pages kept(std::int32_t sequence) const {
     return window.pages_listed(seq_lens[sequence], geometry.page_tokens,
                                indptr[sequence + 1] - indptr[sequence]);
   }
 
-  /// The page holding `position` of `sequence`, or null when the window no longer keeps it.
+  /// Returns the page holding `position` of `sequence`, or null when the window no longer keeps it.
   KVC_HOST_DEVICE const std::byte* page_of(std::int32_t sequence, std::int64_t position) const {
     if (position < 0 || position >= seq_lens[sequence] ||
         !window.visible(seq_lens[sequence] - 1, position))
@@ -129,13 +128,11 @@ inline void attach_table(paged_layer_view& view, const page_table_csr& table) {
 /// truncated, forked or released since its table was made, so its pages and lengths may now
 /// be another sequence's.
 inline void check_current(const paged_layer_view& view, const char* who) {
-  if (!view.current())
-    throw cache_error(cache_errc::stale_table,
-                      std::string(who) + ": the view is of a page table from epoch " +
-                          std::to_string(view.epoch) + ", the cache is at " +
-                          std::to_string(*view.live_epoch) +
-                          " (a commit, abort, truncate, fork, release or set_fp8_scales came in "
-                          "between); refill the table and make the view again");
+  if (!view.current())  // live_epoch is read only then: a view that is current may have none
+    detail::fail(cache_errc::stale_table, who, ": the view is of a page table from epoch ",
+                 view.epoch, ", the cache is at ", *view.live_epoch,
+                 " (a commit, abort, truncate, fork, release or set_fp8_scales came in between); "
+                 "refill the table and make the view again");
 }
 
 }  // namespace kvc

@@ -44,7 +44,8 @@ class sequence_table {
  public:
   using sequence = sequence_state<NumGroups>;
 
-  /// A new sequence of no tokens; on error (2^32-1 alive, out of memory) nothing changed.
+  /// Adds a sequence of no tokens and returns it; on error (2^32-1 alive, out of memory) nothing
+  /// changed.
   sequence_id add() {
     require(!free_slots_.empty() || sequences_.size() < std::numeric_limits<std::uint32_t>::max(),
             cache_errc::invalid_argument, "kvc::kv_cache: 2^32-1 sequences are alive");
@@ -65,13 +66,13 @@ class sequence_table {
            sequences_[id.slot].generation == id.generation;
   }
 
-  /// The slot of a live sequence, or unknown_sequence.
+  /// Returns the slot of a live sequence, or unknown_sequence.
   std::uint32_t checked(sequence_id id) const {
     if (!contains(id)) [[unlikely]]
       throw unknown(id);
     return id.slot;
   }
-  /// The error for a handle that names no live sequence.
+  /// Returns the error for a handle that names no live sequence.
   static cache_error unknown(sequence_id id) {
     return make_error(cache_errc::unknown_sequence, "kvc::kv_cache: sequence ", id.slot,
                       " (generation ", id.generation, ") is unknown or released");
@@ -79,7 +80,7 @@ class sequence_table {
 
   sequence& operator[](std::uint32_t slot) { return sequences_[slot]; }
   const sequence& operator[](std::uint32_t slot) const { return sequences_[slot]; }
-  /// Every slot, live or free (a batch check sizes its "seen" flags by it).
+  /// Returns every slot, live or free (a batch check sizes its "seen" flags by it).
   std::size_t slots() const noexcept { return sequences_.size(); }
   std::span<const sequence> all() const noexcept { return sequences_; }
 
@@ -105,7 +106,7 @@ class sequence_table {
   std::vector<std::uint32_t> free_slots_;
 };
 
-/// Whether the sequence, cut to `tokens`, still holds in group g everything `seen` (the
+/// Returns whether the sequence, cut to `tokens`, still holds in group g everything `seen` (the
 /// layers' window) shows of it.
 template <int NumGroups>
 bool can_cut(const sequence_state<NumGroups>& s, int g, const window_shape& seen,
@@ -115,7 +116,7 @@ bool can_cut(const sequence_state<NumGroups>& s, int g, const window_shape& seen
   return seen_begin >= tokens || seen_begin >= s.valid_from[g];
 }
 
-/// How many leading entries of the sequence's list in group g a sequence cut to `tokens`
+/// Returns how many leading entries of the sequence's list in group g a sequence cut to `tokens`
 /// keeps (its pages up to its last; the sinks and the run before it stay in place); `seen`
 /// is the layers' window, `kept` the window with the rollback reserve. Throws
 /// invalid_argument for a count outside the sequence, rollback_exceeded when the window
@@ -141,7 +142,7 @@ std::size_t kept_entries(const sequence_state<NumGroups>& s, int g, const window
   return static_cast<std::size_t>(listed.entry_of(last) + 1);
 }
 
-/// The page of the sequence's list in group g that holds `position` (0 <= position <
+/// Returns the page of the sequence's list in group g that holds `position` (0 <= position <
 /// length), or -1 when the cache no longer holds it: `seen` (the layers' window) does not
 /// show it and `kept` (the window with the rollback reserve) does not keep it either.
 template <int NumGroups>

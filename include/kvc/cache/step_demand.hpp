@@ -25,7 +25,7 @@
 
 namespace kvc::detail {
 
-/// Why plan_append refuses `request` before counting pages, or nothing: an unknown
+/// Returns why plan_append refuses `request` before counting pages, or nothing: an unknown
 /// sequence, one the batch named before (`seen`, by slot, is updated), a token count out of
 /// range for the sequence, or a batch (`total` tokens so far) over 2^40 tokens.
 template <int NumGroups>
@@ -56,7 +56,7 @@ struct step_need {
   std::int64_t pages() const { return step.fresh + (copy_on_write ? 1 : 0); }
 };
 
-/// The need of a step of `tokens` tokens for sequence `s` of `length` tokens in group g,
+/// Returns the need of a step of `tokens` tokens for sequence `s` of `length` tokens in group g,
 /// whose pool is `pool` and whose pages are kept for the window `kept`.
 template <int NumGroups>
 step_need step_need_of(const sequence_state<NumGroups>& s, int g, const window_shape& kept,
@@ -70,7 +70,7 @@ step_need step_need_of(const sequence_state<NumGroups>& s, int g, const window_s
   return need;
 }
 
-/// What a batch takes from the groups: per group the pages (added to `pages`) and, when
+/// Returns what a batch takes from the groups: per group the pages (added to `pages`) and, when
 /// `needs` is given, each request's need in each group (request-major). Or the error
 /// plan_append refuses the batch with for a reason other than pages: the first request's
 /// request_error. need_of(slot, g, length, tokens) gives one need.
@@ -95,7 +95,7 @@ std::optional<cache_error> batch_demand(const sequence_table<NumGroups>& sequenc
   return std::nullopt;
 }
 
-/// The most tokens a sequence of `length` tokens can take in steps whose page demand
+/// Returns the most tokens a sequence of `length` tokens can take in steps whose page demand
 /// fits(k) accepts (k new tokens), from a pool with `free_pages` free; unlimited_tokens when
 /// a bounded window's demand never outgrows it.
 template <class Fits>

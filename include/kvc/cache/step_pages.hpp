@@ -27,7 +27,7 @@ struct step_pages {
   std::int64_t write_entry = -1;  ///< the partly filled last entry, when there is one
   bool writes_held_page = false;  ///< the step stores tokens into write_entry's page
 
-  /// The step of `tokens` new tokens for a sequence of `length` tokens that lists `listed`
+  /// Returns the step of `tokens` new tokens for a sequence of `length` tokens that lists `listed`
   /// pages (its windows keep them; after a truncation or a fork, maybe fewer recent ones).
   /// A step of no tokens takes and writes nothing.
   KVC_HOST_DEVICE static constexpr step_pages of(const window_shape& window,
@@ -49,12 +49,12 @@ struct step_pages {
     return s;
   }
 
-  /// Whether entry `entry` of the list before the step is still listed after it.
+  /// Returns whether entry `entry` of the list before the step is still listed after it.
   KVC_HOST_DEVICE constexpr bool keeps_entry(std::int64_t entry) const {
     return new_kept.entry_of(old_kept.logical_page(entry)) >= 0;
   }
 
-  /// The page that holds `position` (one the step writes) after the step: `held` are the
+  /// Returns the page that holds `position` (one the step writes) after the step: `held` are the
   /// pages listed before it, `fresh_pages` the step's fresh ones, `copy` the copy of the
   /// written held page (-1: written in place).
   template <class PageId>
@@ -66,7 +66,7 @@ struct step_pages {
     return held[old_kept.entry_of(page)];
   }
 
-  /// The entry, in the list after the step, of the first fresh page.
+  /// Returns the entry, in the list after the step, of the first fresh page.
   KVC_HOST_DEVICE constexpr std::int64_t first_fresh_entry() const {
     return new_kept.count() - fresh;
   }

@@ -11,13 +11,13 @@
 
 namespace kvc::detail {
 
-/// The index as a std::size_t (an array extent, a container index, a byte count).
+/// Returns the index as a std::size_t (an array extent, a container index, a byte count).
 template <std::integral I>
 constexpr std::size_t to_size(I i) noexcept {
   return static_cast<std::size_t>(i);
 }
 
-/// `container[i]` for a signed or unsigned integer index.
+/// Returns `container[i]` for a signed or unsigned integer index.
 template <class Container, std::integral I>
 constexpr decltype(auto) at(Container& container, I i) noexcept {
   return container[static_cast<std::size_t>(i)];

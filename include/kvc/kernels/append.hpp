@@ -19,7 +19,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <type_traits>
 
 #include "kvc/cache/errors.hpp"
@@ -63,7 +62,7 @@ struct append_work {
   dtype_id input_type = dtype_id::fp32;  ///< the dtype of k and v (the launchers check it)
 };
 
-/// The work of one layer from its view over the step table (cache.view(layer,
+/// Returns the work of one layer from its view over the step table (cache.view(layer,
 /// cache.step_table(plan, layer))), the step's new-token offsets (token_indptr: int64 in the
 /// kernel's memory, batch + 1 entries, as append_work::token_indptr) and its K/V inputs
 /// (v ignored, and to be given without data, for a latent layer). Allocates nothing. It
@@ -84,30 +83,24 @@ inline append_work make_append_work(const paged_layer_view& view, const std::int
   constexpr const char* who = "kvc::kernels::make_append_work";  // no string unless it throws
   check_current(view, who);
   const page_geometry& geo = view.geometry;
-  if (view.live_epoch != nullptr && view.new_tokens < 0)
-    throw cache_error(cache_errc::invalid_argument,
-                      std::string(who) +
-                          ": the view is of a committed table; a step writes through the view "
-                          "of its step table (cache.view(layer, cache.step_table(plan, layer)))");
-  if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
-    throw cache_error(cache_errc::invalid_argument,
-                      std::string(who) +
-                          ": page memory must be 16-byte aligned (the kernel stores 16 bytes at "
-                          "once)");
-  if (view.batch > 0 && token_indptr == nullptr)
-    throw cache_error(cache_errc::invalid_argument, std::string(who) + ": null token_indptr");
+  kvc::detail::require(view.live_epoch == nullptr || view.new_tokens >= 0,
+                       cache_errc::invalid_argument, who,
+                       ": the view is of a committed table; a step writes through the view of "
+                       "its step table (cache.view(layer, cache.step_table(plan, layer)))");
+  kvc::detail::require(
+      reinterpret_cast<std::uintptr_t>(view.memory) % 16 == 0, cache_errc::invalid_argument, who,
+      ": page memory must be 16-byte aligned (the kernel stores 16 bytes at once)");
+  kvc::detail::require(view.batch <= 0 || token_indptr != nullptr, cache_errc::invalid_argument,
+                       who, ": null token_indptr");
   // A view made by hand does not know the step's tokens: the inputs' own count is taken.
   const std::int64_t tokens = view.new_tokens >= 0 ? view.new_tokens : k.tokens;
   check_layer_input(k, v, tokens, geo, who, view.layer);
-  if (!geo.latent && v.type != k.type)
-    throw cache_error(cache_errc::dtype_mismatch, std::string(who) + ": K is " +
-                                                      std::string(dtype_name(k.type)) + " and V " +
-                                                      std::string(dtype_name(v.type)) +
-                                                      "; the kernel reads both in one input dtype");
-  if (max_new_tokens < 0 || max_new_tokens > tokens)
-    throw cache_error(cache_errc::invalid_argument,
-                      std::string(who) + ": max_new_tokens " + std::to_string(max_new_tokens) +
-                          " is outside 0 .. the step's " + std::to_string(tokens) + " new tokens");
+  kvc::detail::require(geo.latent || v.type == k.type, cache_errc::dtype_mismatch, who, ": K is ",
+                       dtype_name(k.type), " and V ", dtype_name(v.type),
+                       "; the kernel reads both in one input dtype");
+  kvc::detail::require(max_new_tokens >= 0 && max_new_tokens <= tokens,
+                       cache_errc::invalid_argument, who, ": max_new_tokens ", max_new_tokens,
+                       " is outside 0 .. the step's ", tokens, " new tokens");
   append_work w;
   w.memory = const_cast<std::byte*>(view.memory);
   w.geometry = geo;
@@ -133,8 +126,8 @@ inline append_work make_append_work(const paged_layer_view& view, const std::int
   return w;
 }
 
-/// Tokens of one sequence a block of `warps` warps takes at once: a warp writes 32 / lanes
-/// vectors together, lanes = the 16-byte pieces of the wider vector (rounded up to a power of
+/// Returns the tokens of one sequence a block of `warps` warps takes at once: a warp writes 32 /
+/// lanes vectors together, lanes = the 16-byte pieces of the wider vector (rounded up to a power of
 /// two, at most 32); one vector a warp when a vector is not whole 16-byte pieces.
 KVC_HOST_DEVICE inline int append_tokens_per_block(const page_geometry& g, unsigned warps) {
   const std::uint32_t k = g.k_vector_bytes, v = g.latent ? 0 : g.v_vector_bytes;
@@ -144,7 +137,7 @@ KVC_HOST_DEVICE inline int append_tokens_per_block(const page_geometry& g, unsig
   return static_cast<int>(warps * (32 / lanes));
 }
 
-/// The grid of a launch: x a sequence, y a KV head, z a run of the sequence's new tokens
+/// Returns the grid of a launch: x a sequence, y a KV head, z a run of the sequence's new tokens
 /// (work.max_new_tokens over the tokens a block takes; one run when it is 0, unknown).
 template <class Block = block_shape<128>>
 dims3 append_grid(const append_work& work) {
@@ -163,7 +156,7 @@ struct append {
 
   append_work work;
 
-  /// Whether a layer's geometry stores the dtypes this specialization writes.
+  /// Returns whether a layer's geometry stores the dtypes this specialization writes.
   static constexpr bool fits(const page_geometry& g) {
     return g.k_type == KType::id && (g.latent || g.v_type == VType::id);
   }
@@ -327,18 +320,13 @@ struct append {
 template <class KType, class VType, class Input>
 void check_append_kernel(const append_work& work, const char* who) {
   const page_geometry& g = work.geometry;
-  if (!append<KType, VType, Input>::fits(g))
-    throw cache_error(
-        cache_errc::dtype_mismatch,
-        std::string(who) + ": the kernel stores " + std::string(dtype_name(KType::id)) + "/" +
-            std::string(dtype_name(VType::id)) + ", layer " + std::to_string(work.layer) +
-            " stores " + std::string(dtype_name(g.k_type)) + "/" +
-            std::string(dtype_name(g.latent ? g.k_type : g.v_type)));
-  if (work.input_type != Input::id)
-    throw cache_error(cache_errc::dtype_mismatch, std::string(who) + ": the kernel reads " +
-                                                      std::string(dtype_name(Input::id)) +
-                                                      " input, the work's K/V are " +
-                                                      std::string(dtype_name(work.input_type)));
+  kvc::detail::require(append<KType, VType, Input>::fits(g), cache_errc::dtype_mismatch, who,
+                       ": the kernel stores ", dtype_name(KType::id), "/", dtype_name(VType::id),
+                       ", layer ", work.layer, " stores ", dtype_name(g.k_type), "/",
+                       dtype_name(g.latent ? g.k_type : g.v_type));
+  kvc::detail::require(work.input_type == Input::id, cache_errc::dtype_mismatch, who,
+                       ": the kernel reads ", dtype_name(Input::id), " input, the work's K/V are ",
+                       dtype_name(work.input_type));
 }
 
 }  // namespace kvc::kernels

@@ -47,14 +47,14 @@ template <class Shape, class Block = block_shape<128>>
 using decode = std::conditional_t<streamed_decode<Shape, Block>, decode_streamed<Shape, Block>,
                                   decode_tiled<Shape, Block>>;
 
-/// Blocks of a decode launch: x an item of the plan, y a KV head and row chunk.
+/// Returns the blocks of a decode launch: x an item of the plan, y a KV head and row chunk.
 template <class Shape, class Block = block_shape<128>>
 dims3 decode_grid(const decode_work& work) {
   return {static_cast<std::uint32_t>(work.items),
           static_cast<std::uint32_t>(work.geometry.kv_heads * decode<Shape, Block>::row_chunks), 1};
 }
 
-/// The plan for the device kernels (attention::plan_decode_for_slots): `slots` is how many
+/// Plans for the device kernels (attention::plan_decode_for_slots): `slots` is how many
 /// decode blocks the device runs at once (its SM count times the blocks an SM holds:
 /// kvc::cuda::decode_blocks_at_once); a sequence is split only when the batch does not fill
 /// them, never below min_split_tokens. Refills `plan`, reusing its memory.

@@ -47,7 +47,7 @@ struct decode_shape {
   static constexpr std::uint32_t v_vector_bytes =
       static_cast<std::uint32_t>(VDim * v_type::bits / 8);
 
-  /// Whether a layer's geometry is one this shape was made for.
+  /// Returns whether a layer's geometry is one this shape was made for.
   static constexpr bool fits(const page_geometry& g) {
     return g.k_type == KType::id && g.k_dim == KDim && g.v_dim == VDim && g.latent == Latent &&
            g.layout == Layout && (Latent || g.v_type == VType::id) &&
@@ -118,7 +118,7 @@ KVC_HOST_DEVICE inline finished_row finish_row(float m, float l, float v_factor,
   return {seen ? v_factor / l * merged.share : 0.0f, merged.lse};
 }
 
-/// The merge kernel's blocks: one per (sequence, query head).
+/// Returns the merge kernel's blocks: one per (sequence, query head).
 inline dims3 merge_grid(const decode_work& work) {
   return {static_cast<std::uint32_t>(work.batch), static_cast<std::uint32_t>(work.q_heads), 1};
 }
@@ -158,9 +158,9 @@ struct merge {
   }
 };
 
-/// The work of a decode launch, checked: the view's layer must be of Shape (its dtypes, dims,
-/// layout, a window only if Shape masks, and q_heads its group times its KV heads), the plan made
-/// for the view (as the CPU checks), the page memory 16-byte aligned. Throws cache_error
+/// Returns the work of a decode launch, checked: the view's layer must be of Shape (its dtypes,
+/// dims, layout, a window only if Shape masks, and q_heads its group times its KV heads), the plan
+/// made for the view (as the CPU checks), the page memory 16-byte aligned. Throws cache_error
 /// (shape_mismatch, plan_mismatch, invalid_argument) with the reason, before anything is launched.
 /// `partial` holds plan.workspace_floats() floats (unused when no sequence is split).
 template <class Shape>
@@ -170,33 +170,23 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
                              const char* who = "kvc::kernels::decode") {
   const page_geometry& geo = view.geometry;
   if (!Shape::fits(geo))
-    throw cache_error(
-        cache_errc::shape_mismatch,
-        std::string(who) + ": the kernel was made for another layer (dtypes " +
-            std::string(dtype_name(Shape::k_type::id)) + "/" +
-            std::string(dtype_name(Shape::v_type::id)) + ", dims " + std::to_string(Shape::k_dim) +
-            "/" + std::to_string(Shape::v_dim) +
-            (Shape::page_tokens > 0 ? ", pages of " + std::to_string(Shape::page_tokens) + " tokens"
-                                    : std::string()) +
-            "); the view's layer stores " + std::string(dtype_name(geo.k_type)) + "/" +
-            std::string(dtype_name(geo.v_type)) + " of dims " + std::to_string(geo.k_dim) + "/" +
-            std::to_string(geo.v_dim) + " in pages of " + std::to_string(geo.page_tokens) +
-            " tokens");
-  if (plan.q_heads != Shape::group * geo.kv_heads)
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) + ": the kernel takes groups of " +
-                          std::to_string(Shape::group) + " query heads per KV head, the plan " +
-                          std::to_string(plan.q_heads) + " query heads over " +
-                          std::to_string(geo.kv_heads));
-  if (!Shape::windowed && view.window.bounded())
-    throw cache_error(cache_errc::shape_mismatch,
-                      std::string(who) +
-                          ": the kernel was made for full attention, and the view's layer has "
-                          "a window (use the layer's own decode_shape_of)");
+    kvc::detail::fail(
+        cache_errc::shape_mismatch, who, ": the kernel was made for another layer (dtypes ",
+        dtype_name(Shape::k_type::id), "/", dtype_name(Shape::v_type::id), ", dims ", Shape::k_dim,
+        "/", Shape::v_dim, Shape::page_tokens > 0 ? ", pages of " : "",
+        Shape::page_tokens > 0 ? std::to_string(Shape::page_tokens) + " tokens" : "",
+        "); the view's layer stores ", dtype_name(geo.k_type), "/", dtype_name(geo.v_type),
+        " of dims ", geo.k_dim, "/", geo.v_dim, " in pages of ", geo.page_tokens, " tokens");
+  kvc::detail::require(plan.q_heads == Shape::group * geo.kv_heads, cache_errc::shape_mismatch, who,
+                       ": the kernel takes groups of ", Shape::group,
+                       " query heads per KV head, the plan ", plan.q_heads, " query heads over ",
+                       geo.kv_heads);
+  kvc::detail::require(Shape::windowed || !view.window.bounded(), cache_errc::shape_mismatch, who,
+                       ": the kernel was made for full attention, and the view's layer has a "
+                       "window (use the layer's own decode_shape_of)");
   attention::check_plan(plan, view, who);
-  if (reinterpret_cast<std::uintptr_t>(view.memory) % 16 != 0)
-    throw cache_error(cache_errc::invalid_argument,
-                      std::string(who) + ": page memory must be 16-byte aligned");
+  kvc::detail::require(reinterpret_cast<std::uintptr_t>(view.memory) % 16 == 0,
+                       cache_errc::invalid_argument, who, ": page memory must be 16-byte aligned");
   attention::check_decode_pointers(plan, q.data, out, lse, who);
   attention::check_query_rows(q, plan.batch, plan.q_heads, geo.k_dim, who);
   decode_work w;
@@ -219,9 +209,8 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
   w.q_heads = plan.q_heads;
   w.blocks_per_page = plan.blocks_per_page;
   for (const std::int32_t s : plan.splits) w.split_sequences += s > 1 ? 1 : 0;
-  if (w.split_sequences > 0 && partial == nullptr)
-    throw cache_error(cache_errc::invalid_argument,
-                      std::string(who) + ": the plan splits sequences, and no workspace is given");
+  kvc::detail::require(w.split_sequences == 0 || partial != nullptr, cache_errc::invalid_argument,
+                       who, ": the plan splits sequences, and no workspace is given");
   w.partial = partial;
   w.out = out;
   w.lse = lse;

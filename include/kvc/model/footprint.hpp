@@ -30,8 +30,8 @@ struct footprint {
     return Model::layer_summaries[static_cast<std::size_t>(layer)].bytes_per_token;
   }
 
-  /// Cache bytes that `layer` holds for one sequence of n tokens (with a rollback reserve of
-  /// `reserve` tokens, as kv_cache keeps when built with one).
+  /// Returns the cache bytes that `layer` holds for one sequence of n tokens (with a rollback
+  /// reserve of `reserve` tokens, as kv_cache keeps when built with one).
   static constexpr std::uint64_t layer_bytes_for_tokens(int layer, std::int64_t n,
                                                         std::int64_t reserve = 0) {
     const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(layer)];
@@ -58,7 +58,7 @@ struct footprint {
     return sum;
   }();
 
-  /// KV cache bytes of one sequence of n tokens (recurrent state not included), with a
+  /// Returns the KV cache bytes of one sequence of n tokens (recurrent state not included), with a
   /// rollback reserve of `reserve` tokens.
   static constexpr std::uint64_t bytes_for_tokens(std::int64_t n, std::int64_t reserve = 0) {
     std::uint64_t sum = 0;
@@ -66,7 +66,7 @@ struct footprint {
     return sum;
   }
 
-  /// Everything one sequence of n tokens keeps: KV cache and recurrent state.
+  /// Returns everything one sequence of n tokens keeps: KV cache and recurrent state.
   static constexpr std::uint64_t total_bytes_for_tokens(std::int64_t n) {
     return bytes_for_tokens(n) + recurrent_state_bytes;
   }

@@ -103,7 +103,7 @@ struct layer_summary {
 
   constexpr bool owns_cache() const { return kind == layer_kind::attention; }
 
-  /// Whether a cache laid out for `other` holds this layer's keys and values too.
+  /// Returns whether a cache laid out for `other` holds this layer's keys and values too.
   constexpr bool same_cache_as(const layer_summary& other) const {
     return kv_heads == other.kv_heads && k_dim == other.k_dim && v_dim == other.v_dim &&
            latent == other.latent && k_type == other.k_type && v_type == other.v_type &&

@@ -64,7 +64,7 @@ struct page_geometry {
     return g;
   }
 
-  /// Position of the (token, head) vector among the page's vectors.
+  /// Returns the position of the (token, head) vector among the page's vectors.
   KVC_HOST_DEVICE constexpr std::uint64_t vector_index(int token, int head) const {
     return layout == page_layout::nhd
                ? static_cast<std::uint64_t>(token) * static_cast<std::uint64_t>(kv_heads) +
@@ -78,7 +78,7 @@ struct page_geometry {
   KVC_HOST_DEVICE constexpr std::uint64_t k_scale_offset(int token, int head) const {
     return k_scales + vector_index(token, head) * scale_bytes;
   }
-  /// A latent layer's values are the first v_dim values of its K vector.
+  /// Returns where a V vector starts: a latent layer's values are the first v_dim of its K vector.
   KVC_HOST_DEVICE constexpr std::uint64_t v_offset(int token, int head) const {
     return latent ? k_offset(token, head) : v_values + vector_index(token, head) * v_vector_bytes;
   }

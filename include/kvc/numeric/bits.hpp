@@ -15,7 +15,7 @@ KVC_HOST_DEVICE constexpr float float_from_bits(std::uint32_t bits) {
   return __builtin_bit_cast(float, bits);
 }
 
-/// A product rounded once, even where the compiler would fuse it into a following add
+/// Returns a product rounded once, even where the compiler would fuse it into a following add
 /// (nvcc does so by default); the host and device results then agree bit for bit.
 KVC_HOST_DEVICE inline float mul_rn(float a, float b) {
 #if defined(__CUDA_ARCH__)

@@ -23,28 +23,28 @@ struct cpu_features {
   bool avx512_vnni = false;  ///< AVX-512 VNNI (and avx512): int8 dot products in integers
   bool avx512_bf16 = false;  ///< AVX-512 BF16 (and avx512): the bf16 products option
 
-  /// Whether the 8-lane attention kernels may run.
+  /// Returns whether the 8-lane attention kernels may run.
   constexpr bool avx2_fma() const { return avx2_f16c && fma; }
 
-  /// The features of this CPU, asked once (libgcc and compiler-rt report the AVX-512 ones
+  /// Returns the features of this CPU, asked once (libgcc and compiler-rt report the AVX-512 ones
   /// only where the OS saves the 512-bit state). None off x86-64 or under nvcc.
   static const cpu_features& detected() {
     static const cpu_features features = detect();
     return features;
   }
-  /// The portable code only.
+  /// Returns no feature: the portable code only.
   static constexpr cpu_features none() { return {}; }
-  /// A CPU with AVX2, F16C and FMA but no AVX-512 (Zen 2, Haswell to Comet Lake).
+  /// Returns a CPU with AVX2, F16C and FMA but no AVX-512 (Zen 2, Haswell to Comet Lake).
   static constexpr cpu_features avx2_only() { return {true, true, false, false, false}; }
 
-  /// These features and the other's, no more: a CPU narrowed to what both allow.
+  /// Returns these features and the other's, no more: a CPU narrowed to what both allow.
   constexpr cpu_features operator&(const cpu_features& other) const {
     return {avx2_f16c && other.avx2_f16c, fma && other.fma, avx512 && other.avx512,
             avx512_vnni && other.avx512_vnni, avx512_bf16 && other.avx512_bf16};
   }
   friend constexpr bool operator==(const cpu_features&, const cpu_features&) = default;
 
-  /// The features present, by their instruction-set names ("none" for none).
+  /// Returns the features present, by their instruction-set names ("none" for none).
   std::string describe() const {
     std::string text;
     const auto add = [&](bool present, const char* name) {

@@ -47,7 +47,7 @@ KVC_HOST_DEVICE constexpr std::uint8_t fp8_e5m2_from_float(float value) {
   return detail::fp8_from_float<5, 2, 0x7Bu>(value);
 }
 
-/// e5m2 is the top byte of an fp16, so it decodes as one.
+/// Decodes e5m2 as the top byte of an fp16, which it is.
 KVC_HOST_DEVICE constexpr float fp8_e5m2_to_float(std::uint8_t fp8) {
   return fp16_to_float(static_cast<std::uint16_t>(fp8 << 8));
 }

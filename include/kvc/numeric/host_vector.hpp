@@ -14,7 +14,7 @@
 
 namespace kvc::numeric {
 
-/// The portable path, always available (and what the vectorized one is tested against).
+/// Stores by the portable path, always available (and what the vectorized one is tested against).
 inline void store_converted_portable(dtype_id in_type, const void* in, dtype_id out_type, int dim,
                                      float fp8_inverse_scale, void* values, float* scale) {
   constexpr int on_stack = 1024;

@@ -15,7 +15,7 @@ template <int ExpBits, int ManBits>
 struct minifloat {
   static constexpr int bias = (1 << (ExpBits - 1)) - 1;
 
-  /// The magnitude code nearest to a finite or infinite float magnitude (float bits with
+  /// Returns the magnitude code nearest to a finite or infinite float magnitude (float bits with
   /// the sign cleared), ties to even. Codes past the format's largest finite value are
   /// returned as they are: the caller turns them into infinity or saturates.
   KVC_HOST_DEVICE static constexpr std::uint32_t round_magnitude(std::uint32_t abs_bits) {
@@ -37,7 +37,7 @@ struct minifloat {
     return round_half_even(significand >> dropped, significand, dropped);
   }
 
-  /// The float value of a finite magnitude code (no sign bit, not infinity or NaN).
+  /// Returns the float value of a finite magnitude code (no sign bit, not infinity or NaN).
   KVC_HOST_DEVICE static constexpr float decode_magnitude(std::uint32_t code) {
     const std::uint32_t exponent_field = code >> ManBits;
     const std::uint32_t mantissa = code & ((1u << ManBits) - 1u);

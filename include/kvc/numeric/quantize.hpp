@@ -19,17 +19,17 @@ template <int Levels>
 struct symmetric_quantizer {
   static constexpr int levels = Levels;
 
-  /// The scale that maps the largest magnitude of a vector onto the largest level.
+  /// Returns the scale that maps the largest magnitude of a vector onto the largest level.
   KVC_HOST_DEVICE static constexpr float scale_for(float abs_max) { return abs_max / Levels; }
 
-  /// What values are first multiplied by (exactly: a power of two): 2^64 for a vector whose
+  /// Returns what values are first multiplied by (exactly: a power of two): 2^64 for a vector whose
   /// largest magnitude is below 2^-64, so that levels / abs_max cannot overflow (below about
   /// 3.7e-37 it would, and every nonzero value would land on the largest level); else 1.
   KVC_HOST_DEVICE static constexpr float pre_scale_for(float abs_max) {
     return abs_max < 5.421010862427522e-20f ? 1.8446744073709552e19f : 1.0f;
   }
 
-  /// The multiplier that quantizes values already multiplied by pre_scale_for(abs_max):
+  /// Returns the multiplier that quantizes values already multiplied by pre_scale_for(abs_max):
   /// levels / (abs_max * pre), 0 for an all-zero or non-finite vector.
   KVC_HOST_DEVICE static constexpr float inverse_scale_for(float abs_max) {
     return abs_max > 0.0f && abs_max <= 3.4028235e38f ? Levels / (abs_max * pre_scale_for(abs_max))
@@ -54,7 +54,7 @@ struct symmetric_quantizer {
 using int8_quantizer = symmetric_quantizer<127>;
 using int4_quantizer = symmetric_quantizer<7>;
 
-/// Largest magnitude of a vector; NaN if any value is NaN.
+/// Returns the largest magnitude of a vector; NaN if any value is NaN.
 KVC_HOST_DEVICE constexpr float abs_max(const float* values, int count) {
   float result = 0.0f;
   for (int i = 0; i < count; ++i) {

@@ -21,10 +21,11 @@
 
 namespace kvc::numeric::x86 {
 
-/// AVX2 and F16C, for these conversions (cpu_features.hpp asks the CPU once).
+/// Returns whether the CPU has AVX2 and F16C, for these conversions (cpu_features.hpp asks the CPU
+/// once).
 inline bool cpu_has_avx2_f16c() { return cpu_features::detected().avx2_f16c; }
 
-/// 8 floats from fp32, fp16 or bf16 storage.
+/// Loads 8 floats from fp32, fp16 or bf16 storage.
 [[gnu::target("avx2,f16c")]] inline __m256 load8(dtype_id type, const void* source) {
   switch (type) {
     case dtype_id::fp16:
@@ -253,8 +254,8 @@ template <int Levels>
   return _mm256_setzero_ps();
 }
 
-/// AVX-512 F/BW/VL/DQ, for the 16-lane kernels (cpu/group_kernels.hpp); libgcc and
-/// compiler-rt report these only where the OS saves the 512-bit state.
+/// Returns whether the CPU has AVX-512 F/BW/VL/DQ, for the 16-lane kernels (cpu/group_kernels.hpp);
+/// libgcc and compiler-rt report these only where the OS saves the 512-bit state.
 inline bool cpu_has_avx512() { return cpu_features::detected().avx512; }
 
 #define KVC_AVX512_TARGET "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512dq"

@@ -40,7 +40,7 @@ __device__ __forceinline__ float int8_lane(std::uint32_t flipped, std::uint32_t 
 
 }  // namespace detail
 
-/// The values of one stored 32-bit word (values_per_word<Type> of them), little-endian.
+/// Unpacks the values of one stored 32-bit word (values_per_word<Type> of them), little-endian.
 template <class Type>
 KVC_HOST_DEVICE inline void unpack_word(std::uint32_t word, float* out) {
   if constexpr (Type::bits == 32) {

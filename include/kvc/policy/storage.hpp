@@ -93,7 +93,7 @@ constexpr std::string_view dtype_name(dtype_id id) {
   return visit_dtype(id, [](auto tag) { return decltype(tag)::name; });
 }
 
-/// Bytes that one token-head vector of `dim` values takes, its scale included.
+/// Returns the bytes that one token-head vector of `dim` values takes, its scale included.
 template <storage_dtype DType>
 constexpr std::uint64_t vector_bytes(int dim) {
   return static_cast<std::uint64_t>(dim) * DType::bits / 8 +

@@ -51,7 +51,7 @@ struct window_shape {
     }
   }
 
-  /// The first recent position a sequence of n tokens keeps: what the window shows at
+  /// Returns the first recent position a sequence of n tokens keeps: what the window shows at
   /// n - reserve (recent_begin never decreases with n), and never inside the sinks.
   KVC_HOST_DEVICE constexpr std::int64_t keep_begin(std::int64_t n) const {
     if (kind == window_kind::full) return 0;
@@ -61,18 +61,18 @@ struct window_shape {
     return begin > sinks ? begin : sinks;
   }
 
-  /// Whether a sequence of n tokens keeps position p (its window shows it, now or after a
+  /// Returns whether a sequence of n tokens keeps position p (its window shows it, now or after a
   /// rollback within the reserve).
   KVC_HOST_DEVICE constexpr bool keeps(std::int64_t n, std::int64_t p) const {
     return p >= 0 && p < n && (p < sink_end(n) || p >= keep_begin(n));
   }
 
-  /// Tokens kept by a sequence of n tokens.
+  /// Returns the tokens kept by a sequence of n tokens.
   KVC_HOST_DEVICE constexpr std::int64_t tokens_held(std::int64_t n) const {
     return sink_end(n) + (n - keep_begin(n));
   }
 
-  /// Whether the query at position query_pos sees the key at key_pos.
+  /// Returns whether the query at position query_pos sees the key at key_pos.
   KVC_HOST_DEVICE constexpr bool visible(std::int64_t query_pos, std::int64_t key_pos) const {
     const std::int64_t n = query_pos + 1;
     return key_pos >= 0 && key_pos <= query_pos &&
@@ -91,11 +91,11 @@ struct window_shape {
     KVC_HOST_DEVICE constexpr std::int64_t count() const {
       return sink_pages + (last - recent_first + 1);
     }
-    /// The logical page of the entry-th kept page.
+    /// Returns the logical page of the entry-th kept page.
     KVC_HOST_DEVICE constexpr std::int64_t logical_page(std::int64_t entry) const {
       return entry < sink_pages ? entry : recent_first + (entry - sink_pages);
     }
-    /// The entry of a kept logical page (-1 when it is not kept).
+    /// Returns the entry of a kept logical page (-1 when it is not kept).
     KVC_HOST_DEVICE constexpr std::int64_t entry_of(std::int64_t page) const {
       if (page < sink_pages) return page;
       if (page < recent_first || page > last) return -1;
@@ -116,7 +116,7 @@ struct window_shape {
     return kept;
   }
 
-  /// The pages a page table lists for a sequence of n tokens in `entries` entries: the
+  /// Returns the pages a page table lists for a sequence of n tokens in `entries` entries: the
   /// sink pages, then a run ending at the last page. This is pages_kept(n) for a sequence
   /// that grew to n; one truncated to n (or forked at n) may list fewer recent pages, and
   /// one whose step is open may list more. Kernels map entries to positions through this,
@@ -138,7 +138,7 @@ struct window_shape {
     return listed;
   }
 
-  /// A length past which a bounded window's page pattern only repeats: every alignment of
+  /// Returns a length past which a bounded window's page pattern only repeats: every alignment of
   /// the window (or chunk) to the pages has been seen.
   KVC_HOST_DEVICE constexpr std::int64_t pattern_horizon(std::int64_t page_tokens) const {
     if (kind != window_kind::chunked) return sink_tokens + tokens + reserve + 2 * page_tokens;
@@ -151,7 +151,7 @@ struct window_shape {
     return tokens * (page_tokens / a + 1) + page_tokens + reserve;
   }
 
-  /// The most pages a sequence holds at any length up to n: pages_held(n) for a full
+  /// Returns the most pages a sequence holds at any length up to n: pages_held(n) for a full
   /// window; for a bounded one, the largest count its sliding pattern reaches.
   KVC_HOST_DEVICE constexpr std::int64_t max_pages_held(std::int64_t n,
                                                         std::int64_t page_tokens) const {
@@ -165,7 +165,7 @@ struct window_shape {
     return most;
   }
 
-  /// How many pages of page_tokens tokens the kept tokens touch.
+  /// Returns how many pages of page_tokens tokens the kept tokens touch.
   KVC_HOST_DEVICE constexpr std::int64_t pages_held(std::int64_t n,
                                                     std::int64_t page_tokens) const {
     return pages_kept(n, page_tokens).count();

@@ -30,7 +30,7 @@ struct row_block {
   float* m = nullptr;                       ///< [rows] largest score
   float* l = nullptr;                       ///< [rows] sum of e^{s - m}
 
-  /// Rows [first, first + count): the query group of one KV head, say.
+  /// Returns rows [first, first + count): the query group of one KV head, say.
   row_block slice(int first, int count) const {
     return {count,
             k_dim,
@@ -65,7 +65,8 @@ struct thread_buffers {
     if (v.size() < n) v.resize(n);
     return v.data();
   }
-  /// fit, starting on a 64-byte line: vector loads of the rows then never straddle two lines.
+  /// Grows as fit, starting on a 64-byte line: vector loads of the rows then never straddle two
+  /// lines.
   static float* fit_aligned(std::vector<float>& v, std::size_t n) {
     constexpr std::size_t line_floats = 64 / sizeof(float);
     float* p = fit(v, n + line_floats);
@@ -84,7 +85,7 @@ inline bool all_visible(const window_shape& window, std::int64_t position, std::
 }
 }  // namespace detail
 
-/// The online-softmax step of a block: scores [rows][key_block] of `tokens` keys at positions
+/// Runs the online-softmax step of a block: scores [rows][key_block] of `tokens` keys at positions
 /// first_position, first_position + 1, ... are masked, soft-capped and turned into weights
 /// e^{s - m} (0 past `tokens`); each row's m, l and acc are brought up to date, except for
 /// the weighted values, which the caller adds next.

@@ -76,10 +76,9 @@ struct block_kernels {
   /// Rows past which scores() transposes the keys into its scratch first.
   static constexpr int transposed_rows = 8;
 
-  /// keys_t: scratch of k_dim * key_block floats, 32-byte aligned, used when rows >
-  /// transposed_rows.
-  /// `ahead`: memory to ask for meanwhile, or null (only the many-row vector kernels do:
-  /// their calls are long enough to spread the requests over).
+  /// Scores the rows against a block of keys. keys_t: scratch of k_dim * key_block floats, 32-byte
+  /// aligned, used when rows > transposed_rows. `ahead`: memory to ask for meanwhile, or null (only
+  /// the many-row vector kernels do: their calls are long enough to spread the requests over).
   void scores(const float* q, int rows, int k_dim, const float* keys, int k_stride, int tokens,
               float* s, float* keys_t, read_ahead* ahead = nullptr) const {
 #if defined(KVC_X86_SIMD)
@@ -102,7 +101,7 @@ struct block_kernels {
     (void)ahead;
     portable::accumulate(p, rows, values, v_stride, v_dim, tokens, acc);
   }
-  /// The vectorized online softmax of unmasked, uncapped rows; false when not available.
+  /// Runs the vectorized online softmax of unmasked, uncapped rows; false where not available.
   bool softmax_rows(float* s, int rows, int tokens, float* m, float* l, float* acc,
                     int v_dim) const {
 #if defined(KVC_X86_SIMD)

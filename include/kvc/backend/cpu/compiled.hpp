@@ -26,26 +26,27 @@
 
 namespace kvc::cpu::compiled {
 
-/// kvc::cpu::decode(plan, view, ...): one new token per sequence (kvc/backend/cpu/decode.hpp).
+/// Decodes as kvc::cpu::decode(plan, view, ...): one new token per sequence
+/// (kvc/backend/cpu/decode.hpp).
 void decode(const decode_plan& plan, const paged_layer_view& view, attention::query_rows q,
             float* out, float* lse, const attention::attention_params& params,
             decode_workspace& workspace, parallel_for_ref parallel = default_parallel_for(),
             const cpu_options& options = {});
 
-/// kvc::cpu::extend over the committed prefix with the step's new K/V
+/// Extends as kvc::cpu::extend over the committed prefix with the step's new K/V
 /// (kvc/backend/cpu/extend.hpp).
 void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr, int q_heads,
             attention::query_rows q, const kv_input& new_k, const kv_input& new_v, float* out,
             float* lse, const attention::attention_params& params, extend_workspace& workspace,
             parallel_for_ref parallel = default_parallel_for(), const cpu_options& options = {});
 
-/// kvc::cpu::extend over an open step's view, the new tokens read from the cache.
+/// Extends as kvc::cpu::extend over an open step's view, the new tokens read from the cache.
 void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr, int q_heads,
             attention::query_rows q, float* out, float* lse,
             const attention::attention_params& params, extend_workspace& workspace,
             parallel_for_ref parallel = default_parallel_for(), const cpu_options& options = {});
 
-/// decode() with sized buffers: a buffer smaller than the plan's rows need is a cache_error
+/// Decodes with sized buffers: a buffer smaller than the plan's rows need is a cache_error
 /// (shape_mismatch), as kvc::cpu::decode's span form.
 inline void decode(const decode_plan& plan, const paged_layer_view& view, attention::query_rows q,
                    std::span<float> out, std::span<float> lse,
@@ -56,7 +57,7 @@ inline void decode(const decode_plan& plan, const paged_layer_view& view, attent
   decode(plan, view, q, out.data(), lse.data(), params, workspace, parallel, options);
 }
 
-/// extend() with sized buffers, as kvc::cpu::extend's span form.
+/// Extends with sized buffers, as kvc::cpu::extend's span form.
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
                    int q_heads, attention::query_rows q, const kv_input& new_k,
                    const kv_input& new_v, std::span<float> out, std::span<float> lse,
@@ -68,7 +69,7 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
          parallel, options);
 }
 
-/// The step's extend() with sized buffers.
+/// Extends over an open step's view (the step's extend()) with sized buffers.
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
                    int q_heads, attention::query_rows q, std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,

@@ -93,7 +93,7 @@ template <dtype_id Type>
 }
 #endif
 
-/// Heads [head_begin, head_end) of tokens [first_token, first_token + count) of a page, as
+/// Loads heads [head_begin, head_end) of tokens [first_token, first_token + count) of a page, as
 /// floats out[head - head_begin][token][dim], with the loads `isa` names (choose_kernels
 /// names AVX2 only for dims that are a multiple of 8).
 inline void load_block(const page_geometry& geo, const std::byte* page, int first_token, int count,
@@ -373,7 +373,7 @@ void decode(const decode_plan& plan, const paged_layer_view& view, query_rows q,
                          group_kernels::of<Kernels>(choice, view.geometry, plan.group));
 }
 
-/// decode() with sized buffers: q, out or lse smaller than the plan's rows need is a
+/// Decodes with sized buffers: q, out or lse smaller than the plan's rows need is a
 /// cache_error (shape_mismatch) instead of an overflow. The pointer form above trusts the
 /// caller for the sizes (it still refuses null pointers).
 template <kernel_set Kernels = all_kernels>

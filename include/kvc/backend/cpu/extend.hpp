@@ -251,12 +251,12 @@ inline void stage_rows(const staged_layout& staged, std::span<const std::int32_t
 namespace detail {
 
 inline void check_qo_indptr(const paged_layer_view& view, std::span<const std::int32_t> qo_indptr) {
-  if (static_cast<std::int32_t>(qo_indptr.size()) != view.batch + 1)
-    throw cache_error(cache_errc::invalid_argument,
-                      "kvc::cpu::extend: qo_indptr must have one entry per sequence, plus one");
-  if (qo_indptr.front() != 0 || !std::is_sorted(qo_indptr.begin(), qo_indptr.end()))
-    throw cache_error(cache_errc::invalid_argument,
-                      "kvc::cpu::extend: qo_indptr must start at 0 and never decrease");
+  kvc::detail::require(static_cast<std::int32_t>(qo_indptr.size()) == view.batch + 1,
+                       cache_errc::invalid_argument,
+                       "kvc::cpu::extend: qo_indptr must have one entry per sequence, plus one");
+  kvc::detail::require(qo_indptr.front() == 0 && std::is_sorted(qo_indptr.begin(), qo_indptr.end()),
+                       cache_errc::invalid_argument,
+                       "kvc::cpu::extend: qo_indptr must start at 0 and never decrease");
 }
 
 // What both extends check first: a current view, the layer's query heads, qo_indptr, and
@@ -267,8 +267,9 @@ inline void check_extend_call(const paged_layer_view& view, std::span<const std:
   check_current(view, "kvc::cpu::extend");
   check_layer_query_heads(view, q_heads, "kvc::cpu::extend");
   check_qo_indptr(view, qo_indptr);
-  if (qo_indptr.back() > 0 && (q.data == nullptr || out == nullptr || lse == nullptr))
-    throw cache_error(cache_errc::invalid_argument, "kvc::cpu::extend: null q, out or lse");
+  kvc::detail::require(
+      qo_indptr.back() <= 0 || (q.data != nullptr && out != nullptr && lse != nullptr),
+      cache_errc::invalid_argument, "kvc::cpu::extend: null q, out or lse");
   check_query_rows(q, qo_indptr.back(), q_heads, view.geometry.k_dim, "kvc::cpu::extend");
 }
 
@@ -319,11 +320,11 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                    const cpu_options& options = {}) {
   const page_geometry& geo = prefix.geometry;
   detail::check_extend_call(prefix, qo_indptr, q_heads, q, out, lse);
-  if (prefix.new_tokens >= 0)
-    throw cache_error(cache_errc::invalid_argument,
-                      "kvc::cpu::extend: the prefix view is of a step table (its lengths count "
-                      "the new tokens); pass a view of the committed table (kv_cache::page_table), "
-                      "or the step's view to the extend() that reads the new tokens from it");
+  kvc::detail::require(
+      prefix.new_tokens < 0, cache_errc::invalid_argument,
+      "kvc::cpu::extend: the prefix view is of a step table (its lengths count the new tokens); "
+      "pass a view of the committed table (kv_cache::page_table), or the step's view to the "
+      "extend() that reads the new tokens from it");
   const std::int64_t rows = qo_indptr.back();
   check_kv_input(new_k, rows, geo.kv_heads, geo.k_dim, input_name{"kvc::cpu::extend", "new K"});
   if (!geo.latent)
@@ -355,7 +356,7 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
                        params, workspace, parallel, options);
 }
 
-/// Extend over the view of an open step (kv_cache::step_table) whose new K/V are already
+/// Extends over the view of an open step (kv_cache::step_table) whose new K/V are already
 /// written: sequence b's qo rows are its last qo_indptr[b + 1] - qo_indptr[b] tokens, read
 /// from the cache like the rest (quantized as stored), with no staging. A window layer must
 /// still keep, after the step, everything each row sees: with a step of r rows that needs a
@@ -372,30 +373,27 @@ inline void extend(const paged_layer_view& step, std::span<const std::int32_t> q
     const std::int64_t rows =
         qo_indptr[static_cast<std::size_t>(b) + 1] - qo_indptr[static_cast<std::size_t>(b)];
     const std::int64_t length = step.seq_lens[b];
-    if (rows > length)
-      throw cache_error(cache_errc::invalid_argument,
-                        "kvc::cpu::extend: sequence " + std::to_string(b) + " has " +
-                            std::to_string(length) + " tokens in the view, not " +
-                            std::to_string(rows) + " new ones");
+    kvc::detail::require(rows <= length, cache_errc::invalid_argument,
+                         "kvc::cpu::extend: sequence ", b, " has ", length,
+                         " tokens in the view, not ", rows, " new ones");
     const std::int64_t first_row = length - rows;
     // The rows see [recent_begin(first_row + 1), length) besides the sinks; the view keeps
     // the sinks and [keep_begin(length), length).
-    if (rows > 0 && window.bounded() &&
-        window.keep_begin(length) >
-            std::max(window.recent_begin(first_row + 1), window.sink_end(length)))
-      throw cache_error(cache_errc::invalid_argument,
-                        "kvc::cpu::extend: the step's view of sequence " + std::to_string(b) +
-                            " no longer keeps what its first new row sees (" +
-                            std::to_string(rows) +
-                            " rows over a bounded window); pass the new K/V to extend(), or "
-                            "build the cache with a rollback reserve of at least " +
-                            std::to_string(rows - 1));
+    kvc::detail::require(
+        rows <= 0 || !window.bounded() ||
+            window.keep_begin(length) <=
+                std::max(window.recent_begin(first_row + 1), window.sink_end(length)),
+        cache_errc::invalid_argument, "kvc::cpu::extend: the step's view of sequence ", b,
+        " no longer keeps what its first new row sees (", rows,
+        " rows over a bounded window); pass the new K/V to extend(), or build the cache with a "
+        "rollback reserve of at least ",
+        rows - 1);
   }
   detail::extend_tiles(step, qo_indptr, q_heads, q, detail::staged_layout{}, dtype_id::fp32,
                        dtype_id::fp32, out, lse, params, workspace, parallel, options);
 }
 
-/// extend() with sized buffers: q, out or lse smaller than the rows need is a cache_error
+/// Extends with sized buffers: q, out or lse smaller than the rows need is a cache_error
 /// (shape_mismatch) instead of an overflow. The pointer forms trust the caller for the sizes
 /// (they still refuse null pointers).
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
@@ -409,7 +407,7 @@ inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t>
          parallel, options);
 }
 
-/// The step's extend() with sized buffers.
+/// Extends over an open step's view (the step's extend()) with sized buffers.
 inline void extend(const paged_layer_view& step, std::span<const std::int32_t> qo_indptr,
                    int q_heads, query_rows q, std::span<float> out, std::span<float> lse,
                    const attention::attention_params& params, extend_workspace& workspace,
@@ -419,7 +417,7 @@ inline void extend(const paged_layer_view& step, std::span<const std::int32_t> q
   extend(step, qo_indptr, q_heads, q, out.data(), lse.data(), params, workspace, parallel, options);
 }
 
-/// extend() with a workspace of its own, allocated for this call.
+/// Extends with a workspace of its own, allocated for this call.
 inline void extend(const paged_layer_view& prefix, std::span<const std::int32_t> qo_indptr,
                    int q_heads, query_rows q, const kv_input& new_k, const kv_input& new_v,
                    float* out, float* lse, const attention::attention_params& params,

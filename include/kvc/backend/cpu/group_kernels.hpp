@@ -51,7 +51,7 @@ struct group_kernels {
 
   bool usable() const { return scores != nullptr; }
 
-  /// The kernels `choice` names (choose_kernels) for a layer of geometry `geo` and query
+  /// Returns the kernels `choice` names (choose_kernels) for a layer of geometry `geo` and query
   /// group `group`; empty when it names none or `Kernels` (kernel_set.hpp) lacks them. Only
   /// the kernels in `Kernels` are compiled.
   template <kernel_set Kernels = all_kernels>

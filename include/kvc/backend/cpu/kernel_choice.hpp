@@ -102,7 +102,7 @@ struct kernel_choice {
   }
 };
 
-/// The kernels for a layer of geometry `geo` whose KV heads each serve `group` query heads.
+/// Returns the kernels for a layer of geometry `geo` whose KV heads each serve `group` query heads.
 inline kernel_choice choose_kernels(const page_geometry& geo, int group,
                                     const cpu_options& options) {
   const cpu_features& cpu = options.features;

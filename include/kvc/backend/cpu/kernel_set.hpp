@@ -29,30 +29,30 @@ struct kernel_set {
   std::uint64_t key_bits = ~std::uint64_t{0};
   std::uint64_t value_bits = ~std::uint64_t{0};
 
-  /// The empty set: no group kernel, every layer on the float-block kernels or refused.
+  /// Returns the empty set: no group kernel, every layer on the float-block kernels or refused.
   static constexpr kernel_set none() { return {0, 0}; }
 
-  /// Whether the keys of `type` are scored for groups of `group` query heads.
+  /// Returns whether the keys of `type` are scored for groups of `group` query heads.
   constexpr bool scores(int group, dtype_id type) const {
     return (key_bits & bit(group, type)) != 0;
   }
-  /// Whether values of `type` are weighed for groups of `group` query heads.
+  /// Returns whether values of `type` are weighed for groups of `group` query heads.
   constexpr bool accumulates(int group, dtype_id type) const {
     return (value_bits & bit(group, type)) != 0;
   }
-  /// Whether any kernel of groups of `group` query heads is in the set.
+  /// Returns whether any kernel of groups of `group` query heads is in the set.
   constexpr bool has_group(int group) const {
     for (int t = 0; t < dtypes; ++t)
       if (scores(group, dtype_id(t)) || accumulates(group, dtype_id(t))) return true;
     return false;
   }
-  /// Whether decode may run a layer of geometry `geo` whose KV heads serve `group` query
+  /// Returns whether decode may run a layer of geometry `geo` whose KV heads serve `group` query
   /// heads: a layer the group kernels never take (MLA, groups above 8) needs none of them.
   constexpr bool covers(const page_geometry& geo, int group) const {
     if (!takes_group_kernels(geo, group)) return true;
     return scores(group, geo.k_type) && accumulates(group, geo.v_type);
   }
-  /// This set and the kernels of one layer kind (nothing for one the kernels never take).
+  /// Returns this set and the kernels of one layer kind (nothing for one the kernels never take).
   constexpr kernel_set with(int group, dtype_id k_type, dtype_id v_type, bool latent) const {
     kernel_set s = *this;
     if (latent || group < 1 || group > max_kernel_group) return s;

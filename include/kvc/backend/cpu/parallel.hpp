@@ -39,7 +39,7 @@ class parallel_for_ref {
       : executor_(executor), run_(run), threads_(threads) {}
 
   void operator()(std::size_t count, task_ref task) const { run_(executor_, count, task); }
-  /// How many threads the executor runs tasks on (for splitting work).
+  /// Returns how many threads the executor runs tasks on (for splitting work).
   int threads() const { return threads_; }
 
  private:
@@ -48,7 +48,7 @@ class parallel_for_ref {
   int threads_;
 };
 
-/// Everything on the calling thread.
+/// Returns an executor that runs everything on the calling thread.
 inline parallel_for_ref serial() {
   return {nullptr,
           [](void*, std::size_t count, task_ref task) {
@@ -176,7 +176,7 @@ class thread_pool {
   bool stopping_ = false;
 };
 
-/// The built-in pool: one per process, with a thread per hardware thread.
+/// Returns the built-in pool: one per process, with a thread per hardware thread.
 inline parallel_for_ref default_parallel_for() {
   static thread_pool pool;
   return pool.ref();

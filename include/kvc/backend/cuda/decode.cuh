@@ -40,7 +40,7 @@
 
 namespace kvc::cuda {
 
-/// Decode blocks the device runs at once: its SM count times the blocks of the shape's
+/// Returns the decode blocks the device runs at once: its SM count times the blocks of the shape's
 /// decode kernel an SM holds (the occupancy API on the compiled kernel).
 template <class Shape, class Block = kernels::block_shape<128>>
 int decode_blocks_at_once(int device = -1) {
@@ -53,7 +53,7 @@ int decode_blocks_at_once(int device = -1) {
   return sms * (per_sm > 0 ? per_sm : 1);
 }
 
-/// The plan for a batch on the current device (kernels::plan_device_decode): split only
+/// Plans a batch for the current device (kernels::plan_device_decode): split only
 /// when the batch does not fill the device, no split shorter than min_split_tokens.
 template <class Shape, class Block = kernels::block_shape<128>>
 void plan_decode(const paged_layer_view& view, int q_heads, attention::decode_plan& plan,
@@ -127,7 +127,7 @@ class device_decode_plan {
     batch_ = batch;
   }
 
-  /// Whether the arrays on the device are those of `plan` (the last upload was of it).
+  /// Returns whether the arrays on the device are those of `plan` (the last upload was of it).
   bool holds(const attention::decode_plan& plan) const {
     return arrays_ != nullptr && serial_ == plan.table_serial && group_ == plan.layer_group &&
            items_ == plan.items.size() && batch_ == plan.splits.size();
@@ -177,9 +177,8 @@ template <class Shape, class Block = kernels::block_shape<128>,
 void decode(const attention::decode_plan& plan, const device_decode_plan& device_plan,
             const paged_layer_view& view, attention::query_rows q, float* out, float* lse,
             const attention::attention_params& params, cudaStream_t stream) {
-  if (!device_plan.holds(plan))
-    throw cache_error(cache_errc::plan_mismatch,
-                      "kvc::cuda::decode: the device plan holds another plan; upload() it first");
+  kvc::detail::require(device_plan.holds(plan), cache_errc::plan_mismatch,
+                       "kvc::cuda::decode: the device plan holds another plan; upload() it first");
   const kernels::decode_work work =
       kernels::make_decode_work<Shape>(plan, device_plan.arrays(), view, q, out, lse, params,
                                        device_plan.workspace(), "kvc::cuda::decode");

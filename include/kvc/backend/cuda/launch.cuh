@@ -43,7 +43,7 @@ concept names_min_blocks = requires {
   Kernel::min_blocks_per_sm;
 };
 
-/// The __global__ function that runs Kernel in blocks of Block.
+/// Returns the __global__ function that runs Kernel in blocks of Block.
 template <class Block, class Kernel>
 constexpr auto kernel_function() {
   if constexpr (names_min_blocks<Kernel>)
@@ -84,8 +84,8 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
   detail::check_launch(cudaGetLastError(), "kernel launch");
 }
 
-/// Blocks of Kernel that one SM of `device` holds at once with `shared_bytes` of dynamic
-/// shared memory (the CUDA occupancy API on the compiled kernel: its registers too).
+/// Returns the blocks of Kernel that one SM of `device` holds at once with `shared_bytes` of
+/// dynamic shared memory (the CUDA occupancy API on the compiled kernel: its registers too).
 template <class Block, class Kernel>
 int resident_blocks(std::size_t shared_bytes, int device = -1) {
   constexpr auto function = detail::kernel_function<Block, Kernel>();

@@ -20,7 +20,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <utility>
 
 #include "kvc/backend/cuda/launch.cuh"
@@ -63,17 +62,15 @@ class device_page_table {
     has_token_indptr_ = token_indptr != nullptr;
   }
 
-  /// The host view `host` (cache.view(layer, table) of the uploaded table) with the table's
+  /// Returns the host view `host` (cache.view(layer, table) of the uploaded table) with the table's
   /// arrays in device memory. Throws plan_mismatch for a view of another table.
   paged_layer_view view(const paged_layer_view& host) const {
-    if (memory_ == nullptr || host.serial != serial_ || host.group != group_ ||
-        static_cast<std::size_t>(host.batch) > batch_)
-      throw cache_error(cache_errc::plan_mismatch,
-                        "kvc::cuda::device_page_table::view: the view is of page table " +
-                            std::to_string(host.serial) + " of group " +
-                            std::to_string(host.group) + ", the device holds table " +
-                            std::to_string(serial_) + " of group " + std::to_string(group_) +
-                            "; upload() it first");
+    kvc::detail::require(memory_ != nullptr && host.serial == serial_ && host.group == group_ &&
+                             static_cast<std::size_t>(host.batch) <= batch_,
+                         cache_errc::plan_mismatch,
+                         "kvc::cuda::device_page_table::view: the view is of page table ",
+                         host.serial, " of group ", host.group, ", the device holds table ",
+                         serial_, " of group ", group_, "; upload() it first");
     paged_layer_view v = host;
     v.indptr = reinterpret_cast<const std::int32_t*>(memory_ + indptr_offset());
     v.indices = reinterpret_cast<const std::int32_t*>(memory_ + indices_offset());
@@ -82,7 +79,7 @@ class device_page_table {
     return v;
   }
 
-  /// The uploaded token_indptr (device memory), or null when the last upload had none.
+  /// Returns the uploaded token_indptr (device memory), or null when the last upload had none.
   const std::int64_t* token_indptr() const {
     return has_token_indptr_
                ? reinterpret_cast<const std::int64_t*>(memory_ + token_indptr_offset())

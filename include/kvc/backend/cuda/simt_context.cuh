@@ -35,7 +35,7 @@ class simt_context {
     return {Block::x == 1 ? 0u : threadIdx.x, Block::y == 1 ? 0u : threadIdx.y,
             Block::z == 1 ? 0u : threadIdx.z};
   }
-  /// The thread's place in its block, x fastest (what warps are cut from).
+  /// Returns the thread's place in its block, x fastest (what warps are cut from).
   __device__ __forceinline__ unsigned thread_rank() const {
     const kernels::dims3 t = thread_idx();
     return t.x + Block::x * (t.y + Block::y * t.z);
@@ -43,7 +43,7 @@ class simt_context {
   __host__ __device__ static constexpr unsigned block_threads() { return Block::threads; }
   __device__ __forceinline__ unsigned lane() const { return thread_rank() % kernels::warp_size; }
   __device__ __forceinline__ unsigned warp() const { return thread_rank() / kernels::warp_size; }
-  /// The lanes that the calling thread's warp has: all_lanes but in a partial last warp.
+  /// Returns the lanes that the calling thread's warp has: all_lanes but in a partial last warp.
   __device__ __forceinline__ unsigned warp_members() const {
     if constexpr (Block::last_warp_lanes == kernels::warp_size) {
       return kernels::all_lanes;
@@ -89,7 +89,7 @@ class simt_context {
     return block_reduce(value, ::cuda::maximum<>{});
   }
 
-  /// The block's dynamic shared memory (16-byte aligned).
+  /// Returns the block's dynamic shared memory (16-byte aligned).
   template <class T = std::byte>
   __device__ __forceinline__ T* dynamic_shared() const {
     extern __shared__ uint4 kvc_dynamic_shared[];
@@ -109,8 +109,8 @@ class simt_context {
     *static_cast<uint4*>(shared_destination) = *static_cast<const uint4*>(global_source);
 #endif
   }
-  /// The same, but when `valid` is false the 16 bytes are zeros and the source is not read
-  /// (cp.async's src-size 0). The copy keeps 128 bytes of the line in L2.
+  /// Copies the same way, but when `valid` is false the 16 bytes are zeros and the source is not
+  /// read (cp.async's src-size 0). The copy keeps 128 bytes of the line in L2.
   __device__ __forceinline__ void copy_async(void* shared_destination, const void* global_source,
                                              bool valid) const {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -157,11 +157,11 @@ class simt_context {
 #endif
   }
 
-  /// The warp barrier (__syncwarp): the warp's lanes meet, and their shared-memory writes
+  /// Waits at the warp barrier (__syncwarp): the warp's lanes meet, and their shared-memory writes
   /// before it are seen by the others after it.
   __device__ __forceinline__ void sync_warp() const { __syncwarp(warp_members()); }
 
-  /// 16 bytes at once from a 16-byte aligned address (ld.v4.u32).
+  /// Loads 16 bytes at once from a 16-byte aligned address (ld.v4.u32).
   __device__ __forceinline__ kernels::vec16 load_16(const void* source) const {
     const uint4 value = *static_cast<const uint4*>(source);
     return {value.x, value.y, value.z, value.w};
@@ -170,7 +170,7 @@ class simt_context {
   __device__ __forceinline__ void store_16(void* global_destination, kernels::vec16 value) const {
     *static_cast<uint4*>(global_destination) = uint4{value.x, value.y, value.z, value.w};
   }
-  /// 8 bytes at once from an 8-byte aligned address (ld.v2.u32).
+  /// Loads 8 bytes at once from an 8-byte aligned address (ld.v2.u32).
   __device__ __forceinline__ kernels::vec8 load_8(const void* source) const {
     const uint2 value = *static_cast<const uint2*>(source);
     return {value.x, value.y};

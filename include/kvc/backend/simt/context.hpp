@@ -131,12 +131,12 @@ class context {
   kernels::dims3 block_idx() const { return state_->block_idx; }
   static constexpr kernels::dims3 block_dim() { return Block::dims(); }
   kernels::dims3 thread_idx() const { return thread_idx_; }
-  /// The thread's place in its block, x fastest (what warps are cut from).
+  /// Returns the thread's place in its block, x fastest (what warps are cut from).
   unsigned thread_rank() const { return rank_; }
   static constexpr unsigned block_threads() { return Block::threads; }
   unsigned lane() const { return rank_ % kernels::warp_size; }
   unsigned warp() const { return rank_ / kernels::warp_size; }
-  /// The lanes that the calling thread's warp has: all_lanes but in a partial last warp.
+  /// Returns the lanes that the calling thread's warp has: all_lanes but in a partial last warp.
   unsigned warp_members() const {
     if constexpr (Block::last_warp_lanes == kernels::warp_size) {
       return kernels::all_lanes;
@@ -145,7 +145,7 @@ class context {
     }
   }
 
-  /// The block barrier: every thread of the block must reach it.
+  /// Waits at the block barrier: every thread of the block must reach it.
   void sync() const { team_->sync(rank_); }
 
   // Warp shuffles: every lane named in `members` must make the same call.
@@ -154,7 +154,7 @@ class context {
     return shuffle(detail::collective::shfl_xor, value,
                    lane() ^ (static_cast<unsigned>(lane_mask) & (kernels::warp_size - 1)), members);
   }
-  /// The value of lane + delta; lanes with no such lane keep their own value.
+  /// Returns the value of lane + delta; lanes with no such lane keep their own value.
   template <class T>
   T shfl_down(T value, unsigned delta, unsigned members = kernels::all_lanes) const {
     const bool inside = delta < kernels::warp_size && lane() + delta < kernels::warp_size;
@@ -185,7 +185,7 @@ class context {
     return block_reduce<T, detail::maximum>(value);
   }
 
-  /// The block's dynamic shared memory (the launch's shared_bytes, 16-byte aligned).
+  /// Returns the block's dynamic shared memory (the launch's shared_bytes, 16-byte aligned).
   template <class T = std::byte>
   T* dynamic_shared() const {
     return reinterpret_cast<T*>(team_->shared_memory());
@@ -198,7 +198,7 @@ class context {
   void copy_async(void* shared_destination, const void* global_source, bool valid = true) const {
     start_copy<16>(shared_destination, global_source, valid);
   }
-  /// The same for 4 bytes (both ends 4-byte aligned).
+  /// Copies the same way 4 bytes (both ends 4-byte aligned).
   void copy_async_4(void* shared_destination, const void* global_source, bool valid) const {
     start_copy<4>(shared_destination, global_source, valid);
   }
@@ -214,7 +214,7 @@ class context {
   /// Waits for every copy_async of the calling thread.
   void wait_async_copies() const { state_->complete_copies(); }
 
-  /// The warp barrier (__syncwarp): every lane of the warp must reach it.
+  /// Waits at the warp barrier (__syncwarp): every lane of the warp must reach it.
   void sync_warp() const {
     detail::slot result;
     team_->exchange(rank_, detail::collective::sync_warp, warp_members(), lane(), detail::slot{}, 0,
@@ -228,14 +228,14 @@ class context {
     std::memcpy(global_destination, &value, sizeof value);
   }
 
-  /// 16 bytes at once from a 16-byte aligned address.
+  /// Loads 16 bytes at once from a 16-byte aligned address.
   kernels::vec16 load_16(const void* source) const {
     check_aligned(source, "load_16 source");
     kernels::vec16 value;
     std::memcpy(&value, source, sizeof value);
     return value;
   }
-  /// 8 bytes at once from an 8-byte aligned address.
+  /// Loads 8 bytes at once from an 8-byte aligned address.
   kernels::vec8 load_8(const void* source) const {
     if (reinterpret_cast<std::uintptr_t>(source) % 8 != 0)
       team_->abort(launch_error(launch_errc::misaligned_address,

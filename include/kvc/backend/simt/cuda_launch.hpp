@@ -48,8 +48,8 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
                        "kernel launch");
 }
 
-/// Blocks of Kernel one SM holds by its threads and shared memory (2,048 threads, 32 blocks
-/// and 228 KiB an SM, 1 KiB of it reserved per block, as on sm_80 and sm_90); the emulator
+/// Returns the blocks of Kernel one SM holds by its threads and shared memory (2,048 threads, 32
+/// blocks and 228 KiB an SM, 1 KiB of it reserved per block, as on sm_80 and sm_90); the emulator
 /// does not know registers.
 template <class Block, class Kernel>
 int resident_blocks(std::size_t shared_bytes, int = -1) {

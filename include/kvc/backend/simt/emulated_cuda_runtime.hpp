@@ -129,7 +129,7 @@ inline cudaError_t run(const std::function<void()>& operation) {
 
 }  // namespace detail
 
-/// What the last failed operation said (a kernel's launch_error, say): CUDA's error codes
+/// Returns what the last failed operation said (a kernel's launch_error, say): CUDA's error codes
 /// cannot carry it.
 inline std::string last_failure() {
   const std::lock_guard lock(detail::runtime().mutex);
@@ -276,8 +276,9 @@ inline cudaError_t cudaStreamDestroy(cudaStream_t stream) {
   delete stream;
   return cudaSuccess;
 }
-/// A stream that is being captured cannot be waited for: as in CUDA, the wait fails and
-/// the capture is invalidated (cudaStreamEndCapture then fails and gives no graph).
+/// Waits for the stream's work. A stream that is being captured cannot be waited for: as in CUDA,
+/// the wait fails and the capture is invalidated (cudaStreamEndCapture then fails and gives no
+/// graph).
 inline cudaError_t cudaStreamSynchronize(cudaStream_t stream) {
   if (stream != nullptr && stream->capture != nullptr) {
     stream->capture_invalidated = true;

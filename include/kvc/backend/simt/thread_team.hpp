@@ -88,7 +88,7 @@ class launch_state {
  public:
   explicit launch_state(kernels::dims3 grid) : grid_(grid), blocks_(grid.volume()) {}
 
-  /// The next block to run; false once every block is handed out or the launch failed.
+  /// Returns the next block to run; false once every block is handed out or the launch failed.
   bool take_block(kernels::dims3& block_idx) {
     if (failed_.load(std::memory_order_acquire)) return false;
     const std::uint64_t block = next_block_.fetch_add(1, std::memory_order_relaxed);
@@ -134,12 +134,13 @@ class thread_team {
   thread_team(const thread_team&) = delete;
   thread_team& operator=(const thread_team&) = delete;
 
-  /// Once every thread of the team exists: the first block begins.
+  /// Begins the first block, once every thread of the team exists.
   void start() {
     std::unique_lock lock(mutex_);
     begin_next_block();
   }
-  /// The team's threads could not all be created: the threads that exist leave at once.
+  /// Cancels the launch when the team's threads could not all be created: the threads that exist
+  /// leave at once.
   void cancel() {
     std::lock_guard lock(mutex_);
     done_ = true;
@@ -157,7 +158,7 @@ class thread_team {
     return true;
   }
 
-  /// The block barrier (__syncthreads): every thread of the block must reach it.
+  /// Waits at the block barrier (__syncthreads): every thread of the block must reach it.
   void sync(unsigned rank) {
     std::unique_lock lock(mutex_);
     if (aborted_) throw block_torn_down{};
@@ -176,8 +177,9 @@ class thread_team {
     if (barrier_generation_ == generation) throw block_torn_down{};
   }
 
-  /// A warp collective: the lanes named in `members` each give a value; lane `source`'s
-  /// value comes back (shuffles), or all members' values folded by `combine` (reductions).
+  /// Exchanges values in a warp collective: the lanes named in `members` each give a value; lane
+  /// `source`'s value comes back (shuffles), or all members' values folded by `combine`
+  /// (reductions).
   void exchange(unsigned rank, collective kind, unsigned members, unsigned source,
                 const slot& value, std::size_t value_size, combine_function combine, slot& result) {
     std::unique_lock lock(mutex_);
@@ -230,13 +232,15 @@ class thread_team {
     fail_locked(std::make_exception_ptr(error));
     throw block_torn_down{};
   }
-  /// A kernel thread threw: the first error of the block is kept, the block torn down.
+  /// Fails the block when a kernel thread threw: the first error of the block is kept, the block
+  /// torn down.
   void fail(std::exception_ptr error) {
     std::lock_guard lock(mutex_);
     fail_locked(std::move(error));
   }
 
-  /// The calling thread has left the kernel. The last thread of a block starts the next.
+  /// Records that the calling thread has left the kernel. The last thread of a block starts the
+  /// next.
   void finish(unsigned rank) {
     std::unique_lock lock(mutex_);
     status_[rank] = thread_status::exited;
@@ -250,7 +254,7 @@ class thread_team {
 
   std::byte* shared_memory() const { return shared_.get(); }
   std::size_t shared_bytes() const { return shared_bytes_; }
-  /// One value per thread, for block reductions (ordered by the barriers around them).
+  /// Returns one value per thread, for block reductions (ordered by the barriers around them).
   slot* block_slots() const { return block_slots_.get(); }
 
  private:

@@ -73,7 +73,7 @@ class memory_traffic {
     return s;
   }
 
-  /// How many times each byte of [begin, begin + bytes) was read or written.
+  /// Returns how many times each byte of [begin, begin + bytes) was read or written.
   std::vector<unsigned> coverage(access kind, const void* begin, std::size_t bytes) const {
     std::lock_guard lock(mutex_);
     std::vector<unsigned> times(bytes, 0);
