@@ -1,8 +1,8 @@
 #pragma once
 // Decode and extend, compiled once for a program. The kernels behind kvc::cpu::decode and
 // kvc::cpu::extend are many (every storage dtype, query group size and instruction set, all
-// chosen at run time), and every translation unit that calls them compiles them all: about
-// 12 s of g++ -O2 (docs/benchmarks.md, compile cost). An engine with several translation
+// chosen at run time), and every translation unit that calls them compiles them all
+// (docs/benchmarks.md, "Compile cost"). An engine with several translation
 // units includes this header, which declares the same calls in kvc::cpu::compiled and
 // includes no kernel, and includes kvc/backend/cpu/compiled_definitions.hpp in exactly one
 // translation unit of the program, which defines them. The results are those of

@@ -129,9 +129,8 @@ inline void extend_item_run(const paged_layer_view& prefix, std::span<const std:
 
   // The next block is asked for while this one is computed, a few lines per strip of rows of
   // the scores and the values (attend_block's read-ahead). Asked for in one burst, the prefix
-  // blocks did no good (no better than none, by perf shares): loading them took about 22% of
-  // extend's time over an 8k prefix, 4% spread out. With few rows (a short extend) the calls
-  // are too short to spread the requests over, and they go at once.
+  // blocks did no good (docs/benchmarks.md has the perf shares). With few rows (a short
+  // extend) the calls are too short to spread the requests over, and they go at once.
   const auto share_out = [&](read_ahead& ahead) {
     ahead.lines_per_call = static_cast<int>((ahead.lines() + 1) / 2);
     if (rows <= block_kernels::transposed_rows) ahead.step(static_cast<int>(ahead.lines()));
