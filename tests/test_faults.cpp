@@ -65,6 +65,15 @@ struct scene {
     const step_data e = step_of(3, 1.5f);
     cache.append({&more, 1}, e.layers);
     cache.truncate(ids[1], 8);
+    cache.store_prefix(ids[0], prompt(23));        // 5 full pages in the prefix index
+    cache.store_prefix(ids[1], prompt(8), {}, 1);  // 2, which every window holds whole
+  }
+  // A prompt's tokens: its first 8 are ids[1]'s, the rest ids[0]'s.
+  static std::vector<std::int32_t> prompt(std::size_t tokens) {
+    std::vector<std::int32_t> t(tokens);
+    for (std::size_t i = 0; i < t.size(); ++i)
+      t[i] = static_cast<std::int32_t>(tokens == 8 ? i + 1000 : i * 7 + 1);
+    return t;
   }
 };
 
@@ -74,6 +83,15 @@ std::vector<double> observe(const fault_cache& cache, const std::vector<sequence
   for (int g = 0; g < fault_cache::num_groups; ++g) {
     seen.push_back(static_cast<double>(cache.free_pages(g)));
     seen.push_back(static_cast<double>(cache.used_pages(g)));
+    seen.push_back(static_cast<double>(cache.cached_pages(g)));
+  }
+  seen.push_back(static_cast<double>(cache.prefix_nodes()));
+  auto short_prompt = scene::prompt(8);
+  short_prompt.push_back(5);
+  for (const auto& prompt : {scene::prompt(23), short_prompt}) {
+    const auto hit = const_cast<fault_cache&>(cache).find_prefix(prompt);
+    seen.push_back(static_cast<double>(hit.tokens));
+    seen.insert(seen.end(), hit.group_tokens.begin(), hit.group_tokens.end());
   }
   std::vector<sequence_id> live;
   for (sequence_id id : ids) {
@@ -151,7 +169,37 @@ TEST_CASE("every mutating call leaves the cache as it was when an allocation fai
     for (const std::int64_t at : {0, 20, 21, 22})  // what the reserve of 3 allows of 23
       sweep("fork at " + std::to_string(at), room,
             [at](scene& s) { s.ids.push_back(s.cache.fork(s.ids[0], at)); });
+    sweep("add_sequence from a prefix hit", room, [](scene& s) {
+      auto prompt = scene::prompt(8);
+      prompt.push_back(5);
+      const auto hit = s.cache.find_prefix(prompt);
+      REQUIRE(hit.tokens == 8);
+      s.ids.push_back(s.cache.add_sequence(hit));
+    });
   }
+  sweep("store_prefix", none, [](scene& s) {
+    const std::vector<std::int32_t> other = {5, 6, 7, 8, 9, 10, 11, 12};
+    s.cache.store_prefix(s.ids[1], other);
+    s.cache.store_prefix(s.ids[2], scene::prompt(23));  // the fork: its pages are stored already
+  });
+  sweep("clear_prefixes", none, [](scene& s) { s.cache.clear_prefixes(); });
+  // A step that takes cached pages of the index, because the free ones run short.
+  const auto short_of_pages = [](scene& s) {
+    s.cache.release(s.ids[0]);
+    s.cache.release(s.ids[2]);
+    s.ids.push_back(s.cache.add_sequence());
+    const std::int64_t filler = (s.cache.free_pages(0) - 1) * 4;
+    const append_request fill{s.ids.back(), filler};
+    const step_data d = step_of(filler, 4.5f);
+    s.cache.append({&fill, 1}, d.layers);
+    REQUIRE(s.cache.free_pages(0) == 1);
+  };
+  sweep("append taking cached pages", short_of_pages, [](scene& s) {
+    const append_request batch{s.ids[1], 9};  // 3 pages in group 0: 1 free, 2 cached
+    const step_data d = step_of(9, 5.5f);
+    s.cache.append({&batch, 1}, d.layers);
+    REQUIRE(s.cache.prefix_stats().evicted_pages == 2);
+  });
   sweep("truncate", none, [](scene& s) { s.cache.truncate(s.ids[0], 21); });
   sweep("release", none, [](scene& s) { s.cache.release(s.ids[2]); });
   sweep("append", none, [](scene& s) {

@@ -240,6 +240,18 @@ TEST_CASE("page_keys refuses what it cannot key, and writes nothing then") {
   keys.resize(2);
   CHECK_THROWS_AS(kvc::prefix::page_keys(llama, context, ids, keys), kvc::cache_error);
   CHECK(keys == std::vector<page_key>(2, page_key{1, 1}));
+  // An item of a negative count of positions.
+  const multimodal_item bad{image, 3, -2};
+  context.items = {&bad, 1};
+  CHECK_THROWS_AS(kvc::prefix::page_keys(llama, context, ids, keys), kvc::cache_error);
+  CHECK(keys == std::vector<page_key>(2, page_key{1, 1}));
+  // An item of no positions is keyed in no page: as if it were not given.
+  const multimodal_item empty{image, 3, 0};
+  context.items = {&empty, 1};
+  kvc::prefix::page_keys(llama, context, ids, keys);
+  std::vector<page_key> plain(2);
+  kvc::prefix::page_keys(llama, {}, ids, plain);
+  CHECK(keys == plain);
   // No key asked for: nothing to do.
   kvc::prefix::page_keys(llama, {}, ids, std::span<page_key>{});
 }

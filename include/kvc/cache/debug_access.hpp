@@ -9,7 +9,8 @@
 // open-plan pages) naming it; the free list holds exactly the unreferenced pages, once each;
 // a released sequence lists nothing; a live one lists at most the pages its window keeps
 // (after a truncation or a fork at a position maybe fewer recent ones), none only when
-// empty, and always the page of the first position its window shows.
+// empty, and always the page of the first position its window shows. The prefix index's
+// pages count one reference each; its key table and its parent links agree with its nodes.
 
 #include <cstddef>
 #include <cstdint>
@@ -34,14 +35,89 @@ struct cache_debug_access {
         for (page_id p : s.pages[g]) ++references[static_cast<std::size_t>(p)];
       }
       if (const append_plan* plan = cache.open_.plan())  // its pages are its own until commit
-        plan->for_each_taken([&](int plan_group, page_id p) {
-          if (plan_group == g) ++references[static_cast<std::size_t>(p)];
-        });
+        plan->for_each_taken(count_taken{g, references});
+      check_index_pages(cache.prefix_.index(), pool, g, references);
       check_pool(pool, g, references);
     }
+    check_index(cache.prefix_.index(), cache.prefix_);
   }
 
  private:
+  struct count_taken {  // a functor, not a lambda: its names stay out of -Wshadow
+    int g;
+    std::vector<std::int32_t>& references;
+    void operator()(int plan_group, page_id page) const {
+      if (plan_group == g) ++references[static_cast<std::size_t>(page)];
+    }
+  };
+
+  // Counts the index's references in group g: each page once, marked indexed in the pool, and
+  // the pool's cached count is the indexed pages nobody else holds.
+  template <class Index>
+  static void check_index_pages(const Index& index, const page_pool& pool, int g,
+                                std::vector<std::int32_t>& references) {
+    std::vector<bool> indexed(references.size(), false);
+    for (const auto& x : index.all()) {
+      if (!x.alive || x.pages[g] < 0) continue;
+      const auto i = static_cast<std::size_t>(x.pages[g]);
+      if (indexed[i] || !pool.indexed(x.pages[g]))
+        throw std::logic_error("group " + std::to_string(g) + ": page " +
+                               std::to_string(x.pages[g]) +
+                               " is listed by two index nodes, or not marked indexed");
+      indexed[i] = true;
+      ++references[i];
+    }
+    std::int64_t cached = 0;
+    for (page_id p = 0; p < pool.capacity(); ++p) {
+      const auto i = static_cast<std::size_t>(p);
+      if (pool.indexed(p) != indexed[i])
+        throw std::logic_error("group " + std::to_string(g) + ": page " + std::to_string(p) +
+                               " is marked indexed, and no index node lists it");
+      if (indexed[i] && pool.references(p) == 1) ++cached;
+    }
+    if (cached != pool.cached_pages())
+      throw std::logic_error("group " + std::to_string(g) + ": " + std::to_string(cached) +
+                             " pages are only the index's, the pool counts " +
+                             std::to_string(pool.cached_pages()));
+  }
+
+  // The key table finds every live node, and only those; a child lists its parent, which
+  // lists it; a node without pages has a child (a link of a chain), or an open step took its
+  // page.
+  template <class Index, class Reuse>
+  static void check_index(const Index& index, const Reuse& reuse) {
+    std::size_t live = 0;
+    const auto nodes = index.all();
+    for (std::size_t n = 0; n < nodes.size(); ++n) {
+      const auto& x = nodes[n];
+      if (!x.alive) continue;
+      ++live;
+      const auto id = static_cast<std::int32_t>(n);
+      bool has_page = false;
+      for (page_id p : x.pages) has_page = has_page || p >= 0;
+      bool listed = x.parent < 0;
+      if (x.parent >= 0) {
+        const auto& parent = nodes[static_cast<std::size_t>(x.parent)];
+        for (std::int32_t c = parent.first_child; c >= 0 && !listed;
+             c = nodes[static_cast<std::size_t>(c)].next_sibling)
+          listed = c == id;
+        listed = listed && parent.alive && parent.page + 1 == x.page;
+      }
+      if (index.find(x.key) != id || !listed ||
+          (!has_page && x.first_child < 0 && !reuse.lent_from(id)) || (x.parent < 0 && x.page != 0))
+        throw std::logic_error("prefix index: node " + std::to_string(n) + " (page " +
+                               std::to_string(x.page) +
+                               ") is not found by its key, not its "
+                               "parent's child, or an empty leaf");
+    }
+    std::size_t placed = 0;
+    for (std::int32_t n : index.slots()) placed += n >= 0 ? 1 : 0;
+    if (live != index.nodes() || placed != live)
+      throw std::logic_error("prefix index: " + std::to_string(live) + " live nodes, " +
+                             std::to_string(placed) + " in the key table, " +
+                             std::to_string(index.nodes()) + " counted");
+  }
+
   template <class Sequence>
   static void check_lists(const Sequence& s, int g, const window_shape& window,
                           std::int64_t page_tokens) {

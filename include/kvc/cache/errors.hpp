@@ -21,6 +21,7 @@ enum class cache_errc {
   stale_table,         ///< a page table made before the sequences it names changed
   plan_mismatch,       ///< an attention plan used with a view or shape it was not made for
   rollback_exceeded,   ///< a truncation or fork needs tokens the windows no longer keep
+  stale_hit,           ///< a prefix hit used after a page it names was taken back
   invalid_argument,    ///< anything else: negative token counts, bad capacities, ...
 };
 

@@ -28,8 +28,9 @@
 // check), cache_sizing.hpp (pages per group from a capacity), group_storage.hpp (pools and
 // page memory, storing and loading a token), sequence_table.hpp (slots, generations, what a
 // sequence lists, rollback), step_pages.hpp (what a step does to a sequence's pages in a
-// group), append_plan.hpp, page_table_fill.hpp (filling page tables, views), layer_groups.hpp;
-// debug_access.hpp checks the invariants across them.
+// group), append_plan.hpp, page_table_fill.hpp (filling page tables, views), layer_groups.hpp,
+// prefix_reuse.hpp (the content index of full pages); the calls of admission_calls.hpp and
+// prefix_calls.hpp are bases of the facade; debug_access.hpp checks the invariants across them.
 
 #include <algorithm>
 #include <array>
@@ -39,6 +40,7 @@
 #include <span>
 #include <vector>
 
+#include "kvc/cache/admission_calls.hpp"
 #include "kvc/cache/allocator.hpp"
 #include "kvc/cache/append_plan.hpp"
 #include "kvc/cache/cache_sizing.hpp"
@@ -50,6 +52,8 @@
 #include "kvc/cache/page_pool.hpp"
 #include "kvc/cache/page_table.hpp"
 #include "kvc/cache/page_table_fill.hpp"
+#include "kvc/cache/prefix_calls.hpp"
+#include "kvc/cache/prefix_reuse.hpp"
 #include "kvc/cache/requests.hpp"
 #include "kvc/cache/sequence_table.hpp"
 #include "kvc/cache/step_demand.hpp"
@@ -59,11 +63,15 @@
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/window.hpp"
+#include "kvc/prefix/page_key.hpp"
 
 namespace kvc {
 
 template <model_type Model, class Paging = paged<16>, class Allocator = host_allocator>
-class kv_cache {
+class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocator>,
+                                                layer_groups<Model>::num_groups>,
+                 public detail::prefix_calls<kv_cache<Model, Paging, Allocator>,
+                                             layer_groups<Model>::num_groups> {
   static_assert(Paging::is_paged, "kvc::kv_cache<Model, Paging>: Paging must be paged<P, layout>");
   static_assert(page_allocator<Allocator>,
                 "kvc::kv_cache<Model, Paging, Allocator>: Allocator must provide allocate, "
@@ -90,6 +98,7 @@ class kv_cache {
   // ---- sequences ----
 
   sequence_id add_sequence() { return sequences_.add(); }
+  using detail::prefix_calls<kv_cache, num_groups>::add_sequence;  // from a prefix hit
 
   /// Adds a sequence with the parent's tokens, sharing every one of its pages; returns it.
   sequence_id fork(sequence_id parent) { return fork(parent, length(parent)); }
@@ -215,55 +224,6 @@ class kv_cache {
     ++epoch_;  // views carry the scales
   }
 
-  // ---- admission: what a batch would take, asked without exceptions ----
-
-  /// What plan_append(batch) would do now, found without taking anything and without
-  /// throwing: `valid` is false when it would refuse the batch for another reason than pages
-  /// (an open plan, a released or repeated sequence, a token count out of range), and then
-  /// every `pages[g]` is 0; otherwise `pages[g]` is what group g would take (fresh pages, and
-  /// copies of shared pages the step writes) and `fits` whether every group has them free.
-  struct admission {
-    bool valid = false;
-    bool fits = false;
-    std::array<std::int64_t, static_cast<std::size_t>(num_groups)> pages{};
-  };
-  admission admit(std::span<const append_request> batch) const noexcept {
-    admission a;
-    if (open_.any()) return a;
-    try {  // as plan_append counts
-      detail::signed_array<std::int64_t, num_groups> pages{};
-      if (detail::batch_demand(sequences_, batch, need_of(), pages)) return a;
-      for (int g = 0; g < num_groups; ++g) a.pages[static_cast<std::size_t>(g)] = pages[g];
-    } catch (...) {  // out of memory for the check itself: nothing can be said
-      return a;
-    }
-    a.valid = true;
-    a.fits = true;
-    for (int g = 0; g < num_groups; ++g)
-      a.fits = a.fits && a.pages[static_cast<std::size_t>(g)] <= storage_.pool(g).free_pages();
-    return a;
-  }
-
-  /// Returns whether plan_append(batch) would succeed now.
-  bool can_append(std::span<const append_request> batch) const noexcept {
-    const admission a = admit(batch);
-    return a.valid && a.fits;
-  }
-
-  /// Returns how many new sequences of `tokens` tokens each (appended in one step) the free pages
-  /// hold now: the least over the groups of free pages / pages a sequence takes there
-  /// (unlimited_tokens when none takes any, 0 for a negative count or one over 2^40).
-  std::int64_t sequences_that_fit(std::int64_t tokens) const noexcept {
-    if (tokens < 0 || tokens > max_sequence_tokens) return 0;
-    std::int64_t fit = unlimited_tokens;
-    for (int g = 0; g < num_groups; ++g) {
-      const std::int64_t pages =
-          step_pages::of(sizing_.kept_windows[g], page_tokens, 0, 0, tokens).fresh;
-      if (pages > 0) fit = std::min(fit, storage_.pool(g).free_pages() / pages);
-    }
-    return fit;
-  }
-
   // ---- appending ----
 
   /// Checks a batch and takes the pages it needs (copying shared pages it will write).
@@ -274,22 +234,32 @@ class kv_cache {
     if (auto error = detail::batch_demand(sequences_, batch, need_of(), needed, &needs))
       throw *error;
     for (int g = 0; g < num_groups; ++g)
-      detail::require(needed[g] <= storage_.pool(g).free_pages(), cache_errc::out_of_pages,
+      detail::require(needed[g] <= available_pages(g), cache_errc::out_of_pages,
                       "kvc::kv_cache::plan_append: group ", g, " needs ", needed[g], " pages, ",
-                      storage_.pool(g).free_pages(), " are free");
+                      storage_.pool(g).free_pages(), " are free and ",
+                      storage_.pool(g).cached_pages(), " cached");
     std::int64_t fresh_total = 0;
     for (const step_need& need : needs) fresh_total += need.step.fresh;
     append_plan plan;
     plan.size_for(
         batch, [&](std::uint32_t slot) { return sequences_[slot].length; }, num_groups, num_layers,
         fresh_total);
+    for (std::size_t i = 0; i < plan.entries_.size(); ++i)  // so that commit cannot throw
+      for (int g = 0; g < num_groups; ++g) {
+        std::vector<page_id>& table = sequences_[plan.entries_[i].slot].pages[g];
+        table.reserve(table.size() +
+                      static_cast<std::size_t>(
+                          needs[i * num_groups + static_cast<std::size_t>(g)].step.fresh));
+      }
+    prefix_.plan_victims(needed, storage_);  // cached pages the step takes beyond the free ones
     // Nothing above took a page; from here a failure (a device copy) gives back what was taken.
     try {
       for (std::size_t i = 0; i < plan.entries_.size(); ++i)
         for (int g = 0; g < num_groups; ++g) {
           const step_need& need = needs[i * num_groups + static_cast<std::size_t>(g)];
           page_pool& pool = storage_.pool(g);
-          plan.take(i, g, need.copy_on_write, need.step.fresh, [&] { return pool.allocate(); });
+          plan.take(i, g, need.copy_on_write, need.step.fresh,
+                    [&] { return prefix_.take(g, pool); });
           if (need.copy_on_write)
             storage_.copy_page(
                 g, plan.change(i, g).cow_page,
@@ -352,13 +322,7 @@ class kv_cache {
                           plan.written_[static_cast<std::size_t>(l)],
                       cache_errc::invalid_argument, "kvc::kv_cache::commit: layer ", l,
                       " was not written; write every layer that owns a cache, or abort the plan");
-    // The only steps that can throw (growing the page tables) come first.
-    for (std::size_t i = 0; i < plan.entries_.size(); ++i)
-      for (int g = 0; g < num_groups; ++g) {
-        const auto& change = plan.change(i, g);
-        std::vector<page_id>& table = sequences_[plan.entries_[i].slot].pages[g];
-        table.reserve(table.size() + static_cast<std::size_t>(change.new_end - change.new_begin));
-      }
+    // plan_append made room in the page tables: nothing below throws.
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
       sequence& s = sequences_[e.slot];
@@ -374,10 +338,13 @@ class kv_cache {
       }
       s.length = new_length;
     }
+    prefix_.settle_lent();
+    prefix_.end_step();
     close(plan);
   }
 
-  /// Gives back everything the plan took: the cache is as before plan_append.
+  /// Gives back everything the plan took: the cache is as before plan_append, except for
+  /// cached pages of the prefix index the step took and wrote into (they are free now).
   void abort(append_plan& plan) {
     is_open(plan, "abort");
     give_back(plan);
@@ -520,6 +487,8 @@ class kv_cache {
 
  private:
   friend struct detail::cache_debug_access;
+  friend class detail::admission_calls<kv_cache, num_groups>;
+  friend class detail::prefix_calls<kv_cache, num_groups>;
   using sequence = detail::sequence_state<num_groups>;
 
   using step_need = detail::step_need;
@@ -528,6 +497,11 @@ class kv_cache {
       : sizing_(sized), storage_(sized.pages, std::move(allocator)) {
     k_scale_.fill(1.0f);
     v_scale_.fill(1.0f);
+    for (int g = 0; g < num_groups; ++g) {
+      seen_windows_[static_cast<std::size_t>(g)] = storage_.window(g);
+      first_layers_[static_cast<std::size_t>(g)] = groups::value.info[g].first_layer;
+    }
+    prefix_.set_layout(prefix::key_layout::of<Model, Paging>(), seen_windows_);
   }
 
   void no_open_plan(const char* who) const { open_.require_none(who); }
@@ -538,10 +512,32 @@ class kv_cache {
     open_.close(plan);
     ++epoch_;
   }
-  // Releases every page the plan took (none of it is in a sequence's list yet).
+  // Releases every page the plan took (none of it is in a sequence's list yet); cached pages
+  // it took from the prefix index go back there, unless a copy or a layer's K/V was written
+  // into them.
   void give_back(const append_plan& plan) noexcept {
-    plan.for_each_taken([&](int g, page_id page) { storage_.pool(g).release(page); });
+    prefix_.restore_lent(storage_, written_by{plan});
+    plan.for_each_taken(release_taken{*this});
+    prefix_.end_step();
   }
+  // Whether a step wrote into a page it took: a copy, or any layer's K/V. (Functors, not
+  // lambdas: their names stay out of an engine's -Wshadow.)
+  struct written_by {
+    const append_plan& plan;
+    bool operator()(int g, page_id page) const {
+      bool written =
+          std::find(plan.written_.begin(), plan.written_.end(), true) != plan.written_.end();
+      for (std::size_t i = 0; i < plan.entries_.size(); ++i)
+        written = written || plan.change(i, g).cow_page == page;
+      return written;
+    }
+  };
+  struct release_taken {
+    kv_cache& cache;
+    void operator()(int g, page_id page) const {
+      if (!cache.prefix_.restored(g, page)) cache.storage_.pool(g).release(page);
+    }
+  };
   static void notify(void* cache, append_plan& plan, append_plan::event what) noexcept {
     auto& self = *static_cast<kv_cache*>(cache);
     if (what == append_plan::event::moved) {
@@ -568,11 +564,13 @@ class kv_cache {
                                 storage_.pool(g), n, tokens);
   }
 
-  auto need_of() const {
-    return [this](std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) {
-      return step_need_of(slot, g, n, tokens);
-    };
-  }
+  struct need_getter {
+    const kv_cache& cache;
+    step_need operator()(std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) const {
+      return cache.step_need_of(slot, g, n, tokens);
+    }
+  };
+  need_getter need_of() const { return {*this}; }
 
   // The step of the plan's entry i in group g, from the pages the sequence lists now (before
   // commit changes them).
@@ -585,10 +583,14 @@ class kv_cache {
 
   std::int64_t tokens_available_in_group(std::uint32_t slot, int g) const {
     const std::int64_t n = sequences_[slot].length;
-    const std::int64_t free = storage_.pool(g).free_pages();
+    const std::int64_t free = available_pages(g);
     return detail::tokens_that_fit(
         sizing_.kept_windows[g], page_tokens, n, free,
         [&](std::int64_t k) { return step_need_of(slot, g, n, k).pages() <= free; });
+  }
+
+  std::int64_t available_pages(int g) const {
+    return storage_.pool(g).free_pages() + storage_.pool(g).cached_pages();
   }
 
   sizing sizing_;  ///< the rollback reserve, and the window each group keeps pages for
@@ -597,6 +599,9 @@ class kv_cache {
   detail::signed_array<float, num_layers> k_scale_{};
   detail::signed_array<float, num_layers> v_scale_{};
   detail::open_plan_slot open_;
+  std::array<window_shape, static_cast<std::size_t>(num_groups)> seen_windows_{};
+  std::array<int, static_cast<std::size_t>(num_groups)> first_layers_{};
+  detail::prefix_reuse<num_groups> prefix_;
   std::uint64_t epoch_ = 1;
   mutable std::uint64_t table_serial_ = 0;
 };

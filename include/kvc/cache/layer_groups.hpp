@@ -30,7 +30,8 @@ struct layer_groups {
     int count = 0;
   };
 
-  static constexpr table value = [] {
+  // A member function, not a lambda: its names stay out of an engine's -Wshadow.
+  static constexpr table make_table() {
     table t;
     const auto& summaries = Model::layer_summaries;
     for (int i = 0; i < num_layers; ++i) {
@@ -51,9 +52,17 @@ struct layer_groups {
       }
     }
     return t;
-  }();
+  }
+  static constexpr table value = make_table();
 
   static constexpr int num_groups = value.count;
+
+  /// Returns the first layer with a recurrent state instead of a cache, or -1.
+  static constexpr int first_recurrent() {
+    for (int l = 0; l < num_layers; ++l)
+      if (value.group[l] < 0) return l;
+    return -1;
+  }
 
   /// Returns the group a layer reads (its own cache or the one it shares), or invalid_layer.
   static int readable(int layer) {

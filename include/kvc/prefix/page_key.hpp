@@ -68,15 +68,23 @@ struct key_layout {
 
   template <model_type Model, class Paging>
   static key_layout of() {
+    return of(Paging::page_tokens, static_cast<std::uint64_t>(Paging::layout),
+              Model::layer_summaries);
+  }
+
+  /// The same from run-time values: page tokens, the page layout's value, every layer's
+  /// summary. (The template above only forwards, so that its names stay out of -Wshadow.)
+  static key_layout of(int tokens_per_page, std::uint64_t layout_value,
+                       std::span<const layer_summary> layers) {
     std::vector<std::byte> record;
     const auto put = [&](std::uint64_t value) {
       for (int i = 0; i < 8; ++i)
         record.push_back(static_cast<std::byte>((value >> (8 * i)) & 0xFF));
     };
-    put(static_cast<std::uint64_t>(Paging::page_tokens));
-    put(static_cast<std::uint64_t>(Paging::layout));
-    put(static_cast<std::uint64_t>(Model::num_layers));
-    for (const layer_summary& s : Model::layer_summaries) {
+    put(static_cast<std::uint64_t>(tokens_per_page));
+    put(layout_value);
+    put(static_cast<std::uint64_t>(layers.size()));
+    for (const layer_summary& s : layers) {
       put(static_cast<std::uint64_t>(s.kind));
       put(static_cast<std::uint64_t>(static_cast<std::int64_t>(s.source_layer)));
       put(static_cast<std::uint64_t>(s.kv_heads));
@@ -92,7 +100,7 @@ struct key_layout {
     }
     xxh3_128 hash;
     hash.update(record);
-    return {Paging::page_tokens, hash.digest()};
+    return {tokens_per_page, hash.digest()};
   }
 };
 
@@ -108,18 +116,102 @@ enum class key_field : std::uint8_t {
 
 namespace detail {
 
-// Feeds a field: its tag, its length (8 bytes, little-endian), then what `body` feeds.
-template <class Hash, class Body>
-void feed_field(Hash& hash, key_field tag, std::uint64_t length, Body&& body) {
-  std::byte head[9];
-  head[0] = static_cast<std::byte>(tag);
-  for (int i = 0; i < 8; ++i) head[1 + i] = static_cast<std::byte>((length >> (8 * i)) & 0xFF);
-  hash.update(head);
-  body();
-}
-
 inline void little_endian(std::uint64_t value, std::byte* out) {
   for (int i = 0; i < 8; ++i) out[i] = static_cast<std::byte>((value >> (8 * i)) & 0xFF);
+}
+
+}  // namespace detail
+
+namespace detail {
+
+// A streaming hash behind function pointers, so that the recipe below is compiled once and
+// names no local in an engine's translation unit (where -Wshadow would see them).
+struct hash_sink {
+  void* state;
+  void (*reset)(void*);
+  void (*update)(void*, std::span<const std::byte>);
+  page_key (*digest)(void*);
+};
+template <class Hash>
+struct hash_calls {
+  static void reset(void* state) { static_cast<Hash*>(state)->reset(); }
+  static void update(void* state, std::span<const std::byte> bytes) {
+    static_cast<Hash*>(state)->update(bytes);
+  }
+  static page_key digest(void* state) { return static_cast<Hash*>(state)->digest(); }
+};
+
+inline void page_keys_erased(const hash_sink& hash, const key_layout& layout,
+                             const key_context& context, std::span<const std::int32_t> tokens,
+                             std::span<page_key> keys, page_key parent) {
+  const auto update = [&](std::span<const std::byte> bytes) { hash.update(hash.state, bytes); };
+  const auto page_tokens = static_cast<std::size_t>(layout.page_tokens);
+  kvc::detail::require(layout.page_tokens > 0 && keys.size() <= tokens.size() / page_tokens,
+                       cache_errc::invalid_argument, "kvc::prefix::page_keys: ", keys.size(),
+                       " keys need ", keys.size() * page_tokens, " tokens, ", tokens.size(),
+                       " are given (pages of ", layout.page_tokens, ")");
+  for (std::size_t i = 0; i < context.items.size(); ++i) {
+    const multimodal_item& item = context.items[i];
+    kvc::detail::require(item.positions >= 0, cache_errc::invalid_argument,
+                         "kvc::prefix::page_keys: item ", i, " takes ", item.positions,
+                         " positions; a count may not be negative");
+    kvc::detail::require(i == 0 || context.items[i - 1].first_position <= item.first_position,
+                         cache_errc::invalid_argument, "kvc::prefix::page_keys: item ", i,
+                         " starts before item ", i - 1, "; give the items in prompt order");
+  }
+  const auto field = [&](key_field tag, std::uint64_t length) {
+    std::byte head[9];
+    head[0] = static_cast<std::byte>(tag);
+    little_endian(length, head + 1);
+    update(head);
+  };
+  const auto feed_bytes = [&](key_field tag, std::span<const std::byte> bytes) {
+    field(tag, bytes.size());
+    update(bytes);
+  };
+  for (std::size_t p = 0; p < keys.size(); ++p) {
+    const auto start = static_cast<std::int64_t>(p * page_tokens);
+    const auto end = start + layout.page_tokens;
+    hash.reset(hash.state);
+    std::byte parent_bytes[16];
+    little_endian(parent.low, parent_bytes);
+    little_endian(parent.high, parent_bytes + 8);
+    update(parent_bytes);
+    std::byte fingerprint[16];
+    little_endian(layout.fingerprint.low, fingerprint);
+    little_endian(layout.fingerprint.high, fingerprint + 8);
+    feed_bytes(key_field::layout, fingerprint);
+    feed_bytes(key_field::tenant_salt, context.tenant_salt);
+    feed_bytes(key_field::adapter, bytes_of(context.adapter));
+    feed_bytes(key_field::embeddings_digest, context.embeddings_digest);
+    for (const multimodal_item& item : context.items) {
+      if (item.positions == 0 || item.first_position >= end ||
+          item.first_position + item.positions <= start)
+        continue;  // the page shows none of its positions
+      field(key_field::item, 8 + item.id.size() + 16);
+      std::byte number[8];
+      little_endian(item.id.size(), number);
+      update(number);
+      update(item.id);
+      little_endian(static_cast<std::uint64_t>(item.first_position - start), number);
+      update(number);
+      little_endian(static_cast<std::uint64_t>(item.positions), number);
+      update(number);
+    }
+    field(key_field::tokens, 4 * page_tokens);
+    std::byte chunk[256];  // 64 tokens an update
+    std::size_t used = 0;
+    for (std::size_t t = 0; t < page_tokens; ++t) {
+      const auto id = static_cast<std::uint32_t>(tokens[p * page_tokens + t]);
+      for (int i = 0; i < 4; ++i) chunk[used++] = static_cast<std::byte>((id >> (8 * i)) & 0xFF);
+      if (used == sizeof chunk || t + 1 == page_tokens) {
+        update(std::span<const std::byte>(chunk, used));
+        used = 0;
+      }
+    }
+    keys[p] = hash.digest(hash.state);
+    parent = keys[p];
+  }
 }
 
 }  // namespace detail
@@ -131,61 +223,9 @@ template <class Hash>
 void page_keys_with(Hash& hash, const key_layout& layout, const key_context& context,
                     std::span<const std::int32_t> tokens, std::span<page_key> keys,
                     page_key parent = root_key) {
-  const auto page_tokens = static_cast<std::size_t>(layout.page_tokens);
-  kvc::detail::require(layout.page_tokens > 0 && keys.size() <= tokens.size() / page_tokens,
-                       cache_errc::invalid_argument, "kvc::prefix::page_keys: ", keys.size(),
-                       " keys need ", keys.size() * page_tokens, " tokens, ", tokens.size(),
-                       " are given (pages of ", layout.page_tokens, ")");
-  for (std::size_t i = 1; i < context.items.size(); ++i)
-    kvc::detail::require(context.items[i - 1].first_position <= context.items[i].first_position,
-                         cache_errc::invalid_argument, "kvc::prefix::page_keys: item ", i,
-                         " starts before item ", i - 1, "; give the items in prompt order");
-  const auto feed_bytes = [&](key_field tag, std::span<const std::byte> bytes) {
-    detail::feed_field(hash, tag, bytes.size(), [&] { hash.update(bytes); });
-  };
-  for (std::size_t p = 0; p < keys.size(); ++p) {
-    const auto start = static_cast<std::int64_t>(p * page_tokens);
-    const auto end = start + layout.page_tokens;
-    hash.reset();
-    std::byte parent_bytes[16];
-    detail::little_endian(parent.low, parent_bytes);
-    detail::little_endian(parent.high, parent_bytes + 8);
-    hash.update(parent_bytes);
-    std::byte fingerprint[16];
-    detail::little_endian(layout.fingerprint.low, fingerprint);
-    detail::little_endian(layout.fingerprint.high, fingerprint + 8);
-    feed_bytes(key_field::layout, fingerprint);
-    feed_bytes(key_field::tenant_salt, context.tenant_salt);
-    feed_bytes(key_field::adapter, bytes_of(context.adapter));
-    feed_bytes(key_field::embeddings_digest, context.embeddings_digest);
-    for (const multimodal_item& item : context.items) {
-      if (item.first_position >= end || item.first_position + item.positions <= start) continue;
-      detail::feed_field(hash, key_field::item, 8 + item.id.size() + 16, [&] {
-        std::byte number[8];
-        detail::little_endian(item.id.size(), number);
-        hash.update(number);
-        hash.update(item.id);
-        detail::little_endian(static_cast<std::uint64_t>(item.first_position - start), number);
-        hash.update(number);
-        detail::little_endian(static_cast<std::uint64_t>(item.positions), number);
-        hash.update(number);
-      });
-    }
-    detail::feed_field(hash, key_field::tokens, 4 * page_tokens, [&] {
-      std::byte chunk[256];  // 64 tokens an update
-      std::size_t used = 0;
-      for (std::size_t t = 0; t < page_tokens; ++t) {
-        const auto id = static_cast<std::uint32_t>(tokens[p * page_tokens + t]);
-        for (int i = 0; i < 4; ++i) chunk[used++] = static_cast<std::byte>((id >> (8 * i)) & 0xFF);
-        if (used == sizeof chunk || t + 1 == page_tokens) {
-          hash.update(std::span<const std::byte>(chunk, used));
-          used = 0;
-        }
-      }
-    });
-    keys[p] = hash.digest();
-    parent = keys[p];
-  }
+  detail::page_keys_erased({&hash, &detail::hash_calls<Hash>::reset,
+                            &detail::hash_calls<Hash>::update, &detail::hash_calls<Hash>::digest},
+                           layout, context, tokens, keys, parent);
 }
 
 /// Computes the keys of the first keys.size() pages of `tokens` (XXH3-128), each chained to

@@ -1,0 +1,110 @@
+#pragma once
+// The prefix-reuse calls of kv_cache (docs/prefix-reuse.md): a base that the facade inherits,
+// so that kv_cache.hpp stays one screenful of ordering. Each call orders its work as the
+// facade's others do: everything that can throw first, then the changes.
+//
+//   auto hit = cache.find_prefix(prompt, context);    // what the index can serve
+//   const kvc::sequence_id s = cache.add_sequence(hit);  // hit.tokens tokens, shared pages
+//   ... compute and append prompt[hit.tokens, n) ...
+//   cache.store_prefix(s, prompt, context);             // its full pages, for later prompts
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "kvc/cache/page_pool.hpp"
+#include "kvc/cache/prefix_hit.hpp"
+#include "kvc/cache/prefix_reuse.hpp"
+#include "kvc/cache/requests.hpp"
+#include "kvc/detail/index.hpp"
+#include "kvc/prefix/page_key.hpp"
+
+namespace kvc::detail {
+
+template <class Cache, int NumGroups>
+class prefix_calls {
+ public:
+  using prefix_hit = kvc::prefix_hit<NumGroups>;
+
+  /// Returns what the prefix index can serve of a prompt: hit.tokens (whole pages, never the
+  /// prompt's last token), per group what it alone could serve, and why not more. Counts a
+  /// lookup. The context must be the one the pages were stored with.
+  prefix_hit find_prefix(std::span<const std::int32_t> prompt,
+                         const prefix::key_context& context = {}) {
+    Cache& c = self();
+    return c.prefix_.find(prompt, context, c.seen_windows_, c.first_layers_,
+                          Cache::groups::first_recurrent());
+  }
+
+  /// Adds a sequence of hit.tokens tokens that shares the pages of the hit (copied before
+  /// either side writes into them, as after fork); returns it. Throws stale_hit when a page
+  /// the hit names was taken back since find_prefix, invalid_argument for another cache's
+  /// hit, plan_conflict while a plan is open; the cache is then unchanged.
+  sequence_id add_sequence(const prefix_hit& hit) {
+    Cache& c = self();
+    c.no_open_plan("add_sequence");
+    signed_array<std::vector<page_id>, NumGroups> lists;
+    signed_array<std::int64_t, NumGroups> valid_from{};
+    c.prefix_.take_lists(hit, c.seen_windows_, lists, valid_from);
+    const sequence_id id = c.sequences_.add();  // the last step that can throw
+    auto& s = c.sequences_[id.slot];
+    s.length = hit.tokens;
+    for (int g = 0; g < NumGroups; ++g) {
+      s.pages[g] = std::move(lists[g]);
+      s.valid_from[g] = valid_from[g];
+      for (page_id page : s.pages[g]) c.storage_.pool(g).retain(page);
+    }
+    c.prefix_.used(hit);
+    ++c.epoch_;
+    return id;
+  }
+
+  /// Stores the full pages of the sequence's first tokens.size() tokens (their ids, which the
+  /// cache does not know otherwise) in the prefix index under `context`, so that find_prefix
+  /// finds them for later prompts. The index holds the pages until their memory is needed:
+  /// then lower `priority` first, the least recently stored or used first among equals.
+  /// Throws invalid_argument for more tokens than the sequence has, plan_conflict while a
+  /// plan is open; the cache is then unchanged.
+  void store_prefix(sequence_id id, std::span<const std::int32_t> tokens,
+                    const prefix::key_context& context = {}, std::int32_t priority = 0) {
+    Cache& c = self();
+    c.no_open_plan("store_prefix");
+    c.prefix_.store(c.sequences_[c.sequences_.checked(id)], tokens, context, priority,
+                    c.sizing_.kept_windows, c.storage_);
+  }
+
+  /// Lets go of every page the prefix index holds (those no sequence holds become free).
+  void clear_prefixes() {
+    Cache& c = self();
+    c.no_open_plan("clear_prefixes");
+    c.prefix_.clear(c.storage_);
+  }
+
+  /// Sets the hash of a page's bytes (XXH3-128 by default; a cryptographic one where keys
+  /// cross a trust boundary). Only while the index is empty: invalid_argument otherwise.
+  void set_prefix_hash(prefix::page_key (*hash)(std::span<const std::byte>)) {
+    self().prefix_.set_hash(hash);
+  }
+
+  /// Starts (or stops) recording the index's events: each page stored in the index or let go
+  /// by it, per group, with its key and parent's key, for a router (off by default).
+  void record_prefix_events(bool on) { self().prefix_.record_events(on); }
+  /// Appends the events recorded since the last call to `out` and forgets them; on error (out
+  /// of memory) nothing changed.
+  void take_prefix_events(std::vector<prefix_event>& out) { self().prefix_.take_events(out); }
+
+  /// Returns the pages of a group that only the prefix index holds: a step takes them when the
+  /// free ones run short.
+  std::int64_t cached_pages(int group) const { return self().storage_.pool(group).cached_pages(); }
+  const prefix_counters& prefix_stats() const { return self().prefix_.counters(); }
+  /// Returns the nodes of the prefix index (a page each, in one or more groups).
+  std::size_t prefix_nodes() const { return self().prefix_.index().nodes(); }
+
+ private:
+  Cache& self() { return static_cast<Cache&>(*this); }
+  const Cache& self() const { return static_cast<const Cache&>(*this); }
+};
+
+}  // namespace kvc::detail

@@ -1,0 +1,297 @@
+#pragma once
+// The content index of a kv_cache's full pages (prefix reuse). Per page key one node: the
+// exact bytes the key was hashed from (the parent's key, the record, the token ids), the
+// page it names in each layer group (-1 where that group does not hold it: a window slid past
+// it before it was stored, or its memory was taken back), its parent node and when it was
+// last used. A hit is confirmed by comparing those bytes along the chain from the root, so a
+// colliding hash never serves wrong K/V.
+//
+// The index holds one reference on every page it lists (page_pool::hold_for_index): a
+// sequence that writes into such a page copies it first, as after fork, and a page that no
+// sequence holds stays cached until its memory is needed. victims() names the cached pages
+// to take back, lowest priority first, then least recently used, deepest first. A node whose
+// pages are all gone is removed once it has no children: a chain is never broken.
+//
+//   detail::prefix_index<groups> index;
+//   const auto pages = detail::page_records(layout, context, prompt, count, hash, records);
+//   const std::vector<std::int32_t> chain = index.match(records);   // confirmed nodes
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kvc/cache/page_pool.hpp"
+#include "kvc/detail/index.hpp"
+#include "kvc/prefix/page_key.hpp"
+
+namespace kvc::detail {
+
+/// The bytes each page's key is hashed from, one run per page, and the keys.
+struct page_records {
+  std::vector<std::byte> bytes;
+  std::vector<std::size_t> starts;  ///< page j's bytes are [starts[j], starts[j + 1])
+  std::vector<prefix::page_key> keys;
+
+  std::span<const std::byte> record(std::size_t j) const {
+    const std::size_t end = j + 1 < starts.size() ? starts[j + 1] : bytes.size();
+    return std::span<const std::byte>(bytes).subspan(starts[j], end - starts[j]);
+  }
+  std::size_t size() const { return keys.size(); }
+};
+
+/// The one-shot hash of a page's bytes: XXH3-128 unless the cache was given another.
+using page_hash_fn = prefix::page_key (*)(std::span<const std::byte>);
+
+inline prefix::page_key xxh3_page_hash(std::span<const std::byte> bytes) {
+  prefix::xxh3_128 hash;
+  hash.update(bytes);
+  return hash.digest();
+}
+
+// A streaming "hash" for page_keys_with that keeps the bytes and hashes each page's at once.
+struct recording_hash {
+  page_records* out;
+  page_hash_fn hash;
+  void reset() { out->starts.push_back(out->bytes.size()); }
+  void update(std::span<const std::byte> bytes) {
+    out->bytes.insert(out->bytes.end(), bytes.begin(), bytes.end());
+  }
+  prefix::page_key digest() const {
+    return hash(std::span<const std::byte>(out->bytes).subspan(out->starts.back()));
+  }
+};
+
+/// Returns the records and keys of the first `pages` full pages of `tokens`.
+inline page_records records_of(const prefix::key_layout& layout, const prefix::key_context& context,
+                               std::span<const std::int32_t> tokens, std::size_t pages,
+                               page_hash_fn hash) {
+  page_records r;
+  r.keys.resize(pages);
+  r.starts.reserve(pages);
+  recording_hash recorder{&r, hash};
+  prefix::page_keys_with(recorder, layout, context, tokens, r.keys);
+  return r;
+}
+
+template <int NumGroups>
+class prefix_index {
+ public:
+  struct node {
+    prefix::page_key key;
+    std::int32_t parent = -1;  ///< -1: the prompt's first page
+    std::int32_t first_child = -1, next_sibling = -1;
+    std::int64_t page = 0;      ///< its positions are [page * P, (page + 1) * P)
+    std::uint64_t version = 0;  ///< changes whenever its pages change or the node goes
+    std::uint64_t used = 0;     ///< the tick of its last store or hit
+    std::int32_t priority = 0;
+    bool alive = false;
+    std::vector<std::byte> record;
+    signed_array<page_id, NumGroups> pages;
+    /// Per group: only the page's sink positions hold K/V (a streaming window stored the page
+    /// after its other positions slid out unwritten): it serves as a sink page only.
+    signed_array<bool, NumGroups> sinks_only{};
+  };
+
+  prefix_index() = default;
+
+  const node& operator[](std::int32_t n) const { return at(nodes_, n); }
+  std::size_t nodes() const { return live_; }
+  std::span<const node> all() const { return nodes_; }
+
+  /// Returns the node of a key, or -1.
+  std::int32_t find(const prefix::page_key& key) const {
+    if (slots_.empty()) return -1;
+    for (std::size_t s = home(key);; s = (s + 1) & (slots_.size() - 1)) {
+      const std::int32_t n = slots_[s];
+      if (n < 0) return -1;
+      if (at(nodes_, n).key == key) return n;
+    }
+  }
+
+  /// Returns the nodes that hold the prompt's pages, from the first, as far as each one's
+  /// bytes equal the prompt's (its parent is then the node before it).
+  std::vector<std::int32_t> match(const page_records& records) const {
+    std::vector<std::int32_t> chain;
+    std::int32_t parent = -1;
+    for (std::size_t j = 0; j < records.size(); ++j) {
+      const std::int32_t n = find(records.keys[j]);
+      if (n < 0 || !same_content(n, parent, j, records.record(j))) break;
+      chain.push_back(n);
+      parent = n;
+    }
+    return chain;
+  }
+
+  /// Returns whether node n stands for page j after `parent` with these bytes.
+  bool same_content(std::int32_t n, std::int32_t parent, std::size_t j,
+                    std::span<const std::byte> record) const {
+    const node& x = at(nodes_, n);
+    return x.parent == parent && x.page == static_cast<std::int64_t>(j) &&
+           std::equal(x.record.begin(), x.record.end(), record.begin(), record.end());
+  }
+
+  /// Makes room for `more` nodes, so that add() and the key table allocate nothing; may throw
+  /// (then nothing changed).
+  void reserve(std::size_t more) {
+    const std::size_t fresh = more > free_nodes_.size() ? more - free_nodes_.size() : 0;
+    nodes_.reserve(nodes_.size() + fresh);
+    free_nodes_.reserve(nodes_.capacity());  // prune() then never allocates
+    if ((live_ + more) * 2 > slots_.size()) rehash(std::max<std::size_t>(16, (live_ + more) * 4));
+  }
+
+  /// Adds a node (after reserve()); takes the record's memory. Returns it.
+  std::int32_t add(const prefix::page_key& key, std::int32_t parent, std::int64_t page,
+                   std::vector<std::byte>&& record, std::uint64_t tick,
+                   std::int32_t priority) noexcept {
+    std::int32_t n;
+    if (!free_nodes_.empty()) {
+      n = free_nodes_.back();
+      free_nodes_.pop_back();
+    } else {
+      n = static_cast<std::int32_t>(nodes_.size());
+      nodes_.emplace_back();  // reserved: does not allocate
+    }
+    node& x = at(nodes_, n);
+    x.key = key;
+    x.parent = parent;
+    x.first_child = -1;
+    x.next_sibling = parent >= 0 ? at(nodes_, parent).first_child : -1;
+    if (parent >= 0) at(nodes_, parent).first_child = n;
+    x.page = page;
+    x.version = ++versions_;
+    x.used = tick;
+    x.priority = priority;
+    x.alive = true;
+    x.record = std::move(record);
+    x.pages.fill(-1);
+    x.sinks_only.fill(false);
+    place(n);
+    ++live_;
+    return n;
+  }
+
+  void attach(std::int32_t n, int g, page_id page, bool sinks_only) noexcept {
+    at(nodes_, n).pages[g] = page;  // a hit found before stays good: no new version
+    at(nodes_, n).sinks_only[g] = sinks_only;
+  }
+  /// Forgets node n's page in group g (the caller has dropped or taken the reference).
+  void detach(std::int32_t n, int g) noexcept {
+    node& x = at(nodes_, n);
+    x.pages[g] = -1;
+    x.version = ++versions_;
+  }
+  void touch(std::int32_t n, std::uint64_t tick, std::int32_t priority) noexcept {
+    at(nodes_, n).used = tick;
+    at(nodes_, n).priority = priority;
+  }
+
+  /// Removes node n if it is alive, lists no page and has no child, then its parent likewise; calls
+  /// removed(node) before each goes.
+  template <class Removed>
+  void prune(std::int32_t n, Removed&& removed) noexcept {
+    while (n >= 0) {
+      node& x = at(nodes_, n);
+      if (!x.alive || x.first_child >= 0 || holds_any(x)) return;
+      removed(static_cast<const node&>(x));
+      const std::int32_t parent = x.parent;
+      unlink(n);
+      unplace(n);
+      x.alive = false;
+      x.version = ++versions_;
+      std::vector<std::byte>().swap(x.record);
+      free_nodes_.push_back(n);  // within the capacity the node had: no allocation
+      --live_;
+      n = parent;
+    }
+  }
+
+  /// Fills `out` with up to `count` (node, page) pairs of group g whose page only the index
+  /// holds: lowest priority first, then least recently used, deepest first. May throw (then
+  /// nothing changed).
+  void victims(int g, const page_pool& pool, std::int64_t count,
+               std::vector<std::pair<std::int32_t, page_id>>& out) const {
+    out.clear();
+    if (count <= 0) return;
+    for (std::size_t n = 0; n < nodes_.size(); ++n) {
+      const node& x = nodes_[n];
+      if (x.alive && x.pages[g] >= 0 && pool.references(x.pages[g]) == 1)
+        out.emplace_back(static_cast<std::int32_t>(n), x.pages[g]);
+    }
+    const auto keep = std::min<std::size_t>(out.size(), static_cast<std::size_t>(count));
+    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep), out.end(),
+                      evicted_first{nodes_});
+    out.resize(keep);
+  }
+
+  /// Returns the node ids of the key table, for the invariants check: every live node once.
+  std::span<const std::int32_t> slots() const { return slots_; }
+
+ private:
+  // The order of eviction: lower priority, then older use, then deeper.
+  struct evicted_first {
+    const std::vector<node>& nodes;
+    bool operator()(const std::pair<std::int32_t, page_id>& a,
+                    const std::pair<std::int32_t, page_id>& b) const {
+      const node& x = at(nodes, a.first);
+      const node& y = at(nodes, b.first);
+      if (x.priority != y.priority) return x.priority < y.priority;
+      if (x.used != y.used) return x.used < y.used;
+      return x.page > y.page;
+    }
+  };
+  static bool holds_any(const node& x) {
+    for (const page_id p : x.pages)
+      if (p >= 0) return true;
+    return false;
+  }
+
+  std::size_t home(const prefix::page_key& key) const {
+    return static_cast<std::size_t>(key.low ^ (key.high * 0x9E3779B97F4A7C15ull)) &
+           (slots_.size() - 1);
+  }
+  void place(std::int32_t n) noexcept {
+    std::size_t s = home(at(nodes_, n).key);
+    while (slots_[s] >= 0) s = (s + 1) & (slots_.size() - 1);
+    slots_[s] = n;
+  }
+  // Removes n from the key table, shifting back what follows it (linear probing).
+  void unplace(std::int32_t n) noexcept {
+    const std::size_t mask = slots_.size() - 1;
+    std::size_t hole = home(at(nodes_, n).key);
+    while (slots_[hole] != n) hole = (hole + 1) & mask;
+    for (std::size_t s = (hole + 1) & mask; slots_[s] >= 0; s = (s + 1) & mask) {
+      const std::size_t want = home(at(nodes_, slots_[s]).key);
+      // slots_[s] may move to the hole if its home is not in (hole, s] (cyclically).
+      if (((s - want) & mask) >= ((s - hole) & mask)) {
+        slots_[hole] = slots_[s];
+        hole = s;
+      }
+    }
+    slots_[hole] = -1;
+  }
+  void unlink(std::int32_t n) noexcept {
+    const node& x = at(nodes_, n);
+    if (x.parent < 0) return;
+    std::int32_t* link = &at(nodes_, x.parent).first_child;
+    while (*link != n) link = &at(nodes_, *link).next_sibling;
+    *link = x.next_sibling;
+  }
+  void rehash(std::size_t at_least) {
+    std::size_t size = 16;
+    while (size < at_least) size *= 2;
+    std::vector<std::int32_t> fresh(size, -1);  // the one allocation: may throw
+    slots_.swap(fresh);
+    for (std::size_t n = 0; n < nodes_.size(); ++n)
+      if (nodes_[n].alive) place(static_cast<std::int32_t>(n));
+  }
+
+  std::vector<node> nodes_;
+  std::vector<std::int32_t> free_nodes_;
+  std::vector<std::int32_t> slots_;  ///< open addressing, a power of two, at most half full
+  std::size_t live_ = 0;
+  std::uint64_t versions_ = 0;
+};
+
+}  // namespace kvc::detail
