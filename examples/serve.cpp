@@ -11,7 +11,11 @@
 // - some requests decode speculatively: k draft tokens (a bigram draft model) are verified
 //   in one step, and the rejected ones are rolled back (kv_cache::truncate, within the
 //   cache's rollback reserve);
-// - finished sequences are released.
+// - finished sequences are released;
+// - with --system T, every prompt begins with the same T tokens (a system prompt): a request
+//   starts from what the prefix index serves of its prompt (kv_cache::find_prefix and
+//   add_sequence(hit)), and a prefilling sequence stores its pages after each chunk
+//   (store_prefix), which keeps the sliding windows' pages at every chunk's end.
 // Each step prints its batch, tokens/s and the KV memory the cache holds against what the
 // footprint predicts for the live sequences; on a sample of steps the engine's logits are
 // checked against a recomputation without a cache (double precision, the whole history).
@@ -70,7 +74,7 @@ constexpr double logit_bound = 0.1;
 struct options {
   std::string model = "llama";
   int requests = 12, prompt_max = 80, new_tokens = 24, chunk = 32, draft = 3, check_every = 4;
-  int threads = 2;
+  int threads = 2, system = 0;
   std::uint32_t seed = 1;
   bool quiet = false;
 };
@@ -221,7 +225,10 @@ class engine {
         decoder_(o.seed),
         cache_(kvc::capacity_bytes{std::uint64_t{64} << 20, 4096, o.draft}),
         pool_(o.threads),
-        arrivals_(o.seed + 7) {}
+        arrivals_(o.seed + 7) {
+    std::uniform_int_distribution<int> token(0, vocab - 1);
+    for (int t = 0; t < o.system; ++t) system_prompt_.push_back(token(arrivals_));
+  }
 
   int run() {
     while (finished_ < options_.requests) {
@@ -233,7 +240,12 @@ class engine {
       }
     }
     for (int g = 0; g < cache_type::num_groups; ++g)
-      if (cache_.used_pages(g) != 0) fail("pages are still held after every request finished");
+      if (cache_.used_pages(g) != cache_.cached_pages(g))
+        fail("pages are still held after every request finished");
+    if (options_.system > 0)
+      std::printf("prefix reuse: %lld of %lld prompt tokens reused, %llu pages evicted\n", reused_,
+                  prompt_tokens_,
+                  static_cast<unsigned long long>(cache_.prefix_stats().evicted_pages));
     std::printf(
         "%s: %d requests (%d samples, %d speculative), %lld tokens in %d steps; "
         "%d of %d draft tokens accepted; %d logit checks, worst %.2e (bound %.2e)\n",
@@ -255,10 +267,23 @@ class engine {
     if (arrived_ >= options_.requests || step_ % 2 != 0 || streams_.size() >= 10) return;
     stream s;
     s.request = arrived_++;
-    s.sequence = cache_.add_sequence();
     std::uniform_int_distribution<int> length(4, options_.prompt_max), token(0, vocab - 1);
-    s.prompt = length(arrivals_);
-    for (int t = 0; t < s.prompt; ++t) s.tokens.push_back(token(arrivals_));
+    s.tokens = system_prompt_;
+    for (int t = length(arrivals_); t > 0; --t) s.tokens.push_back(token(arrivals_));
+    s.prompt = static_cast<int>(s.tokens.size());
+    if (options_.system > 0) {  // start from what the index holds of the prompt
+      const auto tokens = std::span<const int>(s.tokens);
+      const auto hit = cache_.find_prefix(tokens);
+      s.sequence = cache_.add_sequence(hit);
+      reused_ += hit.tokens;
+      if (!options_.quiet)
+        std::printf("request %d: %d prompt tokens, %lld reused%s%s\n", s.request, s.prompt,
+                    static_cast<long long>(hit.tokens), hit.reason.empty() ? "" : ": ",
+                    hit.reason.c_str());
+    } else {
+      s.sequence = cache_.add_sequence();
+    }
+    prompt_tokens_ += s.prompt;
     s.samples = s.request % 3 == 1 ? 2 : 1;
     s.speculative = options_.draft > 0 && s.request % 4 == 3;
     samples_ += s.samples;
@@ -367,6 +392,12 @@ class engine {
                               &x[static_cast<std::size_t>(r) * d_model]);
     }
     cache_.commit(plan);
+    if (options_.system > 0)  // each prefill chunk's pages, for the prompts that follow
+      for (stream* s : extends)
+        if (s->state == phase::prefill)
+          cache_.store_prefix(s->sequence,
+                              std::span<const int>(s->tokens).first(
+                                  static_cast<std::size_t>(cache_.length(s->sequence))));
 
     // Sample, verify drafts, roll back, fork, finish.
     bool checked = false;
@@ -448,7 +479,7 @@ class engine {
     for (const stream& s : streams_)
       predicted += kvc::footprint<Model, paging>::bytes_for_tokens(cache_.length(s.sequence),
                                                                    options_.draft);
-    const std::uint64_t held = cache_.used_bytes();
+    const std::uint64_t held = cache_.used_bytes() - cache_.cached_bytes();
     if (held > predicted) fail("the cache holds more than the footprint predicts");
     if (!options_.quiet)
       std::printf(
@@ -510,8 +541,9 @@ class engine {
   std::vector<int> remaining_;
   int step_ = 0, arrived_ = 0, finished_ = 0, finished_streams_ = 0, failures_ = 0;
   int samples_ = 0, speculative_ = 0, accepted_ = 0, drafted_ = 0, checks_ = 0;
-  long long tokens_ = 0;
+  long long tokens_ = 0, reused_ = 0, prompt_tokens_ = 0;
   double worst_ = 0;
+  std::vector<int> system_prompt_;
 };
 
 void print_usage(std::FILE* to) {
@@ -529,12 +561,14 @@ void print_usage(std::FILE* to) {
       "  --draft K            draft tokens per speculative step, 0 for none (%d)\n"
       "  --check-every S      check the logits every S steps (%d)\n"
       "  --threads N          CPU threads (%d)\n"
+      "  --system T           a system prompt of T tokens begins every prompt, served from\n"
+      "                       the prefix index after the first request (%d: none)\n"
       "  --seed S             random seed (%u)\n"
       "  --quiet              print the summary only\n"
       "  --help               this text\n"
       "Exit status 0 when every check passed.\n",
       d.model.c_str(), d.requests, d.prompt_max, d.new_tokens, d.chunk, d.draft, d.check_every,
-      d.threads, d.seed);
+      d.threads, d.system, d.seed);
 }
 
 options parse(int argc, char** argv) {
@@ -568,6 +602,8 @@ options parse(int argc, char** argv) {
       o.check_every = std::stoi(next());
     else if (arg == "--threads")
       o.threads = std::stoi(next());
+    else if (arg == "--system")
+      o.system = std::stoi(next());
     else if (arg == "--seed")
       o.seed = static_cast<std::uint32_t>(std::stoul(next()));
     else if (arg == "--quiet")
@@ -579,7 +615,7 @@ options parse(int argc, char** argv) {
     }
   }
   if (o.requests < 1 || o.prompt_max < 4 || o.new_tokens < 1 || o.chunk < 1 || o.draft < 0 ||
-      o.threads < 1) {
+      o.threads < 1 || o.system < 0) {
     std::fprintf(stderr, "serve: sizes must be positive (prompt-max at least 4)\n");
     std::exit(2);
   }

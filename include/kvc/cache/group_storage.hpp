@@ -128,6 +128,14 @@ class group_storage {
                static_cast<std::uint64_t>(g.layers);
     return bytes;
   }
+  /// Returns the bytes of the pages only the prefix index holds, every layer of every group.
+  std::uint64_t cached_bytes() const {
+    std::uint64_t bytes = 0;
+    for (const group_memory& g : groups_)
+      bytes += static_cast<std::uint64_t>(g.pool.cached_pages()) * g.geometry.page_bytes *
+               static_cast<std::uint64_t>(g.layers);
+    return bytes;
+  }
   std::uint64_t memory_bytes() const {
     std::uint64_t bytes = 0;
     for (const group_memory& g : groups_) bytes += g.memory_bytes;

@@ -98,6 +98,8 @@ class prefix_calls {
   /// Returns the pages of a group that only the prefix index holds: a step takes them when the
   /// free ones run short.
   std::int64_t cached_pages(int group) const { return self().storage_.pool(group).cached_pages(); }
+  /// Returns the bytes of those pages, every layer of every group (part of used_bytes()).
+  std::uint64_t cached_bytes() const { return self().storage_.cached_bytes(); }
   const prefix_counters& prefix_stats() const { return self().prefix_.counters(); }
   /// Returns the nodes of the prefix index (a page each, in one or more groups).
   std::size_t prefix_nodes() const { return self().prefix_.index().nodes(); }
