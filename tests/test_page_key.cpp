@@ -240,6 +240,16 @@ TEST_CASE("page_keys refuses what it cannot key, and writes nothing then") {
   keys.resize(2);
   CHECK_THROWS_AS(kvc::prefix::page_keys(llama, context, ids, keys), kvc::cache_error);
   CHECK(keys == std::vector<page_key>(2, page_key{1, 1}));
+  // A context over 4 KiB: every page's record would repeat it.
+  const std::vector<std::byte> long_salt(kvc::prefix::max_key_context_bytes + 1);
+  key_context salted;
+  salted.tenant_salt = long_salt;
+  CHECK_THROWS_AS(kvc::prefix::page_keys(llama, salted, ids, keys), kvc::cache_error);
+  CHECK(keys == std::vector<page_key>(2, page_key{1, 1}));
+  salted.tenant_salt = std::span(long_salt).first(kvc::prefix::max_key_context_bytes);
+  kvc::prefix::page_keys(llama, salted, ids, keys);  // at the limit: keyed
+  CHECK(keys != std::vector<page_key>(2, page_key{1, 1}));
+  keys.assign(2, page_key{1, 1});
   // An item of a negative count of positions.
   const multimodal_item bad{image, 3, -2};
   context.items = {&bad, 1};

@@ -465,6 +465,13 @@ TEST_CASE("a hit used after its pages were taken back, or in another cache, is r
   CHECK(cache.used_pages(0) == used);
   CHECK(cache.contains(t));
   CHECK_THROWS_AS(cache.store_prefix(t, tokens_from(31, 41)), cache_error);  // 41 > 40 tokens
+  const std::vector<std::byte> long_salt(prefix::max_key_context_bytes + 1);
+  prefix::key_context salted;
+  salted.tenant_salt = long_salt;  // a record too long to key
+  const auto nodes = cache.prefix_nodes();
+  CHECK_THROWS_AS(cache.store_prefix(t, tokens_from(31, 40), salted), cache_error);
+  CHECK_THROWS_AS(cache.find_prefix(tokens_from(31, 40), salted), cache_error);
+  CHECK(cache.prefix_nodes() == nodes);
   cache.check_invariants();
 }
 

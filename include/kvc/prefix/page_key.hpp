@@ -50,6 +50,11 @@ struct multimodal_item {
   std::int64_t positions = 0;       ///< how many positions it takes
 };
 
+/// The most bytes a key context may hold (salt, adapter, embeddings digest, and each item's id
+/// with 24 bytes of its own): every page's record repeats them, and the prefix index keeps
+/// the records of the pages it stores.
+inline constexpr std::size_t max_key_context_bytes = 4096;
+
 /// Everything but the token ids that changes the K/V a request computes. Empty fields are
 /// fields too: a salt of no bytes is one namespace, and it is not another one's.
 struct key_context {
@@ -150,6 +155,13 @@ inline void page_keys_erased(const hash_sink& hash, const key_layout& layout,
                        cache_errc::invalid_argument, "kvc::prefix::page_keys: ", keys.size(),
                        " keys need ", keys.size() * page_tokens, " tokens, ", tokens.size(),
                        " are given (pages of ", layout.page_tokens, ")");
+  std::size_t context_bytes =
+      context.tenant_salt.size() + context.adapter.size() + context.embeddings_digest.size();
+  for (const multimodal_item& item : context.items) context_bytes += item.id.size() + 24;
+  kvc::detail::require(context_bytes <= max_key_context_bytes, cache_errc::invalid_argument,
+                       "kvc::prefix::page_keys: the key context has ", context_bytes,
+                       " bytes (salt, adapter, digest and item ids); at most ",
+                       max_key_context_bytes, " are keyed");
   for (std::size_t i = 0; i < context.items.size(); ++i) {
     const multimodal_item& item = context.items[i];
     kvc::detail::require(item.positions >= 0, cache_errc::invalid_argument,
