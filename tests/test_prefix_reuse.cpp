@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <span>
 #include <stdexcept>
@@ -473,6 +474,28 @@ TEST_CASE("a hit used after its pages were taken back, or in another cache, is r
   CHECK_THROWS_AS(cache.find_prefix(tokens_from(31, 40), salted), cache_error);
   CHECK(cache.prefix_nodes() == nodes);
   cache.check_invariants();
+}
+
+TEST_CASE("a hit kept past its cache's end is refused by a cache made in its place") {
+  std::optional<kv_cache<full_model, paged<P>>> cache;
+  const auto a = tokens_from(37, 25);
+  const auto fill = [&] {
+    cache.emplace(capacity_pages{8});
+    const sequence_id s = driver<full_model>{*cache}.serve(a);
+    cache->store_prefix(s, a);
+  };
+  fill();
+  const auto hit = cache->find_prefix(a);
+  REQUIRE(hit.tokens == 24);
+  fill();  // the same address, the same prompt stored the same way
+  try {
+    cache->add_sequence(hit);
+    FAIL("an old cache's hit was taken");
+  } catch (const cache_error& e) {
+    CHECK(e.code() == cache_errc::stale_hit);
+  }
+  CHECK(cache->find_prefix(a).tokens == 24);
+  cache->check_invariants();
 }
 
 TEST_CASE("random multi-turn traffic: every output as if computed from scratch") {

@@ -17,6 +17,7 @@
 //   const std::vector<std::int32_t> chain = index.match(records);   // confirmed nodes
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -160,7 +161,7 @@ class prefix_index {
     x.next_sibling = parent >= 0 ? at(nodes_, parent).first_child : -1;
     if (parent >= 0) at(nodes_, parent).first_child = n;
     x.page = page;
-    x.version = ++versions_;
+    x.version = next_version();
     x.used = tick;
     x.priority = priority;
     x.alive = true;
@@ -180,7 +181,7 @@ class prefix_index {
   void detach(std::int32_t n, int g) noexcept {
     node& x = at(nodes_, n);
     x.pages[g] = -1;
-    x.version = ++versions_;
+    x.version = next_version();
   }
   void touch(std::int32_t n, std::uint64_t tick, std::int32_t priority) noexcept {
     at(nodes_, n).used = tick;
@@ -199,7 +200,7 @@ class prefix_index {
       unlink(n);
       unplace(n);
       x.alive = false;
-      x.version = ++versions_;
+      x.version = next_version();
       std::vector<std::byte>().swap(x.record);
       free_nodes_.push_back(n);  // within the capacity the node had: no allocation
       --live_;
@@ -241,6 +242,12 @@ class prefix_index {
       return x.page > y.page;
     }
   };
+  // Versions are unique in the process, not only in one index: a hit kept past its cache's end
+  // never matches a node of a cache made later at the same address.
+  static std::uint64_t next_version() noexcept {
+    static std::atomic<std::uint64_t> last{0};
+    return last.fetch_add(1, std::memory_order_relaxed) + 1;
+  }
   static bool holds_any(const node& x) {
     for (const page_id p : x.pages)
       if (p >= 0) return true;
@@ -291,7 +298,6 @@ class prefix_index {
   std::vector<std::int32_t> free_nodes_;
   std::vector<std::int32_t> slots_;  ///< open addressing, a power of two, at most half full
   std::size_t live_ = 0;
-  std::uint64_t versions_ = 0;
 };
 
 }  // namespace kvc::detail
