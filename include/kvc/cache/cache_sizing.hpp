@@ -44,6 +44,7 @@ struct cache_sizing {
   static constexpr int num_groups = shapes::num_groups;
 
   std::int64_t rollback_reserve = 0;
+  std::int64_t state_snapshots = 0;
   signed_array<window_shape, num_groups> kept_windows{};
   signed_array<std::int64_t, num_groups> pages{};
 
@@ -53,7 +54,7 @@ struct cache_sizing {
                 capacity.pages_per_group <= std::numeric_limits<page_id>::max(),
             cache_errc::invalid_argument,
             "kvc::kv_cache: pages_per_group must be in 1..2^31-1, not ", capacity.pages_per_group);
-    cache_sizing sizing = with_reserve(capacity.rollback_reserve);
+    cache_sizing sizing = with_extras(capacity.rollback_reserve, capacity.state_snapshots);
     sizing.pages.fill(capacity.pages_per_group);
     return sizing;
   }
@@ -64,7 +65,11 @@ struct cache_sizing {
   static cache_sizing of(capacity_bytes capacity) {
     require(capacity.expected_tokens > 0 && capacity.expected_tokens <= max_sequence_tokens,
             cache_errc::invalid_argument, "kvc::kv_cache: expected_tokens must be in 1..2^40");
-    cache_sizing sizing = with_reserve(capacity.rollback_reserve);
+    cache_sizing sizing = with_extras(capacity.rollback_reserve, capacity.state_snapshots);
+    const std::uint64_t snapshots = sizing.snapshot_memory_bytes();
+    require(snapshots < capacity.bytes, cache_errc::invalid_argument,
+            "kvc::kv_cache: ", capacity.bytes, " bytes cannot hold ", capacity.state_snapshots,
+            " state snapshots (and the spare) of ", state_bytes(), " bytes each");
     signed_array<std::int64_t, num_groups> need{};
     double bytes_per_sequence = 0;
     for (int g = 0; g < num_groups; ++g) {
@@ -75,7 +80,7 @@ struct cache_sizing {
                             static_cast<double>(shapes::geometry(g).page_bytes) *
                             static_cast<double>(shapes::layers(g));
     }
-    const double sequences = static_cast<double>(capacity.bytes) / bytes_per_sequence;
+    const double sequences = static_cast<double>(capacity.bytes - snapshots) / bytes_per_sequence;
     for (int g = 0; g < num_groups; ++g) {
       const double wanted = sequences * static_cast<double>(need[g]);
       require(wanted >= 1, cache_errc::invalid_argument, "kvc::kv_cache: ", capacity.bytes,
@@ -88,13 +93,31 @@ struct cache_sizing {
     return sizing;
   }
 
+  /// Returns the recurrent state bytes of one sequence: a snapshot's size.
+  static constexpr std::uint64_t state_bytes() {
+    std::uint64_t bytes = 0;
+    for (const layer_summary& s : Model::layer_summaries) bytes += s.state_bytes;
+    return bytes;
+  }
+  /// Returns the memory of the snapshot slots, the spare included.
+  std::uint64_t snapshot_memory_bytes() const {
+    return state_snapshots > 0 ? static_cast<std::uint64_t>(state_snapshots + 1) * state_bytes()
+                               : 0;
+  }
+
  private:
-  static cache_sizing with_reserve(std::int64_t reserve) {
+  static cache_sizing with_extras(std::int64_t reserve, std::int64_t snapshots) {
     // Bounded, so that the page-pattern scans over a window's horizon stay short.
     require(reserve >= 0 && reserve <= max_rollback_reserve, cache_errc::invalid_argument,
             "kvc::kv_cache: rollback_reserve must be in 0..65536, not ", reserve);
+    require(snapshots >= 0 && snapshots <= max_state_snapshots, cache_errc::invalid_argument,
+            "kvc::kv_cache: state_snapshots must be in 0..65536, not ", snapshots);
+    require(snapshots == 0 || state_bytes() > 0, cache_errc::invalid_argument,
+            "kvc::kv_cache: state_snapshots needs a model with a recurrent layer; this one has "
+            "none");
     cache_sizing sizing;
     sizing.rollback_reserve = reserve;
+    sizing.state_snapshots = snapshots;
     for (int g = 0; g < num_groups; ++g) {
       sizing.kept_windows[g] = shapes::summary(g).window;
       if (sizing.kept_windows[g].bounded()) sizing.kept_windows[g].reserve = reserve;

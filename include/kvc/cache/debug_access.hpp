@@ -20,6 +20,7 @@
 
 #include "kvc/cache/append_plan.hpp"
 #include "kvc/cache/page_pool.hpp"
+#include "kvc/cache/state_snapshots.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::detail {
@@ -110,12 +111,35 @@ struct cache_debug_access {
                                ") is not found by its key, not its "
                                "parent's child, or an empty leaf");
     }
+    check_snapshots(index, reuse.snapshots());
     std::size_t placed = 0;
     for (std::int32_t n : index.slots()) placed += n >= 0 ? 1 : 0;
     if (live != index.nodes() || placed != live)
       throw std::logic_error("prefix index: " + std::to_string(live) + " live nodes, " +
                              std::to_string(placed) + " in the key table, " +
                              std::to_string(index.nodes()) + " counted");
+  }
+
+  // Each snapshot slot a node holds names that live node, which names it back; the spare and
+  // the free slots name none.
+  template <class Index>
+  static void check_snapshots(const Index& index, const snapshot_slots& slots) {
+    std::int64_t owned = 0;
+    for (std::size_t s = 0; s < slots.size(); ++s) {
+      const std::int32_t n = slots.owner(static_cast<std::int32_t>(s));
+      if (n < 0) continue;
+      ++owned;
+      if (static_cast<std::int32_t>(s) == slots.spare() || !index[n].alive ||
+          index[n].snapshot != static_cast<std::int32_t>(s))
+        throw std::logic_error("prefix index: snapshot slot " + std::to_string(s) + " names node " +
+                               std::to_string(n) + ", which does not hold it");
+    }
+    std::int64_t holding = 0;
+    for (const auto& x : index.all()) holding += x.alive && x.snapshot >= 0 ? 1 : 0;
+    if (owned != slots.held() || holding != owned)
+      throw std::logic_error("prefix index: " + std::to_string(owned) + " snapshot slots owned, " +
+                             std::to_string(holding) + " nodes hold one, " +
+                             std::to_string(slots.held()) + " counted");
   }
 
   template <class Sequence>

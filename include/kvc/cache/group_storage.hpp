@@ -33,10 +33,16 @@ class group_storage {
   using shapes = group_shapes<Model, Paging>;
   static constexpr int num_groups = shapes::num_groups;
 
-  /// Takes pages[g] pages of every layer of group g; on error gives back what it took.
-  group_storage(const signed_array<std::int64_t, num_groups>& pages, Allocator allocator)
+  /// Takes pages[g] pages of every layer of group g, and state_bytes for the recurrent-state
+  /// snapshots; on error gives back what it took.
+  group_storage(const signed_array<std::int64_t, num_groups>& pages, std::uint64_t state_bytes,
+                Allocator allocator)
       : allocator_(std::move(allocator)) {
     try {
+      if (state_bytes > 0) {
+        states_ = allocator_.allocate(state_bytes);
+        state_bytes_ = state_bytes;
+      }
       for (int g = 0; g < num_groups; ++g) {
         group_memory& group = groups_[g];
         group.pool = page_pool(pages[g]);
@@ -70,6 +76,13 @@ class group_storage {
                                static_cast<std::uint64_t>(group.pool.capacity()) +
                            static_cast<std::uint64_t>(page)) *
                               group.geometry.page_bytes;
+  }
+
+  /// Returns the snapshot memory at `offset` (a slot's first byte is slot * snapshot size).
+  std::byte* state_memory(std::uint64_t offset) const { return states_ + offset; }
+  /// Copies state bytes within the cache's kind of memory (into or out of a snapshot).
+  void copy_state(void* to, const void* from, std::uint64_t bytes) {
+    allocator_.copy(static_cast<std::byte*>(to), static_cast<const std::byte*>(from), bytes);
   }
 
   /// Copies page `from` over page `to` in every layer of the group.
@@ -137,7 +150,7 @@ class group_storage {
     return bytes;
   }
   std::uint64_t memory_bytes() const {
-    std::uint64_t bytes = 0;
+    std::uint64_t bytes = state_bytes_;
     for (const group_memory& g : groups_) bytes += g.memory_bytes;
     return bytes;
   }
@@ -153,6 +166,7 @@ class group_storage {
   };
 
   void deallocate() noexcept {
+    if (states_ != nullptr) allocator_.deallocate(states_, state_bytes_);
     for (group_memory& g : groups_)
       if (g.memory != nullptr) allocator_.deallocate(g.memory, g.memory_bytes);
   }
@@ -185,6 +199,8 @@ class group_storage {
 
   Allocator allocator_;
   signed_array<group_memory, num_groups> groups_;
+  std::byte* states_ = nullptr;  ///< the recurrent-state snapshots, [slot][layer's state]
+  std::uint64_t state_bytes_ = 0;
   std::vector<std::byte> staging_;
 };
 

@@ -199,8 +199,9 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   const page_geometry& geometry(int group) const { return storage_.geometry(group); }
   /// Returns the window a group keeps pages for (the layers' window, with the rollback reserve).
   const window_shape& kept_window(int group) const { return sizing_.kept_windows[group]; }
-  /// Returns the bytes of the pages in use, every layer of every group (shared pages once).
-  std::uint64_t used_bytes() const { return storage_.used_bytes(); }
+  /// Returns the bytes of the pages in use, every layer of every group (shared pages once), and
+  /// of the state snapshots the prefix index holds.
+  std::uint64_t used_bytes() const { return storage_.used_bytes() + prefix_.snapshot_bytes(); }
   std::uint64_t memory_bytes() const { return storage_.memory_bytes(); }
   /// Returns the epoch, bumped by every call that changes a sequence's pages or length (commit,
   /// abort, truncate, fork, release): page tables from an older epoch are stale.
@@ -494,7 +495,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   using step_need = detail::step_need;
 
   kv_cache(const sizing& sized, Allocator allocator)
-      : sizing_(sized), storage_(sized.pages, std::move(allocator)) {
+      : sizing_(sized), storage_(sized.pages, sized.snapshot_memory_bytes(), std::move(allocator)) {
     k_scale_.fill(1.0f);
     v_scale_.fill(1.0f);
     for (int g = 0; g < num_groups; ++g) {
@@ -502,6 +503,8 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
       first_layers_[static_cast<std::size_t>(g)] = groups::value.info[g].first_layer;
     }
     prefix_.set_layout(prefix::key_layout::of<Model, Paging>(), seen_windows_);
+    prefix_.set_snapshots(sized.state_snapshots,
+                          detail::recurrent_states_of(Model::layer_summaries));
   }
 
   void no_open_plan(const char* who) const { open_.require_none(who); }

@@ -57,13 +57,6 @@ struct layer_groups {
 
   static constexpr int num_groups = value.count;
 
-  /// Returns the first layer with a recurrent state instead of a cache, or -1.
-  static constexpr int first_recurrent() {
-    for (int l = 0; l < num_layers; ++l)
-      if (value.group[l] < 0) return l;
-    return -1;
-  }
-
   /// Returns the group a layer reads (its own cache or the one it shares), or invalid_layer.
   static int readable(int layer) {
     detail::require(layer >= 0 && layer < num_layers && value.group[layer] >= 0,

@@ -5,11 +5,12 @@
 // [recent_begin(p), p). Full attention needs every page below p; a sliding window of W the
 // last W tokens; a chunked layer its current chunk (the whole previous one at a chunk's
 // end); streaming its sinks and recent tokens; a layer that reads another's KV nothing of its
-// own. A model with a recurrent layer reuses nothing: the cache keeps no state snapshot. The
-// hit is the largest p (whole pages, at least one token of the prompt left to compute) that
-// every group serves at once; a window's need is not monotone in p, so each p is asked.
+// own; a recurrent layer a snapshot of its state taken at exactly p (state_snapshots.hpp).
+// The hit is the largest p (whole pages, at least one token of the prompt left to compute)
+// that every group serves at once; a window's need is not monotone in p, so each p is asked.
 //
-//   const detail::hit_search search = detail::search_hit(windows, holds, P, prompt, chain);
+//   const detail::hit_search search = detail::search_hit(windows, layers, P, prompt, chain,
+//                                                        states, holding);
 //   search.tokens;   // the hit; search.group_tokens[g], what group g alone would serve
 
 #include <cstdint>
@@ -96,13 +97,20 @@ struct hit_search {
 /// What a group holds of a chain's page: nothing, its sinks only, or every position.
 enum class held_page : std::uint8_t { none, sinks_only, whole };
 
+/// What a hit needs of the recurrent layers: a snapshot at its end.
+struct state_need {
+  int layer = -1;              ///< a layer with a recurrent state (-1: none)
+  bool kept = false;           ///< whether the cache keeps snapshots at all
+  std::vector<bool> snapshot;  ///< per chain page j: a snapshot at the end of page j
+};
+
 /// Finds the hit of a prompt of `prompt` tokens whose first pages the index holds by content
 /// (chain_pages of them): held[g][j] is what group g holds of the j-th.
 /// windows[g]: what group g's layers see; first_layer[g]: a layer of it, for the message.
-/// recurrent_layer: a layer with a recurrent state (-1: none).
 inline hit_search search_hit(std::span<const window_shape> windows,
                              std::span<const int> first_layer, std::int64_t page_tokens,
-                             std::int64_t prompt, std::int64_t chain_pages, int recurrent_layer,
+                             std::int64_t prompt, std::int64_t chain_pages,
+                             const state_need& states,
                              const std::vector<std::vector<held_page>>& holding) {
   const auto holds = [&](int g, std::int64_t j, bool whole_page) {
     const held_page h = at(at(holding, g), j);
@@ -136,22 +144,35 @@ inline hit_search search_hit(std::span<const window_shape> windows,
         at(result.group_tokens, g) = k * page_tokens;
         break;
       }
-  std::int64_t k = recurrent_layer >= 0 ? 0 : limit;
-  for (; k > 0; --k) {
+  const auto all_serve = [&](std::int64_t k) {
     bool all = true;
     for (int g = 0; g < groups && all; ++g) all = serves(g, k);
-    if (all) break;
-  }
+    return all;
+  };
+  const auto has_state = [&](std::int64_t k) {
+    return states.layer < 0 || (states.kept && at(states.snapshot, k - 1));
+  };
+  std::int64_t pages_k = limit;  // the longest hit the pages allow
+  while (pages_k > 0 && !all_serve(pages_k)) --pages_k;
+  std::int64_t k = pages_k;
+  while (k > 0 && !(has_state(k) && all_serve(k))) --k;
   result.tokens = k * page_tokens;
   // Why not more: the first reason that applies.
-  if (recurrent_layer >= 0) {
-    result.reason = "layer " + std::to_string(recurrent_layer) +
-                    " keeps a recurrent state, and the cache keeps no snapshot of it: no prefix "
-                    "can be reused";
-  } else if (most == 0) {
+  if (most == 0) {
     result.reason = "the prompt has " + std::to_string(prompt) +
                     " tokens; a hit needs a full page (" + std::to_string(page_tokens) +
                     " tokens) before its last token";
+  } else if (states.layer >= 0 && !states.kept) {
+    result.reason = "layer " + std::to_string(states.layer) +
+                    " keeps a recurrent state, and the cache keeps no snapshot of it (capacity "
+                    "state_snapshots is 0): no prefix can be reused";
+  } else if (k < pages_k) {
+    result.reason = "layer " + std::to_string(states.layer) +
+                    " keeps a recurrent state: a hit needs a snapshot of it at its end, and the "
+                    "index holds none at position " +
+                    std::to_string(pages_k * page_tokens) + " (the longest hit the pages allow)" +
+                    (k > 0 ? "; the longest hit with one is " + std::to_string(k * page_tokens)
+                           : std::string(", nor at any shorter hit the pages allow"));
   } else if (k < limit) {
     int g = 0;
     while (g + 1 < groups && serves(g, limit)) ++g;

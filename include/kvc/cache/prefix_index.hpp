@@ -87,6 +87,7 @@ class prefix_index {
     std::uint64_t version = 0;  ///< changes whenever its pages change or the node goes
     std::uint64_t used = 0;     ///< the tick of its last store or hit
     std::int32_t priority = 0;
+    std::int32_t snapshot = -1;  ///< the slot of the recurrent states at the page's end, or -1
     bool alive = false;
     std::vector<std::byte> record;
     signed_array<page_id, NumGroups> pages;
@@ -164,6 +165,7 @@ class prefix_index {
     x.version = next_version();
     x.used = tick;
     x.priority = priority;
+    x.snapshot = -1;
     x.alive = true;
     x.record = std::move(record);
     x.pages.fill(-1);
@@ -183,19 +185,25 @@ class prefix_index {
     x.pages[g] = -1;
     x.version = next_version();
   }
+  /// Sets node n's snapshot slot; taking one away (-1) makes hits that relied on it stale.
+  void set_snapshot(std::int32_t n, std::int32_t slot) noexcept {
+    node& x = at(nodes_, n);
+    if (slot < 0) x.version = next_version();
+    x.snapshot = slot;
+  }
   void touch(std::int32_t n, std::uint64_t tick, std::int32_t priority) noexcept {
     at(nodes_, n).used = tick;
     at(nodes_, n).priority = priority;
   }
 
   /// Removes node n if it is alive, lists no page and has no child, then its parent likewise; calls
-  /// removed(node) before each goes.
+  /// removed(id) before each goes.
   template <class Removed>
   void prune(std::int32_t n, Removed&& removed) noexcept {
     while (n >= 0) {
       node& x = at(nodes_, n);
       if (!x.alive || x.first_child >= 0 || holds_any(x)) return;
-      removed(static_cast<const node&>(x));
+      removed(n);
       const std::int32_t parent = x.parent;
       unlink(n);
       unplace(n);

@@ -5,9 +5,12 @@
 //
 //   detail::prefix_reuse<groups> reuse;
 //   reuse.set_layout(prefix::key_layout::of<Model, Paging>());
-//   auto hit = reuse.find(prompt, context, seen_windows, first_layers, recurrent_layer);
-//   reuse.store(sequence, tokens, context, priority, kept, storage);   // its full pages
+//   auto hit = reuse.find(prompt, context, seen_windows, first_layers);
+//   reuse.store(sequence, tokens, context, priority, states, kept, storage);  // its full pages
 //   reuse.take_lists(hit, seen, lists, valid_from);                           // a hit's pages
+//
+// A model with recurrent layers also keeps snapshots of their states (state_snapshots.hpp):
+// store() copies the states it is given into a slot of the node of the sequence's last page.
 //
 // Memory: plan_victims() picks, per group, the cached pages a step takes when the free list
 // runs short; take() hands one to the step; when the step ends, settle_lent() (commit) lets
@@ -25,6 +28,7 @@
 #include "kvc/cache/prefix_hit.hpp"
 #include "kvc/cache/prefix_index.hpp"
 #include "kvc/cache/sequence_table.hpp"
+#include "kvc/cache/state_snapshots.hpp"
 #include "kvc/detail/index.hpp"
 #include "kvc/policy/window.hpp"
 #include "kvc/prefix/page_key.hpp"
@@ -33,24 +37,28 @@ namespace kvc {
 
 /// What the prefix index has done since the cache was made.
 struct prefix_counters {
-  std::uint64_t lookups = 0;         ///< find_prefix calls
-  std::uint64_t lookup_tokens = 0;   ///< prompt tokens they were given
-  std::uint64_t hit_tokens = 0;      ///< tokens they found reusable
-  std::uint64_t reused_tokens = 0;   ///< tokens of sequences started from a hit
-  std::uint64_t stored_pages = 0;    ///< (page, group) pairs the index took
-  std::uint64_t evicted_pages = 0;   ///< (page, group) pairs whose memory a step took back
-  std::uint64_t released_pages = 0;  ///< (page, group) pairs let go by clear_prefixes
+  std::uint64_t lookups = 0;             ///< find_prefix calls
+  std::uint64_t lookup_tokens = 0;       ///< prompt tokens they were given
+  std::uint64_t hit_tokens = 0;          ///< tokens they found reusable
+  std::uint64_t reused_tokens = 0;       ///< tokens of sequences started from a hit
+  std::uint64_t stored_pages = 0;        ///< (page, group) pairs the index took
+  std::uint64_t evicted_pages = 0;       ///< (page, group) pairs whose memory a step took back
+  std::uint64_t released_pages = 0;      ///< (page, group) pairs let go by clear_prefixes
+  std::uint64_t stored_snapshots = 0;    ///< recurrent-state snapshots the index took
+  std::uint64_t evicted_snapshots = 0;   ///< snapshots let go for room, or with their page
+  std::uint64_t released_snapshots = 0;  ///< snapshots let go by clear_prefixes
 };
 
 /// A change of the prefix index, for routers that track what each engine holds (as vLLM's KV
-/// events): a page stored in the index for a layer group, or let go by it.
+/// events): a page stored in the index for a layer group, or let go by it; for a model with
+/// recurrent layers, also a snapshot of their states at the page's end (group -1).
 struct prefix_event {
-  enum class change : std::uint8_t { stored, removed };
+  enum class change : std::uint8_t { stored, removed, state_stored, state_removed };
   change what = change::stored;
   prefix::page_key key;     ///< the page's content key
   prefix::page_key parent;  ///< its parent's key (root_key for a prompt's first page)
   std::int64_t page = 0;    ///< its positions: [page * page_tokens, (page + 1) * page_tokens)
-  int group = 0;            ///< the layer group
+  int group = 0;            ///< the layer group (-1 for a state snapshot)
   window_shape window;      ///< what that group's layers see
 };
 
@@ -67,6 +75,27 @@ class prefix_reuse {
   void set_layout(const prefix::key_layout& layout, std::span<const window_shape> windows) {
     layout_ = layout;
     std::copy(windows.begin(), windows.end(), windows_.begin());
+  }
+
+  /// Sets the number of snapshot slots (capacity_*::state_snapshots) and where each recurrent
+  /// layer's state lies in a snapshot (the cache's, once).
+  void set_snapshots(std::int64_t count, recurrent_states states) {
+    snapshots_ = snapshot_slots(count);
+    states_ = std::move(states);
+  }
+  const recurrent_states& states() const { return states_; }
+  const snapshot_slots& snapshots() const { return snapshots_; }
+  /// Returns the bytes of the snapshots nodes hold.
+  std::uint64_t snapshot_bytes() const {
+    return static_cast<std::uint64_t>(snapshots_.held()) * states_.total;
+  }
+  /// Returns where recurrent layer i's state lies in the snapshot of slot `slot`.
+  std::uint64_t state_offset(std::int32_t slot, std::size_t i) const {
+    return static_cast<std::uint64_t>(slot) * states_.total + at(states_.offsets, i);
+  }
+  /// Returns the snapshot slot at a hit's end (after take_lists confirmed the hit), or -1.
+  std::int32_t snapshot_of(const hit_type& hit) const {
+    return hit.chain.empty() ? -1 : index_[hit.chain.back().node].snapshot;
   }
 
   /// Starts or stops recording events (stopping drops those not taken).
@@ -95,8 +124,7 @@ class prefix_reuse {
 
   /// Looks a prompt up: the hit, from the confirmed chain of its pages.
   hit_type find(std::span<const std::int32_t> prompt, const prefix::key_context& context,
-                std::span<const window_shape> seen, std::span<const int> first_layer,
-                int recurrent_layer) {
+                std::span<const window_shape> seen, std::span<const int> first_layer) {
     const auto n = static_cast<std::int64_t>(prompt.size());
     const std::int64_t pages = n > 0 ? (n - 1) / page_tokens() : 0;
     const page_records records =
@@ -111,9 +139,12 @@ class prefix_reuse {
                        : x.sinks_only[g] ? held_page::sinks_only
                                          : held_page::whole);
       }
-    const hit_search search =
-        search_hit(seen, first_layer, page_tokens(), n, static_cast<std::int64_t>(chain.size()),
-                   recurrent_layer, holding);
+    state_need need;
+    need.layer = states_.layers.empty() ? -1 : states_.layers.front();
+    need.kept = snapshots_.enabled();
+    for (const std::int32_t node : chain) need.snapshot.push_back(index_[node].snapshot >= 0);
+    const hit_search search = search_hit(seen, first_layer, page_tokens(), n,
+                                         static_cast<std::int64_t>(chain.size()), need, holding);
     hit_type hit;
     hit.tokens = search.tokens;
     hit.matched_tokens = static_cast<std::int64_t>(chain.size()) * page_tokens();
@@ -161,21 +192,35 @@ class prefix_reuse {
     ++tick_;
     for (const typename hit_type::link& l : hit.chain)
       index_.touch(l.node, tick_, index_[l.node].priority);
+    if (const std::int32_t slot = snapshot_of(hit); slot >= 0) snapshots_.touch(slot, tick_);
     counters_.reused_tokens += static_cast<std::uint64_t>(hit.tokens);
   }
 
   /// Stores the full pages of a sequence's first tokens.size() tokens: a node per page not
   /// yet indexed, and each group's page where its node lacks one and the sequence holds it
   /// complete. Stops at a key whose node holds other content (a collision): nothing after it
-  /// is stored. Throws invalid_argument for more tokens than the sequence has.
+  /// is stored. states (one per recurrent layer, in order; empty: none) are the recurrent
+  /// states after every token of the sequence, which must end on a page boundary: they are
+  /// copied into a snapshot of its last page's node (the least valuable snapshot goes when no
+  /// slot is free). Throws invalid_argument for more tokens than the sequence has, or states
+  /// that cannot be kept; a failing copy throws what the allocator throws. Then nothing changed.
   template <class Storage>
   void store(const sequence& s, std::span<const std::int32_t> tokens,
              const prefix::key_context& context, std::int32_t priority,
-             std::span<const window_shape> kept, Storage& storage) {
-    require(static_cast<std::int64_t>(tokens.size()) <= s.length, cache_errc::invalid_argument,
-            "kvc::kv_cache::store_prefix: ", tokens.size(), " tokens, the sequence holds ",
-            s.length);
+             std::span<const void* const> states, std::span<const window_shape> kept,
+             Storage& storage) {
+    const auto count = static_cast<std::int64_t>(tokens.size());
     const std::int64_t P = page_tokens();
+    require(count <= s.length, cache_errc::invalid_argument, "kvc::kv_cache::store_prefix: ", count,
+            " tokens, the sequence holds ", s.length);
+    require(states.empty() || snapshots_.enabled(), cache_errc::invalid_argument,
+            "kvc::kv_cache::store_prefix: the cache keeps no state snapshots (capacity "
+            "state_snapshots is 0)");
+    require(states.empty() || (count == s.length && count > 0 && count % P == 0),
+            cache_errc::invalid_argument,
+            "kvc::kv_cache::store_prefix: a state snapshot is taken at the end of the sequence, "
+            "on a page boundary: give all its tokens, a multiple of ",
+            P, " (", count, " given, the sequence holds ", s.length, ")");
     const page_records records =
         records_of(layout_, context, tokens, tokens.size() / static_cast<std::size_t>(P), hash_);
     // What each page becomes: an existing node, or a new one; stop at a collision.
@@ -205,6 +250,12 @@ class prefix_reuse {
     std::size_t adding = 0;
     for (std::size_t j = 0; j < useful; ++j)
       if (nodes[j] < 0) ++adding;
+    // The node of the last page takes the snapshot, unless it has one or is not kept.
+    std::size_t snapshot_page = nodes.size();
+    if (const std::size_t last = static_cast<std::size_t>(count / P) - 1;
+        !states.empty() && last < nodes.size() &&
+        (nodes[last] >= 0 ? index_[nodes[last]].snapshot < 0 : last < useful))
+      snapshot_page = last;
     std::vector<std::vector<std::byte>> bytes(adding);
     for (std::size_t j = 0, a = 0; j < useful; ++j)
       if (nodes[j] < 0) {
@@ -213,9 +264,16 @@ class prefix_reuse {
       }
     index_.reserve(adding);
     if (recording_) {
-      std::size_t stored = 0;
+      std::size_t stored = 2;  // a snapshot, and one that makes room
       for (const written_page& page : given) stored += page.page >= 0 ? 1u : 0u;
       events_.reserve(events_.size() + stored);
+    }
+    std::int32_t room = -1;  // the slot that makes room
+    if (snapshot_page < nodes.size()) {
+      if (!snapshots_.has_free()) room = snapshots_.victim();
+      for (std::size_t i = 0; i < states_.layers.size(); ++i)  // into the spare: may throw
+        storage.copy_state(storage.state_memory(state_offset(snapshots_.spare(), i)), states[i],
+                           at(states_.bytes, i));
     }
     // Nothing below throws.
     ++tick_;
@@ -236,6 +294,11 @@ class prefix_reuse {
         }
       index_.touch(n, tick_, priority);
       parent = n;
+      if (j == snapshot_page) keep_snapshot(n, room, priority);
+    }
+    if (snapshot_page >= useful && snapshot_page < nodes.size()) {  // a node with nothing new
+      index_.touch(nodes[snapshot_page], tick_, priority);
+      keep_snapshot(nodes[snapshot_page], room, priority);
     }
   }
 
@@ -249,7 +312,10 @@ class prefix_reuse {
       victims_[g].clear();
       for (const auto& [n, page] : picked_)
         victims_[g].push_back({n, page, index_[n].sinks_only[g], false});
-      if (recording_) events_.reserve(events_.size() + victims_[g].size());
+      // A node that goes may take snapshots with it.
+      if (recording_)
+        events_.reserve(events_.size() + victims_[g].size() +
+                        static_cast<std::size_t>(snapshots_.held()));
     }
   }
   /// Takes a page of group g for a step: a free one, else the next victim's, which the index
@@ -302,18 +368,24 @@ class prefix_reuse {
   /// nothing changed.
   template <class Storage>
   void clear(Storage& storage) {
-    if (recording_) events_.reserve(events_.size() + held_pages());
+    if (recording_)
+      events_.reserve(events_.size() + held_pages() + static_cast<std::size_t>(snapshots_.held()));
     for (std::size_t n = 0; n < index_.all().size(); ++n) {
       const auto& x = index_.all()[n];
-      if (x.alive)
-        for (int g = 0; g < NumGroups; ++g)
-          if (x.pages[g] >= 0) {
-            log(prefix_event::change::removed, static_cast<std::int32_t>(n), g);
-            storage.pool(g).drop_from_index(x.pages[g]);
-            ++counters_.released_pages;
-          }
+      if (!x.alive) continue;
+      for (int g = 0; g < NumGroups; ++g)
+        if (x.pages[g] >= 0) {
+          log(prefix_event::change::removed, static_cast<std::int32_t>(n), g);
+          storage.pool(g).drop_from_index(x.pages[g]);
+          ++counters_.released_pages;
+        }
+      if (x.snapshot >= 0) {
+        log(prefix_event::change::state_removed, static_cast<std::int32_t>(n), -1);
+        ++counters_.released_snapshots;
+      }
     }
     index_ = index_type{};
+    snapshots_.clear();
   }
 
  private:
@@ -364,6 +436,8 @@ class prefix_reuse {
   signed_array<window_shape, NumGroups> windows_{};
   bool recording_ = false;
   std::vector<prefix_event> events_;
+  snapshot_slots snapshots_;
+  recurrent_states states_;
   struct lent_page {
     std::int32_t node = -1;
     page_id page = -1;
@@ -374,15 +448,42 @@ class prefix_reuse {
   // removes the node if that left it empty.
   void forget(std::int32_t n, int g) noexcept {
     log(prefix_event::change::removed, n, g);
-    index_.prune(n, [](const auto&) {});
+    index_.prune(n, snapshot_dropper{*this});
     ++counters_.evicted_pages;
+  }
+  // Lets the snapshot of a node that goes go with it.
+  struct snapshot_dropper {
+    prefix_reuse& reuse;
+    void operator()(std::int32_t n) const noexcept { reuse.drop_snapshot(n); }
+  };
+  void drop_snapshot(std::int32_t n) noexcept {
+    const std::int32_t slot = index_[n].snapshot;
+    if (slot < 0) return;
+    log(prefix_event::change::state_removed, n, -1);
+    index_.set_snapshot(n, -1);
+    snapshots_.release(slot);
+    ++counters_.evicted_snapshots;
+  }
+  // Gives node n the spare, whose copy succeeded; the snapshot in slot `room` (if any) makes
+  // room for it and becomes the spare.
+  void keep_snapshot(std::int32_t n, std::int32_t room, std::int32_t priority) noexcept {
+    if (room >= 0) {
+      const std::int32_t owner = snapshots_.owner(room);
+      log(prefix_event::change::state_removed, owner, -1);
+      index_.set_snapshot(owner, -1);
+      ++counters_.evicted_snapshots;
+    }
+    index_.set_snapshot(n, snapshots_.spare());
+    snapshots_.give_spare(n, room, tick_, priority);
+    log(prefix_event::change::state_stored, n, -1);
+    ++counters_.stored_snapshots;
   }
   // Records an event of node n and group g, in room reserved before the change.
   void log(prefix_event::change what, std::int32_t n, int g) noexcept {
     if (!recording_) return;
     const auto& x = index_[n];
     events_.push_back({what, x.key, x.parent >= 0 ? index_[x.parent].key : prefix::root_key, x.page,
-                       g, windows_[g]});
+                       g, g >= 0 ? windows_[g] : window_shape{}});
   }
   std::size_t held_pages() const {
     std::size_t pages = 0;

@@ -17,6 +17,8 @@ struct sequence_id {
 inline constexpr std::int64_t max_sequence_tokens = std::int64_t{1} << 40;
 /// The largest rollback reserve a cache takes (speculative decoding needs a few tokens).
 inline constexpr std::int64_t max_rollback_reserve = 65536;
+/// The most recurrent-state snapshots a cache keeps.
+inline constexpr std::int64_t max_state_snapshots = 65536;
 
 struct append_request {
   sequence_id sequence;
@@ -26,18 +28,24 @@ struct append_request {
 /// Capacity: the same number of pages in every group. rollback_reserve: tokens every
 /// bounded window keeps beyond what it shows, so that truncate() by up to that many tokens
 /// succeeds (0: no rollback past the window; full-attention layers roll back freely).
+/// state_snapshots: recurrent-state snapshots the prefix index may keep, for a model with
+/// recurrent layers (docs/prefix-reuse.md); each takes the model's recurrent state bytes, and
+/// one more is kept as the spare a snapshot is copied into first.
 struct capacity_pages {
   std::int64_t pages_per_group = 0;
   std::int64_t rollback_reserve = 0;
+  std::int64_t state_snapshots = 0;
 };
 /// Capacity: a byte budget, shared among the groups in the proportion a sequence of
 /// expected_tokens tokens needs them (a sliding group needs far fewer pages than a full one;
 /// a bounded window is given one page more, which a step takes before the window lets the
-/// oldest go). rollback_reserve as for capacity_pages, and counted here.
+/// oldest go). rollback_reserve and state_snapshots as for capacity_pages; the snapshots'
+/// bytes come out of the budget first.
 struct capacity_bytes {
   std::uint64_t bytes = 0;
   std::int64_t expected_tokens = 32768;
   std::int64_t rollback_reserve = 0;
+  std::int64_t state_snapshots = 0;
 };
 
 /// What a sequence can still take when its windows never run out of pages.
