@@ -112,12 +112,37 @@ struct cache_debug_access {
                                "parent's child, or an empty leaf");
     }
     check_snapshots(index, reuse.snapshots());
+    check_eviction_order(index);
     std::size_t placed = 0;
     for (std::int32_t n : index.slots()) placed += n >= 0 ? 1 : 0;
     if (live != index.nodes() || placed != live)
       throw std::logic_error("prefix index: " + std::to_string(live) + " live nodes, " +
                              std::to_string(placed) + " in the key table, " +
                              std::to_string(index.nodes()) + " counted");
+  }
+
+  // The eviction lists hold every live node once, in its priority's list, from the least
+  // recently used, linked both ways.
+  template <class Index>
+  static void check_eviction_order(const Index& index) {
+    std::size_t listed = 0;
+    for (const auto& list : index.eviction_lists()) {
+      std::int32_t older = -1;
+      for (std::int32_t n = list.oldest; n >= 0; n = index[n].newer) {
+        const auto& x = index[n];
+        if (!x.alive || !x.listed || x.priority != list.priority || x.older != older ||
+            (older >= 0 && index[older].used > x.used) || ++listed > index.nodes())
+          throw std::logic_error("prefix index: the eviction list of priority " +
+                                 std::to_string(list.priority) + " is out of order at node " +
+                                 std::to_string(n));
+        older = n;
+      }
+      if (list.newest != older)
+        throw std::logic_error("prefix index: an eviction list's newest node is not its last");
+    }
+    if (listed != index.nodes())
+      throw std::logic_error("prefix index: " + std::to_string(listed) + " nodes listed for " +
+                             "eviction, " + std::to_string(index.nodes()) + " live");
   }
 
   // Each snapshot slot a node holds names that live node, which names it back; the spare and

@@ -9,8 +9,11 @@
 // The index holds one reference on every page it lists (page_pool::hold_for_index): a
 // sequence that writes into such a page copies it first, as after fork, and a page that no
 // sequence holds stays cached until its memory is needed. victims() names the cached pages
-// to take back, lowest priority first, then least recently used, deepest first. A node whose
-// pages are all gone is removed once it has no children: a chain is never broken.
+// to take back, lowest priority first, then least recently used, deepest first: the nodes are
+// kept in that order as it changes (a list per priority, the least recently used first; the
+// nodes a call touches go to the end deepest first), so that a step's victims cost what it
+// takes, not the index's size. A node whose pages are all gone is removed once it has no
+// children: a chain is never broken.
 //
 //   detail::prefix_index<groups> index;
 //   const auto pages = detail::page_records(layout, context, prompt, count, hash, records);
@@ -20,6 +23,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <vector>
 
@@ -64,16 +68,17 @@ struct recording_hash {
   }
 };
 
-/// Returns the records and keys of the first `pages` full pages of `tokens`.
-inline page_records records_of(const prefix::key_layout& layout, const prefix::key_context& context,
-                               std::span<const std::int32_t> tokens, std::size_t pages,
-                               page_hash_fn hash) {
-  page_records r;
+/// Fills `r` with the records and keys of the first `pages` full pages of `tokens` (reusing its
+/// memory: a warm buffer allocates nothing).
+inline void records_of(const prefix::key_layout& layout, const prefix::key_context& context,
+                       std::span<const std::int32_t> tokens, std::size_t pages, page_hash_fn hash,
+                       page_records& r) {
+  r.bytes.clear();
+  r.starts.clear();
   r.keys.resize(pages);
   r.starts.reserve(pages);
   recording_hash recorder{&r, hash};
   prefix::page_keys_with(recorder, layout, context, tokens, r.keys);
-  return r;
 }
 
 template <int NumGroups>
@@ -88,6 +93,8 @@ class prefix_index {
     std::uint64_t used = 0;     ///< the tick of its last store or hit
     std::int32_t priority = 0;
     std::int32_t snapshot = -1;  ///< the slot of the recurrent states at the page's end, or -1
+    std::int32_t older = -1, newer = -1;  ///< its neighbours in its priority's eviction list
+    bool listed = false;                  ///< in an eviction list (every live node once touched)
     bool alive = false;
     std::vector<std::byte> record;
     signed_array<page_id, NumGroups> pages;
@@ -131,7 +138,8 @@ class prefix_index {
                     std::span<const std::byte> record) const {
     const node& x = at(nodes_, n);
     return x.parent == parent && x.page == static_cast<std::int64_t>(j) &&
-           std::equal(x.record.begin(), x.record.end(), record.begin(), record.end());
+           x.record.size() == record.size() &&
+           (record.empty() || std::memcmp(x.record.data(), record.data(), record.size()) == 0);
   }
 
   /// Makes room for `more` nodes, so that add() and the key table allocate nothing; may throw
@@ -166,6 +174,8 @@ class prefix_index {
     x.used = tick;
     x.priority = priority;
     x.snapshot = -1;
+    x.older = x.newer = -1;
+    x.listed = false;
     x.alive = true;
     x.record = std::move(record);
     x.pages.fill(-1);
@@ -191,9 +201,28 @@ class prefix_index {
     if (slot < 0) x.version = next_version();
     x.snapshot = slot;
   }
+  /// Makes room for the eviction list of a priority, so that touch() with it allocates
+  /// nothing; may throw (then nothing changed).
+  void reserve_priority(std::int32_t priority) {
+    std::size_t i = 0;
+    while (i < lists_.size() && lists_[i].priority < priority) ++i;
+    if (i == lists_.size() || lists_[i].priority != priority)
+      lists_.insert(lists_.begin() + static_cast<std::ptrdiff_t>(i), eviction_list{priority});
+  }
+  /// Records a use of node n now (tick, newer than every earlier one) with a priority whose
+  /// list exists: n goes to that list's end. Of the nodes one call touches, touch the deepest
+  /// first, so that it goes first among them.
   void touch(std::int32_t n, std::uint64_t tick, std::int32_t priority) noexcept {
-    at(nodes_, n).used = tick;
-    at(nodes_, n).priority = priority;
+    node& x = at(nodes_, n);
+    if (x.listed) unlist(n);
+    x.used = tick;
+    x.priority = priority;
+    eviction_list& list = list_of(priority);
+    x.older = list.newest;
+    x.newer = -1;
+    (list.newest >= 0 ? at(nodes_, list.newest).newer : list.oldest) = n;
+    list.newest = n;
+    x.listed = true;
   }
 
   /// Removes node n if it is alive, lists no page and has no child, then its parent likewise; calls
@@ -207,6 +236,7 @@ class prefix_index {
       const std::int32_t parent = x.parent;
       unlink(n);
       unplace(n);
+      if (x.listed) unlist(n);
       x.alive = false;
       x.version = next_version();
       std::vector<std::byte>().swap(x.record);
@@ -222,34 +252,39 @@ class prefix_index {
   void victims(int g, const page_pool& pool, std::int64_t count,
                std::vector<std::pair<std::int32_t, page_id>>& out) const {
     out.clear();
-    if (count <= 0) return;
-    for (std::size_t n = 0; n < nodes_.size(); ++n) {
-      const node& x = nodes_[n];
-      if (x.alive && x.pages[g] >= 0 && pool.references(x.pages[g]) == 1)
-        out.emplace_back(static_cast<std::int32_t>(n), x.pages[g]);
-    }
-    const auto keep = std::min<std::size_t>(out.size(), static_cast<std::size_t>(count));
-    std::partial_sort(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(keep), out.end(),
-                      evicted_first{nodes_});
-    out.resize(keep);
+    for (const eviction_list& list : lists_)
+      for (std::int32_t n = list.oldest; n >= 0 && static_cast<std::int64_t>(out.size()) < count;
+           n = nodes_[static_cast<std::size_t>(n)].newer) {
+        const node& x = nodes_[static_cast<std::size_t>(n)];
+        if (x.pages[g] >= 0 && pool.references(x.pages[g]) == 1) out.emplace_back(n, x.pages[g]);
+      }
   }
+
+  /// The eviction list of one priority: its nodes from the least recently used.
+  struct eviction_list {
+    std::int32_t priority = 0;
+    std::int32_t oldest = -1, newest = -1;
+  };
+  /// Returns the eviction lists, by priority, for the invariants check.
+  std::span<const eviction_list> eviction_lists() const { return lists_; }
 
   /// Returns the node ids of the key table, for the invariants check: every live node once.
   std::span<const std::int32_t> slots() const { return slots_; }
 
  private:
-  // The order of eviction: lower priority, then older use, then deeper.
-  struct evicted_first {
-    const std::vector<node>& nodes;
-    bool operator()(const std::pair<std::int32_t, page_id>& a,
-                    const std::pair<std::int32_t, page_id>& b) const {
-      const node& x = at(nodes, a.first);
-      const node& y = at(nodes, b.first);
-      if (x.priority != y.priority) return x.priority < y.priority;
-      if (x.used != y.used) return x.used < y.used;
-      return x.page > y.page;
-    }
-  };
+  eviction_list& list_of(std::int32_t priority) noexcept {
+    std::size_t i = 0;
+    while (lists_[i].priority != priority) ++i;  // reserve_priority made it
+    return lists_[i];
+  }
+  void unlist(std::int32_t n) noexcept {
+    node& x = at(nodes_, n);
+    eviction_list& list = list_of(x.priority);
+    (x.older >= 0 ? at(nodes_, x.older).newer : list.oldest) = x.newer;
+    (x.newer >= 0 ? at(nodes_, x.newer).older : list.newest) = x.older;
+    x.older = x.newer = -1;
+    x.listed = false;
+  }
   // Versions are unique in the process, not only in one index: a hit kept past its cache's end
   // never matches a node of a cache made later at the same address.
   static std::uint64_t next_version() noexcept {
@@ -304,7 +339,8 @@ class prefix_index {
 
   std::vector<node> nodes_;
   std::vector<std::int32_t> free_nodes_;
-  std::vector<std::int32_t> slots_;  ///< open addressing, a power of two, at most half full
+  std::vector<std::int32_t> slots_;   ///< open addressing, a power of two, at most half full
+  std::vector<eviction_list> lists_;  ///< by priority, ascending
   std::size_t live_ = 0;
 };
 

@@ -127,8 +127,8 @@ class prefix_reuse {
                 std::span<const window_shape> seen, std::span<const int> first_layer) {
     const auto n = static_cast<std::int64_t>(prompt.size());
     const std::int64_t pages = n > 0 ? (n - 1) / page_tokens() : 0;
-    const page_records records =
-        records_of(layout_, context, prompt, static_cast<std::size_t>(pages), hash_);
+    records_of(layout_, context, prompt, static_cast<std::size_t>(pages), hash_, records_);
+    const page_records& records = records_;
     const std::vector<std::int32_t> chain = index_.match(records);
     std::vector<std::vector<held_page>> holding(NumGroups);
     for (int g = 0; g < NumGroups; ++g)
@@ -190,8 +190,8 @@ class prefix_reuse {
   /// Records that a sequence started from the hit: its pages were used now.
   void used(const hit_type& hit) noexcept {
     ++tick_;
-    for (const typename hit_type::link& l : hit.chain)
-      index_.touch(l.node, tick_, index_[l.node].priority);
+    for (auto l = hit.chain.rbegin(); l != hit.chain.rend(); ++l)  // the deepest goes first
+      index_.touch(l->node, tick_, index_[l->node].priority);
     if (const std::int32_t slot = snapshot_of(hit); slot >= 0) snapshots_.touch(slot, tick_);
     counters_.reused_tokens += static_cast<std::uint64_t>(hit.tokens);
   }
@@ -221,8 +221,9 @@ class prefix_reuse {
             "kvc::kv_cache::store_prefix: a state snapshot is taken at the end of the sequence, "
             "on a page boundary: give all its tokens, a multiple of ",
             P, " (", count, " given, the sequence holds ", s.length, ")");
-    const page_records records =
-        records_of(layout_, context, tokens, tokens.size() / static_cast<std::size_t>(P), hash_);
+    records_of(layout_, context, tokens, tokens.size() / static_cast<std::size_t>(P), hash_,
+               records_);
+    const page_records& records = records_;
     // What each page becomes: an existing node, or a new one; stop at a collision.
     std::vector<std::int32_t> nodes;
     std::int32_t parent = -1;
@@ -263,6 +264,7 @@ class prefix_reuse {
         bytes[a++].assign(r.begin(), r.end());
       }
     index_.reserve(adding);
+    index_.reserve_priority(priority);
     if (recording_) {
       std::size_t stored = 2;  // a snapshot, and one that makes room
       for (const written_page& page : given) stored += page.page >= 0 ? 1u : 0u;
@@ -292,14 +294,15 @@ class prefix_reuse {
           log(prefix_event::change::stored, n, g);
           ++counters_.stored_pages;
         }
-      index_.touch(n, tick_, priority);
+      nodes[j] = n;
       parent = n;
-      if (j == snapshot_page) keep_snapshot(n, room, priority);
     }
-    if (snapshot_page >= useful && snapshot_page < nodes.size()) {  // a node with nothing new
-      index_.touch(nodes[snapshot_page], tick_, priority);
+    // Used now, the deepest first: of this prompt's pages it goes first.
+    if (snapshot_page < nodes.size()) {
       keep_snapshot(nodes[snapshot_page], room, priority);
+      if (snapshot_page >= useful) index_.touch(nodes[snapshot_page], tick_, priority);
     }
+    for (std::size_t j = useful; j-- > 0;) index_.touch(nodes[j], tick_, priority);
   }
 
   /// Picks, for each group, the cached pages a step takes beyond the free list (needed[g]
@@ -438,6 +441,7 @@ class prefix_reuse {
   std::vector<prefix_event> events_;
   snapshot_slots snapshots_;
   recurrent_states states_;
+  page_records records_;  ///< the keys and bytes of the prompt at hand (kept: no allocation)
   struct lent_page {
     std::int32_t node = -1;
     page_id page = -1;
