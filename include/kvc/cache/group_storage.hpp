@@ -33,24 +33,25 @@ class group_storage {
   using shapes = group_shapes<Model, Paging>;
   static constexpr int num_groups = shapes::num_groups;
 
-  /// Takes pages[g] pages of every layer of group g, and state_bytes for the recurrent-state
+  /// Takes pages_per_group[g] pages of every layer of group g, and snapshot_bytes for the
+  /// recurrent-state
   /// snapshots; on error gives back what it took.
-  group_storage(const signed_array<std::int64_t, num_groups>& pages, std::uint64_t state_bytes,
-                Allocator allocator)
-      : allocator_(std::move(allocator)) {
+  group_storage(const signed_array<std::int64_t, num_groups>& pages_per_group,
+                std::uint64_t snapshot_bytes, Allocator memory_source)
+      : allocator_(std::move(memory_source)) {
     try {
-      if (state_bytes > 0) {
-        states_ = allocator_.allocate(state_bytes);
-        state_bytes_ = state_bytes;
+      if (snapshot_bytes > 0) {
+        states_ = allocator_.allocate(snapshot_bytes);
+        state_bytes_ = snapshot_bytes;
       }
       for (int g = 0; g < num_groups; ++g) {
         group_memory& group = groups_[g];
-        group.pool = page_pool(pages[g]);
+        group.pool = page_pool(pages_per_group[g]);
         group.geometry = shapes::geometry(g);
         group.window = shapes::summary(g).window;
         group.layers = shapes::layers(g);
-        group.memory_bytes = static_cast<std::uint64_t>(pages[g]) * group.geometry.page_bytes *
-                             static_cast<std::uint64_t>(group.layers);
+        group.memory_bytes = static_cast<std::uint64_t>(pages_per_group[g]) *
+                             group.geometry.page_bytes * static_cast<std::uint64_t>(group.layers);
         group.memory = allocator_.allocate(group.memory_bytes);
       }
     } catch (...) {  // the destructor will not run
@@ -97,17 +98,17 @@ class group_storage {
   void store_token(int g, int slot_in_group, page_id page, int token, const kv_input& k,
                    const kv_input& v, std::int64_t row, float k_inverse, float v_inverse) {
     const page_geometry& geo = groups_[g].geometry;
-    with_page(g, slot_in_group, page, [&](std::byte* memory) {
-      for (int head = 0; head < geo.kv_heads; ++head) {
+    with_page(g, slot_in_group, page, [&](std::byte* image) {
+      for (int kv_head = 0; kv_head < geo.kv_heads; ++kv_head) {
         numeric::store_converted(
-            k.type, k.vector(row, head), geo.k_type, geo.k_dim, k_inverse,
-            memory + geo.k_offset(token, head),
-            reinterpret_cast<float*>(memory + geo.k_scale_offset(token, head)));
+            k.type, k.vector(row, kv_head), geo.k_type, geo.k_dim, k_inverse,
+            image + geo.k_offset(token, kv_head),
+            reinterpret_cast<float*>(image + geo.k_scale_offset(token, kv_head)));
         if (!geo.latent)
           numeric::store_converted(
-              v.type, v.vector(row, head), geo.v_type, geo.v_dim, v_inverse,
-              memory + geo.v_offset(token, head),
-              reinterpret_cast<float*>(memory + geo.v_scale_offset(token, head)));
+              v.type, v.vector(row, kv_head), geo.v_type, geo.v_dim, v_inverse,
+              image + geo.v_offset(token, kv_head),
+              reinterpret_cast<float*>(image + geo.v_scale_offset(token, kv_head)));
       }
     });
   }
@@ -134,21 +135,9 @@ class group_storage {
   }
 
   /// Returns the bytes of the pages in use, every layer of every group (shared pages once).
-  std::uint64_t used_bytes() const {
-    std::uint64_t bytes = 0;
-    for (const group_memory& g : groups_)
-      bytes += static_cast<std::uint64_t>(g.pool.used_pages()) * g.geometry.page_bytes *
-               static_cast<std::uint64_t>(g.layers);
-    return bytes;
-  }
+  std::uint64_t used_bytes() const { return bytes_of(&page_pool::used_pages); }
   /// Returns the bytes of the pages only the prefix index holds, every layer of every group.
-  std::uint64_t cached_bytes() const {
-    std::uint64_t bytes = 0;
-    for (const group_memory& g : groups_)
-      bytes += static_cast<std::uint64_t>(g.pool.cached_pages()) * g.geometry.page_bytes *
-               static_cast<std::uint64_t>(g.layers);
-    return bytes;
-  }
+  std::uint64_t cached_bytes() const { return bytes_of(&page_pool::cached_pages); }
   std::uint64_t memory_bytes() const {
     std::uint64_t bytes = state_bytes_;
     for (const group_memory& g : groups_) bytes += g.memory_bytes;
@@ -164,6 +153,15 @@ class group_storage {
     std::byte* memory = nullptr;  ///< [layer in group][page][page_bytes]
     std::uint64_t memory_bytes = 0;
   };
+
+  // The bytes of the pages that `pages_in` counts in each group's pool, every layer.
+  std::uint64_t bytes_of(std::int64_t (page_pool::*pages_in)() const) const {
+    std::uint64_t total = 0;
+    for (const group_memory& g : groups_)
+      total += static_cast<std::uint64_t>((g.pool.*pages_in)()) * g.geometry.page_bytes *
+               static_cast<std::uint64_t>(g.layers);
+    return total;
+  }
 
   void deallocate() noexcept {
     if (states_ != nullptr) allocator_.deallocate(states_, state_bytes_);

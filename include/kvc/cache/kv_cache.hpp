@@ -85,10 +85,11 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   static constexpr int page_tokens = Paging::page_tokens;
   static constexpr page_layout layout = Paging::layout;
 
-  explicit kv_cache(capacity_pages capacity, Allocator allocator = {})
-      : kv_cache(sizing::of(capacity), std::move(allocator)) {}
-  explicit kv_cache(capacity_bytes capacity, Allocator allocator = {})
-      : kv_cache(sizing::of(capacity), std::move(allocator)) {}
+  // (Parameter names unlike an engine's globals: a class template's would warn under -Wshadow.)
+  explicit kv_cache(capacity_pages requested_capacity, Allocator memory_source = {})
+      : kv_cache(sizing::of(requested_capacity), std::move(memory_source)) {}
+  explicit kv_cache(capacity_bytes requested_capacity, Allocator memory_source = {})
+      : kv_cache(sizing::of(requested_capacity), std::move(memory_source)) {}
 
   kv_cache(const kv_cache&) = delete;
   kv_cache& operator=(const kv_cache&) = delete;
@@ -155,7 +156,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   void release(sequence_id id) {
     no_open_plan("release");
     sequences_.release(sequences_.checked(id),
-                       [&](int g, page_id page) { storage_.pool(g).release(page); });
+                       [&](int g, page_id let_go) { storage_.pool(g).release(let_go); });
     ++epoch_;
   }
 
@@ -243,8 +244,8 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
     for (const step_need& need : needs) fresh_total += need.step.fresh;
     append_plan plan;
     plan.size_for(
-        batch, [&](std::uint32_t slot) { return sequences_[slot].length; }, num_groups, num_layers,
-        fresh_total);
+        batch, [&](std::uint32_t seq_slot) { return sequences_[seq_slot].length; }, num_groups,
+        num_layers, fresh_total);
     for (std::size_t i = 0; i < plan.entries_.size(); ++i)  // so that commit cannot throw
       for (int g = 0; g < num_groups; ++g) {
         std::vector<page_id>& table = sequences_[plan.entries_[i].slot].pages[g];
@@ -333,7 +334,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
         const window_shape& window = sizing_.kept_windows[g];
         detail::apply_step(s.pages[g], step_of(plan, i, g), window.bounded(), change.cow_page,
                            plan.fresh_pages(i, g),
-                           [&](page_id page) { storage_.pool(g).release(page); });
+                           [&](page_id let_go) { storage_.pool(g).release(let_go); });
         if (window.bounded())
           s.valid_from[g] = std::max(s.valid_from[g], window.keep_begin(new_length));
       }
@@ -425,8 +426,8 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
     const int g = groups::readable(layer);
     for (const sequence_id& id : batch) sequences_.checked(id);
     detail::fill_table(csr, batch.size(), [&] {
-      for (const sequence_id& id : batch) {
-        const sequence& s = sequences_[id.slot];
+      for (const sequence_id& listed : batch) {
+        const sequence& s = sequences_[listed.slot];
         csr.indices.insert(csr.indices.end(), s.pages[g].begin(), s.pages[g].end());
         detail::push_row(csr, s.length, page_tokens);
       }
@@ -494,8 +495,9 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
 
   using step_need = detail::step_need;
 
-  kv_cache(const sizing& sized, Allocator allocator)
-      : sizing_(sized), storage_(sized.pages, sized.snapshot_memory_bytes(), std::move(allocator)) {
+  kv_cache(const sizing& decided, Allocator memory_source)
+      : sizing_(decided),
+        storage_(decided.pages, decided.snapshot_memory_bytes(), std::move(memory_source)) {
     k_scale_.fill(1.0f);
     v_scale_.fill(1.0f);
     for (int g = 0; g < num_groups; ++g) {
@@ -503,7 +505,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
       first_layers_[static_cast<std::size_t>(g)] = groups::value.info[g].first_layer;
     }
     prefix_.set_layout(prefix::key_layout::of<Model, Paging>(), seen_windows_);
-    prefix_.set_snapshots(sized.state_snapshots,
+    prefix_.set_snapshots(decided.state_snapshots,
                           detail::recurrent_states_of(Model::layer_summaries));
   }
 

@@ -49,11 +49,11 @@ template <class Load>
                                                    int count, int head_begin, int head_end,
                                                    bool keys, float* out, Load&& load) {
   const int dim = keys ? geo.k_dim : geo.v_dim;
-  const auto one = [&](int head, int t) {
+  const auto one = [&](int kv_head, int t) {
     const int token = first_token + t;
-    load(keys ? geo.k_offset(token, head) : geo.v_offset(token, head),
-         keys ? geo.k_scale_offset(token, head) : geo.v_scale_offset(token, head),
-         out + (std::ptrdiff_t{head - head_begin} * key_block + t) * dim);
+    load(keys ? geo.k_offset(token, kv_head) : geo.v_offset(token, kv_head),
+         keys ? geo.k_scale_offset(token, kv_head) : geo.v_scale_offset(token, kv_head),
+         out + (std::ptrdiff_t{kv_head - head_begin} * key_block + t) * dim);
   };
   if (geo.layout == page_layout::nhd) {
     for (int t = 0; t < count; ++t)
@@ -70,9 +70,9 @@ inline void load_block_portable(const page_geometry& geo, const std::byte* page,
   const dtype_id type = keys ? geo.k_type : geo.v_type;
   const int dim = keys ? geo.k_dim : geo.v_dim;
   for_each_vector(geo, first_token, count, head_begin, head_end, keys, out,
-                  [&](std::uint64_t values, std::uint64_t scale, float* destination) {
-                    numeric::load_vector(type, page + values,
-                                         reinterpret_cast<const float*>(page + scale), dim,
+                  [&](std::uint64_t value_offset, std::uint64_t scale_offset, float* destination) {
+                    numeric::load_vector(type, page + value_offset,
+                                         reinterpret_cast<const float*>(page + scale_offset), dim,
                                          fp8_scale, destination);
                   });
 }
@@ -85,10 +85,11 @@ template <dtype_id Type>
                                                  float* out) {
   const int dim = keys ? geo.k_dim : geo.v_dim;
   for_each_vector(geo, first_token, count, head_begin, head_end, keys, out,
-                  [&](std::uint64_t values, std::uint64_t scale, float* destination) {
-                    numeric::x86::load_converted(Type, page + values,
-                                                 reinterpret_cast<const float*>(page + scale), dim,
-                                                 fp8_scale, destination);
+                  [&](std::uint64_t value_offset, std::uint64_t scale_offset, float* destination) {
+                    numeric::x86::load_converted(
+                        Type, page + value_offset,
+                        reinterpret_cast<const float*>(page + scale_offset), dim, fp8_scale,
+                        destination);
                   });
 }
 #endif
@@ -123,9 +124,9 @@ void for_each_page(const paged_layer_view& view, const decode_plan& plan,
   const page_geometry& geo = view.geometry;
   const std::int64_t length = view.seq_lens[item.sequence];
   const auto kept = view.kept(item.sequence);
-  const auto page_at = [&](std::int64_t entry) {
+  const auto page_at = [&](std::int64_t table_entry) {
     return view.memory +
-           static_cast<std::uint64_t>(view.indices[view.indptr[item.sequence] + entry]) *
+           static_cast<std::uint64_t>(view.indices[view.indptr[item.sequence] + table_entry]) *
                geo.page_bytes;
   };
   const std::int64_t first_entry = item.block_begin / plan.blocks_per_page;

@@ -101,12 +101,12 @@ struct group_kernels {
         break;
       default:
         visit_dtype(geo.k_type, [&](auto type) {
-          constexpr dtype_id id = decltype(type)::id;
-          if constexpr (Kernels.scores(G, id)) {
-            k.scores = &x86::group_scores<id, G>;
-            if constexpr (id != dtype_id::int4)
+          constexpr dtype_id stored_type = decltype(type)::id;
+          if constexpr (Kernels.scores(G, stored_type)) {
+            k.scores = &x86::group_scores<stored_type, G>;
+            if constexpr (stored_type != dtype_id::int4)
               if (choice.scores == group_path::float_avx512)
-                k.scores = &x86::group_scores_512<id, G>;
+                k.scores = &x86::group_scores_512<stored_type, G>;
           }
         });
     }
@@ -123,12 +123,12 @@ struct group_kernels {
         break;
       default:
         visit_dtype(geo.v_type, [&](auto type) {
-          constexpr dtype_id id = decltype(type)::id;
-          if constexpr (Kernels.accumulates(G, id)) {
-            k.accumulate = &x86::group_accumulate<id, G>;
-            if constexpr (id != dtype_id::int4)
+          constexpr dtype_id stored_type = decltype(type)::id;
+          if constexpr (Kernels.accumulates(G, stored_type)) {
+            k.accumulate = &x86::group_accumulate<stored_type, G>;
+            if constexpr (stored_type != dtype_id::int4)
               if (choice.values == group_path::float_avx512)
-                k.accumulate = &x86::group_accumulate_512<id, G>;
+                k.accumulate = &x86::group_accumulate_512<stored_type, G>;
           }
         });
     }
