@@ -13,6 +13,8 @@
 
 #include "kvc/backend/cuda/launch.cuh"
 #include "kvc/kernels/row_sums.hpp"
+#include "kvc/numeric/half.hpp"
+#include "mma_probe.hpp"
 #include "simt_probe.hpp"
 
 namespace {
@@ -78,6 +80,45 @@ void row_sums(std::uint32_t rows, std::uint32_t columns, std::uint32_t tile) {
   failures += wrong;
 }
 
+// The warp matrix multiply-accumulate on small integers (every sum exact): each element of D
+// against the plain product, so that a fragment layout the hardware does not share fails here.
+void mma(bool bf16, unsigned problems) {
+  using kvc::testing::mma_a_size;
+  using kvc::testing::mma_b_size;
+  using kvc::testing::mma_c_size;
+  const auto bits = [&](float x) {
+    return bf16 ? kvc::numeric::bf16_from_float(x) : kvc::numeric::fp16_from_float(x);
+  };
+  std::vector<std::uint16_t> a(problems * mma_a_size), b(problems * mma_b_size);
+  std::vector<float> af(a.size()), bf(b.size()), c(problems * mma_c_size), d(c.size(), -1.0f);
+  for (std::size_t i = 0; i < a.size(); ++i)
+    a[i] = bits(af[i] = static_cast<float>((i * 3 + 1) % 7) - 3);
+  for (std::size_t i = 0; i < b.size(); ++i)
+    b[i] = bits(bf[i] = static_cast<float>((i * 5 + 2) % 7) - 3);
+  for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<float>(i % 21) - 10;
+  std::uint16_t *da = device_copy(a), *db = device_copy(b);
+  float *dc = device_copy(c), *dd = device_copy(d);
+  kvc::cuda::launch({problems / 2, 1, 1}, kvc::kernels::block_shape<64>{}, 0, nullptr,
+                    kvc::testing::mma_probe{da, db, dc, dd, bf16});
+  check(cudaDeviceSynchronize(), "mma kernel");
+  d = host_copy(dd, d.size());
+  for (void* p : {static_cast<void*>(da), static_cast<void*>(db), static_cast<void*>(dc),
+                  static_cast<void*>(dd)})
+    cudaFree(p);
+  int wrong = 0;
+  for (unsigned p = 0; p < problems; ++p)
+    for (unsigned m = 0; m < 16; ++m)
+      for (unsigned n = 0; n < 8; ++n) {
+        float want = c[p * mma_c_size + m * 8 + n];
+        for (unsigned k = 0; k < 16; ++k)
+          want += af[p * mma_a_size + m * 16 + k] * bf[p * mma_b_size + k * 8 + n];
+        wrong += d[p * mma_c_size + m * 8 + n] != want;
+      }
+  std::printf("mma m16n8k16 %s, %u problems: %d wrong elements\n", bf16 ? "bf16" : "fp16", problems,
+              wrong);
+  failures += wrong;
+}
+
 }  // namespace
 
 int main() {
@@ -90,6 +131,8 @@ int main() {
   probe<1024>(1);
   row_sums(5, 100, 32);
   row_sums(64, 4096, 16 * 1024);  // 64 KiB of shared memory: above the default 48 KiB
+  mma(false, 4);
+  mma(true, 4);
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 #include <cub/warp/warp_reduce.cuh>
 #include <cuda/functional>
 
+#include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
 namespace kvc::cuda {
@@ -166,6 +167,37 @@ class simt_context {
     const uint4 value = *static_cast<const uint4*>(source);
     return {value.x, value.y, value.z, value.w};
   }
+  /// The warp's matrix multiply-accumulate D = A B + C, m16n8k16 with fp16 or bf16 inputs and
+  /// fp32 C and D (mma.sync, sm_80 and later; fragment layouts in kernels/mma.hpp). Every lane
+  /// of a full warp must call it.
+  template <kernels::mma_input Input>
+  __device__ __forceinline__ kernels::mma_c mma_m16n8k16(const kernels::mma_a& a,
+                                                         const kernels::mma_b& b,
+                                                         const kernels::mma_c& c) const {
+    kernels::mma_c d;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    if constexpr (Input == kernels::mma_input::fp16) {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
+          "{%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
+          : "=f"(d.reg[0]), "=f"(d.reg[1]), "=f"(d.reg[2]), "=f"(d.reg[3])
+          : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "r"(b.reg[0]),
+            "r"(b.reg[1]), "f"(c.reg[0]), "f"(c.reg[1]), "f"(c.reg[2]), "f"(c.reg[3]));
+    } else {
+      asm volatile(
+          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+          "{%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
+          : "=f"(d.reg[0]), "=f"(d.reg[1]), "=f"(d.reg[2]), "=f"(d.reg[3])
+          : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "r"(b.reg[0]),
+            "r"(b.reg[1]), "f"(c.reg[0]), "f"(c.reg[1]), "f"(c.reg[2]), "f"(c.reg[3]));
+    }
+#else
+    (void)a, (void)b, (void)c;
+    __trap();  // no mma.sync before sm_80
+#endif
+    return d;
+  }
+
   /// Stores 16 bytes to global memory at once (st.global.v4; 16-byte aligned).
   __device__ __forceinline__ void store_16(void* global_destination, kernels::vec16 value) const {
     *static_cast<uint4*>(global_destination) = uint4{value.x, value.y, value.z, value.w};

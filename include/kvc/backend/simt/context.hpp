@@ -18,8 +18,10 @@
 #include <vector>
 
 #include "kvc/backend/simt/errors.hpp"
+#include "kvc/backend/simt/mma.hpp"
 #include "kvc/backend/simt/thread_team.hpp"
 #include "kvc/backend/simt/traffic.hpp"
+#include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
 namespace kvc::simt {
@@ -219,6 +221,24 @@ class context {
     detail::slot result;
     team_->exchange(rank_, detail::collective::sync_warp, warp_members(), lane(), detail::slot{}, 0,
                     nullptr, result);
+  }
+
+  /// The warp's matrix multiply-accumulate D = A B + C, m16n8k16 with fp16 or bf16 inputs and
+  /// fp32 C and D (mma.sync; fragment layouts in kernels/mma.hpp). Every lane of a full warp
+  /// must call it; each gets its own fragment of D.
+  template <kernels::mma_input Input>
+  kernels::mma_c mma_m16n8k16(const kernels::mma_a& a, const kernels::mma_b& b,
+                              const kernels::mma_c& c) const {
+    if (warp_members() != kernels::all_lanes)
+      team_->abort(launch_error(launch_errc::shuffle_divergence,
+                                "kvc::simt: mma_m16n8k16 in a warp of fewer than 32 lanes"));
+    detail::mma_fragment* fragments = team_->mma_fragments() + warp() * kernels::warp_size;
+    for (int r = 0; r < 4; ++r) fragments[lane()].a[r] = a.reg[r];
+    for (int r = 0; r < 2; ++r) fragments[lane()].b[r] = b.reg[r];
+    sync_warp();  // every lane's fragments are in
+    const kernels::mma_c d = detail::mma_lane_result<Input>(fragments, lane(), c);
+    sync_warp();  // read before any lane writes its next ones
+    return d;
   }
 
   /// Stores 16 bytes to global memory (st.global.v4; 16-byte aligned).

@@ -61,6 +61,11 @@ struct slot {
   alignas(8) std::byte bytes[8];
 };
 
+/// One lane's A and B fragments of a warp matrix multiply-accumulate (kernels/mma.hpp).
+struct mma_fragment {
+  std::uint32_t a[4], b[2];
+};
+
 /// Folds the values of the member lanes into one (warp reductions).
 using combine_function = void (*)(const slot* values, unsigned members, slot& result);
 
@@ -126,6 +131,7 @@ class thread_team {
         shared_bytes_(shared_bytes),
         shared_(shared_bytes == 0 ? nullptr : new std::byte[shared_bytes]),
         block_slots_(new slot[threads]),
+        mma_fragments_(new mma_fragment[threads]),
         warps_(new warp_exchange[warp_count_]),
         status_(threads, thread_status::running) {
     for (unsigned w = 0; w < warp_count_; ++w)
@@ -256,6 +262,9 @@ class thread_team {
   std::size_t shared_bytes() const { return shared_bytes_; }
   /// Returns one value per thread, for block reductions (ordered by the barriers around them).
   slot* block_slots() const { return block_slots_.get(); }
+  /// Returns one A and B fragment per thread, for the warp's matrix multiply-accumulate (ordered
+  /// by the warp barriers around it).
+  mma_fragment* mma_fragments() const { return mma_fragments_.get(); }
 
  private:
   enum class thread_status : unsigned char { running, at_barrier, at_shuffle, exited };
@@ -373,6 +382,7 @@ class thread_team {
   const std::size_t shared_bytes_;
   const std::unique_ptr<std::byte[]> shared_;
   const std::unique_ptr<slot[]> block_slots_;
+  const std::unique_ptr<mma_fragment[]> mma_fragments_;
   const std::unique_ptr<warp_exchange[]> warps_;
   std::vector<thread_status> status_;
 

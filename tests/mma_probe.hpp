@@ -1,0 +1,62 @@
+#pragma once
+// A kernel that runs the warp matrix multiply-accumulate of the SIMT context on problems laid
+// out plainly in memory: each warp loads its A (16 x 16, row-major), B (16 x 8, B[k][n] at
+// k * 8 + n) and C (16 x 8, row-major) into fragments by the layouts of kernels/mma.hpp, and
+// stores D back the same way. test_simt_mma runs it in the emulator, tests/cuda on a GPU; the
+// expectations are a plain matrix product computed on the host.
+
+#include <cstdint>
+
+#include "kvc/config.hpp"
+#include "kvc/kernels/mma.hpp"
+
+namespace kvc::testing {
+
+inline constexpr unsigned mma_a_size = 16 * 16, mma_b_size = 16 * 8, mma_c_size = 16 * 8;
+
+struct mma_probe {
+  const std::uint16_t* a;  ///< per problem: A's bits, fp16 or bf16
+  const std::uint16_t* b;
+  const float* c;
+  float* d;
+  bool bf16 = false;
+  /// Loads A by a wrong layout (rows and columns exchanged): the check must catch it.
+  bool wrong_layout = false;
+
+  // Element (row, column) of a matrix of `columns` columns.
+  KVC_HOST_DEVICE static unsigned at(kernels::mma_place p, int columns) {
+    return static_cast<unsigned>(p.row * columns + p.column);
+  }
+
+  template <class Context>
+  KVC_HOST_DEVICE void operator()(const Context& ctx) const {
+    const unsigned lane = ctx.lane();
+    const unsigned problem = ctx.block_idx().x * (ctx.block_threads() / 32u) + ctx.warp();
+    const std::uint16_t* pa = a + problem * mma_a_size;
+    const std::uint16_t* pb = b + problem * mma_b_size;
+    kernels::mma_a fa{};
+    kernels::mma_b fb{};
+    kernels::mma_c fc{};
+    for (int i = 0; i < 8; ++i) {
+      const kernels::mma_place p = kernels::mma_a_place(lane, i);
+      fa.set(i, pa[wrong_layout ? at({p.column, p.row}, 16) : at(p, 16)]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      const kernels::mma_place p = kernels::mma_b_place(lane, i);
+      fb.set(i, pb[at(p, 8)]);
+    }
+    for (int i = 0; i < 4; ++i) {
+      const kernels::mma_place p = kernels::mma_c_place(lane, i);
+      fc.reg[i] = c[problem * mma_c_size + at(p, 8)];
+    }
+    const kernels::mma_c fd = bf16
+                                  ? ctx.template mma_m16n8k16<kernels::mma_input::bf16>(fa, fb, fc)
+                                  : ctx.template mma_m16n8k16<kernels::mma_input::fp16>(fa, fb, fc);
+    for (int i = 0; i < 4; ++i) {
+      const kernels::mma_place p = kernels::mma_c_place(lane, i);
+      d[problem * mma_c_size + at(p, 8)] = fd.reg[i];
+    }
+  }
+};
+
+}  // namespace kvc::testing
