@@ -297,6 +297,12 @@ TEST_CASE("bad snapshot inputs are refused and change nothing") {
   CHECK(refused(cache_errc::invalid_argument, [] {  // 2 snapshots and the spare: 192 bytes
     kv_cache<hybrid, paged<P>> c{capacity_bytes{192, 64, 0, 2}};
   }));
+  try {  // without snapshots, a budget too small says so as before
+    kv_cache<hybrid, paged<P>> c{capacity_bytes{0, 64}};
+    FAIL("a budget of 0 bytes was taken");
+  } catch (const cache_error& e) {
+    CHECK(std::string(e.what()).find("cannot hold one page") != std::string::npos);
+  }
   {  // A byte budget pays for the snapshots first.
     kv_cache<hybrid, paged<P>> c{capacity_bytes{4096, 64, 0, 2}};
     CHECK(c.memory_bytes() <= 4096);

@@ -67,7 +67,7 @@ struct cache_sizing {
             cache_errc::invalid_argument, "kvc::kv_cache: expected_tokens must be in 1..2^40");
     cache_sizing sizing = with_extras(capacity.rollback_reserve, capacity.state_snapshots);
     const std::uint64_t snapshots = sizing.snapshot_memory_bytes();
-    require(snapshots < capacity.bytes, cache_errc::invalid_argument,
+    require(snapshots == 0 || snapshots < capacity.bytes, cache_errc::invalid_argument,
             "kvc::kv_cache: ", capacity.bytes, " bytes cannot hold ", capacity.state_snapshots,
             " state snapshots (and the spare) of ", state_bytes(), " bytes each");
     signed_array<std::int64_t, num_groups> need{};

@@ -142,7 +142,8 @@ class prefix_reuse {
     state_need need;
     need.layer = states_.layers.empty() ? -1 : states_.layers.front();
     need.kept = snapshots_.enabled();
-    for (const std::int32_t node : chain) need.snapshot.push_back(index_[node].snapshot >= 0);
+    if (need.layer >= 0)
+      for (const std::int32_t node : chain) need.snapshot.push_back(index_[node].snapshot >= 0);
     const hit_search search = search_hit(seen, first_layer, page_tokens(), n,
                                          static_cast<std::int64_t>(chain.size()), need, holding);
     hit_type hit;
