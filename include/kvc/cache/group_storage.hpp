@@ -34,8 +34,7 @@ class group_storage {
   static constexpr int num_groups = shapes::num_groups;
 
   /// Takes pages_per_group[g] pages of every layer of group g, and snapshot_bytes for the
-  /// recurrent-state
-  /// snapshots; on error gives back what it took.
+  /// recurrent-state snapshots; on error gives back what it took.
   group_storage(const signed_array<std::int64_t, num_groups>& pages_per_group,
                 std::uint64_t snapshot_bytes, Allocator memory_source)
       : allocator_(std::move(memory_source)) {
