@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check: on a machine with an NVIDIA GPU, configures and builds kvc's device tests
 # and GPU benchmarks for that GPU's architecture, runs `ctest -L gpu`, the static SASS check,
-# bench_device_decode (medians of 3), Nsight Compute's summary of the decode kernel (fp16 and
-# bf16, batch 64, 4k) and compute-sanitizer on the decode test where those tools exist, and
-# writes everything into one results file.
+# bench_device_decode and bench_device_extend (medians of 3), Nsight Compute's summary of the
+# decode kernel (fp16 and bf16, batch 64, 4k) and of the extend kernel (fp16 prefill of 2048 x
+# 8), and compute-sanitizer on the decode and extend tests where those tools exist, and writes
+# everything into one results file.
 #
 #   scripts/gpu-check.sh [results file]          default: build-gpu/gpu-check-results.txt
 #   KVC_GPU_ARCH=90 scripts/gpu-check.sh         the architecture, when nvidia-smi is absent
@@ -41,11 +42,12 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arc
   -DKVC_ENABLE_CUDA=ON -DKVC_BUILD_BENCHMARKS=ON "${fresh[@]}" >/dev/null
 # What runs on the device; the compile-only checks (every gallery kernel) are the normal
 # build's.
-targets=(test_device_numerics test_device_cache test_device_simt test_device_decode)
+targets=(test_device_numerics test_device_cache test_device_simt test_device_decode
+  test_device_extend)
 if cmake --build "$dir" --target help 2>/dev/null | grep bench_device_decode >/dev/null; then
-  targets+=(bench_device_decode)
+  targets+=(bench_device_decode bench_device_extend)
 else
-  log "note: Google Benchmark not found, bench_device_decode is not built"
+  log "note: Google Benchmark not found, the device benchmarks are not built"
 fi
 cmake --build "$dir" -j"$jobs" --target "${targets[@]}" 2>&1 | tail -3
 log "build: $((SECONDS - start)) s"
@@ -69,6 +71,12 @@ if [[ -x $bench ]]; then
   timeout 360 "$bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
     --benchmark_counters_tabular=true 2>&1 | grep -v "_mean \|_stddev \|_cv " | tee -a "$results" || true
 fi
+extend_bench=$dir/bench/bench_device_extend
+if [[ -x $extend_bench ]]; then
+  log "=== bench_device_extend (medians of 3)"
+  timeout 240 "$extend_bench" --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
+    --benchmark_counters_tabular=true 2>&1 | grep -v "_mean \|_stddev \|_cv " | tee -a "$results" || true
+fi
 # Nsight Compute: the decode kernel (kvc's kernels are all run_kernel / run_resident_kernel;
 # the decode is the resident one), one launch after the warm-up.
 if command -v ncu >/dev/null 2>&1 && [[ -x $bench ]]; then
@@ -82,11 +90,22 @@ if command -v ncu >/dev/null 2>&1 && [[ -x $bench ]]; then
       --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -75 | tee -a "$results" || true
   done
 fi
+if command -v ncu >/dev/null 2>&1 && [[ -x $extend_bench ]]; then
+  log "=== ncu: extend fp16, prefill 2048 x 8"
+  timeout 120 ncu --clock-control none --kernel-name-base demangled -k regex:extend_mma \
+    --launch-skip 1 --launch-count 1 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+    --metrics smsp__inst_executed.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active \
+    "$extend_bench" --benchmark_filter="device_extend/llama3_8b/fp16/batch:8/new:2048/prefix:0\$" \
+    --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -60 | tee -a "$results" || true
+fi
 if command -v compute-sanitizer >/dev/null 2>&1; then
-  for tool in memcheck racecheck; do
-    log "=== compute-sanitizer --tool $tool test_device_decode"
-    timeout 90 compute-sanitizer --tool "$tool" "$dir"/tests/cuda/test_device_decode 2>&1 |
-      tail -4 | tee -a "$results" || true
+  for test in test_device_decode test_device_extend; do
+    for tool in memcheck racecheck; do
+      log "=== compute-sanitizer --tool $tool $test"
+      timeout 90 compute-sanitizer --tool "$tool" "$dir/tests/cuda/$test" 2>&1 |
+        tail -4 | tee -a "$results" || true
+    done
   done
 fi
 log "=== done in $((SECONDS - start)) s; results in $results"

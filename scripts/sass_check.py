@@ -12,6 +12,16 @@ per kernel what a GPU would see, and exits 1 when a decode kernel breaks a budge
                                     sides of a branch count, so the loop a GPU runs is shorter;
                                     docs/benchmarks.md has the estimate of what it runs)
 
+Extend kernels (the tensor-core prefill, Llama 3 8B layer in fp16 and bf16):
+
+  registers, spills, local memory   0 spill bytes, no LDL/STL anywhere in the kernel
+  blocks per SM                     >= 2 (8 warps an SM: the tiles' occupancy by design)
+  key-tile loop                     the smallest loop with HMMA (the body without soft-cap):
+                                    HMMA.16816.F32 (.BF16 for bf16) and ldmatrix (LDSM, as
+                                    stored and .MT transposed), 16-byte copies, no CALL and no
+                                    integer division; at most 10 instructions per HMMA
+                                    (static: the masked path of diagonal tiles counts too)
+
 The steady-state loop is the smallest loop (a backward branch) holding both the asynchronous
 copies (LDGSTS) and the wait (DEPBAR); its instructions are counted statically, once each,
 over the K/V bytes one thread reads per iteration. Append kernels are reported (registers,
@@ -100,16 +110,20 @@ def main():
     ptxas_path, sass_path, figures_path = sys.argv[1:4]
     report = ptxas_report(open(ptxas_path).read())
     functions = sass_functions(open(sass_path).read())
-    figures = {}
+    figures, extend_shared = {}, {}
     for line in open(figures_path):
         dtype, shared, per_iteration, kind = line.split()
-        figures[dtype] = (int(shared), int(per_iteration), kind)
+        if kind == "extend":
+            extend_shared[dtype] = int(shared)
+        else:
+            figures[dtype] = (int(shared), int(per_iteration), kind)
 
     failures = []
     print(f"{'kernel':<22} {'regs':>4} {'spill':>5} {'smem':>6} {'blk/SM':>6} {'loop':>5} "
           f"{'B/it':>4} {'ins/B':>5}  loop contents")
     for dtype, (shared, per_iteration, kind) in figures.items():
         names = [n for n in functions if "decode" in n and FRAGMENT[dtype] + "ES" in n
+                 and "extend_mma" not in n
                  and "merge" not in n]
         if len(names) != 1:
             failures.append(f"decode {dtype}: {len(names)} kernels in the SASS match")
@@ -178,6 +192,51 @@ def main():
             failures.append(f"append {dtype}: {spills} spill bytes, {local} local-memory instructions")
         if "STG.E.128" not in stores:
             failures.append(f"append {dtype}: no 16-byte stores")
+
+    for name, (instructions, labels) in sorted(functions.items()):
+        if "extend_mma" not in name:
+            continue
+        dtype = "bf16" if "4bf16" in name else "fp16"
+        label = f"extend {dtype}"
+        r = report.get(name, {})
+        regs = r.get("registers", 0)
+        spills = r.get("spill_stores", 0) + r.get("spill_loads", 0)
+        shared = extend_shared.get(dtype, 0)
+        by_registers = SM_REGISTERS // (((regs + 7) // 8 * 8) * THREADS) if regs else 0
+        blocks = min(by_registers, SM_SHARED // (shared + BLOCK_RESERVED))
+        local = sum(opcode(x).startswith(("LDL", "STL")) for x in instructions)
+        candidates = [(a, b) for a, b in loops(instructions, labels)
+                      if any(opcode(x).startswith("HMMA") for x in instructions[a:b + 1])]
+        if not candidates:
+            failures.append(f"{label}: no loop with HMMA")
+            continue
+        a, b = min(candidates, key=lambda x: x[1] - x[0])
+        body = instructions[a:b + 1]
+        ops = collections.Counter(opcode(x) for x in body)
+        hmma = {k: v for k, v in ops.items() if k.startswith("HMMA")}
+        ldsm = {k: v for k, v in ops.items() if k.startswith("LDSM")}
+        copies = {k: v for k, v in ops.items() if k.startswith("LDGSTS")}
+        calls = sum(v for k, v in ops.items() if k.startswith("CALL"))
+        divisions = ops.get("I2F.U32.RP", 0) + ops.get("I2F.RP", 0)
+        per_hmma = len(body) / max(1, sum(hmma.values()))
+        print(f"{label:<22} {regs:>4} {spills:>5} {shared:>6} {blocks:>6} {len(body):>5} "
+              f"HMMA {dict(hmma)}, LDSM {dict(ldsm)}, copies {dict(copies)}, "
+              f"{per_hmma:.1f} instructions per HMMA, CALL {calls}, division {divisions}, "
+              f"MUFU.EX2 {ops.get('MUFU.EX2', 0)}")
+        want = "HMMA.16816.F32.BF16" if dtype == "bf16" else "HMMA.16816.F32"
+        if spills or local:
+            failures.append(f"{label}: {spills} spill bytes, {local} local-memory instructions")
+        if blocks < 2:
+            failures.append(f"{label}: {blocks} blocks per SM (registers allow {by_registers}); "
+                            "at least 2")
+        if want not in hmma or len(ldsm) < 2:
+            failures.append(f"{label}: the loop lacks {want} or ldmatrix both ways: {hmma} {ldsm}")
+        if calls or divisions:
+            failures.append(f"{label}: the loop has {calls} calls, {divisions} integer divisions")
+        if any(not k.endswith(".128") for k in copies) or not copies:
+            failures.append(f"{label}: copies in the loop are not all 16 bytes: {copies}")
+        if per_hmma > 10:
+            failures.append(f"{label}: {per_hmma:.1f} instructions per HMMA; at most 10")
 
     for f in failures:
         print("FAIL", f)

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attention_check.hpp"
+#include "error_code.hpp"
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cpu/extend.hpp"
 #include "kvc/numeric/half.hpp"
@@ -279,14 +280,6 @@ TEST_CASE("attention refuses query heads that do not share the KV heads evenly, 
   const paged_layer_view view = cache.view(0, table);
   std::vector<float> q(8 * 16), k(2 * 16), v(2 * 16), out(8 * 16), lse(8);
   const auto params = attention::attention_params_of<L>();
-  const auto code_of = [](auto&& call) {
-    try {
-      call();
-    } catch (const cache_error& e) {
-      return e.code();
-    }
-    return cache_errc::invalid_argument;  // not what any check below expects: nothing thrown
-  };
   CHECK(code_of([&] { (void)cpu::plan_decode(view, 7, 2); }) == cache_errc::shape_mismatch);
   const std::int32_t qo[] = {0, 1};
   CHECK(code_of([&] {

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -59,8 +60,8 @@ struct problems {
     }
     return sum;
   }
-  testing::mma_probe kernel(bool wrong_layout = false) {
-    return {a.data(), b.data(), c.data(), d.data(), bf16, wrong_layout};
+  testing::mma_probe kernel(bool wrong_layout = false, bool through_ldmatrix = false) {
+    return {a.data(), b.data(), c.data(), d.data(), bf16, wrong_layout, through_ldmatrix};
   }
   // Elements of D off by more than `relative` of their terms' magnitudes.
   int wrong(double relative) const {
@@ -140,6 +141,44 @@ TEST_CASE("a kernel that loads A by a wrong layout gets a wrong product") {
   problems p(2, false, true, 15u);
   simt::launch({1, 1, 1}, kernels::block_shape<64>{}, 0, p.kernel(true));
   CHECK(p.wrong(0.0) > 100);
+}
+
+TEST_CASE("fragments loaded by ldmatrix (A as stored, B transposed) give the plain product") {
+  constexpr unsigned warps = 2;
+  for (const bool bf16 : {false, true}) {
+    INFO((bf16 ? "bf16" : "fp16"));
+    problems p(4, bf16, true, bf16 ? 17u : 18u);
+    simt::launch({2, 1, 1}, kernels::block_shape<32 * warps>{},
+                 warps * testing::mma_probe::ldmatrix_shared_bytes, p.kernel(false, true));
+    CHECK(p.wrong(0.0) == 0);
+  }
+  // A loaded transposed: the layouts of ldmatrix and mma no longer meet.
+  problems p(2, false, true, 19u);
+  simt::launch({1, 1, 1}, kernels::block_shape<32 * warps>{},
+               warps * testing::mma_probe::ldmatrix_shared_bytes, p.kernel(true, true));
+  CHECK(p.wrong(0.0) > 100);
+}
+
+namespace {
+struct bad_row {
+  std::size_t offset;
+  template <class Context>
+  void operator()(const Context& ctx) const {
+    (void)ctx.template load_matrices<false>(ctx.dynamic_shared() + offset);
+  }
+};
+}  // namespace
+
+TEST_CASE("ldmatrix refuses a row outside shared memory or not 16-byte aligned") {
+  for (const std::size_t offset : {std::size_t{8}, std::size_t{64}}) {
+    try {
+      simt::launch({1, 1, 1}, kernels::block_shape<32>{}, 64, bad_row{offset});
+      FAIL("the launch reported no error");
+    } catch (const simt::launch_error& error) {
+      CHECK(error.code() == (offset == 8 ? simt::launch_errc::misaligned_address
+                                         : simt::launch_errc::not_shared_memory));
+    }
+  }
 }
 
 TEST_CASE("mma in a warp of fewer than 32 lanes is refused") {

@@ -1,8 +1,10 @@
 // What the device kernels move through global memory, counted by the emulator
 // (simt::memory_traffic): decode reads every K/V byte of the tokens it attends exactly once,
 // and nothing of a page's unwritten slots, in full 16-byte copies of whole 32-byte sectors;
-// append writes each new vector once, in full 16-byte stores of whole sectors.
+// append writes each new vector once, in full 16-byte stores of whole sectors; the extend
+// kernel reads every K/V byte a block's rows see once per block, and nothing else.
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstddef>
 #include <cstdint>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "kvc/backend/simt/decode.hpp"
+#include "kvc/backend/simt/extend.hpp"
 #include "kvc/backend/simt/launch.hpp"
 #include "kvc/backend/simt/traffic.hpp"
 #include "kvc/cache/kv_cache.hpp"
@@ -152,4 +155,66 @@ TEST_CASE("traffic: append writes each new vector once, in whole sectors of 16-b
   REQUIRE(cache.read(b, 0, 39, kr, vr));
   CHECK(kr[0] == 0.25f);
   CHECK(vr[255] == -0.5f);
+}
+
+TEST_CASE("traffic: extend reads each key and value a block sees once per block, nothing else",
+          "[simt]") {
+  using spec = traffic_layer<storage<fp16>>;
+  using shape = kernels::decode_shape_of<spec, paged<16>>;
+  kv_cache<traffic_model<storage<fp16>>, paged<16>> cache(capacity_pages{32});
+  std::mt19937 rng(13);
+  const sequence_id a = cache.add_sequence(), b = cache.add_sequence();
+  append_random(cache, b, 50, rng);
+  // a: a prompt of 70 tokens (280 rows, 5 tiles of 64); b: 30 over 50 (120 rows, 2 tiles).
+  const std::int64_t prefix[] = {0, 50}, fresh[] = {70, 30};
+  const append_request step[] = {{a, fresh[0]}, {b, fresh[1]}};
+  append_plan plan = cache.plan_append(step);
+  std::vector<float> k(100 * 2 * 128), v(k.size());
+  std::normal_distribution<float> normal;
+  for (float& x : k) x = normal(rng);
+  for (float& x : v) x = normal(rng);
+  const page_table_csr table = cache.step_table(plan, 0);
+  cache.write(plan, 0, fp32_input(k.data(), 100, 2, 128), fp32_input(v.data(), 100, 2, 128));
+  const paged_layer_view view = cache.view(0, table);
+  const std::vector<std::int64_t> token_indptr{0, 70, 100};
+  kernels::extend_plan extend_plan;
+  simt::plan_extend<shape>(view, token_indptr, 8, extend_plan);
+  std::vector<float> q(100 * 8 * 128, 0.125f), out(q.size()), lse(100 * 8);
+  simt::memory_traffic traffic;
+  simt::launch_options options;
+  options.traffic = &traffic;
+  simt::extend<shape>(extend_plan, view, token_indptr, q.data(), out.data(), lse.data(),
+                      attention::attention_params_of<spec>(), options);
+  cache.commit(plan);
+
+  // A position is read by every tile of its sequence whose last row's token reaches it (the
+  // rows of a tile are 16 tokens x 4 query heads), in both KV heads' blocks.
+  const page_geometry& geo = view.geometry;
+  std::vector<unsigned> expected(static_cast<std::size_t>(geo.page_bytes) * 32, 0);
+  for (std::size_t s = 0; s < 2; ++s)
+    for (std::int64_t p = 0; p < prefix[s] + fresh[s]; ++p) {
+      unsigned tiles = 0;
+      for (std::int64_t first_row = 0; first_row < fresh[s] * 4; first_row += 64) {
+        const std::int64_t last_row = std::min(first_row + 64, fresh[s] * 4) - 1;
+        tiles += prefix[s] + last_row / 4 >= p ? 1u : 0u;
+      }
+      const std::int32_t page = table.indices[static_cast<std::size_t>(table.indptr[s] + p / 16)];
+      const std::uint64_t base = static_cast<std::uint64_t>(page) * geo.page_bytes;
+      const auto token = static_cast<int>(p % 16);
+      for (int h = 0; h < 2; ++h) {
+        for (std::uint64_t i = 0; i < geo.k_vector_bytes; ++i)
+          expected[base + geo.k_offset(token, h) + i] += tiles;
+        for (std::uint64_t i = 0; i < geo.v_vector_bytes; ++i)
+          expected[base + geo.v_offset(token, h) + i] += tiles;
+      }
+    }
+  const std::vector<unsigned> read =
+      traffic.coverage(simt::access::read, view.memory, expected.size());
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) wrong += read[i] != expected[i];
+  CHECK(wrong == 0);
+  const simt::traffic_summary reads = traffic.summary(simt::access::read);
+  CHECK(reads.narrowest == 16);
+  CHECK(reads.widest == 16);
+  CHECK(reads.sectors * 32 == reads.bytes);
 }

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "attention_check.hpp"
+#include "error_code.hpp"
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/params.hpp"
 #include "kvc/attention/query_rows.hpp"
@@ -23,6 +24,7 @@
 
 using namespace kvc;
 using attention::query_rows;
+using kvc::testing::code_of;
 using kvc::testing::pool;
 
 namespace {
@@ -166,14 +168,6 @@ TEST_CASE("strided Q: a stride shorter than a row or a range too small is refuse
   const auto params = attention::attention_params_of<L>();
   std::vector<float> out(2 * 8 * 64), lse(2 * 8);
   const std::vector<float> untouched = out;
-  const auto code_of = [](auto&& call) {
-    try {
-      call();
-    } catch (const cache_error& e) {
-      return e.code();
-    }
-    return cache_errc{};
-  };
   // Rows that overlap; a range that holds the first row but not the second, 384 floats on.
   const query_rows overlapping{rows.data.data(), 8 * 64 - 1};
   const std::span<const float> all(rows.data);

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "attention_shapes.hpp"
+#include "device_memory.hpp"
 #include "device_present.hpp"
 #include "kvc/backend/cpu/decode.hpp"
 #include "kvc/backend/cuda/append.cuh"
@@ -39,19 +40,8 @@ cpu::cpu_options portable_cpu() {
   return options;
 }
 
-template <class T>
-T* to_device(const std::vector<T>& host) {
-  void* p = nullptr;
-  if (cudaMalloc(&p, host.size() * sizeof(T) + 16) != cudaSuccess) std::abort();
-  cudaMemcpy(p, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice);
-  return static_cast<T*>(p);
-}
-template <class T>
-std::vector<T> to_host(const T* device, std::size_t count) {
-  std::vector<T> host(count);
-  cudaMemcpy(host.data(), device, count * sizeof(T), cudaMemcpyDeviceToHost);
-  return host;
-}
+using kvc::testing::to_device;
+using kvc::testing::to_host;
 
 int compare(const std::vector<float>& got, const std::vector<float>& expected) {
   int bad = 0;

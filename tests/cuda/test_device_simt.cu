@@ -82,7 +82,9 @@ void row_sums(std::uint32_t rows, std::uint32_t columns, std::uint32_t tile) {
 
 // The warp matrix multiply-accumulate on small integers (every sum exact): each element of D
 // against the plain product, so that a fragment layout the hardware does not share fails here.
-void mma(bool bf16, unsigned problems) {
+// With through_ldmatrix, the fragments come from shared memory by ldmatrix (A as stored, B
+// transposed), as the extend kernel loads them.
+void mma(bool bf16, unsigned problems, bool through_ldmatrix = false) {
   using kvc::testing::mma_a_size;
   using kvc::testing::mma_b_size;
   using kvc::testing::mma_c_size;
@@ -98,8 +100,9 @@ void mma(bool bf16, unsigned problems) {
   for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<float>(i % 21) - 10;
   std::uint16_t *da = device_copy(a), *db = device_copy(b);
   float *dc = device_copy(c), *dd = device_copy(d);
-  kvc::cuda::launch({problems / 2, 1, 1}, kvc::kernels::block_shape<64>{}, 0, nullptr,
-                    kvc::testing::mma_probe{da, db, dc, dd, bf16});
+  kvc::cuda::launch({problems / 2, 1, 1}, kvc::kernels::block_shape<64>{},
+                    2 * kvc::testing::mma_probe::ldmatrix_shared_bytes, nullptr,
+                    kvc::testing::mma_probe{da, db, dc, dd, bf16, false, through_ldmatrix});
   check(cudaDeviceSynchronize(), "mma kernel");
   d = host_copy(dd, d.size());
   for (void* p : {static_cast<void*>(da), static_cast<void*>(db), static_cast<void*>(dc),
@@ -114,8 +117,8 @@ void mma(bool bf16, unsigned problems) {
           want += af[p * mma_a_size + m * 16 + k] * bf[p * mma_b_size + k * 8 + n];
         wrong += d[p * mma_c_size + m * 8 + n] != want;
       }
-  std::printf("mma m16n8k16 %s, %u problems: %d wrong elements\n", bf16 ? "bf16" : "fp16", problems,
-              wrong);
+  std::printf("mma m16n8k16 %s%s, %u problems: %d wrong elements\n", bf16 ? "bf16" : "fp16",
+              through_ldmatrix ? " (ldmatrix)" : "", problems, wrong);
   failures += wrong;
 }
 
@@ -133,6 +136,8 @@ int main() {
   row_sums(64, 4096, 16 * 1024);  // 64 KiB of shared memory: above the default 48 KiB
   mma(false, 4);
   mma(true, 4);
+  mma(false, 4, true);
+  mma(true, 4, true);
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -2,12 +2,13 @@
 // their SASS, one line per kernel:
 //   <dtype> <dynamic shared bytes> <K/V bytes one thread reads per loop iteration> <kind>
 // The streamed kernel's iteration is a warp's stage over 32 lanes; the tiled kernel's, a tile
-// of the block over its threads.
+// of the block over its threads. The extend kernels give their shared memory ("extend").
 
 #include <cstddef>
 #include <cstdio>
 
 #include "kvc/kernels/decode.hpp"
+#include "kvc/kernels/extend.hpp"
 #include "kvc/model/layer.hpp"
 
 namespace {
@@ -24,6 +25,12 @@ void print(const char* name) {
   else
     std::printf("%s %zu %zu tiled\n", name, kernel::shared_bytes, kernel::slots * vectors / 128);
 }
+
+template <class Storage>
+void print_extend(const char* name) {
+  using shape = kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, Storage>, paged<16>>;
+  std::printf("%s %zu 0 extend\n", name, kernels::extend_mma<shape>::shared_bytes);
+}
 }  // namespace
 
 int main() {
@@ -31,4 +38,6 @@ int main() {
   print<storage<bf16>>("bf16");
   print<storage<fp8_e4m3>>("fp8_e4m3");
   print<storage<int8>>("int8");
+  print_extend<storage<fp16>>("fp16");
+  print_extend<storage<bf16>>("bf16");
 }

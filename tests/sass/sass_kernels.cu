@@ -1,10 +1,12 @@
 // The kernels the static SASS check (scripts/sass_check.py) reads: the decode of a Llama 3 8B
 // layer (32 query heads, 8 KV heads, dim 128, pages of 16) in fp16, bf16, fp8 e4m3 and int8,
-// and the append kernel (fp16 and int8 storage from fp16 inputs), each instantiated through
-// its launcher as an engine would. Compiled to a cubin, never run.
+// the append kernel (fp16 and int8 storage from fp16 inputs) and the tensor-core extend of the
+// same layer in fp16 and bf16, each instantiated through its launcher as an engine would.
+// Compiled to a cubin, never run.
 
 #include "kvc/backend/cuda/append.cuh"
 #include "kvc/backend/cuda/decode.cuh"
+#include "kvc/backend/cuda/extend.cuh"
 #include "kvc/model/layer.hpp"
 
 namespace kvc::sass_check {
@@ -33,5 +35,17 @@ void append(const kernels::append_work& work, cudaStream_t stream) {
   cuda::append<fp16, fp16, fp16>(work, stream);
   cuda::append<int8, int8, fp16>(work, stream);
 }
+
+template <class Storage>
+void extend(const kernels::extend_plan& plan, const cuda::device_extend_plan& device_plan,
+            const paged_layer_view& view, float* buffer, cudaStream_t stream) {
+  using shape = kernels::decode_shape_of<llama3_8b_layer<Storage>, paged<16>>;
+  cuda::extend<shape>(plan, device_plan, view, {}, nullptr, buffer, buffer, buffer, {}, stream);
+}
+
+template void extend<storage<fp16>>(const kernels::extend_plan&, const cuda::device_extend_plan&,
+                                    const paged_layer_view&, float*, cudaStream_t);
+template void extend<storage<bf16>>(const kernels::extend_plan&, const cuda::device_extend_plan&,
+                                    const paged_layer_view&, float*, cudaStream_t);
 
 }  // namespace kvc::sass_check

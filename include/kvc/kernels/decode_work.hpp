@@ -158,6 +158,24 @@ struct merge {
   }
 };
 
+/// Throws shape_mismatch, naming both, unless the view's layer is one a kernel of Shape was
+/// made for: its dtypes, dims, latent, layout and page size, and a window only if Shape masks.
+template <class Shape>
+void check_kernel_shape(const paged_layer_view& view, const char* who) {
+  const page_geometry& geo = view.geometry;
+  if (!Shape::fits(geo))
+    kvc::detail::fail(
+        cache_errc::shape_mismatch, who, ": the kernel was made for another layer (dtypes ",
+        dtype_name(Shape::k_type::id), "/", dtype_name(Shape::v_type::id), ", dims ", Shape::k_dim,
+        "/", Shape::v_dim, Shape::page_tokens > 0 ? ", pages of " : "",
+        Shape::page_tokens > 0 ? std::to_string(Shape::page_tokens) + " tokens" : "",
+        "); the view's layer stores ", dtype_name(geo.k_type), "/", dtype_name(geo.v_type),
+        " of dims ", geo.k_dim, "/", geo.v_dim, " in pages of ", geo.page_tokens, " tokens");
+  kvc::detail::require(Shape::windowed || !view.window.bounded(), cache_errc::shape_mismatch, who,
+                       ": the kernel was made for full attention, and the view's layer has a "
+                       "window (use the layer's own decode_shape_of)");
+}
+
 /// Returns the work of a decode launch, checked: the view's layer must be of Shape (its dtypes,
 /// dims, layout, a window only if Shape masks, and q_heads its group times its KV heads), the plan
 /// made for the view (as the CPU checks), the page memory 16-byte aligned. Throws cache_error
@@ -169,21 +187,11 @@ decode_work make_decode_work(const attention::decode_plan& plan, decode_plan_arr
                              float* lse, const attention::attention_params& params, float* partial,
                              const char* who = "kvc::kernels::decode") {
   const page_geometry& geo = view.geometry;
-  if (!Shape::fits(geo))
-    kvc::detail::fail(
-        cache_errc::shape_mismatch, who, ": the kernel was made for another layer (dtypes ",
-        dtype_name(Shape::k_type::id), "/", dtype_name(Shape::v_type::id), ", dims ", Shape::k_dim,
-        "/", Shape::v_dim, Shape::page_tokens > 0 ? ", pages of " : "",
-        Shape::page_tokens > 0 ? std::to_string(Shape::page_tokens) + " tokens" : "",
-        "); the view's layer stores ", dtype_name(geo.k_type), "/", dtype_name(geo.v_type),
-        " of dims ", geo.k_dim, "/", geo.v_dim, " in pages of ", geo.page_tokens, " tokens");
+  check_kernel_shape<Shape>(view, who);
   kvc::detail::require(plan.q_heads == Shape::group * geo.kv_heads, cache_errc::shape_mismatch, who,
                        ": the kernel takes groups of ", Shape::group,
                        " query heads per KV head, the plan ", plan.q_heads, " query heads over ",
                        geo.kv_heads);
-  kvc::detail::require(Shape::windowed || !view.window.bounded(), cache_errc::shape_mismatch, who,
-                       ": the kernel was made for full attention, and the view's layer has a "
-                       "window (use the layer's own decode_shape_of)");
   attention::check_plan(plan, view, who);
   kvc::detail::require(reinterpret_cast<std::uintptr_t>(view.memory) % 16 == 0,
                        cache_errc::invalid_argument, who, ": page memory must be 16-byte aligned");

@@ -18,6 +18,7 @@
 #include <cstdint>
 
 #include "kvc/config.hpp"
+#include "kvc/numeric/half.hpp"
 
 namespace kvc::kernels {
 
@@ -65,6 +66,38 @@ KVC_HOST_DEVICE constexpr mma_place mma_b_place(unsigned lane, int i) {
 KVC_HOST_DEVICE constexpr mma_place mma_c_place(unsigned lane, int i) {
   const int group = static_cast<int>(lane / 4), pair = static_cast<int>(lane % 4);
   return {group + 8 * (i / 2), 2 * pair + i % 2};
+}
+
+/// A lane's 4 registers of ldmatrix.x4: four 8 x 8 matrices of 16-bit values whose rows lanes
+/// 0-7, 8-15, 16-23 and 24-31 name (one 16-byte row each, in shared memory). Register m holds,
+/// of matrix m (PTX ISA "Warp-level matrix load instruction: ldmatrix"):
+///   as stored:  row lane / 4, columns 2 (lane % 4) and 2 (lane % 4) + 1
+///   transposed: rows 2 (lane % 4) and 2 (lane % 4) + 1, column lane / 4
+/// the lower-numbered in the low half: what an A or B fragment takes (B from a matrix stored
+/// [n][k] as it is, or from one stored [k][n] transposed).
+struct mma_matrices {
+  std::uint32_t reg[4];
+};
+
+/// Returns two floats rounded to nearest (even) in the input type, `low` in the low half of the
+/// register: what A and B fragments hold (cvt.rn.f16x2.f32 / cvt.rn.bf16x2.f32 on a GPU).
+template <mma_input Input>
+KVC_HOST_DEVICE inline std::uint32_t mma_pack(float low, float high) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  std::uint32_t packed;
+  if constexpr (Input == mma_input::fp16)
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;\n" : "=r"(packed) : "f"(high), "f"(low));
+  else
+    asm("cvt.rn.bf16x2.f32 %0, %1, %2;\n" : "=r"(packed) : "f"(high), "f"(low));
+  return packed;
+#else
+  if constexpr (Input == mma_input::fp16)
+    return std::uint32_t{numeric::fp16_from_float(low)} |
+           std::uint32_t{numeric::fp16_from_float(high)} << 16;
+  else
+    return std::uint32_t{numeric::bf16_from_float(low)} |
+           std::uint32_t{numeric::bf16_from_float(high)} << 16;
+#endif
 }
 
 }  // namespace kvc::kernels

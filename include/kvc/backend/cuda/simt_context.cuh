@@ -167,6 +167,29 @@ class simt_context {
     const uint4 value = *static_cast<const uint4*>(source);
     return {value.x, value.y, value.z, value.w};
   }
+  /// Loads four 8 x 8 matrices of 16-bit values from shared memory (ldmatrix.x4, .trans when
+  /// Transposed; layout in kernels/mma.hpp): `row` is the 16-byte aligned row this lane names
+  /// (lanes 8 m to 8 m + 7: the rows of matrix m). Every lane of a full warp must call it.
+  template <bool Transposed>
+  __device__ __forceinline__ kernels::mma_matrices load_matrices(const void* row) const {
+    kernels::mma_matrices d;
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+    const auto address = static_cast<unsigned>(__cvta_generic_to_shared(row));
+    if constexpr (Transposed)
+      asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(d.reg[0]), "=r"(d.reg[1]), "=r"(d.reg[2]), "=r"(d.reg[3])
+                   : "r"(address));
+    else
+      asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+                   : "=r"(d.reg[0]), "=r"(d.reg[1]), "=r"(d.reg[2]), "=r"(d.reg[3])
+                   : "r"(address));
+#else
+    (void)row;
+    __trap();  // no ldmatrix before sm_75; kvc's device code is for sm_80 and later
+#endif
+    return d;
+  }
+
   /// The warp's matrix multiply-accumulate D = A B + C, m16n8k16 with fp16 or bf16 inputs and
   /// fp32 C and D (mma.sync, sm_80 and later; fragment layouts in kernels/mma.hpp). Every lane
   /// of a full warp must call it.
@@ -177,15 +200,13 @@ class simt_context {
     kernels::mma_c d;
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
     if constexpr (Input == kernels::mma_input::fp16) {
-      asm volatile(
-          "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
+      asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, "
           "{%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
           : "=f"(d.reg[0]), "=f"(d.reg[1]), "=f"(d.reg[2]), "=f"(d.reg[3])
           : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "r"(b.reg[0]),
             "r"(b.reg[1]), "f"(c.reg[0]), "f"(c.reg[1]), "f"(c.reg[2]), "f"(c.reg[3]));
     } else {
-      asm volatile(
-          "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
+      asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, "
           "{%4, %5, %6, %7}, {%8, %9}, {%10, %11, %12, %13};\n"
           : "=f"(d.reg[0]), "=f"(d.reg[1]), "=f"(d.reg[2]), "=f"(d.reg[3])
           : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "r"(b.reg[0]),

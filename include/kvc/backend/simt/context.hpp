@@ -42,6 +42,7 @@ struct thread_state {
   std::deque<std::vector<pending_copy>> committed;  ///< oldest first
   memory_traffic* traffic = nullptr;
   std::uint64_t reads = 0, writes = 0;  ///< global accesses in this block so far
+  unsigned mma_area = 0;  ///< which of the two fragment areas the next mma_m16n8k16 uses
 
   static void complete(std::vector<pending_copy>& copies) {
     for (const pending_copy& copy : copies) {
@@ -232,12 +233,60 @@ class context {
     if (warp_members() != kernels::all_lanes)
       team_->abort(launch_error(launch_errc::shuffle_divergence,
                                 "kvc::simt: mma_m16n8k16 in a warp of fewer than 32 lanes"));
-    detail::mma_fragment* fragments = team_->mma_fragments() + warp() * kernels::warp_size;
+    // Two areas, used in turn: a lane writes an area again only after the next call's barrier,
+    // which every lane reaches only once it has read this call's fragments.
+    detail::mma_fragment* fragments =
+        team_->mma_fragments() + state_->mma_area * Block::threads + warp() * kernels::warp_size;
+    state_->mma_area ^= 1u;
     for (int r = 0; r < 4; ++r) fragments[lane()].a[r] = a.reg[r];
     for (int r = 0; r < 2; ++r) fragments[lane()].b[r] = b.reg[r];
     sync_warp();  // every lane's fragments are in
-    const kernels::mma_c d = detail::mma_lane_result<Input>(fragments, lane(), c);
-    sync_warp();  // read before any lane writes its next ones
+    return detail::mma_lane_result<Input>(fragments, lane(), c);
+  }
+
+  /// Loads four 8 x 8 matrices of 16-bit values from shared memory (ldmatrix.x4, .trans when
+  /// Transposed; layout in kernels/mma.hpp): `row` is the 16-byte aligned row of shared memory
+  /// this lane names. Every lane of a full warp must call it; the rows are read at the call.
+  template <bool Transposed>
+  kernels::mma_matrices load_matrices(const void* row) const {
+    if (warp_members() != kernels::all_lanes)
+      team_->abort(launch_error(launch_errc::shuffle_divergence,
+                                "kvc::simt: load_matrices in a warp of fewer than 32 lanes"));
+    const auto* bytes = static_cast<const std::byte*>(row);
+    const std::byte* shared = team_->shared_memory();
+    check_aligned(row, "load_matrices row");
+    if (shared == nullptr || bytes < shared || bytes + 16 > shared + team_->shared_bytes())
+      team_->abort(launch_error(launch_errc::not_shared_memory,
+                                "kvc::simt: load_matrices row is not inside the block's dynamic "
+                                "shared memory (thread " +
+                                    std::to_string(rank_) + ")"));
+    // The rows' addresses travel through the fragment areas, used in turn as by mma_m16n8k16.
+    detail::mma_fragment* fragments =
+        team_->mma_fragments() + state_->mma_area * Block::threads + warp() * kernels::warp_size;
+    state_->mma_area ^= 1u;
+    std::memcpy(&fragments[lane()], &bytes, sizeof bytes);
+    sync_warp();  // every lane's row is named
+    const auto row_of = [&](unsigned source_lane) {
+      const std::byte* r;
+      std::memcpy(&r, &fragments[source_lane], sizeof r);
+      return r;
+    };
+    const auto value = [](const std::byte* r, unsigned column) {
+      std::uint16_t v;
+      std::memcpy(&v, r + 2 * column, sizeof v);
+      return std::uint32_t{v};
+    };
+    kernels::mma_matrices d{};
+    const unsigned l = lane();
+    for (unsigned m = 0; m < 4; ++m) {
+      if constexpr (Transposed) {
+        const unsigned first = m * 8 + 2 * (l % 4);
+        d.reg[m] = value(row_of(first), l / 4) | value(row_of(first + 1), l / 4) << 16;
+      } else {
+        const std::byte* r = row_of(m * 8 + l / 4);
+        d.reg[m] = value(r, 2 * (l % 4)) | value(r, 2 * (l % 4) + 1) << 16;
+      }
+    }
     return d;
   }
 

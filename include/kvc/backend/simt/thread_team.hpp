@@ -131,7 +131,7 @@ class thread_team {
         shared_bytes_(shared_bytes),
         shared_(shared_bytes == 0 ? nullptr : new std::byte[shared_bytes]),
         block_slots_(new slot[threads]),
-        mma_fragments_(new mma_fragment[threads]),
+        mma_fragments_(new mma_fragment[2 * std::size_t{threads}]),
         warps_(new warp_exchange[warp_count_]),
         status_(threads, thread_status::running) {
     for (unsigned w = 0; w < warp_count_; ++w)
@@ -262,8 +262,8 @@ class thread_team {
   std::size_t shared_bytes() const { return shared_bytes_; }
   /// Returns one value per thread, for block reductions (ordered by the barriers around them).
   slot* block_slots() const { return block_slots_.get(); }
-  /// Returns one A and B fragment per thread, for the warp's matrix multiply-accumulate (ordered
-  /// by the warp barriers around it).
+  /// Returns two areas of one A and B fragment per thread, for the warp's matrix
+  /// multiply-accumulate (used in turn, each ordered by the warp barrier of its call).
   mma_fragment* mma_fragments() const { return mma_fragments_.get(); }
 
  private:
