@@ -147,14 +147,18 @@ TEST_CASE("simt extend: refusals before launch, with a clear code", "[simt]") {
               fp32_input(k.data(), 10, kv_heads, dim));
   const paged_layer_view view = cache.view(0, table);
   const std::vector<std::int64_t> indptr{0, 10};
-  kernels::extend_plan extend_plan;
-  simt::plan_extend<shape>(view, indptr, q_heads, extend_plan);
   const auto run = [&](const kernels::extend_plan& p, const paged_layer_view& v,
                        const std::vector<std::int64_t>& offsets, const float* queries) {
     simt::extend<shape>(p, v, offsets, queries, out.data(), lse.data(), params);
   };
-  // 10 rows over a window of 40 with a reserve of 8: the first row's keys may be gone.
-  CHECK(code_of([&] { run(extend_plan, view, indptr, q.data()); }) == cache_errc::invalid_argument);
+  // 10 rows over a window of 40 with a reserve of 8: the first row's keys may be gone. The
+  // plan is refused and left as it was, and no launch takes a plan never made for the step.
+  kernels::extend_plan extend_plan;
+  CHECK(code_of([&] { simt::plan_extend<shape>(view, indptr, q_heads, extend_plan); }) ==
+        cache_errc::invalid_argument);
+  CHECK(extend_plan.tiles.empty());
+  CHECK(extend_plan.serial == 0);
+  CHECK(code_of([&] { run(extend_plan, view, indptr, q.data()); }) == cache_errc::plan_mismatch);
   untouched();
   cache.abort(plan);
 
@@ -167,7 +171,7 @@ TEST_CASE("simt extend: refusals before launch, with a clear code", "[simt]") {
   const std::vector<std::int64_t> indptr9{0, 9};
   kernels::extend_plan plan9;
   simt::plan_extend<shape>(view9, indptr9, q_heads, plan9);
-  // A plan of other new tokens, other offsets than the step's, no query rows.
+  // A plan of another table, other offsets than the step's, no query rows.
   CHECK(code_of([&] { run(extend_plan, view9, indptr9, q.data()); }) == cache_errc::plan_mismatch);
   CHECK(code_of([&] { run(plan9, view9, {0, 8}, q.data()); }) == cache_errc::plan_mismatch);
   CHECK(code_of([&] { run(plan9, view9, indptr9, nullptr); }) == cache_errc::invalid_argument);

@@ -94,7 +94,7 @@ void check(const std::string& name, const std::vector<int>& prefix, const std::v
   attention::attention_params device_params = params;
   device_params.sink_logits = sinks_device;
   kernels::extend_plan plan;
-  kvc::cuda::plan_extend<shape>(host_view, token_indptr, q_heads, plan);
+  kvc::cuda::plan_extend<shape>(device.view(0, device_table), token_indptr, q_heads, plan);
   kvc::cuda::device_extend_plan device_plan;
   device_plan.upload(plan, nullptr);
   const std::size_t out_size = static_cast<std::size_t>(rows) * q_heads * out_dim;

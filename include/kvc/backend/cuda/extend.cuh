@@ -8,12 +8,13 @@
 //   kvc::cuda::extend<shape>(plan, device_plan, view, token_indptr,
 //                            device_table.token_indptr(), q, out, lse, params, stream);
 //
-// `view` is the device view of the step's table (kvc::cuda::device_page_table uploaded with
-// the step's token_indptr, as for the append kernel), token_indptr the same offsets on the
-// host (the launcher checks them against the plan). extend() neither allocates nor
-// synchronizes: one kernel launch queued on `stream`, so a step can be captured in a CUDA
-// graph. A shape, plan or buffer that does not fit throws kvc::cache_error before anything
-// is launched (kernels::make_extend_work); CUDA errors throw std::runtime_error.
+// The plan is made from the step's view with host arrays (cache.view(layer, table)); `view`
+// in extend() is its device view (kvc::cuda::device_page_table uploaded with the step's
+// token_indptr, as for the append kernel), token_indptr the same offsets on the host (the
+// launcher checks them against the plan and reads nothing of the device view's arrays). extend()
+// neither allocates nor synchronizes: one kernel launch queued on `stream`, so a step can be
+// captured in a CUDA graph. A shape, plan or buffer that does not fit throws kvc::cache_error
+// before anything is launched (kernels::make_extend_work); CUDA errors throw std::runtime_error.
 
 #include <cuda_runtime.h>
 
@@ -75,12 +76,15 @@ class device_extend_plan {
                                            cudaMemcpyHostToDevice, stream),
                            "cudaMemcpyAsync (extend plan)");
     held_ = &plan;
+    serial_ = plan.serial;
     count_ = plan.tiles.size();
   }
 
-  /// Returns whether the tiles on the device are `plan`'s (its last upload).
+  /// Returns whether the tiles on the device are `plan`'s as it is now (uploaded since it was
+  /// last planned).
   bool holds(const kernels::extend_plan& plan) const {
-    return tiles_ != nullptr && held_ == &plan && count_ == plan.tiles.size();
+    return tiles_ != nullptr && held_ == &plan && serial_ == plan.serial &&
+           count_ == plan.tiles.size();
   }
   const kernels::extend_tile* tiles() const { return tiles_; }
 
@@ -89,12 +93,14 @@ class device_extend_plan {
     std::swap(tiles_, other.tiles_);
     std::swap(capacity_, other.capacity_);
     std::swap(held_, other.held_);
+    std::swap(serial_, other.serial_);
     std::swap(count_, other.count_);
   }
 
   kernels::extend_tile* tiles_ = nullptr;
   std::size_t capacity_ = 0;
   const kernels::extend_plan* held_ = nullptr;
+  std::uint64_t serial_ = 0;
   std::size_t count_ = 0;
 };
 
