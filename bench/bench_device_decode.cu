@@ -44,34 +44,6 @@ using namespace kvc;
 
 using namespace kvc::bench_device;
 
-/// Bytes of HBM traffic per second of a 1 GiB device-to-device copy (read + write).
-double copy_bandwidth() {
-  static const double bandwidth = [] {
-    constexpr std::size_t bytes = std::size_t{1} << 30;
-    void *a = nullptr, *b = nullptr;
-    check(cudaMalloc(&a, bytes), "cudaMalloc");
-    check(cudaMalloc(&b, bytes), "cudaMalloc");
-    cudaEvent_t start, stop;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);  // warm
-    std::vector<float> times;
-    for (int i = 0; i < 10; ++i) {
-      cudaEventRecord(start);
-      cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
-      cudaEventRecord(stop);
-      cudaEventSynchronize(stop);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      times.push_back(ms);
-    }
-    cudaFree(a);
-    cudaFree(b);
-    return 2.0 * static_cast<double>(bytes) / (median_ms(times) * 1e-3);
-  }();
-  return bandwidth;
-}
-
 // Reads `words` 16-byte words, every SM busy, and folds them so that nothing is optimized away.
 __global__ void read_only(const uint4* data, std::size_t words, unsigned* sink) {
   unsigned folded = 0;
@@ -153,18 +125,7 @@ void decode_row(benchmark::State& state) {
   const auto run = [&](int c) {
     kvc::cuda::decode<shape>(plans[c], device_plans[c], views[c], q, out, lse, params, nullptr);
   };
-  for (int c = 0; c < copies; ++c) run(c);  // warm
-  check(cudaDeviceSynchronize(), "decode");
-  const event_timer timer;
-  int next = 0;
-  for (auto _ : state) {
-    cudaEventRecord(timer.start);
-    run(next);
-    cudaEventRecord(timer.stop);
-    state.SetIterationTime(timer.seconds());
-    next = (next + 1) % copies;
-  }
-  check(cudaGetLastError(), "decode");
+  time_rotating(state, copies, run, "decode");
   add_limits(state, kv_bytes);
   state.counters["items"] = static_cast<double>(plans[0].items.size());
   state.counters["copies"] = copies;
@@ -225,18 +186,7 @@ void append_row(benchmark::State& state) {
   const auto run = [&](int c) {
     kvc::cuda::append<typename spec::k_type, typename spec::v_type, fp16>(works[c], nullptr);
   };
-  for (int c = 0; c < copies; ++c) run(c);
-  check(cudaDeviceSynchronize(), "append");
-  const event_timer timer;
-  int next = 0;
-  for (auto _ : state) {
-    cudaEventRecord(timer.start);
-    run(next);
-    cudaEventRecord(timer.stop);
-    state.SetIterationTime(timer.seconds());
-    next = (next + 1) % copies;
-  }
-  check(cudaGetLastError(), "append");
+  time_rotating(state, copies, run, "append");
   add_limits(state, bytes);
   cudaFree(token_indptr_device);
   cudaFree(k);

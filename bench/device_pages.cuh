@@ -1,8 +1,8 @@
 #pragma once
 // What the GPU benchmarks share (bench_device_decode.cu, bench_device_extend.cu): CUDA error
-// checks, copies to the device, medians, random page contents that are finite in every storage
-// dtype, one layer's pages for a batch in a shuffled order (in copies, so that rows rotate
-// through more memory than L2 holds), CUDA event timing, and the benchmark's main.
+// checks, copies to the device, medians, the copy's bandwidth, random page contents that are finite
+// in every storage dtype, one layer's pages for a batch in a shuffled order (in copies, so that
+// rows rotate through more memory than L2 holds), CUDA event timing, and the benchmark's main.
 
 #include <benchmark/benchmark.h>
 #include <cuda_runtime.h>
@@ -71,6 +71,34 @@ constexpr std::uint32_t finite_mask() {
   return 0xBFFFFFFFu;
 }
 
+/// Bytes of HBM traffic per second of a 1 GiB device-to-device copy (read + write).
+inline double copy_bandwidth() {
+  static const double bandwidth = [] {
+    constexpr std::size_t bytes = std::size_t{1} << 30;
+    void *a = nullptr, *b = nullptr;
+    check(cudaMalloc(&a, bytes), "cudaMalloc");
+    check(cudaMalloc(&b, bytes), "cudaMalloc");
+    cudaEvent_t start, stop;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    cudaMemcpy(b, a, bytes, cudaMemcpyDeviceToDevice);  // warm
+    std::vector<float> times;
+    for (int i = 0; i < 10; ++i) {
+      cudaEventRecord(start);
+      cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
+      cudaEventRecord(stop);
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      times.push_back(ms);
+    }
+    cudaFree(a);
+    cudaFree(b);
+    return 2.0 * static_cast<double>(bytes) / (median_ms(times) * 1e-3);
+  }();
+  return bandwidth;
+}
+
 template <class Storage>
 using llama3_8b_layer = layer<gqa<32, 8>, head_dim<128>, Storage>;
 
@@ -86,14 +114,14 @@ struct device_layer {
   };
   std::vector<device_table> device_tables;
 
-  template <class Spec, class Storage>
+  template <class Spec, class Storage, int PageTokens = 16>
   static device_layer make(int batch, std::int64_t context, int copies) {
     device_layer d;
     d.geometry = page_geometry::make(
         layer_summary{layer_kind::attention, -1, Spec::q_heads, Spec::kv_heads, Spec::k_dim,
-                      Spec::v_dim, false, Spec::k_type::id, Spec::v_type::id},
-        16, page_layout::nhd);
-    const std::int64_t pages_each = (context + 15) / 16;
+                      Spec::v_dim, Spec::is_latent, Spec::k_type::id, Spec::v_type::id},
+        PageTokens, page_layout::nhd);
+    const std::int64_t pages_each = (context + PageTokens - 1) / PageTokens;
     const std::int64_t pages = pages_each * batch * copies;
     const auto bytes = static_cast<std::size_t>(pages) * d.geometry.page_bytes;
     check(cudaMalloc(&d.memory, bytes), "cudaMalloc (pages)");
@@ -109,7 +137,8 @@ struct device_layer {
       for (int s = 0; s < batch; ++s) {
         for (std::int64_t p = 0; p < pages_each; ++p) table.indices.push_back(order[next++]);
         table.indptr.push_back(static_cast<std::int32_t>(table.indices.size()));
-        table.last_page_len.push_back(static_cast<std::int32_t>(context - (pages_each - 1) * 16));
+        table.last_page_len.push_back(
+            static_cast<std::int32_t>(context - (pages_each - 1) * PageTokens));
         table.seq_lens.push_back(context);
       }
       table.serial = static_cast<std::uint64_t>(c + 1);
@@ -177,6 +206,24 @@ struct event_timer {
     return ms * 1e-3;
   }
 };
+
+/// Runs run(copy) once per copy (warm), then times one launch per iteration with CUDA events,
+/// rotating through the copies; `what` names the kernel in errors.
+template <class Run>
+void time_rotating(benchmark::State& state, int copies, const Run& run, const char* what) {
+  for (int c = 0; c < copies; ++c) run(c);
+  check(cudaDeviceSynchronize(), what);
+  const event_timer timer;
+  int next = 0;
+  for (auto _ : state) {
+    cudaEventRecord(timer.start);
+    run(next);
+    cudaEventRecord(timer.stop);
+    state.SetIterationTime(timer.seconds());
+    next = (next + 1) % copies;
+  }
+  check(cudaGetLastError(), what);
+}
 
 /// The main of a device benchmark: without a CUDA device it says so (CTest's skip marker);
 /// with one it prints the device and what `limits` adds (the physical limits the rows are

@@ -2,9 +2,9 @@
 # The GPU check: on a machine with an NVIDIA GPU, configures and builds kvc's device tests
 # and GPU benchmarks for that GPU's architecture, runs `ctest -L gpu`, the static SASS check,
 # bench_device_decode and bench_device_extend (medians of 3), Nsight Compute's summary of the
-# decode kernel (fp16 and bf16, batch 64, 4k) and of the extend kernel (fp16 prefill of 2048 x
-# 8), and compute-sanitizer on the decode and extend tests where those tools exist, and writes
-# everything into one results file.
+# decode kernel (fp16 and bf16, batch 64, 4k), of the extend kernel (fp16 prefill of 2048 x 8)
+# and of the latent decode (DeepSeek V3, batch 64, 4k), and compute-sanitizer on the decode
+# and extend tests where those tools exist, and writes everything into one results file.
 #
 #   scripts/gpu-check.sh [results file]          default: build-gpu/gpu-check-results.txt
 #   KVC_GPU_ARCH=90 scripts/gpu-check.sh         the architecture, when nvidia-smi is absent
@@ -97,6 +97,13 @@ if command -v ncu >/dev/null 2>&1 && [[ -x $extend_bench ]]; then
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     --metrics smsp__inst_executed.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active \
     "$extend_bench" --benchmark_filter="device_extend/llama3_8b/fp16/batch:8/new:2048/prefix:0\$" \
+    --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -60 | tee -a "$results" || true
+  log "=== ncu: latent decode, DeepSeek V3 bf16, batch 64, 4k"
+  timeout 120 ncu --clock-control none --kernel-name-base demangled -k regex:decode_latent_mma \
+    --launch-skip 1 --launch-count 1 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
+    --metrics smsp__inst_executed.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active \
+    "$extend_bench" --benchmark_filter="device_decode/deepseek_v3/bf16/batch:64/ctx:4096\$" \
     --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -60 | tee -a "$results" || true
 fi
 if command -v compute-sanitizer >/dev/null 2>&1; then

@@ -110,11 +110,11 @@ def main():
     ptxas_path, sass_path, figures_path = sys.argv[1:4]
     report = ptxas_report(open(ptxas_path).read())
     functions = sass_functions(open(sass_path).read())
-    figures, extend_shared = {}, {}
+    figures, tensor_core = {}, {}
     for line in open(figures_path):
         dtype, shared, per_iteration, kind = line.split()
-        if kind == "extend":
-            extend_shared[dtype] = int(shared)
+        if kind in ("extend", "latent"):
+            tensor_core[(kind, dtype)] = (int(shared), int(per_iteration))
         else:
             figures[dtype] = (int(shared), int(per_iteration), kind)
 
@@ -123,7 +123,7 @@ def main():
           f"{'B/it':>4} {'ins/B':>5}  loop contents")
     for dtype, (shared, per_iteration, kind) in figures.items():
         names = [n for n in functions if "decode" in n and FRAGMENT[dtype] + "ES" in n
-                 and "extend_mma" not in n
+                 and "extend_mma" not in n and "latent_mma" not in n
                  and "merge" not in n]
         if len(names) != 1:
             failures.append(f"decode {dtype}: {len(names)} kernels in the SASS match")
@@ -193,22 +193,27 @@ def main():
         if "STG.E.128" not in stores:
             failures.append(f"append {dtype}: no 16-byte stores")
 
+    # The tensor-core kernels: the extend (2 blocks of 4 warps an SM) and the latent decode (one
+    # block of 8 warps: its 128 accumulators a thread and 162 KB of tiles take the SM).
     for name, (instructions, labels) in sorted(functions.items()):
-        if "extend_mma" not in name:
+        kind = "extend" if "extend_mma" in name else "latent" if "latent_mma" in name else None
+        if kind is None:
             continue
         dtype = "bf16" if "4bf16" in name else "fp16"
-        label = f"extend {dtype}"
+        label = f"{kind} {dtype}"
         r = report.get(name, {})
         regs = r.get("registers", 0)
         spills = r.get("spill_stores", 0) + r.get("spill_loads", 0)
-        shared = extend_shared.get(dtype, 0)
-        by_registers = SM_REGISTERS // (((regs + 7) // 8 * 8) * THREADS) if regs else 0
+        shared, threads = tensor_core.get((kind, dtype), (0, THREADS))
+        min_blocks = 2 if kind == "extend" else 1
+        by_registers = SM_REGISTERS // (((regs + 7) // 8 * 8) * threads) if regs else 0
         blocks = min(by_registers, SM_SHARED // (shared + BLOCK_RESERVED))
         local = sum(opcode(x).startswith(("LDL", "STL")) for x in instructions)
         candidates = [(a, b) for a, b in loops(instructions, labels)
-                      if any(opcode(x).startswith("HMMA") for x in instructions[a:b + 1])]
+                      if any(opcode(x).startswith("HMMA") for x in instructions[a:b + 1])
+                      and any(opcode(x).startswith("LDGSTS") for x in instructions[a:b + 1])]
         if not candidates:
-            failures.append(f"{label}: no loop with HMMA")
+            failures.append(f"{label}: no loop with HMMA and copies")
             continue
         a, b = min(candidates, key=lambda x: x[1] - x[0])
         body = instructions[a:b + 1]
@@ -226,9 +231,9 @@ def main():
         want = "HMMA.16816.F32.BF16" if dtype == "bf16" else "HMMA.16816.F32"
         if spills or local:
             failures.append(f"{label}: {spills} spill bytes, {local} local-memory instructions")
-        if blocks < 2:
+        if blocks < min_blocks:
             failures.append(f"{label}: {blocks} blocks per SM (registers allow {by_registers}); "
-                            "at least 2")
+                            f"at least {min_blocks}")
         if want not in hmma or len(ldsm) < 2:
             failures.append(f"{label}: the loop lacks {want} or ldmatrix both ways: {hmma} {ldsm}")
         if calls or divisions:

@@ -91,4 +91,25 @@ inline void compare_with_reference(const reference_result& ref,
     REQUIRE(std::fabs(out[d] - ref.out[static_cast<std::size_t>(d)]) <= out_bound);
 }
 
+/// Half an ulp of a 16-bit type, relative: what rounding a value to it may move it by.
+inline double rounding_of(dtype_id type) { return type == dtype_id::bf16 ? 0x1p-8 : 0x1p-11; }
+
+/// What the tensor cores' 16-bit inputs grant (docs/simt.md): the query row (softmax scale
+/// applied) rounded to K's type moves every score by at most rounding * scale * sum_d |q_d k_d|;
+/// the weights rounded to V's type move the output by at most rounding * max|v|.
+inline rounding_allowance tensor_core_allowance(const float* q_row, int k_dim,
+                                                const std::vector<std::vector<float>>& keys,
+                                                double softmax_scale, dtype_id k_type,
+                                                dtype_id v_type) {
+  double score = 0;
+  for (const auto& k : keys) {
+    double sum = 0;
+    for (int d = 0; d < k_dim; ++d)
+      sum += std::fabs(static_cast<double>(q_row[d]) * k[static_cast<std::size_t>(d)]);
+    score = std::max(score, sum);
+  }
+  return {rounding_of(k_type) * std::fabs(softmax_scale) * score,
+          rounding_of(v_type) / cpu::key_block};
+}
+
 }  // namespace kvc::testing

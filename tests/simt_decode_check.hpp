@@ -10,6 +10,7 @@
 #include <limits>
 #include <random>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,8 @@ struct decode_options {
   int min_split_tokens = 256;
   int workers = 2;                       ///< plan_decode's threads: about 4 items a worker
   float k_scale = 1.0f, v_scale = 1.0f;  ///< the fp8 layers' scales
+  bool only_16_bit = false;              ///< check the fp16 and bf16 layers only
+  float kv_spread = 1.0f;                ///< of the keys and values (normal)
 };
 
 // Decodes every layer of a cache holding `lengths` with the kernels in the emulator and
@@ -60,7 +63,7 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
   std::vector<sequence_id> ids;
   for (std::int64_t n : lengths) {
     ids.push_back(cache.add_sequence());
-    if (n > 0) append_random(cache, ids.back(), n, rng);
+    if (n > 0) append_random(cache, ids.back(), n, rng, options.kv_spread);
   }
   std::normal_distribution<float> normal(0.0f, options.q_spread);
   std::vector<float> q(lengths.size() * q_heads * k_dim);
@@ -69,6 +72,7 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
       options.sink_logits.empty() ? nullptr : options.sink_logits.data());
   std::size_t items = 0;
   for_each_dtype([&]<int L, class T>() {
+    if (options.only_16_bit && !std::is_same_v<T, fp16> && !std::is_same_v<T, bf16>) return;
     using layer_spec = Shape<storage<T>>;
     using shape = kernels::decode_shape_of<layer_spec, Paging>;
     const page_table_csr table = cache.page_table(L, ids);
@@ -96,9 +100,14 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
                              spec::softcap::cap, options.sink_logits.empty() ? nullptr : &sink);
         INFO("layer " << L << " (" << dtype_name(T::id) << ") sequence " << b << " of length "
                       << lengths[b] << " head " << h << ", " << plan.items.size() << " items");
+        // The latent tensor-core kernel rounds the query and the weights to 16 bits.
+        const rounding_allowance allowance =
+            kernels::decode_path_of<shape, Block> == kernels::decode_path::latent_mma
+                ? tensor_core_allowance(q_row, k_dim, keys, spec::softmax_scale_value, T::id, T::id)
+                : rounding_allowance{};
         compare_with_reference(ref, values,
                                out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
-                               lse[b * q_heads + static_cast<std::size_t>(h)], v_dim);
+                               lse[b * q_heads + static_cast<std::size_t>(h)], v_dim, allowance);
       }
     }
   });

@@ -30,9 +30,6 @@ struct extend_case {
   float k_scale = 1.0f, v_scale = 1.0f;  ///< an fp8 layer's scales
 };
 
-/// Half an ulp of the 16-bit type, relative: what rounding a value to it may move it by.
-inline double rounding_of(dtype_id type) { return type == dtype_id::bf16 ? 0x1p-8 : 0x1p-11; }
-
 /// Runs the case for a one-layer model of Spec (fp16 or bf16 storage) in pages of Paging;
 /// returns the tiles the plan had.
 template <class Spec, class Paging = paged<16>, class Block = kernels::block_shape<128>>
@@ -90,7 +87,6 @@ std::size_t check_extend(const extend_case& c) {
   cache.commit(plan);
 
   const window_shape window = Spec::window_value;
-  const double rounding = rounding_of(Spec::k_type::id);
   std::vector<float> k_all(static_cast<std::size_t>(kv_heads) * k_dim),
       v_all(static_cast<std::size_t>(kv_heads) * (latent ? k_dim : v_dim));
   for (std::size_t b = 0; b < batch; ++b)
@@ -114,19 +110,8 @@ std::size_t check_extend(const extend_case& c) {
         const reference_result ref =
             reference_attend(q_row, k_dim, v_dim, keys, values, Spec::softmax_scale_value,
                              Spec::softcap::cap, c.sink_logits.empty() ? nullptr : &sink);
-        // The query row (softmax scale applied) rounded to 16 bits moves every score by at most
-        // rounding * sum_d |q_d k_d|; the weights rounded to 16 bits move the output by at most
-        // rounding * max|v| (key_block x weight in compare_with_reference).
-        double score = 0;
-        for (const auto& k : keys) {
-          double sum = 0;
-          for (int d = 0; d < k_dim; ++d)
-            sum += std::fabs(static_cast<double>(q_row[d]) * k[static_cast<std::size_t>(d)]);
-          score = std::max(score, sum);
-        }
-        rounding_allowance allowance;
-        allowance.score = rounding * std::fabs(Spec::softmax_scale_value) * score;
-        allowance.weight = rounding_of(Spec::v_type::id) / cpu::key_block;
+        const rounding_allowance allowance = tensor_core_allowance(
+            q_row, k_dim, keys, Spec::softmax_scale_value, Spec::k_type::id, Spec::v_type::id);
         INFO("sequence " << b << " (prefix " << c.prefix[b] << ", new " << c.fresh[b]
                          << ") new token " << t << " head " << h << ", " << extend_plan.tiles.size()
                          << " tiles");

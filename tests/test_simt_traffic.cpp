@@ -2,7 +2,8 @@
 // (simt::memory_traffic): decode reads every K/V byte of the tokens it attends exactly once,
 // and nothing of a page's unwritten slots, in full 16-byte copies of whole 32-byte sectors;
 // append writes each new vector once, in full 16-byte stores of whole sectors; the extend
-// kernel reads every K/V byte a block's rows see once per block, and nothing else.
+// kernel reads every K/V byte a block's rows see once per block, and nothing else; the latent
+// tensor-core decode reads each latent once per block, for all the block's heads.
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -217,4 +218,74 @@ TEST_CASE("traffic: extend reads each key and value a block sees once per block,
   CHECK(reads.narrowest == 16);
   CHECK(reads.widest == 16);
   CHECK(reads.sectors * 32 == reads.bytes);
+}
+
+namespace {
+
+template <int Heads>
+using latent_traffic_layer = layer<mqa<Heads>, latent<512, 64>, storage<bf16>, inv_sqrt_scale<192>>;
+
+// The latent tensor-core decode of `lengths` with blocks of Block: returns how often each byte
+// of the layer's pages was read, against how often each latent byte should be (`reads_each`
+// for a token before its sequence's length, never for anything else).
+template <int Heads, class Block>
+void check_latent_reads(const std::vector<int>& lengths, int min_split_tokens,
+                        unsigned reads_each) {
+  using spec = latent_traffic_layer<Heads>;
+  using shape = kernels::decode_shape_of<spec, paged<16>>;
+  STATIC_REQUIRE(kernels::decode_path_of<shape, Block> == kernels::decode_path::latent_mma);
+  struct one : model<1, spec> {};
+  kv_cache<one, paged<16>> cache(capacity_pages{32});
+  std::mt19937 rng(6);
+  std::normal_distribution<float> normal;
+  std::vector<sequence_id> ids;
+  for (const int n : lengths) {
+    ids.push_back(cache.add_sequence());
+    std::vector<float> k(static_cast<std::size_t>(n) * 576);
+    for (float& x : k) x = normal(rng);
+    const layer_input in{0, fp32_input(k.data(), n, 1, 576), {}};
+    const append_request r{ids.back(), n};
+    cache.append({&r, 1}, {&in, 1});
+  }
+  const page_table_csr table = cache.page_table(0, ids);
+  const paged_layer_view view = cache.view(0, table);
+  const attention::decode_plan plan = attention::plan_decode(view, Heads, 4, min_split_tokens);
+  std::vector<float> q(lengths.size() * Heads * 576, 0.01f), out(lengths.size() * Heads * 512),
+      lse(lengths.size() * Heads);
+  attention::decode_workspace workspace;
+  simt::memory_traffic traffic;
+  simt::launch_options options;
+  options.traffic = &traffic;
+  simt::decode<shape, Block>(plan, view, q.data(), out.data(), lse.data(),
+                             attention::attention_params_of<spec>(), workspace, options);
+  const page_geometry& geo = view.geometry;
+  std::vector<unsigned> expected(static_cast<std::size_t>(geo.page_bytes) * 32, 0);
+  for (std::size_t s = 0; s < lengths.size(); ++s)
+    for (int t = 0; t < lengths[s]; ++t) {
+      const std::int32_t page = table.indices[static_cast<std::size_t>(table.indptr[s] + t / 16)];
+      const std::uint64_t base = static_cast<std::uint64_t>(page) * geo.page_bytes;
+      for (std::uint64_t b = 0; b < geo.k_vector_bytes; ++b)
+        expected[base + geo.k_offset(t % 16, 0) + b] = reads_each;
+    }
+  const std::vector<unsigned> read =
+      traffic.coverage(simt::access::read, view.memory, expected.size());
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < expected.size(); ++i) wrong += read[i] != expected[i];
+  CHECK(wrong == 0);
+  const simt::traffic_summary summary = traffic.summary(simt::access::read);
+  CHECK(summary.narrowest == 16);
+  CHECK(summary.sectors * 32 == summary.bytes);
+}
+
+}  // namespace
+
+TEST_CASE("traffic: the latent decode reads each latent once per block, for all its heads",
+          "[simt]") {
+  // 32 heads: one block of 4 warps a sequence (or a split of it) reads each latent once.
+  check_latent_reads<
+      32, kernels::decode_block<kernels::decode_shape_of<latent_traffic_layer<32>, paged<16>>>>(
+      {40, 70}, 4096, 1);
+  check_latent_reads<32, kernels::block_shape<128>>({100}, 32, 1);
+  // 48 heads in blocks of 32 rows: two row chunks, each reading the latents.
+  check_latent_reads<48, kernels::block_shape<128>>({33}, 4096, 2);
 }

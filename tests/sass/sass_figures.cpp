@@ -2,7 +2,8 @@
 // their SASS, one line per kernel:
 //   <dtype> <dynamic shared bytes> <K/V bytes one thread reads per loop iteration> <kind>
 // The streamed kernel's iteration is a warp's stage over 32 lanes; the tiled kernel's, a tile
-// of the block over its threads. The extend kernels give their shared memory ("extend").
+// of the block over its threads. The tensor-core kernels give their shared memory and their
+// block's threads instead ("extend", "latent": the DeepSeek V3 latent decode).
 
 #include <cstddef>
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "kvc/kernels/decode.hpp"
 #include "kvc/kernels/extend.hpp"
 #include "kvc/model/layer.hpp"
+#include "kvc/models/deepseek.hpp"
 
 namespace {
 using namespace kvc;
@@ -29,7 +31,13 @@ void print(const char* name) {
 template <class Storage>
 void print_extend(const char* name) {
   using shape = kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, Storage>, paged<16>>;
-  std::printf("%s %zu 0 extend\n", name, kernels::extend_mma<shape>::shared_bytes);
+  std::printf("%s %zu 128 extend\n", name, kernels::extend_mma<shape>::shared_bytes);
+}
+
+void print_latent() {
+  using shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
+  std::printf("bf16 %zu %u latent\n", kernels::decode<shape>::shared_bytes,
+              kernels::decode_block<shape>::threads);
 }
 }  // namespace
 
@@ -40,4 +48,5 @@ int main() {
   print<storage<int8>>("int8");
   print_extend<storage<fp16>>("fp16");
   print_extend<storage<bf16>>("bf16");
+  print_latent();
 }

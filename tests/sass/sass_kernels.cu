@@ -1,13 +1,16 @@
 // The kernels the static SASS check (scripts/sass_check.py) reads: the decode of a Llama 3 8B
 // layer (32 query heads, 8 KV heads, dim 128, pages of 16) in fp16, bf16, fp8 e4m3 and int8,
 // the append kernel (fp16 and int8 storage from fp16 inputs) and the tensor-core extend of the
-// same layer in fp16 and bf16, each instantiated through its launcher as an engine would.
+// same layer in fp16 and bf16, and the tensor-core latent decode of a DeepSeek V3 layer (128
+// heads over a 512 + 64 latent, bf16, pages of 64), each instantiated through its launcher as
+// an engine would.
 // Compiled to a cubin, never run.
 
 #include "kvc/backend/cuda/append.cuh"
 #include "kvc/backend/cuda/decode.cuh"
 #include "kvc/backend/cuda/extend.cuh"
 #include "kvc/model/layer.hpp"
+#include "kvc/models/deepseek.hpp"
 
 namespace kvc::sass_check {
 
@@ -47,5 +50,11 @@ template void extend<storage<fp16>>(const kernels::extend_plan&, const cuda::dev
                                     const paged_layer_view&, float*, cudaStream_t);
 template void extend<storage<bf16>>(const kernels::extend_plan&, const cuda::device_extend_plan&,
                                     const paged_layer_view&, float*, cudaStream_t);
+
+void latent_decode(const attention::decode_plan& plan, const cuda::device_decode_plan& device_plan,
+                   const paged_layer_view& view, float* buffer, cudaStream_t stream) {
+  using shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
+  cuda::decode<shape>(plan, device_plan, view, buffer, buffer, buffer, {}, stream);
+}
 
 }  // namespace kvc::sass_check

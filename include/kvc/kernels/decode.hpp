@@ -16,21 +16,29 @@
 // (sinks included); the splits of the others go to the workspace in the CPU's slot format and
 // the merge kernel combines them.
 //
-// decode<Shape, Block> is one of two kernels, chosen at compile time from the shape:
+// decode<Shape, Block> is one of three kernels, chosen at compile time from the shape
+// (decode_path_of<Shape> says which):
+// - decode_latent_mma (kernels/decode_latent.hpp), on tensor cores: latent (MLA) layers of
+//   fp16 or bf16 storage and 16 query heads or more, whose scores and weighted sums are
+//   matrix products over all the heads (the query and the weights rounded to 16 bits);
 // - decode_streamed (kernels/decode_streamed.hpp), made to read memory at its bandwidth:
 //   attention layers of a fixed page size whose K and V vectors are whole 16-byte pieces and
 //   whose v_dim is a multiple of 32 (every gallery layer but MLA);
-// - decode_tiled (kernels/decode_tiled.hpp), the general path: MLA, odd dims, a page size not
-//   known at compile time.
+// - decode_tiled (kernels/decode_tiled.hpp), the general path: other MLA layers, odd dims, a
+//   page size not known at compile time.
+// The block a shape's kernel is made for is decode_block<Shape> (128 threads; 64 per 16 query
+// heads, up to 256, for the latent kernel); the launchers take it by default.
 // Specialized at compile time on what the layer's typedef fixes (decode_shape: dtypes, group
 // size, dims, latent, layout, page size, whether a window masks): any group size works.
 // Positions a window drops are never listed; a listed token outside the query's window is
 // masked. Soft-cap, scale and learned sinks are run-time parameters (attention_params).
 
+#include <cstdint>
 #include <type_traits>
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/cache/page_table.hpp"
+#include "kvc/kernels/decode_latent.hpp"
 #include "kvc/kernels/decode_streamed.hpp"
 #include "kvc/kernels/decode_tiled.hpp"
 #include "kvc/kernels/decode_work.hpp"
@@ -38,17 +46,48 @@
 
 namespace kvc::kernels {
 
-/// Whether decode<Shape, Block> is the streamed kernel.
-template <class Shape, class Block = block_shape<128>>
-inline constexpr bool streamed_decode = streamed_tiling<Shape, Block::warps>::supported;
+/// The decode kernels.
+enum class decode_path : std::uint8_t {
+  latent_mma,  ///< decode_latent_mma: MLA on tensor cores
+  streamed,    ///< decode_streamed: at the memory's bandwidth, CUDA cores
+  tiled,       ///< decode_tiled: the general path, CUDA cores
+};
 
-/// The decode kernel of a shape: streamed where it takes the shape, tiled otherwise.
-template <class Shape, class Block = block_shape<128>>
-using decode = std::conditional_t<streamed_decode<Shape, Block>, decode_streamed<Shape, Block>,
-                                  decode_tiled<Shape, Block>>;
+namespace detail {
+// A latent layer of 16 query heads or more fills the rows of the tensor cores' products.
+template <class Shape>
+inline constexpr bool latent_mma_shape = mma_latent_decode_supports<Shape>&& Shape::group >= 16;
+}  // namespace detail
+
+/// The block a shape's decode kernel is made for, what the launchers take by default.
+template <class Shape>
+using decode_block = std::conditional_t<detail::latent_mma_shape<Shape>, latent_decode_block<Shape>,
+                                        block_shape<128>>;
+
+/// Which kernel decode<Shape, Block> is: the latent tensor-core kernel for the latent layers
+/// it takes (16-bit storage, 16 query heads or more, a block of an even number of warps),
+/// else the streamed kernel where it takes the shape, else the tiled one.
+template <class Shape, class Block = decode_block<Shape>>
+inline constexpr decode_path decode_path_of =
+    detail::latent_mma_shape<Shape>&& Block::threads % 64 == 0 && Block::threads <= 512 &&
+            Block::y == 1 && Block::z == 1
+        ? decode_path::latent_mma
+    : streamed_tiling<Shape, Block::warps>::supported ? decode_path::streamed
+                                                      : decode_path::tiled;
+
+/// Whether decode<Shape, Block> is the streamed kernel.
+template <class Shape, class Block = decode_block<Shape>>
+inline constexpr bool streamed_decode = decode_path_of<Shape, Block> == decode_path::streamed;
+
+/// The decode kernel of a shape (decode_path_of).
+template <class Shape, class Block = decode_block<Shape>>
+using decode = std::conditional_t<
+    decode_path_of<Shape, Block> == decode_path::latent_mma, decode_latent_mma<Shape, Block>,
+    std::conditional_t<decode_path_of<Shape, Block> == decode_path::streamed,
+                       decode_streamed<Shape, Block>, decode_tiled<Shape, Block>>>;
 
 /// Returns the blocks of a decode launch: x an item of the plan, y a KV head and row chunk.
-template <class Shape, class Block = block_shape<128>>
+template <class Shape, class Block = decode_block<Shape>>
 dims3 decode_grid(const decode_work& work) {
   return {static_cast<std::uint32_t>(work.items),
           static_cast<std::uint32_t>(work.geometry.kv_heads * decode<Shape, Block>::row_chunks), 1};
@@ -58,7 +97,7 @@ dims3 decode_grid(const decode_work& work) {
 /// decode blocks the device runs at once (its SM count times the blocks an SM holds:
 /// kvc::cuda::decode_blocks_at_once); a sequence is split only when the batch does not fill
 /// them, never below min_split_tokens. Refills `plan`, reusing its memory.
-template <class Shape, class Block = block_shape<128>>
+template <class Shape, class Block = decode_block<Shape>>
 void plan_device_decode(const paged_layer_view& view, int q_heads, int slots,
                         attention::decode_plan& plan, int min_split_tokens = 64,
                         const char* who = "kvc::kernels::plan_device_decode") {

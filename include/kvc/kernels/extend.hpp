@@ -36,23 +36,13 @@
 #include "kvc/kernels/decode_work.hpp"
 #include "kvc/kernels/extend_work.hpp"
 #include "kvc/kernels/mma.hpp"
+#include "kvc/kernels/mma_softmax.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/numeric/unpack.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
 
 namespace kvc::kernels {
-
-/// Whether the tensor cores read a storage dtype as stored (fp16, bf16); the others are
-/// converted into fp16 tiles in shared memory on the way in.
-template <class Type>
-inline constexpr bool mma_reads_stored = std::is_same_v<Type, fp16> || std::is_same_v<Type, bf16>;
-
-/// The tensor cores' input type for a storage dtype: bf16 for bf16, fp16 for the others
-/// (fp16 holds every fp8 e4m3, fp8 e5m2, int8 and int4 value exactly; scales apply apart).
-template <class Type>
-inline constexpr mma_input mma_input_of =
-    std::is_same_v<Type, bf16> ? mma_input::bf16 : mma_input::fp16;
 
 namespace detail {
 template <class Type>
@@ -111,20 +101,6 @@ inline dims3 extend_grid(const extend_work& work) {
   return {static_cast<std::uint32_t>(work.tile_count),
           static_cast<std::uint32_t>(work.geometry.kv_heads), 1};
 }
-
-namespace detail {
-// 2^x (ex2.approx.ftz on a GPU: relative error below 2^-22, a result below 2^-126 flushed to
-// 0; -inf gives 0, NaN stays NaN).
-KVC_HOST_DEVICE inline float exp2_approx(float x) {
-#if defined(__CUDA_ARCH__)
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
-  return y;
-#else
-  return exp2f(x);
-#endif
-}
-}  // namespace detail
 
 template <class Shape, class Block = block_shape<128>>
 struct extend_mma {
@@ -329,8 +305,7 @@ struct extend_mma {
     // Keys from here to warp_first are seen by every row of the warp.
     const std::int64_t warp_seen_by_all = window.recent_begin(warp_last + 1);
     const float softcap = work.softcap * log2e, softcap_inverse = ln2 / work.softcap;
-    float m[2] = {attention::negative_infinity, attention::negative_infinity};  // log2 units
-    float l[2] = {0.0f, 0.0f};
+    mma_softmax<std::size_t{key_blocks}> softmax;
     mma_c acc[std::size_t{v_blocks}] = {};
     // The rows (and columns) this lane names for ldmatrix: lanes 8 j .. 8 j + 7 give matrix j.
     const int matrix = lane / 8, matrix_row = lane % 8;
@@ -409,42 +384,15 @@ struct extend_mma {
               scores[n].reg[i] = attention::negative_infinity;
           }
       }
-      if constexpr (SoftCapped)
-        for (int n = 0; n < key_blocks; ++n)
-          for (float& s : scores[n].reg)
-            if (s != attention::negative_infinity) s = softcap * tanhf(s * softcap_inverse);
-      float most[2] = {attention::negative_infinity, attention::negative_infinity};
-      for (int n = 0; n < key_blocks; ++n)
-        for (int i = 0; i < 4; ++i)
-          most[i / 2] = scores[n].reg[i] > most[i / 2] ? scores[n].reg[i] : most[i / 2];
-      float factor[2], offset[2];
-      for (int h = 0; h < 2; ++h) {
-        most[h] = fmaxf(most[h], ctx.shfl_xor(most[h], 1));
-        most[h] = fmaxf(most[h], ctx.shfl_xor(most[h], 2));
-        const float new_most = most[h] > m[h] ? most[h] : m[h];
-        // A row that has seen no key yet subtracts 0, so that its masked scores weigh 0.
-        offset[h] = new_most == attention::negative_infinity ? 0.0f : new_most;
-        factor[h] = detail::exp2_approx(m[h] - offset[h]);  // 0 while m is -inf
-        m[h] = new_most;
-        l[h] *= factor[h];
-      }
-      // Weights (a masked score weighs 0; a NaN stays NaN), their sums, and the A fragments.
+      softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
+      const mma_softmax_step step = softmax.next(ctx, scores);
       mma_a weights[std::size_t{p_steps}];
-      for (int n = 0; n < key_blocks; ++n) {
-        float p[4];
-        for (int i = 0; i < 4; ++i) {
-          const float s = scores[n].reg[i];
-          p[i] = detail::exp2_approx(s - offset[i / 2]);
-          l[i / 2] += p[i];
-          if constexpr (v_type::scale == scaling::per_token_head)  // int8 / int4 values' scales
-            p[i] *= v_scales[n * 8 + 2 * pair + i % 2];
-        }
-        mma_a& a = weights[n / 2];
-        a.reg[2 * (n % 2)] = mma_pack<v_input>(p[0], p[1]);
-        a.reg[2 * (n % 2) + 1] = mma_pack<v_input>(p[2], p[3]);
-      }
-      for (int d = 0; d < v_blocks; ++d)
-        for (int i = 0; i < 4; ++i) acc[d].reg[i] *= factor[i / 2];
+      if constexpr (v_type::scale == scaling::per_token_head)  // int8 / int4 values' scales
+        softmax.template weights<v_input>(
+            scores, step, pair, [&](int j) { return v_scales[j]; }, weights);
+      else
+        softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
+      step.rescale(acc);
       // O += P V: ldmatrix.trans gives B (key k's value n, stored [k][n]) for two blocks of 8
       // dims at once.
       for (int s = 0; s < p_steps; ++s)
@@ -461,10 +409,7 @@ struct extend_mma {
 
     // The rows' results: a row's sum of weights over its 4 lanes, then out and lse (sinks
     // included, natural-log units), as the decode kernel finishes a sequence of one split.
-    for (int h = 0; h < 2; ++h) {
-      l[h] += ctx.shfl_xor(l[h], 1);
-      l[h] += ctx.shfl_xor(l[h], 2);
-    }
+    softmax.finish(ctx);
     if (!warp_active) return;
     const float v_factor = v_type::scale == scaling::per_layer ? work.v_scale : 1.0f;
     for (int h = 0; h < 2; ++h) {
@@ -472,7 +417,8 @@ struct extend_mma {
       const std::int64_t row = tile.first_row + warp * 16 + quad + 8 * h;
       const int q_head = head * group + static_cast<int>(row % group);
       const std::int64_t out_row = (row0 + row / group) * work.q_heads + q_head;
-      const finished_row f = finish_row(m[h] * ln2, l[h], v_factor, work.sink_logits, q_head);
+      const finished_row f =
+          finish_row(softmax.m[h] * ln2, softmax.l[h], v_factor, work.sink_logits, q_head);
       float* out = work.out + out_row * v_dim + 2 * pair;
       for (int d = 0; d < v_blocks; ++d) {
         out[d * 8] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * f.weight;

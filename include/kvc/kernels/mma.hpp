@@ -15,10 +15,13 @@
 //   kernels::mma_a a;  a.set(i, bits);                         // from the layout above
 //   const kernels::mma_c d = ctx.template mma_m16n8k16<kernels::mma_input::bf16>(a, b, c);
 
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "kvc/config.hpp"
 #include "kvc/numeric/half.hpp"
+#include "kvc/policy/storage.hpp"
 
 namespace kvc::kernels {
 
@@ -99,5 +102,30 @@ KVC_HOST_DEVICE inline std::uint32_t mma_pack(float low, float high) {
            std::uint32_t{numeric::bf16_from_float(high)} << 16;
 #endif
 }
+
+/// Whether the tensor cores read a storage dtype as stored (fp16, bf16); the others are
+/// converted into fp16 tiles in shared memory on the way in.
+template <class Type>
+inline constexpr bool mma_reads_stored = std::is_same_v<Type, fp16> || std::is_same_v<Type, bf16>;
+
+/// The tensor cores' input type for a storage dtype: bf16 for bf16, fp16 for the others
+/// (fp16 holds every fp8 e4m3, fp8 e5m2, int8 and int4 value exactly; scales apply apart).
+template <class Type>
+inline constexpr mma_input mma_input_of =
+    std::is_same_v<Type, bf16> ? mma_input::bf16 : mma_input::fp16;
+
+namespace detail {
+// 2^x (ex2.approx.ftz on a GPU: relative error below 2^-22, a result below 2^-126 flushed to
+// 0; -inf gives 0, NaN stays NaN).
+KVC_HOST_DEVICE inline float exp2_approx(float x) {
+#if defined(__CUDA_ARCH__)
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+#else
+  return exp2f(x);
+#endif
+}
+}  // namespace detail
 
 }  // namespace kvc::kernels

@@ -42,7 +42,7 @@ namespace kvc::cuda {
 
 /// Returns the decode blocks the device runs at once: its SM count times the blocks of the shape's
 /// decode kernel an SM holds (the occupancy API on the compiled kernel).
-template <class Shape, class Block = kernels::block_shape<128>>
+template <class Shape, class Block = kernels::decode_block<Shape>>
 int decode_blocks_at_once(int device = -1) {
   if (device < 0) detail::check_launch(cudaGetDevice(&device), "cudaGetDevice");
   int sms = 0;
@@ -55,7 +55,7 @@ int decode_blocks_at_once(int device = -1) {
 
 /// Plans a batch for the current device (kernels::plan_device_decode): split only
 /// when the batch does not fill the device, no split shorter than min_split_tokens.
-template <class Shape, class Block = kernels::block_shape<128>>
+template <class Shape, class Block = kernels::decode_block<Shape>>
 void plan_decode(const paged_layer_view& view, int q_heads, attention::decode_plan& plan,
                  int min_split_tokens = 64) {
   kernels::plan_device_decode<Shape, Block>(view, q_heads, decode_blocks_at_once<Shape, Block>(),
@@ -172,7 +172,7 @@ class device_decode_plan {
 
 /// One layer's decode on `stream`: out [batch][q_heads][v_dim] and lse [batch][q_heads]
 /// (natural log), in device memory.
-template <class Shape, class Block = kernels::block_shape<128>,
+template <class Shape, class Block = kernels::decode_block<Shape>,
           class MergeBlock = kernels::block_shape<128>>
 void decode(const attention::decode_plan& plan, const device_decode_plan& device_plan,
             const paged_layer_view& view, attention::query_rows q, float* out, float* lse,

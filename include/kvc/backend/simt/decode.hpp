@@ -21,7 +21,7 @@
 
 namespace kvc::simt {
 
-template <class Shape, class Block = kernels::block_shape<128>,
+template <class Shape, class Block = kernels::decode_block<Shape>,
           class MergeBlock = kernels::block_shape<128>>
 void decode(const attention::decode_plan& plan, const paged_layer_view& view,
             attention::query_rows q, float* out, float* lse,

@@ -1,0 +1,328 @@
+#pragma once
+// The tensor-core decode of latent (MLA) layers in absorbed form (DeepSeek V2/V3, Kimi K2):
+// the query heads of a sequence are the rows of the matrix products, so each cached latent
+// vector (rank + RoPE dims) is read once for all of them, as FlashMLA does
+// (deepseek-ai/FlashMLA, csrc/sm90/decode). Split-K items and the merge are the decode
+// kernels' (kernels/decode_work.hpp); kernels::decode picks this kernel for a latent layer of
+// fp16 or bf16 storage and 16 query heads or more (kernels/decode.hpp).
+//
+// One block runs one (item, row chunk) with 2 warps per 16 query heads, up to 64 heads a
+// block (8 warps). The block stages its query rows (scale and log2 e folded in, rounded to
+// the storage's 16-bit type) in shared memory once; the keys come in tiles of 32 latent
+// vectors (64 below 129 dims), staged as stored by 16-byte asynchronous copies into two
+// buffers, the next tile in flight while the block computes on this one. The two warps of a
+// 16-head row group share its work:
+// - scores S = Q K^T: each warp multiplies half of the latent's dims (its A fragments from
+//   the staged query by ldmatrix, its B fragments from the tile), then the two add their
+//   halves through shared memory, so both hold the same full scores (addition commutes:
+//   the same bits in both);
+// - the online softmax per row, in registers, in log2 units (both warps alike);
+// - O += P V: each warp the values' dims of its half of V (the latent's first v_dim dims),
+//   at most 16 x 256 accumulators a warp, 128 floats a thread for DeepSeek's 512.
+// Two block barriers a tile: the tile has landed (and the other buffer is free), and the
+// halves of the scores are written. Numerics as the tensor-core extend (docs/simt.md): the
+// query and the weights rounded to 16 bits, products exact, sums fp32.
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "kvc/attention/decode_plan.hpp"
+#include "kvc/attention/online_softmax.hpp"
+#include "kvc/attention/partial_result.hpp"
+#include "kvc/config.hpp"
+#include "kvc/kernels/decode_work.hpp"
+#include "kvc/kernels/extend.hpp"
+#include "kvc/kernels/mma.hpp"
+#include "kvc/kernels/mma_softmax.hpp"
+#include "kvc/kernels/simt_shape.hpp"
+#include "kvc/kernels/unroll.hpp"
+#include "kvc/policy/paging.hpp"
+
+namespace kvc::kernels {
+
+/// Whether the tensor-core latent decode takes a layer shape: a latent layer stored in fp16 or
+/// bf16, k_dim and v_dim multiples of 16 (whole mma steps for each half of V), k_dim at most
+/// 576 and v_dim at most 512 (DeepSeek's 512 + 64: a warp's accumulators stay in registers).
+template <class Shape>
+inline constexpr bool mma_latent_decode_supports =
+    Shape::latent&& mma_reads_stored<typename Shape::k_type>&& Shape::k_dim % 16 == 0 &&
+    Shape::v_dim % 16 == 0 && Shape::k_dim <= 576 && Shape::v_dim <= 512;
+
+namespace detail {
+constexpr unsigned latent_row_groups(int group) {
+  return group >= 64 ? 4u : static_cast<unsigned>((group + 15) / 16);
+}
+}  // namespace detail
+
+/// The block the latent decode is made for: two warps per 16 query heads, at most 8 warps.
+template <class Shape>
+using latent_decode_block = block_shape<64 * detail::latent_row_groups(Shape::group)>;
+
+/// The latent decode's shared memory: the query rows, two key tiles (an int32 per slot, 1 when
+/// staged, then the vectors as stored in rows 16 bytes longer than a vector, so that the 8
+/// rows a fragment load reads fall in different banks), then each warp's half of the scores.
+template <class Shape, unsigned Warps>
+struct latent_decode_tiling {
+  static constexpr int row_groups = static_cast<int>(Warps) / 2;
+  static constexpr int rows = 16 * row_groups;
+  static constexpr int keys = Shape::k_dim > 128 ? 32 : 64;
+  static constexpr int k_stride = Shape::k_dim + 8;  ///< 16-bit values from a row to the next
+  static constexpr std::size_t pad16(std::size_t bytes) { return (bytes + 15) / 16 * 16; }
+  static constexpr std::size_t q_bytes = pad16(std::size_t{rows} * k_stride * 2);
+  static constexpr std::size_t held = 0;  ///< within a buffer
+  static constexpr std::size_t k_values = pad16(std::size_t{keys} * 4);
+  static constexpr std::size_t buffer_bytes = pad16(k_values + std::size_t{keys} * k_stride * 2);
+  static constexpr std::size_t exchange = q_bytes + 2 * buffer_bytes;
+  static constexpr int exchange_floats = keys / 2 * static_cast<int>(warp_size);  ///< a warp
+  static constexpr std::size_t shared_bytes =
+      exchange + std::size_t{Warps} * static_cast<std::size_t>(exchange_floats) * 4;
+};
+
+template <class Shape, class Block = latent_decode_block<Shape>>
+struct decode_latent_mma {
+  static_assert(
+      mma_latent_decode_supports<Shape>,
+      "kvc::kernels::decode_latent_mma: the tensor-core latent decode takes latent layers "
+      "stored in fp16 or bf16, k_dim and v_dim multiples of 16, at most 576 and 512");
+  static_assert(Block::threads % 64 == 0 && Block::threads <= 512 && Block::y == 1 && Block::z == 1,
+                "kvc::kernels::decode_latent_mma: a one-dimensional block of 2 to 16 warps, an "
+                "even count (two warps per 16 query heads)");
+  using tiling = latent_decode_tiling<Shape, Block::warps>;
+  static constexpr int rows = tiling::rows;
+  static constexpr int row_chunks = (Shape::group + rows - 1) / rows;
+  static constexpr std::size_t shared_bytes = tiling::shared_bytes;
+
+  decode_work work;
+
+  template <class Context>
+  KVC_HOST_DEVICE void operator()(const Context& ctx) const {
+    // Two bodies, so that a layer without a soft-cap runs a loop without its tanh.
+    if (work.softcap > 0.0f)
+      run<true>(ctx);
+    else
+      run<false>(ctx);
+  }
+
+ private:
+  template <bool SoftCapped, class Context>
+  KVC_HOST_DEVICE void run(const Context& ctx) const {
+    using k_type = typename Shape::k_type;
+    constexpr mma_input input = mma_input_of<k_type>;
+    constexpr int group = Shape::group, k_dim = Shape::k_dim, v_dim = Shape::v_dim;
+    constexpr int keys = tiling::keys, k_stride = tiling::k_stride;
+    constexpr int k_steps = k_dim / mma_k, first_half_steps = (k_steps + 1) / 2;
+    // Both halves the same whole number of step pairs (DeepSeek's 576 dims: 18 steps each).
+    constexpr bool even_halves = k_steps % 4 == 0;
+    constexpr int key_blocks = keys / mma_n, p_steps = keys / mma_k;
+    constexpr int v_half = v_dim / 2, v_blocks = v_half / mma_n;
+    constexpr auto threads = static_cast<int>(Block::threads);
+    constexpr auto lanes = static_cast<int>(warp_size);
+    constexpr float log2e = 1.4426950408889634f, ln2 = 0.6931471805599453f;
+    const auto thread = static_cast<int>(ctx.thread_rank());
+    const auto lane = static_cast<int>(ctx.lane()), warp = static_cast<int>(ctx.warp());
+    const int quad = lane / 4, pair = lane % 4;  // a fragment's row group and column pair
+    const int row_group = warp / 2, half = warp % 2;
+    const page_geometry& geo = work.geometry;
+
+    const attention::decode_plan::item item = work.plan.items[ctx.block_idx().x];
+    const auto head = static_cast<int>(ctx.block_idx().y) / row_chunks;
+    const int first_row = static_cast<int>(ctx.block_idx().y) % row_chunks * rows;
+    const int block_rows = group - first_row < rows ? group - first_row : rows;
+    const int q_head0 = head * group + first_row;
+    const std::int64_t length = work.seq_lens[item.sequence];
+    const std::int64_t query_position = length - 1;
+
+    std::byte* shared = ctx.dynamic_shared();
+    auto* q_words = reinterpret_cast<std::uint32_t*>(shared);
+    const auto* q_tile = reinterpret_cast<const std::uint16_t*>(shared);
+
+    // The query rows, scaled (by the softmax scale and log2(e): scores are kept in log2 units,
+    // for exp2), rounded to the storage's 16-bit type; rows past the block's are zeros.
+    const float q_factor = work.scale * log2e;
+    const float* q_in =
+        work.q + std::int64_t{item.sequence} * work.q_stride + std::int64_t{q_head0} * k_dim;
+    for (int i = thread; i < rows * (k_dim / 2); i += threads) {
+      const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
+      q_words[r * (k_stride / 2) + d / 2] =
+          r < block_rows
+              ? mma_pack<input>(q_in[r * k_dim + d] * q_factor, q_in[r * k_dim + d + 1] * q_factor)
+              : 0u;
+    }
+
+    // A tile is `blocks_per_tile` key blocks of the item: slot j is token j % slot_width of
+    // block j / slot_width (a page smaller than a key block fills slot_width slots of it).
+    const int page_tokens = Shape::page_tokens > 0 ? Shape::page_tokens : geo.page_tokens;
+    const int slot_width = page_tokens < attention::key_block ? page_tokens : attention::key_block;
+    const int blocks_per_tile = keys / slot_width;
+    const int tile_slots = blocks_per_tile * slot_width;
+    const std::int32_t entries_begin = work.indptr[item.sequence];
+    const auto kept = work.window.pages_listed(length, page_tokens,
+                                               work.indptr[item.sequence + 1] - entries_begin);
+    const auto buffer = [&](std::int64_t t) {
+      return shared + tiling::q_bytes + static_cast<std::size_t>(t % 2) * tiling::buffer_bytes;
+    };
+    // Starts staging the tile from key block `first_block`: Block::threads / keys threads a slot,
+    // each finding the slot's page once, then copying its share of the vector's 16-byte pieces;
+    // zeros where there is no token or the query does not see it (held 0 there).
+    constexpr int slot_threads = threads / keys;
+    constexpr int pieces = static_cast<int>(Shape::k_vector_bytes / 16);
+    const int slot = thread / slot_threads, slot_thread = thread % slot_threads;
+    const std::int64_t blocks_per_page =
+        Shape::page_tokens > 0
+            ? (Shape::page_tokens + attention::key_block - 1) / attention::key_block
+            : work.blocks_per_page;
+    const auto stage = [&](std::int64_t t) {
+      std::byte* base = buffer(t);
+      const std::int64_t first_block = item.block_begin + t * blocks_per_tile;
+      const std::byte* vector = nullptr;
+      const std::int64_t block = first_block + slot / slot_width;
+      if (slot < tile_slots && block < item.block_end) {
+        const std::int64_t entry = block / blocks_per_page;
+        const int token =
+            static_cast<int>(block % blocks_per_page) * attention::key_block + slot % slot_width;
+        const std::int64_t position = kept.logical_page(entry) * page_tokens + token;
+        if (token < page_tokens && position < length &&
+            (!Shape::windowed || work.window.visible(query_position, position))) {
+          const auto index = static_cast<std::uint64_t>(
+              Shape::layout == page_layout::nhd ? std::int64_t{token} * geo.kv_heads + head
+                                                : std::int64_t{head} * page_tokens + token);
+          vector =
+              work.memory +
+              static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes +
+              geo.k_values + index * Shape::k_vector_bytes;
+        }
+      }
+      if (slot_thread == 0)
+        reinterpret_cast<std::int32_t*>(base + tiling::held)[slot] = vector != nullptr ? 1 : 0;
+      std::byte* to = base + tiling::k_values +
+                      std::size_t{static_cast<unsigned>(slot)} * k_stride * 2 + 16 * slot_thread;
+      const std::byte* from = (vector != nullptr ? vector : work.memory) + 16 * slot_thread;
+      for (int i = 0; i < (pieces + slot_threads - 1) / slot_threads; ++i)
+        if (pieces % slot_threads == 0 || slot_thread + i * slot_threads < pieces)
+          ctx.copy_async(to + 16 * slot_threads * i, from + 16 * slot_threads * i,
+                         vector != nullptr);
+    };
+
+    mma_softmax<std::size_t{key_blocks}> softmax;
+    mma_c acc[std::size_t{v_blocks}] = {};
+    const float softcap = work.softcap * log2e, softcap_inverse = ln2 / work.softcap;
+    // The rows (and columns) this lane names for ldmatrix: lanes 8 j .. 8 j + 7 give matrix j.
+    const int matrix = lane / 8, matrix_row = lane % 8;
+    const int step_begin = half == 0 ? 0 : first_half_steps;
+    const int step_end = half == 0 ? first_half_steps : k_steps;
+    float* exchange_mine =
+        reinterpret_cast<float*>(shared + tiling::exchange) + warp * tiling::exchange_floats;
+    const float* exchange_partner = reinterpret_cast<const float*>(shared + tiling::exchange) +
+                                    (warp ^ 1) * tiling::exchange_floats;
+
+    const std::int64_t tiles =
+        (item.block_end - item.block_begin + blocks_per_tile - 1) / blocks_per_tile;
+    if (tiles > 0) stage(0);
+    for (std::int64_t t = 0; t < tiles; ++t) {
+      // This tile has landed, every thread is done with the other buffer (the last tile's),
+      // which now takes the next tile, and the partner has read the last tile's scores.
+      ctx.wait_async_copies();
+      ctx.sync();
+      if (t + 1 < tiles) stage(t + 1);
+      const std::byte* base = buffer(t);
+      const auto* held = reinterpret_cast<const std::int32_t*>(base + tiling::held);
+      const auto* k_tile = reinterpret_cast<const std::uint16_t*>(base + tiling::k_values);
+
+      // This warp's half of the scores: ldmatrix gives A (the query, as stored) for one k step
+      // and B (key n's values k, as stored) for two k steps at once.
+      // A row group past the block's rows computes on zero query rows: the barriers are the
+      // block's, and its warps stay converged for the shuffles.
+      mma_c scores[std::size_t{key_blocks}] = {};
+      unroll<(first_half_steps + 1) / 2>([&](auto pair_index) {
+        const int s = step_begin + 2 * pair_index;
+        if (!even_halves && s >= step_end) return;
+        const bool two = even_halves || s + 1 < step_end;
+        const std::uint16_t* q_row =
+            q_tile + (row_group * 16 + matrix_row + 8 * (matrix % 2)) * k_stride + 8 * (matrix / 2);
+        const mma_matrices a0 = ctx.template load_matrices<false>(q_row + s * 16);
+        const mma_matrices a1 = two ? ctx.template load_matrices<false>(q_row + (s + 1) * 16) : a0;
+        const int column = s * 16 + 8 * (two ? matrix : matrix % 2);
+        unroll<key_blocks>([&](auto n) {
+          const mma_matrices b =
+              ctx.template load_matrices<false>(k_tile + (n * 8 + matrix_row) * k_stride + column);
+          scores[n] = ctx.template mma_m16n8k16<input>(
+              {{a0.reg[0], a0.reg[1], a0.reg[2], a0.reg[3]}}, {{b.reg[0], b.reg[1]}}, scores[n]);
+          if (two)
+            scores[n] = ctx.template mma_m16n8k16<input>(
+                {{a1.reg[0], a1.reg[1], a1.reg[2], a1.reg[3]}}, {{b.reg[2], b.reg[3]}}, scores[n]);
+        });
+      });
+      // The two halves added: each warp writes its own, and reads its partner's after the
+      // barrier (its 16 floats a lane in the same fragment places).
+      for (int n = 0; n < key_blocks; ++n)
+        for (int i = 0; i < 4; ++i) exchange_mine[(n * 4 + i) * lanes + lane] = scores[n].reg[i];
+      ctx.sync();
+      for (int n = 0; n < key_blocks; ++n)
+        for (int i = 0; i < 4; ++i)
+          scores[n].reg[i] += exchange_partner[(n * 4 + i) * lanes + lane];
+
+      // Masks (a slot without a token the query sees), soft-cap, the online softmax.
+      for (int n = 0; n < key_blocks; ++n)
+        for (int i = 0; i < 4; ++i)
+          if (held[n * 8 + 2 * pair + i % 2] == 0) scores[n].reg[i] = attention::negative_infinity;
+      softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
+      const mma_softmax_step step = softmax.next(ctx, scores);
+      mma_a weights[std::size_t{p_steps}];
+      softmax.template weights<input>(scores, step, pair, unit_value_scale{}, weights);
+      step.rescale(acc);
+      // O += P V over this warp's half of V: ldmatrix.trans gives B (key k's value n, stored
+      // [k][n]) for two blocks of 8 dims at once.
+      unroll<p_steps>([&](auto s) {
+        unroll<(v_blocks + 1) / 2>([&](auto block_pair) {
+          constexpr int d = 2 * decltype(block_pair)::value;
+          const int dims = half * v_half + 8 * (d + (d + 1 < v_blocks ? matrix / 2 : 0));
+          const mma_matrices b = ctx.template load_matrices<true>(
+              k_tile + (s * 16 + matrix_row + 8 * (matrix % 2)) * k_stride + dims);
+          acc[d] = ctx.template mma_m16n8k16<input>(weights[s], {{b.reg[0], b.reg[1]}}, acc[d]);
+          if constexpr (d + 1 < v_blocks)
+            acc[d + 1] =
+                ctx.template mma_m16n8k16<input>(weights[s], {{b.reg[2], b.reg[3]}}, acc[d + 1]);
+        });
+      });
+    }
+
+    // The rows' results: a row's sum of weights over its 4 lanes, then out and lse (sinks
+    // included) when the item is its sequence's only split, else a partial result for the merge
+    // (natural-log units, as the other decode kernels write them).
+    softmax.finish(ctx);
+    const bool only = work.plan.splits[item.sequence] == 1;
+    const attention::partial_slot partials{work.q_heads, v_dim};
+    unroll<2>([&](auto h) {
+      const int r = row_group * 16 + quad + 8 * h;
+      if (r >= block_rows) return;
+      const int q_head = q_head0 + r;
+      const std::int64_t row = std::int64_t{item.sequence} * work.q_heads + q_head;
+      const int first_dim = half * v_half + 2 * pair;
+      if (only) {
+        const finished_row f =
+            finish_row(softmax.m[h] * ln2, softmax.l[h], 1.0f, work.sink_logits, q_head);
+        float* out = work.out + row * v_dim + first_dim;
+        unroll<v_blocks>([&](auto d) {
+          out[d * 8] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * f.weight;
+          out[d * 8 + 1] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h + 1] * f.weight;
+        });
+        if (half == 0 && pair == 0) work.lse[row] = f.lse;
+      } else {
+        float* slot_floats = work.partial + std::int64_t{ctx.block_idx().x} * partials.floats();
+        float* out = slot_floats + partials.acc(q_head) + first_dim;
+        unroll<v_blocks>([&](auto d) {
+          out[d * 8] = acc[d].reg[2 * h];
+          out[d * 8 + 1] = acc[d].reg[2 * h + 1];
+        });
+        if (half == 0 && pair == 0) {
+          slot_floats[partials.m(q_head)] = softmax.m[h] * ln2;
+          slot_floats[partials.l(q_head)] = softmax.l[h];
+        }
+      }
+    });
+  }
+};
+
+}  // namespace kvc::kernels

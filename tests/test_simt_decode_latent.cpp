@@ -1,0 +1,158 @@
+// The latent (MLA) decode on tensor cores (kernels/decode_latent.hpp) in the SIMT emulator
+// against the double-precision reference, within the tensor cores' bounds
+// (tests/simt_decode_check.hpp): DeepSeek's real 512 + 64 latent at 16, 64 and 128 heads, head
+// counts that leave row groups and row chunks part empty, split-K and the merge, learned sinks,
+// windows, soft-cap, pages of 1 to 64 tokens, HND pages, key counts around the tiles of 32.
+// The [tsan] cases run under ThreadSanitizer in .ci/run.
+
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <vector>
+
+#include "kvc/kernels/decode.hpp"
+#include "simt_decode_check.hpp"
+
+using namespace kvc;
+using namespace kvc::testing;
+using namespace kvc::testing::simt_decode;
+
+namespace {
+
+// DeepSeek's latent: rank 512, RoPE 64 (models/deepseek.hpp), at scaled-down head counts.
+template <int Heads>
+struct deepseek_latent {
+  template <class S>
+  using shape = layer<mqa<Heads>, latent<512, 64>, S, inv_sqrt_scale<192>>;
+};
+template <class S>
+using latent_16 = deepseek_latent<16>::shape<S>;
+template <class S>
+using latent_24 = deepseek_latent<24>::shape<S>;
+template <class S>
+using latent_64 = deepseek_latent<64>::shape<S>;
+template <class S>
+using latent_80 = deepseek_latent<80>::shape<S>;
+template <class S>
+using latent_128 = deepseek_latent<128>::shape<S>;
+template <class S>
+using sink_latent = layer<mqa<16>, latent<512, 64>, S, inv_sqrt_scale<192>, learned_sinks>;
+// Small latents reach the other tile size (64 keys) and odd counts of mma steps.
+template <class S>
+using small_latent = layer<mqa<16>, latent<64, 16>, S, inv_sqrt_scale<24>>;
+template <class S>
+using window_latent = layer<mqa<16>, latent<96, 32>, sliding_window<40>, S, inv_sqrt_scale<64>>;
+template <class S>
+using capped_latent = layer<mqa<32>, latent<128, 32>, S, logit_softcap<30>, inv_sqrt_scale<96>>;
+
+template <template <class> class Shape, class Paging = paged<16>>
+using shape_of = kernels::decode_shape_of<Shape<storage<bf16>>, Paging>;
+template <template <class> class Shape, class Paging = paged<16>>
+using block_of = kernels::decode_block<shape_of<Shape, Paging>>;
+
+decode_options sixteen_bit() {
+  decode_options options;
+  options.only_16_bit = true;
+  return options;
+}
+
+}  // namespace
+
+TEST_CASE("the latent decode runs on tensor cores for 16-bit latents of 16 heads or more") {
+  using kernels::decode_path;
+  using kernels::decode_path_of;
+  STATIC_REQUIRE(decode_path_of<shape_of<latent_128>> == decode_path::latent_mma);
+  STATIC_REQUIRE(decode_path_of<shape_of<latent_16>> == decode_path::latent_mma);
+  STATIC_REQUIRE(decode_path_of<kernels::decode_shape_of<latent_64<storage<fp16>>, paged<64>>> ==
+                 decode_path::latent_mma);
+  // Two warps per 16 heads, at most 8 warps: 64 heads a block, 128 in two row chunks.
+  STATIC_REQUIRE(block_of<latent_16>::threads == 64);
+  STATIC_REQUIRE(block_of<latent_24>::threads == 128);
+  STATIC_REQUIRE(block_of<latent_128>::threads == 256);
+  STATIC_REQUIRE(kernels::decode<shape_of<latent_128>>::row_chunks == 2);
+  STATIC_REQUIRE(kernels::decode<shape_of<latent_80>>::row_chunks == 2);
+  // DeepSeek's 576-dim latent at 128 heads fits the smallest target's shared memory (sm_80).
+  STATIC_REQUIRE(kernels::decode<shape_of<latent_128>>::shared_bytes <= 163 * 1024);
+  // Other storage, fewer heads, a block of an odd warp count: the CUDA-core kernels.
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<16>>> ==
+      decode_path::tiled);
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<
+          layer<mqa<8>, latent<512, 64>, storage<bf16>, inv_sqrt_scale<192>>, paged<16>>> ==
+      decode_path::tiled);
+  STATIC_REQUIRE(decode_path_of<shape_of<latent_16>, kernels::block_shape<96>> ==
+                 decode_path::tiled);
+  STATIC_REQUIRE(
+      kernels::decode_block<kernels::decode_shape_of<layer<gqa<8, 2>, head_dim<128>, storage<bf16>>,
+                                                     paged<16>>>::threads == 128);
+}
+
+TEST_CASE("simt latent decode: DeepSeek V2-Lite's 16 heads of 512 + 64", "[simt][tsan]") {
+  check_decode<latent_16, paged<16>, block_of<latent_16>>({1, 31, 32, 33, 100}, 21, sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: DeepSeek V3's 128 heads, two row chunks", "[simt]") {
+  check_decode<latent_128, paged<64>, block_of<latent_128, paged<64>>>({70, 1}, 22, sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: Kimi K2's 64 heads split along the sequence and merged", "[simt]") {
+  decode_options options = sixteen_bit();
+  options.min_split_tokens = 16;
+  options.workers = 4;
+  CHECK(check_decode<latent_64, paged<16>, block_of<latent_64>>({150, 9}, 23, options) > 4);
+}
+
+TEST_CASE("simt latent decode: 24 heads, a row group half full", "[simt][tsan]") {
+  check_decode<latent_24, paged<16>, block_of<latent_24>>({45, 2}, 24, sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: 80 heads, a second row chunk of one row group", "[simt]") {
+  check_decode<latent_80, paged<32>, block_of<latent_80, paged<32>>>({40}, 25, sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: learned sinks, split and not", "[simt]") {
+  decode_options options = sixteen_bit();
+  options.sink_logits.assign(16, 0.0f);
+  for (int h = 0; h < 16; ++h)
+    options.sink_logits[static_cast<std::size_t>(h)] = 0.5f * static_cast<float>(h) - 3.0f;
+  check_decode<sink_latent, paged<16>, block_of<sink_latent>>({1, 60}, 26, options);
+  options.min_split_tokens = 16;
+  options.workers = 8;
+  CHECK(check_decode<sink_latent, paged<16>, block_of<sink_latent>>({90}, 27, options) > 1);
+}
+
+TEST_CASE("simt latent decode: pages of 1, 8 and 64 tokens, HND pages", "[simt]") {
+  check_decode<small_latent, paged<1>, block_of<small_latent, paged<1>>>({1, 5, 70}, 28,
+                                                                         sixteen_bit());
+  check_decode<small_latent, paged<8>, block_of<small_latent, paged<8>>>({7, 8, 9, 130}, 29,
+                                                                         sixteen_bit());
+  check_decode<latent_16, paged<64>, block_of<latent_16, paged<64>>>({63, 64, 65}, 30,
+                                                                     sixteen_bit());
+  using hnd = paged<16, page_layout::hnd>;
+  check_decode<small_latent, hnd, block_of<small_latent, hnd>>({17, 100}, 31, sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: odd mma steps (latent 64 + 16) over tiles of 64 keys",
+          "[simt][tsan]") {
+  check_decode<small_latent, paged<16>, block_of<small_latent>>({1, 63, 64, 65, 200}, 32,
+                                                                sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: a sliding window, longer and shorter than the window", "[simt]") {
+  check_decode<window_latent, paged<16>, block_of<window_latent>>({39, 40, 41, 130}, 33,
+                                                                  sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: soft-cap", "[simt]") {
+  check_decode<capped_latent, paged<16>, block_of<capped_latent>>({5, 77}, 34, sixteen_bit());
+}
+
+TEST_CASE("simt latent decode: large and small spreads of the queries and the latents", "[simt]") {
+  decode_options options = sixteen_bit();
+  options.q_spread = 4.0f;
+  options.kv_spread = 2.0f;
+  check_decode<latent_16, paged<16>, block_of<latent_16>>({50}, 35, options);
+  options.q_spread = 0.01f;
+  options.kv_spread = 0.01f;
+  check_decode<latent_16, paged<16>, block_of<latent_16>>({50}, 36, options);
+}
