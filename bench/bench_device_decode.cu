@@ -4,12 +4,16 @@
 //   in fp8 e4m3, fp8 e5m2, int8, int4 and int8 K / fp16 V at batch 64, 32k;
 // - append of a decode step (64 sequences x 1 token) and of a prefill (8 x 2048), fp16 and int8;
 // - a whole decode step of a 4-layer model (append then decode in every layer) as one CUDA
-//   graph.
+//   graph;
+// and decode on the tensor cores (bf16): DeepSeek V3's MLA layer (128 heads over a 512 + 64
+// latent, pages of 64) at batch 1, 16 and 64 and contexts of 4k and 32k, Kimi K2's (64 heads)
+// and DeepSeek V2-Lite's (16) at batch 64 and 1, 32k, and a Llama 3 405B layer (groups of 16).
 // Timed with CUDA events around each launch (manual time). Each row reports bytes_per_second
 // (the KV bytes a decode reads; what an append reads and writes), fraction_of_copy (over a
 // device-to-device cudaMemcpyAsync of 1 GiB, counting its read and its write) and
 // fraction_of_read (over a kernel that only reads 1 GiB with 16-byte loads), both measured in
-// this binary.
+// this binary; a tensor-core row also TFLOPs and fraction_of_peak (over a loop of mma.sync
+// m16n8k16, bench/mma_peak.cuh).
 //
 //   build/bench/bench_device_decode --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
@@ -38,6 +42,8 @@
 #include "kvc/kernels/decode.hpp"
 #include "kvc/model/layer.hpp"
 #include "kvc/model/page_geometry.hpp"
+#include "kvc/models/deepseek.hpp"
+#include "mma_peak.cuh"
 
 namespace {
 using namespace kvc;
@@ -96,29 +102,34 @@ void add_limits(benchmark::State& state, double bytes) {
       benchmark::Counter(bytes / read_bandwidth(), benchmark::Counter::kIsIterationInvariantRate);
 }
 
-template <class Storage>
+// Decode of `batch` sequences of `ctx` tokens of a layer of Spec in pages of PageTokens. A row
+// the tensor cores run also reports its FLOPs (2 x heads x (k_dim + v_dim) a token) against
+// the mma.sync loop.
+template <class Storage, class Spec = llama3_8b_layer<Storage>, int PageTokens = 16>
 void decode_row(benchmark::State& state) {
-  using spec = llama3_8b_layer<Storage>;
-  using shape = kernels::decode_shape_of<spec, paged<16>>;
+  using spec = Spec;
+  using shape = kernels::decode_shape_of<spec, paged<PageTokens>>;
+  constexpr int q_heads = spec::q_heads;
   const auto batch = static_cast<int>(state.range(0));
   const std::int64_t context = state.range(1);
   const double kv_bytes = static_cast<double>(batch) * static_cast<double>(context) *
                           static_cast<double>(spec::bytes_per_token);
   const int copies = copies_for(kv_bytes);
-  const device_layer layer = device_layer::make<spec, Storage>(batch, context, copies);
+  const device_layer layer = device_layer::make<spec, Storage, PageTokens>(batch, context, copies);
   std::vector<attention::decode_plan> plans(static_cast<std::size_t>(copies));
   std::vector<kvc::cuda::device_decode_plan> device_plans(static_cast<std::size_t>(copies));
   for (int c = 0; c < copies; ++c) {
-    kvc::cuda::plan_decode<shape>(layer.host_view(c), spec::q_heads, plans[c]);
+    kvc::cuda::plan_decode<shape>(layer.host_view(c), q_heads, plans[c]);
     device_plans[c].upload(plans[c], nullptr);
   }
-  std::vector<float> q_host(static_cast<std::size_t>(batch) * 32 * 128);
+  const auto rows = static_cast<std::size_t>(batch) * q_heads;
+  std::vector<float> q_host(rows * spec::k_dim);
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
   for (float& x : q_host) x = normal(rng);
   float* q = device_copy(q_host);
-  float* out = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32 * 128));
-  float* lse = device_copy(std::vector<float>(static_cast<std::size_t>(batch) * 32));
+  float* out = device_copy(std::vector<float>(rows * spec::v_dim));
+  float* lse = device_copy(std::vector<float>(rows));
   std::vector<paged_layer_view> views;
   for (int c = 0; c < copies; ++c) views.push_back(layer.device_view(c));
   const auto params = attention::attention_params_of<spec>();
@@ -127,6 +138,15 @@ void decode_row(benchmark::State& state) {
   };
   time_rotating(state, copies, run, "decode");
   add_limits(state, kv_bytes);
+  if constexpr (kernels::decode_path_of<shape> == kernels::decode_path::tensor_cores) {
+    const double flops =
+        2.0 * batch * static_cast<double>(context) * q_heads * (spec::k_dim + spec::v_dim);
+    state.counters["TFLOPs"] =
+        benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["fraction_of_peak"] =
+        benchmark::Counter(flops / mma_peak<kernels::mma_input_of<typename spec::k_type>>(),
+                           benchmark::Counter::kIsIterationInvariantRate);
+  }
   state.counters["items"] = static_cast<double>(plans[0].items.size());
   state.counters["copies"] = copies;
   cudaFree(q);
@@ -291,6 +311,24 @@ BENCHMARK(decode_row<storage<kvc::int4>>)
 BENCHMARK(decode_row<storage<int8, fp16>>)
     ->Name("device_decode/llama3_8b/int8_k_fp16_v")
     ->Apply(other_dtype_arguments);
+void latent_arguments(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "ctx"})->ArgsProduct({{1, 16, 64}, {4096, 32768}});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
+}
+// Tensor-core decode: DeepSeek V3's MLA (128 heads over a 512 + 64 latent, pages of 64),
+// Kimi K2's 64 heads, V2-Lite's 16; Llama 3 405B's groups of 16.
+BENCHMARK(decode_row<storage<bf16>, models::mla_layer<128>, 64>)
+    ->Name("device_decode/deepseek_v3/bf16")
+    ->Apply(latent_arguments);
+BENCHMARK(decode_row<storage<bf16>, models::mla_layer<64>, 64>)
+    ->Name("device_decode/kimi_k2/bf16")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<bf16>, models::mla_layer<16>, 64>)
+    ->Name("device_decode/deepseek_v2_lite/bf16")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<bf16>, layer<gqa<128, 8>, head_dim<128>, storage<bf16>>>)
+    ->Name("device_decode/llama3_405b/bf16")
+    ->Apply(other_dtype_arguments);
 BENCHMARK(append_row<storage<fp16>>)->Name("device_append/llama3_8b/fp16")->Apply(append_arguments);
 BENCHMARK(append_row<storage<int8>>)->Name("device_append/llama3_8b/int8")->Apply(append_arguments);
 BENCHMARK(graph_step_row)
@@ -306,7 +344,10 @@ BENCHMARK(graph_step_row)
 
 int main(int argc, char** argv) {
   return run_device_benchmarks(argc, argv, [] {
-    std::printf("copy %.0f GB/s (read + write), read %.0f GB/s\n", copy_bandwidth() / 1e9,
-                read_bandwidth() / 1e9);
+    std::printf(
+        "copy %.0f GB/s (read + write), read %.0f GB/s, mma.sync m16n8k16 bf16 %.0f "
+        "TFLOP/s\n",
+        copy_bandwidth() / 1e9, read_bandwidth() / 1e9,
+        mma_peak<kernels::mma_input::bf16>() / 1e12);
   });
 }

@@ -98,12 +98,14 @@ if command -v ncu >/dev/null 2>&1 && [[ -x $extend_bench ]]; then
     --metrics smsp__inst_executed.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active \
     "$extend_bench" --benchmark_filter="device_extend/llama3_8b/fp16/batch:8/new:2048/prefix:0\$" \
     --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -60 | tee -a "$results" || true
-  log "=== ncu: latent decode, DeepSeek V3 bf16, batch 64, 4k"
-  timeout 120 ncu --clock-control none --kernel-name-base demangled -k regex:decode_latent_mma \
+fi
+if command -v ncu >/dev/null 2>&1 && [[ -x $bench ]]; then
+  log "=== ncu: tensor-core decode, DeepSeek V3 MLA bf16, batch 64, 4k"
+  timeout 120 ncu --clock-control none --kernel-name-base demangled -k regex:decode_mma \
     --launch-skip 1 --launch-count 1 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \
     --metrics smsp__inst_executed.sum,dram__bytes_read.sum,sm__pipe_tensor_op_hmma_cycles_active.avg.pct_of_peak_sustained_active \
-    "$extend_bench" --benchmark_filter="device_decode/deepseek_v3/bf16/batch:64/ctx:4096\$" \
+    "$bench" --benchmark_filter="device_decode/deepseek_v3/bf16/batch:64/ctx:4096\$" \
     --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -60 | tee -a "$results" || true
 fi
 if command -v compute-sanitizer >/dev/null 2>&1; then

@@ -113,7 +113,7 @@ def main():
     figures, tensor_core = {}, {}
     for line in open(figures_path):
         dtype, shared, per_iteration, kind = line.split()
-        if kind in ("extend", "latent"):
+        if kind in ("extend", "latent", "group"):
             tensor_core[(kind, dtype)] = (int(shared), int(per_iteration))
         else:
             figures[dtype] = (int(shared), int(per_iteration), kind)
@@ -123,7 +123,7 @@ def main():
           f"{'B/it':>4} {'ins/B':>5}  loop contents")
     for dtype, (shared, per_iteration, kind) in figures.items():
         names = [n for n in functions if "decode" in n and FRAGMENT[dtype] + "ES" in n
-                 and "extend_mma" not in n and "latent_mma" not in n
+                 and "extend_mma" not in n and "decode_mma" not in n
                  and "merge" not in n]
         if len(names) != 1:
             failures.append(f"decode {dtype}: {len(names)} kernels in the SASS match")
@@ -193,10 +193,13 @@ def main():
         if "STG.E.128" not in stores:
             failures.append(f"append {dtype}: no 16-byte stores")
 
-    # The tensor-core kernels: the extend (2 blocks of 4 warps an SM) and the latent decode (one
-    # block of 8 warps: its 128 accumulators a thread and 162 KB of tiles take the SM).
+    # The tensor-core kernels: the extend (2 blocks of 4 warps an SM), the latent decode (one
+    # block of 8 warps: its 128 accumulators a thread and 162 KB of tiles take the SM) and the
+    # group decode (blocks of 2 warps, 77 KB of tiles each: 2 an SM).
     for name, (instructions, labels) in sorted(functions.items()):
-        kind = "extend" if "extend_mma" in name else "latent" if "latent_mma" in name else None
+        kind = ("extend" if "extend_mma" in name
+                else ("latent" if "Lb1ELNS_11page_layoutE" in name else "group")
+                if "decode_mma" in name else None)
         if kind is None:
             continue
         dtype = "bf16" if "4bf16" in name else "fp16"
@@ -205,7 +208,7 @@ def main():
         regs = r.get("registers", 0)
         spills = r.get("spill_stores", 0) + r.get("spill_loads", 0)
         shared, threads = tensor_core.get((kind, dtype), (0, THREADS))
-        min_blocks = 2 if kind == "extend" else 1
+        min_blocks = 1 if kind == "latent" else 2
         by_registers = SM_REGISTERS // (((regs + 7) // 8 * 8) * threads) if regs else 0
         blocks = min(by_registers, SM_SHARED // (shared + BLOCK_RESERVED))
         local = sum(opcode(x).startswith(("LDL", "STL")) for x in instructions)
@@ -240,7 +243,14 @@ def main():
             failures.append(f"{label}: the loop has {calls} calls, {divisions} integer divisions")
         if any(not k.endswith(".128") for k in copies) or not copies:
             failures.append(f"{label}: copies in the loop are not all 16 bytes: {copies}")
-        if per_hmma > 10:
+        if kind == "group":
+            # Memory-bound: the budget is the 16-bit decode's, in instructions per K/V byte.
+            per_byte = len(body) / (16 * sum(copies.values()))
+            print(f"{'':<22} {per_byte:.2f} instructions per K/V byte a thread copies")
+            if per_byte > BUDGET[16]:
+                failures.append(f"{label}: {per_byte:.2f} instructions per K/V byte; at most "
+                                f"{BUDGET[16]}")
+        elif per_hmma > 10:
             failures.append(f"{label}: {per_hmma:.1f} instructions per HMMA; at most 10")
 
     for f in failures:

@@ -100,10 +100,11 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
                              spec::softcap::cap, options.sink_logits.empty() ? nullptr : &sink);
         INFO("layer " << L << " (" << dtype_name(T::id) << ") sequence " << b << " of length "
                       << lengths[b] << " head " << h << ", " << plan.items.size() << " items");
-        // The latent tensor-core kernel rounds the query and the weights to 16 bits.
+        // The tensor-core kernel rounds the query and the weights to 16 bits.
         const rounding_allowance allowance =
-            kernels::decode_path_of<shape, Block> == kernels::decode_path::latent_mma
-                ? tensor_core_allowance(q_row, k_dim, keys, spec::softmax_scale_value, T::id, T::id)
+            kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores
+                ? tensor_core_allowance(q_row, k_dim, keys, spec::softmax_scale_value,
+                                        layer_spec::k_type::id, layer_spec::v_type::id)
                 : rounding_allowance{};
         compare_with_reference(ref, values,
                                out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,

@@ -44,15 +44,19 @@ TEST_CASE("simt decode: vectors that are not 16-byte multiples", "[simt]") {
 }
 TEST_CASE("simt decode: a group cut into row chunks", "[simt]") {
   // The streamed kernel holds 9 rows of 4 fp32 key values and 6 output values a lane, 6 rows
-  // of 8 fp16 and 6 output values; the tiled one takes int4's V of 6 nibbles a lane.
+  // of 8 fp16 and 6 output values; the tiled one takes int4's V of 6 nibbles a lane. Blocks
+  // of 3 warps keep the group of 24 off the tensor cores (test_simt_decode_mma has it there).
+  using block = kernels::block_shape<96>;
   using fp32_shape = kernels::decode_shape_of<row_chunks_shape<storage<fp32>>, paged<16>>;
   using fp16_shape = kernels::decode_shape_of<row_chunks_shape<storage<fp16>>, paged<16>>;
   using int4_shape = kernels::decode_shape_of<row_chunks_shape<storage<kvc::int4>>, paged<16>>;
-  STATIC_REQUIRE(kernels::decode<fp32_shape, kernels::block_shape<64>>::row_chunks == 3);
-  STATIC_REQUIRE(kernels::decode<fp16_shape, kernels::block_shape<64>>::row_chunks == 4);
-  STATIC_REQUIRE(kernels::streamed_decode<fp16_shape, kernels::block_shape<64>>);
-  STATIC_REQUIRE(!kernels::streamed_decode<int4_shape, kernels::block_shape<64>>);
-  check_decode<row_chunks_shape>({1, 50, 90}, 21);
+  STATIC_REQUIRE(kernels::decode<fp32_shape, block>::row_chunks == 3);
+  STATIC_REQUIRE(kernels::decode<fp16_shape, block>::row_chunks == 4);
+  STATIC_REQUIRE(kernels::streamed_decode<fp16_shape, block>);
+  STATIC_REQUIRE(!kernels::streamed_decode<int4_shape, block>);
+  STATIC_REQUIRE(kernels::decode_path_of<fp16_shape, kernels::block_shape<64>> ==
+                 kernels::decode_path::tensor_cores);
+  check_decode<row_chunks_shape, paged<16>, block>({1, 50, 90}, 21);
 }
 TEST_CASE("simt decode: blocks of one warp and of four", "[simt]") {
   check_decode<llama_shape, paged<16>, kernels::block_shape<32>>({40, 90}, 22);

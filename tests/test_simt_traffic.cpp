@@ -224,48 +224,57 @@ namespace {
 
 template <int Heads>
 using latent_traffic_layer = layer<mqa<Heads>, latent<512, 64>, storage<bf16>, inv_sqrt_scale<192>>;
+using group_traffic_layer = layer<gqa<32, 2>, head_dim<128>, storage<fp16>>;
 
-// The latent tensor-core decode of `lengths` with blocks of Block: returns how often each byte
-// of the layer's pages was read, against how often each latent byte should be (`reads_each`
-// for a token before its sequence's length, never for anything else).
-template <int Heads, class Block>
-void check_latent_reads(const std::vector<int>& lengths, int min_split_tokens,
-                        unsigned reads_each) {
-  using spec = latent_traffic_layer<Heads>;
-  using shape = kernels::decode_shape_of<spec, paged<16>>;
-  STATIC_REQUIRE(kernels::decode_path_of<shape, Block> == kernels::decode_path::latent_mma);
-  struct one : model<1, spec> {};
+// The tensor-core decode of `lengths` with blocks of Block: checks how often each byte of the
+// layer's pages was read against how often each K and V byte should be (`reads_each` for a
+// token before its sequence's length, never for anything else), in whole sectors.
+template <class Spec, class Block>
+void check_mma_reads(const std::vector<int>& lengths, int min_split_tokens, unsigned reads_each) {
+  using shape = kernels::decode_shape_of<Spec, paged<16>>;
+  STATIC_REQUIRE(kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores);
+  constexpr int kv = Spec::kv_heads, kd = Spec::k_dim, vd = Spec::is_latent ? 0 : Spec::v_dim;
+  struct one : model<1, Spec> {};
   kv_cache<one, paged<16>> cache(capacity_pages{32});
   std::mt19937 rng(6);
   std::normal_distribution<float> normal;
   std::vector<sequence_id> ids;
   for (const int n : lengths) {
     ids.push_back(cache.add_sequence());
-    std::vector<float> k(static_cast<std::size_t>(n) * 576);
+    std::vector<float> k(static_cast<std::size_t>(n * kv * kd)),
+        v(static_cast<std::size_t>(n * kv * vd));
     for (float& x : k) x = normal(rng);
-    const layer_input in{0, fp32_input(k.data(), n, 1, 576), {}};
+    for (float& x : v) x = normal(rng);
+    const layer_input in{0, fp32_input(k.data(), n, kv, kd),
+                         vd > 0 ? fp32_input(v.data(), n, kv, vd) : kv_input{}};
     const append_request r{ids.back(), n};
     cache.append({&r, 1}, {&in, 1});
   }
   const page_table_csr table = cache.page_table(0, ids);
   const paged_layer_view view = cache.view(0, table);
-  const attention::decode_plan plan = attention::plan_decode(view, Heads, 4, min_split_tokens);
-  std::vector<float> q(lengths.size() * Heads * 576, 0.01f), out(lengths.size() * Heads * 512),
-      lse(lengths.size() * Heads);
+  const attention::decode_plan plan =
+      attention::plan_decode(view, Spec::q_heads, 4, min_split_tokens);
+  const auto rows = lengths.size() * Spec::q_heads;
+  std::vector<float> q(rows * kd, 0.01f), out(rows * Spec::v_dim), lse(rows);
   attention::decode_workspace workspace;
   simt::memory_traffic traffic;
   simt::launch_options options;
   options.traffic = &traffic;
   simt::decode<shape, Block>(plan, view, q.data(), out.data(), lse.data(),
-                             attention::attention_params_of<spec>(), workspace, options);
+                             attention::attention_params_of<Spec>(), workspace, options);
   const page_geometry& geo = view.geometry;
   std::vector<unsigned> expected(static_cast<std::size_t>(geo.page_bytes) * 32, 0);
   for (std::size_t s = 0; s < lengths.size(); ++s)
     for (int t = 0; t < lengths[s]; ++t) {
       const std::int32_t page = table.indices[static_cast<std::size_t>(table.indptr[s] + t / 16)];
       const std::uint64_t base = static_cast<std::uint64_t>(page) * geo.page_bytes;
-      for (std::uint64_t b = 0; b < geo.k_vector_bytes; ++b)
-        expected[base + geo.k_offset(t % 16, 0) + b] = reads_each;
+      for (int h = 0; h < kv; ++h) {
+        for (std::uint64_t b = 0; b < geo.k_vector_bytes; ++b)
+          expected[base + geo.k_offset(t % 16, h) + b] = reads_each;
+        if (vd > 0)
+          for (std::uint64_t b = 0; b < geo.v_vector_bytes; ++b)
+            expected[base + geo.v_offset(t % 16, h) + b] = reads_each;
+      }
     }
   const std::vector<unsigned> read =
       traffic.coverage(simt::access::read, view.memory, expected.size());
@@ -279,13 +288,16 @@ void check_latent_reads(const std::vector<int>& lengths, int min_split_tokens,
 
 }  // namespace
 
-TEST_CASE("traffic: the latent decode reads each latent once per block, for all its heads",
+TEST_CASE("traffic: the tensor-core decode reads each K/V byte once per block, for all its heads",
           "[simt]") {
   // 32 heads: one block of 4 warps a sequence (or a split of it) reads each latent once.
-  check_latent_reads<
-      32, kernels::decode_block<kernels::decode_shape_of<latent_traffic_layer<32>, paged<16>>>>(
+  using latent_32 = latent_traffic_layer<32>;
+  check_mma_reads<latent_32, kernels::decode_block<kernels::decode_shape_of<latent_32, paged<16>>>>(
       {40, 70}, 4096, 1);
-  check_latent_reads<32, kernels::block_shape<128>>({100}, 32, 1);
+  check_mma_reads<latent_32, kernels::block_shape<128>>({100}, 32, 1);
   // 48 heads in blocks of 32 rows: two row chunks, each reading the latents.
-  check_latent_reads<48, kernels::block_shape<128>>({33}, 4096, 2);
+  check_mma_reads<latent_traffic_layer<48>, kernels::block_shape<128>>({33}, 4096, 2);
+  // Groups of 16: one block a (sequence, KV head) reads its keys and values once.
+  check_mma_reads<group_traffic_layer, kernels::block_shape<64>>({40, 70}, 4096, 1);
+  check_mma_reads<group_traffic_layer, kernels::block_shape<64>>({100}, 32, 1);
 }

@@ -113,9 +113,9 @@ void check_view(const std::string& name, const paged_layer_view& host_view,
   }
   constexpr kernels::decode_path path = kernels::decode_path_of<shape>;
   std::printf("%s %s (%s kernel, %zu items): %s\n", bad ? "FAIL" : "ok", name.c_str(),
-              path == kernels::decode_path::latent_mma ? "latent tensor-core"
-              : path == kernels::decode_path::streamed ? "streamed"
-                                                       : "tiled",
+              path == kernels::decode_path::tensor_cores ? "tensor-core"
+              : path == kernels::decode_path::streamed   ? "streamed"
+                                                         : "tiled",
               plan.items.size(),
               status != cudaSuccess ? cudaGetErrorString(status)
                                     : (std::to_string(bad) + " values differ").c_str());
@@ -166,10 +166,11 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
     arrays.upload(device_table, nullptr);
     tensor_core_bounds bounds;
     if constexpr (kernels::decode_path_of<kernels::decode_shape_of<Spec, Paging>> ==
-                  kernels::decode_path::latent_mma) {
+                  kernels::decode_path::tensor_cores) {
       // Per (sequence, query head): sum_d |q_d k_d| over the keys, and the largest |v|.
       const double rounding = Spec::k_type::id == dtype_id::bf16 ? 0x1p-8 : 0x1p-11;
-      std::vector<float> kk(static_cast<std::size_t>(kv) * kd), vv(kk.size());
+      std::vector<float> kk(static_cast<std::size_t>(kv) * kd),
+          vv(static_cast<std::size_t>(kv) * (vd > 0 ? vd : kd));
       for (std::size_t b = 0; b < lengths.size(); ++b)
         for (int h = 0; h < Spec::q_heads; ++h) {
           const int kv_head = h / Spec::group_size;
@@ -184,9 +185,10 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
                   kk[static_cast<std::size_t>(kv_head * kd + d)]);
             products = std::max(products, sum);
             for (int d = 0; d < Spec::v_dim; ++d)  // a latent's values: the first v_dim of K
-              largest = std::max(
-                  largest,
-                  std::fabs(static_cast<double>(kk[static_cast<std::size_t>(kv_head * kd + d)])));
+              largest =
+                  std::max(largest, std::fabs(static_cast<double>(
+                                        vd > 0 ? vv[static_cast<std::size_t>(kv_head * vd + d)]
+                                               : kk[static_cast<std::size_t>(kv_head * kd + d)])));
           }
           bounds.score.push_back(rounding * std::fabs(Spec::softmax_scale_value) * products);
           bounds.largest.push_back(largest);
@@ -395,6 +397,11 @@ int main() {
   check_layer<models::mla_layer<128>, paged<64>>("DeepSeek V3 MLA 512 + 64, 128 heads",
                                                  {1, 100, 1500}, 64);
   check_layer<models::mla_layer<64>>("Kimi K2 MLA, 64 heads, split", {700, 33}, 32);
+  check_layer<layer<gqa<32, 2>, head_dim<128>, storage<bf16>>>("group 16 d128 bf16", {1, 100, 900},
+                                                               64);
+  check_layer<layer<gqa<24, 2>, head_dim<64>, sliding_window<40>, storage<fp16>, learned_sinks>>(
+      "group 12 d64 fp16, window 40, learned sinks", {1, 39, 40, 41, 300}, 16,
+      std::vector<float>(24, 0.5f));
   check_layer<group6_shape<storage<fp16>>, paged<48, page_layout::hnd>>("HND pages of 48",
                                                                         {47, 48, 530}, 64);
   check_layer<llama_shape<storage<int8>>>("in an open step int8", {30, 16, 500}, 64, {}, true);

@@ -3,7 +3,8 @@
 //   <dtype> <dynamic shared bytes> <K/V bytes one thread reads per loop iteration> <kind>
 // The streamed kernel's iteration is a warp's stage over 32 lanes; the tiled kernel's, a tile
 // of the block over its threads. The tensor-core kernels give their shared memory and their
-// block's threads instead ("extend", "latent": the DeepSeek V3 latent decode).
+// block's threads instead ("extend"; "latent" and "group": the tensor-core decode of DeepSeek
+// V3's latent and of Llama 3 405B's groups of 16).
 
 #include <cstddef>
 #include <cstdio>
@@ -38,6 +39,10 @@ void print_latent() {
   using shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
   std::printf("bf16 %zu %u latent\n", kernels::decode<shape>::shared_bytes,
               kernels::decode_block<shape>::threads);
+  using group_shape =
+      kernels::decode_shape_of<layer<gqa<128, 8>, head_dim<128>, storage<bf16>>, paged<16>>;
+  std::printf("bf16 %zu %u group\n", kernels::decode<group_shape>::shared_bytes,
+              kernels::decode_block<group_shape>::threads);
 }
 }  // namespace
 

@@ -18,16 +18,17 @@
 //
 // decode<Shape, Block> is one of three kernels, chosen at compile time from the shape
 // (decode_path_of<Shape> says which):
-// - decode_latent_mma (kernels/decode_latent.hpp), on tensor cores: latent (MLA) layers of
-//   fp16 or bf16 storage and 16 query heads or more, whose scores and weighted sums are
-//   matrix products over all the heads (the query and the weights rounded to 16 bits);
+// - decode_mma (kernels/decode_mma.hpp), on tensor cores, where the query group makes the
+//   scores and weighted sums matrix products worth their 16-bit rounding of the query and the
+//   weights: latent (MLA) layers of fp16 or bf16 storage and 16 query heads or more, and
+//   attention layers of 16-bit K and V with groups of more than 8;
 // - decode_streamed (kernels/decode_streamed.hpp), made to read memory at its bandwidth:
 //   attention layers of a fixed page size whose K and V vectors are whole 16-byte pieces and
 //   whose v_dim is a multiple of 32 (every gallery layer but MLA);
 // - decode_tiled (kernels/decode_tiled.hpp), the general path: other MLA layers, odd dims, a
 //   page size not known at compile time.
 // The block a shape's kernel is made for is decode_block<Shape> (128 threads; 64 per 16 query
-// heads, up to 256, for the latent kernel); the launchers take it by default.
+// heads, up to 256, for the tensor-core kernel); the launchers take it by default.
 // Specialized at compile time on what the layer's typedef fixes (decode_shape: dtypes, group
 // size, dims, latent, layout, page size, whether a window masks): any group size works.
 // Positions a window drops are never listed; a listed token outside the query's window is
@@ -38,7 +39,7 @@
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/cache/page_table.hpp"
-#include "kvc/kernels/decode_latent.hpp"
+#include "kvc/kernels/decode_mma.hpp"
 #include "kvc/kernels/decode_streamed.hpp"
 #include "kvc/kernels/decode_tiled.hpp"
 #include "kvc/kernels/decode_work.hpp"
@@ -48,30 +49,34 @@ namespace kvc::kernels {
 
 /// The decode kernels.
 enum class decode_path : std::uint8_t {
-  latent_mma,  ///< decode_latent_mma: MLA on tensor cores
-  streamed,    ///< decode_streamed: at the memory's bandwidth, CUDA cores
-  tiled,       ///< decode_tiled: the general path, CUDA cores
+  tensor_cores,  ///< decode_mma: MLA and large groups on tensor cores
+  streamed,      ///< decode_streamed: at the memory's bandwidth, CUDA cores
+  tiled,         ///< decode_tiled: the general path, CUDA cores
 };
 
 namespace detail {
-// A latent layer of 16 query heads or more fills the rows of the tensor cores' products.
+// The tensor cores pay where the group fills enough of their 16 rows and the CUDA cores would
+// be bound by arithmetic: a latent of 16 heads or more (its 576 dims a head), or a group of
+// more than 8 (beyond which the streamed kernel reads K/V once per row chunk of 8).
 template <class Shape>
-inline constexpr bool latent_mma_shape = mma_latent_decode_supports<Shape>&& Shape::group >= 16;
+inline constexpr bool mma_decode_shape = mma_decode_supports<Shape> &&
+                                         (Shape::latent ? Shape::group >= 16 : Shape::group > 8);
 }  // namespace detail
 
 /// The block a shape's decode kernel is made for, what the launchers take by default.
 template <class Shape>
-using decode_block = std::conditional_t<detail::latent_mma_shape<Shape>, latent_decode_block<Shape>,
-                                        block_shape<128>>;
+using decode_block =
+    std::conditional_t<detail::mma_decode_shape<Shape>, mma_decode_block<Shape>, block_shape<128>>;
 
-/// Which kernel decode<Shape, Block> is: the latent tensor-core kernel for the latent layers
-/// it takes (16-bit storage, 16 query heads or more, a block of an even number of warps),
-/// else the streamed kernel where it takes the shape, else the tiled one.
+/// Which kernel decode<Shape, Block> is: the tensor-core kernel for the layers it takes
+/// (16-bit storage; latent layers of 16 query heads or more, other layers of groups above 8;
+/// a block of 2, 4, 6 or 8 warps), else the streamed kernel where it takes the shape,
+/// else the tiled one.
 template <class Shape, class Block = decode_block<Shape>>
 inline constexpr decode_path decode_path_of =
-    detail::latent_mma_shape<Shape>&& Block::threads % 64 == 0 && Block::threads <= 512 &&
+    detail::mma_decode_shape<Shape>&& Block::threads % 64 == 0 && Block::threads <= 256 &&
             Block::y == 1 && Block::z == 1
-        ? decode_path::latent_mma
+        ? decode_path::tensor_cores
     : streamed_tiling<Shape, Block::warps>::supported ? decode_path::streamed
                                                       : decode_path::tiled;
 
@@ -82,7 +87,7 @@ inline constexpr bool streamed_decode = decode_path_of<Shape, Block> == decode_p
 /// The decode kernel of a shape (decode_path_of).
 template <class Shape, class Block = decode_block<Shape>>
 using decode = std::conditional_t<
-    decode_path_of<Shape, Block> == decode_path::latent_mma, decode_latent_mma<Shape, Block>,
+    decode_path_of<Shape, Block> == decode_path::tensor_cores, decode_mma<Shape, Block>,
     std::conditional_t<decode_path_of<Shape, Block> == decode_path::streamed,
                        decode_streamed<Shape, Block>, decode_tiled<Shape, Block>>>;
 

@@ -38,6 +38,7 @@
 #include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/mma_softmax.hpp"
 #include "kvc/kernels/simt_shape.hpp"
+#include "kvc/kernels/slot_copy.hpp"
 #include "kvc/numeric/unpack.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
@@ -258,25 +259,17 @@ struct extend_mma {
               page != nullptr ? page + geo.v_scales + vector * scale_bytes : work.memory,
               page != nullptr);
       }
-      // The pieces of a slot's vector its threads copy, a compile-time count each: thread k of
-      // the slot takes pieces k, k + slot_threads, ... A slot no row sees reads nothing (its
-      // source is the page memory's start, for an address that is one).
-      const auto copy = [&](std::byte* row, const std::byte* source, auto pieces) {
-        constexpr int count = decltype(pieces)::value;
-        std::byte* to = row + 16 * slot_thread;
-        const std::byte* from = (page != nullptr ? source : work.memory) + 16 * slot_thread;
-        for (int i = 0; i < (count + slot_threads - 1) / slot_threads; ++i)
-          if (count % slot_threads == 0 || slot_thread + i * slot_threads < count)
-            ctx.copy_async(to + 16 * slot_threads * i, from + 16 * slot_threads * i,
-                           page != nullptr);
-      };
-      copy(base + tiling::k_values + std::size_t{static_cast<unsigned>(slot)} * tiling::k_row,
-           page != nullptr ? page + geo.k_values + vector * Shape::k_vector_bytes : nullptr,
-           std::integral_constant<int, static_cast<int>(Shape::k_vector_bytes / 16)>{});
+      // A slot no row sees reads nothing: its source is the page memory's start, for an
+      // address that is one.
+      copy_slot<static_cast<int>(Shape::k_vector_bytes / 16), slot_threads>(
+          ctx, base + tiling::k_values + std::size_t{static_cast<unsigned>(slot)} * tiling::k_row,
+          page != nullptr ? page + geo.k_values + vector * Shape::k_vector_bytes : work.memory,
+          slot_thread, page != nullptr);
       if constexpr (!Shape::latent)
-        copy(base + tiling::v_values + std::size_t{static_cast<unsigned>(slot)} * tiling::v_row,
-             page != nullptr ? page + geo.v_values + vector * Shape::v_vector_bytes : nullptr,
-             std::integral_constant<int, static_cast<int>(Shape::v_vector_bytes / 16)>{});
+        copy_slot<static_cast<int>(Shape::v_vector_bytes / 16), slot_threads>(
+            ctx, base + tiling::v_values + std::size_t{static_cast<unsigned>(slot)} * tiling::v_row,
+            page != nullptr ? page + geo.v_values + vector * Shape::v_vector_bytes : work.memory,
+            slot_thread, page != nullptr);
     };
 
     // The warp's query fragments, its rows' positions, and its rows' softmax state: lane (quad,

@@ -1,7 +1,7 @@
 #pragma once
 // The online softmax of a warp's 16 query rows over tiles of scores held as mma C fragments
 // (kernels/mma.hpp), shared by the tensor-core kernels (kernels/extend.hpp,
-// kernels/decode_latent.hpp). Lane (quad, pair) holds rows quad and quad + 8; a row's 4 lanes
+// kernels/decode_mma.hpp). Lane (quad, pair) holds rows quad and quad + 8; a row's 4 lanes
 // agree on its maximum through two shuffles. Scores are in log2 units (the softmax scale and
 // log2 e folded into the query), so weights are exp2 (ex2.approx on a GPU).
 //

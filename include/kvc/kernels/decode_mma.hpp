@@ -1,95 +1,111 @@
 #pragma once
-// The tensor-core decode of latent (MLA) layers in absorbed form (DeepSeek V2/V3, Kimi K2):
-// the query heads of a sequence are the rows of the matrix products, so each cached latent
-// vector (rank + RoPE dims) is read once for all of them, as FlashMLA does
-// (deepseek-ai/FlashMLA, csrc/sm90/decode). Split-K items and the merge are the decode
-// kernels' (kernels/decode_work.hpp); kernels::decode picks this kernel for a latent layer of
-// fp16 or bf16 storage and 16 query heads or more (kernels/decode.hpp).
+// The tensor-core decode: the query heads that share a KV head are the rows of the matrix
+// products, so each cached key and value (a latent, for MLA) is read once for all of them.
+// kernels::decode picks it (kernels/decode.hpp) for
+// - latent (MLA) layers in absorbed form, fp16 or bf16, 16 query heads or more (DeepSeek
+//   V2/V3, Kimi K2), as FlashMLA does (deepseek-ai/FlashMLA, csrc/sm90/decode);
+// - attention layers of 16-bit K and V whose groups pass 8 query heads (Llama 3 405B,
+//   Qwen3-235B, GLM-4.5), where the CUDA-core kernel is bound by its arithmetic.
+// Split-K items and the merge are the decode kernels' (kernels/decode_work.hpp).
 //
-// One block runs one (item, row chunk) with 2 warps per 16 query heads, up to 64 heads a
-// block (8 warps). The block stages its query rows (scale and log2 e folded in, rounded to
-// the storage's 16-bit type) in shared memory once; the keys come in tiles of 32 latent
-// vectors (64 below 129 dims), staged as stored by 16-byte asynchronous copies into two
-// buffers, the next tile in flight while the block computes on this one. The two warps of a
-// 16-head row group share its work:
-// - scores S = Q K^T: each warp multiplies half of the latent's dims (its A fragments from
-//   the staged query by ldmatrix, its B fragments from the tile), then the two add their
-//   halves through shared memory, so both hold the same full scores (addition commutes:
-//   the same bits in both);
+// One block runs one (item, KV head, row chunk) with 2 warps per 16 query heads, up to 64
+// heads a block (8 warps). The block stages its query rows (scale and log2 e folded in,
+// rounded to K's 16-bit type) in shared memory once; keys and values come in tiles of 32 or
+// 64 tokens, staged as stored by 16-byte asynchronous copies into two buffers, the next tile
+// in flight while the block computes on this one. The two warps of a 16-head row group share
+// its work:
+// - scores S = Q K^T: each warp multiplies half of K's dims (its A fragments from the staged
+//   query by ldmatrix, its B fragments from the tile), then the two add their halves through
+//   shared memory, so both hold the same full scores (addition commutes: the same bits in
+//   both);
 // - the online softmax per row, in registers, in log2 units (both warps alike);
-// - O += P V: each warp the values' dims of its half of V (the latent's first v_dim dims),
-//   at most 16 x 256 accumulators a warp, 128 floats a thread for DeepSeek's 512.
+// - O += P V: each warp the dims of its half of V (a latent's first v_dim dims), at most
+//   16 x 256 accumulators a warp, 128 floats a thread for DeepSeek's 512.
 // Two block barriers a tile: the tile has landed (and the other buffer is free), and the
 // halves of the scores are written. Numerics as the tensor-core extend (docs/simt.md): the
 // query and the weights rounded to 16 bits, products exact, sums fp32.
 
-#include <cmath>
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/online_softmax.hpp"
 #include "kvc/attention/partial_result.hpp"
 #include "kvc/config.hpp"
 #include "kvc/kernels/decode_work.hpp"
-#include "kvc/kernels/extend.hpp"
 #include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/mma_softmax.hpp"
 #include "kvc/kernels/simt_shape.hpp"
+#include "kvc/kernels/slot_copy.hpp"
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/policy/paging.hpp"
 
 namespace kvc::kernels {
 
-/// Whether the tensor-core latent decode takes a layer shape: a latent layer stored in fp16 or
-/// bf16, k_dim and v_dim multiples of 16 (whole mma steps for each half of V), k_dim at most
-/// 576 and v_dim at most 512 (DeepSeek's 512 + 64: a warp's accumulators stay in registers).
+/// Whether the tensor-core decode takes a layer shape: K and V stored in fp16 or bf16, k_dim
+/// and v_dim multiples of 16 (whole mma steps for each half of V), at most 576 and 512 for a
+/// latent (DeepSeek's 512 + 64) and 256 each otherwise (a warp's accumulators stay in
+/// registers, two tile buffers in shared memory).
 template <class Shape>
-inline constexpr bool mma_latent_decode_supports =
-    Shape::latent&& mma_reads_stored<typename Shape::k_type>&& Shape::k_dim % 16 == 0 &&
-    Shape::v_dim % 16 == 0 && Shape::k_dim <= 576 && Shape::v_dim <= 512;
+inline constexpr bool mma_decode_supports =
+    mma_reads_stored<typename Shape::k_type>&& mma_reads_stored<typename Shape::v_type>&&
+                Shape::k_dim %
+            16 ==
+        0 &&
+    Shape::v_dim % 16 == 0 &&
+    (Shape::latent ? Shape::k_dim <= 576 && Shape::v_dim <= 512
+                   : Shape::k_dim <= 256 && Shape::v_dim <= 256);
 
 namespace detail {
-constexpr unsigned latent_row_groups(int group) {
+constexpr unsigned mma_row_groups(int group) {
   return group >= 64 ? 4u : static_cast<unsigned>((group + 15) / 16);
 }
 }  // namespace detail
 
-/// The block the latent decode is made for: two warps per 16 query heads, at most 8 warps.
+/// The block the tensor-core decode is made for: two warps per 16 query heads, at most 8 warps.
 template <class Shape>
-using latent_decode_block = block_shape<64 * detail::latent_row_groups(Shape::group)>;
+using mma_decode_block = block_shape<64 * detail::mma_row_groups(Shape::group)>;
 
-/// The latent decode's shared memory: the query rows, two key tiles (an int32 per slot, 1 when
-/// staged, then the vectors as stored in rows 16 bytes longer than a vector, so that the 8
-/// rows a fragment load reads fall in different banks), then each warp's half of the scores.
+/// The tensor-core decode's shared memory: the query rows, two tile buffers (an int32 per
+/// slot, 1 when staged, then the keys and the values as stored, in rows 16 bytes longer than
+/// a vector, so that the 8 rows a fragment load reads fall in different banks), then each
+/// warp's half of the scores. Tiles of 64 tokens, 32 where a token's rows pass 1 KiB or the
+/// block has 2 warps.
 template <class Shape, unsigned Warps>
-struct latent_decode_tiling {
+struct mma_decode_tiling {
   static constexpr int row_groups = static_cast<int>(Warps) / 2;
   static constexpr int rows = 16 * row_groups;
-  static constexpr int keys = Shape::k_dim > 128 ? 32 : 64;
   static constexpr int k_stride = Shape::k_dim + 8;  ///< 16-bit values from a row to the next
+  static constexpr int v_stride = Shape::latent ? k_stride : Shape::v_dim + 8;
+  // Two threads or more a slot, so that a warp's copies read whole 32-byte sectors.
+  static constexpr int widest_keys =
+      (k_stride + (Shape::latent ? 0 : v_stride)) * 2 > 1024 ? 32 : 64;
+  static constexpr int keys =
+      widest_keys < 16 * static_cast<int>(Warps) ? widest_keys : 16 * static_cast<int>(Warps);
   static constexpr std::size_t pad16(std::size_t bytes) { return (bytes + 15) / 16 * 16; }
   static constexpr std::size_t q_bytes = pad16(std::size_t{rows} * k_stride * 2);
   static constexpr std::size_t held = 0;  ///< within a buffer
   static constexpr std::size_t k_values = pad16(std::size_t{keys} * 4);
-  static constexpr std::size_t buffer_bytes = pad16(k_values + std::size_t{keys} * k_stride * 2);
+  static constexpr std::size_t v_values =
+      Shape::latent ? k_values : k_values + std::size_t{keys} * k_stride * 2;
+  static constexpr std::size_t buffer_bytes =
+      pad16(v_values + std::size_t{keys} * (Shape::latent ? k_stride : v_stride) * 2);
   static constexpr std::size_t exchange = q_bytes + 2 * buffer_bytes;
   static constexpr int exchange_floats = keys / 2 * static_cast<int>(warp_size);  ///< a warp
   static constexpr std::size_t shared_bytes =
       exchange + std::size_t{Warps} * static_cast<std::size_t>(exchange_floats) * 4;
 };
 
-template <class Shape, class Block = latent_decode_block<Shape>>
-struct decode_latent_mma {
-  static_assert(
-      mma_latent_decode_supports<Shape>,
-      "kvc::kernels::decode_latent_mma: the tensor-core latent decode takes latent layers "
-      "stored in fp16 or bf16, k_dim and v_dim multiples of 16, at most 576 and 512");
-  static_assert(Block::threads % 64 == 0 && Block::threads <= 512 && Block::y == 1 && Block::z == 1,
-                "kvc::kernels::decode_latent_mma: a one-dimensional block of 2 to 16 warps, an "
+template <class Shape, class Block = mma_decode_block<Shape>>
+struct decode_mma {
+  static_assert(mma_decode_supports<Shape>,
+                "kvc::kernels::decode_mma: the tensor-core decode takes K and V stored in fp16 or "
+                "bf16, k_dim and v_dim multiples of 16, at most 576 and 512 for a latent layer "
+                "and 256 otherwise");
+  static_assert(Block::threads % 64 == 0 && Block::threads <= 256 && Block::y == 1 && Block::z == 1,
+                "kvc::kernels::decode_mma: a one-dimensional block of 2 to 8 warps, an "
                 "even count (two warps per 16 query heads)");
-  using tiling = latent_decode_tiling<Shape, Block::warps>;
+  using tiling = mma_decode_tiling<Shape, Block::warps>;
   static constexpr int rows = tiling::rows;
   static constexpr int row_chunks = (Shape::group + rows - 1) / rows;
   static constexpr std::size_t shared_bytes = tiling::shared_bytes;
@@ -108,10 +124,10 @@ struct decode_latent_mma {
  private:
   template <bool SoftCapped, class Context>
   KVC_HOST_DEVICE void run(const Context& ctx) const {
-    using k_type = typename Shape::k_type;
-    constexpr mma_input input = mma_input_of<k_type>;
+    constexpr mma_input k_input = mma_input_of<typename Shape::k_type>;
+    constexpr mma_input v_input = mma_input_of<typename Shape::v_type>;
     constexpr int group = Shape::group, k_dim = Shape::k_dim, v_dim = Shape::v_dim;
-    constexpr int keys = tiling::keys, k_stride = tiling::k_stride;
+    constexpr int keys = tiling::keys, k_stride = tiling::k_stride, v_stride = tiling::v_stride;
     constexpr int k_steps = k_dim / mma_k, first_half_steps = (k_steps + 1) / 2;
     // Both halves the same whole number of step pairs (DeepSeek's 576 dims: 18 steps each).
     constexpr bool even_halves = k_steps % 4 == 0;
@@ -139,16 +155,16 @@ struct decode_latent_mma {
     const auto* q_tile = reinterpret_cast<const std::uint16_t*>(shared);
 
     // The query rows, scaled (by the softmax scale and log2(e): scores are kept in log2 units,
-    // for exp2), rounded to the storage's 16-bit type; rows past the block's are zeros.
+    // for exp2), rounded to K's 16-bit type; rows past the block's are zeros.
     const float q_factor = work.scale * log2e;
     const float* q_in =
         work.q + std::int64_t{item.sequence} * work.q_stride + std::int64_t{q_head0} * k_dim;
     for (int i = thread; i < rows * (k_dim / 2); i += threads) {
       const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
       q_words[r * (k_stride / 2) + d / 2] =
-          r < block_rows
-              ? mma_pack<input>(q_in[r * k_dim + d] * q_factor, q_in[r * k_dim + d + 1] * q_factor)
-              : 0u;
+          r < block_rows ? mma_pack<k_input>(q_in[r * k_dim + d] * q_factor,
+                                             q_in[r * k_dim + d + 1] * q_factor)
+                         : 0u;
     }
 
     // A tile is `blocks_per_tile` key blocks of the item: slot j is token j % slot_width of
@@ -163,11 +179,10 @@ struct decode_latent_mma {
     const auto buffer = [&](std::int64_t t) {
       return shared + tiling::q_bytes + static_cast<std::size_t>(t % 2) * tiling::buffer_bytes;
     };
-    // Starts staging the tile from key block `first_block`: Block::threads / keys threads a slot,
-    // each finding the slot's page once, then copying its share of the vector's 16-byte pieces;
-    // zeros where there is no token or the query does not see it (held 0 there).
+    // Starts staging tile t: Block::threads / keys threads a slot, each finding the slot's page
+    // once, then copying its share of the K and V vectors' 16-byte pieces; zeros where there is
+    // no token or the query does not see it (held 0 there).
     constexpr int slot_threads = threads / keys;
-    constexpr int pieces = static_cast<int>(Shape::k_vector_bytes / 16);
     const int slot = thread / slot_threads, slot_thread = thread % slot_threads;
     const std::int64_t blocks_per_page =
         Shape::page_tokens > 0
@@ -176,7 +191,8 @@ struct decode_latent_mma {
     const auto stage = [&](std::int64_t t) {
       std::byte* base = buffer(t);
       const std::int64_t first_block = item.block_begin + t * blocks_per_tile;
-      const std::byte* vector = nullptr;
+      const std::byte* page = nullptr;
+      std::uint64_t index = 0;
       const std::int64_t block = first_block + slot / slot_width;
       if (slot < tile_slots && block < item.block_end) {
         const std::int64_t entry = block / blocks_per_page;
@@ -185,24 +201,26 @@ struct decode_latent_mma {
         const std::int64_t position = kept.logical_page(entry) * page_tokens + token;
         if (token < page_tokens && position < length &&
             (!Shape::windowed || work.window.visible(query_position, position))) {
-          const auto index = static_cast<std::uint64_t>(
-              Shape::layout == page_layout::nhd ? std::int64_t{token} * geo.kv_heads + head
-                                                : std::int64_t{head} * page_tokens + token);
-          vector =
-              work.memory +
-              static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes +
-              geo.k_values + index * Shape::k_vector_bytes;
+          index = static_cast<std::uint64_t>(Shape::layout == page_layout::nhd
+                                                 ? std::int64_t{token} * geo.kv_heads + head
+                                                 : std::int64_t{head} * page_tokens + token);
+          page = work.memory +
+                 static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes;
         }
       }
       if (slot_thread == 0)
-        reinterpret_cast<std::int32_t*>(base + tiling::held)[slot] = vector != nullptr ? 1 : 0;
-      std::byte* to = base + tiling::k_values +
-                      std::size_t{static_cast<unsigned>(slot)} * k_stride * 2 + 16 * slot_thread;
-      const std::byte* from = (vector != nullptr ? vector : work.memory) + 16 * slot_thread;
-      for (int i = 0; i < (pieces + slot_threads - 1) / slot_threads; ++i)
-        if (pieces % slot_threads == 0 || slot_thread + i * slot_threads < pieces)
-          ctx.copy_async(to + 16 * slot_threads * i, from + 16 * slot_threads * i,
-                         vector != nullptr);
+        reinterpret_cast<std::int32_t*>(base + tiling::held)[slot] = page != nullptr ? 1 : 0;
+      // A slot with no token reads nothing: its source is the page memory's start, for an
+      // address that is one.
+      copy_slot<static_cast<int>(Shape::k_vector_bytes / 16), slot_threads>(
+          ctx, base + tiling::k_values + std::size_t{static_cast<unsigned>(slot)} * k_stride * 2,
+          page != nullptr ? page + geo.k_values + index * Shape::k_vector_bytes : work.memory,
+          slot_thread, page != nullptr);
+      if constexpr (!Shape::latent)
+        copy_slot<static_cast<int>(Shape::v_vector_bytes / 16), slot_threads>(
+            ctx, base + tiling::v_values + std::size_t{static_cast<unsigned>(slot)} * v_stride * 2,
+            page != nullptr ? page + geo.v_values + index * Shape::v_vector_bytes : work.memory,
+            slot_thread, page != nullptr);
     };
 
     mma_softmax<std::size_t{key_blocks}> softmax;
@@ -229,6 +247,7 @@ struct decode_latent_mma {
       const std::byte* base = buffer(t);
       const auto* held = reinterpret_cast<const std::int32_t*>(base + tiling::held);
       const auto* k_tile = reinterpret_cast<const std::uint16_t*>(base + tiling::k_values);
+      const auto* v_tile = reinterpret_cast<const std::uint16_t*>(base + tiling::v_values);
 
       // This warp's half of the scores: ldmatrix gives A (the query, as stored) for one k step
       // and B (key n's values k, as stored) for two k steps at once.
@@ -247,10 +266,10 @@ struct decode_latent_mma {
         unroll<key_blocks>([&](auto n) {
           const mma_matrices b =
               ctx.template load_matrices<false>(k_tile + (n * 8 + matrix_row) * k_stride + column);
-          scores[n] = ctx.template mma_m16n8k16<input>(
+          scores[n] = ctx.template mma_m16n8k16<k_input>(
               {{a0.reg[0], a0.reg[1], a0.reg[2], a0.reg[3]}}, {{b.reg[0], b.reg[1]}}, scores[n]);
           if (two)
-            scores[n] = ctx.template mma_m16n8k16<input>(
+            scores[n] = ctx.template mma_m16n8k16<k_input>(
                 {{a1.reg[0], a1.reg[1], a1.reg[2], a1.reg[3]}}, {{b.reg[2], b.reg[3]}}, scores[n]);
         });
       });
@@ -270,7 +289,7 @@ struct decode_latent_mma {
       softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
       const mma_softmax_step step = softmax.next(ctx, scores);
       mma_a weights[std::size_t{p_steps}];
-      softmax.template weights<input>(scores, step, pair, unit_value_scale{}, weights);
+      softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
       step.rescale(acc);
       // O += P V over this warp's half of V: ldmatrix.trans gives B (key k's value n, stored
       // [k][n]) for two blocks of 8 dims at once.
@@ -279,11 +298,11 @@ struct decode_latent_mma {
           constexpr int d = 2 * decltype(block_pair)::value;
           const int dims = half * v_half + 8 * (d + (d + 1 < v_blocks ? matrix / 2 : 0));
           const mma_matrices b = ctx.template load_matrices<true>(
-              k_tile + (s * 16 + matrix_row + 8 * (matrix % 2)) * k_stride + dims);
-          acc[d] = ctx.template mma_m16n8k16<input>(weights[s], {{b.reg[0], b.reg[1]}}, acc[d]);
+              v_tile + (s * 16 + matrix_row + 8 * (matrix % 2)) * v_stride + dims);
+          acc[d] = ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[0], b.reg[1]}}, acc[d]);
           if constexpr (d + 1 < v_blocks)
             acc[d + 1] =
-                ctx.template mma_m16n8k16<input>(weights[s], {{b.reg[2], b.reg[3]}}, acc[d + 1]);
+                ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[2], b.reg[3]}}, acc[d + 1]);
         });
       });
     }

@@ -1,9 +1,11 @@
-// The latent (MLA) decode on tensor cores (kernels/decode_latent.hpp) in the SIMT emulator
-// against the double-precision reference, within the tensor cores' bounds
-// (tests/simt_decode_check.hpp): DeepSeek's real 512 + 64 latent at 16, 64 and 128 heads, head
-// counts that leave row groups and row chunks part empty, split-K and the merge, learned sinks,
-// windows, soft-cap, pages of 1 to 64 tokens, HND pages, key counts around the tiles of 32.
-// The [tsan] cases run under ThreadSanitizer in .ci/run.
+// The decode on tensor cores (kernels/decode_mma.hpp) in the SIMT emulator against the
+// double-precision reference, within the tensor cores' bounds (tests/simt_decode_check.hpp).
+// MLA: DeepSeek's real 512 + 64 latent at 16, 64 and 128 heads, head counts that leave row
+// groups and row chunks part empty, split-K and the merge, learned sinks, windows, soft-cap,
+// pages of 1 to 64 tokens, HND pages, key counts around the tiles of 32. Large groups: 9, 12,
+// 16 and 64 query heads per KV head (GLM-4.5, Llama 3 405B, Qwen3-235B), dims 64 to 256,
+// windows and learned sinks (gpt-oss-like), chunks, fp16 K with bf16 V. The [tsan] cases run
+// under ThreadSanitizer in .ci/run.
 
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -57,13 +59,32 @@ decode_options sixteen_bit() {
 
 }  // namespace
 
-TEST_CASE("the latent decode runs on tensor cores for 16-bit latents of 16 heads or more") {
+// Large query groups (kvc::models: GLM-4.5's 12, Llama 3 405B's and Qwen3-235B's 16).
+template <class S>
+using group12_shape = layer<gqa<24, 2>, head_dim<128>, S>;
+template <class S>
+using group16_shape = layer<gqa<16, 1>, head_dim<128>, S>;
+template <class S>
+using group9_window_shape = layer<gqa<18, 2>, head_dim<64>, sliding_window<40>, S>;
+template <class S>
+using group16_sinks_shape = layer<gqa<32, 2>, head_dim<64>, sliding_window<32>, S, learned_sinks>;
+template <class S>
+using group64_shape = layer<mqa<64>, head_dim<128>, S>;
+template <class S>
+using group12_wide_shape = layer<gqa<12, 1>, head_dim<256>, S, logit_softcap<50>>;
+// fp16 K, bf16 V, whatever the storage policy given.
+template <class S>
+using group12_mixed_shape = layer<gqa<24, 2>, head_dim<64>, storage<fp16, bf16>>;
+template <class S>
+using group10_chunked_shape = layer<gqa<10, 1>, head_dim<96, 64>, chunked<24>, S>;
+
+TEST_CASE("the decode runs on tensor cores for 16-bit latents of 16 heads or more") {
   using kernels::decode_path;
   using kernels::decode_path_of;
-  STATIC_REQUIRE(decode_path_of<shape_of<latent_128>> == decode_path::latent_mma);
-  STATIC_REQUIRE(decode_path_of<shape_of<latent_16>> == decode_path::latent_mma);
+  STATIC_REQUIRE(decode_path_of<shape_of<latent_128>> == decode_path::tensor_cores);
+  STATIC_REQUIRE(decode_path_of<shape_of<latent_16>> == decode_path::tensor_cores);
   STATIC_REQUIRE(decode_path_of<kernels::decode_shape_of<latent_64<storage<fp16>>, paged<64>>> ==
-                 decode_path::latent_mma);
+                 decode_path::tensor_cores);
   // Two warps per 16 heads, at most 8 warps: 64 heads a block, 128 in two row chunks.
   STATIC_REQUIRE(block_of<latent_16>::threads == 64);
   STATIC_REQUIRE(block_of<latent_24>::threads == 128);
@@ -85,6 +106,78 @@ TEST_CASE("the latent decode runs on tensor cores for 16-bit latents of 16 heads
   STATIC_REQUIRE(
       kernels::decode_block<kernels::decode_shape_of<layer<gqa<8, 2>, head_dim<128>, storage<bf16>>,
                                                      paged<16>>>::threads == 128);
+}
+
+TEST_CASE("the decode runs on tensor cores for 16-bit groups of more than 8") {
+  using kernels::decode_path;
+  using kernels::decode_path_of;
+  STATIC_REQUIRE(decode_path_of<shape_of<group12_shape>> == decode_path::tensor_cores);
+  STATIC_REQUIRE(decode_path_of<shape_of<group16_shape>> == decode_path::tensor_cores);
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<group9_window_shape<storage<fp16>>, paged<16>>> ==
+      decode_path::tensor_cores);
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<layer<gqa<24, 2>, head_dim<128>, storage<fp16, bf16>>,
+                                              paged<16>>> == decode_path::tensor_cores);
+  STATIC_REQUIRE(block_of<group16_shape>::threads == 64);
+  STATIC_REQUIRE(block_of<group64_shape>::threads == 256);
+  // Groups of 8 or fewer, and 8-bit storage: the streamed kernel.
+  STATIC_REQUIRE(
+      decode_path_of<
+          kernels::decode_shape_of<layer<gqa<64, 8>, head_dim<128>, storage<bf16>>, paged<16>>> ==
+      decode_path::streamed);
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<group16_shape<storage<fp8_e4m3>>, paged<16>>> ==
+      decode_path::streamed);
+}
+
+TEST_CASE("simt group decode: groups of 12 and 16 at dim 128", "[simt][tsan]") {
+  check_decode<group12_shape, paged<16>, block_of<group12_shape>>({1, 64, 65, 150}, 41,
+                                                                  sixteen_bit());
+  check_decode<group16_shape, paged<16>, block_of<group16_shape>>({33, 100}, 42, sixteen_bit());
+}
+
+TEST_CASE("simt group decode: a group of 64 (MQA), split and merged", "[simt]") {
+  decode_options options = sixteen_bit();
+  options.min_split_tokens = 16;
+  options.workers = 4;
+  CHECK(check_decode<group64_shape, paged<16>, block_of<group64_shape>>({90, 7}, 43, options) > 2);
+}
+
+TEST_CASE("simt group decode: a window with learned sinks (gpt-oss-like), split and not",
+          "[simt]") {
+  decode_options options = sixteen_bit();
+  options.sink_logits.assign(32, 0.0f);
+  for (int h = 0; h < 32; ++h)
+    options.sink_logits[static_cast<std::size_t>(h)] = 0.25f * static_cast<float>(h) - 4.0f;
+  check_decode<group16_sinks_shape, paged<16>, block_of<group16_sinks_shape>>({1, 31, 32, 33, 100},
+                                                                              44, options);
+  options.min_split_tokens = 16;
+  options.workers = 8;
+  check_decode<group16_sinks_shape, paged<16>, block_of<group16_sinks_shape>>({100}, 45, options);
+}
+
+TEST_CASE("simt group decode: a group of 9 with a window, pages of 8 and HND pages", "[simt]") {
+  check_decode<group9_window_shape, paged<8>, block_of<group9_window_shape, paged<8>>>(
+      {39, 40, 41, 130}, 46, sixteen_bit());
+  using hnd = paged<32, page_layout::hnd>;
+  check_decode<group9_window_shape, hnd, block_of<group9_window_shape, hnd>>({5, 77}, 47,
+                                                                             sixteen_bit());
+}
+
+TEST_CASE("simt group decode: dim 256 with soft-cap, tiles of 32", "[simt]") {
+  check_decode<group12_wide_shape, paged<16>, block_of<group12_wide_shape>>({31, 32, 33, 90}, 48,
+                                                                            sixteen_bit());
+}
+
+TEST_CASE("simt group decode: fp16 keys with bf16 values", "[simt]") {
+  check_decode<group12_mixed_shape, paged<16>, block_of<group12_mixed_shape>>({20, 70}, 50,
+                                                                              sixteen_bit());
+}
+
+TEST_CASE("simt group decode: chunked attention, K and V of different dims", "[simt]") {
+  check_decode<group10_chunked_shape, paged<16>, block_of<group10_chunked_shape>>(
+      {23, 24, 25, 48, 49, 100}, 49, sixteen_bit());
 }
 
 TEST_CASE("simt latent decode: DeepSeek V2-Lite's 16 heads of 512 + 64", "[simt][tsan]") {
