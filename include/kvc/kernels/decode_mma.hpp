@@ -47,14 +47,14 @@ namespace kvc::kernels {
 /// latent (DeepSeek's 512 + 64) and 256 each otherwise (a warp's accumulators stay in
 /// registers, two tile buffers in shared memory).
 template <class Shape>
-inline constexpr bool mma_decode_supports =
-    mma_reads_stored<typename Shape::k_type>&& mma_reads_stored<typename Shape::v_type>&&
-                Shape::k_dim %
-            16 ==
-        0 &&
-    Shape::v_dim % 16 == 0 &&
-    (Shape::latent ? Shape::k_dim <= 576 && Shape::v_dim <= 512
-                   : Shape::k_dim <= 256 && Shape::v_dim <= 256);
+inline constexpr bool mma_decode_supports = [] {
+  constexpr bool k_sixteen_bit = mma_reads_stored<typename Shape::k_type>;
+  constexpr bool v_sixteen_bit = mma_reads_stored<typename Shape::v_type>;
+  constexpr bool whole_steps = Shape::k_dim % 16 == 0 && Shape::v_dim % 16 == 0;
+  constexpr bool in_registers = Shape::latent ? Shape::k_dim <= 576 && Shape::v_dim <= 512
+                                              : Shape::k_dim <= 256 && Shape::v_dim <= 256;
+  return k_sixteen_bit && v_sixteen_bit && whole_steps && in_registers;
+}();
 
 namespace detail {
 constexpr unsigned mma_row_groups(int group) {
