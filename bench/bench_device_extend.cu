@@ -1,12 +1,15 @@
-// GPU benchmarks of the tensor-core extend kernel (runs only where a CUDA device exists), on a
+// GPU benchmarks of the tensor-core extend kernels (runs only where a CUDA device exists), on a
 // Llama 3 8B layer (32 query heads, 8 KV heads, dim 128, pages of 16 tokens) in fp16 and bf16:
 // - prefill of 2048 tokens x 8 sequences (causal, from nothing);
-// - extend of 256 tokens over an 8k prefix x 8 sequences (bottom-right causal).
-// The cases of ../shared/gpu/torch_prefill_anchor.py, with its FLOP count: 4 x 32 heads x 128
-// x the visible (query, key) pairs. Each row reports TFLOPs and fraction_of_peak over a
-// tensor-core throughput loop (mma.sync m16n8k16 of the same input type through the SIMT
-// context, independent accumulators, every SM full) measured in this binary: the peak that
-// kernels on mma.sync can reach. Timed with CUDA events around each launch (manual time).
+// - extend of 256 tokens over an 8k prefix x 8 sequences (bottom-right causal);
+// the cases of ../shared/gpu/torch_prefill_anchor.py, with its FLOP count: 4 x 32 heads x 128
+// x the visible (query, key) pairs; and on DeepSeek V3's latent layer (128 heads over a 512 + 64
+// latent, bf16, pages of 64, absorbed form: 2 x 128 x (576 + 512) flops a visible pair), the
+// prefill of 2048 tokens (one sequence) and an extend of 512 over 8k x 4. Each row reports
+// TFLOPs and fraction_of_peak over a tensor-core throughput loop (mma.sync m16n8k16 of the same
+// input type through the SIMT context, independent accumulators, every SM full) measured in
+// this binary: the peak that kernels on mma.sync can reach. Timed with CUDA events around each
+// launch (manual time).
 //
 //   build/bench/bench_device_extend --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
@@ -27,6 +30,7 @@
 #include "kvc/kernels/extend.hpp"
 #include "kvc/kernels/mma.hpp"
 #include "kvc/model/layer.hpp"
+#include "kvc/models/deepseek.hpp"
 #include "mma_peak.cuh"
 
 namespace {
@@ -36,18 +40,19 @@ using namespace kvc::bench_device;
 template <class Storage>
 using llama3_8b_layer = layer<gqa<32, 8>, head_dim<128>, Storage>;
 
-// batch sequences of `prefix` cached tokens and `fresh` new ones, all in the view's pages.
-template <class Storage>
+// batch sequences of `prefix` cached tokens and `fresh` new ones, all in the view's pages, of a
+// layer of Spec in pages of PageTokens.
+template <class Storage, class Spec = llama3_8b_layer<Storage>, int PageTokens = 16>
 void extend_row(benchmark::State& state) {
-  using spec = llama3_8b_layer<Storage>;
-  using shape = kernels::decode_shape_of<spec, paged<16>>;
+  using spec = Spec;
+  using shape = kernels::decode_shape_of<spec, paged<PageTokens>>;
   constexpr kernels::mma_input input = kernels::mma_input_of<typename Storage::k_type>;
   const auto batch = static_cast<int>(state.range(0));
   const std::int64_t fresh = state.range(1), prefix = state.range(2);
   const std::int64_t length = prefix + fresh;
   const int copies =
       copies_for(static_cast<double>(batch) * static_cast<double>(length) * spec::bytes_per_token);
-  const device_layer pages = device_layer::make<spec, Storage>(batch, length, copies);
+  const device_layer pages = device_layer::make<spec, Storage, PageTokens>(batch, length, copies);
   std::vector<std::int64_t> token_indptr{0};
   for (int s = 0; s < batch; ++s) token_indptr.push_back(token_indptr.back() + fresh);
   std::int64_t* indptr = device_copy(token_indptr);
@@ -74,7 +79,7 @@ void extend_row(benchmark::State& state) {
   time_rotating(state, copies, run, "extend");
   const double visible = static_cast<double>(fresh) * static_cast<double>(prefix) +
                          static_cast<double>(fresh) * static_cast<double>(fresh + 1) / 2;
-  const double flops = 4.0 * batch * spec::q_heads * spec::k_dim * visible;
+  const double flops = 2.0 * batch * spec::q_heads * (spec::k_dim + spec::v_dim) * visible;
   state.counters["TFLOPs"] =
       benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["fraction_of_peak"] =
@@ -94,6 +99,16 @@ void extend_arguments(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(extend_row<storage<fp16>>)->Name("device_extend/llama3_8b/fp16")->Apply(extend_arguments);
 BENCHMARK(extend_row<storage<bf16>>)->Name("device_extend/llama3_8b/bf16")->Apply(extend_arguments);
+
+void latent_arguments(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"batch", "new", "prefix"});
+  b->Args({1, 2048, 0})->Args({4, 512, 8192});
+  b->UseManualTime()->Unit(benchmark::kMicrosecond)->MinTime(0.1);
+}
+// A block per new token (kernels/extend_by_token.hpp).
+BENCHMARK(extend_row<storage<bf16>, models::mla_layer<128>, 64>)
+    ->Name("device_extend/deepseek_v3/bf16")
+    ->Apply(latent_arguments);
 }  // namespace
 
 int main(int argc, char** argv) {

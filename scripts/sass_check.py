@@ -113,7 +113,7 @@ def main():
     figures, tensor_core = {}, {}
     for line in open(figures_path):
         dtype, shared, per_iteration, kind = line.split()
-        if kind in ("extend", "latent", "group"):
+        if kind in ("extend", "latent", "latent_extend", "group"):
             tensor_core[(kind, dtype)] = (int(shared), int(per_iteration))
         else:
             figures[dtype] = (int(shared), int(per_iteration), kind)
@@ -124,6 +124,7 @@ def main():
     for dtype, (shared, per_iteration, kind) in figures.items():
         names = [n for n in functions if "decode" in n and FRAGMENT[dtype] + "ES" in n
                  and "extend_mma" not in n and "decode_mma" not in n
+                 and "extend_by_token" not in n
                  and "merge" not in n]
         if len(names) != 1:
             failures.append(f"decode {dtype}: {len(names)} kernels in the SASS match")
@@ -193,11 +194,13 @@ def main():
         if "STG.E.128" not in stores:
             failures.append(f"append {dtype}: no 16-byte stores")
 
-    # The tensor-core kernels: the extend (2 blocks of 4 warps an SM), the latent decode (one
-    # block of 8 warps: its 128 accumulators a thread and 162 KB of tiles take the SM) and the
-    # group decode (blocks of 2 warps, 77 KB of tiles each: 2 an SM).
+    # The tensor-core kernels: the extend (2 blocks of 4 warps an SM), the latent decode and
+    # the latent extend, its body (one block of 8 warps: its 128 accumulators a thread and
+    # 162 KB of tiles take the SM), and the group decode (blocks of 2 warps, 77 KB of tiles
+    # each: 2 an SM).
     for name, (instructions, labels) in sorted(functions.items()):
         kind = ("extend" if "extend_mma" in name
+                else "latent_extend" if "extend_by_token" in name
                 else ("latent" if "Lb1ELNS_11page_layoutE" in name else "group")
                 if "decode_mma" in name else None)
         if kind is None:
@@ -208,7 +211,7 @@ def main():
         regs = r.get("registers", 0)
         spills = r.get("spill_stores", 0) + r.get("spill_loads", 0)
         shared, threads = tensor_core.get((kind, dtype), (0, THREADS))
-        min_blocks = 1 if kind == "latent" else 2
+        min_blocks = 1 if kind in ("latent", "latent_extend") else 2
         by_registers = SM_REGISTERS // (((regs + 7) // 8 * 8) * threads) if regs else 0
         blocks = min(by_registers, SM_SHARED // (shared + BLOCK_RESERVED))
         local = sum(opcode(x).startswith(("LDL", "STL")) for x in instructions)

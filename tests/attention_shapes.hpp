@@ -28,6 +28,12 @@ template <class S>
 using gpt_oss_shape = layer<gqa<8, 2>, head_dim<64>, sliding_window<32>, S, learned_sinks>;
 template <class S>
 using deepseek_shape = layer<mqa<16>, latent<64, 16>, S, inv_sqrt_scale<24>>;
+// DeepSeek's latent: rank 512, RoPE 64 (models/deepseek.hpp), at any head count.
+template <int Heads>
+struct deepseek_latent {
+  template <class S>
+  using shape = layer<mqa<Heads>, latent<512, 64>, S, inv_sqrt_scale<192>>;
+};
 // Vectors of 20 and 12 values: the CPU's portable path; no 16-byte copies on the device.
 template <class S>
 using odd_dims_shape = layer<gqa<6, 3>, head_dim<20, 12>, S>;

@@ -1,5 +1,5 @@
 #pragma once
-// The tensor-core extend kernel (kernels/extend.hpp) in the SIMT emulator against the
+// The tensor-core extend kernels (kernels/extend.hpp) in the SIMT emulator against the
 // reference backend, for test_simt_extend.cpp: check_extend builds a cache of one layer,
 // appends each sequence's prefix, opens a step of new tokens, writes them, runs the kernel
 // over the step's view, commits, and compares every new row with the reference over the K/V
@@ -32,7 +32,8 @@ struct extend_case {
 
 /// Runs the case for a one-layer model of Spec (fp16 or bf16 storage) in pages of Paging;
 /// returns the tiles the plan had.
-template <class Spec, class Paging = paged<16>, class Block = kernels::block_shape<128>>
+template <class Spec, class Paging = paged<16>,
+          class Block = kernels::extend_block<kernels::decode_shape_of<Spec, Paging>>>
 std::size_t check_extend(const extend_case& c) {
   using cache_type = kv_cache<model<1, Spec>, Paging>;
   using shape = kernels::decode_shape_of<Spec, Paging>;

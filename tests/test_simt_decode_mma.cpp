@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "attention_shapes.hpp"
 #include "kvc/kernels/decode.hpp"
 #include "simt_decode_check.hpp"
 
@@ -20,12 +21,8 @@ using namespace kvc::testing::simt_decode;
 
 namespace {
 
-// DeepSeek's latent: rank 512, RoPE 64 (models/deepseek.hpp), at scaled-down head counts.
-template <int Heads>
-struct deepseek_latent {
-  template <class S>
-  using shape = layer<mqa<Heads>, latent<512, 64>, S, inv_sqrt_scale<192>>;
-};
+// DeepSeek's latent (tests/attention_shapes.hpp) at scaled-down head counts.
+using shapes::deepseek_latent;
 template <class S>
 using latent_16 = deepseek_latent<16>::shape<S>;
 template <class S>

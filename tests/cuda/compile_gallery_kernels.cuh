@@ -1,8 +1,8 @@
 #pragma once
 // Instantiates, as device code, every kernel a gallery model's typedef uses: for each layer
 // that attends (its own cache or a shared one), the decode and merge kernels of its
-// decode_shape and the append kernel of its storage dtypes, and the tensor-core extend where it
-// takes the shape (kernels::mma_extend_supports), through the kvc::cuda launchers.
+// decode_shape and the append kernel of its storage dtypes, and the tensor-core extend where one
+// takes the shape (kernels::extend_supports), through the kvc::cuda launchers.
 // Included by the TUs CMake writes, one per gallery family (tests/cuda/CMakeLists.txt), so
 // that no translation unit grows large. Compiled for every architecture of
 // CMAKE_CUDA_ARCHITECTURES, not run.
@@ -38,7 +38,7 @@ void launch_layer_kernels(const gallery_launch_arguments& a) {
     using shape = kernels::decode_shape_of<spec, Paging>;
     cuda::decode<shape>(*a.plan, *a.device_plan, *a.view, nullptr, nullptr, nullptr, {}, a.stream);
     cuda::append<typename spec::k_type, typename spec::v_type>(*a.append, a.stream);
-    if constexpr (kernels::mma_extend_supports<shape>)
+    if constexpr (kernels::extend_supports<shape>)
       cuda::extend<shape>(*a.extend_plan, *a.device_extend_plan, *a.view, {}, nullptr, nullptr,
                           nullptr, nullptr, {}, a.stream);
   }

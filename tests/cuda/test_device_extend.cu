@@ -4,7 +4,8 @@
 // the reference by test_attention_extend), within the tensor cores' bounds of docs/simt.md
 // (the query and the weights rounded to 16 bits), taken over every key of the sequence.
 // Llama-like fp16 and bf16 layers from nothing and over a prefix, a window, a soft-cap,
-// learned sinks, MLA and int8 storage. Reports itself skipped where no GPU exists.
+// learned sinks, MLA (a small latent on the row tiles, DeepSeek's 512 + 64 on the per-token
+// kernel) and int8 storage. Reports itself skipped where no GPU exists.
 
 #include <cuda_runtime.h>
 
@@ -175,6 +176,10 @@ int main() {
   check<gpt_oss_shape<storage<bf16>>>("window with sinks bf16", {20, 0}, {20, 35},
                                       {0.5f, -1.0f, 2.0f, 0.0f, 3.0f, -2.0f, 1.0f, 0.25f});
   check<deepseek_shape<storage<bf16>>>("latent 64+16 bf16", {9}, {21});
+  // DeepSeek's 512 + 64 latent: the per-token kernel, one and two row chunks.
+  check<deepseek_latent<16>::shape<storage<bf16>>>("latent 512+64, 16 heads bf16", {0, 40},
+                                                   {33, 9});
+  check<deepseek_latent<128>::shape<storage<fp16>>>("latent 512+64, 128 heads fp16", {70}, {12});
   check<llama_shape<storage<int8>>>("gqa 8/2 d128 int8", {0, 70}, {37, 20});
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;

@@ -4,7 +4,7 @@
 // The streamed kernel's iteration is a warp's stage over 32 lanes; the tiled kernel's, a tile
 // of the block over its threads. The tensor-core kernels give their shared memory and their
 // block's threads instead ("extend"; "latent" and "group": the tensor-core decode of DeepSeek
-// V3's latent and of Llama 3 405B's groups of 16).
+// V3's latent and of Llama 3 405B's groups of 16; "latent_extend": the extend of that latent).
 
 #include <cstddef>
 #include <cstdio>
@@ -32,13 +32,15 @@ void print(const char* name) {
 template <class Storage>
 void print_extend(const char* name) {
   using shape = kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, Storage>, paged<16>>;
-  std::printf("%s %zu 128 extend\n", name, kernels::extend_mma<shape>::shared_bytes);
+  std::printf("%s %zu 128 extend\n", name, kernels::extend<shape>::shared_bytes);
 }
 
 void print_latent() {
   using shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
   std::printf("bf16 %zu %u latent\n", kernels::decode<shape>::shared_bytes,
               kernels::decode_block<shape>::threads);
+  std::printf("bf16 %zu %u latent_extend\n", kernels::extend<shape>::shared_bytes,
+              kernels::extend_block<shape>::threads);
   using group_shape =
       kernels::decode_shape_of<layer<gqa<128, 8>, head_dim<128>, storage<bf16>>, paged<16>>;
   std::printf("bf16 %zu %u group\n", kernels::decode<group_shape>::shared_bytes,

@@ -2,8 +2,9 @@
 // layer (32 query heads, 8 KV heads, dim 128, pages of 16) in fp16, bf16, fp8 e4m3 and int8,
 // the append kernel (fp16 and int8 storage from fp16 inputs) and the tensor-core extend of the
 // same layer in fp16 and bf16, and the tensor-core latent decode of a DeepSeek V3 layer (128
-// heads over a 512 + 64 latent, bf16, pages of 64) and of a Llama 3 405B layer (groups of 16,
-// dim 128, bf16), each instantiated through its launcher as an engine would.
+// heads over a 512 + 64 latent, bf16, pages of 64), its extend, and the decode of a Llama 3 405B
+// layer (groups of 16, dim 128, bf16), each instantiated through its launcher as an engine
+// would.
 // Compiled to a cubin, never run.
 
 #include "kvc/backend/cuda/append.cuh"
@@ -55,6 +56,12 @@ void latent_decode(const attention::decode_plan& plan, const cuda::device_decode
                    const paged_layer_view& view, float* buffer, cudaStream_t stream) {
   using shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
   cuda::decode<shape>(plan, device_plan, view, buffer, buffer, buffer, {}, stream);
+}
+
+void latent_extend(const kernels::extend_plan& plan, const cuda::device_extend_plan& device_plan,
+                   const paged_layer_view& view, float* buffer, cudaStream_t stream) {
+  using shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
+  cuda::extend<shape>(plan, device_plan, view, {}, nullptr, buffer, buffer, buffer, {}, stream);
 }
 
 void group_decode(const attention::decode_plan& plan, const cuda::device_decode_plan& device_plan,

@@ -96,6 +96,19 @@ struct mma_decode_tiling {
       exchange + std::size_t{Warps} * static_cast<std::size_t>(exchange_floats) * 4;
 };
 
+/// What one block of the tensor-core kernel attends: its page-table row, its row of q, out and
+/// lse (a sequence for decode, a new token for extend), the position its query rows attend
+/// from, the key blocks it reads (over the kept pages) and where a split writes its partial
+/// result (null: the block finishes the rows, writing out and lse).
+struct mma_rows_item {
+  std::int32_t sequence = 0;
+  std::int64_t query = 0;
+  std::int64_t query_position = 0;
+  std::int64_t block_begin = 0, block_end = 0;
+  std::int64_t blocks_per_page = 1;
+  float* partial = nullptr;
+};
+
 template <class Shape, class Block = mma_decode_block<Shape>>
 struct decode_mma {
   static_assert(mma_decode_supports<Shape>,
@@ -114,16 +127,32 @@ struct decode_mma {
 
   template <class Context>
   KVC_HOST_DEVICE void operator()(const Context& ctx) const {
+    const attention::decode_plan::item item = work.plan.items[ctx.block_idx().x];
+    const bool only = work.plan.splits[item.sequence] == 1;
+    const mma_rows_item rows_item{
+        item.sequence,
+        item.sequence,
+        work.seq_lens[item.sequence] - 1,
+        item.block_begin,
+        item.block_end,
+        Shape::page_tokens > 0
+            ? (Shape::page_tokens + attention::key_block - 1) / attention::key_block
+            : work.blocks_per_page,
+        only ? nullptr
+             : work.partial + std::int64_t{ctx.block_idx().x} *
+                                  attention::partial_slot{work.q_heads, Shape::v_dim}.floats()};
     // Two bodies, so that a layer without a soft-cap runs a loop without its tanh.
     if (work.softcap > 0.0f)
-      run<true>(ctx);
+      attend<true>(ctx, work, rows_item);
     else
-      run<false>(ctx);
+      attend<false>(ctx, work, rows_item);
   }
 
- private:
-  template <bool SoftCapped, class Context>
-  KVC_HOST_DEVICE void run(const Context& ctx) const {
+  /// Attends one block's query rows (block_idx().y: a KV head and row chunk) over the item's
+  /// key blocks. Work: decode_work or extend_work (the layer, q, out, lse, the parameters).
+  template <bool SoftCapped, class Context, class Work>
+  KVC_HOST_DEVICE static void attend(const Context& ctx, const Work& work,
+                                     const mma_rows_item& item) {
     constexpr mma_input k_input = mma_input_of<typename Shape::k_type>;
     constexpr mma_input v_input = mma_input_of<typename Shape::v_type>;
     constexpr int group = Shape::group, k_dim = Shape::k_dim, v_dim = Shape::v_dim;
@@ -142,13 +171,12 @@ struct decode_mma {
     const int row_group = warp / 2, half = warp % 2;
     const page_geometry& geo = work.geometry;
 
-    const attention::decode_plan::item item = work.plan.items[ctx.block_idx().x];
     const auto head = static_cast<int>(ctx.block_idx().y) / row_chunks;
     const int first_row = static_cast<int>(ctx.block_idx().y) % row_chunks * rows;
     const int block_rows = group - first_row < rows ? group - first_row : rows;
     const int q_head0 = head * group + first_row;
     const std::int64_t length = work.seq_lens[item.sequence];
-    const std::int64_t query_position = length - 1;
+    const std::int64_t query_position = item.query_position;
 
     std::byte* shared = ctx.dynamic_shared();
     auto* q_words = reinterpret_cast<std::uint32_t*>(shared);
@@ -157,8 +185,7 @@ struct decode_mma {
     // The query rows, scaled (by the softmax scale and log2(e): scores are kept in log2 units,
     // for exp2), rounded to K's 16-bit type; rows past the block's are zeros.
     const float q_factor = work.scale * log2e;
-    const float* q_in =
-        work.q + std::int64_t{item.sequence} * work.q_stride + std::int64_t{q_head0} * k_dim;
+    const float* q_in = work.q + item.query * work.q_stride + std::int64_t{q_head0} * k_dim;
     for (int i = thread; i < rows * (k_dim / 2); i += threads) {
       const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
       q_words[r * (k_stride / 2) + d / 2] =
@@ -184,10 +211,7 @@ struct decode_mma {
     // no token or the query does not see it (held 0 there).
     constexpr int slot_threads = threads / keys;
     const int slot = thread / slot_threads, slot_thread = thread % slot_threads;
-    const std::int64_t blocks_per_page =
-        Shape::page_tokens > 0
-            ? (Shape::page_tokens + attention::key_block - 1) / attention::key_block
-            : work.blocks_per_page;
+    const std::int64_t blocks_per_page = item.blocks_per_page;
     const auto stage = [&](std::int64_t t) {
       std::byte* base = buffer(t);
       const std::int64_t first_block = item.block_begin + t * blocks_per_tile;
@@ -199,7 +223,7 @@ struct decode_mma {
         const int token =
             static_cast<int>(block % blocks_per_page) * attention::key_block + slot % slot_width;
         const std::int64_t position = kept.logical_page(entry) * page_tokens + token;
-        if (token < page_tokens && position < length &&
+        if (token < page_tokens && position <= query_position &&
             (!Shape::windowed || work.window.visible(query_position, position))) {
           index = static_cast<std::uint64_t>(Shape::layout == page_layout::nhd
                                                  ? std::int64_t{token} * geo.kv_heads + head
@@ -311,13 +335,13 @@ struct decode_mma {
     // included) when the item is its sequence's only split, else a partial result for the merge
     // (natural-log units, as the other decode kernels write them).
     softmax.finish(ctx);
-    const bool only = work.plan.splits[item.sequence] == 1;
+    const bool only = item.partial == nullptr;
     const attention::partial_slot partials{work.q_heads, v_dim};
     unroll<2>([&](auto h) {
       const int r = row_group * 16 + quad + 8 * h;
       if (r >= block_rows) return;
       const int q_head = q_head0 + r;
-      const std::int64_t row = std::int64_t{item.sequence} * work.q_heads + q_head;
+      const std::int64_t row = item.query * work.q_heads + q_head;
       const int first_dim = half * v_half + 2 * pair;
       if (only) {
         const finished_row f =
@@ -329,7 +353,7 @@ struct decode_mma {
         });
         if (half == 0 && pair == 0) work.lse[row] = f.lse;
       } else {
-        float* slot_floats = work.partial + std::int64_t{ctx.block_idx().x} * partials.floats();
+        float* slot_floats = item.partial;
         float* out = slot_floats + partials.acc(q_head) + first_dim;
         unroll<v_blocks>([&](auto d) {
           out[d * 8] = acc[d].reg[2 * h];

@@ -1,425 +1,69 @@
 #pragma once
-// The tensor-core extend (prefill) kernel: many new query tokens per sequence, causal, over
-// the view of an open step whose new K/V the append kernel has written (the cached prefix and
-// the step's own tokens), on the warp matrix multiply-accumulate (kernels/mma.hpp).
+// The extend (prefill) kernels: many new query tokens per sequence, causal, over the view of an
+// open step whose new K/V are written (the cached prefix and the step's own tokens), on tensor
+// cores. Plan once per step (kernels::plan_extend, extend_work.hpp), launch for every layer.
 //
-//   kernels::plan_extend(view, token_indptr, q_heads, kernels::extend_mma<shape>::rows, plan);
-//   launch(kernels::extend_grid(work), block, kernels::extend_mma<shape>::shared_bytes,
-//          kernels::extend_mma<shape, block>{work});
+//   kernels::plan_extend(view, token_indptr, q_heads, kernels::extend<shape>::rows, plan);
+//   auto work = kernels::make_extend_work<shape>(plan, tiles, view, token_indptr,
+//                                                device_token_indptr, q, out, lse, params,
+//                                                kernels::extend<shape>::rows, who);
+//   launch(kernels::extend_grid<shape>(work), kernels::extend_block<shape>{},
+//          kernels::extend<shape>::shared_bytes, kernels::extend<shape>{work});
 //
-// One block runs one (tile of query rows, KV head): 16 rows a warp, the rows of a tile being
-// (new token, query head of the group) pairs, so a tile reads each key once for the whole
-// group. The block stages the tile's query rows (times the softmax scale, rounded to the
-// tensor cores' 16-bit input) in shared memory once, and each warp keeps its A fragments in
-// registers. Keys and values come in tiles of `keys` positions, staged in shared memory by
-// 16-byte asynchronous copies as stored, two tile buffers so that the next tile is in flight
-// while the block computes on this one; fp16 and bf16 are the tensor cores' inputs as they
-// are, fp8, int8 and int4 are converted exactly into an fp16 tile once they land. Per tile,
-// a warp: scores S = Q K^T (k_dim / 16 x keys / 8 mma), masks (causal, window, chunk, sinks
-// of the window), soft-cap, the online softmax per row in registers (a row's 4 lanes agree
-// through two shuffles), the weights rounded to the values' 16-bit type as the A fragments of
-// O += P V (keys / 16 x v_dim / 8 mma). The sums of weights stay in fp32.
-//
-// Tiles of keys that no row of the block sees (before the first row's window, past the last
-// row, between the sinks and the window) are skipped, not masked; a warp skips a staged tile
-// that none of its rows sees. A staged slot no row of the block sees is zero-filled, never
-// read. Numerics (docs/simt.md): the query rows and the weights are rounded to fp16 or bf16
-// (2^-11 or 2^-8 of themselves), products are exact and sums fp32.
+// extend<Shape, Block> is one of two kernels, chosen at compile time from the shape
+// (extend_path_of<Shape> says which):
+// - extend_mma (kernels/extend_mma.hpp): tiles of (new token, query head) rows, 16 a warp, that
+//   read each key once per tile; K and V in any dtype but fp32 (8-bit and 4-bit converted into
+//   fp16 tiles on the way in), dims up to 256: every gallery layer but the 576/512 latents;
+// - extend_by_token (kernels/extend_by_token.hpp): a block per new token and KV head (row chunk),
+//   the tensor-core decode's body at that token's position: MLA's 576/512 latents (DeepSeek V2,
+//   V3, Kimi K2) in fp16 or bf16.
+// A layer neither takes (fp32 storage, dims that are not whole mma steps, an 8-bit latent of 576)
+// is refused at compile time with the constraints in the message.
 
-#include <cmath>
-#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
-#include "kvc/attention/online_softmax.hpp"
-#include "kvc/config.hpp"
-#include "kvc/kernels/decode_work.hpp"
+#include "kvc/kernels/decode_mma.hpp"
+#include "kvc/kernels/extend_by_token.hpp"
+#include "kvc/kernels/extend_mma.hpp"
 #include "kvc/kernels/extend_work.hpp"
-#include "kvc/kernels/mma.hpp"
-#include "kvc/kernels/mma_softmax.hpp"
 #include "kvc/kernels/simt_shape.hpp"
-#include "kvc/kernels/slot_copy.hpp"
-#include "kvc/numeric/unpack.hpp"
-#include "kvc/policy/paging.hpp"
-#include "kvc/policy/storage.hpp"
 
 namespace kvc::kernels {
 
-namespace detail {
-template <class Type>
-inline constexpr bool mma_storable = !std::is_same_v<Type, fp32>;
-}  // namespace detail
+/// The extend kernels.
+enum class extend_path : std::uint8_t {
+  row_tiles,     ///< extend_mma: tiles of (token, head) rows
+  token_blocks,  ///< extend_by_token: a block per new token, the tensor-core decode's body
+};
 
-/// Whether the tensor-core extend takes a layer shape: K and V stored in any dtype but fp32,
-/// vectors of whole 16-byte pieces, k_dim a multiple of 16 and v_dim of 8 (whole mma steps),
-/// both at most 256 (a warp's accumulators and query fragments stay in registers).
+/// Whether an extend kernel takes a layer shape (the row-tile or the per-token one).
 template <class Shape>
-inline constexpr bool mma_extend_supports =
-    detail::mma_storable<typename Shape::k_type>&& detail::mma_storable<typename Shape::v_type>&&
-                Shape::k_vector_bytes %
-            16 ==
-        0 &&
-    Shape::v_vector_bytes % 16 == 0 && Shape::k_dim % 16 == 0 && Shape::v_dim % 8 == 0 &&
-    Shape::k_dim <= 256 && Shape::v_dim <= 256;
+inline constexpr bool extend_supports = mma_extend_supports<Shape> || mma_decode_supports<Shape>;
 
-/// The extend kernel's shared memory: the query tile, two key/value tile buffers, then for K
-/// or V not read as stored one converted tile each. A tile buffer holds per slot whether it is
-/// staged and its int8 / int4 scales, then the vectors: as stored for the tensor cores'
-/// types, in rows 16 bytes longer than a vector (so that the 8 rows a fragment load reads fall
-/// in different banks); raw for the others, which the block converts into the fp16 tile.
-template <class Shape, unsigned Warps>
-struct extend_tiling {
-  using k_type = typename Shape::k_type;
-  using v_type = typename Shape::v_type;
-  static constexpr bool k_stored = mma_reads_stored<k_type>;
-  static constexpr bool v_stored = Shape::latent ? k_stored : mma_reads_stored<v_type>;
-  static constexpr int rows = 16 * static_cast<int>(Warps);
-  static constexpr int keys = Shape::k_dim > 128 || Shape::v_dim > 128 ? 32 : 64;
-  static constexpr int k_stride = Shape::k_dim + 8;  ///< 16-bit values from a row to the next
-  static constexpr int v_stride = Shape::latent ? k_stride : Shape::v_dim + 8;
-  static constexpr std::size_t pad16(std::size_t bytes) { return (bytes + 15) / 16 * 16; }
-  static constexpr std::size_t k_tile_bytes = std::size_t{keys} * k_stride * 2;
-  static constexpr std::size_t v_tile_bytes = Shape::latent ? 0 : std::size_t{keys} * v_stride * 2;
-  static constexpr std::size_t k_row = k_stored ? std::size_t{k_stride} * 2 : Shape::k_vector_bytes;
-  static constexpr std::size_t v_row = v_stored ? std::size_t{v_stride} * 2 : Shape::v_vector_bytes;
-  static constexpr std::size_t q_bytes = pad16(std::size_t{rows} * k_stride * 2);
-  // Within a buffer:
-  static constexpr std::size_t held = 0;  ///< an int32 per slot, 1 if staged
-  static constexpr std::size_t k_scales = pad16(std::size_t{keys} * 4);  ///< int8 / int4
-  static constexpr std::size_t v_scales = k_scales + std::size_t{keys} * 4;
-  static constexpr std::size_t k_values = pad16(v_scales + std::size_t{keys} * 4);
-  static constexpr std::size_t v_values = k_values + std::size_t{keys} * k_row;
-  static constexpr std::size_t buffer_bytes =
-      pad16(v_values + (Shape::latent ? 0 : std::size_t{keys} * v_row));
-  // After both buffers:
-  static constexpr std::size_t k_converted = q_bytes + 2 * buffer_bytes;
-  static constexpr std::size_t v_converted = k_converted + (k_stored ? 0 : k_tile_bytes);
-  static constexpr std::size_t shared_bytes = v_converted + (v_stored ? 0 : v_tile_bytes);
-};
+/// Which kernel extend<Shape> is: the row-tile kernel where it takes the shape, else the
+/// per-token one.
+template <class Shape>
+inline constexpr extend_path extend_path_of =
+    mma_extend_supports<Shape> ? extend_path::row_tiles : extend_path::token_blocks;
 
-/// Returns the blocks of an extend launch: x a tile of the plan, y a KV head.
-inline dims3 extend_grid(const extend_work& work) {
+/// The block a shape's extend kernel is made for, what the launchers take by default: 4 warps
+/// for the row-tile kernel, two per 16 query heads (up to 8) for the per-token one.
+template <class Shape>
+using extend_block = std::conditional_t<extend_path_of<Shape> == extend_path::row_tiles,
+                                        block_shape<128>, mma_decode_block<Shape>>;
+
+/// The extend kernel of a shape (extend_path_of).
+template <class Shape, class Block = extend_block<Shape>>
+using extend = std::conditional_t<extend_path_of<Shape> == extend_path::row_tiles,
+                                  extend_mma<Shape, Block>, extend_by_token<Shape, Block>>;
+
+/// Returns the blocks of an extend launch: x a tile of the plan, y a KV head and row chunk.
+template <class Shape, class Block = extend_block<Shape>>
+dims3 extend_grid(const extend_work& work) {
   return {static_cast<std::uint32_t>(work.tile_count),
-          static_cast<std::uint32_t>(work.geometry.kv_heads), 1};
+          static_cast<std::uint32_t>(work.geometry.kv_heads * extend<Shape, Block>::row_chunks), 1};
 }
-
-template <class Shape, class Block = block_shape<128>>
-struct extend_mma {
-  static_assert(mma_extend_supports<Shape>,
-                "kvc::kernels::extend_mma: the tensor-core extend takes K and V stored in any "
-                "dtype but fp32 (storage<fp16>, bf16, fp8_e4m3, fp8_e5m2, int8, int4), vectors of "
-                "whole 16-byte pieces, k_dim a multiple of 16 and v_dim of 8, both at most 256");
-  using tiling = extend_tiling<Shape, Block::warps>;
-  static_assert(Block::threads % warp_size == 0 && Block::y == 1 && Block::z == 1 &&
-                    Block::threads % tiling::keys == 0,
-                "kvc::kernels::extend_mma: a one-dimensional block of whole warps, a multiple of "
-                "the key tile's slots");
-  static constexpr int rows = tiling::rows;
-  static constexpr std::size_t shared_bytes = tiling::shared_bytes;
-
-  extend_work work;
-
-  template <class Context>
-  KVC_HOST_DEVICE void operator()(const Context& ctx) const {
-    // Two bodies, so that a layer without a soft-cap runs a loop without its tanh.
-    if (work.softcap > 0.0f)
-      run<true>(ctx);
-    else
-      run<false>(ctx);
-  }
-
- private:
-  // Converts a staged tile of raw vectors (keys of VectorBytes bytes, rows back to back) into
-  // fp16 rows of `stride` values, the block's threads taking 16 raw bytes at a time.
-  template <class Type, std::uint32_t VectorBytes, class Context>
-  KVC_HOST_DEVICE static void convert(const Context& ctx, const std::byte* raw, std::byte* tile,
-                                      int stride) {
-    constexpr int pieces = static_cast<int>(VectorBytes / 16);
-    constexpr int per_word = numeric::values_per_word<Type>;
-    for (int i = static_cast<int>(ctx.thread_rank()); i < tiling::keys * pieces;
-         i += static_cast<int>(Block::threads)) {
-      const int j = i / pieces, piece = i % pieces;
-      const vec16 chunk = ctx.load_16(raw + std::size_t{static_cast<unsigned>(i)} * 16);
-      const std::uint32_t words[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
-      auto* out = reinterpret_cast<std::uint32_t*>(tile) + (j * stride + piece * 4 * per_word) / 2;
-      for (int w = 0; w < 4; ++w) {
-        float values[std::size_t{per_word}];
-        numeric::unpack_word<Type>(words[w], values);
-        for (int v = 0; v < per_word; v += 2)
-          out[(w * per_word + v) / 2] = mma_pack<mma_input::fp16>(values[v], values[v + 1]);
-      }
-    }
-  }
-
-  template <bool SoftCapped, class Context>
-  KVC_HOST_DEVICE void run(const Context& ctx) const {
-    using k_type = typename Shape::k_type;
-    using v_type = typename Shape::v_type;
-    constexpr mma_input k_input = mma_input_of<k_type>, v_input = mma_input_of<v_type>;
-    constexpr int group = Shape::group, k_dim = Shape::k_dim, v_dim = Shape::v_dim;
-    constexpr int keys = tiling::keys, k_stride = tiling::k_stride, v_stride = tiling::v_stride;
-    constexpr int k_steps = k_dim / mma_k, key_blocks = keys / mma_n, p_steps = keys / mma_k;
-    constexpr int v_blocks = v_dim / mma_n;
-    constexpr auto threads = static_cast<int>(Block::threads);
-    constexpr float log2e = 1.4426950408889634f, ln2 = 0.6931471805599453f;
-    const auto thread = static_cast<int>(ctx.thread_rank());
-    const auto lane = static_cast<int>(ctx.lane()), warp = static_cast<int>(ctx.warp());
-    const int quad = lane / 4, pair = lane % 4;  // a fragment's row group and column pair
-    const page_geometry& geo = work.geometry;
-    const window_shape& window = work.window;
-
-    const extend_tile tile = work.tiles[ctx.block_idx().x];
-    const auto head = static_cast<int>(ctx.block_idx().y);
-    const std::int64_t row0 = work.token_indptr[tile.sequence];
-    const std::int64_t tokens = work.token_indptr[tile.sequence + 1] - row0;
-    const std::int64_t length = work.seq_lens[tile.sequence];
-    const std::int64_t first_position = length - tokens;
-    const std::int64_t all_rows = tokens * group;
-    const std::int64_t last_row =
-        (tile.first_row + rows < all_rows ? tile.first_row + rows : all_rows) - 1;
-    const auto position_of = [&](std::int64_t row) { return first_position + row / group; };
-
-    std::byte* shared = ctx.dynamic_shared();
-    auto* q_tile = reinterpret_cast<std::uint32_t*>(shared);
-
-    // The query rows, scaled (by the softmax scale, the keys' fp8 scale and log2(e): scores are
-    // kept in log2 units, for exp2), rounded to K's 16-bit type; rows past the sequence's are
-    // zeros.
-    const float q_factor =
-        work.scale * log2e * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
-    for (int i = thread; i < rows * (k_dim / 2); i += threads) {
-      const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
-      const std::int64_t row = tile.first_row + r;
-      std::uint32_t word = 0;
-      if (row <= last_row) {
-        const int q_head = head * group + static_cast<int>(row % group);
-        const float* q =
-            work.q + (row0 + row / group) * work.q_stride + std::int64_t{q_head} * k_dim + d;
-        word = mma_pack<k_input>(q[0] * q_factor, q[1] * q_factor);
-      }
-      q_tile[r * (k_stride / 2) + d / 2] = word;
-    }
-
-    // The keys some row of the block sees: the sinks of the last row, and from the first row's
-    // window start to the last row. Tiles of `keys` positions cover them, those in between
-    // skipped.
-    const std::int64_t first_query = position_of(tile.first_row);
-    const std::int64_t last_query = position_of(last_row);
-    const std::int64_t sinks_end = window.sink_end(last_query + 1);
-    const std::int64_t recent_begin = window.recent_begin(first_query + 1);
-    const std::int64_t sink_tiles = (sinks_end + keys - 1) / keys;
-    const std::int64_t recent_first_tile =
-        recent_begin / keys > sink_tiles ? recent_begin / keys : sink_tiles;
-    const std::int64_t end_tile = (last_query + keys) / keys;
-    const std::int64_t tiles =
-        sink_tiles + (end_tile > recent_first_tile ? end_tile - recent_first_tile : 0);
-    const auto tile_start = [&](std::int64_t t) {
-      return (t < sink_tiles ? t : recent_first_tile + t - sink_tiles) * keys;
-    };
-
-    const std::int32_t entries_begin = work.indptr[tile.sequence];
-    const auto kept = window.pages_listed(length, geo.page_tokens,
-                                          work.indptr[tile.sequence + 1] - entries_begin);
-    const std::int64_t page_tokens = Shape::page_tokens > 0 ? Shape::page_tokens : geo.page_tokens;
-    const auto buffer = [&](std::int64_t t) {
-      return shared + tiling::q_bytes + static_cast<std::size_t>(t % 2) * tiling::buffer_bytes;
-    };
-    // Starts staging key tile t: Block::threads / keys threads a slot, each finding the slot's
-    // page once, then copying its share of the K and V vectors' 16-byte pieces (consecutive
-    // threads, consecutive pieces); zeros where no row of the block looks (held 0 there).
-    constexpr int slot_threads = threads / keys;
-    const int slot = thread / slot_threads, slot_thread = thread % slot_threads;
-    const auto stage = [&](std::int64_t t) {
-      std::byte* base = buffer(t);
-      const std::int64_t p = tile_start(t) + slot;
-      const std::byte* page = nullptr;
-      std::uint64_t vector = 0;
-      if (p <= last_query && (p < sinks_end || p >= recent_begin)) {
-        const std::int64_t entry = kept.entry_of(p / page_tokens);
-        if (entry >= 0) {
-          page = work.memory +
-                 static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes;
-          const std::int64_t token = p % page_tokens;
-          vector = static_cast<std::uint64_t>(Shape::layout == page_layout::nhd
-                                                  ? token * geo.kv_heads + head
-                                                  : std::int64_t{head} * page_tokens + token);
-        }
-      }
-      if (slot_thread == 0) {
-        reinterpret_cast<std::int32_t*>(base + tiling::held)[slot] = page != nullptr ? 1 : 0;
-        // int8 / int4: the vectors' scales, zeros where no row looks.
-        if constexpr (k_type::scale == scaling::per_token_head)
-          ctx.copy_async_4(
-              base + tiling::k_scales + 4 * slot,
-              page != nullptr ? page + geo.k_scales + vector * scale_bytes : work.memory,
-              page != nullptr);
-        if constexpr (!Shape::latent && v_type::scale == scaling::per_token_head)
-          ctx.copy_async_4(
-              base + tiling::v_scales + 4 * slot,
-              page != nullptr ? page + geo.v_scales + vector * scale_bytes : work.memory,
-              page != nullptr);
-      }
-      // A slot no row sees reads nothing: its source is the page memory's start, for an
-      // address that is one.
-      copy_slot<static_cast<int>(Shape::k_vector_bytes / 16), slot_threads>(
-          ctx, base + tiling::k_values + std::size_t{static_cast<unsigned>(slot)} * tiling::k_row,
-          page != nullptr ? page + geo.k_values + vector * Shape::k_vector_bytes : work.memory,
-          slot_thread, page != nullptr);
-      if constexpr (!Shape::latent)
-        copy_slot<static_cast<int>(Shape::v_vector_bytes / 16), slot_threads>(
-            ctx, base + tiling::v_values + std::size_t{static_cast<unsigned>(slot)} * tiling::v_row,
-            page != nullptr ? page + geo.v_values + vector * Shape::v_vector_bytes : work.memory,
-            slot_thread, page != nullptr);
-    };
-
-    // The warp's query fragments, its rows' positions, and its rows' softmax state: lane (quad,
-    // pair) holds rows quad and quad + 8 of the warp's 16.
-    ctx.sync();
-    mma_a q_fragments[std::size_t{k_steps}];
-    for (int s = 0; s < k_steps; ++s)
-      for (int h = 0; h < 4; ++h)
-        q_fragments[s].reg[h] =
-            q_tile[(warp * 16 + quad + 8 * (h % 2)) * (k_stride / 2) + s * 8 + pair + 4 * (h / 2)];
-    std::int64_t row_position[2];
-    bool row_valid[2];
-    for (int h = 0; h < 2; ++h) {
-      const std::int64_t row = tile.first_row + warp * 16 + quad + 8 * h;
-      row_valid[h] = row <= last_row;
-      row_position[h] = position_of(row);
-    }
-    const std::int64_t warp_first_row = tile.first_row + warp * 16;
-    const bool warp_active = warp_first_row <= last_row;
-    const bool warp_rows_full = warp_first_row + 15 <= last_row;
-    const std::int64_t warp_first = position_of(warp_first_row);
-    const std::int64_t warp_last =
-        position_of(warp_first_row + 15 < last_row ? warp_first_row + 15 : last_row);
-    const std::int64_t warp_sinks_end = window.sink_end(warp_last + 1);
-    const std::int64_t warp_recent_begin = window.recent_begin(warp_first + 1);
-    // Keys from here to warp_first are seen by every row of the warp.
-    const std::int64_t warp_seen_by_all = window.recent_begin(warp_last + 1);
-    const float softcap = work.softcap * log2e, softcap_inverse = ln2 / work.softcap;
-    mma_softmax<std::size_t{key_blocks}> softmax;
-    mma_c acc[std::size_t{v_blocks}] = {};
-    // The rows (and columns) this lane names for ldmatrix: lanes 8 j .. 8 j + 7 give matrix j.
-    const int matrix = lane / 8, matrix_row = lane % 8;
-
-    if (tiles > 0) stage(0);
-    for (std::int64_t t = 0; t < tiles; ++t) {
-      // This tile has landed, and every thread is done with the other buffer (the last tile's),
-      // which now takes the next tile while this one is computed.
-      ctx.wait_async_copies();
-      ctx.sync();
-      if (t + 1 < tiles) stage(t + 1);
-      const std::byte* base = buffer(t);
-      // K or V not read as stored: the block converts the raw tile into the fp16 one (exact),
-      // then meets again before any warp reads it.
-      if constexpr (!tiling::k_stored || !tiling::v_stored) {
-        if constexpr (!tiling::k_stored)
-          convert<k_type, Shape::k_vector_bytes>(ctx, base + tiling::k_values,
-                                                 shared + tiling::k_converted, k_stride);
-        if constexpr (!tiling::v_stored && !Shape::latent)
-          convert<v_type, Shape::v_vector_bytes>(ctx, base + tiling::v_values,
-                                                 shared + tiling::v_converted, v_stride);
-        ctx.sync();
-      }
-      const std::int64_t start = tile_start(t);
-      if (!warp_active || start > warp_last ||
-          (start + keys <= warp_recent_begin && start >= warp_sinks_end))
-        continue;  // none of this warp's rows sees the tile
-      const auto* held = reinterpret_cast<const std::int32_t*>(base + tiling::held);
-      const auto* k_scales = reinterpret_cast<const float*>(base + tiling::k_scales);
-      const auto* v_scales = reinterpret_cast<const float*>(
-          base + (Shape::latent ? tiling::k_scales : tiling::v_scales));
-      const auto* k_tile = reinterpret_cast<const std::uint16_t*>(
-          tiling::k_stored ? base + tiling::k_values : shared + tiling::k_converted);
-      const auto* v_tile = reinterpret_cast<const std::uint16_t*>(
-          Shape::latent      ? reinterpret_cast<const std::byte*>(k_tile)
-          : tiling::v_stored ? base + tiling::v_values
-                             : shared + tiling::v_converted);
-
-      // Scores S = Q K^T: ldmatrix gives B (key n's values k, as stored) for two k steps at once.
-      mma_c scores[std::size_t{key_blocks}] = {};
-      for (int n = 0; n < key_blocks; ++n)
-        for (int s = 0; s < k_steps; s += 2) {
-          const int column = s * 16 + 8 * (s + 1 < k_steps ? matrix : matrix % 2);
-          const mma_matrices b =
-              ctx.template load_matrices<false>(k_tile + (n * 8 + matrix_row) * k_stride + column);
-          scores[n] =
-              ctx.template mma_m16n8k16<k_input>(q_fragments[s], {{b.reg[0], b.reg[1]}}, scores[n]);
-          if (s + 1 < k_steps)
-            scores[n] = ctx.template mma_m16n8k16<k_input>(q_fragments[s + 1],
-                                                           {{b.reg[2], b.reg[3]}}, scores[n]);
-        }
-      if constexpr (k_type::scale == scaling::per_token_head)  // int8 / int4 keys' scales
-        for (int n = 0; n < key_blocks; ++n)
-          for (int i = 0; i < 4; ++i) scores[n].reg[i] *= k_scales[n * 8 + 2 * pair + i % 2];
-      // Masks (only where some key of the tile is hidden from some row of the warp: the
-      // diagonal, a window's edge, the sinks, a short last tile), in slots from the tile's start:
-      // a row sees slots up to `last`, and from `recent` on or below `sinks`.
-      const bool seen_by_all = warp_rows_full && start >= warp_seen_by_all &&
-                               start + keys - 1 <= warp_first && held[0] != 0 &&
-                               held[keys - 1] != 0;
-      if (!seen_by_all) {
-        const auto slot_of = [&](std::int64_t p) {
-          return static_cast<int>(p < start ? -1 : p - start > keys ? keys : p - start);
-        };
-        int last[2], recent[2], sinks[2];
-        for (int h = 0; h < 2; ++h) {
-          const std::int64_t n = row_position[h] + 1;
-          last[h] = row_valid[h] ? slot_of(n - 1) : -1;
-          recent[h] = Shape::windowed ? slot_of(window.recent_begin(n)) : -1;
-          sinks[h] = Shape::windowed ? slot_of(window.sink_end(n)) : -1;
-        }
-        for (int n = 0; n < key_blocks; ++n)
-          for (int i = 0; i < 4; ++i) {
-            const int h = i / 2, j = n * 8 + 2 * pair + i % 2;
-            if (j > last[h] || (j < recent[h] && j >= sinks[h]) || held[j] == 0)
-              scores[n].reg[i] = attention::negative_infinity;
-          }
-      }
-      softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
-      const mma_softmax_step step = softmax.next(ctx, scores);
-      mma_a weights[std::size_t{p_steps}];
-      if constexpr (v_type::scale == scaling::per_token_head)  // int8 / int4 values' scales
-        softmax.template weights<v_input>(
-            scores, step, pair, [&](int j) { return v_scales[j]; }, weights);
-      else
-        softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
-      step.rescale(acc);
-      // O += P V: ldmatrix.trans gives B (key k's value n, stored [k][n]) for two blocks of 8
-      // dims at once.
-      for (int s = 0; s < p_steps; ++s)
-        for (int d = 0; d < v_blocks; d += 2) {
-          const int dims = 8 * (d + (d + 1 < v_blocks ? matrix / 2 : 0));
-          const mma_matrices b = ctx.template load_matrices<true>(
-              v_tile + (s * 16 + matrix_row + 8 * (matrix % 2)) * v_stride + dims);
-          acc[d] = ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[0], b.reg[1]}}, acc[d]);
-          if (d + 1 < v_blocks)
-            acc[d + 1] =
-                ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[2], b.reg[3]}}, acc[d + 1]);
-        }
-    }
-
-    // The rows' results: a row's sum of weights over its 4 lanes, then out and lse (sinks
-    // included, natural-log units), as the decode kernel finishes a sequence of one split.
-    softmax.finish(ctx);
-    if (!warp_active) return;
-    const float v_factor = v_type::scale == scaling::per_layer ? work.v_scale : 1.0f;
-    for (int h = 0; h < 2; ++h) {
-      if (!row_valid[h]) continue;
-      const std::int64_t row = tile.first_row + warp * 16 + quad + 8 * h;
-      const int q_head = head * group + static_cast<int>(row % group);
-      const std::int64_t out_row = (row0 + row / group) * work.q_heads + q_head;
-      const finished_row f =
-          finish_row(softmax.m[h] * ln2, softmax.l[h], v_factor, work.sink_logits, q_head);
-      float* out = work.out + out_row * v_dim + 2 * pair;
-      for (int d = 0; d < v_blocks; ++d) {
-        out[d * 8] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * f.weight;
-        out[d * 8 + 1] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h + 1] * f.weight;
-      }
-      if (pair == 0) work.lse[out_row] = f.lse;
-    }
-  }
-};
 
 }  // namespace kvc::kernels

@@ -1,6 +1,7 @@
 #pragma once
-// Extend (prefill) on the GPU with the tensor-core kernel (kernels/extend.hpp): plan once per
-// step, then launch for every layer of the group, after the step's K/V are appended.
+// Extend (prefill) on the GPU with the tensor-core kernels (kernels/extend.hpp picks one from
+// the layer's shape): plan once per step, then launch for every layer of the group, after the
+// step's K/V are appended.
 //
 //   using shape = kvc::kernels::decode_shape_of<llama3_8b_layer, paged<16>>;
 //   kvc::cuda::plan_extend<shape>(view, token_indptr, q_heads, plan);   // host, once per step
@@ -34,10 +35,10 @@
 namespace kvc::cuda {
 
 /// Plans a step for the extend kernel of Shape (kernels::plan_extend with its tile).
-template <class Shape, class Block = kernels::block_shape<128>>
+template <class Shape, class Block = kernels::extend_block<Shape>>
 void plan_extend(const paged_layer_view& view, std::span<const std::int64_t> token_indptr,
                  int q_heads, kernels::extend_plan& plan) {
-  kernels::plan_extend(view, token_indptr, q_heads, kernels::extend_mma<Shape, Block>::rows, plan,
+  kernels::plan_extend(view, token_indptr, q_heads, kernels::extend<Shape, Block>::rows, plan,
                        "kvc::cuda::plan_extend");
 }
 
@@ -106,19 +107,20 @@ class device_extend_plan {
 
 /// One layer's extend on `stream`: out [new tokens][q_heads][v_dim] and lse [new
 /// tokens][q_heads] (natural log), q, out, lse and device_token_indptr in device memory.
-template <class Shape, class Block = kernels::block_shape<128>>
+template <class Shape, class Block = kernels::extend_block<Shape>>
 void extend(const kernels::extend_plan& plan, const device_extend_plan& device_plan,
             const paged_layer_view& view, std::span<const std::int64_t> token_indptr,
             const std::int64_t* device_token_indptr, attention::query_rows q, float* out,
             float* lse, const attention::attention_params& params, cudaStream_t stream) {
-  using kernel = kernels::extend_mma<Shape, Block>;
+  using kernel = kernels::extend<Shape, Block>;
   kvc::detail::require(device_plan.holds(plan), cache_errc::plan_mismatch,
                        "kvc::cuda::extend: the device plan holds another plan; upload() it first");
   const kernels::extend_work work = kernels::make_extend_work<Shape>(
       plan, device_plan.tiles(), view, token_indptr, device_token_indptr, q, out, lse, params,
       kernel::rows, "kvc::cuda::extend");
   if (work.tile_count == 0) return;
-  launch(kernels::extend_grid(work), Block{}, kernel::shared_bytes, stream, kernel{work});
+  launch(kernels::extend_grid<Shape, Block>(work), Block{}, kernel::shared_bytes, stream,
+         kernel{work});
 }
 
 }  // namespace kvc::cuda
