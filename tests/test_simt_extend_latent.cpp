@@ -1,9 +1,10 @@
 // The extend (prefill) of MLA's 576/512 latents (kernels/extend_by_token.hpp: a block per new
 // token, the tensor-core decode's body at its position) in the SIMT emulator against the
-// reference backend (tests/simt_extend_check.hpp): DeepSeek V2-Lite's, V3's and Kimi K2's
-// head counts (some scaled down), fp16 and bf16, windows, chunks, sinks, soft-cap, pages of
-// several sizes and both layouts, prompts over a prefix and batches of mixed lengths.
-// .ci/run runs the cases tagged [tsan] under ThreadSanitizer.
+// reference backend (tests/simt_extend_check.hpp): DeepSeek V2-Lite's and V3's head counts and
+// fewer, fp16 and bf16, windows, chunks, sinks, soft-cap, pages of several sizes and both
+// layouts, prompts over a prefix and batches of mixed lengths. Few layer types: each one's
+// kernel is heavy for the compiler, in every build of .ci/run. The kernel's barriers and
+// exchanges are the tensor-core decode's, whose cases run under ThreadSanitizer.
 
 #include <catch2/catch.hpp>
 #include <cstddef>
@@ -25,8 +26,6 @@ template <class S>
 using latent_16 = deepseek_latent<16>::shape<S>;
 template <class S>
 using latent_4 = deepseek_latent<4>::shape<S>;
-template <class S>
-using latent_24 = deepseek_latent<24>::shape<S>;
 template <class S>
 using latent_128 = deepseek_latent<128>::shape<S>;
 template <class S>
@@ -75,18 +74,12 @@ TEST_CASE("simt latent extend: V3's 128 heads, two row chunks, pages of 64", "[s
   check_extend<latent_128<storage<bf16>>, paged<64>>({{40}, {4}, 2});
 }
 
-TEST_CASE("simt latent extend: 4 heads, a row group part full", "[simt][tsan]") {
+TEST_CASE("simt latent extend: 4 heads, a row group part full", "[simt]") {
   check_extend<latent_4<storage<fp16>>>({{9}, {12}, 3});
 }
 
-TEST_CASE("simt latent extend: 24 heads, the second row group half full", "[simt]") {
-  check_extend<latent_24<storage<bf16>>>({{5, 0}, {3, 12}, 4});
-}
-
-TEST_CASE("simt latent extend: pages of 1 and 8 tokens, head-major pages", "[simt]") {
-  check_extend<latent_16<storage<fp16>>, paged<1>>({{7}, {12}, 5});
-  check_extend<latent_16<storage<bf16>>, paged<8>>({{29}, {14}, 6});
-  check_extend<latent_16<storage<fp16>>, paged<16, page_layout::hnd>>({{20}, {15}, 7});
+TEST_CASE("simt latent extend: head-major pages of 8 tokens", "[simt]") {
+  check_extend<latent_16<storage<bf16>>, paged<8, page_layout::hnd>>({{29}, {14}, 6});
 }
 
 TEST_CASE("simt latent extend: a sliding window with learned sinks", "[simt]") {
@@ -106,7 +99,7 @@ TEST_CASE("simt latent extend: soft-cap, large and small values", "[simt]") {
   check_extend<capped_latent<storage<bf16>>>(c);
   c.spread = 0.01f;
   c.seed = 12;
-  check_extend<latent_16<storage<fp16>>>(c);
+  check_extend<latent_4<storage<fp16>>>(c);
 }
 
 TEST_CASE("simt latent extend: a batch of mixed lengths, sequences without new tokens", "[simt]") {
