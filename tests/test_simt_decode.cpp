@@ -49,6 +49,11 @@ TEST_CASE("simt decode: learned sink logits (gpt-oss), split and not", "[simt]")
 }
 TEST_CASE("simt decode: multi-head latent attention (DeepSeek)", "[simt]") {
   check_decode<deepseek_shape>({1, 40, 170}, 11);
+  // A latent's values are its keys: an fp8 layer's V scale plays no part.
+  decode_options options;
+  options.k_scale = 0.5f;
+  options.v_scale = 2.0f;
+  check_decode<deepseek_shape>({1, 40}, 13, options);
 }
 TEST_CASE("simt decode: HND pages of 48 tokens (three key blocks a page)", "[simt]") {
   check_decode<group6_shape, paged<48, page_layout::hnd>>({47, 48, 130}, 12);

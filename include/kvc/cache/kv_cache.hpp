@@ -210,8 +210,9 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
 
   // ---- fp8 scales ----
 
-  /// Sets an fp8 layer's scales: stored keys are keys / k_scale, values / v_scale. Allowed
-  /// only while the layer's group holds no token, since stored values would change meaning.
+  /// Sets an fp8 layer's scales: stored keys are keys / k_scale, values / v_scale (a latent
+  /// layer stores no values: its latents take k_scale, v_scale is not used). Allowed only
+  /// while the layer's group holds no token, since stored values would change meaning.
   void set_fp8_scales(int layer, float k_scale, float v_scale) {
     no_open_plan("set_fp8_scales");
     const int g = groups::writable(layer);
@@ -475,7 +476,8 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
     v.geometry = storage_.geometry(g);
     v.window = sizing_.kept_windows[g];
     v.k_scale = k_scale_[source];
-    v.v_scale = v_scale_[source];
+    // A latent's values are its keys' first dims, stored with the keys' scale.
+    v.v_scale = v.geometry.latent ? k_scale_[source] : v_scale_[source];
     attach_table(v, table);
     v.layer = layer;
     v.q_heads = Model::layer_summaries[static_cast<std::size_t>(layer)].q_heads;

@@ -63,7 +63,7 @@ struct paged_layer_view {
   page_geometry geometry{};
   window_shape window{};
   float k_scale = 1.0f;  ///< fp8 only: stored keys are keys / k_scale
-  float v_scale = 1.0f;
+  float v_scale = 1.0f;  ///< fp8 only: stored values are values / v_scale (a latent: k_scale)
   std::int32_t batch = 0;
   const std::int32_t* indptr = nullptr;
   const std::int32_t* indices = nullptr;
