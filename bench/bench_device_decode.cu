@@ -7,7 +7,8 @@
 //   graph;
 // and decode on the tensor cores (bf16): DeepSeek V3's MLA layer (128 heads over a 512 + 64
 // latent, pages of 64) at batch 1, 16 and 64 and contexts of 4k and 32k, Kimi K2's (64 heads)
-// and DeepSeek V2-Lite's (16) at batch 64 and 1, 32k, and a Llama 3 405B layer (groups of 16).
+// and DeepSeek V2-Lite's (16) at batch 64 and 1, 32k, and a Llama 3 405B layer (groups of 16);
+// DeepSeek V3's and Llama 3 405B's also in fp8 e4m3 at batch 64 and 1, 32k.
 // Timed with CUDA events around each launch (manual time). Each row reports bytes_per_second
 // (the KV bytes a decode reads; what an append reads and writes), fraction_of_copy (over a
 // device-to-device cudaMemcpyAsync of 1 GiB, counting its read and its write) and
@@ -328,6 +329,14 @@ BENCHMARK(decode_row<storage<bf16>, models::mla_layer<16>, 64>)
     ->Apply(other_dtype_arguments);
 BENCHMARK(decode_row<storage<bf16>, layer<gqa<128, 8>, head_dim<128>, storage<bf16>>>)
     ->Name("device_decode/llama3_405b/bf16")
+    ->Apply(other_dtype_arguments);
+// The same in fp8 e4m3, converted into fp16 tiles in shared memory.
+BENCHMARK(decode_row<storage<fp8_e4m3>,
+                     layer<mqa<128>, latent<512, 64>, storage<fp8_e4m3>, inv_sqrt_scale<192>>, 64>)
+    ->Name("device_decode/deepseek_v3/fp8_e4m3")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<fp8_e4m3>, layer<gqa<128, 8>, head_dim<128>, storage<fp8_e4m3>>>)
+    ->Name("device_decode/llama3_405b/fp8_e4m3")
     ->Apply(other_dtype_arguments);
 BENCHMARK(append_row<storage<fp16>>)->Name("device_append/llama3_8b/fp16")->Apply(append_arguments);
 BENCHMARK(append_row<storage<int8>>)->Name("device_append/llama3_8b/int8")->Apply(append_arguments);

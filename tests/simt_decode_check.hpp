@@ -40,7 +40,7 @@ struct decode_options {
   int min_split_tokens = 256;
   int workers = 2;                       ///< plan_decode's threads: about 4 items a worker
   float k_scale = 1.0f, v_scale = 1.0f;  ///< the fp8 layers' scales
-  bool only_16_bit = false;              ///< check the fp16 and bf16 layers only
+  std::vector<dtype_id> dtypes = {};     ///< the layers to check, by storage (empty: all)
   float kv_spread = 1.0f;                ///< of the keys and values (normal)
 };
 
@@ -72,7 +72,9 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
       options.sink_logits.empty() ? nullptr : options.sink_logits.data());
   std::size_t items = 0;
   for_each_dtype([&]<int L, class T>() {
-    if (options.only_16_bit && !std::is_same_v<T, fp16> && !std::is_same_v<T, bf16>) return;
+    if (!options.dtypes.empty() &&
+        std::find(options.dtypes.begin(), options.dtypes.end(), T::id) == options.dtypes.end())
+      return;
     using layer_spec = Shape<storage<T>>;
     using shape = kernels::decode_shape_of<layer_spec, Paging>;
     const page_table_csr table = cache.page_table(L, ids);

@@ -230,6 +230,38 @@ TEST_CASE("unpacking a word gives every stored value of it, as the codecs decode
   CHECK(differ == 0);
 }
 
+TEST_CASE("unpacking a word into fp16 pairs gives every stored value of it exactly") {
+  using namespace kvc::numeric;
+  // The same value, or both NaN (an e4m3 NaN is an fp16 NaN).
+  const auto same = [](std::uint32_t pair, int h, float want) {
+    const float got = fp16_to_float(static_cast<std::uint16_t>(pair >> (16 * h)));
+    return (got != got && want != want) || float_bits(got) == float_bits(want);
+  };
+  int differ = 0;
+  for (std::uint32_t i = 0; i < 65536; ++i) {
+    const std::uint32_t word = i | (i ^ 0x5A3Cu) << 16;
+    std::uint32_t e4m3[2], e5m2[2], bytes[2], nibbles[4], halves[1];
+    unpack_fp16<kvc::fp8_e4m3>(word, e4m3);
+    unpack_fp16<kvc::fp8_e5m2>(word, e5m2);
+    unpack_fp16<kvc::int8>(word, bytes);
+    unpack_fp16<kvc::int4>(word, nibbles);
+    unpack_fp16<kvc::fp16>(word, halves);
+    for (int b = 0; b < 4; ++b) {
+      const auto bits = static_cast<std::uint8_t>(word >> (8 * b));
+      differ += !same(e4m3[b / 2], b % 2, fp8_e4m3_to_float(bits)) +
+                !same(e5m2[b / 2], b % 2, fp8_e5m2_to_float(bits)) +
+                !same(bytes[b / 2], b % 2, static_cast<float>(static_cast<std::int8_t>(bits)));
+    }
+    for (int n = 0; n < 8; ++n) {
+      const int nibble = static_cast<int>((word >> (4 * n)) & 0xFu);
+      differ +=
+          !same(nibbles[n / 2], n % 2, static_cast<float>(nibble >= 8 ? nibble - 16 : nibble));
+    }
+    differ += halves[0] != word;
+  }
+  CHECK(differ == 0);
+}
+
 TEST_CASE("encoding rounds to nearest even, saturates fp8 and keeps NaN, by the definition") {
   for (const format& f : formats) {
     const finite_table table = positive_finite(f);

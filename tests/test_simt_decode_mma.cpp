@@ -9,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "attention_shapes.hpp"
@@ -50,7 +51,17 @@ using block_of = kernels::decode_block<shape_of<Shape, Paging>>;
 
 decode_options sixteen_bit() {
   decode_options options;
-  options.only_16_bit = true;
+  options.dtypes = {dtype_id::fp16, dtype_id::bf16};
+  return options;
+}
+
+// The dtypes converted into fp16 tiles, fp8 with layer scales other than 1.
+decode_options eight_bit(std::vector<dtype_id> dtypes = {dtype_id::fp8_e4m3, dtype_id::fp8_e5m2,
+                                                         dtype_id::int8, dtype_id::int4}) {
+  decode_options options;
+  options.dtypes = std::move(dtypes);
+  options.k_scale = 0.37f;
+  options.v_scale = 2.5f;
   return options;
 }
 
@@ -74,8 +85,11 @@ template <class S>
 using group12_mixed_shape = layer<gqa<24, 2>, head_dim<64>, storage<fp16, bf16>>;
 template <class S>
 using group10_chunked_shape = layer<gqa<10, 1>, head_dim<96, 64>, chunked<24>, S>;
+// bf16 K read as stored, int8 V converted, whatever the storage policy given.
+template <class S>
+using group12_bf16_int8_shape = layer<gqa<24, 2>, head_dim<64>, storage<bf16, int8>>;
 
-TEST_CASE("the decode runs on tensor cores for 16-bit latents of 16 heads or more") {
+TEST_CASE("the decode runs on tensor cores for latents of 16 heads or more") {
   using kernels::decode_path;
   using kernels::decode_path_of;
   STATIC_REQUIRE(decode_path_of<shape_of<latent_128>> == decode_path::tensor_cores);
@@ -88,12 +102,17 @@ TEST_CASE("the decode runs on tensor cores for 16-bit latents of 16 heads or mor
   STATIC_REQUIRE(block_of<latent_128>::threads == 256);
   STATIC_REQUIRE(kernels::decode<shape_of<latent_128>>::row_chunks == 2);
   STATIC_REQUIRE(kernels::decode<shape_of<latent_80>>::row_chunks == 2);
-  // DeepSeek's 576-dim latent at 128 heads fits the smallest target's shared memory (sm_80).
+  // DeepSeek's 576-dim latent at 128 heads fits the smallest target's shared memory (sm_80),
+  // in fp8 too (its raw tiles are half the size, and a converted tile is added).
+  using fp8_latent = kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<64>>;
+  STATIC_REQUIRE(decode_path_of<fp8_latent> == decode_path::tensor_cores);
   STATIC_REQUIRE(kernels::decode<shape_of<latent_128>>::shared_bytes <= 163 * 1024);
-  // Other storage, fewer heads, a block of an odd warp count: the CUDA-core kernels.
-  STATIC_REQUIRE(
-      decode_path_of<kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<16>>> ==
-      decode_path::tiled);
+  STATIC_REQUIRE(kernels::decode<fp8_latent>::shared_bytes <= 163 * 1024);
+  STATIC_REQUIRE(decode_path_of<kernels::decode_shape_of<latent_16<storage<int4>>, paged<16>>> ==
+                 decode_path::tensor_cores);
+  // fp32, fewer heads, a block of an odd warp count: the CUDA-core kernels.
+  STATIC_REQUIRE(decode_path_of<kernels::decode_shape_of<latent_128<storage<fp32>>, paged<16>>> ==
+                 decode_path::tiled);
   STATIC_REQUIRE(
       decode_path_of<kernels::decode_shape_of<
           layer<mqa<8>, latent<512, 64>, storage<bf16>, inv_sqrt_scale<192>>, paged<16>>> ==
@@ -105,7 +124,7 @@ TEST_CASE("the decode runs on tensor cores for 16-bit latents of 16 heads or mor
                                                      paged<16>>>::threads == 128);
 }
 
-TEST_CASE("the decode runs on tensor cores for 16-bit groups of more than 8") {
+TEST_CASE("the decode runs on tensor cores for groups of more than 8") {
   using kernels::decode_path;
   using kernels::decode_path_of;
   STATIC_REQUIRE(decode_path_of<shape_of<group12_shape>> == decode_path::tensor_cores);
@@ -118,13 +137,19 @@ TEST_CASE("the decode runs on tensor cores for 16-bit groups of more than 8") {
                                               paged<16>>> == decode_path::tensor_cores);
   STATIC_REQUIRE(block_of<group16_shape>::threads == 64);
   STATIC_REQUIRE(block_of<group64_shape>::threads == 256);
-  // Groups of 8 or fewer, and 8-bit storage: the streamed kernel.
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<group16_shape<storage<fp8_e4m3>>, paged<16>>> ==
+      decode_path::tensor_cores);
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<group16_shape<storage<int4>>, paged<16>>> ==
+      decode_path::tensor_cores);
+  // Groups of 8 or fewer, and fp32: the streamed kernel.
   STATIC_REQUIRE(
       decode_path_of<
           kernels::decode_shape_of<layer<gqa<64, 8>, head_dim<128>, storage<bf16>>, paged<16>>> ==
       decode_path::streamed);
   STATIC_REQUIRE(
-      decode_path_of<kernels::decode_shape_of<group16_shape<storage<fp8_e4m3>>, paged<16>>> ==
+      decode_path_of<kernels::decode_shape_of<group16_shape<storage<fp32>>, paged<16>>> ==
       decode_path::streamed);
 }
 
@@ -245,4 +270,52 @@ TEST_CASE("simt latent decode: large and small spreads of the queries and the la
   options.q_spread = 0.01f;
   options.kv_spread = 0.01f;
   check_decode<latent_16, paged<16>, block_of<latent_16>>({50}, 36, options);
+}
+
+TEST_CASE("simt latent decode: 8-bit latents (fp8 with layer scales, int8, int4)", "[simt][tsan]") {
+  check_decode<latent_16, paged<16>, block_of<latent_16>>({1, 33, 100}, 37, eight_bit());
+}
+
+TEST_CASE("simt latent decode: DeepSeek V3's 128 heads in fp8, split and merged", "[simt]") {
+  decode_options options = eight_bit({dtype_id::fp8_e4m3});
+  options.min_split_tokens = 16;
+  options.workers = 4;
+  CHECK(check_decode<latent_128, paged<64>, block_of<latent_128, paged<64>>>({90, 3}, 38, options) >
+        4);
+}
+
+TEST_CASE("simt latent decode: 8-bit latents in a window, HND pages", "[simt]") {
+  check_decode<window_latent, paged<16>, block_of<window_latent>>(
+      {39, 41, 130}, 39, eight_bit({dtype_id::fp8_e5m2, dtype_id::int4}));
+  using hnd = paged<16, page_layout::hnd>;
+  check_decode<small_latent, hnd, block_of<small_latent, hnd>>(
+      {17, 100}, 40, eight_bit({dtype_id::fp8_e4m3, dtype_id::int8}));
+}
+
+TEST_CASE("simt group decode: 8-bit groups of 16 at dim 128, split and not", "[simt][tsan]") {
+  check_decode<group16_shape, paged<16>, block_of<group16_shape>>({1, 65, 150}, 51, eight_bit());
+  decode_options options = eight_bit({dtype_id::fp8_e4m3, dtype_id::int8});
+  options.min_split_tokens = 16;
+  options.workers = 4;
+  CHECK(check_decode<group16_shape, paged<16>, block_of<group16_shape>>({120}, 52, options) > 2);
+}
+
+TEST_CASE("simt group decode: 8-bit windows with learned sinks, chunks, soft-cap", "[simt]") {
+  decode_options options = eight_bit({dtype_id::int4, dtype_id::fp8_e4m3});
+  options.sink_logits.assign(32, 0.0f);
+  for (int h = 0; h < 32; ++h)
+    options.sink_logits[static_cast<std::size_t>(h)] = 0.25f * static_cast<float>(h) - 4.0f;
+  check_decode<group16_sinks_shape, paged<16>, block_of<group16_sinks_shape>>({1, 33, 100}, 53,
+                                                                              options);
+  check_decode<group10_chunked_shape, paged<16>, block_of<group10_chunked_shape>>(
+      {23, 25, 49}, 54, eight_bit({dtype_id::int8, dtype_id::fp8_e5m2}));
+  check_decode<group12_wide_shape, paged<16>, block_of<group12_wide_shape>>(
+      {31, 90}, 55, eight_bit({dtype_id::fp8_e4m3, dtype_id::int4}));
+}
+
+TEST_CASE("simt group decode: bf16 keys with int8 values", "[simt]") {
+  decode_options options;
+  options.dtypes = {dtype_id::fp32};  // the first layer: every layer is bf16 / int8
+  check_decode<group12_bf16_int8_shape, paged<16>, block_of<group12_bf16_int8_shape>>({20, 70}, 56,
+                                                                                      options);
 }

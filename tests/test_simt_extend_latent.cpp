@@ -1,8 +1,9 @@
 // The extend (prefill) of MLA's 576/512 latents (kernels/extend_by_token.hpp: a block per new
 // token, the tensor-core decode's body at its position) in the SIMT emulator against the
 // reference backend (tests/simt_extend_check.hpp): DeepSeek V2-Lite's and V3's head counts and
-// fewer, fp16 and bf16, windows, chunks, sinks, soft-cap, pages of several sizes and both
-// layouts, prompts over a prefix and batches of mixed lengths. Few layer types: each one's
+// fewer, fp16, bf16, fp8 e4m3 with layer scales, int8 and int4, windows, chunks, sinks,
+// soft-cap, pages of several sizes and both layouts, prompts over a prefix and batches of
+// mixed lengths. Few layer types: each one's
 // kernel is heavy for the compiler, in every build of .ci/run. The kernel's barriers and
 // exchanges are the tensor-core decode's, whose cases run under ThreadSanitizer.
 
@@ -54,6 +55,12 @@ TEST_CASE("the extend of 576/512 latents runs a block per new token, the others 
   using kernels::extend_path;
   using kernels::extend_path_of;
   STATIC_REQUIRE(extend_path_of<shape_of<latent_128>> == extend_path::token_blocks);
+  // 8-bit latents too (converted into fp16 tiles); fp32 has no tensor-core extend.
+  using fp8_latent = kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<64>>;
+  STATIC_REQUIRE(extend_path_of<fp8_latent> == extend_path::token_blocks);
+  STATIC_REQUIRE(kernels::extend_supports<fp8_latent>);
+  STATIC_REQUIRE(
+      !kernels::extend_supports<kernels::decode_shape_of<latent_128<storage<fp32>>, paged<64>>>);
   STATIC_REQUIRE(extend_path_of<shape_of<latent_4>> == extend_path::token_blocks);
   STATIC_REQUIRE(extend_path_of<shape_of<shapes::deepseek_shape>> == extend_path::row_tiles);
   STATIC_REQUIRE(extend_path_of<shape_of<shapes::llama_shape>> == extend_path::row_tiles);
@@ -104,4 +111,18 @@ TEST_CASE("simt latent extend: soft-cap, large and small values", "[simt]") {
 
 TEST_CASE("simt latent extend: a batch of mixed lengths, sequences without new tokens", "[simt]") {
   check_extend<latent_16<storage<bf16>>>({{0, 64, 5, 0, 17}, {16, 0, 1, 9, 0}, 13});
+}
+
+TEST_CASE("simt latent extend: fp8 latents with layer scales, over a prefix", "[simt]") {
+  extend_case c{{0, 37}, {21, 5}, 14};
+  c.k_scale = 0.37f;
+  c.v_scale = 2.5f;  // not used: a latent's values take the keys' scale
+  check_extend<latent_16<storage<fp8_e4m3>>>(c);
+}
+
+TEST_CASE("simt latent extend: int8 and int4 latents, a sliding window with sinks", "[simt]") {
+  check_extend<latent_4<storage<int8>>>({{30}, {9}, 15});
+  extend_case c{{30, 0}, {6, 44}, 16};
+  c.sink_logits = sinks_of(16);
+  check_extend<window_latent<storage<int4>>>(c);
 }

@@ -3,7 +3,8 @@
 // path, itself checked against the reference by test_attention_decode) on the host, within
 // 1e-4 relative (fp32 arithmetic on both sides, in another order). The shapes of the
 // emulator's tests: every storage dtype and mixed K/V dtypes, groups of 1, 4, 7 and 8, windows,
-// chunks, streaming sinks, learned sinks, soft-cap, MLA, HND pages, split and unsplit, inside
+// chunks, streaming sinks, learned sinks, soft-cap, MLA (16-bit and fp8 on the tensor cores),
+// groups of 12 and 16 (bf16, fp16, int8 on the tensor cores), HND pages, split and unsplit, inside
 // an open step; and a whole decode step (append, then decode, in every layer of a 4-layer
 // model) captured as a CUDA graph. Reports itself skipped where no GPU exists.
 
@@ -391,12 +392,16 @@ int main() {
                                                              {1, 2, 4, 5, 24, 25, 290}, 16);
   check_layer<gpt_oss_shape<storage<bf16>>>("learned sinks, window 32", {1, 31, 32, 33, 520}, 16,
                                             {0.5f, -1.0f, 3.0f, 0.0f, 10.0f, -5.0f, 1.0f, 2.0f});
-  check_layer<deepseek_shape<storage<fp8_e4m3>>>("MLA 64 + 16 fp8 (tiled)", {1, 40, 370}, 64);
+  check_layer<deepseek_shape<storage<fp8_e4m3>>>("MLA 64 + 16 fp8, 16 heads", {1, 40, 370}, 64);
   check_layer<deepseek_shape<storage<fp16>>>("MLA 64 + 16 fp16, 16 heads", {1, 40, 370}, 64);
   check_layer<deepseek_shape<storage<bf16>>>("MLA 64 + 16 bf16, 16 heads", {1, 40, 370}, 64);
   check_layer<models::mla_layer<128>, paged<64>>("DeepSeek V3 MLA 512 + 64, 128 heads",
                                                  {1, 100, 1500}, 64);
   check_layer<models::mla_layer<64>>("Kimi K2 MLA, 64 heads, split", {700, 33}, 32);
+  check_layer<layer<mqa<128>, latent<512, 64>, storage<fp8_e4m3>, inv_sqrt_scale<192>>, paged<64>>(
+      "DeepSeek V3 MLA fp8, 128 heads, split", {1, 100, 1500}, 64);
+  check_layer<layer<gqa<32, 2>, head_dim<128>, storage<int8>>>("group 16 d128 int8", {1, 100, 900},
+                                                               64);
   check_layer<layer<gqa<32, 2>, head_dim<128>, storage<bf16>>>("group 16 d128 bf16", {1, 100, 900},
                                                                64);
   check_layer<layer<gqa<24, 2>, head_dim<64>, sliding_window<40>, storage<fp16>, learned_sinks>>(

@@ -5,7 +5,7 @@
 // (the query and the weights rounded to 16 bits), taken over every key of the sequence.
 // Llama-like fp16 and bf16 layers from nothing and over a prefix, a window, a soft-cap,
 // learned sinks, MLA (a small latent on the row tiles, DeepSeek's 512 + 64 on the per-token
-// kernel) and int8 storage. Reports itself skipped where no GPU exists.
+// kernel, in fp16, bf16 and fp8) and int8 storage. Reports itself skipped where no GPU exists.
 
 #include <cuda_runtime.h>
 
@@ -180,6 +180,8 @@ int main() {
   check<deepseek_latent<16>::shape<storage<bf16>>>("latent 512+64, 16 heads bf16", {0, 40},
                                                    {33, 9});
   check<deepseek_latent<128>::shape<storage<fp16>>>("latent 512+64, 128 heads fp16", {70}, {12});
+  check<deepseek_latent<16>::shape<storage<fp8_e4m3>>>("latent 512+64, 16 heads fp8", {0, 40},
+                                                       {33, 9});
   check<llama_shape<storage<int8>>>("gqa 8/2 d128 int8", {0, 70}, {37, 20});
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;

@@ -4,7 +4,8 @@
 // The streamed kernel's iteration is a warp's stage over 32 lanes; the tiled kernel's, a tile
 // of the block over its threads. The tensor-core kernels give their shared memory and their
 // block's threads instead ("extend"; "latent" and "group": the tensor-core decode of DeepSeek
-// V3's latent and of Llama 3 405B's groups of 16; "latent_extend": the extend of that latent).
+// V3's latent and of Llama 3 405B's groups of 16; "latent_extend": the extend of that latent;
+// in bf16 and fp8 e4m3).
 
 #include <cstddef>
 #include <cstdio>
@@ -12,7 +13,6 @@
 #include "kvc/kernels/decode.hpp"
 #include "kvc/kernels/extend.hpp"
 #include "kvc/model/layer.hpp"
-#include "kvc/models/deepseek.hpp"
 
 namespace {
 using namespace kvc;
@@ -35,15 +35,18 @@ void print_extend(const char* name) {
   std::printf("%s %zu 128 extend\n", name, kernels::extend<shape>::shared_bytes);
 }
 
-void print_latent() {
-  using shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
-  std::printf("bf16 %zu %u latent\n", kernels::decode<shape>::shared_bytes,
+template <class Storage>
+void print_latent(const char* name) {
+  using shape =
+      kernels::decode_shape_of<layer<mqa<128>, latent<512, 64>, Storage, inv_sqrt_scale<192>>,
+                               paged<64>>;
+  std::printf("%s %zu %u latent\n", name, kernels::decode<shape>::shared_bytes,
               kernels::decode_block<shape>::threads);
-  std::printf("bf16 %zu %u latent_extend\n", kernels::extend<shape>::shared_bytes,
+  std::printf("%s %zu %u latent_extend\n", name, kernels::extend<shape>::shared_bytes,
               kernels::extend_block<shape>::threads);
   using group_shape =
-      kernels::decode_shape_of<layer<gqa<128, 8>, head_dim<128>, storage<bf16>>, paged<16>>;
-  std::printf("bf16 %zu %u group\n", kernels::decode<group_shape>::shared_bytes,
+      kernels::decode_shape_of<layer<gqa<128, 8>, head_dim<128>, Storage>, paged<16>>;
+  std::printf("%s %zu %u group\n", name, kernels::decode<group_shape>::shared_bytes,
               kernels::decode_block<group_shape>::threads);
 }
 }  // namespace
@@ -55,5 +58,6 @@ int main() {
   print<storage<int8>>("int8");
   print_extend<storage<fp16>>("fp16");
   print_extend<storage<bf16>>("bf16");
-  print_latent();
+  print_latent<storage<bf16>>("bf16");
+  print_latent<storage<fp8_e4m3>>("fp8_e4m3");
 }

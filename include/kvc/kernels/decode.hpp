@@ -69,7 +69,8 @@ using decode_block =
     std::conditional_t<detail::mma_decode_shape<Shape>, mma_decode_block<Shape>, block_shape<128>>;
 
 /// Which kernel decode<Shape, Block> is: the tensor-core kernel for the layers it takes
-/// (16-bit storage; latent layers of 16 query heads or more, other layers of groups above 8;
+/// (any storage but fp32, vectors of whole 16-byte pieces; latent layers of 16 query heads or
+/// more, other layers of groups above 8;
 /// a block of 2, 4, 6 or 8 warps), else the streamed kernel where it takes the shape,
 /// else the tiled one.
 template <class Shape, class Block = decode_block<Shape>>

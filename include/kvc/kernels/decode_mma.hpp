@@ -2,10 +2,13 @@
 // The tensor-core decode: the query heads that share a KV head are the rows of the matrix
 // products, so each cached key and value (a latent, for MLA) is read once for all of them.
 // kernels::decode picks it (kernels/decode.hpp) for
-// - latent (MLA) layers in absorbed form, fp16 or bf16, 16 query heads or more (DeepSeek
-//   V2/V3, Kimi K2), as FlashMLA does (deepseek-ai/FlashMLA, csrc/sm90/decode);
-// - attention layers of 16-bit K and V whose groups pass 8 query heads (Llama 3 405B,
-//   Qwen3-235B, GLM-4.5), where the CUDA-core kernel is bound by its arithmetic.
+// - latent (MLA) layers in absorbed form, 16 query heads or more (DeepSeek V2/V3, Kimi K2),
+//   as FlashMLA does (deepseek-ai/FlashMLA, csrc/sm90/decode);
+// - attention layers whose groups pass 8 query heads (Llama 3 405B, Qwen3-235B, GLM-4.5),
+//   where the CUDA-core kernel is bound by its arithmetic;
+// with K and V in fp16 or bf16 (read as stored) or in fp8 e4m3, fp8 e5m2, int8 or int4
+// (converted exactly into fp16 tiles in shared memory once a tile lands, as the extend
+// kernel does; their scales applied to the scores and the weights).
 // Split-K items and the merge are the decode kernels' (kernels/decode_work.hpp).
 //
 // One block runs one (item, KV head, row chunk) with 2 warps per 16 query heads, up to 64
@@ -22,8 +25,9 @@
 // - O += P V: each warp the dims of its half of V (a latent's first v_dim dims), at most
 //   16 x 256 accumulators a warp, 128 floats a thread for DeepSeek's 512.
 // Two block barriers a tile: the tile has landed (and the other buffer is free), and the
-// halves of the scores are written. Numerics as the tensor-core extend (docs/simt.md): the
-// query and the weights rounded to 16 bits, products exact, sums fp32.
+// halves of the scores are written; a third for an 8-bit tile: it is converted. Numerics as
+// the tensor-core extend (docs/simt.md): the query and the weights rounded to 16 bits,
+// products exact, sums fp32.
 
 #include <cstddef>
 #include <cstdint>
@@ -37,23 +41,31 @@
 #include "kvc/kernels/mma_softmax.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/slot_copy.hpp"
+#include "kvc/kernels/tile_convert.hpp"
 #include "kvc/kernels/unroll.hpp"
+#include "kvc/numeric/unpack.hpp"
 #include "kvc/policy/paging.hpp"
+#include "kvc/policy/storage.hpp"
 
 namespace kvc::kernels {
 
-/// Whether the tensor-core decode takes a layer shape: K and V stored in fp16 or bf16, k_dim
-/// and v_dim multiples of 16 (whole mma steps for each half of V), at most 576 and 512 for a
-/// latent (DeepSeek's 512 + 64) and 256 each otherwise (a warp's accumulators stay in
-/// registers, two tile buffers in shared memory).
+/// Whether the tensor-core decode takes a layer shape: K and V stored in fp16 or bf16 (read
+/// as stored), or in fp8 e4m3, fp8 e5m2, int8 or int4 with vectors of whole 16-byte pieces
+/// (converted exactly into fp16 tiles); k_dim and v_dim multiples of 16 (whole mma steps for
+/// each half of V), at most 576 and 512 for a latent (DeepSeek's 512 + 64) and 256 each
+/// otherwise (a warp's accumulators stay in registers, two tile buffers in shared memory).
 template <class Shape>
 inline constexpr bool mma_decode_supports = [] {
-  constexpr bool k_sixteen_bit = mma_reads_stored<typename Shape::k_type>;
-  constexpr bool v_sixteen_bit = mma_reads_stored<typename Shape::v_type>;
+  using k_type = typename Shape::k_type;
+  using v_type = typename Shape::v_type;
+  constexpr bool k_readable = mma_reads_stored<k_type> ||
+                              (numeric::unpacks_to_fp16<k_type> && Shape::k_vector_bytes % 16 == 0);
+  constexpr bool v_readable = Shape::latent || mma_reads_stored<v_type> ||
+                              (numeric::unpacks_to_fp16<v_type> && Shape::v_vector_bytes % 16 == 0);
   constexpr bool whole_steps = Shape::k_dim % 16 == 0 && Shape::v_dim % 16 == 0;
   constexpr bool in_registers = Shape::latent ? Shape::k_dim <= 576 && Shape::v_dim <= 512
                                               : Shape::k_dim <= 256 && Shape::v_dim <= 256;
-  return k_sixteen_bit && v_sixteen_bit && whole_steps && in_registers;
+  return k_readable && v_readable && whole_steps && in_registers;
 }();
 
 namespace detail {
@@ -66,13 +78,21 @@ constexpr unsigned mma_row_groups(int group) {
 template <class Shape>
 using mma_decode_block = block_shape<64 * detail::mma_row_groups(Shape::group)>;
 
-/// The tensor-core decode's shared memory: the query rows, two tile buffers (an int32 per
-/// slot, 1 when staged, then the keys and the values as stored, in rows 16 bytes longer than
-/// a vector, so that the 8 rows a fragment load reads fall in different banks), then each
-/// warp's half of the scores. Tiles of 64 tokens, 32 where a token's rows pass 1 KiB or the
-/// block has 2 warps.
+/// The tensor-core decode's shared memory: the query rows, two tile buffers, for K or V not
+/// read as stored one converted fp16 tile each, then each warp's half of the scores. A tile
+/// buffer holds per slot an int32 (1 when staged) and the int8 / int4 vectors' scales, then
+/// the keys and the values: fp16 and bf16 as stored, in rows 16 bytes longer than a vector
+/// (so that the 8 rows a fragment load reads fall in different banks), like the converted
+/// tiles; the other dtypes raw. Tiles of 64 tokens, 32 where a token's 16-bit rows pass 1 KiB
+/// or the block has 2 warps.
 template <class Shape, unsigned Warps>
 struct mma_decode_tiling {
+  using k_type = typename Shape::k_type;
+  using v_type = typename Shape::v_type;
+  static constexpr bool k_stored = mma_reads_stored<k_type>;
+  static constexpr bool v_stored = Shape::latent ? k_stored : mma_reads_stored<v_type>;
+  static constexpr bool k_scaled = k_type::scale == scaling::per_token_head;
+  static constexpr bool v_scaled = !Shape::latent && v_type::scale == scaling::per_token_head;
   static constexpr int row_groups = static_cast<int>(Warps) / 2;
   static constexpr int rows = 16 * row_groups;
   static constexpr int k_stride = Shape::k_dim + 8;  ///< 16-bit values from a row to the next
@@ -83,14 +103,23 @@ struct mma_decode_tiling {
   static constexpr int keys =
       widest_keys < 16 * static_cast<int>(Warps) ? widest_keys : 16 * static_cast<int>(Warps);
   static constexpr std::size_t pad16(std::size_t bytes) { return (bytes + 15) / 16 * 16; }
+  static constexpr std::size_t k_row = k_stored ? std::size_t{k_stride} * 2 : Shape::k_vector_bytes;
+  static constexpr std::size_t v_row = v_stored ? std::size_t{v_stride} * 2 : Shape::v_vector_bytes;
   static constexpr std::size_t q_bytes = pad16(std::size_t{rows} * k_stride * 2);
-  static constexpr std::size_t held = 0;  ///< within a buffer
-  static constexpr std::size_t k_values = pad16(std::size_t{keys} * 4);
-  static constexpr std::size_t v_values =
-      Shape::latent ? k_values : k_values + std::size_t{keys} * k_stride * 2;
+  // Within a buffer:
+  static constexpr std::size_t held = 0;
+  static constexpr std::size_t k_scales = pad16(std::size_t{keys} * 4);
+  static constexpr std::size_t v_scales = k_scales + (k_scaled ? std::size_t{keys} * 4 : 0);
+  static constexpr std::size_t k_values = pad16(v_scales + (v_scaled ? std::size_t{keys} * 4 : 0));
+  static constexpr std::size_t v_values = Shape::latent ? k_values : k_values + keys * k_row;
   static constexpr std::size_t buffer_bytes =
-      pad16(v_values + std::size_t{keys} * (Shape::latent ? k_stride : v_stride) * 2);
-  static constexpr std::size_t exchange = q_bytes + 2 * buffer_bytes;
+      pad16(k_values + keys * k_row + (Shape::latent ? 0 : keys * v_row));
+  // After both buffers:
+  static constexpr std::size_t k_converted = q_bytes + 2 * buffer_bytes;
+  static constexpr std::size_t v_converted =
+      k_converted + (k_stored ? 0 : std::size_t{keys} * k_stride * 2);
+  static constexpr std::size_t exchange =
+      v_converted + (v_stored || Shape::latent ? 0 : std::size_t{keys} * v_stride * 2);
   static constexpr int exchange_floats = keys / 2 * static_cast<int>(warp_size);  ///< a warp
   static constexpr std::size_t shared_bytes =
       exchange + std::size_t{Warps} * static_cast<std::size_t>(exchange_floats) * 4;
@@ -113,7 +142,8 @@ template <class Shape, class Block = mma_decode_block<Shape>>
 struct decode_mma {
   static_assert(mma_decode_supports<Shape>,
                 "kvc::kernels::decode_mma: the tensor-core decode takes K and V stored in fp16 or "
-                "bf16, k_dim and v_dim multiples of 16, at most 576 and 512 for a latent layer "
+                "bf16, or in fp8 e4m3, fp8 e5m2, int8 or int4 with vectors of whole 16-byte "
+                "pieces; k_dim and v_dim multiples of 16, at most 576 and 512 for a latent layer "
                 "and 256 otherwise");
   static_assert(Block::threads % 64 == 0 && Block::threads <= 256 && Block::y == 1 && Block::z == 1,
                 "kvc::kernels::decode_mma: a one-dimensional block of 2 to 8 warps, an "
@@ -153,8 +183,12 @@ struct decode_mma {
   template <bool SoftCapped, class Context, class Work>
   KVC_HOST_DEVICE static void attend(const Context& ctx, const Work& work,
                                      const mma_rows_item& item) {
-    constexpr mma_input k_input = mma_input_of<typename Shape::k_type>;
-    constexpr mma_input v_input = mma_input_of<typename Shape::v_type>;
+    using k_type = typename Shape::k_type;
+    using v_type = typename Shape::v_type;
+    constexpr mma_input k_input = mma_input_of<k_type>;
+    constexpr mma_input v_input = mma_input_of<v_type>;
+    // A latent's values are its keys: their scales are K's (the view's v_scale is k_scale).
+    constexpr bool values_scaled = Shape::latent ? tiling::k_scaled : tiling::v_scaled;
     constexpr int group = Shape::group, k_dim = Shape::k_dim, v_dim = Shape::v_dim;
     constexpr int keys = tiling::keys, k_stride = tiling::k_stride, v_stride = tiling::v_stride;
     constexpr int k_steps = k_dim / mma_k, first_half_steps = (k_steps + 1) / 2;
@@ -182,9 +216,10 @@ struct decode_mma {
     auto* q_words = reinterpret_cast<std::uint32_t*>(shared);
     const auto* q_tile = reinterpret_cast<const std::uint16_t*>(shared);
 
-    // The query rows, scaled (by the softmax scale and log2(e): scores are kept in log2 units,
-    // for exp2), rounded to K's 16-bit type; rows past the block's are zeros.
-    const float q_factor = work.scale * log2e;
+    // The query rows, scaled (by the softmax scale, the keys' fp8 scale and log2(e): scores are
+    // kept in log2 units, for exp2), rounded to K's 16-bit type; rows past the block's are zeros.
+    const float q_factor =
+        work.scale * log2e * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
     const float* q_in = work.q + item.query * work.q_stride + std::int64_t{q_head0} * k_dim;
     for (int i = thread; i < rows * (k_dim / 2); i += threads) {
       const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
@@ -232,17 +267,29 @@ struct decode_mma {
                  static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes;
         }
       }
-      if (slot_thread == 0)
+      if (slot_thread == 0) {
         reinterpret_cast<std::int32_t*>(base + tiling::held)[slot] = page != nullptr ? 1 : 0;
+        // int8 / int4: the vectors' scales, zeros where there is no token.
+        if constexpr (tiling::k_scaled)
+          ctx.copy_async_4(
+              base + tiling::k_scales + 4 * slot,
+              page != nullptr ? page + geo.k_scales + index * scale_bytes : work.memory,
+              page != nullptr);
+        if constexpr (tiling::v_scaled)
+          ctx.copy_async_4(
+              base + tiling::v_scales + 4 * slot,
+              page != nullptr ? page + geo.v_scales + index * scale_bytes : work.memory,
+              page != nullptr);
+      }
       // A slot with no token reads nothing: its source is the page memory's start, for an
       // address that is one.
       copy_slot<static_cast<int>(Shape::k_vector_bytes / 16), slot_threads>(
-          ctx, base + tiling::k_values + std::size_t{static_cast<unsigned>(slot)} * k_stride * 2,
+          ctx, base + tiling::k_values + std::size_t{static_cast<unsigned>(slot)} * tiling::k_row,
           page != nullptr ? page + geo.k_values + index * Shape::k_vector_bytes : work.memory,
           slot_thread, page != nullptr);
       if constexpr (!Shape::latent)
         copy_slot<static_cast<int>(Shape::v_vector_bytes / 16), slot_threads>(
-            ctx, base + tiling::v_values + std::size_t{static_cast<unsigned>(slot)} * v_stride * 2,
+            ctx, base + tiling::v_values + std::size_t{static_cast<unsigned>(slot)} * tiling::v_row,
             page != nullptr ? page + geo.v_values + index * Shape::v_vector_bytes : work.memory,
             slot_thread, page != nullptr);
     };
@@ -267,11 +314,17 @@ struct decode_mma {
       // which now takes the next tile, and the partner has read the last tile's scores.
       ctx.wait_async_copies();
       ctx.sync();
-      if (t + 1 < tiles) stage(t + 1);
       const std::byte* base = buffer(t);
-      const auto* held = reinterpret_cast<const std::int32_t*>(base + tiling::held);
-      const auto* k_tile = reinterpret_cast<const std::uint16_t*>(base + tiling::k_values);
-      const auto* v_tile = reinterpret_cast<const std::uint16_t*>(base + tiling::v_values);
+      // K or V not read as stored: the block converts the raw tile into the fp16 one (exact)
+      // before the next tile's copies are issued, then meets again before any warp reads it.
+      const staged_tile tile = convert_staged<Shape, tiling, threads>(ctx, base, shared);
+      if (t + 1 < tiles) stage(t + 1);
+      if constexpr (converts_tiles<tiling>) ctx.sync();
+      const std::int32_t* held = tile.held;
+      const float* k_scales = tile.k_scales;
+      const float* v_scales = tile.v_scales;
+      const std::uint16_t* k_tile = tile.k;
+      const std::uint16_t* v_tile = tile.v;
 
       // This warp's half of the scores: ldmatrix gives A (the query, as stored) for one k step
       // and B (key n's values k, as stored) for two k steps at once.
@@ -305,6 +358,9 @@ struct decode_mma {
       for (int n = 0; n < key_blocks; ++n)
         for (int i = 0; i < 4; ++i)
           scores[n].reg[i] += exchange_partner[(n * 4 + i) * lanes + lane];
+      if constexpr (tiling::k_scaled)  // int8 / int4 keys' scales
+        for (int n = 0; n < key_blocks; ++n)
+          for (int i = 0; i < 4; ++i) scores[n].reg[i] *= k_scales[n * 8 + 2 * pair + i % 2];
 
       // Masks (a slot without a token the query sees), soft-cap, the online softmax.
       for (int n = 0; n < key_blocks; ++n)
@@ -313,7 +369,11 @@ struct decode_mma {
       softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
       const mma_softmax_step step = softmax.next(ctx, scores);
       mma_a weights[std::size_t{p_steps}];
-      softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
+      if constexpr (values_scaled)  // int8 / int4 values' scales
+        softmax.template weights<v_input>(
+            scores, step, pair, [&](int j) { return v_scales[j]; }, weights);
+      else
+        softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
       step.rescale(acc);
       // O += P V over this warp's half of V: ldmatrix.trans gives B (key k's value n, stored
       // [k][n]) for two blocks of 8 dims at once.
@@ -336,6 +396,7 @@ struct decode_mma {
     // (natural-log units, as the other decode kernels write them).
     softmax.finish(ctx);
     const bool only = item.partial == nullptr;
+    const float v_factor = v_type::scale == scaling::per_layer ? work.v_scale : 1.0f;
     const attention::partial_slot partials{work.q_heads, v_dim};
     unroll<2>([&](auto h) {
       const int r = row_group * 16 + quad + 8 * h;
@@ -344,20 +405,23 @@ struct decode_mma {
       const std::int64_t row = item.query * work.q_heads + q_head;
       const int first_dim = half * v_half + 2 * pair;
       if (only) {
+        // The V scale apart, so that finish_row divides a constant 1 by l (a reciprocal: a
+        // general division would call its slow path and spill registers around the call).
         const finished_row f =
             finish_row(softmax.m[h] * ln2, softmax.l[h], 1.0f, work.sink_logits, q_head);
+        const float weight = f.weight * v_factor;
         float* out = work.out + row * v_dim + first_dim;
         unroll<v_blocks>([&](auto d) {
-          out[d * 8] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * f.weight;
-          out[d * 8 + 1] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h + 1] * f.weight;
+          out[d * 8] = weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * weight;
+          out[d * 8 + 1] = weight == 0.0f ? 0.0f : acc[d].reg[2 * h + 1] * weight;
         });
         if (half == 0 && pair == 0) work.lse[row] = f.lse;
       } else {
         float* slot_floats = item.partial;
         float* out = slot_floats + partials.acc(q_head) + first_dim;
         unroll<v_blocks>([&](auto d) {
-          out[d * 8] = acc[d].reg[2 * h];
-          out[d * 8 + 1] = acc[d].reg[2 * h + 1];
+          out[d * 8] = acc[d].reg[2 * h] * v_factor;
+          out[d * 8 + 1] = acc[d].reg[2 * h + 1] * v_factor;
         });
         if (half == 0 && pair == 0) {
           slot_floats[partials.m(q_head)] = softmax.m[h] * ln2;

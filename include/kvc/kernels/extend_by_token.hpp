@@ -1,6 +1,7 @@
 #pragma once
 // The extend (prefill) of layers too wide for the row-tile kernel (kernels/extend_mma.hpp):
-// DeepSeek's and Kimi K2's latents of 576 dims, whose values are 512, in absorbed form. One
+// DeepSeek's and Kimi K2's latents of 576 dims, whose values are 512, in absorbed form, in
+// any storage but fp32 (8-bit and 4-bit latents converted into fp16 tiles). One
 // block runs one new token's query heads over one KV head (a row chunk of them for groups past
 // 64), with the tensor-core decode's body (kernels/decode_mma.hpp): two warps per 16 heads,
 // each multiplying half of the latent's dims for the scores and taking half of the values'.
@@ -35,9 +36,9 @@ struct extend_by_token {
   static_assert(mma_decode_supports<Shape>,
                 "kvc::kernels::extend: no tensor-core extend takes this layer. The row-tile "
                 "kernel takes K and V stored in any dtype but fp32 with k_dim a multiple of 16 "
-                "and v_dim of 8, both at most 256; wider layers (MLA's 576/512) need fp16 or "
-                "bf16 storage, dims multiples of 16, at most 576 and 512 for a latent and 256 "
-                "otherwise");
+                "and v_dim of 8, both at most 256; wider layers (MLA's 576/512) need storage "
+                "other than fp32, dims multiples of 16, at most 576 and 512 for a latent and "
+                "256 otherwise");
   using rows_kernel = decode_mma<Shape, Block>;
   /// A plan tile: one new token's query group.
   static constexpr int rows = Shape::group;

@@ -39,7 +39,7 @@
 #include "kvc/kernels/mma_softmax.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/slot_copy.hpp"
-#include "kvc/numeric/unpack.hpp"
+#include "kvc/kernels/tile_convert.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
 
@@ -124,28 +124,6 @@ struct extend_mma {
   }
 
  private:
-  // Converts a staged tile of raw vectors (keys of VectorBytes bytes, rows back to back) into
-  // fp16 rows of `stride` values, the block's threads taking 16 raw bytes at a time.
-  template <class Type, std::uint32_t VectorBytes, class Context>
-  KVC_HOST_DEVICE static void convert(const Context& ctx, const std::byte* raw, std::byte* tile,
-                                      int stride) {
-    constexpr int pieces = static_cast<int>(VectorBytes / 16);
-    constexpr int per_word = numeric::values_per_word<Type>;
-    for (int i = static_cast<int>(ctx.thread_rank()); i < tiling::keys * pieces;
-         i += static_cast<int>(Block::threads)) {
-      const int j = i / pieces, piece = i % pieces;
-      const vec16 chunk = ctx.load_16(raw + std::size_t{static_cast<unsigned>(i)} * 16);
-      const std::uint32_t words[4] = {chunk.x, chunk.y, chunk.z, chunk.w};
-      auto* out = reinterpret_cast<std::uint32_t*>(tile) + (j * stride + piece * 4 * per_word) / 2;
-      for (int w = 0; w < 4; ++w) {
-        float values[std::size_t{per_word}];
-        numeric::unpack_word<Type>(words[w], values);
-        for (int v = 0; v < per_word; v += 2)
-          out[(w * per_word + v) / 2] = mma_pack<mma_input::fp16>(values[v], values[v + 1]);
-      }
-    }
-  }
-
   template <bool SoftCapped, class Context>
   KVC_HOST_DEVICE void run(const Context& ctx) const {
     using k_type = typename Shape::k_type;
@@ -308,29 +286,17 @@ struct extend_mma {
       const std::byte* base = buffer(t);
       // K or V not read as stored: the block converts the raw tile into the fp16 one (exact),
       // then meets again before any warp reads it.
-      if constexpr (!tiling::k_stored || !tiling::v_stored) {
-        if constexpr (!tiling::k_stored)
-          convert<k_type, Shape::k_vector_bytes>(ctx, base + tiling::k_values,
-                                                 shared + tiling::k_converted, k_stride);
-        if constexpr (!tiling::v_stored && !Shape::latent)
-          convert<v_type, Shape::v_vector_bytes>(ctx, base + tiling::v_values,
-                                                 shared + tiling::v_converted, v_stride);
-        ctx.sync();
-      }
+      const staged_tile staged = convert_staged<Shape, tiling, threads>(ctx, base, shared);
+      if constexpr (converts_tiles<tiling>) ctx.sync();
       const std::int64_t start = tile_start(t);
       if (!warp_active || start > warp_last ||
           (start + keys <= warp_recent_begin && start >= warp_sinks_end))
         continue;  // none of this warp's rows sees the tile
-      const auto* held = reinterpret_cast<const std::int32_t*>(base + tiling::held);
-      const auto* k_scales = reinterpret_cast<const float*>(base + tiling::k_scales);
-      const auto* v_scales = reinterpret_cast<const float*>(
-          base + (Shape::latent ? tiling::k_scales : tiling::v_scales));
-      const auto* k_tile = reinterpret_cast<const std::uint16_t*>(
-          tiling::k_stored ? base + tiling::k_values : shared + tiling::k_converted);
-      const auto* v_tile = reinterpret_cast<const std::uint16_t*>(
-          Shape::latent      ? reinterpret_cast<const std::byte*>(k_tile)
-          : tiling::v_stored ? base + tiling::v_values
-                             : shared + tiling::v_converted);
+      const std::int32_t* held = staged.held;
+      const float* k_scales = staged.k_scales;
+      const float* v_scales = staged.v_scales;
+      const std::uint16_t* k_tile = staged.k;
+      const std::uint16_t* v_tile = staged.v;
 
       // Scores S = Q K^T: ldmatrix gives B (key n's values k, as stored) for two k steps at once.
       mma_c scores[std::size_t{key_blocks}] = {};

@@ -17,6 +17,7 @@
 #include "kvc/config.hpp"
 #include "kvc/numeric/bits.hpp"
 #include "kvc/numeric/convert.hpp"
+#include "kvc/numeric/half.hpp"
 #include "kvc/policy/storage.hpp"
 
 namespace kvc::numeric {
@@ -92,6 +93,72 @@ KVC_HOST_DEVICE inline void unpack_word(std::uint32_t word, float* out) {
     const std::uint32_t flipped = word ^ 0x88888888u;
     for (int i = 0; i < 8; ++i)
       out[i] = float_from_bits(0x4B000000u | ((flipped >> (4 * i)) & 0xFu)) - 8388616.0f;
+  }
+}
+
+namespace detail {
+// a - b in each fp16 half, for operands whose differences are fp16 values (exact).
+KVC_HOST_DEVICE inline std::uint32_t fp16x2_sub_exact(std::uint32_t a, std::uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  std::uint32_t d;
+  asm("sub.rn.f16x2 %0, %1, %2;\n" : "=r"(d) : "r"(a), "r"(b));
+  return d;
+#else
+  const auto half = [](std::uint32_t x, int h) {
+    return fp16_to_float(static_cast<std::uint16_t>(x >> (16 * h)));
+  };
+  return std::uint32_t{fp16_from_float(half(a, 0) - half(b, 0))} |
+         std::uint32_t{fp16_from_float(half(a, 1) - half(b, 1))} << 16;
+#endif
+}
+}  // namespace detail
+
+/// Whether unpack_fp16 takes a storage dtype: the dtypes whose every value an fp16 holds.
+template <class Type>
+inline constexpr bool unpacks_to_fp16 = Type::bits <= 16 && !std::is_same_v<Type, bf16>;
+
+/// Unpacks one stored 32-bit word into fp16 values, two to a word (value 2 i in the low half
+/// of pairs[i]): values_per_word<Type> / 2 words, exactly (fp16 holds every fp8 e4m3, fp8
+/// e5m2, int8 and int4 value; scales apply apart). What the tensor-core kernels stage their
+/// 8-bit tiles with: fp8 e5m2 and integers by byte moves into fp16 bit patterns (an integer
+/// as 1024 + 128 + value, less the offset in one fp16 subtraction), e4m3 by
+/// cvt.rn.f16x2.e4m3x2 on sm_89 and later.
+template <class Type>
+KVC_HOST_DEVICE inline void unpack_fp16(std::uint32_t word, std::uint32_t* pairs) {
+  static_assert(unpacks_to_fp16<Type>, "unpack_fp16: a storage dtype that fp16 holds exactly");
+  if constexpr (std::is_same_v<Type, fp16>) {
+    pairs[0] = word;
+  } else if constexpr (std::is_same_v<Type, fp8_e5m2>) {
+    // e5m2 is the top byte of an fp16.
+    pairs[0] = (word & 0xFFu) << 8 | (word & 0xFF00u) << 16;
+    pairs[1] = (word >> 8 & 0xFF00u) | (word & 0xFF000000u);
+  } else if constexpr (std::is_same_v<Type, fp8_e4m3>) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 890
+    asm("{.reg .b16 l, h;\n mov.b32 {l, h}, %2;\n cvt.rn.f16x2.e4m3x2 %0, l;\n"
+        " cvt.rn.f16x2.e4m3x2 %1, h;}\n"
+        : "=r"(pairs[0]), "=r"(pairs[1])
+        : "r"(word));
+#else
+    float values[4];
+    unpack_word<fp8_e4m3>(word, values);
+    for (int i = 0; i < 2; ++i)
+      pairs[i] = std::uint32_t{fp16_from_float(values[2 * i])} |
+                 std::uint32_t{fp16_from_float(values[2 * i + 1])} << 16;
+#endif
+  } else if constexpr (std::is_same_v<Type, int8>) {
+    const std::uint32_t flipped = word ^ 0x80808080u;  // 128 + value
+    pairs[0] = detail::fp16x2_sub_exact(0x64006400u | (flipped & 0xFFu) | (flipped & 0xFF00u) << 8,
+                                        0x64806480u);
+    pairs[1] = detail::fp16x2_sub_exact(
+        0x64006400u | (flipped >> 16 & 0xFFu) | (flipped >> 8 & 0xFF0000u), 0x64806480u);
+  } else {
+    static_assert(std::is_same_v<Type, int4>, "unpack_fp16: a storage dtype");
+    const std::uint32_t flipped = word ^ 0x88888888u;  // 8 + value
+    for (int i = 0; i < 4; ++i) {
+      const std::uint32_t t = flipped >> (8 * i);
+      pairs[i] =
+          detail::fp16x2_sub_exact(0x64006400u | (t & 0xFu) | (t << 12 & 0xF0000u), 0x64086408u);
+    }
   }
 }
 
