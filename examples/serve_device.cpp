@@ -37,6 +37,7 @@
 #include "kvc/cache/kv_cache.hpp"
 #include "kvc/config.hpp"
 #include "kvc/kernels/simt_shape.hpp"
+#include "kvc/model/with_layer.hpp"
 #include "serve_engine.hpp"
 
 namespace serve {
@@ -141,15 +142,6 @@ class device_array {
   std::size_t capacity_ = 0;
 };
 
-// Calls f(std::type_identity<Layer>{}) with the type of layer l of Model.
-template <class Model, class F>
-void with_layer(int l, F&& f) {
-  int i = 0;
-  [&]<class... Layers>(kvc::type_list<Layers...>) {
-    ((i++ == l ? f(std::type_identity<Layers>{}) : void()), ...);
-  }(typename Model::layer_list{});
-}
-
 // ---- a step on the device ----
 
 template <class Model>
@@ -206,7 +198,7 @@ class device_forward {
       const int l = first_layer(g);
       cache.step_table(plan, l, tables_[g]);
       device_tables_[g].upload(tables_[g], stream_, token_indptr_.data());
-      with_layer<Model>(l, [&]<class Layer>(std::type_identity<Layer>) {
+      kvc::with_layer<Model>(l, [&]<class Layer>(std::type_identity<Layer>) {
         using shape = kvc::kernels::decode_shape_of<typename Layer::attention, paging>;
         const kvc::paged_layer_view view = cache.view(l, tables_[g]);
         if (decoding) {
@@ -265,7 +257,7 @@ class device_forward {
                            head_dim,
                            qkv_width};
     };
-    with_layer<Model>(l, [&]<class Layer>(std::type_identity<Layer>) {
+    kvc::with_layer<Model>(l, [&]<class Layer>(std::type_identity<Layer>) {
       using spec = typename Layer::attention;
       using shape = kvc::kernels::decode_shape_of<spec, paging>;
       kvc::cuda::append<typename spec::k_type, typename spec::v_type, kvc::fp32>(

@@ -27,6 +27,7 @@
 #include "kvc/backend/cuda/extend.cuh"
 #include "kvc/backend/cuda/page_table.cuh"
 #include "kvc/cache/kv_cache.hpp"
+#include "kvc/model/with_layer.hpp"
 #include "miniature_decoder.hpp"
 
 using namespace kvc;
@@ -64,15 +65,6 @@ class device_buffer {
   T* data_ = nullptr;
   std::size_t size_ = 0;
 };
-
-// Calls f(std::type_identity<Layer>{}) with the type of layer l of Model.
-template <class Model, class F>
-void with_layer(int l, F&& f) {
-  int i = 0;
-  [&]<class... Layers>(type_list<Layers...>) {
-    ((i++ == l ? f(std::type_identity<Layers>{}) : void()), ...);
-  }(typename Model::layer_list{});
-}
 
 // What a device step of one sequence keeps between layers: the plans and their device copies.
 struct device_step {

@@ -5,9 +5,11 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "error_code.hpp"
 #include "kvc/model/footprint.hpp"
 #include "kvc/model/layer.hpp"
 #include "kvc/model/model.hpp"
+#include "kvc/model/with_layer.hpp"
 
 using namespace kvc;
 
@@ -76,6 +78,38 @@ TEST_CASE("a pattern cycles from the first layer and may be cut short") {
   STATIC_REQUIRE(cut::layer_summaries[5].window.kind == window_kind::sliding);
   STATIC_REQUIRE(footprint<cut>::local_layers == 5);
   STATIC_REQUIRE(footprint<cut>::full_layers == 1);
+}
+
+TEST_CASE("with_layer gives a run-time layer index its type, and refuses one out of range") {
+  struct m : stack<repeat<3, pattern<local, plain>>,
+                   repeat<2, pattern<kv_shared<2, local>, kv_shared<1, plain>>>,
+                   repeat<2, recurrent_state<1000, fp32>>> {};
+  // Which of the four layer types each index reaches, and how many calls f gets.
+  const auto kind_of = [](int l) {
+    int kind = -1, calls = 0;
+    with_layer<m>(l, [&]<class Layer>(std::type_identity<Layer>) {
+      ++calls;
+      kind = std::is_same_v<Layer, local>                         ? 0
+             : std::is_same_v<Layer, plain>                       ? 1
+             : std::is_same_v<Layer, kv_shared<2, local>>         ? 2
+             : std::is_same_v<Layer, kv_shared<1, plain>>         ? 3
+             : std::is_same_v<Layer, recurrent_state<1000, fp32>> ? 4
+                                                                  : 5;
+    });
+    return calls == 1 ? kind : -calls;
+  };
+  const int expected[] = {0, 1, 0, 2, 3, 4, 4};
+  for (int l = 0; l < m::num_layers; ++l) CHECK(kind_of(l) == expected[l]);
+  // Out of range: invalid_layer, and f is not called.
+  bool called = false;
+  const auto call = [&](int l) {
+    return testing::code_of([&] { with_layer<m>(l, [&](auto) { called = true; }); });
+  };
+  CHECK(call(-1) == cache_errc::invalid_layer);
+  CHECK(call(m::num_layers) == cache_errc::invalid_layer);
+  CHECK_FALSE(called);
+  // A callable that returns a value is taken too; the value is dropped.
+  with_layer<m>(1, [](auto) { return 7; });
 }
 
 TEST_CASE("stacked segments, shared KV and recurrent layers") {

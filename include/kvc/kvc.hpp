@@ -13,6 +13,7 @@
 #include "kvc/model/layer.hpp"
 #include "kvc/model/model.hpp"
 #include "kvc/model/page_geometry.hpp"
+#include "kvc/model/with_layer.hpp"
 #include "kvc/numeric/convert.hpp"
 #include "kvc/numeric/host_vector.hpp"
 #include "kvc/numeric/quantize.hpp"
