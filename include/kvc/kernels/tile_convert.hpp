@@ -5,8 +5,8 @@
 // rows, exactly (numeric::unpack_fp16), which the fragment loads read as they read a 16-bit
 // tile. Scales stay apart: the kernels apply them to the scores and the weights.
 //
-//   const kernels::staged_tile tile = kernels::convert_staged<Shape, tiling, threads>(ctx, base,
-//   shared); if constexpr (kernels::converts_tiles<tiling>) ctx.sync();   // before a warp reads it
+//   const auto tile = kernels::convert_staged<Shape, tiling, threads>(ctx, base, shared);
+//   if constexpr (kernels::converts_tiles<tiling>) ctx.sync();  // before a warp reads it
 
 #include <cstddef>
 #include <cstdint>
@@ -34,18 +34,18 @@ KVC_HOST_DEVICE inline void convert_tile(const Context& ctx, const std::byte* ra
   for (int i = static_cast<int>(ctx.thread_rank()); i < Keys * pieces; i += Threads) {
     const int key = i / pieces, piece = i % pieces;
     const std::byte* from = raw + std::size_t{static_cast<unsigned>(i)} * raw_bytes;
-    vec16 converted;
+    std::uint32_t pairs[4];
     if constexpr (raw_bytes == 8) {
       const vec8 loaded = *reinterpret_cast<const vec8*>(from);
-      numeric::unpack_fp16<Type>(loaded.x, &converted.x);  // x, y
-      numeric::unpack_fp16<Type>(loaded.y, &converted.z);  // z, w
+      numeric::unpack_fp16<Type>(loaded.x, pairs);
+      numeric::unpack_fp16<Type>(loaded.y, pairs + 2);
     } else {
-      numeric::unpack_fp16<Type>(*reinterpret_cast<const std::uint32_t*>(from), &converted.x);
+      numeric::unpack_fp16<Type>(*reinterpret_cast<const std::uint32_t*>(from), pairs);
     }
     const std::size_t value =
         std::size_t{static_cast<unsigned>(key)} * static_cast<unsigned>(stride) +
         std::size_t{static_cast<unsigned>(piece)} * 8;
-    *reinterpret_cast<vec16*>(tile + value * 2) = converted;
+    *reinterpret_cast<vec16*>(tile + value * 2) = vec16{pairs[0], pairs[1], pairs[2], pairs[3]};
   }
 }
 
