@@ -49,10 +49,13 @@ step_data step_of(std::int64_t tokens, float base) {
   return d;
 }
 
+// Window checkpoints of the scenes' caches (0: none).
+std::int64_t scene_checkpoints = 0;
+
 // A cache with some history: three sequences, one a fork sharing a half-full page, one
 // truncated; the windows have slid.
 struct scene {
-  fault_cache cache{capacity_pages{40, 3}};
+  fault_cache cache{capacity_pages{40, 3, 0, scene_checkpoints}};
   std::vector<sequence_id> ids;
   scene() {
     ids.push_back(cache.add_sequence());
@@ -250,6 +253,37 @@ TEST_CASE("every mutating call leaves the cache as it was when an allocation fai
     }
   });
   step->plan.reset();
+}
+
+TEST_CASE("with window checkpoints, the calls that move their pages leave the cache as it was") {
+  // Checkpoints every 16 tokens: the window groups keep pages their windows let go (in a
+  // step, at commit) and give them back at truncate and release; forks share them.
+  scene_checkpoints = 16;
+  const auto none = [](scene&) {};
+  const auto room = [](scene& s) { s.ids.reserve(s.ids.size() + 1); };
+  {
+    scene s;
+    REQUIRE(s.cache.checkpoint_pages_of(s.ids[0], 1) > 0);
+    REQUIRE(s.cache.checkpoint_pages_of(s.ids[2], 2) > 0);  // the fork shares them
+  }
+  sweep("fork", room, [](scene& s) { s.ids.push_back(s.cache.fork(s.ids[0])); });
+  sweep("fork at 20", room, [](scene& s) { s.ids.push_back(s.cache.fork(s.ids[0], 20)); });
+  sweep("truncate to nothing", none, [](scene& s) { s.cache.truncate(s.ids[0], 0); });
+  sweep("release", none, [](scene& s) { s.cache.release(s.ids[0]); });
+  sweep("store_prefix", none,
+        [](scene& s) { s.cache.store_prefix(s.ids[0], scene::prompt(23), {}, 2); });
+  sweep("append", none, [](scene& s) {
+    const append_request batch[] = {{s.ids[0], 17}, {s.ids[2], 2}, {s.ids[1], 30}};
+    const step_data d = step_of(49, 2.5f);
+    s.cache.append(batch, d.layers);
+  });
+  sweep("a decode step whose window lets a checkpoint page go", none, [](scene& s) {
+    const append_request two{s.ids[0], 2};  // at 25 the windows let pages 2 and 3 go
+    const step_data d = step_of(2, 0.25f);
+    s.cache.append({&two, 1}, d.layers);
+    REQUIRE(s.cache.checkpoint_pages_of(s.ids[0], 1) == 2);
+  });
+  scene_checkpoints = 0;
 }
 
 namespace {

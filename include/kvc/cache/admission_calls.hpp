@@ -66,8 +66,9 @@ class admission_calls {
     if (tokens < 0 || tokens > max_sequence_tokens) return 0;
     std::int64_t fit = unlimited_tokens;
     for (int g = 0; g < NumGroups; ++g) {
-      const std::int64_t pages =
-          step_pages::of(c.sizing_.kept_windows[g], Cache::page_tokens, 0, 0, tokens).fresh;
+      const step_pages step = step_pages::of(c.sizing_.kept_windows[g], Cache::page_tokens, 0, 0,
+                                             tokens, c.sizing_.checkpoints[g]);
+      const std::int64_t pages = step.fresh + step.checkpoint_fresh;
       if (pages > 0) fit = std::min(fit, c.available_pages(g) / pages);
     }
     return fit;

@@ -67,6 +67,7 @@ class append_plan {
     groups_ = other.groups_;
     new_pages_ = std::move(other.new_pages_);
     written_ = std::move(other.written_);
+    by_kernel_ = std::move(other.by_kernel_);
     total_tokens_ = other.total_tokens_;
     ticket_ = other.ticket_;
     owner_ = other.owner_;
@@ -86,6 +87,7 @@ class append_plan {
   struct group_change {
     page_id cow_page = -1;  ///< the copy of the shared page that the step writes into
     std::int32_t new_begin = 0, new_end = 0;  ///< its fresh pages, in new_pages
+    std::int32_t checkpoint_end = 0;          ///< then its checkpoint pages, up to here
   };
 
   // The change of entry i's pages in group g.
@@ -104,6 +106,14 @@ class append_plan {
                  static_cast<std::size_t>(c.new_end - c.new_begin));
   }
 
+  // Entry i's checkpoint pages in group g (window checkpoints), by logical page.
+  std::span<const page_id> checkpoint_pages(std::size_t i, int g) const {
+    const group_change& c = change(i, g);
+    return std::span<const page_id>(new_pages_)
+        .subspan(static_cast<std::size_t>(c.new_end),
+                 static_cast<std::size_t>(c.checkpoint_end - c.new_end));
+  }
+
   // Makes an empty plan the one of `batch`, before it takes a page: an entry per request
   // (length_of(slot): the sequence's length now), a change per (entry, group), room for
   // `fresh` pages and a written flag per layer. May throw (allocation): nothing is taken yet.
@@ -120,19 +130,23 @@ class append_plan {
     changes_.resize(entries_.size() * groups_);
     new_pages_.reserve(static_cast<std::size_t>(fresh));
     written_.assign(static_cast<std::size_t>(layers), false);
+    by_kernel_.assign(groups_, false);
   }
 
   // Takes entry i's pages in group g from allocate(): the copy of a shared page (with
-  // `copy`), then `fresh` pages; each is the plan's as soon as it is taken, so that a failure
-  // after it gives it back with the rest. Entries and groups go in order.
+  // `copy`), then `fresh` pages, then `checkpoints` pages; each is the plan's as soon as it is
+  // taken, so that a failure after it gives it back with the rest. Entries and groups go in
+  // order.
   template <class Allocate>
-  void take(std::size_t i, int g, bool copy, std::int64_t fresh, Allocate&& allocate) {
+  void take(std::size_t i, int g, bool copy, std::int64_t fresh, std::int64_t checkpoints,
+            Allocate&& allocate) {
     group_change& c = change(i, g);
-    c.new_begin = c.new_end = static_cast<std::int32_t>(new_pages_.size());
+    c.new_begin = c.new_end = c.checkpoint_end = static_cast<std::int32_t>(new_pages_.size());
     if (copy) c.cow_page = allocate();
-    for (std::int64_t p = 0; p < fresh; ++p) {
+    for (std::int64_t p = 0; p < fresh + checkpoints; ++p) {
       new_pages_.push_back(allocate());
-      c.new_end = static_cast<std::int32_t>(new_pages_.size());
+      c.checkpoint_end = static_cast<std::int32_t>(new_pages_.size());
+      if (p < fresh) c.new_end = c.checkpoint_end;
     }
   }
 
@@ -143,7 +157,7 @@ class append_plan {
       for (std::size_t g = 0; g < groups_; ++g) {
         const group_change& c = changes_[i * groups_ + g];
         if (c.cow_page >= 0) fn(static_cast<int>(g), c.cow_page);
-        for (std::int32_t p = c.new_begin; p < c.new_end; ++p)
+        for (std::int32_t p = c.new_begin; p < c.checkpoint_end; ++p)
           fn(static_cast<int>(g), new_pages_[static_cast<std::size_t>(p)]);
       }
   }
@@ -154,6 +168,9 @@ class append_plan {
   std::vector<page_id> new_pages_;
   mutable std::vector<bool>
       written_;  ///< [layer]: write() stored its K/V (write takes a const plan)
+  /// [group]: mark_written recorded a layer of it, whose kernel stored only what the window
+  /// keeps (so not the step's window checkpoints).
+  mutable std::vector<bool> by_kernel_;
   std::int64_t total_tokens_ = 0;
   std::uint64_t ticket_ = 0;
   void* owner_ = nullptr;

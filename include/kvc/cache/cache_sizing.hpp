@@ -7,6 +7,7 @@
 //   const auto sizing = detail::cache_sizing<Model, Paging>::of(capacity_bytes{8 << 30});
 //   sizing.pages[g];          // pages of group g
 //   sizing.kept_windows[g];   // what group g keeps pages for
+//   sizing.checkpoints[g];    // the window checkpoints it keeps (policy/checkpoints.hpp)
 
 #include <cstdint>
 #include <limits>
@@ -18,6 +19,7 @@
 #include "kvc/detail/index.hpp"
 #include "kvc/model/model.hpp"
 #include "kvc/model/page_geometry.hpp"
+#include "kvc/policy/checkpoints.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::detail {
@@ -45,7 +47,9 @@ struct cache_sizing {
 
   std::int64_t rollback_reserve = 0;
   std::int64_t state_snapshots = 0;
+  std::int64_t checkpoint_every = 0;
   signed_array<window_shape, num_groups> kept_windows{};
+  signed_array<window_checkpoints, num_groups> checkpoints{};
   signed_array<std::int64_t, num_groups> pages{};
 
   /// Sizes every group to the same number of pages.
@@ -54,7 +58,8 @@ struct cache_sizing {
                 capacity.pages_per_group <= std::numeric_limits<page_id>::max(),
             cache_errc::invalid_argument,
             "kvc::kv_cache: pages_per_group must be in 1..2^31-1, not ", capacity.pages_per_group);
-    cache_sizing sizing = with_extras(capacity.rollback_reserve, capacity.state_snapshots);
+    cache_sizing sizing =
+        with_extras(capacity.rollback_reserve, capacity.state_snapshots, capacity.checkpoint_every);
     sizing.pages.fill(capacity.pages_per_group);
     return sizing;
   }
@@ -65,7 +70,8 @@ struct cache_sizing {
   static cache_sizing of(capacity_bytes capacity) {
     require(capacity.expected_tokens > 0 && capacity.expected_tokens <= max_sequence_tokens,
             cache_errc::invalid_argument, "kvc::kv_cache: expected_tokens must be in 1..2^40");
-    cache_sizing sizing = with_extras(capacity.rollback_reserve, capacity.state_snapshots);
+    cache_sizing sizing =
+        with_extras(capacity.rollback_reserve, capacity.state_snapshots, capacity.checkpoint_every);
     const std::uint64_t snapshots = sizing.snapshot_memory_bytes();
     require(snapshots == 0 || snapshots < capacity.bytes, cache_errc::invalid_argument,
             "kvc::kv_cache: ", capacity.bytes, " bytes cannot hold ", capacity.state_snapshots,
@@ -75,7 +81,8 @@ struct cache_sizing {
     for (int g = 0; g < num_groups; ++g) {
       const window_shape& window = sizing.kept_windows[g];
       need[g] = window.max_pages_held(capacity.expected_tokens, Paging::page_tokens) +
-                (window.bounded() ? 1 : 0);
+                (window.bounded() ? 1 : 0) +
+                sizing.checkpoints[g].pages_held(window, capacity.expected_tokens);
       bytes_per_sequence += static_cast<double>(need[g]) *
                             static_cast<double>(shapes::geometry(g).page_bytes) *
                             static_cast<double>(shapes::layers(g));
@@ -106,7 +113,8 @@ struct cache_sizing {
   }
 
  private:
-  static cache_sizing with_extras(std::int64_t reserve, std::int64_t snapshots) {
+  static cache_sizing with_extras(std::int64_t reserve, std::int64_t snapshots,
+                                  std::int64_t checkpoint_every) {
     // Bounded, so that the page-pattern scans over a window's horizon stay short.
     require(reserve >= 0 && reserve <= max_rollback_reserve, cache_errc::invalid_argument,
             "kvc::kv_cache: rollback_reserve must be in 0..65536, not ", reserve);
@@ -115,12 +123,26 @@ struct cache_sizing {
     require(snapshots == 0 || state_bytes() > 0, cache_errc::invalid_argument,
             "kvc::kv_cache: state_snapshots needs a model with a recurrent layer; this one has "
             "none");
+    constexpr std::int64_t P = Paging::page_tokens;
+    require(checkpoint_every >= 0 && checkpoint_every <= max_sequence_tokens &&
+                checkpoint_every % P == 0,
+            cache_errc::invalid_argument,
+            "kvc::kv_cache: checkpoint_every must be 0 or a multiple of the page size (", P,
+            ") up to 2^40, not ", checkpoint_every);
+    bool windowed = false;
+    for (int g = 0; g < num_groups; ++g) windowed = windowed || shapes::summary(g).window.bounded();
+    require(checkpoint_every == 0 || windowed, cache_errc::invalid_argument,
+            "kvc::kv_cache: checkpoint_every needs a model with a sliding, chunked or streaming "
+            "window; this one has none");
     cache_sizing sizing;
     sizing.rollback_reserve = reserve;
     sizing.state_snapshots = snapshots;
+    sizing.checkpoint_every = checkpoint_every;
     for (int g = 0; g < num_groups; ++g) {
-      sizing.kept_windows[g] = shapes::summary(g).window;
-      if (sizing.kept_windows[g].bounded()) sizing.kept_windows[g].reserve = reserve;
+      const window_shape& seen = shapes::summary(g).window;
+      sizing.kept_windows[g] = seen;
+      if (seen.bounded()) sizing.kept_windows[g].reserve = reserve;
+      sizing.checkpoints[g] = window_checkpoints{seen, seen.bounded() ? checkpoint_every : 0, P};
     }
     return sizing;
   }

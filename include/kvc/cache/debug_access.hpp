@@ -9,7 +9,8 @@
 // open-plan pages) naming it; the free list holds exactly the unreferenced pages, once each;
 // a released sequence lists nothing; a live one lists at most the pages its window keeps
 // (after a truncation or a fork at a position maybe fewer recent ones), none only when
-// empty, and always the page of the first position its window shows. The prefix index's
+// empty, and always the page of the first position its window shows; its checkpoint pages are
+// pages the rule wants, in order, before its list's run. The prefix index's
 // pages count one reference each; its key table and its parent links agree with its nodes.
 
 #include <cstddef>
@@ -20,7 +21,9 @@
 
 #include "kvc/cache/append_plan.hpp"
 #include "kvc/cache/page_pool.hpp"
+#include "kvc/cache/sequence_table.hpp"
 #include "kvc/cache/state_snapshots.hpp"
+#include "kvc/policy/checkpoints.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::detail {
@@ -33,7 +36,11 @@ struct cache_debug_access {
       std::vector<std::int32_t> references(static_cast<std::size_t>(pool.capacity()), 0);
       for (const auto& s : cache.sequences_.all()) {
         check_lists(s, g, cache.sizing_.kept_windows[g], Cache::page_tokens);
+        check_checkpoints(s, g, cache.sizing_.kept_windows[g], cache.sizing_.checkpoints[g],
+                          Cache::page_tokens);
         for (page_id p : s.pages[g]) ++references[static_cast<std::size_t>(p)];
+        for (const checkpoint_page& c : s.checkpoints[g])
+          ++references[static_cast<std::size_t>(c.page)];
       }
       if (const append_plan* plan = cache.open_.plan())  // its pages are its own until commit
         plan->for_each_taken(count_taken{g, references});
@@ -184,6 +191,25 @@ struct cache_debug_access {
       throw std::logic_error("group " + std::to_string(g) + ": a sequence of " +
                              std::to_string(s.length) + " tokens holds " + std::to_string(held) +
                              " pages, it keeps " + std::to_string(kept.count()));
+  }
+
+  // A sequence's checkpoint pages are pages the rule wants, in order, wholly inside the
+  // sequence and before the first page its list names.
+  template <class Sequence>
+  static void check_checkpoints(const Sequence& s, int g, const window_shape& kept,
+                                const window_checkpoints& rule, std::int64_t page_tokens) {
+    const auto& held = s.checkpoints[g];
+    const auto listed =
+        kept.pages_listed(s.length, page_tokens, static_cast<std::int64_t>(s.pages[g].size()));
+    const std::int64_t first_listed =
+        listed.count() > listed.sink_pages ? listed.recent_first : listed.last + 1;
+    for (std::size_t i = 0; i < held.size(); ++i)
+      if (!s.alive || !rule.wants(held[i].logical) ||
+          (held[i].logical + 1) * page_tokens > s.length || held[i].logical >= first_listed ||
+          held[i].logical < listed.sink_pages || (i > 0 && held[i - 1].logical >= held[i].logical))
+        throw std::logic_error("group " + std::to_string(g) + ": a sequence of " +
+                               std::to_string(s.length) + " tokens holds checkpoint page " +
+                               std::to_string(held[i].logical) + " out of place");
   }
 
   static void check_pool(const page_pool& pool, int g,

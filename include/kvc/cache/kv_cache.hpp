@@ -20,6 +20,9 @@
 //   drafts); fork(parent, n) shares only the first n. Window layers keep a rollback reserve
 //   of R tokens (capacity_*::rollback_reserve) so that a sequence cut back to the longest it
 //   has been minus R still finds everything it sees.
+// - Window checkpoints (capacity_*::checkpoint_every = N): window groups also keep, beside the
+//   pages they list, the pages a prefix hit at each multiple of N needs (policy/checkpoints.hpp);
+//   kernels never see them, the prefix index stores them.
 // - Every error throws cache_error and leaves the cache exactly as it was.
 //
 // This file is the facade: it orders every call (all that can throw comes first, then the
@@ -29,8 +32,9 @@
 // page memory, storing and loading a token), sequence_table.hpp (slots, generations, what a
 // sequence lists, rollback), step_pages.hpp (what a step does to a sequence's pages in a
 // group), append_plan.hpp, page_table_fill.hpp (filling page tables, views), layer_groups.hpp,
-// prefix_reuse.hpp (the content index of full pages); the calls of admission_calls.hpp and
-// prefix_calls.hpp are bases of the facade; debug_access.hpp checks the invariants across them.
+// prefix_reuse.hpp (the content index of full pages); the calls of admission_calls.hpp,
+// rollback_calls.hpp and prefix_calls.hpp are bases of the facade; debug_access.hpp checks the
+// invariants across them.
 
 #include <algorithm>
 #include <array>
@@ -55,6 +59,7 @@
 #include "kvc/cache/prefix_calls.hpp"
 #include "kvc/cache/prefix_reuse.hpp"
 #include "kvc/cache/requests.hpp"
+#include "kvc/cache/rollback_calls.hpp"
 #include "kvc/cache/sequence_table.hpp"
 #include "kvc/cache/step_demand.hpp"
 #include "kvc/cache/step_pages.hpp"
@@ -70,6 +75,8 @@ namespace kvc {
 template <model_type Model, class Paging = paged<16>, class Allocator = host_allocator>
 class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocator>,
                                                 layer_groups<Model>::num_groups>,
+                 public detail::rollback_calls<kv_cache<Model, Paging, Allocator>,
+                                               layer_groups<Model>::num_groups>,
                  public detail::prefix_calls<kv_cache<Model, Paging, Allocator>,
                                              layer_groups<Model>::num_groups> {
   static_assert(Paging::is_paged, "kvc::kv_cache<Model, Paging>: Paging must be paged<P, layout>");
@@ -100,58 +107,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
 
   sequence_id add_sequence() { return sequences_.add(); }
   using detail::prefix_calls<kv_cache, num_groups>::add_sequence;  // from a prefix hit
-
-  /// Adds a sequence with the parent's tokens, sharing every one of its pages; returns it.
-  sequence_id fork(sequence_id parent) { return fork(parent, length(parent)); }
-
-  /// Adds a sequence with the parent's first `tokens` tokens (beam search, a shared system
-  /// prompt), sharing the pages that hold them; the parent is unchanged. A shared page that
-  /// either one writes is copied first. Throws rollback_exceeded when a window of the parent
-  /// no longer keeps what the child would see (see truncate).
-  sequence_id fork(sequence_id parent, std::int64_t tokens) {
-    no_open_plan("fork");
-    const std::uint32_t parent_slot = sequences_.checked(parent);
-    detail::signed_array<std::vector<page_id>, num_groups> pages;
-    for (int g = 0; g < num_groups; ++g) {
-      const std::vector<page_id>& held = sequences_[parent_slot].pages[g];
-      pages[g].assign(held.begin(), held.begin() + static_cast<std::ptrdiff_t>(kept_entries(
-                                                       parent_slot, g, tokens, "fork")));
-    }
-    // Everything that can throw is done: take the slot and the references.
-    const sequence_id child = sequences_.add();
-    const sequence& p = sequences_[parent_slot];  // add may have moved it
-    sequence& c = sequences_[child.slot];
-    c.length = tokens;
-    for (int g = 0; g < num_groups; ++g) {
-      c.pages[g] = std::move(pages[g]);
-      c.valid_from[g] = std::min(p.valid_from[g], tokens);
-      for (page_id page : c.pages[g]) storage_.pool(g).retain(page);
-    }
-    ++epoch_;
-    return child;
-  }
-
-  /// Drops the sequence's tokens from position `tokens` on (the rejected draft tokens of
-  /// speculative decoding): their pages go back (a shared page is only let go, never
-  /// written). A window layer must still hold everything a sequence of `tokens` tokens sees;
-  /// a cache built with a rollback reserve of R guarantees that for any `tokens` at least the
-  /// longest the sequence has been minus R (a speculative step of up to R drafts). Otherwise
-  /// throws rollback_exceeded and changes nothing.
-  void truncate(sequence_id id, std::int64_t tokens) {
-    no_open_plan("truncate");
-    const std::uint32_t slot = sequences_.checked(id);
-    detail::signed_array<std::size_t, num_groups> kept{};
-    for (int g = 0; g < num_groups; ++g) kept[g] = kept_entries(slot, g, tokens, "truncate");
-    sequence& s = sequences_[slot];  // nothing below throws
-    for (int g = 0; g < num_groups; ++g) {
-      std::vector<page_id>& table = s.pages[g];
-      for (std::size_t j = kept[g]; j < table.size(); ++j) storage_.pool(g).release(table[j]);
-      table.resize(kept[g]);
-      s.valid_from[g] = std::min(s.valid_from[g], tokens);
-    }
-    s.length = tokens;
-    ++epoch_;
-  }
+  // fork, truncate, can_truncate, tokens_available: detail::rollback_calls.
 
   void release(sequence_id id) {
     no_open_plan("release");
@@ -165,27 +121,10 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   /// Returns the tokens appended to the sequence so far (windows do not shorten it).
   std::int64_t length(sequence_id id) const { return sequences_[sequences_.checked(id)].length; }
 
-  /// Returns how many more tokens the sequence can take, in one append or several, if no other
-  /// sequence takes pages meanwhile; unlimited_tokens when its windows never run out.
-  std::int64_t tokens_available(sequence_id id) const {
-    const std::uint32_t slot = sequences_.checked(id);
-    std::int64_t available = unlimited_tokens;
-    for (int g = 0; g < num_groups; ++g)
-      available = std::min(available, tokens_available_in_group(slot, g));
-    return available;
-  }
-
-  /// Returns whether truncate(sequence, tokens) (or fork(sequence, tokens)) would succeed.
-  bool can_truncate(sequence_id id, std::int64_t tokens) const {
-    const sequence& s = sequences_[sequences_.checked(id)];
-    if (tokens < 0 || tokens > s.length) return false;
-    for (int g = 0; g < num_groups; ++g)
-      if (!detail::can_cut(s, g, storage_.window(g), tokens)) return false;
-    return true;
-  }
-
   /// Returns the rollback reserve the cache was built with.
   std::int64_t rollback_reserve() const { return sizing_.rollback_reserve; }
+  /// Returns the window checkpoints' period the cache was built with (0: none).
+  std::int64_t checkpoint_every() const { return sizing_.checkpoint_every; }
 
   // ---- pages ----
 
@@ -196,6 +135,10 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   /// Returns the pages the sequence holds in a group (shared pages included).
   std::int64_t pages_of(sequence_id id, int group) const {
     return static_cast<std::int64_t>(sequences_[sequences_.checked(id)].pages[group].size());
+  }
+  /// Returns the pages the sequence holds in a group for window checkpoints (beside pages_of).
+  std::int64_t checkpoint_pages_of(sequence_id id, int group) const {
+    return static_cast<std::int64_t>(sequences_[sequences_.checked(id)].checkpoints[group].size());
   }
   const page_geometry& geometry(int group) const { return storage_.geometry(group); }
   /// Returns the window a group keeps pages for (the layers' window, with the rollback reserve).
@@ -242,17 +185,19 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
                       storage_.pool(g).free_pages(), " are free and ",
                       storage_.pool(g).cached_pages(), " cached");
     std::int64_t fresh_total = 0;
-    for (const step_need& need : needs) fresh_total += need.step.fresh;
+    for (const step_need& need : needs) fresh_total += need.step.fresh + need.step.checkpoint_fresh;
     append_plan plan;
     plan.size_for(
         batch, [&](std::uint32_t seq_slot) { return sequences_[seq_slot].length; }, num_groups,
         num_layers, fresh_total);
     for (std::size_t i = 0; i < plan.entries_.size(); ++i)  // so that commit cannot throw
       for (int g = 0; g < num_groups; ++g) {
-        std::vector<page_id>& table = sequences_[plan.entries_[i].slot].pages[g];
-        table.reserve(table.size() +
-                      static_cast<std::size_t>(
-                          needs[i * num_groups + static_cast<std::size_t>(g)].step.fresh));
+        sequence& s = sequences_[plan.entries_[i].slot];
+        const step_pages& step = needs[i * num_groups + static_cast<std::size_t>(g)].step;
+        s.pages[g].reserve(s.pages[g].size() + static_cast<std::size_t>(step.fresh));
+        if (sizing_.checkpoints[g].active())  // the step's checkpoint pages, and those let go
+          s.checkpoints[g].reserve(s.checkpoints[g].size() + s.pages[g].size() +
+                                   static_cast<std::size_t>(step.checkpoint_fresh));
       }
     prefix_.plan_victims(needed, storage_);  // cached pages the step takes beyond the free ones
     // Nothing above took a page; from here a failure (a device copy) gives back what was taken.
@@ -261,7 +206,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
         for (int g = 0; g < num_groups; ++g) {
           const step_need& need = needs[i * num_groups + static_cast<std::size_t>(g)];
           page_pool& pool = storage_.pool(g);
-          plan.take(i, g, need.copy_on_write, need.step.fresh,
+          plan.take(i, g, need.copy_on_write, need.step.fresh, need.step.checkpoint_fresh,
                     [&] { return prefix_.take(g, pool); });
           if (need.copy_on_write)
             storage_.copy_page(
@@ -276,7 +221,8 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
     return plan;  // the move (or elision) tells the cache where the plan lives now
   }
 
-  /// Stores one layer's K/V for every token of the plan that its window keeps.
+  /// Stores one layer's K/V for every token of the plan that its window keeps, and with window
+  /// checkpoints every token of a checkpoint page.
   void write(const append_plan& plan, int layer, const kv_input& k, const kv_input& v) {
     is_open(plan, "write");
     const int g = groups::writable(layer);
@@ -285,6 +231,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
     const int slot_in_group = groups::value.slot[layer];
     const float k_inverse = 1.0f / k_scale_[layer], v_inverse = 1.0f / v_scale_[layer];
     const window_shape& window = sizing_.kept_windows[g];
+    const window_checkpoints& checkpoints = sizing_.checkpoints[g];
     for (std::size_t i = 0; i < plan.entries_.size(); ++i) {
       const auto& e = plan.entries_[i];
       const std::int64_t end = e.old_length + e.tokens;
@@ -292,10 +239,22 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
       const auto& change = plan.change(i, g);
       const page_id* held = sequences_[e.slot].pages[g].data();
       const page_id* fresh = plan.fresh_pages(i, g).data();
+      const page_id* held_back = plan.checkpoint_pages(i, g).data();
+      std::int64_t back_page = -1;  // the checkpoint page being written, and its page
+      page_id back = -1;
       for (std::int64_t position = e.old_length; position < end; ++position) {
-        if (!window.keeps(end, position)) continue;  // slid out within the step
-        storage_.store_token(g, slot_in_group, step.page_of(position, held, fresh, change.cow_page),
-                             static_cast<int>(position % page_tokens), k, v,
+        const std::int64_t logical = position / page_tokens;
+        if (!window.keeps(end, position) && !checkpoints.wants(logical)) continue;  // slid out
+        page_id page = -1;
+        if (logical < step.checkpoint_first || logical > step.checkpoint_last) {
+          page = step.page_of(position, held, fresh, change.cow_page);
+        } else {  // a checkpoint page the window no longer lists after the step
+          if (logical != back_page)
+            back = held_back[checkpoints.wanted_in(step.checkpoint_first, logical - 1)];
+          back_page = logical;
+          page = back;
+        }
+        storage_.store_token(g, slot_in_group, page, static_cast<int>(position % page_tokens), k, v,
                              e.first_input + (position - e.old_length), k_inverse, v_inverse);
       }
     }
@@ -307,11 +266,14 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   /// the layer as written. The cache cannot see those bytes: call it once the kernel has
   /// finished (its stream synchronized, or ordered before the attention that reads it).
   /// Throws plan_conflict for a plan that is not the open one, invalid_layer for a layer that
-  /// owns no cache; the plan is unchanged then.
+  /// owns no cache; the plan is unchanged then. A kernel stores only what the window keeps, so
+  /// with window checkpoints the step keeps none of those it would have taken in the layer's
+  /// group (nor the pages it left partly written).
   void mark_written(const append_plan& plan, int layer) {
     is_open(plan, "mark_written");
-    static_cast<void>(groups::writable(layer));
+    const int g = groups::writable(layer);
     plan.written_[static_cast<std::size_t>(layer)] = true;
+    plan.by_kernel_[static_cast<std::size_t>(g)] = true;
   }
 
   /// Commits the plan: the step's sequences grow; pages their windows no longer keep go back.
@@ -333,11 +295,27 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
       for (int g = 0; g < num_groups; ++g) {
         const auto& change = plan.change(i, g);
         const window_shape& window = sizing_.kept_windows[g];
-        detail::apply_step(s.pages[g], step_of(plan, i, g), window.bounded(), change.cow_page,
-                           plan.fresh_pages(i, g),
-                           [&](page_id let_go) { storage_.pool(g).release(let_go); });
-        if (window.bounded())
+        const step_pages step = step_of(plan, i, g);
+        const bool by_kernel = plan.by_kernel_[static_cast<std::size_t>(g)];
+        // A page the window lets go stays for a checkpoint when it is complete: not the page a
+        // kernel left partly written.
+        const std::int64_t partial =
+            by_kernel && e.old_length % page_tokens != 0 ? e.old_length / page_tokens : -1;
+        const window_checkpoints& rule = sizing_.checkpoints[g];
+        const auto release = [&](page_id let_go) { storage_.pool(g).release(let_go); };
+        detail::apply_step(s.pages[g], step, window.bounded(), change.cow_page,
+                           plan.fresh_pages(i, g), [&](page_id let_go, std::int64_t logical) {
+                             detail::keep_or_release(s, g, rule, partial, let_go, logical, release);
+                           });
+        detail::keep_step_checkpoints(s, g, rule, step, plan.checkpoint_pages(i, g), by_kernel,
+                                      release);
+        if (window.bounded()) {
           s.valid_from[g] = std::max(s.valid_from[g], window.keep_begin(new_length));
+          if (const std::int64_t kept = window.keep_begin(new_length);
+              by_kernel && kept > e.old_length)  // [old_length, kept) unwritten
+            s.complete_from[g] =
+                std::max(s.complete_from[g], (kept + page_tokens - 1) / page_tokens * page_tokens);
+        }
       }
       s.length = new_length;
     }
@@ -493,6 +471,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
   friend struct detail::cache_debug_access;
   friend class detail::admission_calls<kv_cache, num_groups>;
   friend class detail::prefix_calls<kv_cache, num_groups>;
+  friend class detail::rollback_calls<kv_cache, num_groups>;
   using sequence = detail::sequence_state<num_groups>;
 
   using step_need = detail::step_need;
@@ -561,14 +540,9 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
     csr.group = g;
   }
 
-  std::size_t kept_entries(std::uint32_t slot, int g, std::int64_t tokens, const char* who) const {
-    return detail::kept_entries(sequences_[slot], g, storage_.window(g), sizing_.kept_windows[g],
-                                page_tokens, tokens, who);
-  }
-
   step_need step_need_of(std::uint32_t slot, int g, std::int64_t n, std::int64_t tokens) const {
-    return detail::step_need_of(sequences_[slot], g, sizing_.kept_windows[g], page_tokens,
-                                storage_.pool(g), n, tokens);
+    return detail::step_need_of(sequences_[slot], g, sizing_.kept_windows[g],
+                                sizing_.checkpoints[g], page_tokens, storage_.pool(g), n, tokens);
   }
 
   struct need_getter {
@@ -585,15 +559,7 @@ class kv_cache : public detail::admission_calls<kv_cache<Model, Paging, Allocato
     const auto& e = plan.entries_[i];
     return step_pages::of(sizing_.kept_windows[g], page_tokens,
                           static_cast<std::int64_t>(sequences_[e.slot].pages[g].size()),
-                          e.old_length, e.tokens);
-  }
-
-  std::int64_t tokens_available_in_group(std::uint32_t slot, int g) const {
-    const std::int64_t n = sequences_[slot].length;
-    const std::int64_t free = available_pages(g);
-    return detail::tokens_that_fit(
-        sizing_.kept_windows[g], page_tokens, n, free,
-        [&](std::int64_t k) { return step_need_of(slot, g, n, k).pages() <= free; });
+                          e.old_length, e.tokens, sizing_.checkpoints[g]);
   }
 
   std::int64_t available_pages(int g) const {

@@ -74,6 +74,8 @@ class prefix_calls {
     for (int g = 0; g < NumGroups; ++g) {
       s.pages[g] = std::move(lists[g]);
       s.valid_from[g] = valid_from[g];
+      // A page before the hit's recent run may be the index's sinks only: not complete.
+      s.complete_from[g] = valid_from[g];
       for (page_id page : s.pages[g]) c.storage_.pool(g).retain(page);
     }
     c.prefix_.used(hit);
@@ -104,7 +106,7 @@ class prefix_calls {
     c.prefix_.store(
         c.sequences_[slot], tokens, context, priority,
         states.empty() ? std::span<const void* const>{} : std::span<const void* const>(from_),
-        c.sizing_.kept_windows, c.storage_);
+        c.sizing_.kept_windows, c.sizing_.checkpoints, c.storage_);
   }
 
   /// Lets go of every page the prefix index holds (those no sequence holds become free).

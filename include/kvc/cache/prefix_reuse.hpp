@@ -30,6 +30,7 @@
 #include "kvc/cache/sequence_table.hpp"
 #include "kvc/cache/state_snapshots.hpp"
 #include "kvc/detail/index.hpp"
+#include "kvc/policy/checkpoints.hpp"
 #include "kvc/policy/window.hpp"
 #include "kvc/prefix/page_key.hpp"
 
@@ -209,7 +210,7 @@ class prefix_reuse {
   void store(const sequence& s, std::span<const std::int32_t> tokens,
              const prefix::key_context& context, std::int32_t priority,
              std::span<const void* const> states, std::span<const window_shape> kept,
-             Storage& storage) {
+             std::span<const window_checkpoints> checkpoints, Storage& storage) {
     const auto count = static_cast<std::int64_t>(tokens.size());
     const std::int64_t P = page_tokens();
     require(count <= s.length, cache_errc::invalid_argument, "kvc::kv_cache::store_prefix: ", count,
@@ -242,7 +243,8 @@ class prefix_reuse {
     std::size_t useful = 0;  // pages past the last one with a page to give add nothing
     for (std::size_t j = 0; j < nodes.size(); ++j)
       for (int g = 0; g < NumGroups; ++g) {
-        const written_page page = page_of(s, g, static_cast<std::int64_t>(j), at(kept, g));
+        const written_page page =
+            page_of(s, g, static_cast<std::int64_t>(j), at(kept, g), at(checkpoints, g));
         if (page.page >= 0 && !storage.pool(g).indexed(page.page) &&
             (nodes[j] < 0 || index_[nodes[j]].pages[g] < 0)) {  // a page is in one node only
           given[j * static_cast<std::size_t>(NumGroups) + static_cast<std::size_t>(g)] = page;
@@ -418,17 +420,24 @@ class prefix_reuse {
     bool sinks_only = false;
   };
   // Returns the page of the sequence's list in group g that holds logical page j, if its
-  // positions hold K/V: every one (in the sinks, or from valid_from on), or the sinks only.
-  written_page page_of(const sequence& s, int g, std::int64_t j, const window_shape& kept) const {
+  // positions hold K/V: every one (in the sinks, from valid_from on, or a complete checkpoint
+  // page), or the sinks only; else a checkpoint page the window let go.
+  written_page page_of(const sequence& s, int g, std::int64_t j, const window_shape& kept,
+                       const window_checkpoints& checkpoints) const {
     const std::int64_t P = page_tokens();
     const std::vector<page_id>& list = s.pages[g];
     if (list.empty()) return {};
     const std::int64_t entry =
         kept.pages_listed(s.length, P, static_cast<std::int64_t>(list.size())).entry_of(j);
-    if (entry < 0) return {};
+    if (entry < 0) {
+      const page_id held_back = checkpoint_holding(s, g, j);
+      return held_back >= 0 ? written_page{held_back} : written_page{};
+    }
     const std::int64_t sinks = kept.sink_end(s.length);
     const std::int64_t first_recent = std::max(j * P, sinks);
-    if (first_recent >= (j + 1) * P || first_recent >= s.valid_from[g]) return {at(list, entry)};
+    if (first_recent >= (j + 1) * P || first_recent >= s.valid_from[g] ||
+        (checkpoints.wants(j) && j * P >= s.complete_from[g]))
+      return {at(list, entry)};
     return j * P < sinks ? written_page{at(list, entry), true} : written_page{};
   }
 

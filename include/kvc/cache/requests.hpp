@@ -31,21 +31,29 @@ struct append_request {
 /// state_snapshots: recurrent-state snapshots the prefix index may keep, for a model with
 /// recurrent layers (docs/prefix-reuse.md); each takes the model's recurrent state bytes, and
 /// one more is kept as the spare a snapshot is copied into first.
+/// checkpoint_every: window checkpoints every N tokens (0: none; a multiple of the page size,
+/// for a model with a bounded window): each sliding, chunked or streaming group keeps, after
+/// its window slid on, the pages a prefix hit at every multiple of N needs, so that a prompt
+/// stored after one long step still hits there (docs/prefix-reuse.md). They cost memory: about
+/// window / N of what full attention would hold.
 struct capacity_pages {
   std::int64_t pages_per_group = 0;
   std::int64_t rollback_reserve = 0;
   std::int64_t state_snapshots = 0;
+  std::int64_t checkpoint_every = 0;
 };
 /// Capacity: a byte budget, shared among the groups in the proportion a sequence of
 /// expected_tokens tokens needs them (a sliding group needs far fewer pages than a full one;
 /// a bounded window is given one page more, which a step takes before the window lets the
-/// oldest go). rollback_reserve and state_snapshots as for capacity_pages; the snapshots'
-/// bytes come out of the budget first.
+/// oldest go). rollback_reserve, state_snapshots and checkpoint_every as for capacity_pages;
+/// the snapshots' bytes come out of the budget first, and a window group's share counts the
+/// checkpoint pages of a sequence of expected_tokens tokens.
 struct capacity_bytes {
   std::uint64_t bytes = 0;
   std::int64_t expected_tokens = 32768;
   std::int64_t rollback_reserve = 0;
   std::int64_t state_snapshots = 0;
+  std::int64_t checkpoint_every = 0;
 };
 
 /// What a sequence can still take when its windows never run out of pages.

@@ -12,6 +12,7 @@
 // Rollback (truncate, fork at a position) asks the two questions below it: whether a
 // sequence cut back still holds what its window shows, and how many entries it keeps.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -23,9 +24,16 @@
 #include "kvc/cache/requests.hpp"
 #include "kvc/cache/step_pages.hpp"
 #include "kvc/detail/index.hpp"
+#include "kvc/policy/checkpoints.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::detail {
+
+/// A page a sequence holds for a window checkpoint after its window let it go.
+struct checkpoint_page {
+  std::int64_t logical = 0;  ///< positions [logical * P, (logical + 1) * P)
+  page_id page = -1;
+};
 
 template <int NumGroups>
 struct sequence_state {
@@ -37,6 +45,11 @@ struct sequence_state {
   /// K/V (earlier ones may lie in a held page unwritten: a step longer than the window
   /// stores only what it keeps). Truncation and fork at a position check against it.
   signed_array<std::int64_t, NumGroups> valid_from{};
+  /// Per group, with window checkpoints: the checkpoint pages the window let go, by logical
+  /// page (all before the first listed page), and from which position on a checkpoint page
+  /// is known complete (a step written by a device kernel stores only what the window keeps).
+  signed_array<std::vector<checkpoint_page>, NumGroups> checkpoints;
+  signed_array<std::int64_t, NumGroups> complete_from{};
 };
 
 template <int NumGroups>
@@ -58,6 +71,7 @@ class sequence_table {
     s.alive = true;
     s.length = 0;
     s.valid_from.fill(0);
+    s.complete_from.fill(0);
     return {slot, s.generation};
   }
 
@@ -93,7 +107,9 @@ class sequence_table {
     sequence& s = sequences_[slot];
     for (int g = 0; g < NumGroups; ++g) {
       for (page_id page : s.pages[g]) release_page(g, page);
+      for (const checkpoint_page& kept : s.checkpoints[g]) release_page(g, kept.page);
       s.pages[g].clear();
+      s.checkpoints[g].clear();
     }
     s.alive = false;
     s.length = 0;
@@ -156,16 +172,70 @@ page_id page_holding(const sequence_state<NumGroups>& s, int g, const window_sha
   return at(s.pages[g], listed.entry_of(position / page_tokens));
 }
 
+/// Returns the checkpoint page the sequence holds for logical page `logical` in group g, or -1.
+template <int NumGroups>
+page_id checkpoint_holding(const sequence_state<NumGroups>& s, int g, std::int64_t logical) {
+  const std::vector<checkpoint_page>& held = s.checkpoints[g];
+  const auto it = std::lower_bound(
+      held.begin(), held.end(), logical,
+      [](const checkpoint_page& c, std::int64_t wanted) { return c.logical < wanted; });
+  return it != held.end() && it->logical == logical ? it->page : -1;
+}
+
+/// Returns how many leading checkpoint pages of group g a sequence cut to `tokens` keeps: those
+/// that end by then (a page with later positions would be rewritten).
+template <int NumGroups>
+std::size_t kept_checkpoints(const sequence_state<NumGroups>& s, int g, std::int64_t tokens,
+                             std::int64_t page_tokens) {
+  const std::vector<checkpoint_page>& held = s.checkpoints[g];
+  std::size_t kept = 0;
+  while (kept < held.size() && (held[kept].logical + 1) * page_tokens <= tokens) ++kept;
+  return kept;
+}
+
+/// Puts a page that a step lets go of (logical page `logical`) among the sequence's checkpoint
+/// pages in group g when the rule wants it and it is complete (not `partial`, a page a kernel
+/// left partly written, nor below complete_from); hands any other to release(page). Room was
+/// reserved: nothing throws.
+template <int NumGroups, class Release>
+void keep_or_release(sequence_state<NumGroups>& s, int g, const window_checkpoints& rule,
+                     std::int64_t partial, page_id page, std::int64_t logical,
+                     Release&& release) noexcept {
+  if (rule.wants(logical) && logical * rule.page_tokens >= s.complete_from[g] && logical != partial)
+    s.checkpoints[g].push_back({logical, page});
+  else
+    release(page);
+}
+
+/// Adds a step's checkpoint pages (`taken`, one per page of the step's checkpoint range that
+/// the rule wants) to the sequence's in group g; a step a kernel wrote hands them to
+/// release(page) instead, since it did not write them. Room was reserved: nothing throws.
+template <int NumGroups, class Release>
+void keep_step_checkpoints(sequence_state<NumGroups>& s, int g, const window_checkpoints& rule,
+                           const step_pages& step, std::span<const page_id> taken, bool by_kernel,
+                           Release&& release) noexcept {
+  std::size_t next = 0;
+  for (std::int64_t j = step.checkpoint_first; next < taken.size(); ++j)
+    if (rule.wants(j)) {
+      if (by_kernel)
+        release(taken[next]);
+      else
+        s.checkpoints[g].push_back({j, taken[next]});
+      ++next;
+    }
+}
+
 /// Makes a sequence's list in a group what the step leaves (page_table_fill.hpp's
 /// push_step_entries lists the same before commit): `copy` in place of the written entry
 /// when that page was shared (-1: none), the pages a bounded window no longer keeps handed to
-/// release_page(page), the fresh pages appended. Room for them was reserved: nothing throws.
-template <class ReleasePage>
+/// let_go(page, logical page), the fresh pages appended. The replaced shared page goes to
+/// let_go(page, -1). Room for them was reserved: nothing throws.
+template <class LetGo>
 void apply_step(std::vector<page_id>& list, const step_pages& step, bool bounded, page_id copy,
-                std::span<const page_id> fresh, ReleasePage&& release_page) noexcept {
+                std::span<const page_id> fresh, LetGo&& let_go) noexcept {
   if (copy >= 0) {
     page_id& replaced = at(list, step.write_entry);
-    release_page(replaced);
+    let_go(replaced, std::int64_t{-1});
     replaced = copy;
   }
   if (bounded) {
@@ -174,7 +244,7 @@ void apply_step(std::vector<page_id>& list, const step_pages& step, bool bounded
       if (step.keeps_entry(static_cast<std::int64_t>(j)))
         list[kept++] = list[j];
       else
-        release_page(list[j]);
+        let_go(list[j], step.old_kept.logical_page(static_cast<std::int64_t>(j)));
     }
     list.resize(kept);
   }

@@ -21,6 +21,7 @@
 #include "kvc/cache/sequence_table.hpp"
 #include "kvc/cache/step_pages.hpp"
 #include "kvc/detail/index.hpp"
+#include "kvc/policy/checkpoints.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::detail {
@@ -49,22 +50,24 @@ std::optional<cache_error> request_error(const sequence_table<NumGroups>& sequen
 }
 
 /// A step of one sequence in one group, and whether the page it writes into is shared
-/// (then copied first): what the step takes from the group's pool.
+/// (then copied first): what the step takes from the group's pool (with its checkpoint pages).
 struct step_need {
   step_pages step;
   bool copy_on_write = false;
-  std::int64_t pages() const { return step.fresh + (copy_on_write ? 1 : 0); }
+  std::int64_t pages() const {
+    return step.fresh + step.checkpoint_fresh + (copy_on_write ? 1 : 0);
+  }
 };
 
 /// Returns the need of a step of `tokens` tokens for sequence `s` of `length` tokens in group g,
-/// whose pool is `pool` and whose pages are kept for the window `kept`.
+/// whose pool is `pool`, whose pages are kept for the window `kept`, with `checkpoints`.
 template <int NumGroups>
 step_need step_need_of(const sequence_state<NumGroups>& s, int g, const window_shape& kept,
-                       std::int64_t page_tokens, const page_pool& pool, std::int64_t length,
-                       std::int64_t tokens) {
+                       const window_checkpoints& checkpoints, std::int64_t page_tokens,
+                       const page_pool& pool, std::int64_t length, std::int64_t tokens) {
   const std::vector<page_id>& held = s.pages[g];
-  step_need need{
-      step_pages::of(kept, page_tokens, static_cast<std::int64_t>(held.size()), length, tokens)};
+  step_need need{step_pages::of(kept, page_tokens, static_cast<std::int64_t>(held.size()), length,
+                                tokens, checkpoints)};
   need.copy_on_write =
       need.step.writes_held_page && pool.references(at(held, need.step.write_entry)) > 1;
   return need;
@@ -95,24 +98,53 @@ std::optional<cache_error> batch_demand(const sequence_table<NumGroups>& sequenc
   return std::nullopt;
 }
 
-/// Returns the most tokens a sequence of `length` tokens can take in steps whose page demand
-/// fits(k) accepts (k new tokens), from a pool with `free_pages` free; unlimited_tokens when
-/// a bounded window's demand never outgrows it.
+/// Returns a k in 0..high with fits(k) and, below high, not fits(k + 1), by bisection
+/// (fits(0) holds): for a demand that grows with k, the largest k that fits.
 template <class Fits>
-std::int64_t tokens_that_fit(const window_shape& kept, std::int64_t page_tokens,
-                             std::int64_t length, std::int64_t free_pages, Fits&& fits) {
-  if (!kept.bounded()) {  // pages grow with k: the largest k that fits, by bisection
-    std::int64_t low = 0,
-                 high = std::min((free_pages + 2) * page_tokens, max_sequence_tokens - length);
-    while (low < high) {
-      const std::int64_t mid = low + (high - low + 1) / 2;
-      if (fits(mid))
-        low = mid;
-      else
-        high = mid - 1;
-    }
+std::int64_t last_that_fits(std::int64_t high, Fits&& fits) {
+  std::int64_t low = 0;
+  while (low < high) {
+    const std::int64_t mid = low + (high - low + 1) / 2;
+    if (fits(mid))
+      low = mid;
+    else
+      high = mid - 1;
+  }
+  return low;
+}
+
+/// Returns the most tokens a sequence of `length` tokens listing `listed` pages can take, in one
+/// step or several, where fits(k) says whether a step of k new tokens finds its pages among
+/// `free_pages`: the largest k such that every step up to k fits; unlimited_tokens when a
+/// bounded window's demand never outgrows them. With window checkpoints it does: a checkpoint
+/// page at least every `checkpoints.every` tokens.
+template <class Fits>
+std::int64_t tokens_that_fit(const window_shape& kept, const window_checkpoints& checkpoints,
+                             std::int64_t page_tokens, std::int64_t length, std::int64_t listed,
+                             std::int64_t free_pages, Fits&& fits) {
+  const std::int64_t limit = max_sequence_tokens - length;
+  if (checkpoints.active()) {
+    // Demand is the window's pages (which come and go) and checkpoint pages (which only grow):
+    // bisect on a bound that only grows, then walk on to the first step that does not fit.
+    const std::int64_t window_pages =
+        kept.max_pages_held(kept.pattern_horizon(page_tokens), page_tokens) + 1;
+    const std::int64_t old_last =
+        kept.pages_listed(length, page_tokens, listed).last;  // -1 when empty
+    const auto bound_fits = [&](std::int64_t k) {
+      return k == 0 ||
+             checkpoints.wanted_in(old_last + 1, (length + k - 1) / page_tokens) + window_pages <=
+                 free_pages;
+    };
+    std::int64_t low = last_that_fits(
+        limit / checkpoints.every < free_pages + 3 ? limit : (free_pages + 3) * checkpoints.every,
+        bound_fits);
+    // Every step up to `low` fits. The walk is bounded: past a few periods the checkpoint
+    // pages alone outgrow the pool (and a walk cut short still answers steps that fit).
+    for (int walked = 0; low < limit && walked < (1 << 16) && fits(low + 1); ++walked) ++low;
     return low;
   }
+  if (!kept.bounded())  // pages grow with k: the largest k that fits
+    return last_that_fits(std::min((free_pages + 2) * page_tokens, limit), fits);
   // A bounded window's demand is periodic once the step covers the window's pattern:
   // if nothing up to there fails, nothing ever will.
   const std::int64_t horizon = kept.pattern_horizon(page_tokens) + page_tokens;

@@ -11,10 +11,16 @@
 //   step.writes_held_page;     // the last listed page gets tokens: copy it first if shared
 //   step.keeps_entry(j);       // entry j of the list is still listed after the step
 //   step.page_of(p, held, fresh, copy);  // the page of position p after the step
+//
+// With window checkpoints (policy/checkpoints.hpp), a step also takes a page for each
+// checkpoint page past the last listed one that it slides out of the window at once
+// (checkpoint_fresh, pages checkpoint_first..checkpoint_last that the rule wants), and writes
+// the partly filled last page when the rule wants it.
 
 #include <cstdint>
 
 #include "kvc/config.hpp"
+#include "kvc/policy/checkpoints.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc {
@@ -26,13 +32,18 @@ struct step_pages {
   std::int64_t fresh = 0;         ///< pages taken for positions past the last listed page
   std::int64_t write_entry = -1;  ///< the partly filled last entry, when there is one
   bool writes_held_page = false;  ///< the step stores tokens into write_entry's page
+  /// Checkpoint pages the step takes: those of checkpoint_first..checkpoint_last (logical pages
+  /// past the last listed one that the window no longer lists after the step) the rule wants.
+  std::int64_t checkpoint_fresh = 0;
+  std::int64_t checkpoint_first = 0, checkpoint_last = -1;
 
   /// Returns the step of `tokens` new tokens for a sequence of `length` tokens that lists `listed`
   /// pages (its windows keep them; after a truncation or a fork, maybe fewer recent ones).
-  /// A step of no tokens takes and writes nothing.
-  KVC_HOST_DEVICE static constexpr step_pages of(const window_shape& window,
-                                                 std::int64_t page_tokens, std::int64_t listed,
-                                                 std::int64_t length, std::int64_t tokens) {
+  /// A step of no tokens takes and writes nothing. `checkpoints`: the group's window
+  /// checkpoints (none by default).
+  static constexpr step_pages of(const window_shape& window, std::int64_t page_tokens,
+                                 std::int64_t listed, std::int64_t length, std::int64_t tokens,
+                                 const window_checkpoints& checkpoints = {}) {
     step_pages s;
     s.page_tokens = page_tokens;
     const std::int64_t end = length + tokens;
@@ -44,7 +55,15 @@ struct step_pages {
       const std::int64_t page_end = (length / page_tokens + 1) * page_tokens;
       s.write_entry = s.old_kept.entry_of(length / page_tokens);
       s.writes_held_page = length < window.sink_end(end) ||
-                           window.keep_begin(end) < (end < page_end ? end : page_end);
+                           window.keep_begin(end) < (end < page_end ? end : page_end) ||
+                           checkpoints.wants(length / page_tokens);
+    }
+    if (checkpoints.active()) {
+      const std::int64_t after_listed = s.old_kept.last + 1;
+      s.checkpoint_first =
+          after_listed > s.new_kept.sink_pages ? after_listed : s.new_kept.sink_pages;
+      s.checkpoint_last = s.new_kept.recent_first - 1;
+      s.checkpoint_fresh = checkpoints.wanted_in(s.checkpoint_first, s.checkpoint_last);
     }
     return s;
   }

@@ -7,6 +7,8 @@
 //   footprint<M>::recurrent_state_bytes    constant state of the linear-attention layers
 //   bytes_for_tokens(n, R)                 with a rollback reserve of R tokens, which every
 //                                          bounded window keeps beyond what it shows
+//   footprint<M, paged<P>>::bytes_for_tokens(n, R, N)   with window checkpoints every N
+//                                          tokens (capacity_*::checkpoint_every)
 //
 // A sliding layer of window W keeps min(n, W) tokens, a chunked layer of chunk C the
 // tokens of the current chunk, a streaming layer min(n, S + W). Pages are aligned to
@@ -18,6 +20,7 @@
 
 #include "kvc/model/model.hpp"
 #include "kvc/model/page_geometry.hpp"
+#include "kvc/policy/checkpoints.hpp"
 #include "kvc/policy/paging.hpp"
 
 namespace kvc {
@@ -31,15 +34,19 @@ struct footprint {
   }
 
   /// Returns the cache bytes that `layer` holds for one sequence of n tokens (with a rollback
-  /// reserve of `reserve` tokens, as kv_cache keeps when built with one).
+  /// reserve of `reserve` tokens, and a paged cache's window checkpoints every
+  /// `checkpoint_every` tokens, as kv_cache keeps when built with them).
   static constexpr std::uint64_t layer_bytes_for_tokens(int layer, std::int64_t n,
-                                                        std::int64_t reserve = 0) {
+                                                        std::int64_t reserve = 0,
+                                                        std::int64_t checkpoint_every = 0) {
     const layer_summary& s = Model::layer_summaries[static_cast<std::size_t>(layer)];
     if (!s.owns_cache() || n <= 0) return 0;
     window_shape window = s.window;
     if (window.bounded()) window.reserve = reserve;
     if constexpr (Paging::is_paged) {
-      const auto pages = static_cast<std::uint64_t>(window.pages_held(n, Paging::page_tokens));
+      const window_checkpoints checkpoints{s.window, checkpoint_every, Paging::page_tokens};
+      const auto pages = static_cast<std::uint64_t>(window.pages_held(n, Paging::page_tokens) +
+                                                    checkpoints.pages_held(window, n));
       return pages * page_geometry::make(s, Paging::page_tokens, Paging::layout).page_bytes;
     } else {
       return static_cast<std::uint64_t>(window.tokens_held(n)) * s.bytes_per_token;
@@ -59,10 +66,14 @@ struct footprint {
   }();
 
   /// Returns the KV cache bytes of one sequence of n tokens (recurrent state not included), with a
-  /// rollback reserve of `reserve` tokens.
-  static constexpr std::uint64_t bytes_for_tokens(std::int64_t n, std::int64_t reserve = 0) {
+  /// rollback reserve of `reserve` tokens and, paged, window checkpoints every
+  /// `checkpoint_every` tokens (a multiple of the page size, as the cache takes it; any other
+  /// value, or an unpaged footprint, counts none).
+  static constexpr std::uint64_t bytes_for_tokens(std::int64_t n, std::int64_t reserve = 0,
+                                                  std::int64_t checkpoint_every = 0) {
     std::uint64_t sum = 0;
-    for (int i = 0; i < num_layers; ++i) sum += layer_bytes_for_tokens(i, n, reserve);
+    for (int i = 0; i < num_layers; ++i)
+      sum += layer_bytes_for_tokens(i, n, reserve, checkpoint_every);
     return sum;
   }
 
