@@ -8,7 +8,10 @@
 // and decode on the tensor cores (bf16): DeepSeek V3's MLA layer (128 heads over a 512 + 64
 // latent, pages of 64) at batch 1, 16 and 64 and contexts of 4k and 32k, Kimi K2's (64 heads)
 // and DeepSeek V2-Lite's (16) at batch 64 and 1, 32k, and a Llama 3 405B layer (groups of 16);
-// DeepSeek V3's and Llama 3 405B's also in fp8 e4m3 at batch 64 and 1, 32k.
+// DeepSeek V3's and Llama 3 405B's also in fp8 e4m3 at batch 64 and 1, 32k; a Llama 3 70B
+// layer (groups of 8) in bf16 and fp8 e4m3 at batch 64 and 1, 32k, on the tensor cores and on
+// the CUDA cores (`/cuda_cores`: the streamed kernel, blocks of 3 warps); Llama 3 8B's in
+// bf16, fp8 e4m3 and int8 opted into the tensor cores (`/tensor_cores`) at batch 64 and 1, 32k.
 // Timed with CUDA events around each launch (manual time). Each row reports bytes_per_second
 // (the KV bytes a decode reads; what an append reads and writes), fraction_of_copy (over a
 // device-to-device cudaMemcpyAsync of 1 GiB, counting its read and its write) and
@@ -106,7 +109,8 @@ void add_limits(benchmark::State& state, double bytes) {
 // Decode of `batch` sequences of `ctx` tokens of a layer of Spec in pages of PageTokens. A row
 // the tensor cores run also reports its FLOPs (2 x heads x (k_dim + v_dim) a token) against
 // the mma.sync loop.
-template <class Storage, class Spec = llama3_8b_layer<Storage>, int PageTokens = 16>
+template <class Storage, class Spec = llama3_8b_layer<Storage>, int PageTokens = 16,
+          class Block = kernels::decode_block<kernels::decode_shape_of<Spec, paged<PageTokens>>>>
 void decode_row(benchmark::State& state) {
   using spec = Spec;
   using shape = kernels::decode_shape_of<spec, paged<PageTokens>>;
@@ -120,7 +124,7 @@ void decode_row(benchmark::State& state) {
   std::vector<attention::decode_plan> plans(static_cast<std::size_t>(copies));
   std::vector<kvc::cuda::device_decode_plan> device_plans(static_cast<std::size_t>(copies));
   for (int c = 0; c < copies; ++c) {
-    kvc::cuda::plan_decode<shape>(layer.host_view(c), q_heads, plans[c]);
+    kvc::cuda::plan_decode<shape, Block>(layer.host_view(c), q_heads, plans[c]);
     device_plans[c].upload(plans[c], nullptr);
   }
   const auto rows = static_cast<std::size_t>(batch) * q_heads;
@@ -135,11 +139,12 @@ void decode_row(benchmark::State& state) {
   for (int c = 0; c < copies; ++c) views.push_back(layer.device_view(c));
   const auto params = attention::attention_params_of<spec>();
   const auto run = [&](int c) {
-    kvc::cuda::decode<shape>(plans[c], device_plans[c], views[c], q, out, lse, params, nullptr);
+    kvc::cuda::decode<shape, Block>(plans[c], device_plans[c], views[c], q, out, lse, params,
+                                    nullptr);
   };
   time_rotating(state, copies, run, "decode");
   add_limits(state, kv_bytes);
-  if constexpr (kernels::decode_path_of<shape> == kernels::decode_path::tensor_cores) {
+  if constexpr (kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores) {
     const double flops =
         2.0 * batch * static_cast<double>(context) * q_heads * (spec::k_dim + spec::v_dim);
     state.counters["TFLOPs"] =
@@ -337,6 +342,39 @@ BENCHMARK(decode_row<storage<fp8_e4m3>,
     ->Apply(other_dtype_arguments);
 BENCHMARK(decode_row<storage<fp8_e4m3>, layer<gqa<128, 8>, head_dim<128>, storage<fp8_e4m3>>>)
     ->Name("device_decode/llama3_405b/fp8_e4m3")
+    ->Apply(other_dtype_arguments);
+// Llama 3 8B's groups of 4 opted into the tensor cores (kernels::tensor_core_block).
+template <class Storage>
+using llama3_8b_tensor_cores =
+    kernels::tensor_core_block<kernels::decode_shape_of<llama3_8b_layer<Storage>, paged<16>>>;
+BENCHMARK(decode_row<storage<bf16>, llama3_8b_layer<storage<bf16>>, 16,
+                     llama3_8b_tensor_cores<storage<bf16>>>)
+    ->Name("device_decode/llama3_8b/bf16/tensor_cores")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<fp8_e4m3>, llama3_8b_layer<storage<fp8_e4m3>>, 16,
+                     llama3_8b_tensor_cores<storage<fp8_e4m3>>>)
+    ->Name("device_decode/llama3_8b/fp8_e4m3/tensor_cores")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<int8>, llama3_8b_layer<storage<int8>>, 16,
+                     llama3_8b_tensor_cores<storage<int8>>>)
+    ->Name("device_decode/llama3_8b/int8/tensor_cores")
+    ->Apply(other_dtype_arguments);
+// Llama 3 70B's groups of 8 (64 query heads over 8 KV heads, dim 128) on the tensor cores, and
+// on the CUDA cores (the streamed kernel, which blocks of 3 warps take) to compare.
+template <class Storage>
+using llama3_70b_layer = layer<gqa<64, 8>, head_dim<128>, Storage>;
+BENCHMARK(decode_row<storage<bf16>, llama3_70b_layer<storage<bf16>>>)
+    ->Name("device_decode/llama3_70b/bf16")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<bf16>, llama3_70b_layer<storage<bf16>>, 16, kernels::block_shape<96>>)
+    ->Name("device_decode/llama3_70b/bf16/cuda_cores")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<fp8_e4m3>, llama3_70b_layer<storage<fp8_e4m3>>>)
+    ->Name("device_decode/llama3_70b/fp8_e4m3")
+    ->Apply(other_dtype_arguments);
+BENCHMARK(decode_row<storage<fp8_e4m3>, llama3_70b_layer<storage<fp8_e4m3>>, 16,
+                     kernels::block_shape<96>>)
+    ->Name("device_decode/llama3_70b/fp8_e4m3/cuda_cores")
     ->Apply(other_dtype_arguments);
 BENCHMARK(append_row<storage<fp16>>)->Name("device_append/llama3_8b/fp16")->Apply(append_arguments);
 BENCHMARK(append_row<storage<int8>>)->Name("device_append/llama3_8b/int8")->Apply(append_arguments);

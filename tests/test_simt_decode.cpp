@@ -24,6 +24,15 @@ TEST_CASE("simt decode: grouped-query attention (Llama)", "[simt]") {
   check_decode<llama_shape>({33, 1, 200}, 2);
 }
 TEST_CASE("simt decode: groups of 7 (Qwen 2.5)", "[simt]") { check_decode<qwen_shape>({64, 5}, 3); }
+TEST_CASE("simt decode: groups of 7 kept on the CUDA cores (blocks of 3 warps)", "[simt]") {
+  // Groups of more than 4 take the tensor cores by default; the streamed kernel stays the path
+  // to fp32 arithmetic for them.
+  using block = kernels::block_shape<96>;
+  STATIC_REQUIRE(
+      kernels::streamed_decode<kernels::decode_shape_of<qwen_shape<storage<bf16>>, paged<16>>,
+                               block>);
+  check_decode<qwen_shape, paged<16>, block>({64, 5}, 31);
+}
 TEST_CASE("simt decode: sliding window (Mistral), longer and shorter than the window", "[simt]") {
   check_decode<mistral_shape>({39, 40, 41, 130}, 4);
 }

@@ -2,8 +2,9 @@
 // double-precision reference, within the tensor cores' bounds (tests/simt_decode_check.hpp).
 // MLA: DeepSeek's real 512 + 64 latent at 16, 64 and 128 heads, head counts that leave row
 // groups and row chunks part empty, split-K and the merge, learned sinks, windows, soft-cap,
-// pages of 1 to 64 tokens, HND pages, key counts around the tiles of 32. Large groups: 9, 12,
-// 16 and 64 query heads per KV head (GLM-4.5, Llama 3 405B, Qwen3-235B), dims 64 to 256,
+// pages of 1 to 64 tokens, HND pages, key counts around the tiles of 32. Large groups: 5, 7,
+// 8, 9, 12, 16 and 64 query heads per KV head (Llama 4 Scout, Qwen2.5-7B, Llama 3 70B,
+// Qwen3-Next, GLM-4.5, Llama 3 405B, Qwen3-235B), dims 64 to 256,
 // windows and learned sinks (gpt-oss-like), chunks, fp16 K with bf16 V. The [tsan] cases run
 // under ThreadSanitizer in .ci/run.
 
@@ -85,7 +86,17 @@ template <class S>
 using group12_mixed_shape = layer<gqa<24, 2>, head_dim<64>, storage<fp16, bf16>>;
 template <class S>
 using group10_chunked_shape = layer<gqa<10, 1>, head_dim<96, 64>, chunked<24>, S>;
-// bf16 K read as stored, int8 V converted, whatever the storage policy given.
+// Groups of 5 to 8 (kvc::models: Llama 3 70B's and Qwen3-32B's 8, Qwen2.5-7B's 7, Llama 4
+// Scout's 5, Qwen3-Next's 8 at dim 256).
+template <class S>
+using group8_d128_shape = layer<gqa<16, 2>, head_dim<128>, S>;
+template <class S>
+using group5_shape = layer<gqa<10, 2>, head_dim<128>, chunked<24>, S>;
+template <class S>
+using group7_int4_shape = layer<gqa<14, 2>, head_dim<64>, S>;
+template <class S>
+using group8_wide_shape = layer<gqa<8, 1>, head_dim<256>, S>;
+// bf16 K read as stored, int8 V read raw, whatever the storage policy given.
 template <class S>
 using group12_bf16_int8_shape = layer<gqa<24, 2>, head_dim<64>, storage<bf16, int8>>;
 
@@ -124,7 +135,7 @@ TEST_CASE("the decode runs on tensor cores for latents of 16 heads or more") {
                                                      paged<16>>>::threads == 128);
 }
 
-TEST_CASE("the decode runs on tensor cores for groups of more than 8") {
+TEST_CASE("the decode runs on tensor cores for groups of more than 4") {
   using kernels::decode_path;
   using kernels::decode_path_of;
   STATIC_REQUIRE(decode_path_of<shape_of<group12_shape>> == decode_path::tensor_cores);
@@ -143,14 +154,121 @@ TEST_CASE("the decode runs on tensor cores for groups of more than 8") {
   STATIC_REQUIRE(
       decode_path_of<kernels::decode_shape_of<group16_shape<storage<int4>>, paged<16>>> ==
       decode_path::tensor_cores);
-  // Groups of 8 or fewer, and fp32: the streamed kernel.
+  // Groups of 5 to 8 (Llama 3 70B, Qwen2.5, Qwen3-32B, gpt-oss, Llama 4 Scout, MiniMax-M2)
+  // in every dtype but fp32, on 2 warps (16 rows, 8 to 11 of them empty).
+  STATIC_REQUIRE(kernels::max_streamed_group == 4);
+  STATIC_REQUIRE(decode_path_of<shape_of<group8_d128_shape>> == decode_path::tensor_cores);
+  STATIC_REQUIRE(block_of<group8_d128_shape>::threads == 64);
+  STATIC_REQUIRE(
+      decode_path_of<kernels::decode_shape_of<group8_d128_shape<storage<fp8_e4m3>>, paged<16>>> ==
+      decode_path::tensor_cores);
+  STATIC_REQUIRE(decode_path_of<shape_of<group5_shape>> == decode_path::tensor_cores);
+  STATIC_REQUIRE(decode_path_of<shape_of<group7_int4_shape>> == decode_path::tensor_cores);
+  // Groups of 4 or fewer, fp32, and blocks of an odd number of warps: CUDA cores.
   STATIC_REQUIRE(
       decode_path_of<
-          kernels::decode_shape_of<layer<gqa<64, 8>, head_dim<128>, storage<bf16>>, paged<16>>> ==
+          kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<bf16>>, paged<16>>> ==
+      decode_path::streamed);
+  STATIC_REQUIRE(
+      decode_path_of<
+          kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<int8>>, paged<16>>> ==
       decode_path::streamed);
   STATIC_REQUIRE(
       decode_path_of<kernels::decode_shape_of<group16_shape<storage<fp32>>, paged<16>>> ==
       decode_path::streamed);
+  STATIC_REQUIRE(decode_path_of<shape_of<group8_d128_shape>, kernels::block_shape<96>> ==
+                 decode_path::streamed);
+}
+
+TEST_CASE("simt group decode: Llama 3 70B's groups of 8 at dim 128, every dtype, split and not",
+          "[simt]") {
+  check_decode<group8_d128_shape, paged<16>, block_of<group8_d128_shape>>({1, 31, 32, 33, 100}, 51,
+                                                                          sixteen_bit());
+  check_decode<group8_d128_shape, paged<16>, block_of<group8_d128_shape>>({33, 100}, 52,
+                                                                          eight_bit());
+  decode_options options = eight_bit({dtype_id::fp8_e4m3, dtype_id::int8});
+  options.min_split_tokens = 16;
+  options.workers = 4;
+  CHECK(check_decode<group8_d128_shape, paged<16>, block_of<group8_d128_shape>>({130, 7}, 53,
+                                                                                options) > 2);
+}
+
+TEST_CASE("simt group decode: groups of 5 and 7 (Llama 4 Scout, Qwen2.5-7B), int4 and pages of 8",
+          "[simt][tsan]") {
+  check_decode<group5_shape, paged<16>, block_of<group5_shape>>({1, 40}, 54, sixteen_bit());
+  check_decode<group7_int4_shape, paged<8>, block_of<group7_int4_shape, paged<8>>>(
+      {8, 9, 70}, 55, eight_bit({dtype_id::int4}));
+}
+
+// Groups of 2 to 4 opt into the tensor cores with kernels::tensor_core_block.
+template <class S>
+using group4_shape = layer<gqa<8, 2>, head_dim<128>, S>;
+template <class S>
+using group2_window_shape = layer<gqa<4, 2>, head_dim<64>, sliding_window<24>, S>;
+template <template <class> class Shape, class Paging = paged<16>>
+using opted_in = kernels::tensor_core_block<shape_of<Shape, Paging>>;
+
+TEST_CASE("a tensor_core_block opts a group of 2 to 4 into the tensor cores") {
+  using kernels::decode_path;
+  using kernels::decode_path_of;
+  STATIC_REQUIRE(decode_path_of<shape_of<group4_shape>> == decode_path::streamed);
+  STATIC_REQUIRE(decode_path_of<shape_of<group4_shape>, opted_in<group4_shape>> ==
+                 decode_path::tensor_cores);
+  STATIC_REQUIRE(opted_in<group4_shape>::threads == 64);
+  // The block names the opt-in; the layer it runs may have another dtype.
+  using int8_shape = kernels::decode_shape_of<group4_shape<storage<int8>>, paged<16>>;
+  STATIC_REQUIRE(decode_path_of<int8_shape, opted_in<group4_shape>> == decode_path::tensor_cores);
+  STATIC_REQUIRE(decode_path_of<shape_of<group2_window_shape>, opted_in<group2_window_shape>> ==
+                 decode_path::tensor_cores);
+  // A latent of fewer than 16 heads too (the CUDA-core tiled kernel by default).
+  using small_latent_shape =
+      kernels::decode_shape_of<layer<mqa<4>, latent<64, 16>, storage<bf16>, inv_sqrt_scale<24>>,
+                               paged<16>>;
+  STATIC_REQUIRE(decode_path_of<small_latent_shape> == decode_path::tiled);
+  STATIC_REQUIRE(
+      decode_path_of<small_latent_shape, kernels::tensor_core_block<small_latent_shape>> ==
+      decode_path::tensor_cores);
+}
+
+TEST_CASE("simt group decode: a group of 4 on the tensor cores by choice, every dtype, split",
+          "[simt][tsan]") {
+  check_decode<group4_shape, paged<16>, opted_in<group4_shape>>({1, 33, 100}, 58, eight_bit());
+  decode_options options = sixteen_bit();
+  options.min_split_tokens = 16;
+  options.workers = 4;
+  CHECK(check_decode<group4_shape, paged<16>, opted_in<group4_shape>>({90, 3}, 59, options) > 2);
+}
+
+TEST_CASE("simt group decode: a group of 2 with a window on the tensor cores by choice", "[simt]") {
+  check_decode<group2_window_shape, paged<8>, opted_in<group2_window_shape, paged<8>>>(
+      {23, 24, 25, 70}, 60, eight_bit({dtype_id::fp8_e4m3, dtype_id::int8}));
+}
+
+// Raw 8-bit K beside V of another kind: int4 (an fp16 tile), fp16 (as stored), e5m2 of 48
+// dims (not a multiple of 64: an fp16 tile); whatever the storage policy given.
+template <class S>
+using group8_fp8_int4_shape = layer<gqa<16, 2>, head_dim<128>, storage<fp8_e4m3, kvc::int4>>;
+template <class S>
+using group6_int8_fp16_shape = layer<gqa<12, 2>, head_dim<64>, storage<int8, fp16>>;
+template <class S>
+using group8_narrow_v_shape = layer<gqa<16, 2>, head_dim<64, 48>, storage<fp8_e5m2>>;
+
+TEST_CASE("simt group decode: raw 8-bit keys beside int4, fp16 and narrow values", "[simt]") {
+  STATIC_REQUIRE(kernels::mma_decode_tiling<shape_of<group8_fp8_int4_shape>, 2>::k_raw);
+  STATIC_REQUIRE(!kernels::mma_decode_tiling<shape_of<group8_fp8_int4_shape>, 2>::v_raw);
+  STATIC_REQUIRE(!kernels::mma_decode_tiling<shape_of<group8_narrow_v_shape>, 2>::v_raw);
+  check_decode<group8_fp8_int4_shape, paged<16>, block_of<group8_fp8_int4_shape>>(
+      {1, 33, 100}, 61, eight_bit({dtype_id::fp8_e4m3}));
+  check_decode<group6_int8_fp16_shape, paged<16>, block_of<group6_int8_fp16_shape>>(
+      {40}, 62, eight_bit({dtype_id::int8}));
+  check_decode<group8_narrow_v_shape, paged<16>, block_of<group8_narrow_v_shape>>(
+      {70}, 63, eight_bit({dtype_id::fp8_e5m2}));
+}
+
+TEST_CASE("simt group decode: Qwen3-Next's groups of 8 at dim 256, fp8 and bf16", "[simt]") {
+  check_decode<group8_wide_shape, paged<16>, block_of<group8_wide_shape>>(
+      {31, 32, 33, 90}, 56, eight_bit({dtype_id::fp8_e4m3}));
+  check_decode<group8_wide_shape, paged<16>, block_of<group8_wide_shape>>({65}, 57, sixteen_bit());
 }
 
 TEST_CASE("simt group decode: groups of 12 and 16 at dim 128", "[simt][tsan]") {

@@ -4,7 +4,8 @@
 // 1e-4 relative (fp32 arithmetic on both sides, in another order). The shapes of the
 // emulator's tests: every storage dtype and mixed K/V dtypes, groups of 1, 4, 7 and 8, windows,
 // chunks, streaming sinks, learned sinks, soft-cap, MLA (16-bit and fp8 on the tensor cores),
-// groups of 12 and 16 (bf16, fp16, int8 on the tensor cores), HND pages, split and unsplit, inside
+// groups of 5 to 16 on the tensor cores (bf16, fp16, int8: raw fragments; groups of 4 in fp8
+// and int8 opted in), HND pages, split and unsplit, inside
 // an open step; and a whole decode step (append, then decode, in every layer of a 4-layer
 // model) captured as a CUDA graph. Reports itself skipped where no GPU exists.
 
@@ -65,7 +66,7 @@ struct tensor_core_bounds {
 
 // Decodes `view` (host arrays) of `cache_view` with the device kernels and the CPU; prints and
 // counts a failure when they differ.
-template <class Spec, class Paging>
+template <class Spec, class Paging, class Block>
 void check_view(const std::string& name, const paged_layer_view& host_view,
                 const paged_layer_view& device_view, const std::vector<float>& q,
                 int min_split_tokens, const std::vector<float>& sinks,
@@ -77,14 +78,14 @@ void check_view(const std::string& name, const paged_layer_view& host_view,
   attention::attention_params device_params = params;
   device_params.sink_logits = sinks_device;
   attention::decode_plan plan;
-  kvc::cuda::plan_decode<shape>(host_view, Spec::q_heads, plan, min_split_tokens);
+  kvc::cuda::plan_decode<shape, Block>(host_view, Spec::q_heads, plan, min_split_tokens);
   kvc::cuda::device_decode_plan device_plan;
   device_plan.upload(plan, nullptr);
   float* q_device = to_device(q);
   float* out_device = to_device(std::vector<float>(static_cast<std::size_t>(rows) * Spec::v_dim));
   float* lse_device = to_device(std::vector<float>(static_cast<std::size_t>(rows)));
-  kvc::cuda::decode<shape>(plan, device_plan, device_view, q_device, out_device, lse_device,
-                           device_params, nullptr);
+  kvc::cuda::decode<shape, Block>(plan, device_plan, device_view, q_device, out_device, lse_device,
+                                  device_params, nullptr);
   const cudaError_t status = cudaDeviceSynchronize();
   const std::vector<float> out = to_host(out_device, static_cast<std::size_t>(rows) * Spec::v_dim);
   const std::vector<float> lse = to_host(lse_device, static_cast<std::size_t>(rows));
@@ -112,7 +113,7 @@ void check_view(const std::string& name, const paged_layer_view& host_view,
                    (4e-4 + 2 * score + rounding) * largest + 2e-5);
     }
   }
-  constexpr kernels::decode_path path = kernels::decode_path_of<shape>;
+  constexpr kernels::decode_path path = kernels::decode_path_of<shape, Block>;
   std::printf("%s %s (%s kernel, %zu items): %s\n", bad ? "FAIL" : "ok", name.c_str(),
               path == kernels::decode_path::tensor_cores ? "tensor-core"
               : path == kernels::decode_path::streamed   ? "streamed"
@@ -127,7 +128,8 @@ void check_view(const std::string& name, const paged_layer_view& host_view,
   cudaFree(sinks_device);
 }
 
-template <class Spec, class Paging = paged<16>>
+template <class Spec, class Paging = paged<16>,
+          class Block = kernels::decode_block<kernels::decode_shape_of<Spec, Paging>>>
 void check_layer(const std::string& name, const std::vector<int>& lengths, int min_split_tokens,
                  const std::vector<float>& sinks = {}, bool in_step = false) {
   struct one : model<1, Spec> {};
@@ -166,7 +168,7 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
     kvc::cuda::device_page_table arrays;
     arrays.upload(device_table, nullptr);
     tensor_core_bounds bounds;
-    if constexpr (kernels::decode_path_of<kernels::decode_shape_of<Spec, Paging>> ==
+    if constexpr (kernels::decode_path_of<kernels::decode_shape_of<Spec, Paging>, Block> ==
                   kernels::decode_path::tensor_cores) {
       // Per (sequence, query head): sum_d |q_d k_d| over the keys, and the largest |v|.
       const double rounding = Spec::k_type::id == dtype_id::bf16 ? 0x1p-8 : 0x1p-11;
@@ -195,9 +197,9 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
           bounds.largest.push_back(largest);
         }
     }
-    check_view<Spec, Paging>(name, host.view(0, host_table),
-                             arrays.view(device.view(0, device_table)), q, min_split_tokens, sinks,
-                             bounds);
+    check_view<Spec, Paging, Block>(name, host.view(0, host_table),
+                                    arrays.view(device.view(0, device_table)), q, min_split_tokens,
+                                    sinks, bounds);
     return;
   }
   // One more token for every sequence, written into an open step on both caches.
@@ -218,8 +220,9 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
   const page_table_csr host_table = host.step_table(host_step, 0);
   kvc::cuda::device_page_table arrays;
   arrays.upload(device_table, nullptr);
-  check_view<Spec, Paging>(name, host.view(0, host_table),
-                           arrays.view(device.view(0, device_table)), q, min_split_tokens, sinks);
+  check_view<Spec, Paging, Block>(name, host.view(0, host_table),
+                                  arrays.view(device.view(0, device_table)), q, min_split_tokens,
+                                  sinks);
   device.commit(device_step);
   host.commit(host_step);
 }
@@ -382,7 +385,16 @@ int main() {
   }
   check_layer<gpt2_shape<storage<fp16>>>("group 1 (MHA) fp16", {1, 17, 700}, 64);
   check_layer<qwen_shape<storage<bf16>>>("group 7 bf16", {64, 5, 900}, 64);
-  check_layer<group8_shape<storage<int8>>>("group 8, d48 int8 (tiled)", {33, 400}, 64);
+  // Groups of 4 opted into the tensor cores (kernels::tensor_core_block).
+  check_layer<llama_shape<storage<fp8_e4m3>>, paged<16>,
+              kernels::tensor_core_block<
+                  kernels::decode_shape_of<llama_shape<storage<fp8_e4m3>>, paged<16>>>>(
+      "group 4 fp8 e4m3, tensor cores by choice", {1, 100, 1500}, 64);
+  check_layer<
+      llama_shape<storage<int8>>, paged<16>,
+      kernels::tensor_core_block<kernels::decode_shape_of<llama_shape<storage<int8>>, paged<16>>>>(
+      "group 4 int8, tensor cores by choice, split", {1, 100, 1500}, 16);
+  check_layer<group8_shape<storage<int8>>>("group 8, d48 int8", {33, 400}, 64);
   check_layer<layer<gqa<16, 2>, head_dim<128>, storage<fp16>>>("group 8 d128 fp16", {33, 400}, 64);
   check_layer<mistral_shape<storage<fp16>>>("sliding window 40", {39, 40, 41, 530}, 64);
   check_layer<gemma2_shape<storage<bf16>>>("window 24, soft-cap, scale", {10, 47, 300}, 64);

@@ -34,7 +34,16 @@ __host__ __device__ std::uint32_t unpack_word_of(std::uint32_t i) {
              : (i | i << 16);
 }
 
+// Words whose bytes 0 and 2, and 1 and 3, take every pair of values (the value tiles' pairs).
+__host__ __device__ std::uint32_t value_word_of(std::uint32_t i) {
+  return (i & 0xFFu) | ((i & 0xFFu) ^ 0x5Au) << 8 | (i >> 8 & 0xFFu) << 16 |
+         ((i >> 8 & 0xFFu) ^ 0xA5u) << 24;
+}
+
 struct results {
+  // The tensor-core decode's raw fragments (kernels/raw_fragments.hpp) of e4m3, e5m2, int8.
+  std::uint32_t raw_key[3][65536][2];
+  std::uint32_t raw_value[3][65536][4];
   float unpacked_fp16[65536][2];
   float unpacked_bf16[65536][2];
   float unpacked_e4m3[256][4];
@@ -65,6 +74,22 @@ __global__ void decode_all(results* r) {
   }
 }
 
+// The raw key fragment of `key_word` and the value fragments of `value_word` and its
+// complement (keys 0-7 and 8-15) in slot t.
+template <class Type, class R>
+__host__ __device__ void raw_fragments(R* r, int t, int i, std::uint32_t key_word,
+                                       std::uint32_t value_word) {
+  const kvc::kernels::mma_b key = kvc::kernels::raw_key_fragment<Type>(key_word);
+  const kvc::kernels::raw_value_fragments value =
+      kvc::kernels::raw_value_fragments_of<Type>(value_word, ~value_word);
+  r->raw_key[t][i][0] = key.reg[0];
+  r->raw_key[t][i][1] = key.reg[1];
+  r->raw_value[t][i][0] = value.even.reg[0];
+  r->raw_value[t][i][1] = value.even.reg[1];
+  r->raw_value[t][i][2] = value.odd.reg[0];
+  r->raw_value[t][i][3] = value.odd.reg[1];
+}
+
 // The kernels' word unpacking (numeric/unpack.hpp): hardware conversions on the device.
 template <class R>
 __host__ __device__ void unpack_all(R* r, int i) {
@@ -74,6 +99,10 @@ __host__ __device__ void unpack_all(R* r, int i) {
   unpack_word<kvc::fp16>(half_word, r->unpacked_fp16[i]);
   unpack_word<kvc::bf16>(half_word, r->unpacked_bf16[i]);
   unpack_word<kvc::int4>(half_word, r->unpacked_int4[i]);
+  const std::uint32_t value_word = value_word_of(static_cast<std::uint32_t>(i));
+  raw_fragments<kvc::fp8_e4m3>(r, 0, i, half_word ^ 0x00FF00FFu, value_word);
+  raw_fragments<kvc::fp8_e5m2>(r, 1, i, half_word ^ 0x00FF00FFu, value_word);
+  raw_fragments<kvc::int8>(r, 2, i, half_word ^ 0x00FF00FFu, value_word);
   if (i < 256) {
     unpack_word<kvc::fp8_e4m3>(byte_word, r->unpacked_e4m3[i]);
     unpack_word<kvc::fp8_e5m2>(byte_word, r->unpacked_e5m2[i]);
@@ -104,6 +133,22 @@ int count_float_differences(const float* a, const float* b, int n, const char* w
         differ++ < 5)
       std::printf("%s: value %d differs between device (%a) and host (%a)\n", what, i,
                   static_cast<double>(a[i]), static_cast<double>(b[i]));
+  return differ;
+}
+
+// Words of two fp16 values equal bit for bit, each half, or both NaN (cvt.rn.f16x2.e4m3x2
+// makes its own NaN bits).
+int count_fp16_pair_differences(const std::uint32_t* a, const std::uint32_t* b, int n,
+                                const char* what) {
+  const auto is_nan = [](std::uint32_t h) { return (h & 0x7C00u) == 0x7C00u && (h & 0x3FFu); };
+  int differ = 0;
+  for (int i = 0; i < n; ++i)
+    for (int half = 0; half < 2; ++half) {
+      const std::uint32_t x = a[i] >> (16 * half) & 0xFFFFu, y = b[i] >> (16 * half) & 0xFFFFu;
+      if (x != y && !(is_nan(x) && is_nan(y)) && differ++ < 5)
+        std::printf("%s: word %d half %d differs between device (%04x) and host (%04x)\n", what, i,
+                    half, x, y);
+    }
   return differ;
 }
 
@@ -176,6 +221,10 @@ int main() {
                                     "e5m2 unpack");
   differ += count_float_differences(&gpu->unpacked_int8[0][0], &cpu->unpacked_int8[0][0], 256 * 4,
                                     "int8 unpack");
+  differ += count_fp16_pair_differences(&gpu->raw_key[0][0][0], &cpu->raw_key[0][0][0],
+                                        3 * 65536 * 2, "raw key fragments");
+  differ += count_fp16_pair_differences(&gpu->raw_value[0][0][0], &cpu->raw_value[0][0][0],
+                                        3 * 65536 * 4, "raw value fragments");
   differ += count_differences(gpu->fp16, cpu->fp16, sweep, "fp16 encode");
   differ += count_differences(gpu->bf16, cpu->bf16, sweep, "bf16 encode");
   differ += count_differences(gpu->e4m3, cpu->e4m3, sweep, "e4m3 encode");

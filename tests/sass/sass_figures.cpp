@@ -3,9 +3,9 @@
 //   <dtype> <dynamic shared bytes> <K/V bytes one thread reads per loop iteration> <kind>
 // The streamed kernel's iteration is a warp's stage over 32 lanes; the tiled kernel's, a tile
 // of the block over its threads. The tensor-core kernels give their shared memory and their
-// block's threads instead ("extend"; "latent" and "group": the tensor-core decode of DeepSeek
-// V3's latent and of Llama 3 405B's groups of 16; "latent_extend": the extend of that latent;
-// in bf16 and fp8 e4m3).
+// block's threads instead ("extend"; "latent", "group16" and "group8": the tensor-core decode
+// of DeepSeek V3's latent, Llama 3 405B's groups of 16 and Llama 3 70B's of 8;
+// "latent_extend": the extend of that latent; in bf16 and fp8 e4m3).
 
 #include <cstddef>
 #include <cstdio>
@@ -46,8 +46,12 @@ void print_latent(const char* name) {
               kernels::extend_block<shape>::threads);
   using group_shape =
       kernels::decode_shape_of<layer<gqa<128, 8>, head_dim<128>, Storage>, paged<16>>;
-  std::printf("%s %zu %u group\n", name, kernels::decode<group_shape>::shared_bytes,
+  std::printf("%s %zu %u group16\n", name, kernels::decode<group_shape>::shared_bytes,
               kernels::decode_block<group_shape>::threads);
+  using group8_shape =
+      kernels::decode_shape_of<layer<gqa<64, 8>, head_dim<128>, Storage>, paged<16>>;
+  std::printf("%s %zu %u group8\n", name, kernels::decode<group8_shape>::shared_bytes,
+              kernels::decode_block<group8_shape>::threads);
 }
 }  // namespace
 

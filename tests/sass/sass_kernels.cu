@@ -2,9 +2,9 @@
 // layer (32 query heads, 8 KV heads, dim 128, pages of 16) in fp16, bf16, fp8 e4m3 and int8,
 // the append kernel (fp16 and int8 storage from fp16 inputs) and the tensor-core extend of the
 // same layer in fp16 and bf16, and the tensor-core latent decode of a DeepSeek V3 layer (128
-// heads over a 512 + 64 latent, pages of 64), its extend, and the decode of a Llama 3 405B
-// layer (groups of 16, dim 128), those three in bf16 and fp8 e4m3, each instantiated through
-// its launcher as an engine would.
+// heads over a 512 + 64 latent, pages of 64), its extend, and the decode of Llama 3 405B's
+// and Llama 3 70B's layers (groups of 16 and 8, dim 128), those four in bf16 and fp8 e4m3,
+// each instantiated through its launcher as an engine would.
 // Compiled to a cubin, never run.
 
 #include <type_traits>
@@ -71,10 +71,12 @@ void latent_extend(const kernels::extend_plan& plan, const cuda::device_extend_p
   cuda::extend<shape>(plan, device_plan, view, {}, nullptr, buffer, buffer, buffer, {}, stream);
 }
 
-template <class Storage>
+// Llama 3 405B's groups of 16 (128 query heads over 8 KV heads) and Llama 3 70B's of 8 (64).
+template <int QueryHeads, class Storage>
 void group_decode(const attention::decode_plan& plan, const cuda::device_decode_plan& device_plan,
                   const paged_layer_view& view, float* buffer, cudaStream_t stream) {
-  using shape = kernels::decode_shape_of<layer<gqa<128, 8>, head_dim<128>, Storage>, paged<16>>;
+  using shape =
+      kernels::decode_shape_of<layer<gqa<QueryHeads, 8>, head_dim<128>, Storage>, paged<16>>;
   cuda::decode<shape>(plan, device_plan, view, buffer, buffer, buffer, {}, stream);
 }
 
@@ -93,11 +95,17 @@ template void latent_extend<storage<bf16>>(const kernels::extend_plan&,
 template void latent_extend<storage<fp8_e4m3>>(const kernels::extend_plan&,
                                                const cuda::device_extend_plan&,
                                                const paged_layer_view&, float*, cudaStream_t);
-template void group_decode<storage<bf16>>(const attention::decode_plan&,
-                                          const cuda::device_decode_plan&, const paged_layer_view&,
-                                          float*, cudaStream_t);
-template void group_decode<storage<fp8_e4m3>>(const attention::decode_plan&,
+template void group_decode<128, storage<bf16>>(const attention::decode_plan&,
+                                               const cuda::device_decode_plan&,
+                                               const paged_layer_view&, float*, cudaStream_t);
+template void group_decode<128, storage<fp8_e4m3>>(const attention::decode_plan&,
+                                                   const cuda::device_decode_plan&,
+                                                   const paged_layer_view&, float*, cudaStream_t);
+template void group_decode<64, storage<bf16>>(const attention::decode_plan&,
                                               const cuda::device_decode_plan&,
                                               const paged_layer_view&, float*, cudaStream_t);
+template void group_decode<64, storage<fp8_e4m3>>(const attention::decode_plan&,
+                                                  const cuda::device_decode_plan&,
+                                                  const paged_layer_view&, float*, cudaStream_t);
 
 }  // namespace kvc::sass_check

@@ -20,8 +20,9 @@
 // (decode_path_of<Shape> says which):
 // - decode_mma (kernels/decode_mma.hpp), on tensor cores, where the query group makes the
 //   scores and weighted sums matrix products worth their 16-bit rounding of the query and the
-//   weights: latent (MLA) layers of fp16 or bf16 storage and 16 query heads or more, and
-//   attention layers of 16-bit K and V with groups of more than 8;
+//   weights: latent (MLA) layers of 16 query heads or more, and attention layers with groups
+//   of more than 4 (Llama 3 70B, Qwen2.5, Qwen3-32B, gpt-oss, Llama 3 405B), K and V in any
+//   dtype but fp32;
 // - decode_streamed (kernels/decode_streamed.hpp), made to read memory at its bandwidth:
 //   attention layers of a fixed page size whose K and V vectors are whole 16-byte pieces and
 //   whose v_dim is a multiple of 32 (every gallery layer but MLA);
@@ -54,13 +55,20 @@ enum class decode_path : std::uint8_t {
   tiled,         ///< decode_tiled: the general path, CUDA cores
 };
 
+/// The largest query group of an attention layer that the CUDA-core kernels decode by
+/// default; larger groups go to the tensor cores (decode_path_of).
+inline constexpr int max_streamed_group = 4;
+
 namespace detail {
-// The tensor cores pay where the group fills enough of their 16 rows and the CUDA cores would
-// be bound by arithmetic: a latent of 16 heads or more (its 576 dims a head), or a group of
-// more than 8 (beyond which the streamed kernel reads K/V once per row chunk of 8).
+// The tensor cores pay where the CUDA cores would be bound by arithmetic: a latent of 16 heads
+// or more (its 576 dims a head), or a group of more than 4. Past 4 rows the streamed kernel
+// issues 7 to 8 instructions per 16-bit K/V byte (groups of 7 and 8 spill), and 8-bit
+// storage reads K/V once per row chunk of 4; the tensor-core kernel issues 1.5 (16-bit) and
+// 3.4 to 5.1 (8-bit) for any group up to 16 (docs/benchmarks.md, sm_90).
 template <class Shape>
 inline constexpr bool mma_decode_shape = mma_decode_supports<Shape> &&
-                                         (Shape::latent ? Shape::group >= 16 : Shape::group > 8);
+                                         (Shape::latent ? Shape::group >= 16
+                                                        : Shape::group > max_streamed_group);
 }  // namespace detail
 
 /// The block a shape's decode kernel is made for, what the launchers take by default.
@@ -68,15 +76,41 @@ template <class Shape>
 using decode_block =
     std::conditional_t<detail::mma_decode_shape<Shape>, mma_decode_block<Shape>, block_shape<128>>;
 
+/// The opt-in to the tensor-core decode for a layer whose group the CUDA cores take by default
+/// (groups of 2 to 4, latents under 16 heads), as the Block of the launchers and planners:
+///   kvc::cuda::plan_decode<shape, kvc::kernels::tensor_core_block<shape>>(view, heads, plan);
+///   kvc::cuda::decode<shape, kvc::kernels::tensor_core_block<shape>>(plan, device_plan, ...);
+/// Faster where the CUDA cores are bound by arithmetic (8-bit storage: about half the
+/// instructions a K/V byte at a group of 4), at the tensor cores' looser bound: the query and
+/// the weights rounded to 16 bits (fp16 for 8-bit storage; docs/simt.md). Shape must be one
+/// the tensor-core kernel takes (a compile-time error names what it takes); the block, given
+/// for another layer's shape, opts that layer in where the kernel takes it too.
+template <class Shape>
+struct tensor_core_block : mma_decode_block<Shape> {
+  static_assert(mma_decode_supports<Shape>,
+                "kvc::kernels::tensor_core_block: the tensor-core decode takes K and V stored in "
+                "fp16 or bf16, or in fp8 e4m3, fp8 e5m2, int8 or int4 with vectors of whole "
+                "16-byte pieces; k_dim and v_dim multiples of 16, at most 576 and 512 for a "
+                "latent layer and 256 otherwise");
+};
+
+namespace detail {
+template <class Block>
+inline constexpr bool opts_into_tensor_cores = false;
+template <class Shape>
+inline constexpr bool opts_into_tensor_cores<tensor_core_block<Shape>> = true;
+}  // namespace detail
+
 /// Which kernel decode<Shape, Block> is: the tensor-core kernel for the layers it takes
 /// (any storage but fp32, vectors of whole 16-byte pieces; latent layers of 16 query heads or
-/// more, other layers of groups above 8;
-/// a block of 2, 4, 6 or 8 warps), else the streamed kernel where it takes the shape,
-/// else the tiled one.
+/// more, other layers of groups above max_streamed_group, any of them with a
+/// tensor_core_block; a block of 2, 4, 6 or 8 warps), else the streamed kernel where it takes
+/// the shape, else the tiled one.
 template <class Shape, class Block = decode_block<Shape>>
 inline constexpr decode_path decode_path_of =
-    detail::mma_decode_shape<Shape>&& Block::threads % 64 == 0 && Block::threads <= 256 &&
-            Block::y == 1 && Block::z == 1
+    (detail::mma_decode_shape<Shape> ||
+     (detail::opts_into_tensor_cores<Block> && mma_decode_supports<Shape>)) &&
+            Block::threads % 64 == 0 && Block::threads <= 256 && Block::y == 1 && Block::z == 1
         ? decode_path::tensor_cores
     : streamed_tiling<Shape, Block::warps>::supported ? decode_path::streamed
                                                       : decode_path::tiled;

@@ -4,11 +4,13 @@
 // kernels::decode picks it (kernels/decode.hpp) for
 // - latent (MLA) layers in absorbed form, 16 query heads or more (DeepSeek V2/V3, Kimi K2),
 //   as FlashMLA does (deepseek-ai/FlashMLA, csrc/sm90/decode);
-// - attention layers whose groups pass 8 query heads (Llama 3 405B, Qwen3-235B, GLM-4.5),
-//   where the CUDA-core kernel is bound by its arithmetic;
-// with K and V in fp16 or bf16 (read as stored) or in fp8 e4m3, fp8 e5m2, int8 or int4
-// (converted exactly into fp16 tiles in shared memory once a tile lands, as the extend
-// kernel does; their scales applied to the scores and the weights).
+// - attention layers whose groups pass 4 query heads (Llama 3 70B and 405B, Qwen2.5, Qwen3,
+//   gpt-oss, GLM-4.5), where the CUDA-core kernel is bound by its arithmetic;
+// and any layer whose block is a tensor_core_block; with K and V in fp16 or bf16 (read as
+// stored), fp8 e4m3, fp8 e5m2 or int8 (read raw, converted in registers into the fragments:
+// kernels/raw_fragments.hpp; V where its dims are a multiple of 64), or int4 (converted
+// exactly into fp16 tiles in shared memory once a tile lands, as the extend kernel does);
+// scales apply to the scores and the weights.
 // Split-K items and the merge are the decode kernels' (kernels/decode_work.hpp).
 //
 // One block runs one (item, KV head, row chunk) with 2 warps per 16 query heads, up to 64
@@ -25,7 +27,8 @@
 // - O += P V: each warp the dims of its half of V (a latent's first v_dim dims), at most
 //   16 x 256 accumulators a warp, 128 floats a thread for DeepSeek's 512.
 // Two block barriers a tile: the tile has landed (and the other buffer is free), and the
-// halves of the scores are written; a third for an 8-bit tile: it is converted. Numerics as
+// halves of the scores are written; a third for a tile converted into fp16 (int4, or 8-bit V
+// whose dims are not a multiple of 64). Numerics as
 // the tensor-core extend (docs/simt.md): the query and the weights rounded to 16 bits,
 // products exact, sums fp32.
 
@@ -39,6 +42,7 @@
 #include "kvc/kernels/decode_work.hpp"
 #include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/mma_softmax.hpp"
+#include "kvc/kernels/raw_fragments.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/slot_copy.hpp"
 #include "kvc/kernels/tile_convert.hpp"
@@ -51,7 +55,7 @@ namespace kvc::kernels {
 
 /// Whether the tensor-core decode takes a layer shape: K and V stored in fp16 or bf16 (read
 /// as stored), or in fp8 e4m3, fp8 e5m2, int8 or int4 with vectors of whole 16-byte pieces
-/// (converted exactly into fp16 tiles); k_dim and v_dim multiples of 16 (whole mma steps for
+/// (converted exactly into fp16); k_dim and v_dim multiples of 16 (whole mma steps for
 /// each half of V), at most 576 and 512 for a latent (DeepSeek's 512 + 64) and 256 each
 /// otherwise (a warp's accumulators stay in registers, two tile buffers in shared memory).
 template <class Shape>
@@ -89,8 +93,15 @@ template <class Shape, unsigned Warps>
 struct mma_decode_tiling {
   using k_type = typename Shape::k_type;
   using v_type = typename Shape::v_type;
-  static constexpr bool k_stored = mma_reads_stored<k_type>;
-  static constexpr bool v_stored = Shape::latent ? k_stored : mma_reads_stored<v_type>;
+  // 8-bit K and V (fp8 e4m3, fp8 e5m2, int8) are read raw by the fragment loads and converted
+  // in registers (kernels/raw_fragments.hpp), where V's dims come in whole pairs of 16 a warp;
+  // int4 (and 8-bit V of other dims) is converted into an fp16 tile in shared memory first.
+  static constexpr bool k_raw =
+      raw_fragments_take<k_type> && (!Shape::latent || Shape::v_dim % 64 == 0);
+  static constexpr bool v_raw =
+      Shape::latent ? k_raw : raw_fragments_take<v_type> && Shape::v_dim % 64 == 0;
+  static constexpr bool k_stored = mma_reads_stored<k_type> || k_raw;
+  static constexpr bool v_stored = Shape::latent ? k_stored : mma_reads_stored<v_type> || v_raw;
   static constexpr bool k_scaled = k_type::scale == scaling::per_token_head;
   static constexpr bool v_scaled = !Shape::latent && v_type::scale == scaling::per_token_head;
   static constexpr int row_groups = static_cast<int>(Warps) / 2;
@@ -103,8 +114,15 @@ struct mma_decode_tiling {
   static constexpr int keys =
       widest_keys < 16 * static_cast<int>(Warps) ? widest_keys : 16 * static_cast<int>(Warps);
   static constexpr std::size_t pad16(std::size_t bytes) { return (bytes + 15) / 16 * 16; }
-  static constexpr std::size_t k_row = k_stored ? std::size_t{k_stride} * 2 : Shape::k_vector_bytes;
-  static constexpr std::size_t v_row = v_stored ? std::size_t{v_stride} * 2 : Shape::v_vector_bytes;
+  // Raw rows, as 16-bit ones, 16 bytes longer than a vector (the rows a fragment load reads in
+  // different banks); rows converted into a tile back to back.
+  static constexpr std::size_t k_row = mma_reads_stored<k_type> ? std::size_t{k_stride} * 2
+                                       : k_raw                  ? Shape::k_vector_bytes + 16
+                                                                : Shape::k_vector_bytes;
+  static constexpr std::size_t v_row = Shape::latent              ? k_row  // a latent's V: its K
+                                       : mma_reads_stored<v_type> ? std::size_t{v_stride} * 2
+                                       : v_raw                    ? Shape::v_vector_bytes + 16
+                                                                  : Shape::v_vector_bytes;
   static constexpr std::size_t q_bytes = pad16(std::size_t{rows} * k_stride * 2);
   // Within a buffer:
   static constexpr std::size_t held = 0;
@@ -220,13 +238,16 @@ struct decode_mma {
     // kept in log2 units, for exp2), rounded to K's 16-bit type; rows past the block's are zeros.
     const float q_factor =
         work.scale * log2e * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
+    // For raw 8-bit keys the dims of each mma step are staged in the order their fragments
+    // come in (kernels/raw_fragments.hpp).
     const float* q_in = work.q + item.query * work.q_stride + std::int64_t{q_head0} * k_dim;
     for (int i = thread; i < rows * (k_dim / 2); i += threads) {
-      const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
-      q_words[r * (k_stride / 2) + d / 2] =
-          r < block_rows ? mma_pack<k_input>(q_in[r * k_dim + d] * q_factor,
-                                             q_in[r * k_dim + d + 1] * q_factor)
-                         : 0u;
+      const int r = i / (k_dim / 2), w = i % (k_dim / 2);
+      const int d = tiling::k_raw ? 16 * (w / 8) + raw_query_dim(w % 8) : 2 * w;
+      q_words[r * (k_stride / 2) + w] = r < block_rows
+                                            ? mma_pack<k_input>(q_in[r * k_dim + d] * q_factor,
+                                                                q_in[r * k_dim + d + 1] * q_factor)
+                                            : 0u;
     }
 
     // A tile is `blocks_per_tile` key blocks of the item: slot j is token j % slot_width of
@@ -339,16 +360,39 @@ struct decode_mma {
             q_tile + (row_group * 16 + matrix_row + 8 * (matrix % 2)) * k_stride + 8 * (matrix / 2);
         const mma_matrices a0 = ctx.template load_matrices<false>(q_row + s * 16);
         const mma_matrices a1 = two ? ctx.template load_matrices<false>(q_row + (s + 1) * 16) : a0;
-        const int column = s * 16 + 8 * (two ? matrix : matrix % 2);
-        unroll<key_blocks>([&](auto n) {
-          const mma_matrices b =
-              ctx.template load_matrices<false>(k_tile + (n * 8 + matrix_row) * k_stride + column);
-          scores[n] = ctx.template mma_m16n8k16<k_input>(
-              {{a0.reg[0], a0.reg[1], a0.reg[2], a0.reg[3]}}, {{b.reg[0], b.reg[1]}}, scores[n]);
-          if (two)
+        if constexpr (tiling::k_raw) {
+          // Raw 8-bit keys: one load gives key blocks n and n + 1 for steps s and s + 1
+          // (matrix m: block n + m / 2, step s + m % 2; a step past the half reads the row's
+          // padding or the other half, unused).
+          const auto* raw = reinterpret_cast<const std::byte*>(k_tile);
+          unroll<key_blocks / 2>([&](auto block_pair) {
+            constexpr int n = 2 * decltype(block_pair)::value;
+            const mma_matrices b = ctx.template load_matrices<false>(
+                raw + static_cast<std::size_t>((n + matrix / 2) * 8 + matrix_row) * tiling::k_row +
+                static_cast<std::size_t>(s + matrix % 2) * 16);
+            unroll<2>([&](auto m) {
+              scores[n + m] = ctx.template mma_m16n8k16<k_input>(
+                  {{a0.reg[0], a0.reg[1], a0.reg[2], a0.reg[3]}},
+                  raw_key_fragment<k_type>(b.reg[2 * m]), scores[n + m]);
+              if (two)
+                scores[n + m] = ctx.template mma_m16n8k16<k_input>(
+                    {{a1.reg[0], a1.reg[1], a1.reg[2], a1.reg[3]}},
+                    raw_key_fragment<k_type>(b.reg[2 * m + 1]), scores[n + m]);
+            });
+          });
+        } else {
+          const int column = s * 16 + 8 * (two ? matrix : matrix % 2);
+          unroll<key_blocks>([&](auto n) {
+            const mma_matrices b = ctx.template load_matrices<false>(
+                k_tile + (n * 8 + matrix_row) * k_stride + column);
             scores[n] = ctx.template mma_m16n8k16<k_input>(
-                {{a1.reg[0], a1.reg[1], a1.reg[2], a1.reg[3]}}, {{b.reg[2], b.reg[3]}}, scores[n]);
-        });
+                {{a0.reg[0], a0.reg[1], a0.reg[2], a0.reg[3]}}, {{b.reg[0], b.reg[1]}}, scores[n]);
+            if (two)
+              scores[n] =
+                  ctx.template mma_m16n8k16<k_input>({{a1.reg[0], a1.reg[1], a1.reg[2], a1.reg[3]}},
+                                                     {{b.reg[2], b.reg[3]}}, scores[n]);
+          });
+        }
       });
       // The two halves added: each warp writes its own, and reads its partner's after the
       // barrier (its 16 floats a lane in the same fragment places).
@@ -376,19 +420,41 @@ struct decode_mma {
         softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
       step.rescale(acc);
       // O += P V over this warp's half of V: ldmatrix.trans gives B (key k's value n, stored
-      // [k][n]) for two blocks of 8 dims at once.
-      unroll<p_steps>([&](auto s) {
-        unroll<(v_blocks + 1) / 2>([&](auto block_pair) {
-          constexpr int d = 2 * decltype(block_pair)::value;
-          const int dims = half * v_half + 8 * (d + (d + 1 < v_blocks ? matrix / 2 : 0));
-          const mma_matrices b = ctx.template load_matrices<true>(
-              v_tile + (s * 16 + matrix_row + 8 * (matrix % 2)) * v_stride + dims);
-          acc[d] = ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[0], b.reg[1]}}, acc[d]);
-          if constexpr (d + 1 < v_blocks)
-            acc[d + 1] =
-                ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[2], b.reg[3]}}, acc[d + 1]);
+      // [k][n]) for two blocks of 8 dims at once; from raw 8-bit values, for two chunks of 16
+      // dims, each an even and an odd block (matrix m: keys 8 (m % 2) on, chunk m / 2).
+      if constexpr (tiling::v_raw) {
+        const auto* raw = reinterpret_cast<const std::byte*>(v_tile);
+        unroll<p_steps>([&](auto s) {
+          unroll<v_half / 32>([&](auto chunk_pair) {
+            constexpr int chunk = 2 * decltype(chunk_pair)::value;
+            const mma_matrices b = ctx.template load_matrices<true>(
+                raw +
+                static_cast<std::size_t>(s * 16 + matrix_row + 8 * (matrix % 2)) * tiling::v_row +
+                static_cast<std::size_t>(half * v_half + 16 * (chunk + matrix / 2)));
+            unroll<2>([&](auto c) {
+              const raw_value_fragments f =
+                  raw_value_fragments_of<v_type>(b.reg[2 * c], b.reg[2 * c + 1]);
+              acc[2 * (chunk + c)] =
+                  ctx.template mma_m16n8k16<v_input>(weights[s], f.even, acc[2 * (chunk + c)]);
+              acc[2 * (chunk + c) + 1] =
+                  ctx.template mma_m16n8k16<v_input>(weights[s], f.odd, acc[2 * (chunk + c) + 1]);
+            });
+          });
         });
-      });
+      } else {
+        unroll<p_steps>([&](auto s) {
+          unroll<(v_blocks + 1) / 2>([&](auto block_pair) {
+            constexpr int d = 2 * decltype(block_pair)::value;
+            const int dims = half * v_half + 8 * (d + (d + 1 < v_blocks ? matrix / 2 : 0));
+            const mma_matrices b = ctx.template load_matrices<true>(
+                v_tile + (s * 16 + matrix_row + 8 * (matrix % 2)) * v_stride + dims);
+            acc[d] = ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[0], b.reg[1]}}, acc[d]);
+            if constexpr (d + 1 < v_blocks)
+              acc[d + 1] = ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[2], b.reg[3]}},
+                                                              acc[d + 1]);
+          });
+        });
+      }
     }
 
     // The rows' results: a row's sum of weights over its 4 lanes, then out and lse (sinks
@@ -398,12 +464,18 @@ struct decode_mma {
     const bool only = item.partial == nullptr;
     const float v_factor = v_type::scale == scaling::per_layer ? work.v_scale : 1.0f;
     const attention::partial_slot partials{work.q_heads, v_dim};
+    // The dim, past the warp's first, of accumulator d's value 2 h + e: block d holds dims
+    // 8 d on, or for raw values the even (d even) or odd dims of the chunk of 16 d / 2.
+    const auto dim_of = [&](int d, int e) {
+      return tiling::v_raw ? 16 * (d / 2) + raw_value_dim(pair, e, d % 2 == 1)
+                           : 8 * d + 2 * pair + e;
+    };
     unroll<2>([&](auto h) {
       const int r = row_group * 16 + quad + 8 * h;
       if (r >= block_rows) return;
       const int q_head = q_head0 + r;
       const std::int64_t row = item.query * work.q_heads + q_head;
-      const int first_dim = half * v_half + 2 * pair;
+      const int first_dim = half * v_half;
       if (only) {
         // The V scale apart, so that finish_row divides a constant 1 by l (a reciprocal: a
         // general division would call its slow path and spill registers around the call).
@@ -412,16 +484,16 @@ struct decode_mma {
         const float weight = f.weight * v_factor;
         float* out = work.out + row * v_dim + first_dim;
         unroll<v_blocks>([&](auto d) {
-          out[d * 8] = weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * weight;
-          out[d * 8 + 1] = weight == 0.0f ? 0.0f : acc[d].reg[2 * h + 1] * weight;
+          out[dim_of(d, 0)] = weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * weight;
+          out[dim_of(d, 1)] = weight == 0.0f ? 0.0f : acc[d].reg[2 * h + 1] * weight;
         });
         if (half == 0 && pair == 0) work.lse[row] = f.lse;
       } else {
         float* slot_floats = item.partial;
         float* out = slot_floats + partials.acc(q_head) + first_dim;
         unroll<v_blocks>([&](auto d) {
-          out[d * 8] = acc[d].reg[2 * h] * v_factor;
-          out[d * 8 + 1] = acc[d].reg[2 * h + 1] * v_factor;
+          out[dim_of(d, 0)] = acc[d].reg[2 * h] * v_factor;
+          out[dim_of(d, 1)] = acc[d].reg[2 * h + 1] * v_factor;
         });
         if (half == 0 && pair == 0) {
           slot_floats[partials.m(q_head)] = softmax.m[h] * ln2;

@@ -1,7 +1,8 @@
 #pragma once
 // The extend (prefill) of layers too wide for the row-tile kernel (kernels/extend_mma.hpp):
 // DeepSeek's and Kimi K2's latents of 576 dims, whose values are 512, in absorbed form, in
-// any storage but fp32 (8-bit and 4-bit latents converted into fp16 tiles). One
+// any storage but fp32 (8-bit latents read raw into the fragments, 4-bit ones converted into
+// fp16 tiles). One
 // block runs one new token's query heads over one KV head (a row chunk of them for groups past
 // 64), with the tensor-core decode's body (kernels/decode_mma.hpp): two warps per 16 heads,
 // each multiplying half of the latent's dims for the scores and taking half of the values'.

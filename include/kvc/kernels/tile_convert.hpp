@@ -1,6 +1,7 @@
 #pragma once
-// How the tensor-core kernels (kernels/extend_mma.hpp, kernels/decode_mma.hpp) take K and V
-// stored in a dtype the tensor cores do not read (fp8 e4m3, fp8 e5m2, int8, int4): a tile of
+// How the tensor-core kernels take K and V stored in a dtype the tensor cores do not read
+// (kernels/extend_mma.hpp: fp8 e4m3, fp8 e5m2, int8, int4; kernels/decode_mma.hpp: int4, the
+// others it reads raw into fragments, kernels/raw_fragments.hpp): a tile of
 // raw vectors lands in shared memory as stored, and the block converts it into a tile of fp16
 // rows, exactly (numeric::unpack_fp16), which the fragment loads read as they read a 16-bit
 // tile. Scales stay apart: the kernels apply them to the scores and the weights.
