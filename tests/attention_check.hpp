@@ -96,11 +96,13 @@ inline double rounding_of(dtype_id type) { return type == dtype_id::bf16 ? 0x1p-
 
 /// What the tensor cores' 16-bit inputs grant (docs/simt.md): the query row (softmax scale
 /// applied) rounded to K's type moves every score by at most rounding * scale * sum_d |q_d k_d|;
-/// the weights rounded to V's type move the output by at most rounding * max|v|.
+/// the weights rounded to V's type move the output by at most rounding * max|v|. A soft-cap c
+/// adds 2^-20 c to the scores: the kernels' tanh (kernels/mma_softmax.hpp, tanh_fast: below
+/// 2^-22.4 on the host, about 2^-21 with the GPU's approximate exp2 and division).
 inline rounding_allowance tensor_core_allowance(const float* q_row, int k_dim,
                                                 const std::vector<std::vector<float>>& keys,
                                                 double softmax_scale, dtype_id k_type,
-                                                dtype_id v_type) {
+                                                dtype_id v_type, double softcap = 0) {
   double score = 0;
   for (const auto& k : keys) {
     double sum = 0;
@@ -108,7 +110,7 @@ inline rounding_allowance tensor_core_allowance(const float* q_row, int k_dim,
       sum += std::fabs(static_cast<double>(q_row[d]) * k[static_cast<std::size_t>(d)]);
     score = std::max(score, sum);
   }
-  return {rounding_of(k_type) * std::fabs(softmax_scale) * score,
+  return {rounding_of(k_type) * std::fabs(softmax_scale) * score + 0x1p-20 * softcap,
           rounding_of(v_type) / cpu::key_block};
 }
 

@@ -106,7 +106,8 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
         const rounding_allowance allowance =
             kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores
                 ? tensor_core_allowance(q_row, k_dim, keys, spec::softmax_scale_value,
-                                        layer_spec::k_type::id, layer_spec::v_type::id)
+                                        layer_spec::k_type::id, layer_spec::v_type::id,
+                                        spec::softcap::cap)
                 : rounding_allowance{};
         compare_with_reference(ref, values,
                                out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,

@@ -111,8 +111,9 @@ std::size_t check_extend(const extend_case& c) {
         const reference_result ref =
             reference_attend(q_row, k_dim, v_dim, keys, values, Spec::softmax_scale_value,
                              Spec::softcap::cap, c.sink_logits.empty() ? nullptr : &sink);
-        const rounding_allowance allowance = tensor_core_allowance(
-            q_row, k_dim, keys, Spec::softmax_scale_value, Spec::k_type::id, Spec::v_type::id);
+        const rounding_allowance allowance =
+            tensor_core_allowance(q_row, k_dim, keys, Spec::softmax_scale_value, Spec::k_type::id,
+                                  Spec::v_type::id, Spec::softcap::cap);
         INFO("sequence " << b << " (prefix " << c.prefix[b] << ", new " << c.fresh[b]
                          << ") new token " << t << " head " << h << ", " << extend_plan.tiles.size()
                          << " tiles");

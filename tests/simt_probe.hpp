@@ -1,6 +1,6 @@
 #pragma once
-// A kernel that records, per thread, what the SIMT context's indices, shuffles and
-// reductions return, and the same record computed on the host from the thread's rank
+// A kernel that records, per thread, what the SIMT context's indices, shuffles, reductions
+// and votes return, and the same record computed on the host from the thread's rank
 // alone (no emulator code involved). test_simt runs it in the emulator, tests/cuda on a GPU.
 
 #include <cstdint>
@@ -14,6 +14,7 @@ struct probe_record {
   unsigned rank, lane, warp, members;
   int xor_1, xor_16, down_1, down_5, idx_0, idx_reversed;
   int warp_sum, warp_max, block_sum, block_max;
+  bool any_large, any_first;
   friend bool operator==(const probe_record&, const probe_record&) = default;
 };
 
@@ -51,6 +52,8 @@ struct shuffle_probe {
     r.warp_max = ctx.warp_max(value);
     r.block_sum = ctx.block_sum(value);
     r.block_max = ctx.block_max(value);
+    r.any_large = ctx.warp_any(value > 47);  // true in some warps, false in others
+    r.any_first = ctx.warp_any(rank == 0);
     out[std::uint64_t{ctx.block_idx().x} * ctx.block_threads() + rank] = r;
   }
 };
@@ -78,6 +81,9 @@ inline probe_record expected_probe(unsigned rank, unsigned threads) {
     r.warp_sum += probe_value(first + l);
     if (probe_value(first + l) > r.warp_max) r.warp_max = probe_value(first + l);
   }
+  r.any_large = false;
+  for (unsigned l = 0; l < lanes; ++l) r.any_large = r.any_large || probe_value(first + l) > 47;
+  r.any_first = warp == 0;
   r.block_sum = 0;
   r.block_max = probe_value(0);
   for (unsigned t = 0; t < threads; ++t) {

@@ -24,10 +24,10 @@ using namespace kvc::testing::simt_extend;
 
 namespace {
 
-// Gemma 3's real head dim (256): key tiles of 32.
+// Gemma 3's real head dim (256): one row tile (16 rows) a warp.
 template <class S>
 using gemma3_wide_shape = layer<gqa<4, 2>, head_dim<256>, sliding_window<40>, S>;
-// Qwen2.5-7B's group of 7 query heads: tiles of 64 rows end inside a token's group.
+// Qwen2.5-7B's group of 7 query heads: tiles of 128 rows end inside a token's group.
 template <class S>
 using qwen_small_shape = layer<gqa<7, 1>, head_dim<64>, S>;
 
@@ -64,7 +64,7 @@ TEST_CASE("simt extend: Gemma-3-like window over one query group (MQA)", "[simt]
   check_both<gemma3_shape>({{33, 1}, {40, 25}, 7});
 }
 
-TEST_CASE("simt extend: Gemma 3's head dim 256 (key tiles of 32)", "[simt]") {
+TEST_CASE("simt extend: Gemma 3's head dim 256 (16 rows a warp)", "[simt]") {
   check_both<gemma3_wide_shape>({{60}, {50}, 8});
 }
 

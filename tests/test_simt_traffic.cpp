@@ -19,6 +19,7 @@
 #include "kvc/cache/kv_cache.hpp"
 #include "kvc/kernels/append.hpp"
 #include "kvc/kernels/decode.hpp"
+#include "kvc/kernels/extend.hpp"
 
 using namespace kvc;
 
@@ -166,7 +167,9 @@ TEST_CASE("traffic: extend reads each key and value a block sees once per block,
   std::mt19937 rng(13);
   const sequence_id a = cache.add_sequence(), b = cache.add_sequence();
   append_random(cache, b, 50, rng);
-  // a: a prompt of 70 tokens (280 rows, 5 tiles of 64); b: 30 over 50 (120 rows, 2 tiles).
+  // a: a prompt of 70 tokens (280 rows, 3 tiles of 128); b: 30 over 50 (120 rows, 1 tile).
+  constexpr std::int64_t rows = kernels::extend<shape>::rows;
+  STATIC_REQUIRE(rows == 128);
   const std::int64_t prefix[] = {0, 50}, fresh[] = {70, 30};
   const append_request step[] = {{a, fresh[0]}, {b, fresh[1]}};
   append_plan plan = cache.plan_append(step);
@@ -189,14 +192,14 @@ TEST_CASE("traffic: extend reads each key and value a block sees once per block,
   cache.commit(plan);
 
   // A position is read by every tile of its sequence whose last row's token reaches it (the
-  // rows of a tile are 16 tokens x 4 query heads), in both KV heads' blocks.
+  // rows of a tile are 32 tokens x 4 query heads), in both KV heads' blocks.
   const page_geometry& geo = view.geometry;
   std::vector<unsigned> expected(static_cast<std::size_t>(geo.page_bytes) * 32, 0);
   for (std::size_t s = 0; s < 2; ++s)
     for (std::int64_t p = 0; p < prefix[s] + fresh[s]; ++p) {
       unsigned tiles = 0;
-      for (std::int64_t first_row = 0; first_row < fresh[s] * 4; first_row += 64) {
-        const std::int64_t last_row = std::min(first_row + 64, fresh[s] * 4) - 1;
+      for (std::int64_t first_row = 0; first_row < fresh[s] * 4; first_row += rows) {
+        const std::int64_t last_row = std::min(first_row + rows, fresh[s] * 4) - 1;
         tiles += prefix[s] + last_row / 4 >= p ? 1u : 0u;
       }
       const std::int32_t page = table.indices[static_cast<std::size_t>(table.indptr[s] + p / 16)];

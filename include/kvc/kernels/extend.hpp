@@ -12,9 +12,10 @@
 //
 // extend<Shape, Block> is one of two kernels, chosen at compile time from the shape
 // (extend_path_of<Shape> says which):
-// - extend_mma (kernels/extend_mma.hpp): tiles of (new token, query head) rows, 16 a warp, that
-//   read each key once per tile; K and V in any dtype but fp32 (8-bit and 4-bit converted into
-//   fp16 tiles on the way in), dims up to 256: every gallery layer but the 576/512 latents;
+// - extend_mma (kernels/extend_mma.hpp): tiles of (new token, query head) rows, 32 a warp (16
+//   for dims above 128), that read each key once per tile; K and V in any dtype but fp32
+//   (8-bit and 4-bit converted into fp16 tiles on the way in), dims up to 256: every gallery
+//   layer but the 576/512 latents;
 // - extend_by_token (kernels/extend_by_token.hpp): a block per new token and KV head (row chunk),
 //   the tensor-core decode's body at that token's position: MLA's 576/512 latents (DeepSeek V2,
 //   V3, Kimi K2) in fp16 or bf16.

@@ -16,7 +16,7 @@
 //          kernels::extend_by_token<shape, block>{work});
 //
 // Each block reads its keys on its own: over a prompt of n tokens a latent is read about n / 2
-// times per row chunk, against once per 64 rows for the row-tile kernel. A block of 64 heads
+// times per row chunk, against once per 64 to 128 rows for the row-tile kernel. A block of 64 heads
 // does 2 x 64 x (576 + 512) flops for each 1152-byte latent it reads (121 a byte, near an
 // H200's ratio of tensor-core flops to memory bytes), and the blocks of consecutive tokens
 // read the same latents at about the same time, mostly from L2.

@@ -7,18 +7,21 @@
 //   launch(kernels::extend_grid<shape>(work), block, kernels::extend_mma<shape>::shared_bytes,
 //          kernels::extend_mma<shape, block>{work});
 //
-// One block runs one (tile of query rows, KV head): 16 rows a warp, the rows of a tile being
-// (new token, query head of the group) pairs, so a tile reads each key once for the whole
-// group. The block stages the tile's query rows (times the softmax scale, rounded to the
-// tensor cores' 16-bit input) in shared memory once, and each warp keeps its A fragments in
-// registers. Keys and values come in tiles of `keys` positions, staged in shared memory by
-// 16-byte asynchronous copies as stored, two tile buffers so that the next tile is in flight
-// while the block computes on this one; fp16 and bf16 are the tensor cores' inputs as they
-// are, fp8, int8 and int4 are converted exactly into an fp16 tile once they land. Per tile,
-// a warp: scores S = Q K^T (k_dim / 16 x keys / 8 mma), masks (causal, window, chunk, sinks
-// of the window), soft-cap, the online softmax per row in registers (a row's 4 lanes agree
-// through two shuffles), the weights rounded to the values' 16-bit type as the A fragments of
-// O += P V (keys / 16 x v_dim / 8 mma). The sums of weights stay in fp32.
+// One block runs one (tile of query rows, KV head): 32 rows a warp (two mma row tiles) for
+// dims up to 128, 16 above, the rows of a tile being (new token, query head of the group)
+// pairs, so a tile reads each key once for the whole group, and each key and value fragment
+// loaded feeds both row tiles. The block stages the tile's query rows (times the softmax
+// scale, rounded to the tensor cores' 16-bit input) in shared memory once; a warp of one row
+// tile keeps its A fragments in registers, one of two loads them from there a k step at a time
+// (its registers hold 32 rows' accumulators). Keys and values come in tiles of 32 positions,
+// staged in shared memory by 16-byte asynchronous copies as stored, two tile buffers so that
+// the next tile is in flight while the block computes on this one; fp16 and bf16 are the
+// tensor cores' inputs as they are, fp8, int8 and int4 are converted exactly into an fp16
+// tile once they land. Per tile and row tile, a warp: scores S = Q K^T (k_dim / 16 x 4 mma),
+// masks (causal, window, chunk, sinks of the window), soft-cap, the online softmax per row in
+// registers (a row's 4 lanes agree through two shuffles), the weights rounded to the values'
+// 16-bit type as the A fragments of O += P V (2 x v_dim / 8 mma). The sums of weights stay in
+// fp32.
 //
 // Tiles of keys that no row of the block sees (before the first row's window, past the last
 // row, between the sinks and the window) are skipped, not masked; a warp skips a staged tile
@@ -40,6 +43,7 @@
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/slot_copy.hpp"
 #include "kvc/kernels/tile_convert.hpp"
+#include "kvc/kernels/unroll.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
 
@@ -48,6 +52,25 @@ namespace kvc::kernels {
 namespace detail {
 template <class Type>
 inline constexpr bool mma_storable = !std::is_same_v<Type, fp32>;
+
+/// What an extend block's threads look up at every key tile, kept in shared memory and read
+/// after each barrier rather than held in registers through the loop: 32 rows a warp need
+/// nearly all 255 registers for their accumulators and scores.
+struct extend_block_bounds {
+  std::int64_t row0;            ///< the sequence's first new token, in q and out
+  std::int64_t first_position;  ///< its position
+  std::int64_t last_row;        ///< the block's last (token, head) row
+  std::int64_t last_query, sinks_end, recent_begin;  ///< the keys some row of the block sees
+  std::int64_t sink_tiles, recent_first_tile;        ///< the key tiles that cover them
+  window_shape::kept_pages kept;                     ///< what the page table lists
+  std::int64_t entries_begin;                        ///< the sequence's first entry
+};
+
+/// The same for a warp's rows: the first, the positions of the first and last, the keys they
+/// see, and from where every row of the warp sees the keys up to the first's position.
+struct extend_warp_bounds {
+  std::int64_t first_row, first, last, sinks_end, recent_begin, seen_by_all;
+};
 }  // namespace detail
 
 /// Whether the tensor-core extend takes a layer shape: K and V stored in any dtype but fp32,
@@ -63,7 +86,8 @@ inline constexpr bool mma_extend_supports =
     Shape::k_dim <= 256 && Shape::v_dim <= 256;
 
 /// The extend kernel's shared memory: the query tile, two key/value tile buffers, then for K
-/// or V not read as stored one converted tile each. A tile buffer holds per slot whether it is
+/// or V not read as stored one converted tile each, then the block's and the warps' bounds
+/// (detail::extend_block_bounds, extend_warp_bounds). A tile buffer holds per slot whether it is
 /// staged and its int8 / int4 scales, then the vectors: as stored for the tensor cores'
 /// types, in rows 16 bytes longer than a vector (so that the 8 rows a fragment load reads fall
 /// in different banks); raw for the others, which the block converts into the fp16 tile.
@@ -73,8 +97,13 @@ struct extend_tiling {
   using v_type = typename Shape::v_type;
   static constexpr bool k_stored = mma_reads_stored<k_type>;
   static constexpr bool v_stored = Shape::latent ? k_stored : mma_reads_stored<v_type>;
-  static constexpr int rows = 16 * static_cast<int>(Warps);
-  static constexpr int keys = Shape::k_dim > 128 || Shape::v_dim > 128 ? 32 : 64;
+  /// 16-row mma tiles a warp: two where a warp's accumulators of 32 rows fit its registers
+  /// (dims up to 128), so that each key and value fragment loaded feeds two mma.
+  static constexpr int row_tiles = Shape::k_dim <= 128 && Shape::v_dim <= 128 ? 2 : 1;
+  static constexpr int rows = 16 * row_tiles * static_cast<int>(Warps);
+  /// Key positions a tile: 64 would halve the rescales and barriers a key, but 32 rows of 64
+  /// scores spill (ptxas, sm_90: 260 bytes at dim 128).
+  static constexpr int keys = 32;
   static constexpr int k_stride = Shape::k_dim + 8;  ///< 16-bit values from a row to the next
   static constexpr int v_stride = Shape::latent ? k_stride : Shape::v_dim + 8;
   static constexpr std::size_t pad16(std::size_t bytes) { return (bytes + 15) / 16 * 16; }
@@ -94,7 +123,10 @@ struct extend_tiling {
   // After both buffers:
   static constexpr std::size_t k_converted = q_bytes + 2 * buffer_bytes;
   static constexpr std::size_t v_converted = k_converted + (k_stored ? 0 : k_tile_bytes);
-  static constexpr std::size_t shared_bytes = v_converted + (v_stored ? 0 : v_tile_bytes);
+  static constexpr std::size_t bounds = v_converted + (v_stored ? 0 : v_tile_bytes);
+  static constexpr std::size_t warp_bounds = bounds + sizeof(detail::extend_block_bounds);
+  static constexpr std::size_t shared_bytes =
+      pad16(warp_bounds + Warps * sizeof(detail::extend_warp_bounds));
 };
 
 template <class Shape, class Block = block_shape<128>>
@@ -133,6 +165,7 @@ struct extend_mma {
     constexpr int keys = tiling::keys, k_stride = tiling::k_stride, v_stride = tiling::v_stride;
     constexpr int k_steps = k_dim / mma_k, key_blocks = keys / mma_n, p_steps = keys / mma_k;
     constexpr int v_blocks = v_dim / mma_n;
+    constexpr int row_tiles = tiling::row_tiles, warp_rows = 16 * row_tiles;
     constexpr auto threads = static_cast<int>(Block::threads);
     constexpr float log2e = 1.4426950408889634f, ln2 = 0.6931471805599453f;
     const auto thread = static_cast<int>(ctx.thread_rank());
@@ -141,58 +174,85 @@ struct extend_mma {
     const page_geometry& geo = work.geometry;
     const window_shape& window = work.window;
 
-    const extend_tile tile = work.tiles[ctx.block_idx().x];
-    const auto head = static_cast<int>(ctx.block_idx().y);
-    const std::int64_t row0 = work.token_indptr[tile.sequence];
-    const std::int64_t tokens = work.token_indptr[tile.sequence + 1] - row0;
-    const std::int64_t length = work.seq_lens[tile.sequence];
-    const std::int64_t first_position = length - tokens;
-    const std::int64_t all_rows = tokens * group;
-    const std::int64_t last_row =
-        (tile.first_row + rows < all_rows ? tile.first_row + rows : all_rows) - 1;
-    const auto position_of = [&](std::int64_t row) { return first_position + row / group; };
-
     std::byte* shared = ctx.dynamic_shared();
     auto* q_tile = reinterpret_cast<std::uint32_t*>(shared);
-
-    // The query rows, scaled (by the softmax scale, the keys' fp8 scale and log2(e): scores are
-    // kept in log2 units, for exp2), rounded to K's 16-bit type; rows past the sequence's are
-    // zeros.
-    const float q_factor =
-        work.scale * log2e * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
-    for (int i = thread; i < rows * (k_dim / 2); i += threads) {
-      const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
-      const std::int64_t row = tile.first_row + r;
-      std::uint32_t word = 0;
-      if (row <= last_row) {
-        const int q_head = head * group + static_cast<int>(row % group);
-        const float* q =
-            work.q + (row0 + row / group) * work.q_stride + std::int64_t{q_head} * k_dim + d;
-        word = mma_pack<k_input>(q[0] * q_factor, q[1] * q_factor);
-      }
-      q_tile[r * (k_stride / 2) + d / 2] = word;
-    }
-
-    // The keys some row of the block sees: the sinks of the last row, and from the first row's
-    // window start to the last row. Tiles of `keys` positions cover them, those in between
-    // skipped.
-    const std::int64_t first_query = position_of(tile.first_row);
-    const std::int64_t last_query = position_of(last_row);
-    const std::int64_t sinks_end = window.sink_end(last_query + 1);
-    const std::int64_t recent_begin = window.recent_begin(first_query + 1);
-    const std::int64_t sink_tiles = (sinks_end + keys - 1) / keys;
-    const std::int64_t recent_first_tile =
-        recent_begin / keys > sink_tiles ? recent_begin / keys : sink_tiles;
-    const std::int64_t end_tile = (last_query + keys) / keys;
-    const std::int64_t tiles =
-        sink_tiles + (end_tile > recent_first_tile ? end_tile - recent_first_tile : 0);
-    const auto tile_start = [&](std::int64_t t) {
-      return (t < sink_tiles ? t : recent_first_tile + t - sink_tiles) * keys;
+    auto& bounds = *reinterpret_cast<detail::extend_block_bounds*>(shared + tiling::bounds);
+    auto* warp_bounds = reinterpret_cast<detail::extend_warp_bounds*>(shared + tiling::warp_bounds);
+    const auto head = static_cast<int>(ctx.block_idx().y);
+    const auto position_of = [&](std::int64_t first_position, std::int64_t row) {
+      return first_position + row / group;
     };
+    std::int64_t tiles = 0;
+    {
+      const extend_tile tile = work.tiles[ctx.block_idx().x];
+      const std::int64_t row0 = work.token_indptr[tile.sequence];
+      const std::int64_t tokens = work.token_indptr[tile.sequence + 1] - row0;
+      const std::int64_t length = work.seq_lens[tile.sequence];
+      const std::int64_t first_position = length - tokens;
+      const std::int64_t all_rows = tokens * group;
+      const std::int64_t last_row =
+          (tile.first_row + rows < all_rows ? tile.first_row + rows : all_rows) - 1;
 
-    const std::int32_t entries_begin = work.indptr[tile.sequence];
-    const auto kept = window.pages_listed(length, geo.page_tokens,
-                                          work.indptr[tile.sequence + 1] - entries_begin);
+      // The query rows, scaled (by the softmax scale, the keys' fp8 scale and log2(e): scores
+      // are kept in log2 units, for exp2), rounded to K's 16-bit type; rows past the
+      // sequence's are zeros.
+      const float q_factor =
+          work.scale * log2e * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
+      for (int i = thread; i < rows * (k_dim / 2); i += threads) {
+        const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
+        const std::int64_t row = tile.first_row + r;
+        std::uint32_t word = 0;
+        if (row <= last_row) {
+          const int q_head = head * group + static_cast<int>(row % group);
+          const float* q =
+              work.q + (row0 + row / group) * work.q_stride + std::int64_t{q_head} * k_dim + d;
+          word = mma_pack<k_input>(q[0] * q_factor, q[1] * q_factor);
+        }
+        q_tile[r * (k_stride / 2) + d / 2] = word;
+      }
+
+      // The keys some row of the block sees: the sinks of the last row, and from the first
+      // row's window start to the last row. Tiles of `keys` positions cover them, those in
+      // between skipped.
+      const std::int64_t first_query = position_of(first_position, tile.first_row);
+      const std::int64_t last_query = position_of(first_position, last_row);
+      const std::int64_t sinks_end = window.sink_end(last_query + 1);
+      const std::int64_t recent_begin = window.recent_begin(first_query + 1);
+      const std::int64_t sink_tiles = (sinks_end + keys - 1) / keys;
+      const std::int64_t recent_first_tile =
+          recent_begin / keys > sink_tiles ? recent_begin / keys : sink_tiles;
+      const std::int64_t end_tile = (last_query + keys) / keys;
+      tiles = sink_tiles + (end_tile > recent_first_tile ? end_tile - recent_first_tile : 0);
+      const std::int32_t entries_begin = work.indptr[tile.sequence];
+      if (thread == 0)
+        bounds = {row0,
+                  first_position,
+                  last_row,
+                  last_query,
+                  sinks_end,
+                  recent_begin,
+                  sink_tiles,
+                  recent_first_tile,
+                  window.pages_listed(length, geo.page_tokens,
+                                      work.indptr[tile.sequence + 1] - entries_begin),
+                  entries_begin};
+      // The warp's rows.
+      const std::int64_t first_row = tile.first_row + warp * warp_rows;
+      const std::int64_t warp_first = position_of(first_position, first_row);
+      const std::int64_t warp_last =
+          position_of(first_position,
+                      first_row + warp_rows - 1 < last_row ? first_row + warp_rows - 1 : last_row);
+      if (lane == 0)
+        warp_bounds[warp] = {first_row,
+                             warp_first,
+                             warp_last,
+                             window.sink_end(warp_last + 1),
+                             window.recent_begin(warp_first + 1),
+                             window.recent_begin(warp_last + 1)};
+    }
+    const auto tile_start = [&](std::int64_t t) {
+      return (t < bounds.sink_tiles ? t : bounds.recent_first_tile + t - bounds.sink_tiles) * keys;
+    };
     const std::int64_t page_tokens = Shape::page_tokens > 0 ? Shape::page_tokens : geo.page_tokens;
     const auto buffer = [&](std::int64_t t) {
       return shared + tiling::q_bytes + static_cast<std::size_t>(t % 2) * tiling::buffer_bytes;
@@ -207,11 +267,12 @@ struct extend_mma {
       const std::int64_t p = tile_start(t) + slot;
       const std::byte* page = nullptr;
       std::uint64_t vector = 0;
-      if (p <= last_query && (p < sinks_end || p >= recent_begin)) {
-        const std::int64_t entry = kept.entry_of(p / page_tokens);
+      if (p <= bounds.last_query && (p < bounds.sinks_end || p >= bounds.recent_begin)) {
+        const std::int64_t entry = bounds.kept.entry_of(p / page_tokens);
         if (entry >= 0) {
-          page = work.memory +
-                 static_cast<std::uint64_t>(work.indices[entries_begin + entry]) * geo.page_bytes;
+          page =
+              work.memory + static_cast<std::uint64_t>(work.indices[bounds.entries_begin + entry]) *
+                                geo.page_bytes;
           const std::int64_t token = p % page_tokens;
           vector = static_cast<std::uint64_t>(Shape::layout == page_layout::nhd
                                                   ? token * geo.kv_heads + head
@@ -245,36 +306,34 @@ struct extend_mma {
             slot_thread, page != nullptr);
     };
 
-    // The warp's query fragments, its rows' positions, and its rows' softmax state: lane (quad,
-    // pair) holds rows quad and quad + 8 of the warp's 16.
+    // The warp's rows: row tile r holds rows 16 r to 16 r + 15 of the warp's, and lane (quad,
+    // pair) rows quad and quad + 8 of each. One row tile keeps its query fragments in
+    // registers; with two, the accumulators take those registers and each k step's fragments
+    // are loaded from the staged tile as the scores need them.
     ctx.sync();
-    mma_a q_fragments[std::size_t{k_steps}];
-    for (int s = 0; s < k_steps; ++s)
-      for (int h = 0; h < 4; ++h)
-        q_fragments[s].reg[h] =
-            q_tile[(warp * 16 + quad + 8 * (h % 2)) * (k_stride / 2) + s * 8 + pair + 4 * (h / 2)];
-    std::int64_t row_position[2];
-    bool row_valid[2];
-    for (int h = 0; h < 2; ++h) {
-      const std::int64_t row = tile.first_row + warp * 16 + quad + 8 * h;
-      row_valid[h] = row <= last_row;
-      row_position[h] = position_of(row);
-    }
-    const std::int64_t warp_first_row = tile.first_row + warp * 16;
-    const bool warp_active = warp_first_row <= last_row;
-    const bool warp_rows_full = warp_first_row + 15 <= last_row;
-    const std::int64_t warp_first = position_of(warp_first_row);
-    const std::int64_t warp_last =
-        position_of(warp_first_row + 15 < last_row ? warp_first_row + 15 : last_row);
-    const std::int64_t warp_sinks_end = window.sink_end(warp_last + 1);
-    const std::int64_t warp_recent_begin = window.recent_begin(warp_first + 1);
-    // Keys from here to warp_first are seen by every row of the warp.
-    const std::int64_t warp_seen_by_all = window.recent_begin(warp_last + 1);
-    const float softcap = work.softcap * log2e, softcap_inverse = ln2 / work.softcap;
-    mma_softmax<std::size_t{key_blocks}> softmax;
-    mma_c acc[std::size_t{v_blocks}] = {};
+    const detail::extend_warp_bounds& mine = warp_bounds[warp];
     // The rows (and columns) this lane names for ldmatrix: lanes 8 j .. 8 j + 7 give matrix j.
     const int matrix = lane / 8, matrix_row = lane % 8;
+    mma_a q_fragments[row_tiles == 1 ? std::size_t{k_steps} : 1];
+    if constexpr (row_tiles == 1)
+      for (int s = 0; s < k_steps; ++s)
+        for (int h = 0; h < 4; ++h)
+          q_fragments[s].reg[h] = q_tile[(warp * 16 + quad + 8 * (h % 2)) * (k_stride / 2) + s * 8 +
+                                         pair + 4 * (h / 2)];
+    const auto* q_halves = reinterpret_cast<const std::uint16_t*>(q_tile);
+    const auto query_fragment = [&](int r, int s) {
+      if constexpr (row_tiles == 1) {
+        return q_fragments[s];
+      } else {
+        const mma_matrices a = ctx.template load_matrices<false>(
+            q_halves + (warp * warp_rows + 16 * r + 8 * (matrix % 2) + matrix_row) * k_stride +
+            s * 16 + 8 * (matrix / 2));
+        return mma_a{{a.reg[0], a.reg[1], a.reg[2], a.reg[3]}};
+      }
+    };
+    const float softcap = work.softcap * log2e, softcap_inverse = ln2 / work.softcap;
+    mma_softmax<std::size_t{key_blocks}> softmax[std::size_t{row_tiles}];
+    mma_c acc[std::size_t{row_tiles}][std::size_t{v_blocks}] = {};
 
     if (tiles > 0) stage(0);
     for (std::int64_t t = 0; t < tiles; ++t) {
@@ -289,8 +348,8 @@ struct extend_mma {
       const staged_tile staged = convert_staged<Shape, tiling, threads>(ctx, base, shared);
       if constexpr (converts_tiles<tiling>) ctx.sync();
       const std::int64_t start = tile_start(t);
-      if (!warp_active || start > warp_last ||
-          (start + keys <= warp_recent_begin && start >= warp_sinks_end))
+      if (mine.first_row > bounds.last_row || start > mine.last ||
+          (start + keys <= mine.recent_begin && start >= mine.sinks_end))
         continue;  // none of this warp's rows sees the tile
       const std::int32_t* held = staged.held;
       const float* k_scales = staged.k_scales;
@@ -298,88 +357,113 @@ struct extend_mma {
       const std::uint16_t* k_tile = staged.k;
       const std::uint16_t* v_tile = staged.v;
 
-      // Scores S = Q K^T: ldmatrix gives B (key n's values k, as stored) for two k steps at once.
-      mma_c scores[std::size_t{key_blocks}] = {};
-      for (int n = 0; n < key_blocks; ++n)
-        for (int s = 0; s < k_steps; s += 2) {
-          const int column = s * 16 + 8 * (s + 1 < k_steps ? matrix : matrix % 2);
-          const mma_matrices b =
-              ctx.template load_matrices<false>(k_tile + (n * 8 + matrix_row) * k_stride + column);
-          scores[n] =
-              ctx.template mma_m16n8k16<k_input>(q_fragments[s], {{b.reg[0], b.reg[1]}}, scores[n]);
-          if (s + 1 < k_steps)
-            scores[n] = ctx.template mma_m16n8k16<k_input>(q_fragments[s + 1],
-                                                           {{b.reg[2], b.reg[3]}}, scores[n]);
-        }
+      // Scores S = Q K^T, a k step at a time: ldmatrix gives B (key n's values k, as stored)
+      // for two blocks of keys at once, which every row tile's A fragment of the step
+      // multiplies.
+      mma_c scores[std::size_t{row_tiles}][std::size_t{key_blocks}] = {};
+      unroll<k_steps>([&](auto s) {
+        mma_a q[std::size_t{row_tiles}];
+        unroll<row_tiles>([&](auto r) { q[r] = query_fragment(r, s); });
+        unroll<key_blocks / 2>([&](auto block_pair) {
+          constexpr int n = 2 * decltype(block_pair)::value;
+          const mma_matrices b = ctx.template load_matrices<false>(
+              k_tile + (n * 8 + 8 * (matrix / 2) + matrix_row) * k_stride + s * 16 +
+              8 * (matrix % 2));
+          unroll<row_tiles>([&](auto r) {
+            scores[r][n] =
+                ctx.template mma_m16n8k16<k_input>(q[r], {{b.reg[0], b.reg[1]}}, scores[r][n]);
+            scores[r][n + 1] =
+                ctx.template mma_m16n8k16<k_input>(q[r], {{b.reg[2], b.reg[3]}}, scores[r][n + 1]);
+          });
+        });
+      });
       if constexpr (k_type::scale == scaling::per_token_head)  // int8 / int4 keys' scales
-        for (int n = 0; n < key_blocks; ++n)
-          for (int i = 0; i < 4; ++i) scores[n].reg[i] *= k_scales[n * 8 + 2 * pair + i % 2];
+        unroll<row_tiles>([&](auto r) {
+          for (int n = 0; n < key_blocks; ++n)
+            for (int i = 0; i < 4; ++i) scores[r][n].reg[i] *= k_scales[n * 8 + 2 * pair + i % 2];
+        });
       // Masks (only where some key of the tile is hidden from some row of the warp: the
       // diagonal, a window's edge, the sinks, a short last tile), in slots from the tile's start:
       // a row sees slots up to `last`, and from `recent` on or below `sinks`.
-      const bool seen_by_all = warp_rows_full && start >= warp_seen_by_all &&
-                               start + keys - 1 <= warp_first && held[0] != 0 &&
-                               held[keys - 1] != 0;
+      const bool seen_by_all = mine.first_row + warp_rows - 1 <= bounds.last_row &&
+                               start >= mine.seen_by_all && start + keys - 1 <= mine.first &&
+                               held[0] != 0 && held[keys - 1] != 0;
       if (!seen_by_all) {
         const auto slot_of = [&](std::int64_t p) {
           return static_cast<int>(p < start ? -1 : p - start > keys ? keys : p - start);
         };
-        int last[2], recent[2], sinks[2];
-        for (int h = 0; h < 2; ++h) {
-          const std::int64_t n = row_position[h] + 1;
-          last[h] = row_valid[h] ? slot_of(n - 1) : -1;
-          recent[h] = Shape::windowed ? slot_of(window.recent_begin(n)) : -1;
-          sinks[h] = Shape::windowed ? slot_of(window.sink_end(n)) : -1;
-        }
-        for (int n = 0; n < key_blocks; ++n)
-          for (int i = 0; i < 4; ++i) {
-            const int h = i / 2, j = n * 8 + 2 * pair + i % 2;
-            if (j > last[h] || (j < recent[h] && j >= sinks[h]) || held[j] == 0)
-              scores[n].reg[i] = attention::negative_infinity;
+        unroll<row_tiles>([&](auto r) {
+          int last[2], recent[2], sinks[2];
+          for (int h = 0; h < 2; ++h) {
+            const std::int64_t row = mine.first_row + 16 * r + quad + 8 * h;
+            const std::int64_t n = position_of(bounds.first_position, row) + 1;
+            last[h] = row <= bounds.last_row ? slot_of(n - 1) : -1;
+            recent[h] = Shape::windowed ? slot_of(window.recent_begin(n)) : -1;
+            sinks[h] = Shape::windowed ? slot_of(window.sink_end(n)) : -1;
           }
+          for (int n = 0; n < key_blocks; ++n)
+            for (int i = 0; i < 4; ++i) {
+              const int h = i / 2, j = n * 8 + 2 * pair + i % 2;
+              if (j > last[h] || (j < recent[h] && j >= sinks[h]) || held[j] == 0)
+                scores[r][n].reg[i] = attention::negative_infinity;
+            }
+        });
       }
-      softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
-      const mma_softmax_step step = softmax.next(ctx, scores);
-      mma_a weights[std::size_t{p_steps}];
-      if constexpr (v_type::scale == scaling::per_token_head)  // int8 / int4 values' scales
-        softmax.template weights<v_input>(
-            scores, step, pair, [&](int j) { return v_scales[j]; }, weights);
-      else
-        softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
-      step.rescale(acc);
+      mma_a weights[std::size_t{row_tiles}][std::size_t{p_steps}];
+      unroll<row_tiles>([&](auto r) {
+        softmax[r].template cap<SoftCapped>(scores[r], softcap, softcap_inverse);
+        const mma_softmax_step step = softmax[r].next(ctx, scores[r]);
+        if constexpr (v_type::scale == scaling::per_token_head)  // int8 / int4 values' scales
+          softmax[r].template weights<v_input>(
+              scores[r], step, pair, [&](int j) { return v_scales[j]; }, weights[r]);
+        else
+          softmax[r].template weights<v_input>(scores[r], step, pair, unit_value_scale{},
+                                               weights[r]);
+        // The rescale is skipped when no row of the row tile moved its maximum (a factor of 1
+        // changes nothing), as once the first keys have set them it mostly does not.
+        if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f)) step.rescale(acc[r]);
+      });
       // O += P V: ldmatrix.trans gives B (key k's value n, stored [k][n]) for two blocks of 8
-      // dims at once.
-      for (int s = 0; s < p_steps; ++s)
-        for (int d = 0; d < v_blocks; d += 2) {
+      // dims at once, which every row tile's weights multiply.
+      unroll<p_steps>([&](auto s) {
+        unroll<(v_blocks + 1) / 2>([&](auto block_pair) {
+          constexpr int d = 2 * decltype(block_pair)::value;
           const int dims = 8 * (d + (d + 1 < v_blocks ? matrix / 2 : 0));
           const mma_matrices b = ctx.template load_matrices<true>(
               v_tile + (s * 16 + matrix_row + 8 * (matrix % 2)) * v_stride + dims);
-          acc[d] = ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[0], b.reg[1]}}, acc[d]);
-          if (d + 1 < v_blocks)
-            acc[d + 1] =
-                ctx.template mma_m16n8k16<v_input>(weights[s], {{b.reg[2], b.reg[3]}}, acc[d + 1]);
-        }
+          unroll<row_tiles>([&](auto r) {
+            acc[r][d] = ctx.template mma_m16n8k16<v_input>(weights[r][s], {{b.reg[0], b.reg[1]}},
+                                                           acc[r][d]);
+            if constexpr (d + 1 < v_blocks)
+              acc[r][d + 1] = ctx.template mma_m16n8k16<v_input>(
+                  weights[r][s], {{b.reg[2], b.reg[3]}}, acc[r][d + 1]);
+          });
+        });
+      });
     }
 
     // The rows' results: a row's sum of weights over its 4 lanes, then out and lse (sinks
     // included, natural-log units), as the decode kernel finishes a sequence of one split.
-    softmax.finish(ctx);
-    if (!warp_active) return;
+    unroll<row_tiles>([&](auto r) { softmax[r].finish(ctx); });
+    if (mine.first_row > bounds.last_row) return;
     const float v_factor = v_type::scale == scaling::per_layer ? work.v_scale : 1.0f;
-    for (int h = 0; h < 2; ++h) {
-      if (!row_valid[h]) continue;
-      const std::int64_t row = tile.first_row + warp * 16 + quad + 8 * h;
-      const int q_head = head * group + static_cast<int>(row % group);
-      const std::int64_t out_row = (row0 + row / group) * work.q_heads + q_head;
-      const finished_row f =
-          finish_row(softmax.m[h] * ln2, softmax.l[h], v_factor, work.sink_logits, q_head);
-      float* out = work.out + out_row * v_dim + 2 * pair;
-      for (int d = 0; d < v_blocks; ++d) {
-        out[d * 8] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h] * f.weight;
-        out[d * 8 + 1] = f.weight == 0.0f ? 0.0f : acc[d].reg[2 * h + 1] * f.weight;
+    // (Unrolled, so that no register array is indexed at run time.)
+    unroll<2 * row_tiles>([&](auto half) {
+      constexpr int r = decltype(half)::value / 2, h = decltype(half)::value % 2;
+      const std::int64_t row = mine.first_row + 16 * r + quad + 8 * h;
+      if (row <= bounds.last_row) {
+        const int q_head = head * group + static_cast<int>(row % group);
+        const std::int64_t out_row = (bounds.row0 + row / group) * work.q_heads + q_head;
+        const finished_row f =
+            finish_row(softmax[r].m[h] * ln2, softmax[r].l[h], v_factor, work.sink_logits, q_head);
+        float* out = work.out + out_row * v_dim + 2 * pair;
+        for (int d = 0; d < v_blocks; ++d) {
+          out[d * 8] = f.weight == 0.0f ? 0.0f : acc[r][d].reg[2 * h] * f.weight;
+          out[d * 8 + 1] = f.weight == 0.0f ? 0.0f : acc[r][d].reg[2 * h + 1] * f.weight;
+        }
+        if (pair == 0) work.lse[out_row] = f.lse;
       }
-      if (pair == 0) work.lse[out_row] = f.lse;
-    }
+    });
   }
 };
 

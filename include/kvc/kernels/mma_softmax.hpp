@@ -1,6 +1,6 @@
 #pragma once
-// The online softmax of a warp's 16 query rows over tiles of scores held as mma C fragments
-// (kernels/mma.hpp), shared by the tensor-core kernels (kernels/extend.hpp,
+// The online softmax of 16 query rows (an mma row tile of a warp) over tiles of scores held as
+// mma C fragments (kernels/mma.hpp), shared by the tensor-core kernels (kernels/extend_mma.hpp,
 // kernels/decode_mma.hpp). Lane (quad, pair) holds rows quad and quad + 8; a row's 4 lanes
 // agree on its maximum through two shuffles. Scores are in log2 units (the softmax scale and
 // log2 e folded into the query), so weights are exp2 (ex2.approx on a GPU).
@@ -21,6 +21,21 @@
 #include "kvc/kernels/mma.hpp"
 
 namespace kvc::kernels {
+
+namespace detail {
+// tanh x as 1 - 2 / (e^(2 x) + 1), on a GPU ex2.approx and a fast division: 5 instructions and
+// two registers a score where tanhf takes about 20 and more (a soft-capped tile of 32 rows a
+// warp would spill). Absolute error a few units in the last place of 1; +-1 past |x| ~ 9,
+// NaN stays NaN (tests/attention_check.hpp allows 2^-20).
+KVC_HOST_DEVICE inline float tanh_fast(float x) {
+  const float e = exp2_approx(2.8853900817779268f * x);  // 2 log2(e) x
+#if defined(__CUDA_ARCH__)
+  return 1.0f - __fdividef(2.0f, e + 1.0f);
+#else
+  return 1.0f - 2.0f / (e + 1.0f);
+#endif
+}
+}  // namespace detail
 
 /// What a tile changes in its rows: each row's factor for its accumulators and what its scores
 /// are taken from (its new maximum, or 0 for a row that has seen no key yet, so that its masked
@@ -48,7 +63,7 @@ struct mma_softmax {
     if constexpr (SoftCapped)
       for (std::size_t n = 0; n < KeyBlocks; ++n)
         for (float& s : scores[n].reg)
-          if (s != attention::negative_infinity) s = softcap * tanhf(s * inverse);
+          if (s != attention::negative_infinity) s = softcap * detail::tanh_fast(s * inverse);
   }
 
   /// Takes a tile's maxima into the rows' running ones; l is rescaled.

@@ -81,6 +81,9 @@ class simt_context {
   __device__ __forceinline__ T warp_max(T value) const {
     return warp_reduce(value, ::cuda::maximum<>{});
   }
+  __device__ __forceinline__ bool warp_any(bool value) const {
+    return __any_sync(warp_members(), value ? 1 : 0) != 0;
+  }
   template <class T>
   __device__ __forceinline__ T block_sum(T value) const {
     return block_reduce(value, ::cuda::std::plus<>{});

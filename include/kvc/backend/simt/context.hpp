@@ -179,6 +179,8 @@ class context {
   T warp_max(T value) const {
     return warp_reduce<T, detail::maximum>(detail::collective::warp_max, value);
   }
+  /// Returns whether `value` is true in any lane of the calling thread's warp.
+  bool warp_any(bool value) const { return warp_max(value ? 1 : 0) != 0; }
   template <class T>
   T block_sum(T value) const {
     return block_reduce<T, detail::plus>(value);
