@@ -418,9 +418,7 @@ struct decode_mma {
             scores, step, pair, [&](int j) { return v_scales[j]; }, weights);
       else
         softmax.template weights<v_input>(scores, step, pair, unit_value_scale{}, weights);
-      // Skipped when no row of the warp moved its maximum (a factor of 1 changes nothing): past
-      // the first tiles, most of a long context.
-      if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f)) step.rescale(acc);
+      step.rescale(ctx, acc);
       // O += P V over this warp's half of V: ldmatrix.trans gives B (key k's value n, stored
       // [k][n]) for two blocks of 8 dims at once; from raw 8-bit values, for two chunks of 16
       // dims, each an even and an odd block (matrix m: keys 8 (m % 2) on, chunk m / 2).

@@ -419,9 +419,7 @@ struct extend_mma {
         else
           softmax[r].template weights<v_input>(scores[r], step, pair, unit_value_scale{},
                                                weights[r]);
-        // The rescale is skipped when no row of the row tile moved its maximum (a factor of 1
-        // changes nothing), as once the first keys have set them it mostly does not.
-        if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f)) step.rescale(acc[r]);
+        step.rescale(ctx, acc[r]);
       });
       // O += P V: ldmatrix.trans gives B (key k's value n, stored [k][n]) for two blocks of 8
       // dims at once, which every row tile's weights multiply.

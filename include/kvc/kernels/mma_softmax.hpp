@@ -9,7 +9,7 @@
 //   per tile: masks on the scores, then
 //     softmax.cap<SoftCapped>(scores, softcap_log2, inverse);
 //     const mma_softmax_step step = softmax.next(ctx, scores);    // new maxima
-//     step.rescale(acc);                                          // O *= e^(m_old - m_new)
+//     step.rescale(ctx, acc);  // O *= e^(m_old - m_new), skipped when no maximum moved
 //     softmax.weights<input>(scores, step, pair, value_scale, p);  // P, as A fragments
 //   softmax.finish(ctx);                                          // l summed over the quad
 
@@ -43,9 +43,12 @@ KVC_HOST_DEVICE inline float tanh_fast(float x) {
 struct mma_softmax_step {
   float factor[2], offset[2];
 
-  /// Rescales a warp's accumulators of the rows.
-  template <std::size_t Blocks>
-  KVC_HOST_DEVICE void rescale(mma_c (&acc)[Blocks]) const {
+  /// Rescales a warp's accumulators of the rows, unless no row of the warp moved its maximum
+  /// (a factor of 1 changes nothing; past the first tiles of a long context, most tiles). Every
+  /// lane of the warp calls it (a vote).
+  template <class Context, std::size_t Blocks>
+  KVC_HOST_DEVICE void rescale(const Context& ctx, mma_c (&acc)[Blocks]) const {
+    if (!ctx.warp_any(factor[0] != 1.0f || factor[1] != 1.0f)) return;
     for (std::size_t d = 0; d < Blocks; ++d)
       for (int i = 0; i < 4; ++i) acc[d].reg[i] *= factor[i / 2];
   }
