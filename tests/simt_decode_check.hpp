@@ -34,22 +34,27 @@ void for_each_dtype(F&& f) {
   for_each_dtype(f, std::make_index_sequence<dtype_layers>{});
 }
 
+// What check_decode varies besides the shape. Dtypes: the storage dtypes whose layers it
+// checks, as types, since each is a kernel to compile (none named: all seven).
+template <class... Dtypes>
 struct decode_options {
   std::vector<float> sink_logits = {};
   float q_spread = 1.0f;
   int min_split_tokens = 256;
   int workers = 2;                       ///< plan_decode's threads: about 4 items a worker
   float k_scale = 1.0f, v_scale = 1.0f;  ///< the fp8 layers' scales
-  std::vector<dtype_id> dtypes = {};     ///< the layers to check, by storage (empty: all)
   float kv_spread = 1.0f;                ///< of the keys and values (normal)
 };
 
-// Decodes every layer of a cache holding `lengths` with the kernels in the emulator and
-// checks each row against the reference; returns how many items the plans had.
+template <class T, class... Dtypes>
+constexpr bool checks_dtype = sizeof...(Dtypes) == 0 || (std::is_same_v<T, Dtypes> || ...);
+
+// Decodes the layers of a cache holding `lengths` with the kernels in the emulator and checks
+// each row against the reference; returns how many items the plans had.
 template <template <class> class Shape, class Paging = paged<16>,
-          class Block = kernels::block_shape<64>>
+          class Block = kernels::block_shape<64>, class... Dtypes>
 std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
-                         const decode_options& options = {}) {
+                         const decode_options<Dtypes...>& options = {}) {
   using model = every_dtype_model<Shape>;
   using cache_type = kv_cache<model, Paging>;
   using spec = Shape<storage<fp32>>;
@@ -72,46 +77,45 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
       options.sink_logits.empty() ? nullptr : options.sink_logits.data());
   std::size_t items = 0;
   for_each_dtype([&]<int L, class T>() {
-    if (!options.dtypes.empty() &&
-        std::find(options.dtypes.begin(), options.dtypes.end(), T::id) == options.dtypes.end())
-      return;
-    using layer_spec = Shape<storage<T>>;
-    using shape = kernels::decode_shape_of<layer_spec, Paging>;
-    const page_table_csr table = cache.page_table(L, ids);
-    const paged_layer_view view = cache.view(L, table);
-    const attention::decode_plan plan =
-        attention::plan_decode(view, q_heads, options.workers, options.min_split_tokens);
-    items = std::max(items, plan.items.size());
-    attention::decode_workspace workspace;
-    const float poison = std::numeric_limits<float>::quiet_NaN();
-    std::vector<float> out(lengths.size() * q_heads * v_dim, poison),
-        lse(lengths.size() * q_heads, poison);
-    simt::decode<shape, Block>(plan, view, q.data(), out.data(), lse.data(), params, workspace);
-    std::vector<std::vector<float>> keys, values;
-    for (std::size_t b = 0; b < lengths.size(); ++b) {
-      for (int h = 0; h < q_heads; ++h) {
-        visible_kv(cache, ids[b], L, h / group, lengths[b] - 1, spec::window_value, kv_heads, k_dim,
-                   spec::is_latent ? k_dim : v_dim, keys, values);
-        if (spec::is_latent)
-          for (auto& v : values) v.resize(v_dim);  // V: the first `rank` dims of the latent
-        const double sink =
-            options.sink_logits.empty() ? 0.0 : options.sink_logits[static_cast<std::size_t>(h)];
-        const float* q_row = q.data() + (b * q_heads + static_cast<std::size_t>(h)) * k_dim;
-        const reference_result ref =
-            reference_attend(q_row, k_dim, v_dim, keys, values, spec::softmax_scale_value,
-                             spec::softcap::cap, options.sink_logits.empty() ? nullptr : &sink);
-        INFO("layer " << L << " (" << dtype_name(T::id) << ") sequence " << b << " of length "
-                      << lengths[b] << " head " << h << ", " << plan.items.size() << " items");
-        // The tensor-core kernel rounds the query and the weights to 16 bits.
-        const rounding_allowance allowance =
-            kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores
-                ? tensor_core_allowance(q_row, k_dim, keys, spec::softmax_scale_value,
-                                        layer_spec::k_type::id, layer_spec::v_type::id,
-                                        spec::softcap::cap)
-                : rounding_allowance{};
-        compare_with_reference(ref, values,
-                               out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
-                               lse[b * q_heads + static_cast<std::size_t>(h)], v_dim, allowance);
+    if constexpr (checks_dtype<T, Dtypes...>) {
+      using layer_spec = Shape<storage<T>>;
+      using shape = kernels::decode_shape_of<layer_spec, Paging>;
+      const page_table_csr table = cache.page_table(L, ids);
+      const paged_layer_view view = cache.view(L, table);
+      const attention::decode_plan plan =
+          attention::plan_decode(view, q_heads, options.workers, options.min_split_tokens);
+      items = std::max(items, plan.items.size());
+      attention::decode_workspace workspace;
+      const float poison = std::numeric_limits<float>::quiet_NaN();
+      std::vector<float> out(lengths.size() * q_heads * v_dim, poison),
+          lse(lengths.size() * q_heads, poison);
+      simt::decode<shape, Block>(plan, view, q.data(), out.data(), lse.data(), params, workspace);
+      std::vector<std::vector<float>> keys, values;
+      for (std::size_t b = 0; b < lengths.size(); ++b) {
+        for (int h = 0; h < q_heads; ++h) {
+          visible_kv(cache, ids[b], L, h / group, lengths[b] - 1, spec::window_value, kv_heads,
+                     k_dim, spec::is_latent ? k_dim : v_dim, keys, values);
+          if (spec::is_latent)
+            for (auto& v : values) v.resize(v_dim);  // V: the first `rank` dims of the latent
+          const double sink =
+              options.sink_logits.empty() ? 0.0 : options.sink_logits[static_cast<std::size_t>(h)];
+          const float* q_row = q.data() + (b * q_heads + static_cast<std::size_t>(h)) * k_dim;
+          const reference_result ref =
+              reference_attend(q_row, k_dim, v_dim, keys, values, spec::softmax_scale_value,
+                               spec::softcap::cap, options.sink_logits.empty() ? nullptr : &sink);
+          INFO("layer " << L << " (" << dtype_name(T::id) << ") sequence " << b << " of length "
+                        << lengths[b] << " head " << h << ", " << plan.items.size() << " items");
+          // The tensor-core kernel rounds the query and the weights to 16 bits.
+          const rounding_allowance allowance =
+              kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores
+                  ? tensor_core_allowance(q_row, k_dim, keys, spec::softmax_scale_value,
+                                          layer_spec::k_type::id, layer_spec::v_type::id,
+                                          spec::softcap::cap)
+                  : rounding_allowance{};
+          compare_with_reference(ref, values,
+                                 out.data() + (b * q_heads + static_cast<std::size_t>(h)) * v_dim,
+                                 lse[b * q_heads + static_cast<std::size_t>(h)], v_dim, allowance);
+        }
       }
     }
   });

@@ -49,7 +49,7 @@ TEST_CASE("simt decode: streaming, a query that sees only sink tokens", "[simt]"
   check_decode<streaming_shape, paged<4>>({1, 2, 4, 5, 24, 25, 90}, 8);
 }
 TEST_CASE("simt decode: learned sink logits (gpt-oss), split and not", "[simt]") {
-  decode_options options;
+  decode_options<> options;
   options.sink_logits = {0.5f, -1.0f, 3.0f, 0.0f, 10.0f, -5.0f, 1.0f, 2.0f};
   check_decode<gpt_oss_shape>({1, 31, 32, 33, 120}, 9, options);
   options.min_split_tokens = 16;
@@ -59,7 +59,7 @@ TEST_CASE("simt decode: learned sink logits (gpt-oss), split and not", "[simt]")
 TEST_CASE("simt decode: multi-head latent attention (DeepSeek)", "[simt]") {
   check_decode<deepseek_shape>({1, 40, 170}, 11);
   // A latent's values are its keys: an fp8 layer's V scale plays no part.
-  decode_options options;
+  decode_options<> options;
   options.k_scale = 0.5f;
   options.v_scale = 2.0f;
   check_decode<deepseek_shape>({1, 40}, 13, options);

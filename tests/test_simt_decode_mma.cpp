@@ -50,21 +50,17 @@ using shape_of = kernels::decode_shape_of<Shape<storage<bf16>>, Paging>;
 template <template <class> class Shape, class Paging = paged<16>>
 using block_of = kernels::decode_block<shape_of<Shape, Paging>>;
 
-decode_options sixteen_bit() {
-  decode_options options;
-  options.dtypes = {dtype_id::fp16, dtype_id::bf16};
-  return options;
-}
+decode_options<fp16, bf16> sixteen_bit() { return {}; }
 
 // The dtypes converted into fp16 tiles, fp8 with layer scales other than 1.
-decode_options eight_bit(std::vector<dtype_id> dtypes = {dtype_id::fp8_e4m3, dtype_id::fp8_e5m2,
-                                                         dtype_id::int8, dtype_id::int4}) {
-  decode_options options;
-  options.dtypes = std::move(dtypes);
+template <class... Dtypes>
+decode_options<Dtypes...> eight_bit() {
+  decode_options<Dtypes...> options;
   options.k_scale = 0.37f;
   options.v_scale = 2.5f;
   return options;
 }
+auto every_eight_bit() { return eight_bit<fp8_e4m3, fp8_e5m2, int8, kvc::int4>(); }
 
 }  // namespace
 
@@ -185,8 +181,8 @@ TEST_CASE("simt group decode: Llama 3 70B's groups of 8 at dim 128, every dtype,
   check_decode<group8_d128_shape, paged<16>, block_of<group8_d128_shape>>({1, 31, 32, 33, 100}, 51,
                                                                           sixteen_bit());
   check_decode<group8_d128_shape, paged<16>, block_of<group8_d128_shape>>({33, 100}, 52,
-                                                                          eight_bit());
-  decode_options options = eight_bit({dtype_id::fp8_e4m3, dtype_id::int8});
+                                                                          every_eight_bit());
+  auto options = eight_bit<fp8_e4m3, int8>();
   options.min_split_tokens = 16;
   options.workers = 4;
   CHECK(check_decode<group8_d128_shape, paged<16>, block_of<group8_d128_shape>>({130, 7}, 53,
@@ -197,7 +193,7 @@ TEST_CASE("simt group decode: groups of 5 and 7 (Llama 4 Scout, Qwen2.5-7B), int
           "[simt][tsan]") {
   check_decode<group5_shape, paged<16>, block_of<group5_shape>>({1, 40}, 54, sixteen_bit());
   check_decode<group7_int4_shape, paged<8>, block_of<group7_int4_shape, paged<8>>>(
-      {8, 9, 70}, 55, eight_bit({dtype_id::int4}));
+      {8, 9, 70}, 55, eight_bit<kvc::int4>());
 }
 
 // Groups of 2 to 4 opt into the tensor cores with kernels::tensor_core_block.
@@ -232,8 +228,9 @@ TEST_CASE("a tensor_core_block opts a group of 2 to 4 into the tensor cores") {
 
 TEST_CASE("simt group decode: a group of 4 on the tensor cores by choice, every dtype, split",
           "[simt][tsan]") {
-  check_decode<group4_shape, paged<16>, opted_in<group4_shape>>({1, 33, 100}, 58, eight_bit());
-  decode_options options = sixteen_bit();
+  check_decode<group4_shape, paged<16>, opted_in<group4_shape>>({1, 33, 100}, 58,
+                                                                every_eight_bit());
+  auto options = sixteen_bit();
   options.min_split_tokens = 16;
   options.workers = 4;
   CHECK(check_decode<group4_shape, paged<16>, opted_in<group4_shape>>({90, 3}, 59, options) > 2);
@@ -241,7 +238,7 @@ TEST_CASE("simt group decode: a group of 4 on the tensor cores by choice, every 
 
 TEST_CASE("simt group decode: a group of 2 with a window on the tensor cores by choice", "[simt]") {
   check_decode<group2_window_shape, paged<8>, opted_in<group2_window_shape, paged<8>>>(
-      {23, 24, 25, 70}, 60, eight_bit({dtype_id::fp8_e4m3, dtype_id::int8}));
+      {23, 24, 25, 70}, 60, eight_bit<fp8_e4m3, int8>());
 }
 
 // Raw 8-bit K beside V of another kind: int4 (an fp16 tile), fp16 (as stored), e5m2 of 48
@@ -258,16 +255,16 @@ TEST_CASE("simt group decode: raw 8-bit keys beside int4, fp16 and narrow values
   STATIC_REQUIRE(!kernels::mma_decode_tiling<shape_of<group8_fp8_int4_shape>, 2>::v_raw);
   STATIC_REQUIRE(!kernels::mma_decode_tiling<shape_of<group8_narrow_v_shape>, 2>::v_raw);
   check_decode<group8_fp8_int4_shape, paged<16>, block_of<group8_fp8_int4_shape>>(
-      {1, 33, 100}, 61, eight_bit({dtype_id::fp8_e4m3}));
+      {1, 33, 100}, 61, eight_bit<fp8_e4m3>());
   check_decode<group6_int8_fp16_shape, paged<16>, block_of<group6_int8_fp16_shape>>(
-      {40}, 62, eight_bit({dtype_id::int8}));
+      {40}, 62, eight_bit<int8>());
   check_decode<group8_narrow_v_shape, paged<16>, block_of<group8_narrow_v_shape>>(
-      {70}, 63, eight_bit({dtype_id::fp8_e5m2}));
+      {70}, 63, eight_bit<fp8_e5m2>());
 }
 
 TEST_CASE("simt group decode: Qwen3-Next's groups of 8 at dim 256, fp8 and bf16", "[simt]") {
-  check_decode<group8_wide_shape, paged<16>, block_of<group8_wide_shape>>(
-      {31, 32, 33, 90}, 56, eight_bit({dtype_id::fp8_e4m3}));
+  check_decode<group8_wide_shape, paged<16>, block_of<group8_wide_shape>>({31, 32, 33, 90}, 56,
+                                                                          eight_bit<fp8_e4m3>());
   check_decode<group8_wide_shape, paged<16>, block_of<group8_wide_shape>>({65}, 57, sixteen_bit());
 }
 
@@ -278,7 +275,7 @@ TEST_CASE("simt group decode: groups of 12 and 16 at dim 128", "[simt][tsan]") {
 }
 
 TEST_CASE("simt group decode: a group of 64 (MQA), split and merged", "[simt]") {
-  decode_options options = sixteen_bit();
+  auto options = sixteen_bit();
   options.min_split_tokens = 16;
   options.workers = 4;
   CHECK(check_decode<group64_shape, paged<16>, block_of<group64_shape>>({90, 7}, 43, options) > 2);
@@ -286,7 +283,7 @@ TEST_CASE("simt group decode: a group of 64 (MQA), split and merged", "[simt]") 
 
 TEST_CASE("simt group decode: a window with learned sinks (gpt-oss-like), split and not",
           "[simt]") {
-  decode_options options = sixteen_bit();
+  auto options = sixteen_bit();
   options.sink_logits.assign(32, 0.0f);
   for (int h = 0; h < 32; ++h)
     options.sink_logits[static_cast<std::size_t>(h)] = 0.25f * static_cast<float>(h) - 4.0f;
@@ -329,7 +326,7 @@ TEST_CASE("simt latent decode: DeepSeek V3's 128 heads, two row chunks", "[simt]
 }
 
 TEST_CASE("simt latent decode: Kimi K2's 64 heads split along the sequence and merged", "[simt]") {
-  decode_options options = sixteen_bit();
+  auto options = sixteen_bit();
   options.min_split_tokens = 16;
   options.workers = 4;
   CHECK(check_decode<latent_64, paged<16>, block_of<latent_64>>({150, 9}, 23, options) > 4);
@@ -344,7 +341,7 @@ TEST_CASE("simt latent decode: 80 heads, a second row chunk of one row group", "
 }
 
 TEST_CASE("simt latent decode: learned sinks, split and not", "[simt]") {
-  decode_options options = sixteen_bit();
+  auto options = sixteen_bit();
   options.sink_logits.assign(16, 0.0f);
   for (int h = 0; h < 16; ++h)
     options.sink_logits[static_cast<std::size_t>(h)] = 0.5f * static_cast<float>(h) - 3.0f;
@@ -381,7 +378,7 @@ TEST_CASE("simt latent decode: soft-cap", "[simt]") {
 }
 
 TEST_CASE("simt latent decode: large and small spreads of the queries and the latents", "[simt]") {
-  decode_options options = sixteen_bit();
+  auto options = sixteen_bit();
   options.q_spread = 4.0f;
   options.kv_spread = 2.0f;
   check_decode<latent_16, paged<16>, block_of<latent_16>>({50}, 35, options);
@@ -391,11 +388,11 @@ TEST_CASE("simt latent decode: large and small spreads of the queries and the la
 }
 
 TEST_CASE("simt latent decode: 8-bit latents (fp8 with layer scales, int8, int4)", "[simt][tsan]") {
-  check_decode<latent_16, paged<16>, block_of<latent_16>>({1, 33, 100}, 37, eight_bit());
+  check_decode<latent_16, paged<16>, block_of<latent_16>>({1, 33, 100}, 37, every_eight_bit());
 }
 
 TEST_CASE("simt latent decode: DeepSeek V3's 128 heads in fp8, split and merged", "[simt]") {
-  decode_options options = eight_bit({dtype_id::fp8_e4m3});
+  auto options = eight_bit<fp8_e4m3>();
   options.min_split_tokens = 16;
   options.workers = 4;
   CHECK(check_decode<latent_128, paged<64>, block_of<latent_128, paged<64>>>({90, 3}, 38, options) >
@@ -403,37 +400,37 @@ TEST_CASE("simt latent decode: DeepSeek V3's 128 heads in fp8, split and merged"
 }
 
 TEST_CASE("simt latent decode: 8-bit latents in a window, HND pages", "[simt]") {
-  check_decode<window_latent, paged<16>, block_of<window_latent>>(
-      {39, 41, 130}, 39, eight_bit({dtype_id::fp8_e5m2, dtype_id::int4}));
+  check_decode<window_latent, paged<16>, block_of<window_latent>>({39, 41, 130}, 39,
+                                                                  eight_bit<fp8_e5m2, kvc::int4>());
   using hnd = paged<16, page_layout::hnd>;
-  check_decode<small_latent, hnd, block_of<small_latent, hnd>>(
-      {17, 100}, 40, eight_bit({dtype_id::fp8_e4m3, dtype_id::int8}));
+  check_decode<small_latent, hnd, block_of<small_latent, hnd>>({17, 100}, 40,
+                                                               eight_bit<fp8_e4m3, int8>());
 }
 
 TEST_CASE("simt group decode: 8-bit groups of 16 at dim 128, split and not", "[simt][tsan]") {
-  check_decode<group16_shape, paged<16>, block_of<group16_shape>>({1, 65, 150}, 51, eight_bit());
-  decode_options options = eight_bit({dtype_id::fp8_e4m3, dtype_id::int8});
+  check_decode<group16_shape, paged<16>, block_of<group16_shape>>({1, 65, 150}, 51,
+                                                                  every_eight_bit());
+  auto options = eight_bit<fp8_e4m3, int8>();
   options.min_split_tokens = 16;
   options.workers = 4;
   CHECK(check_decode<group16_shape, paged<16>, block_of<group16_shape>>({120}, 52, options) > 2);
 }
 
 TEST_CASE("simt group decode: 8-bit windows with learned sinks, chunks, soft-cap", "[simt]") {
-  decode_options options = eight_bit({dtype_id::int4, dtype_id::fp8_e4m3});
+  auto options = eight_bit<kvc::int4, fp8_e4m3>();
   options.sink_logits.assign(32, 0.0f);
   for (int h = 0; h < 32; ++h)
     options.sink_logits[static_cast<std::size_t>(h)] = 0.25f * static_cast<float>(h) - 4.0f;
   check_decode<group16_sinks_shape, paged<16>, block_of<group16_sinks_shape>>({1, 33, 100}, 53,
                                                                               options);
   check_decode<group10_chunked_shape, paged<16>, block_of<group10_chunked_shape>>(
-      {23, 25, 49}, 54, eight_bit({dtype_id::int8, dtype_id::fp8_e5m2}));
+      {23, 25, 49}, 54, eight_bit<int8, fp8_e5m2>());
   check_decode<group12_wide_shape, paged<16>, block_of<group12_wide_shape>>(
-      {31, 90}, 55, eight_bit({dtype_id::fp8_e4m3, dtype_id::int4}));
+      {31, 90}, 55, eight_bit<fp8_e4m3, kvc::int4>());
 }
 
 TEST_CASE("simt group decode: bf16 keys with int8 values", "[simt]") {
-  decode_options options;
-  options.dtypes = {dtype_id::fp32};  // the first layer: every layer is bf16 / int8
+  decode_options<fp32> options;  // the first layer: every layer is bf16 / int8
   check_decode<group12_bf16_int8_shape, paged<16>, block_of<group12_bf16_int8_shape>>({20, 70}, 56,
                                                                                       options);
 }

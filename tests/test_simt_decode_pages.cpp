@@ -21,7 +21,7 @@ TEST_CASE("simt decode: pages of 8 tokens, groups of 8", "[simt]") {
   check_decode<group8_shape, paged<8>>({9, 100}, 13);
 }
 TEST_CASE("simt decode: pages of 512 tokens, split inside a page", "[simt]") {
-  decode_options options;
+  decode_options<> options;
   options.min_split_tokens = 64;
   CHECK(check_decode<llama_shape, paged<512>>({1, 300, 512}, 14, options) > 3);
 }
@@ -29,7 +29,7 @@ TEST_CASE("simt decode: HND pages of 64 tokens, a long sequence", "[simt]") {
   check_decode<llama_shape, paged<64, page_layout::hnd>>({65, 300}, 15);
 }
 TEST_CASE("simt decode: split-K over many splits, merged", "[simt]") {
-  decode_options options;
+  decode_options<> options;
   options.min_split_tokens = 16;
   options.workers = 16;
   CHECK(check_decode<llama_shape>({700, 3}, 16, options) >= 30);
@@ -63,12 +63,12 @@ TEST_CASE("simt decode: blocks of one warp and of four", "[simt]") {
   check_decode<gpt2_shape, paged<32>, kernels::block_shape<128>>({5, 70}, 23);
 }
 TEST_CASE("simt decode: scores of very large magnitude", "[simt]") {
-  decode_options options;
+  decode_options<> options;
   options.q_spread = 300.0f;
   check_decode<llama_shape>({50, 100}, 24, options);
 }
 TEST_CASE("simt decode: fp8 layers with scales other than 1", "[simt]") {
-  decode_options options;
+  decode_options<> options;
   options.k_scale = 0.37f;
   options.v_scale = 2.5f;
   check_decode<gemma2_shape>({10, 47, 100}, 25, options);
