@@ -48,6 +48,10 @@ struct decode_options {
 
 template <class T, class... Dtypes>
 constexpr bool checks_dtype = sizeof...(Dtypes) == 0 || (std::is_same_v<T, Dtypes> || ...);
+template <class T, class Tuple>
+constexpr bool is_layer_dtype = false;
+template <class T, class... Ts>
+constexpr bool is_layer_dtype<T, std::tuple<Ts...>> = (std::is_same_v<T, Ts> || ...);
 
 // Decodes the layers of a cache holding `lengths` with the kernels in the emulator and checks
 // each row against the reference; returns how many items the plans had.
@@ -55,6 +59,8 @@ template <template <class> class Shape, class Paging = paged<16>,
           class Block = kernels::block_shape<64>, class... Dtypes>
 std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t seed,
                          const decode_options<Dtypes...>& options = {}) {
+  static_assert((is_layer_dtype<Dtypes, dtypes> && ...),
+                "decode_options names a type that is not one of the seven storage dtypes");
   using model = every_dtype_model<Shape>;
   using cache_type = kv_cache<model, Paging>;
   using spec = Shape<storage<fp32>>;
