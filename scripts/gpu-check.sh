@@ -43,7 +43,7 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="$arc
 # What runs on the device; the compile-only checks (every gallery kernel) are the normal
 # build's.
 targets=(test_device_numerics test_device_cache test_device_simt test_device_decode
-  test_device_extend)
+  test_device_extend test_device_wgmma)
 if cmake --build "$dir" --target help 2>/dev/null | grep bench_device_decode >/dev/null; then
   targets+=(bench_device_decode bench_device_extend)
 else
@@ -65,6 +65,7 @@ log "=== ctest -L gpu"
 ctest --test-dir "$dir" -L gpu --output-on-failure -V 2>&1 | tee -a "$results" | tail -5 || true
 log "=== static SASS check"
 bash scripts/sass-check.sh 2>&1 | tee -a "$results" | tail -3 || true
+bash scripts/wgmma-sass-check.sh 2>&1 | tee -a "$results" | tail -1 || true
 bench=$dir/bench/bench_device_decode
 if [[ -x $bench ]]; then
   log "=== bench_device_decode (medians of 3)"

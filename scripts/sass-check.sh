@@ -12,19 +12,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 include=${1:-$root/include}
-nvcc=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
-tools=${KVC_CUDA_TOOLS:-$HOME/.cache/kvc-cuda-tools}
-nvdisasm=$(command -v nvdisasm || echo "$tools/nvidia/cu13/bin/nvdisasm")
-if [[ ! -x $nvcc ]]; then
-  echo "SKIPPED: no nvcc"
-  exit 0
-fi
-if [[ ! -x $nvdisasm ]]; then
-  echo "SKIPPED: no nvdisasm (scripts/install-deps.sh installs the nvidia-cuda-nvdisasm wheel)"
-  exit 0
-fi
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+source "$root/scripts/cuda-tools.sh"
 "${CXX:-g++}" -std=c++20 -I"$include" "$root/tests/sass/sass_figures.cpp" -o "$work/figures"
 "$work/figures" >"$work/figures.txt"
 "$nvcc" -std=c++20 -O3 -DNDEBUG -arch=sm_90 -I"$include" -cubin -Xptxas -v \

@@ -14,8 +14,10 @@
 #include <cub/warp/warp_reduce.cuh>
 #include <cuda/functional>
 
+#include "kvc/backend/cuda/wgmma.cuh"
 #include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/simt_shape.hpp"
+#include "kvc/kernels/wgmma.hpp"
 
 namespace kvc::cuda {
 
@@ -222,6 +224,72 @@ class simt_context {
     return d;
   }
 
+  /// Returns the shared-window address of a byte of shared memory (what a wgmma descriptor
+  /// holds).
+  __device__ __forceinline__ std::uint32_t shared_address(const void* shared) const {
+    return static_cast<std::uint32_t>(__cvta_generic_to_shared(shared));
+  }
+  /// Makes the block's shared memory writes visible to wgmma (fence.proxy.async.shared::cta).
+  __device__ __forceinline__ void fence_shared_async() const {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#endif
+  }
+
+  // Hopper's warpgroup matrix multiply-accumulate (kernels/wgmma.hpp), sm_90a only: elsewhere
+  // each member traps. The accumulators named to wgmma_fence and wgmma_wait are fenced as
+  // CUTLASS's warpgroup_fence_operand does, so the compiler neither reads them before the
+  // wait nor moves their writes past the fence.
+  template <class... Accumulators>
+  __device__ __forceinline__ void wgmma_fence(Accumulators&... accumulators) const {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    (fence_registers(accumulators), ...);
+    asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
+#else
+    ((void)accumulators, ...);
+    __trap();
+#endif
+  }
+  template <kernels::mma_input Input, kernels::wgmma_major MajorB, int N>
+  __device__ __forceinline__ void wgmma(const kernels::mma_a& a, kernels::wgmma_descriptor b,
+                                        kernels::wgmma_d<N>& d, bool accumulate) const {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    detail::wgmma_rs<Input, static_cast<int>(MajorB)>(d, a, b.bits, accumulate ? 1 : 0);
+#else
+    (void)a, (void)b, (void)d, (void)accumulate;
+    __trap();
+#endif
+  }
+  template <kernels::mma_input Input, kernels::wgmma_major MajorA, kernels::wgmma_major MajorB,
+            int N>
+  __device__ __forceinline__ void wgmma(kernels::wgmma_descriptor a, kernels::wgmma_descriptor b,
+                                        kernels::wgmma_d<N>& d, bool accumulate) const {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    detail::wgmma_ss<Input, static_cast<int>(MajorA), static_cast<int>(MajorB)>(d, a.bits, b.bits,
+                                                                                accumulate ? 1 : 0);
+#else
+    (void)a, (void)b, (void)d, (void)accumulate;
+    __trap();
+#endif
+  }
+  __device__ __forceinline__ void wgmma_commit() const {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
+#else
+    __trap();
+#endif
+  }
+  template <int Pending, class... Accumulators>
+  __device__ __forceinline__ void wgmma_wait(Accumulators&... accumulators) const {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(Pending) : "memory");
+    (fence_registers(accumulators), ...);
+#else
+    ((void)accumulators, ...);
+    __trap();
+#endif
+  }
+
   /// Stores 16 bytes to global memory at once (st.global.v4; 16-byte aligned).
   __device__ __forceinline__ void store_16(void* global_destination, kernels::vec16 value) const {
     *static_cast<uint4*>(global_destination) = uint4{value.x, value.y, value.z, value.w};
@@ -233,6 +301,12 @@ class simt_context {
   }
 
  private:
+  template <int N>
+  __device__ __forceinline__ static void fence_registers(kernels::wgmma_d<N>& d) {
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) asm volatile("" : "+f"(d.reg[i])::"memory");
+  }
+
   template <class T, class Operation>
   __device__ __forceinline__ T warp_reduce(T value, Operation operation) const {
     using reduce = cub::WarpReduce<T>;

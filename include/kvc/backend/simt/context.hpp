@@ -21,8 +21,10 @@
 #include "kvc/backend/simt/mma.hpp"
 #include "kvc/backend/simt/thread_team.hpp"
 #include "kvc/backend/simt/traffic.hpp"
+#include "kvc/backend/simt/wgmma_calls.hpp"
 #include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/simt_shape.hpp"
+#include "kvc/kernels/wgmma.hpp"
 
 namespace kvc::simt {
 
@@ -43,6 +45,8 @@ struct thread_state {
   memory_traffic* traffic = nullptr;
   std::uint64_t reads = 0, writes = 0;  ///< global accesses in this block so far
   unsigned mma_area = 0;  ///< which of the two fragment areas the next mma_m16n8k16 uses
+
+  wgmma_thread_state wgmma;  ///< the thread's warpgroup matrix multiply-accumulates
 
   static void complete(std::vector<pending_copy>& copies) {
     for (const pending_copy& copy : copies) {
@@ -72,6 +76,7 @@ struct thread_state {
     block_idx = index;
     block_rank = index.x + std::uint64_t{grid.x} * (index.y + std::uint64_t{grid.y} * index.z);
     reads = writes = 0;
+    wgmma.reset();
   }
 };
 
@@ -292,6 +297,66 @@ class context {
     return d;
   }
 
+  /// Returns the shared-window address of a byte of the block's dynamic shared memory (what
+  /// a wgmma descriptor holds). The emulator's window puts the buffer at 1152: 128-byte but not
+  /// 1024-byte aligned, so that a kernel aligns its swizzled tiles itself, as it must on a GPU.
+  std::uint32_t shared_address(const void* shared) const {
+    const auto* byte = static_cast<const std::byte*>(shared);
+    const std::byte* base = team_->shared_memory();
+    if (base == nullptr || byte < base || byte >= base + team_->shared_bytes())
+      team_->abort(launch_error(launch_errc::not_shared_memory,
+                                "kvc::simt: shared_address of an address outside the block's "
+                                "dynamic shared memory (thread " +
+                                    std::to_string(rank_) + ")"));
+    return shared_window_base + static_cast<std::uint32_t>(byte - base);
+  }
+  static constexpr std::uint32_t shared_window_base = 1152;
+
+  /// Orders the calling thread's register accesses before the wgmma that follow (wgmma.fence).
+  /// A thread must call it before its first wgmma of a block and between a wgmma_wait and its
+  /// next wgmma (the emulator refuses a wgmma otherwise).
+  template <class... Accumulators>
+  void wgmma_fence(Accumulators&... /*operands*/) const {
+    state_->wgmma.fenced = true;
+  }
+  /// Makes the block's shared memory writes visible to wgmma (fence.proxy.async.shared::cta):
+  /// after the writes and before the barrier that orders them for the wgmma's threads.
+  void fence_shared_async() const {}
+
+  /// The warpgroup's D = A B + (accumulate ? D : 0), m64nNk16, A from registers (this thread's
+  /// mma_a of its warp's 16 rows), B by descriptor (wgmma.mma_async ... RS). Every thread of a
+  /// whole warpgroup makes the same call; it starts the operation, which wgmma_commit and
+  /// wgmma_wait finish. Until then D reads as NaN, and A and B are read at the wait:
+  /// registers as they were at this call, shared memory as it is then.
+  template <kernels::mma_input Input, kernels::wgmma_major MajorB, int N>
+  void wgmma(const kernels::mma_a& a, kernels::wgmma_descriptor b, kernels::wgmma_d<N>& d,
+             bool accumulate) const {
+    warpgroup().issue({N, Input, kernels::wgmma_major::k, MajorB, true}, a.reg, 0, b.bits, d.reg,
+                      accumulate);
+  }
+  /// The same with A by descriptor (wgmma.mma_async ... SS).
+  template <kernels::mma_input Input, kernels::wgmma_major MajorA, kernels::wgmma_major MajorB,
+            int N>
+  void wgmma(kernels::wgmma_descriptor a, kernels::wgmma_descriptor b, kernels::wgmma_d<N>& d,
+             bool accumulate) const {
+    const std::uint32_t none[4] = {};
+    warpgroup().issue({N, Input, MajorA, MajorB, false}, none, a.bits, b.bits, d.reg, accumulate);
+  }
+  /// Closes the calling thread's group of wgmma issued since the last commit
+  /// (wgmma.commit_group).
+  void wgmma_commit() const { state_->wgmma.commit(); }
+  /// Waits until at most `Pending` of the calling thread's committed groups of wgmma are in
+  /// flight (wgmma.wait_group): the older ones are done now. The accumulators named are the
+  /// registers the kernel reads next; the emulator refuses one that is still pending. Every
+  /// thread of the warpgroup makes the same call.
+  template <int Pending, class... Accumulators>
+  void wgmma_wait(Accumulators&... accumulators) const {
+    static_assert(Pending >= 0 && Pending <= 7, "kvc::simt: wgmma_wait<N> needs 0 <= N <= 7");
+    const detail::warpgroup_calls calls = warpgroup();
+    calls.wait(static_cast<std::size_t>(Pending));
+    (calls.check_not_pending(accumulators.reg), ...);
+  }
+
   /// Stores 16 bytes to global memory (st.global.v4; 16-byte aligned).
   void store_16(void* global_destination, kernels::vec16 value) const {
     check_aligned(global_destination, "store_16 destination");
@@ -353,6 +418,10 @@ class context {
       folded = Operation{}(folded, detail::from_slot<T>(slots[r]));
     sync();  // before the slots are written again
     return folded;
+  }
+
+  detail::warpgroup_calls warpgroup() const {
+    return {*team_, state_->wgmma, rank_, state_->block_idx, Block::threads, shared_window_base};
   }
 
   template <unsigned Bytes>

@@ -15,6 +15,7 @@ enum class launch_errc {
   shuffle_divergence,      ///< a warp shuffle or reduction that not every named lane joins
   misaligned_address,      ///< a 16-byte copy or load from an address not 16-byte aligned
   not_shared_memory,       ///< a copy_async whose destination is not the block's shared memory
+  wgmma_misuse,            ///< a warpgroup matrix multiply-accumulate against its rules
 };
 
 class launch_error : public std::runtime_error {

@@ -44,6 +44,12 @@ void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Ker
     try {
       kernel(ctx);
       state.complete_copies();  // copies never waited for still land, as on a GPU
+      if (state.wgmma.issued != state.wgmma.done)
+        throw launch_error(launch_errc::wgmma_misuse,
+                           "kvc::simt: thread " + std::to_string(rank) + " of block " +
+                               dims_text(block_idx) + " left the kernel with " +
+                               std::to_string(state.wgmma.issued - state.wgmma.done) +
+                               " wgmma not waited for (undefined on a GPU)");
     } catch (const block_torn_down&) {
     } catch (...) {
       team.fail(std::current_exception());

@@ -66,6 +66,22 @@ struct mma_fragment {
   std::uint32_t a[4], b[2];
 };
 
+/// One warpgroup thread's part of an issued warpgroup matrix multiply-accumulate
+/// (kernels/wgmma.hpp): its A fragment when A is in registers, and what every thread of the
+/// warpgroup must give alike (descriptors and shape), kept per thread so that they are compared.
+struct wgmma_record {
+  std::uint32_t a[4];
+  std::uint64_t a_descriptor, b_descriptor;
+  std::uint32_t shape;
+};
+/// The most wgmma operations a thread may have issued and not yet waited for. The records of
+/// a warpgroup's operations live in a ring of twice as many: a thread writes an operation's
+/// record while another may still read the records of the operations it waits for, and both
+/// lie within this many of the last operation every thread had issued at the last wait.
+inline constexpr unsigned wgmma_in_flight_limit = 128;
+inline constexpr unsigned wgmma_ring_operations = 2 * wgmma_in_flight_limit;
+inline constexpr unsigned warpgroup_size = 128;
+
 /// Folds the values of the member lanes into one (warp reductions).
 using combine_function = void (*)(const slot* values, unsigned members, slot& result);
 
@@ -133,6 +149,7 @@ class thread_team {
         block_slots_(new slot[threads]),
         mma_fragments_(new mma_fragment[2 * std::size_t{threads}]),
         warps_(new warp_exchange[warp_count_]),
+        warpgroups_(threads / warpgroup_size),
         status_(threads, thread_status::running) {
     for (unsigned w = 0; w < warp_count_; ++w)
       warps_[w].lanes = w + 1 < warp_count_ ? kernels::warp_size : threads - w * kernels::warp_size;
@@ -181,6 +198,42 @@ class thread_team {
     check_progress();
     block_event_.wait(lock, [&] { return barrier_generation_ != generation || aborted_; });
     if (barrier_generation_ == generation) throw block_torn_down{};
+  }
+
+  /// Waits until every thread of the calling thread's warpgroup (threads 128 g .. 128 g + 127)
+  /// is here: where the emulator's warpgroup matrix multiply-accumulate gathers its operands.
+  void sync_warpgroup(unsigned rank) {
+    std::unique_lock lock(mutex_);
+    if (aborted_) throw block_torn_down{};
+    warpgroup_state& group = warpgroups_[rank / warpgroup_size];
+    if (++group.arrived == warpgroup_size) {
+      group.arrived = 0;
+      ++group.generation;
+      const unsigned first = rank / warpgroup_size * warpgroup_size;
+      for (unsigned r = first; r < first + warpgroup_size; ++r)
+        if (status_[r] == thread_status::at_warpgroup) {
+          status_[r] = thread_status::running;
+          --at_warpgroup_;
+        }
+      block_event_.notify_all();
+      return;
+    }
+    const std::uint64_t generation = group.generation;
+    status_[rank] = thread_status::at_warpgroup;
+    ++at_warpgroup_;
+    check_progress();
+    block_event_.wait(lock, [&] { return group.generation != generation || aborted_; });
+    if (group.generation == generation) throw block_torn_down{};
+  }
+
+  /// Returns the ring of wgmma records of warpgroup `warpgroup`: wgmma_ring_operations
+  /// operations of warpgroup_size records each, made when the warpgroup first needs it.
+  wgmma_record* wgmma_ring(unsigned warpgroup) {
+    std::lock_guard lock(mutex_);
+    std::unique_ptr<wgmma_record[]>& ring = warpgroups_[warpgroup].ring;
+    if (!ring)
+      ring = std::make_unique<wgmma_record[]>(std::size_t{wgmma_ring_operations} * warpgroup_size);
+    return ring.get();
   }
 
   /// Exchanges values in a warp collective: the lanes named in `members` each give a value; lane
@@ -267,7 +320,19 @@ class thread_team {
   mma_fragment* mma_fragments() const { return mma_fragments_.get(); }
 
  private:
-  enum class thread_status : unsigned char { running, at_barrier, at_shuffle, exited };
+  enum class thread_status : unsigned char {
+    running,
+    at_barrier,
+    at_shuffle,
+    at_warpgroup,
+    exited
+  };
+
+  struct warpgroup_state {
+    unsigned arrived = 0;
+    std::uint64_t generation = 0;
+    std::unique_ptr<wgmma_record[]> ring;
+  };
 
   struct warp_exchange {
     std::condition_variable done;
@@ -317,11 +382,24 @@ class thread_team {
   void check_progress() {
     if (aborted_) return;
     const unsigned live = threads_ - finished_;
-    if (live == 0 || at_barrier_ + at_shuffle_ != live) return;
+    if (live == 0 || at_barrier_ + at_shuffle_ + at_warpgroup_ != live) return;
     fail_locked(std::make_exception_ptr(diagnose()));
   }
 
   launch_error diagnose() const {
+    for (std::size_t g = 0; g < warpgroups_.size(); ++g) {
+      if (warpgroups_[g].arrived == 0) continue;
+      unsigned missing = static_cast<unsigned>(g) * warpgroup_size;
+      while (status_[missing] == thread_status::at_warpgroup) ++missing;
+      return launch_error(
+          launch_errc::barrier_divergence,
+          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) + ", warpgroup " +
+              std::to_string(g) + ": " + std::to_string(warpgroups_[g].arrived) +
+              " of its 128 threads wait in wgmma_wait, and thread " + std::to_string(missing) +
+              (status_[missing] == thread_status::exited
+                   ? " exited without reaching it"
+                   : " waits at a barrier or shuffle instead"));
+    }
     for (unsigned w = 0; w < warp_count_; ++w) {
       const warp_exchange& exchange = warps_[w];
       if (exchange.arrived == 0) continue;
@@ -368,9 +446,10 @@ class thread_team {
       done_ = true;
     } else {
       block_idx_ = next;
-      finished_ = at_barrier_ = at_shuffle_ = 0;
+      finished_ = at_barrier_ = at_shuffle_ = at_warpgroup_ = 0;
       for (auto& s : status_) s = thread_status::running;
       for (unsigned w = 0; w < warp_count_; ++w) warps_[w].arrived = 0;
+      for (warpgroup_state& group : warpgroups_) group.arrived = 0;
       if (shared_bytes_ != 0) std::memset(shared_.get(), 0xff, shared_bytes_);
     }
     ++block_sequence_;
@@ -384,6 +463,7 @@ class thread_team {
   const std::unique_ptr<slot[]> block_slots_;
   const std::unique_ptr<mma_fragment[]> mma_fragments_;
   const std::unique_ptr<warp_exchange[]> warps_;
+  std::vector<warpgroup_state> warpgroups_;  ///< whole warpgroups only
   std::vector<thread_status> status_;
 
   std::mutex mutex_;
@@ -391,7 +471,7 @@ class thread_team {
   std::uint64_t block_sequence_ = 0;
   bool done_ = false;
   kernels::dims3 block_idx_{};
-  unsigned finished_ = 0, at_barrier_ = 0, at_shuffle_ = 0;
+  unsigned finished_ = 0, at_barrier_ = 0, at_shuffle_ = 0, at_warpgroup_ = 0;
   std::uint64_t barrier_generation_ = 0;
   bool aborted_ = false;
   std::exception_ptr error_;

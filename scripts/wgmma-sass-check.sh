@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The static check of the SIMT context's warpgroup matrix multiply-accumulate (CTest label
+# sass): compiles tests/sass/wgmma_kernels.cu for sm_90a and fails unless each kernel's SASS
+# holds its wgmma as HGMMA of the shape asked (36 of 64x64x16, 4 of 64x256x16), ptxas
+# injected no warpgroup.arrive or warpgroup.wait of its own (C7519, C7517: it does so where a
+# kernel touches a wgmma's registers without the fence or the wait the PTX ISA asks for,
+# and the tensor cores then wait), and nothing spills. Without nvcc or nvdisasm it reports
+# itself skipped (nvdisasm: scripts/install-deps.sh, as for scripts/sass-check.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/cuda-tools.sh"
+"$nvcc" -std=c++20 -O3 -DNDEBUG -arch=sm_90a -I"$root/include" -cubin -Xptxas -v \
+  "$root/tests/sass/wgmma_kernels.cu" -o "$work/kernels.cubin" 2>"$work/ptxas.txt"
+"$nvdisasm" -c "$work/kernels.cubin" >"$work/kernels.sass"
+failed=0
+count() { grep -c "$1" "$work/kernels.sass" || true; }
+for expected in "36 HGMMA.64x64x16.F32.BF16" "4 HGMMA.64x256x16.F32.BF16"; do
+  want=${expected%% *} shape=${expected#* }
+  got=$(count "$shape")
+  echo "$shape: $got (want $want)"
+  [[ $got == "$want" ]] || failed=1
+done
+injected=$(grep -c "is injected" "$work/ptxas.txt" || true)
+spills=$(grep -cE "[1-9][0-9]* bytes spill" "$work/ptxas.txt" || true)
+echo "warpgroup.arrive or .wait injected by ptxas: $injected (want 0); kernels that spill: $spills (want 0)"
+grep -E "registers|injected" "$work/ptxas.txt" || true
+[[ $injected == 0 && $spills == 0 ]] || failed=1
+if [[ $failed != 0 ]]; then
+  echo "FAIL: the wgmma kernels' SASS is not what tests/sass/wgmma_kernels.cu asks for"
+  exit 1
+fi
+echo "PASS"

@@ -1,0 +1,80 @@
+// Two kernels written against the SIMT context's wgmma the way docs/simt.md says to, in the
+// shapes of DeepSeek's absorbed MLA decode on one warpgroup of 64 query heads and a tile of
+// 64 tokens: the scores, Q (64 x 576, by descriptor) times the tile's keys (576 dims, as nine
+// 64-dim slices of 128-byte swizzled rows), 36 m64n64k16; and O += P V, P (64 x 64, from
+// registers) times 256 of V's dims (the same rows read MN-major), 4 m64n256k16.
+// scripts/wgmma-sass-check.sh compiles them for sm_90a and reads the SASS.
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kvc/backend/cuda/launch.cuh"
+#include "kvc/kernels/unroll.hpp"
+#include "kvc/kernels/wgmma.hpp"
+
+namespace kvc::testing {
+
+inline constexpr std::uint32_t tile_rows = 64, slice_bytes = tile_rows * 128;  // 64 x 64 dims
+
+template <class Context>
+__device__ std::byte* aligned_tiles(const Context& ctx) {
+  std::byte* shared = ctx.dynamic_shared();
+  return shared + (1024 - ctx.shared_address(shared) % 1024) % 1024;
+}
+
+struct wgmma_scores_kernel {
+  float* out;
+  template <class Context>
+  __device__ void operator()(const Context& ctx) const {
+    std::byte* q = aligned_tiles(ctx);
+    std::byte* keys = q + 9 * slice_bytes;
+    kernels::wgmma_d<64> scores;
+    ctx.wgmma_fence(scores);
+    kernels::unroll<36>([&](int step) {
+      const std::uint32_t offset = static_cast<std::uint32_t>(step / 4) * slice_bytes +
+                                   static_cast<std::uint32_t>(step % 4) * 32;
+      const auto a = kernels::make_wgmma_descriptor(ctx.shared_address(q) + offset, 16, 1024,
+                                                    kernels::wgmma_swizzle::bytes_128);
+      const auto b = kernels::make_wgmma_descriptor(ctx.shared_address(keys) + offset, 16, 1024,
+                                                    kernels::wgmma_swizzle::bytes_128);
+      ctx.template wgmma<kernels::mma_input::bf16, kernels::wgmma_major::k,
+                         kernels::wgmma_major::k>(a, b, scores, step > 0);
+    });
+    ctx.wgmma_commit();
+    ctx.template wgmma_wait<0>(scores);
+    for (int i = 0; i < 32; ++i) out[ctx.thread_rank() * 32 + i] = scores.reg[i];
+  }
+};
+
+struct wgmma_values_kernel {
+  const kernels::mma_a* weights;  ///< per thread, 4 K steps
+  float* out;
+  template <class Context>
+  __device__ void operator()(const Context& ctx) const {
+    const std::byte* values = aligned_tiles(ctx);
+    kernels::mma_a p[4];
+    for (int s = 0; s < 4; ++s) p[s] = weights[ctx.thread_rank() * 4 + s];
+    kernels::wgmma_d<256> o;
+    for (int i = 0; i < 128; ++i) o.reg[i] = 0.0f;
+    ctx.wgmma_fence(o);
+    kernels::unroll<4>([&](int step) {
+      // Tokens 16 step on (two 8-row groups of 1024 bytes), dims 64 at a time one slice on.
+      const auto b = kernels::make_wgmma_descriptor(
+          ctx.shared_address(values) + static_cast<std::uint32_t>(step) * 2048, slice_bytes, 1024,
+          kernels::wgmma_swizzle::bytes_128);
+      ctx.template wgmma<kernels::mma_input::bf16, kernels::wgmma_major::mn>(p[step], b, o, true);
+    });
+    ctx.wgmma_commit();
+    ctx.template wgmma_wait<0>(o);
+    for (int i = 0; i < 128; ++i) out[ctx.thread_rank() * 128 + i] = o.reg[i];
+  }
+};
+
+void launch_wgmma_kernels(const kernels::mma_a* weights, float* out) {
+  cuda::launch({1, 1, 1}, kernels::block_shape<128>{}, 19 * slice_bytes, nullptr,
+               wgmma_scores_kernel{out});
+  cuda::launch({1, 1, 1}, kernels::block_shape<128>{}, 5 * slice_bytes, nullptr,
+               wgmma_values_kernel{weights, out});
+}
+
+}  // namespace kvc::testing
