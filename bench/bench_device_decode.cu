@@ -144,11 +144,15 @@ void decode_row(benchmark::State& state) {
   };
   time_rotating(state, copies, run, "decode");
   add_limits(state, kv_bytes);
-  if constexpr (kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores) {
+  constexpr kernels::decode_path path = kernels::decode_path_of<shape, Block>;
+  if constexpr (path == kernels::decode_path::tensor_cores ||
+                path == kernels::decode_path::warpgroups) {
     const double flops =
         2.0 * batch * static_cast<double>(context) * q_heads * (spec::k_dim + spec::v_dim);
     state.counters["TFLOPs"] =
         benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+    // Against the mma.sync loop: a warpgroup kernel's figure may pass 1 (wgmma's peak is
+    // higher; this binary has no wgmma loop yet).
     state.counters["fraction_of_peak"] =
         benchmark::Counter(flops / mma_peak<kernels::mma_input_of<typename spec::k_type>>(),
                            benchmark::Counter::kIsIterationInvariantRate);
@@ -326,6 +330,14 @@ void latent_arguments(benchmark::internal::Benchmark* b) {
 BENCHMARK(decode_row<storage<bf16>, models::mla_layer<128>, 64>)
     ->Name("device_decode/deepseek_v3/bf16")
     ->Apply(latent_arguments);
+#if defined(KVC_DEVICE_WGMMA)
+// The warpgroup MLA decode (kernels/decode_wgmma.hpp; a build for sm_90a, an H100 or H200).
+BENCHMARK(decode_row<storage<bf16>, models::mla_layer<128>, 64,
+                     kernels::warpgroup_decode_block<
+                         kernels::decode_shape_of<models::mla_layer<128>, paged<64>>>>)
+    ->Name("device_decode/deepseek_v3/bf16/warpgroups")
+    ->Apply(latent_arguments);
+#endif
 BENCHMARK(decode_row<storage<bf16>, models::mla_layer<64>, 64>)
     ->Name("device_decode/kimi_k2/bf16")
     ->Apply(other_dtype_arguments);

@@ -27,6 +27,8 @@ if [[ -z $arch ]] && command -v nvidia-smi >/dev/null 2>&1; then
   arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' .')
 fi
 arch=${arch:-90}
+# Hopper's wgmma (the warpgroup MLA decode) is in sm_90a only: a build for this device.
+[[ $arch == 90 ]] && arch=90a
 jobs=$(nproc)
 log "=== kvc gpu-check, commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(date -u +%FT%TZ)"
 log "architecture $arch, $jobs build jobs; host CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1)"

@@ -5,7 +5,7 @@ each shape is spelt out; this script spells them. Run it from the repository roo
 
 import subprocess
 
-SHAPES = (64, 128, 256)
+SHAPES = (32, 64, 128, 256)
 TYPES = (("fp16", "f16"), ("bf16", "bf16"))
 WIDTH = 100
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The static check of the SIMT context's warpgroup matrix multiply-accumulate (CTest label
 # sass): compiles tests/sass/wgmma_kernels.cu for sm_90a and fails unless each kernel's SASS
-# holds its wgmma as HGMMA of the shape asked (36 of 64x64x16, 4 of 64x256x16), ptxas
+# holds its wgmma as HGMMA of the shapes asked (the MLA decode's among them), ptxas
 # injected no warpgroup.arrive or warpgroup.wait of its own (C7519, C7517: it does so where a
 # kernel touches a wgmma's registers without the fence or the wait the PTX ISA asks for,
 # and the tensor cores then wait), and nothing spills. Without nvcc or nvdisasm it reports
@@ -14,7 +14,10 @@ source "$root/scripts/cuda-tools.sh"
 "$nvdisasm" -c "$work/kernels.cubin" >"$work/kernels.sass"
 failed=0
 count() { grep -c "$1" "$work/kernels.sass" || true; }
-for expected in "36 HGMMA.64x64x16.F32.BF16" "4 HGMMA.64x256x16.F32.BF16"; do
+# The two shape kernels: 36 of 64x64x16 and 4 of 64x256x16; the decode: 18 of 64x32x16 and 2
+# of 64x256x16 a tile, in each of its two bodies (with and without the soft-cap).
+for expected in "36 HGMMA.64x64x16.F32.BF16" "8 HGMMA.64x256x16.F32.BF16" \
+  "36 HGMMA.64x32x16.F32.BF16"; do
   want=${expected%% *} shape=${expected#* }
   got=$(count "$shape")
   echo "$shape: $got (want $want)"

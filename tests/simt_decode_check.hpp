@@ -113,7 +113,8 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
                         << lengths[b] << " head " << h << ", " << plan.items.size() << " items");
           // The tensor-core kernel rounds the query and the weights to 16 bits.
           const rounding_allowance allowance =
-              kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores
+              kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores ||
+                      kernels::decode_path_of<shape, Block> == kernels::decode_path::warpgroups
                   ? tensor_core_allowance(q_row, k_dim, keys, spec::softmax_scale_value,
                                           layer_spec::k_type::id, layer_spec::v_type::id,
                                           spec::softcap::cap)

@@ -3,7 +3,8 @@
 // and nothing of a page's unwritten slots, in full 16-byte copies of whole 32-byte sectors;
 // append writes each new vector once, in full 16-byte stores of whole sectors; the extend
 // kernel reads every K/V byte a block's rows see once per block, and nothing else; the latent
-// tensor-core decode reads each latent once per block, for all the block's heads.
+// tensor-core decode reads each latent once per block, for all the block's heads, and so does
+// the warpgroup MLA decode.
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -235,7 +236,8 @@ using group_traffic_layer = layer<gqa<32, 2>, head_dim<128>, storage<fp16>>;
 template <class Spec, class Block>
 void check_mma_reads(const std::vector<int>& lengths, int min_split_tokens, unsigned reads_each) {
   using shape = kernels::decode_shape_of<Spec, paged<16>>;
-  STATIC_REQUIRE(kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores);
+  STATIC_REQUIRE((kernels::decode_path_of<shape, Block> == kernels::decode_path::tensor_cores ||
+                  kernels::decode_path_of<shape, Block> == kernels::decode_path::warpgroups));
   constexpr int kv = Spec::kv_heads, kd = Spec::k_dim, vd = Spec::is_latent ? 0 : Spec::v_dim;
   struct one : model<1, Spec> {};
   kv_cache<one, paged<16>> cache(capacity_pages{32});
@@ -303,4 +305,18 @@ TEST_CASE("traffic: the tensor-core decode reads each K/V byte once per block, f
   // Groups of 16: one block a (sequence, KV head) reads its keys and values once.
   check_mma_reads<group_traffic_layer, kernels::block_shape<64>>({40, 70}, 4096, 1);
   check_mma_reads<group_traffic_layer, kernels::block_shape<64>>({100}, 32, 1);
+}
+
+TEST_CASE("traffic: the warpgroup MLA decode reads each latent once per block of 64 heads",
+          "[simt]") {
+  using latent_64 = latent_traffic_layer<64>;
+  using warpgroups =
+      kernels::warpgroup_decode_block<kernels::decode_shape_of<latent_64, paged<16>>>;
+  check_mma_reads<latent_64, warpgroups>({40, 70}, 4096, 1);
+  check_mma_reads<latent_64, warpgroups>({100}, 32, 1);  // split
+  // 128 heads: two row chunks of 64, each reading the latents.
+  using latent_128 = latent_traffic_layer<128>;
+  check_mma_reads<latent_128,
+                  kernels::warpgroup_decode_block<kernels::decode_shape_of<latent_128, paged<16>>>>(
+      {33}, 4096, 2);
 }

@@ -410,6 +410,23 @@ int main() {
   check_layer<models::mla_layer<128>, paged<64>>("DeepSeek V3 MLA 512 + 64, 128 heads",
                                                  {1, 100, 1500}, 64);
   check_layer<models::mla_layer<64>>("Kimi K2 MLA, 64 heads, split", {700, 33}, 32);
+#if defined(KVC_DEVICE_WGMMA)
+  // The warpgroup MLA decode (sm_90a: built where CMAKE_CUDA_ARCHITECTURES has 90a), on a
+  // compute capability 9.0 device.
+  cudaDeviceProp properties{};
+  cudaGetDeviceProperties(&properties, 0);
+  if (properties.major == 9 && properties.minor == 0) {
+    using v3_shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
+    check_layer<models::mla_layer<128>, paged<64>, kernels::warpgroup_decode_block<v3_shape>>(
+        "DeepSeek V3 MLA 512 + 64, 128 heads, warpgroups", {1, 100, 1500}, 64);
+    using k2_shape = kernels::decode_shape_of<models::mla_layer<64>, paged<16>>;
+    check_layer<models::mla_layer<64>, paged<16>, kernels::warpgroup_decode_block<k2_shape>>(
+        "Kimi K2 MLA, 64 heads, split, warpgroups", {700, 33}, 32);
+  } else {
+    std::printf("warpgroup MLA decode: not run on compute capability %d.%d\n", properties.major,
+                properties.minor);
+  }
+#endif
   check_layer<layer<mqa<128>, latent<512, 64>, storage<fp8_e4m3>, inv_sqrt_scale<192>>, paged<64>>(
       "DeepSeek V3 MLA fp8, 128 heads, split", {1, 100, 1500}, 64);
   check_layer<layer<gqa<32, 2>, head_dim<128>, storage<int8>>>("group 16 d128 int8", {1, 100, 900},

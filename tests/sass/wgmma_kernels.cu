@@ -3,14 +3,17 @@
 // 64 tokens: the scores, Q (64 x 576, by descriptor) times the tile's keys (576 dims, as nine
 // 64-dim slices of 128-byte swizzled rows), 36 m64n64k16; and O += P V, P (64 x 64, from
 // registers) times 256 of V's dims (the same rows read MN-major), 4 m64n256k16.
+// And the warpgroup MLA decode itself (kernels/decode_wgmma.hpp) for a DeepSeek V3 layer.
 // scripts/wgmma-sass-check.sh compiles them for sm_90a and reads the SASS.
 
 #include <cstddef>
 #include <cstdint>
 
 #include "kvc/backend/cuda/launch.cuh"
+#include "kvc/kernels/decode.hpp"
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/kernels/wgmma.hpp"
+#include "kvc/models/deepseek.hpp"
 
 namespace kvc::testing {
 
@@ -75,6 +78,16 @@ void launch_wgmma_kernels(const kernels::mma_a* weights, float* out) {
                wgmma_scores_kernel{out});
   cuda::launch({1, 1, 1}, kernels::block_shape<128>{}, 5 * slice_bytes, nullptr,
                wgmma_values_kernel{weights, out});
+}
+
+// The warpgroup MLA decode of a DeepSeek V3 layer (kernels/decode_wgmma.hpp), pages of 64.
+using deepseek_v3_shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
+using deepseek_v3_block = kernels::warpgroup_decode_block<deepseek_v3_shape>;
+
+void launch_wgmma_decode(const kernels::decode_work& work) {
+  cuda::launch({1, 1, 1}, deepseek_v3_block{},
+               kernels::decode<deepseek_v3_shape, deepseek_v3_block>::shared_bytes, nullptr,
+               kernels::decode<deepseek_v3_shape, deepseek_v3_block>{work});
 }
 
 }  // namespace kvc::testing

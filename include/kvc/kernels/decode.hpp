@@ -43,6 +43,7 @@
 #include "kvc/kernels/decode_mma.hpp"
 #include "kvc/kernels/decode_streamed.hpp"
 #include "kvc/kernels/decode_tiled.hpp"
+#include "kvc/kernels/decode_wgmma.hpp"
 #include "kvc/kernels/decode_work.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
@@ -53,6 +54,7 @@ enum class decode_path : std::uint8_t {
   tensor_cores,  ///< decode_mma: MLA and large groups on tensor cores
   streamed,      ///< decode_streamed: at the memory's bandwidth, CUDA cores
   tiled,         ///< decode_tiled: the general path, CUDA cores
+  warpgroups,    ///< decode_wgmma: latents on Hopper's warpgroup MMA (warpgroup_decode_block)
 };
 
 /// The largest query group of an attention layer that the CUDA-core kernels decode by
@@ -99,6 +101,10 @@ template <class Block>
 inline constexpr bool opts_into_tensor_cores = false;
 template <class Shape>
 inline constexpr bool opts_into_tensor_cores<tensor_core_block<Shape>> = true;
+template <class Block>
+inline constexpr bool opts_into_warpgroups = false;
+template <class Shape>
+inline constexpr bool opts_into_warpgroups<warpgroup_decode_block<Shape>> = true;
 }  // namespace detail
 
 /// Which kernel decode<Shape, Block> is: the tensor-core kernel for the layers it takes
@@ -108,8 +114,9 @@ inline constexpr bool opts_into_tensor_cores<tensor_core_block<Shape>> = true;
 /// the shape, else the tiled one.
 template <class Shape, class Block = decode_block<Shape>>
 inline constexpr decode_path decode_path_of =
-    (detail::mma_decode_shape<Shape> ||
-     (detail::opts_into_tensor_cores<Block> && mma_decode_supports<Shape>)) &&
+    detail::opts_into_warpgroups<Block>&& wgmma_decode_supports<Shape> ? decode_path::warpgroups
+    : (detail::mma_decode_shape<Shape> ||
+       (detail::opts_into_tensor_cores<Block> && mma_decode_supports<Shape>)) &&
             Block::threads % 64 == 0 && Block::threads <= 256 && Block::y == 1 && Block::z == 1
         ? decode_path::tensor_cores
     : streamed_tiling<Shape, Block::warps>::supported ? decode_path::streamed
@@ -122,9 +129,11 @@ inline constexpr bool streamed_decode = decode_path_of<Shape, Block> == decode_p
 /// The decode kernel of a shape (decode_path_of).
 template <class Shape, class Block = decode_block<Shape>>
 using decode = std::conditional_t<
-    decode_path_of<Shape, Block> == decode_path::tensor_cores, decode_mma<Shape, Block>,
-    std::conditional_t<decode_path_of<Shape, Block> == decode_path::streamed,
-                       decode_streamed<Shape, Block>, decode_tiled<Shape, Block>>>;
+    decode_path_of<Shape, Block> == decode_path::warpgroups, decode_wgmma<Shape, Block>,
+    std::conditional_t<
+        decode_path_of<Shape, Block> == decode_path::tensor_cores, decode_mma<Shape, Block>,
+        std::conditional_t<decode_path_of<Shape, Block> == decode_path::streamed,
+                           decode_streamed<Shape, Block>, decode_tiled<Shape, Block>>>>;
 
 /// Returns the blocks of a decode launch: x an item of the plan, y a KV head and row chunk.
 template <class Shape, class Block = decode_block<Shape>>

@@ -156,6 +156,25 @@ struct mma_rows_item {
   float* partial = nullptr;
 };
 
+/// The rows item of decode block `block` (its item of the plan): its sequence's last position,
+/// and its partial result's slot when the sequence has more than one split.
+template <class Shape>
+KVC_HOST_DEVICE mma_rows_item decode_rows_item(const decode_work& work, std::uint32_t block) {
+  const attention::decode_plan::item item = work.plan.items[block];
+  const bool only = work.plan.splits[item.sequence] == 1;
+  return {item.sequence,
+          item.sequence,
+          work.seq_lens[item.sequence] - 1,
+          item.block_begin,
+          item.block_end,
+          Shape::page_tokens > 0
+              ? (Shape::page_tokens + attention::key_block - 1) / attention::key_block
+              : work.blocks_per_page,
+          only ? nullptr
+               : work.partial + std::int64_t{block} *
+                                    attention::partial_slot{work.q_heads, Shape::v_dim}.floats()};
+}
+
 template <class Shape, class Block = mma_decode_block<Shape>>
 struct decode_mma {
   static_assert(mma_decode_supports<Shape>,
@@ -175,20 +194,7 @@ struct decode_mma {
 
   template <class Context>
   KVC_HOST_DEVICE void operator()(const Context& ctx) const {
-    const attention::decode_plan::item item = work.plan.items[ctx.block_idx().x];
-    const bool only = work.plan.splits[item.sequence] == 1;
-    const mma_rows_item rows_item{
-        item.sequence,
-        item.sequence,
-        work.seq_lens[item.sequence] - 1,
-        item.block_begin,
-        item.block_end,
-        Shape::page_tokens > 0
-            ? (Shape::page_tokens + attention::key_block - 1) / attention::key_block
-            : work.blocks_per_page,
-        only ? nullptr
-             : work.partial + std::int64_t{ctx.block_idx().x} *
-                                  attention::partial_slot{work.q_heads, Shape::v_dim}.floats()};
+    const mma_rows_item rows_item = decode_rows_item<Shape>(work, ctx.block_idx().x);
     // Two bodies, so that a layer without a soft-cap runs a loop without its tanh.
     if (work.softcap > 0.0f)
       attend<true>(ctx, work, rows_item);

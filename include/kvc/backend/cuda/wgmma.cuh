@@ -13,6 +13,80 @@
 namespace kvc::cuda::detail {
 
 template <kernels::mma_input Input, int TransB>
+__device__ __forceinline__ void wgmma_rs(kernels::wgmma_d<32>& d, const kernels::mma_a& a,
+                                         std::uint64_t b, int scale_d) {
+  if constexpr (Input == kernels::mma_input::fp16) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
+        "%12, %13, %14, %15}, "
+        "{%16, %17, %18, %19}, %20, p, 1, 1, %22;\n"
+        "}\n"
+        : "+f"(d.reg[0]), "+f"(d.reg[1]), "+f"(d.reg[2]), "+f"(d.reg[3]), "+f"(d.reg[4]),
+          "+f"(d.reg[5]), "+f"(d.reg[6]), "+f"(d.reg[7]), "+f"(d.reg[8]), "+f"(d.reg[9]),
+          "+f"(d.reg[10]), "+f"(d.reg[11]), "+f"(d.reg[12]), "+f"(d.reg[13]), "+f"(d.reg[14]),
+          "+f"(d.reg[15])
+        : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "l"(b), "r"(scale_d),
+          "n"(TransB));
+  } else {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %21, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
+        "%12, %13, %14, %15}, "
+        "{%16, %17, %18, %19}, %20, p, 1, 1, %22;\n"
+        "}\n"
+        : "+f"(d.reg[0]), "+f"(d.reg[1]), "+f"(d.reg[2]), "+f"(d.reg[3]), "+f"(d.reg[4]),
+          "+f"(d.reg[5]), "+f"(d.reg[6]), "+f"(d.reg[7]), "+f"(d.reg[8]), "+f"(d.reg[9]),
+          "+f"(d.reg[10]), "+f"(d.reg[11]), "+f"(d.reg[12]), "+f"(d.reg[13]), "+f"(d.reg[14]),
+          "+f"(d.reg[15])
+        : "r"(a.reg[0]), "r"(a.reg[1]), "r"(a.reg[2]), "r"(a.reg[3]), "l"(b), "r"(scale_d),
+          "n"(TransB));
+  }
+}
+
+template <kernels::mma_input Input, int TransA, int TransB>
+__device__ __forceinline__ void wgmma_ss(kernels::wgmma_d<32>& d, std::uint64_t a, std::uint64_t b,
+                                         int scale_d) {
+  if constexpr (Input == kernels::mma_input::fp16) {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.f16.f16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
+        "%12, %13, %14, %15}, "
+        "%16, %17, p, 1, 1, %19, %20;\n"
+        "}\n"
+        : "+f"(d.reg[0]), "+f"(d.reg[1]), "+f"(d.reg[2]), "+f"(d.reg[3]), "+f"(d.reg[4]),
+          "+f"(d.reg[5]), "+f"(d.reg[6]), "+f"(d.reg[7]), "+f"(d.reg[8]), "+f"(d.reg[9]),
+          "+f"(d.reg[10]), "+f"(d.reg[11]), "+f"(d.reg[12]), "+f"(d.reg[13]), "+f"(d.reg[14]),
+          "+f"(d.reg[15])
+        : "l"(a), "l"(b), "r"(scale_d), "n"(TransA), "n"(TransB));
+  } else {
+    asm volatile(
+        "{\n"
+        ".reg .pred p;\n"
+        "setp.ne.b32 p, %18, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n32k16.f32.bf16.bf16 {"
+        "%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, "
+        "%12, %13, %14, %15}, "
+        "%16, %17, p, 1, 1, %19, %20;\n"
+        "}\n"
+        : "+f"(d.reg[0]), "+f"(d.reg[1]), "+f"(d.reg[2]), "+f"(d.reg[3]), "+f"(d.reg[4]),
+          "+f"(d.reg[5]), "+f"(d.reg[6]), "+f"(d.reg[7]), "+f"(d.reg[8]), "+f"(d.reg[9]),
+          "+f"(d.reg[10]), "+f"(d.reg[11]), "+f"(d.reg[12]), "+f"(d.reg[13]), "+f"(d.reg[14]),
+          "+f"(d.reg[15])
+        : "l"(a), "l"(b), "r"(scale_d), "n"(TransA), "n"(TransB));
+  }
+}
+
+template <kernels::mma_input Input, int TransB>
 __device__ __forceinline__ void wgmma_rs(kernels::wgmma_d<64>& d, const kernels::mma_a& a,
                                          std::uint64_t b, int scale_d) {
   if constexpr (Input == kernels::mma_input::fp16) {
