@@ -11,13 +11,15 @@
 // DeepSeek V3's and Llama 3 405B's also in fp8 e4m3 at batch 64 and 1, 32k; a Llama 3 70B
 // layer (groups of 8) in bf16 and fp8 e4m3 at batch 64 and 1, 32k, on the tensor cores and on
 // the CUDA cores (`/cuda_cores`: the streamed kernel, blocks of 3 warps); Llama 3 8B's in
-// bf16, fp8 e4m3 and int8 opted into the tensor cores (`/tensor_cores`) at batch 64 and 1, 32k.
+// bf16, fp8 e4m3 and int8 opted into the tensor cores (`/tensor_cores`) at batch 64 and 1, 32k;
+// in a build for sm_90a, DeepSeek V3's on the warpgroup MLA decode (`/warpgroups`, wgmma).
 // Timed with CUDA events around each launch (manual time). Each row reports bytes_per_second
 // (the KV bytes a decode reads; what an append reads and writes), fraction_of_copy (over a
 // device-to-device cudaMemcpyAsync of 1 GiB, counting its read and its write) and
 // fraction_of_read (over a kernel that only reads 1 GiB with 16-byte loads), both measured in
 // this binary; a tensor-core row also TFLOPs and fraction_of_peak (over a loop of mma.sync
-// m16n8k16, bench/mma_peak.cuh).
+// m16n8k16, bench/mma_peak.cuh, or for `/warpgroups` of wgmma m64n256k16,
+// bench/wgmma_peak.cuh).
 //
 //   build/bench/bench_device_decode --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
@@ -48,6 +50,9 @@
 #include "kvc/model/page_geometry.hpp"
 #include "kvc/models/deepseek.hpp"
 #include "mma_peak.cuh"
+#if defined(KVC_DEVICE_WGMMA)
+#include "wgmma_peak.cuh"
+#endif
 
 namespace {
 using namespace kvc;
@@ -151,11 +156,14 @@ void decode_row(benchmark::State& state) {
         2.0 * batch * static_cast<double>(context) * q_heads * (spec::k_dim + spec::v_dim);
     state.counters["TFLOPs"] =
         benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
-    // Against the mma.sync loop: a warpgroup kernel's figure may pass 1 (wgmma's peak is
-    // higher; this binary has no wgmma loop yet).
+    // Against the loop of the kernel's own instruction: mma.sync, or wgmma.
+    constexpr kernels::mma_input input = kernels::mma_input_of<typename spec::k_type>;
+    double peak = mma_peak<input>();
+#if defined(KVC_DEVICE_WGMMA)
+    if constexpr (path == kernels::decode_path::warpgroups) peak = wgmma_peak<input>();
+#endif
     state.counters["fraction_of_peak"] =
-        benchmark::Counter(flops / mma_peak<kernels::mma_input_of<typename spec::k_type>>(),
-                           benchmark::Counter::kIsIterationInvariantRate);
+        benchmark::Counter(flops / peak, benchmark::Counter::kIsIterationInvariantRate);
   }
   state.counters["items"] = static_cast<double>(plans[0].items.size());
   state.counters["copies"] = copies;
@@ -408,5 +416,9 @@ int main(int argc, char** argv) {
         "TFLOP/s\n",
         copy_bandwidth() / 1e9, read_bandwidth() / 1e9,
         mma_peak<kernels::mma_input::bf16>() / 1e12);
+#if defined(KVC_DEVICE_WGMMA)
+    std::printf("wgmma m64n256k16 bf16 %.0f TFLOP/s\n",
+                wgmma_peak<kernels::mma_input::bf16>() / 1e12);
+#endif
   });
 }

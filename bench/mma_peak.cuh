@@ -5,6 +5,7 @@
 
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -37,30 +38,42 @@ struct mma_loop {
   }
 };
 
+/// FLOP/s of a throughput loop: `blocks_per_sm` blocks of Block an SM, each of
+/// `flops_per_block`, the median of 10 launches after one to warm up. make_loop(sink) gives
+/// the kernel, which writes to sink (4 bytes) only to keep its products.
+template <class Block, class MakeLoop>
+double loop_flops(const MakeLoop& make_loop, unsigned blocks_per_sm, std::size_t shared_bytes,
+                  double flops_per_block, const char* name) {
+  int sms = 0;
+  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
+  float* sink = nullptr;
+  check(cudaMalloc(&sink, 4), "cudaMalloc");
+  const kvc::kernels::dims3 grid{static_cast<std::uint32_t>(sms) * blocks_per_sm, 1, 1};
+  const auto loop = make_loop(sink);
+  const event_timer timer;
+  std::vector<float> times;
+  for (int i = 0; i < 11; ++i) {
+    cudaEventRecord(timer.start);
+    kvc::cuda::launch(grid, Block{}, shared_bytes, nullptr, loop);
+    cudaEventRecord(timer.stop);
+    const double seconds = timer.seconds();
+    if (i > 0) times.push_back(static_cast<float>(seconds * 1e3));
+  }
+  check(cudaGetLastError(), name);
+  cudaFree(sink);
+  return flops_per_block * grid.x / (median_ms(times) * 1e-3);
+}
+
 /// FLOP/s of mma.sync m16n8k16 with fp32 accumulation, every SM with 32 warps.
 template <kernels::mma_input Input>
 inline double mma_peak() {
   static const double peak = [] {
-    int sms = 0;
-    cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, 0);
-    float* sink = nullptr;
-    check(cudaMalloc(&sink, 4), "cudaMalloc");
     constexpr int rounds = 4096;
-    const kvc::kernels::dims3 grid{static_cast<std::uint32_t>(sms * 4), 1, 1};
-    const mma_loop<Input> loop{sink, rounds};
-    const event_timer timer;
-    std::vector<float> times;
-    for (int i = 0; i < 11; ++i) {
-      cudaEventRecord(timer.start);
-      kvc::cuda::launch(grid, kernels::block_shape<256>{}, 0, nullptr, loop);
-      cudaEventRecord(timer.stop);
-      const double seconds = timer.seconds();
-      if (i > 0) times.push_back(static_cast<float>(seconds * 1e3));
-    }
-    check(cudaGetLastError(), "mma_loop");
-    cudaFree(sink);
-    const double flops = 2.0 * 16 * 8 * 16 * 8 * rounds * (grid.x * 256.0 / 32);
-    return flops / (median_ms(times) * 1e-3);
+    return loop_flops<kernels::block_shape<256>>(
+        [](float* sink) {
+          return mma_loop<Input>{sink, rounds};
+        },
+        4, 0, 2.0 * 16 * 8 * 16 * 8 * rounds * (256 / 32), "mma_loop");
   }();
   return peak;
 }
