@@ -48,7 +48,7 @@ struct wgmma_probe {
   const float* c;           ///< per warpgroup: 64 x N, row-major
   float* d;
   wgmma_image a_image, b_image;
-  int k = 16;  ///< a multiple of 16, at most 16 max_steps
+  int k = 16;  ///< a multiple of 16, at most 16 x max_steps
   static constexpr int max_steps = 4;
   bool accumulate_c = true;  ///< false: the first wgmma ignores C (scale-d 0)
 
