@@ -17,7 +17,7 @@
 // the merge kernel combines them.
 //
 // decode<Shape, Block> is one of three kernels, chosen at compile time from the shape
-// (decode_path_of<Shape> says which):
+// (decode_path_of<Shape> says which), or a fourth by opt-in:
 // - decode_mma (kernels/decode_mma.hpp), on tensor cores, where the query group makes the
 //   scores and weighted sums matrix products worth their 16-bit rounding of the query and the
 //   weights: latent (MLA) layers of 16 query heads or more, and attention layers with groups
@@ -27,7 +27,9 @@
 //   attention layers of a fixed page size whose K and V vectors are whole 16-byte pieces and
 //   whose v_dim is a multiple of 32 (every gallery layer but MLA);
 // - decode_tiled (kernels/decode_tiled.hpp), the general path: other MLA layers, odd dims, a
-//   page size not known at compile time.
+//   page size not known at compile time;
+// - decode_wgmma (kernels/decode_wgmma.hpp), fp16 and bf16 latents on Hopper's wgmma (sm_90a),
+//   where the Block is a warpgroup_decode_block.
 // The block a shape's kernel is made for is decode_block<Shape> (128 threads; 64 per 16 query
 // heads, up to 256, for the tensor-core kernel); the launchers take it by default.
 // Specialized at compile time on what the layer's typedef fixes (decode_shape: dtypes, group
@@ -107,7 +109,8 @@ template <class Shape>
 inline constexpr bool opts_into_warpgroups<warpgroup_decode_block<Shape>> = true;
 }  // namespace detail
 
-/// Which kernel decode<Shape, Block> is: the tensor-core kernel for the layers it takes
+/// Which kernel decode<Shape, Block> is: the warpgroup kernel for a warpgroup_decode_block and
+/// a layer it takes, else the tensor-core kernel for the layers it takes
 /// (any storage but fp32, vectors of whole 16-byte pieces; latent layers of 16 query heads or
 /// more, other layers of groups above max_streamed_group, any of them with a
 /// tensor_core_block; a block of 2, 4, 6 or 8 warps), else the streamed kernel where it takes
