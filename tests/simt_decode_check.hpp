@@ -95,7 +95,11 @@ std::size_t check_decode(const std::vector<std::int64_t>& lengths, std::uint32_t
       const float poison = std::numeric_limits<float>::quiet_NaN();
       std::vector<float> out(lengths.size() * q_heads * v_dim, poison),
           lse(lengths.size() * q_heads, poison);
-      simt::decode<shape, Block>(plan, view, q.data(), out.data(), lse.data(), params, workspace);
+      simt::launch_options launch;
+      if constexpr (kernels::decode_path_of<shape, Block> == kernels::decode_path::warpgroups)
+        launch.target = simt::sm_90;  // its three tiles of latents fit Hopper's shared memory
+      simt::decode<shape, Block>(plan, view, q.data(), out.data(), lse.data(), params, workspace,
+                                 launch);
       std::vector<std::vector<float>> keys, values;
       for (std::size_t b = 0; b < lengths.size(); ++b) {
         for (int h = 0; h < q_heads; ++h) {

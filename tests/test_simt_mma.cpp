@@ -3,6 +3,7 @@
 // loads fragments by them gets every element of D = A B + C of a plain matrix product, for
 // fp16 and bf16, in blocks of several warps; a kernel with a wrong layout does not.
 
+#include <array>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstddef>
@@ -178,6 +179,37 @@ TEST_CASE("ldmatrix refuses a row outside shared memory or not 16-byte aligned")
       CHECK(error.code() == (offset == 8 ? simt::launch_errc::misaligned_address
                                          : simt::launch_errc::not_shared_memory));
     }
+  }
+}
+
+namespace {
+// Lane 5 copies a 16-byte row into shared memory; the warp loads matrices from it before
+// (race) or after the copy's wait.
+struct row_copied_by_lane_5 {
+  const std::byte* source;
+  bool wait_first;
+  template <class Context>
+  void operator()(const Context& ctx) const {
+    std::byte* shared = ctx.dynamic_shared();
+    if (ctx.lane() == 5) ctx.copy_async(shared + 256, source);
+    if (wait_first) ctx.wait_async_copies();
+    ctx.sync_warp();
+    (void)ctx.template load_matrices<false>(shared + 16 * ctx.lane());
+    ctx.wait_async_copies();
+  }
+};
+}  // namespace
+
+TEST_CASE("ldmatrix of a row an asynchronous copy in flight writes is a copy_race") {
+  alignas(16) const std::array<std::byte, 16> source{};
+  CHECK_NOTHROW(simt::launch({1, 1, 1}, kernels::block_shape<32>{}, 512,
+                             row_copied_by_lane_5{source.data(), true}));
+  try {
+    simt::launch({1, 1, 1}, kernels::block_shape<32>{}, 512,
+                 row_copied_by_lane_5{source.data(), false});
+    FAIL("the launch reported no error");
+  } catch (const simt::launch_error& error) {
+    CHECK(error.code() == simt::launch_errc::copy_race);
   }
 }
 

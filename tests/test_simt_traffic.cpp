@@ -265,6 +265,8 @@ void check_mma_reads(const std::vector<int>& lengths, int min_split_tokens, unsi
   simt::memory_traffic traffic;
   simt::launch_options options;
   options.traffic = &traffic;
+  if constexpr (kernels::decode_path_of<shape, Block> == kernels::decode_path::warpgroups)
+    options.target = simt::sm_90;
   simt::decode<shape, Block>(plan, view, q.data(), out.data(), lse.data(),
                              attention::attention_params_of<Spec>(), workspace, options);
   const page_geometry& geo = view.geometry;

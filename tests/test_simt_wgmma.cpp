@@ -149,6 +149,9 @@ TEST_CASE("wgmma against its rules is a launch_error", "[wgmma]") {
   CHECK(fault_error<wgmma_fault::wait_names_pending>() == simt::launch_errc::wgmma_misuse);
   CHECK(fault_error<wgmma_fault::exit_pending>() == simt::launch_errc::wgmma_misuse);
   CHECK(fault_error<wgmma_fault::divergent_descriptor>() == simt::launch_errc::wgmma_misuse);
+  // A copy into B while the wgmma is pending: a race on a GPU, whatever order the emulator
+  // gives the two.
+  CHECK(fault_error<wgmma_fault::copy_into_b>() == simt::launch_errc::copy_race);
   // A block of 96 threads has no whole warpgroup.
   const problem_options o;
   const outcome partial =

@@ -35,6 +35,7 @@ enum class wgmma_fault : std::uint8_t {
   d_layout,             ///< C and D loaded and stored with row and column bits exchanged
   read_before_wait,     ///< D stored before the wait (reads NaN in the emulator)
   overwrite_b,          ///< B zeroed after the commit, before the wait
+  copy_into_b,          ///< B copied again by copy_async after the commit, landed after the wait
   wait_names_pending,   ///< two groups, wgmma_wait<1> names the newer one's accumulator
   exit_pending,         ///< no wgmma_wait at all
   divergent_descriptor  ///< warp 1 gives B's descriptor 16 bytes further on
@@ -119,6 +120,10 @@ struct wgmma_probe {
       ctx.fence_shared_async();
       ctx.sync();
     }
+    if constexpr (Fault == wgmma_fault::copy_into_b)
+      for (std::uint32_t at = 16 * thread; at < b_image.bytes;
+           at += 16 * kernels::warpgroup_threads)
+        ctx.copy_async(b_tile + at, images + (b_tile - tiles) + at);
     if constexpr (Fault == wgmma_fault::exit_pending) return;
     if constexpr (Fault == wgmma_fault::wait_names_pending) {
       kernels::wgmma_d<N> second = acc;
@@ -129,6 +134,7 @@ struct wgmma_probe {
     } else {
       ctx.template wgmma_wait<0>(acc);
     }
+    if constexpr (Fault == wgmma_fault::copy_into_b) ctx.wait_async_copies();
     if constexpr (Fault != wgmma_fault::read_before_wait)
       for (int i = 0; i < N / 2; ++i) out[place(i)] = acc.reg[i];
   }

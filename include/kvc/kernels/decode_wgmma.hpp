@@ -7,22 +7,26 @@
 //
 // One block of two warpgroups runs one (item, row chunk of 64 query heads). The query rows
 // (scale and log2 e folded in, rounded to the latent's 16-bit type) are staged once, the
-// latents in tiles of 32 tokens by 16-byte asynchronous copies into two buffers (the next tile
-// in flight while the block computes on this one), both in rows of 64 dims of 128 bytes with
-// the 128-byte swizzle, the layout wgmma reads without bank conflicts. Per tile:
+// latents in tiles of 32 tokens by 16-byte asynchronous copies into three buffers (the next
+// tile in flight while the block computes on this one and the last), all in rows of 64 dims of
+// 128 bytes with the 128-byte swizzle, the layout wgmma reads without bank conflicts. Per tile:
 // - scores S = Q K^T (64 x 32): each warpgroup multiplies half of the latent's dims (18
 //   m64n32k16 for DeepSeek's 576, A and B by descriptor), the two add their halves through
 //   shared memory, so both hold the same full scores (addition commutes);
+// - the last tile's O += P V, issued behind the scores so that the tensor cores run it while
+//   the warps exchange the scores and take their softmax (as FlashAttention-3 overlaps a
+//   warpgroup's softmax with its matrix products): each warpgroup the dims of its half of V
+//   (the latent's first v_dim dims, read MN-major from the same rows), P from registers: 2
+//   m64n256k16 for DeepSeek's 512;
 // - the online softmax per row in registers (kernels/mma_softmax.hpp: a warpgroup's D is, per
-//   warp, mma.sync's C fragment of its 16 rows), in log2 units;
-// - O += P V: each warpgroup the dims of its half of V (the latent's first v_dim dims, read
-//   MN-major from the same rows), P from registers: 2 m64n256k16 for DeepSeek's 512.
-// Two block barriers a tile: the tile has landed (and the other buffer is free), and the
+//   warp, mma.sync's C fragment of its 16 rows), in log2 units; O rescaled once that P V is in.
+// Two block barriers a tile: the tile has landed (and tile t - 2's buffer is free), and the
 // halves of the scores are written. Numerics as the tensor-core decode (docs/simt.md): the query
 // and the weights rounded to 16 bits, products exact, sums fp32.
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/attention/online_softmax.hpp"
@@ -59,8 +63,8 @@ struct warpgroup_decode_block : block_shape<2 * warpgroup_threads> {
 };
 
 /// The warpgroup decode's shared memory, from a 1024-byte aligned start (the launch asks for
-/// 1024 bytes more): the query rows, two tile buffers (each its keys' rows, then a flag per
-/// slot, 1 when staged), and each warpgroup's half of the scores.
+/// 1024 bytes more): the query rows, three tile buffers (each its keys' rows, then a flag per
+/// slot, 1 when staged), each warpgroup's half of the scores, and each thread's row sums.
 template <class Shape>
 struct wgmma_decode_tiling {
   static constexpr int rows = 64, keys = 32;
@@ -69,9 +73,11 @@ struct wgmma_decode_tiling {
   static constexpr std::uint32_t q_bytes = slices * q_slice;
   static constexpr std::uint32_t held = slices * k_slice;
   static constexpr std::uint32_t buffer_bytes = held + 1024;  // flags, then 1024-aligned again
-  static constexpr std::uint32_t exchange = q_bytes + 2 * buffer_bytes;
-  static constexpr std::uint32_t exchange_floats = rows * keys;  ///< a warpgroup's
-  static constexpr std::size_t shared_bytes = 1024 + exchange + 2 * exchange_floats * 4;
+  static constexpr int buffers = 3;  ///< tile t's scores, tile t - 1's values, tile t + 1 landing
+  static constexpr std::uint32_t exchange = q_bytes + buffers * buffer_bytes;
+  static constexpr std::uint32_t exchange_floats = rows * keys;                  ///< a warpgroup's
+  static constexpr std::uint32_t row_sums = exchange + 2 * exchange_floats * 4;  ///< 2 a thread
+  static constexpr std::size_t shared_bytes = 1024 + row_sums + 2 * 256 * 4;
 };
 
 template <class Shape, class Block = warpgroup_decode_block<Shape>>
@@ -147,7 +153,8 @@ struct decode_wgmma {
     const auto kept = work.window.pages_listed(length, page_tokens,
                                                work.indptr[item.sequence + 1] - entries_begin);
     const auto buffer = [&](std::int64_t t) {
-      return tiling::q_bytes + static_cast<std::uint32_t>(t % 2) * tiling::buffer_bytes;
+      return tiling::q_bytes +
+             static_cast<std::uint32_t>(t % tiling::buffers) * tiling::buffer_bytes;
     };
     // Starts staging tile t: 8 threads a slot, 9 16-byte pieces each of DeepSeek's 1152 bytes,
     // placed in the slot's row of each 64-dim slice; zeros where there is no token or the
@@ -193,25 +200,43 @@ struct decode_wgmma {
     const float* exchange_partner =
         exchange + std::size_t{half == 0 ? tiling::exchange_floats : 0u};
     const int group_thread = thread % 128;
+    float* row_sums = reinterpret_cast<float*>(tiles + tiling::row_sums) + 2 * thread;
 
     const std::int64_t tiles_count =
         (item.block_end - item.block_begin + blocks_per_tile - 1) / blocks_per_tile;
-    if (tiles_count > 0) stage(0);
-    for (std::int64_t t = 0; t < tiles_count; ++t) {
+    // O += P V of tile t over this warpgroup's half of V: tokens 16 s on (two 8-row groups of
+    // 1024 bytes), its dims 64 at a time one slice on (MN-major), P from registers.
+    mma_a weights[std::size_t{keys / 16}];
+    const auto weigh_values = [&](std::int64_t t) {
+      unroll<keys / 16>([&](auto s) {
+        const wgmma_descriptor b = make_wgmma_descriptor(
+            tiles_address + buffer(t) +
+                static_cast<std::uint32_t>(half * v_half / 64) * tiling::k_slice +
+                static_cast<std::uint32_t>(s) * 2048,
+            tiling::k_slice, 1024, wgmma_swizzle::bytes_128);
+        ctx.template wgmma<input, wgmma_major::mn>(weights[s], b, o, true);
+      });
+      ctx.wgmma_commit();
+    };
+    // Tile t; with values_pending (every tile but the first: a compile-time branch, so that
+    // ptxas sees O's P V in flight on every path through the softmax), the last tile's P V
+    // runs on the tensor cores while this one's softmax does.
+    const auto attend_tile = [&](std::int64_t t, auto values_pending) {
       // This tile has landed (visible to wgmma, the async proxy), every thread is done with
-      // the other buffer, which now takes the next tile, and the partner has read the last
+      // tile t - 2's buffer, which now takes the next tile, and the partner has read the last
       // tile's scores.
       ctx.wait_async_copies();
       ctx.fence_shared_async();
       ctx.sync();
       const std::uint32_t base = buffer(t);
-      if (t + 1 < tiles_count) stage(t + 1);
       const auto* held = reinterpret_cast<const std::int32_t*>(tiles + base + tiling::held);
 
       // This warpgroup's half of the scores: K step s reads 16 dims of the query's and the
-      // keys' rows (32 bytes into a 128-byte row, 64 dims a slice).
+      // keys' rows (32 bytes into a 128-byte row, 64 dims a slice); then the last tile's P V,
+      // issued second so that the scores are waited for first; then the next tile's copies,
+      // into the buffer neither reads, while the tensor cores work.
       wgmma_d<keys> partial{};
-      ctx.wgmma_fence(partial);
+      ctx.wgmma_fence(partial, o, weights);
       unroll<half_steps>([&](auto index) {
         const int s = half * half_steps + index;
         const std::uint32_t within = static_cast<std::uint32_t>(s % 4) * 32;
@@ -224,7 +249,14 @@ struct decode_wgmma {
         ctx.template wgmma<input, wgmma_major::k, wgmma_major::k>(a, b, partial, index > 0);
       });
       ctx.wgmma_commit();
-      ctx.template wgmma_wait<0>(partial);
+      if constexpr (decltype(values_pending)::value) {
+        weigh_values(t - 1);
+        if (t + 1 < tiles_count) stage(t + 1);
+        ctx.template wgmma_wait<1>(partial);
+      } else {
+        if (t + 1 < tiles_count) stage(t + 1);
+        ctx.template wgmma_wait<0>(partial);
+      }
       // The halves added: each warpgroup writes its own and reads its partner's after the
       // barrier, value i of thread g at i * 128 + g.
       for (int i = 0; i < keys / 2; ++i) exchange_mine[i * 128 + group_thread] = partial.reg[i];
@@ -233,30 +265,34 @@ struct decode_wgmma {
       for (int i = 0; i < keys / 2; ++i)
         scores[i / 4].reg[i % 4] = partial.reg[i] + exchange_partner[i * 128 + group_thread];
 
-      // Masks (a slot without a token the query sees), soft-cap, the online softmax.
+      // Masks (a slot without a token the query sees), soft-cap, the online softmax, all while
+      // the last tile's P V runs; then O rescaled, and this tile's P into the registers that
+      // P V read.
       for (int n = 0; n < keys / 8; ++n)
         for (int i = 0; i < 4; ++i)
           if (held[n * 8 + 2 * pair + i % 2] == 0) scores[n].reg[i] = attention::negative_infinity;
       softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
       const mma_softmax_step step = softmax.next(ctx, scores);
-      mma_a weights[std::size_t{keys / 16}];
-      softmax.template weights<input>(scores, step, pair, unit_value_scale{}, weights);
-      if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f))
-        for (int i = 0; i < v_half / 2; ++i) o.reg[i] *= step.factor[i / 2 % 2];
-
-      // O += P V over this warpgroup's half of V: tokens 16 s on (two 8-row groups of 1024
-      // bytes), its dims 64 at a time one slice on (MN-major).
-      ctx.wgmma_fence(o);
-      unroll<keys / 16>([&](auto s) {
-        const wgmma_descriptor b = make_wgmma_descriptor(
-            tiles_address + base +
-                static_cast<std::uint32_t>(half * v_half / 64) * tiling::k_slice +
-                static_cast<std::uint32_t>(s) * 2048,
-            tiling::k_slice, 1024, wgmma_swizzle::bytes_128);
-        ctx.template wgmma<input, wgmma_major::mn>(weights[s], b, o, true);
-      });
-      ctx.wgmma_commit();
-      ctx.template wgmma_wait<0>(o);
+      softmax.exponentiate(scores, step, pair, unit_value_scale{});
+      if constexpr (decltype(values_pending)::value) {
+        // ptxas hoists a wgmma wait to just after the last shared-memory access before it:
+        // storing the row sums, which every exponential and the maxima feed, keeps the
+        // softmax ahead of the wait, while P V runs.
+        row_sums[0] = softmax.l[0];
+        row_sums[1] = softmax.l[1];
+        ctx.template wgmma_wait<0>(o, weights);
+        if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f))
+          for (int i = 0; i < v_half / 2; ++i) o.reg[i] *= step.factor[i / 2 % 2];
+      }
+      mma_softmax<std::size_t{keys / 8}>::template pack<input>(scores, weights);
+    };
+    if (tiles_count > 0) {
+      stage(0);
+      attend_tile(0, std::false_type{});
+      for (std::int64_t t = 1; t < tiles_count; ++t) attend_tile(t, std::true_type{});
+      ctx.wgmma_fence(o, weights);
+      weigh_values(tiles_count - 1);
+      ctx.template wgmma_wait<0>(o, weights);
     }
 
     // The rows' results, as the tensor-core decode writes them: out and lse (sinks included)

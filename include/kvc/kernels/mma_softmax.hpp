@@ -95,15 +95,29 @@ struct mma_softmax {
   template <mma_input Input, class ValueScale>
   KVC_HOST_DEVICE void weights(const mma_c (&scores)[KeyBlocks], const mma_softmax_step& step,
                                int pair, const ValueScale& value_scale, mma_a (&p)[KeyBlocks / 2]) {
-    for (std::size_t n = 0; n < KeyBlocks; ++n) {
-      float w[4];
+    mma_c w[KeyBlocks];
+    for (std::size_t n = 0; n < KeyBlocks; ++n) w[n] = scores[n];
+    exponentiate(w, step, pair, value_scale);
+    pack<Input>(w, p);
+  }
+  /// weights() in two steps: the weights in place of the scores (into the sums, times
+  /// value_scale), then rounded into the A fragments; for a kernel whose fragments are still
+  /// read by a matrix product in flight while it exponentiates.
+  template <class ValueScale>
+  KVC_HOST_DEVICE void exponentiate(mma_c (&scores)[KeyBlocks], const mma_softmax_step& step,
+                                    int pair, const ValueScale& value_scale) {
+    for (std::size_t n = 0; n < KeyBlocks; ++n)
       for (int i = 0; i < 4; ++i) {
-        w[i] = detail::exp2_approx(scores[n].reg[i] - step.offset[i / 2]);
-        l[i / 2] += w[i];
-        w[i] *= value_scale(static_cast<int>(n) * 8 + 2 * pair + i % 2);
+        float w = detail::exp2_approx(scores[n].reg[i] - step.offset[i / 2]);
+        l[i / 2] += w;
+        scores[n].reg[i] = w * value_scale(static_cast<int>(n) * 8 + 2 * pair + i % 2);
       }
-      p[n / 2].reg[2 * (n % 2)] = mma_pack<Input>(w[0], w[1]);
-      p[n / 2].reg[2 * (n % 2) + 1] = mma_pack<Input>(w[2], w[3]);
+  }
+  template <mma_input Input>
+  KVC_HOST_DEVICE static void pack(const mma_c (&weights)[KeyBlocks], mma_a (&p)[KeyBlocks / 2]) {
+    for (std::size_t n = 0; n < KeyBlocks; ++n) {
+      p[n / 2].reg[2 * (n % 2)] = mma_pack<Input>(weights[n].reg[0], weights[n].reg[1]);
+      p[n / 2].reg[2 * (n % 2) + 1] = mma_pack<Input>(weights[n].reg[2], weights[n].reg[3]);
     }
   }
 

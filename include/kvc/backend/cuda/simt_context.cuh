@@ -237,9 +237,10 @@ class simt_context {
   }
 
   // Hopper's warpgroup matrix multiply-accumulate (kernels/wgmma.hpp), sm_90a only: elsewhere
-  // each member traps. The accumulators named to wgmma_fence and wgmma_wait are fenced as
-  // CUTLASS's warpgroup_fence_operand does, so the compiler neither reads them before the
-  // wait nor moves their writes past the fence.
+  // each member traps. The accumulators and A fragments (or arrays of them) named to
+  // wgmma_fence and wgmma_wait are fenced as CUTLASS's warpgroup_fence_operand does, so the
+  // compiler neither reads nor reuses them before the wait nor moves their writes past the
+  // fence.
   template <class... Accumulators>
   __device__ __forceinline__ void wgmma_fence(Accumulators&... accumulators) const {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -305,6 +306,17 @@ class simt_context {
   __device__ __forceinline__ static void fence_registers(kernels::wgmma_d<N>& d) {
 #pragma unroll
     for (int i = 0; i < N / 2; ++i) asm volatile("" : "+f"(d.reg[i])::"memory");
+  }
+  // An A fragment from registers stays in its registers, unchanged, until the wait names it.
+  __device__ __forceinline__ static void fence_registers(kernels::mma_a& a) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) asm volatile("" : "+r"(a.reg[i])::"memory");
+  }
+
+  template <class Operand, std::size_t Count>
+  __device__ __forceinline__ static void fence_registers(Operand (&operands)[Count]) {
+#pragma unroll
+    for (std::size_t i = 0; i < Count; ++i) fence_registers(operands[i]);
   }
 
   template <class T, class Operation>

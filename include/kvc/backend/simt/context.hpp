@@ -47,15 +47,27 @@ struct thread_state {
   unsigned mma_area = 0;  ///< which of the two fragment areas the next mma_m16n8k16 uses
 
   wgmma_thread_state wgmma;  ///< the thread's warpgroup matrix multiply-accumulates
+  thread_team* team = nullptr;
 
-  static void complete(std::vector<pending_copy>& copies) {
+  void complete(std::vector<pending_copy>& copies) {
     for (const pending_copy& copy : copies) {
       if (copy.valid)
         std::memcpy(copy.destination, copy.source, copy.bytes);
       else
         std::memset(copy.destination, 0, copy.bytes);
+      team->copy_landed(static_cast<const std::byte*>(copy.destination), copy.bytes);
     }
     copies.clear();
+  }
+  /// Forgets the copies not yet landed (a block torn down).
+  void drop_copies() {
+    for (const pending_copy& copy : pending_copies)
+      team->copy_landed(static_cast<const std::byte*>(copy.destination), copy.bytes);
+    for (const std::vector<pending_copy>& group : committed)
+      for (const pending_copy& copy : group)
+        team->copy_landed(static_cast<const std::byte*>(copy.destination), copy.bytes);
+    pending_copies.clear();
+    committed.clear();
   }
   void commit() {
     committed.push_back(std::move(pending_copies));
@@ -271,6 +283,13 @@ class context {
     detail::mma_fragment* fragments =
         team_->mma_fragments() + state_->mma_area * Block::threads + warp() * kernels::warp_size;
     state_->mma_area ^= 1u;
+    // Checked before the warp meets, so that no lane can land a copy after the meeting first.
+    for (std::size_t word = 0; word < 4; ++word)
+      if (team_->copy_in_flight(static_cast<std::size_t>(bytes - shared) + 4 * word))
+        team_->abort(launch_error(launch_errc::copy_race,
+                                  "kvc::simt: load_matrices reads a row of shared memory that an "
+                                  "asynchronous copy in flight still writes (thread " +
+                                      std::to_string(rank_) + ")"));
     std::memcpy(&fragments[lane()], &bytes, sizeof bytes);
     sync_warp();  // every lane's row is named
     const auto row_of = [&](unsigned source_lane) {
@@ -347,14 +366,16 @@ class context {
   void wgmma_commit() const { state_->wgmma.commit(); }
   /// Waits until at most `Pending` of the calling thread's committed groups of wgmma are in
   /// flight (wgmma.wait_group): the older ones are done now. The accumulators named are the
-  /// registers the kernel reads next; the emulator refuses one that is still pending. Every
-  /// thread of the warpgroup makes the same call.
-  template <int Pending, class... Accumulators>
-  void wgmma_wait(Accumulators&... accumulators) const {
+  /// registers the kernel reads next; the emulator refuses one that is still pending. A
+  /// fragments of A from registers (or arrays of them) named here are kept as they are until
+  /// the wait on a GPU, where the wgmma reads them late; the emulator read them at the issue.
+  /// Every thread of the warpgroup makes the same call.
+  template <int Pending, class... Operands>
+  void wgmma_wait(Operands&... operands) const {
     static_assert(Pending >= 0 && Pending <= 7, "kvc::simt: wgmma_wait<N> needs 0 <= N <= 7");
     const detail::warpgroup_calls calls = warpgroup();
     calls.wait(static_cast<std::size_t>(Pending));
-    (calls.check_not_pending(accumulators.reg), ...);
+    (check_waited(calls, operands), ...);
   }
 
   /// Stores 16 bytes to global memory (st.global.v4; 16-byte aligned).
@@ -420,6 +441,16 @@ class context {
     return folded;
   }
 
+  template <int N>
+  static void check_waited(const detail::warpgroup_calls& calls, const kernels::wgmma_d<N>& d) {
+    calls.check_not_pending(d.reg);
+  }
+  static void check_waited(const detail::warpgroup_calls& /*calls*/, const kernels::mma_a& /*a*/) {}
+  template <class Operand, std::size_t Count>
+  static void check_waited(const detail::warpgroup_calls& calls, const Operand (&operands)[Count]) {
+    for (const Operand& operand : operands) check_waited(calls, operand);
+  }
+
   detail::warpgroup_calls warpgroup() const {
     return {*team_, state_->wgmma, rank_, state_->block_idx, Block::threads, shared_window_base};
   }
@@ -437,6 +468,7 @@ class context {
                                     std::to_string(reinterpret_cast<std::uintptr_t>(destination)) +
                                     " is not inside the block's dynamic shared memory"));
     record(access::read, global_source, valid ? Bytes : 0);
+    team_->copy_started(destination, Bytes);
     state_->pending_copies.push_back({shared_destination, global_source, Bytes, valid});
   }
 

@@ -16,6 +16,7 @@ enum class launch_errc {
   misaligned_address,      ///< a 16-byte copy or load from an address not 16-byte aligned
   not_shared_memory,       ///< a copy_async whose destination is not the block's shared memory
   wgmma_misuse,            ///< a warpgroup matrix multiply-accumulate against its rules
+  copy_race,  ///< wgmma or load_matrices reading shared memory a copy_async in flight writes
 };
 
 class launch_error : public std::runtime_error {

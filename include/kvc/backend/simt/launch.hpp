@@ -36,6 +36,7 @@ void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Ker
                 memory_traffic* traffic) {
   thread_state state;
   state.traffic = traffic;
+  state.team = &team;
   const context<Block> ctx(team, state, rank, grid);
   std::uint64_t seen = 0;
   kernels::dims3 block_idx;
@@ -54,8 +55,7 @@ void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Ker
     } catch (...) {
       team.fail(std::current_exception());
     }
-    state.pending_copies.clear();
-    state.committed.clear();
+    state.drop_copies();
     team.finish(rank);
   }
 }

@@ -146,6 +146,7 @@ class thread_team {
         warp_count_((threads + kernels::warp_size - 1) / kernels::warp_size),
         shared_bytes_(shared_bytes),
         shared_(shared_bytes == 0 ? nullptr : new std::byte[shared_bytes]),
+        copy_targets_(std::make_unique<std::atomic<std::uint16_t>[]>((shared_bytes + 3) / 4)),
         block_slots_(new slot[threads]),
         mma_fragments_(new mma_fragment[2 * std::size_t{threads}]),
         warps_(new warp_exchange[warp_count_]),
@@ -313,6 +314,23 @@ class thread_team {
 
   std::byte* shared_memory() const { return shared_.get(); }
   std::size_t shared_bytes() const { return shared_bytes_; }
+
+  /// Counts, per 4-byte word of shared memory, the asynchronous copies in flight that write it
+  /// (started by any thread, not yet landed), so that an instruction reading shared memory
+  /// (wgmma, ldmatrix) while a copy still writes it fails: a race on a GPU, however the
+  /// emulator would order the two.
+  void copy_started(const std::byte* destination, unsigned bytes) {
+    for (std::size_t w = word_of(destination); w < word_of(destination + bytes); ++w)
+      copy_targets_[w].fetch_add(1, std::memory_order_relaxed);
+  }
+  void copy_landed(const std::byte* destination, unsigned bytes) {
+    for (std::size_t w = word_of(destination); w < word_of(destination + bytes); ++w)
+      copy_targets_[w].fetch_sub(1, std::memory_order_relaxed);
+  }
+  /// Whether a copy in flight writes the word of shared memory at `offset`.
+  bool copy_in_flight(std::size_t offset) const {
+    return copy_targets_[offset / 4].load(std::memory_order_relaxed) != 0;
+  }
   /// Returns one value per thread, for block reductions (ordered by the barriers around them).
   slot* block_slots() const { return block_slots_.get(); }
   /// Returns two areas of one A and B fragment per thread, for the warp's matrix
@@ -320,6 +338,10 @@ class thread_team {
   mma_fragment* mma_fragments() const { return mma_fragments_.get(); }
 
  private:
+  std::size_t word_of(const std::byte* shared) const {
+    return static_cast<std::size_t>(shared - shared_.get()) / 4;
+  }
+
   enum class thread_status : unsigned char {
     running,
     at_barrier,
@@ -460,6 +482,7 @@ class thread_team {
   const unsigned threads_, warp_count_;
   const std::size_t shared_bytes_;
   const std::unique_ptr<std::byte[]> shared_;
+  const std::unique_ptr<std::atomic<std::uint16_t>[]> copy_targets_;  ///< copy_started
   const std::unique_ptr<slot[]> block_slots_;
   const std::unique_ptr<mma_fragment[]> mma_fragments_;
   const std::unique_ptr<warp_exchange[]> warps_;

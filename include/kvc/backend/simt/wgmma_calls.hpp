@@ -158,6 +158,11 @@ struct warpgroup_calls {
       if (address < shared_window_base || std::size_t{offset} + 2 > shared_bytes)
         error("a wgmma descriptor reads shared address " + std::to_string(address) +
               ", outside the block's dynamic shared memory");
+      if (team.copy_in_flight(offset))
+        team.abort(launch_error(launch_errc::copy_race,
+                                "kvc::simt: a wgmma reads shared address " +
+                                    std::to_string(address) +
+                                    " while an asynchronous copy in flight still writes it"));
       std::uint16_t bits;
       std::memcpy(&bits, shared + offset, sizeof bits);
       return bits;
