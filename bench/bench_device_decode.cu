@@ -160,7 +160,9 @@ void decode_row(benchmark::State& state) {
     constexpr kernels::mma_input input = kernels::mma_input_of<typename spec::k_type>;
     double peak = mma_peak<input>();
 #if defined(KVC_DEVICE_WGMMA)
-    if constexpr (path == kernels::decode_path::warpgroups) peak = wgmma_peak<input>();
+    if constexpr (path == kernels::decode_path::warpgroups ||
+                  kernels::decode_wgmma_in_sm90a_code<shape, Block>)
+      peak = wgmma_peak<input>();
 #endif
     state.counters["fraction_of_peak"] =
         benchmark::Counter(flops / peak, benchmark::Counter::kIsIterationInvariantRate);
@@ -339,11 +341,13 @@ BENCHMARK(decode_row<storage<bf16>, models::mla_layer<128>, 64>)
     ->Name("device_decode/deepseek_v3/bf16")
     ->Apply(latent_arguments);
 #if defined(KVC_DEVICE_WGMMA)
-// The warpgroup MLA decode (kernels/decode_wgmma.hpp; a build for sm_90a, an H100 or H200).
-BENCHMARK(decode_row<storage<bf16>, models::mla_layer<128>, 64,
-                     kernels::warpgroup_decode_block<
-                         kernels::decode_shape_of<models::mla_layer<128>, paged<64>>>>)
-    ->Name("device_decode/deepseek_v3/bf16/warpgroups")
+// In a build for sm_90a (an H100 or H200) DeepSeek V3's and Kimi K2's rows run the warpgroup
+// MLA decode (kernels/decode_wgmma.hpp); this one keeps mma.sync (kernels::tensor_core_block).
+BENCHMARK(
+    decode_row<
+        storage<bf16>, models::mla_layer<128>, 64,
+        kernels::tensor_core_block<kernels::decode_shape_of<models::mla_layer<128>, paged<64>>>>)
+    ->Name("device_decode/deepseek_v3/bf16/mma_sync")
     ->Apply(latent_arguments);
 #endif
 BENCHMARK(decode_row<storage<bf16>, models::mla_layer<64>, 64>)

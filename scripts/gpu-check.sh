@@ -103,7 +103,7 @@ if command -v ncu >/dev/null 2>&1 && [[ -x $extend_bench ]]; then
     --benchmark_min_time=0.01 2>&1 | grep -v "^==PROF==\|^ *$" | tail -60 | tee -a "$results" || true
 fi
 if command -v ncu >/dev/null 2>&1 && [[ -x $bench ]]; then
-  log "=== ncu: tensor-core decode, DeepSeek V3 MLA bf16, batch 64, 4k"
+  log "=== ncu: tensor-core decode (the warpgroup kernel in this sm_90a build), DeepSeek V3 MLA bf16, batch 64, 4k"
   timeout 120 ncu --clock-control none --kernel-name-base demangled -k regex:decode_mma \
     --launch-skip 1 --launch-count 1 \
     --section SpeedOfLight --section Occupancy --section WarpStateStats --section SchedulerStats \

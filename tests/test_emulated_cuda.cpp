@@ -129,3 +129,66 @@ TEST_CASE("emulated CUDA: kvc::cuda::decode, captured in a graph, gives simt::de
   cudaFree(lse_device);
   cudaStreamDestroy(stream);
 }
+
+namespace {
+using latent_layer = layer<mqa<64>, latent<512, 64>, storage<bf16>, inv_sqrt_scale<192>>;
+struct latent_model : model<1, latent_layer> {};
+using latent_shape = kernels::decode_shape_of<latent_layer, paged<16>>;
+using latent_kernel = kernels::decode<latent_shape>;
+
+// Restores the emulated device's settings whatever the test does.
+struct emulated_target {
+  simt::emulated_cuda::device_settings saved = simt::emulated_cuda::settings();
+  explicit emulated_target(const simt::architecture& target) {
+    simt::emulated_cuda::settings().target = target;
+  }
+  emulated_target(const emulated_target&) = delete;
+  emulated_target& operator=(const emulated_target&) = delete;
+  ~emulated_target() { simt::emulated_cuda::settings() = saved; }
+};
+}  // namespace
+
+TEST_CASE(
+    "emulated CUDA: a latent of 64 heads gets the warpgroup kernel's shared memory where "
+    "the device gives it, and runs on sm_80's") {
+  // Its kernel is decode_mma_or_wgmma: the warpgroup decode in sm_90a code, which needs
+  // Hopper's shared memory; mma.sync in any other code, here too.
+  STATIC_REQUIRE(kernels::decode_wgmma_in_sm90a_code<latent_shape>);
+  STATIC_REQUIRE(latent_kernel::sm90a_shared_bytes > simt::sm_80.max_shared_bytes_per_block);
+  STATIC_REQUIRE(latent_kernel::shared_bytes <= simt::sm_80.max_shared_bytes_per_block);
+  kv_cache<latent_model, paged<16>, cuda::device_allocator> cache(capacity_pages{8});
+  std::mt19937 rng(9);
+  std::normal_distribution<float> normal;
+  const std::vector<sequence_id> ids{cache.add_sequence()};
+  std::vector<float> k(40 * 576), q(64 * 576);
+  for (auto* x : {&k, &q})
+    for (float& e : *x) e = normal(rng);
+  const append_request request{ids[0], 40};
+  const layer_input in{0, fp32_input(k.data(), 40, 1, 576), kv_input{}};
+  cache.append({&request, 1}, {&in, 1});
+  const page_table_csr table = cache.page_table(0, ids);
+  cuda::device_page_table device_table;
+  device_table.upload(table, nullptr);
+  const paged_layer_view view = device_table.view(cache.view(0, table));
+  const auto params = attention::attention_params_of<latent_layer>();
+  float* q_device = device_copy(q);
+  float* out_device = device_copy(std::vector<float>(64 * 512));
+  float* lse_device = device_copy(std::vector<float>(64));
+  for (const simt::architecture& target : {simt::sm_90, simt::sm_80}) {
+    const emulated_target on(target);
+    CHECK(cuda::detail::decode_shared_bytes<latent_kernel>(0) ==
+          (target.max_shared_bytes_per_block >= latent_kernel::sm90a_shared_bytes
+               ? latent_kernel::sm90a_shared_bytes
+               : latent_kernel::shared_bytes));
+    attention::decode_plan plan;
+    cuda::plan_decode<latent_shape>(view, 64, plan);
+    cuda::device_decode_plan device_plan;
+    device_plan.upload(plan, nullptr);
+    // The emulator refuses a launch asking more shared memory than the target gives.
+    CHECK_NOTHROW(cuda::decode<latent_shape>(plan, device_plan, view, q_device, out_device,
+                                             lse_device, params, nullptr));
+  }
+  cudaFree(q_device);
+  cudaFree(out_device);
+  cudaFree(lse_device);
+}

@@ -1,5 +1,6 @@
 // The latent (MLA) decode on Hopper's warpgroup matrix multiply-accumulate
-// (kernels/decode_wgmma.hpp, an opt-in: warpgroup_decode_block) in the SIMT emulator against
+// (kernels/decode_wgmma.hpp: the default in sm_90a code of latents of 64 heads or more, an
+// opt-in by warpgroup_decode_block anywhere) in the SIMT emulator against
 // the double-precision reference, within the tensor cores' bounds
 // (tests/simt_decode_check.hpp): DeepSeek's 512 + 64 latent at 16, 64 and 128 heads (row
 // chunks of 64, part empty), fp16 and bf16, key counts around the tiles of 32, pages of 16 and
@@ -8,6 +9,7 @@
 
 #include <catch2/catch.hpp>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "attention_shapes.hpp"
@@ -63,6 +65,37 @@ TEST_CASE("a warpgroup_decode_block opts a latent into the warpgroup decode") {
   STATIC_REQUIRE(
       !kernels::wgmma_decode_supports<kernels::decode_shape_of<
           layer<mqa<16>, latent<96, 32>, storage<bf16>, inv_sqrt_scale<64>>, paged<16>>>);
+}
+
+TEST_CASE(
+    "in sm_90a code the warpgroup kernel is the default decode of latents of 64 heads or "
+    "more") {
+  using kernels::decode_wgmma_in_sm90a_code;
+  STATIC_REQUIRE(decode_wgmma_in_sm90a_code<shape_of<latent_128>>);
+  STATIC_REQUIRE(decode_wgmma_in_sm90a_code<shape_of<latent_64>>);
+  STATIC_REQUIRE(std::is_same_v<
+                 kernels::decode<shape_of<latent_128>>,
+                 kernels::decode_mma_or_wgmma<shape_of<latent_128>, kernels::block_shape<256>>>);
+  // Its shared memory: the mma.sync kernel's for every target, the warpgroup kernel's where
+  // the device gives it (the CUDA launcher asks).
+  using kernel = kernels::decode<shape_of<latent_128>>;
+  STATIC_REQUIRE(
+      kernel::shared_bytes ==
+      kernels::decode_mma<shape_of<latent_128>, kernels::block_shape<256>>::shared_bytes);
+  STATIC_REQUIRE(kernel::sm90a_shared_bytes ==
+                 kernels::decode<shape_of<latent_128>, warpgroups<latent_128>>::shared_bytes);
+  // 16 heads would fill a quarter of its rows; a tensor_core_block keeps mma.sync; 8-bit
+  // latents are not the warpgroup kernel's.
+  STATIC_REQUIRE(!decode_wgmma_in_sm90a_code<shape_of<latent_16>>);
+  STATIC_REQUIRE(!decode_wgmma_in_sm90a_code<shape_of<latent_128>,
+                                             kernels::tensor_core_block<shape_of<latent_128>>>);
+  STATIC_REQUIRE(
+      std::is_same_v<
+          kernels::decode<shape_of<latent_128>, kernels::tensor_core_block<shape_of<latent_128>>>,
+          kernels::decode_mma<shape_of<latent_128>,
+                              kernels::tensor_core_block<shape_of<latent_128>>>>);
+  STATIC_REQUIRE(!decode_wgmma_in_sm90a_code<
+                 kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<16>>>);
 }
 
 TEST_CASE("simt warpgroup MLA decode: DeepSeek's latent at 64 heads, fp16 and bf16",

@@ -115,9 +115,12 @@ void check_view(const std::string& name, const paged_layer_view& host_view,
   }
   constexpr kernels::decode_path path = kernels::decode_path_of<shape, Block>;
   std::printf("%s %s (%s kernel, %zu items): %s\n", bad ? "FAIL" : "ok", name.c_str(),
-              path == kernels::decode_path::tensor_cores ? "tensor-core"
-              : path == kernels::decode_path::streamed   ? "streamed"
-                                                         : "tiled",
+              kernels::decode_wgmma_in_sm90a_code<shape, Block>
+                  ? "tensor-core, warpgroups in sm_90a code"
+              : path == kernels::decode_path::tensor_cores ? "tensor-core"
+              : path == kernels::decode_path::warpgroups   ? "warpgroup"
+              : path == kernels::decode_path::streamed     ? "streamed"
+                                                           : "tiled",
               plan.items.size(),
               status != cudaSuccess ? cudaGetErrorString(status)
                                     : (std::to_string(bad) + " values differ").c_str());
@@ -168,8 +171,10 @@ void check_layer(const std::string& name, const std::vector<int>& lengths, int m
     kvc::cuda::device_page_table arrays;
     arrays.upload(device_table, nullptr);
     tensor_core_bounds bounds;
-    if constexpr (kernels::decode_path_of<kernels::decode_shape_of<Spec, Paging>, Block> ==
-                  kernels::decode_path::tensor_cores) {
+    constexpr kernels::decode_path path =
+        kernels::decode_path_of<kernels::decode_shape_of<Spec, Paging>, Block>;
+    if constexpr (path == kernels::decode_path::tensor_cores ||
+                  path == kernels::decode_path::warpgroups) {
       // Per (sequence, query head): sum_d |q_d k_d| over the keys, and the largest |v|.
       const double rounding = Spec::k_type::id == dtype_id::bf16 ? 0x1p-8 : 0x1p-11;
       std::vector<float> kk(static_cast<std::size_t>(kv) * kd),
@@ -416,12 +421,16 @@ int main() {
   cudaDeviceProp properties{};
   cudaGetDeviceProperties(&properties, 0);
   if (properties.major == 9 && properties.minor == 0) {
+    // The two layers above ran the warpgroup kernel (their default in sm_90a code); the opt-in
+    // runs it too, and a tensor_core_block keeps mma.sync.
     using v3_shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
     check_layer<models::mla_layer<128>, paged<64>, kernels::warpgroup_decode_block<v3_shape>>(
         "DeepSeek V3 MLA 512 + 64, 128 heads, warpgroups", {1, 100, 1500}, 64);
+    check_layer<models::mla_layer<128>, paged<64>, kernels::tensor_core_block<v3_shape>>(
+        "DeepSeek V3 MLA 512 + 64, 128 heads, mma.sync", {1, 100, 1500}, 64);
     using k2_shape = kernels::decode_shape_of<models::mla_layer<64>, paged<16>>;
-    check_layer<models::mla_layer<64>, paged<16>, kernels::warpgroup_decode_block<k2_shape>>(
-        "Kimi K2 MLA, 64 heads, split, warpgroups", {700, 33}, 32);
+    check_layer<models::mla_layer<64>, paged<16>, kernels::tensor_core_block<k2_shape>>(
+        "Kimi K2 MLA, 64 heads, split, mma.sync", {700, 33}, 32);
   } else {
     std::printf("warpgroup MLA decode: not run on compute capability %d.%d\n", properties.major,
                 properties.minor);

@@ -80,14 +80,16 @@ void launch_wgmma_kernels(const kernels::mma_a* weights, float* out) {
                wgmma_values_kernel{weights, out});
 }
 
-// The warpgroup MLA decode of a DeepSeek V3 layer (kernels/decode_wgmma.hpp), pages of 64.
+// The decode of a DeepSeek V3 layer, pages of 64, in its default block: in sm_90a code the
+// warpgroup MLA decode (kernels/decode_wgmma.hpp), so a dispatch that lost it would leave no
+// 64x32x16 HGMMA here. The opt-in (warpgroup_decode_block) compiles the same body.
 using deepseek_v3_shape = kernels::decode_shape_of<models::mla_layer<128>, paged<64>>;
-using deepseek_v3_block = kernels::warpgroup_decode_block<deepseek_v3_shape>;
+using deepseek_v3_kernel = kernels::decode<deepseek_v3_shape>;
+static_assert(kernels::decode_wgmma_in_sm90a_code<deepseek_v3_shape>);
 
 void launch_wgmma_decode(const kernels::decode_work& work) {
-  cuda::launch({1, 1, 1}, deepseek_v3_block{},
-               kernels::decode<deepseek_v3_shape, deepseek_v3_block>::shared_bytes, nullptr,
-               kernels::decode<deepseek_v3_shape, deepseek_v3_block>{work});
+  cuda::launch({1, 1, 1}, kernels::decode_block<deepseek_v3_shape>{},
+               deepseek_v3_kernel::sm90a_shared_bytes, nullptr, deepseek_v3_kernel{work});
 }
 
 }  // namespace kvc::testing

@@ -28,8 +28,10 @@
 //   whose v_dim is a multiple of 32 (every gallery layer but MLA);
 // - decode_tiled (kernels/decode_tiled.hpp), the general path: other MLA layers, odd dims, a
 //   page size not known at compile time;
-// - decode_wgmma (kernels/decode_wgmma.hpp), fp16 and bf16 latents on Hopper's wgmma (sm_90a),
-//   where the Block is a warpgroup_decode_block.
+// - decode_wgmma (kernels/decode_wgmma.hpp), fp16 and bf16 latents on Hopper's wgmma (sm_90a):
+//   by default in device code built for sm_90a for the latents it takes at 64 query heads or
+//   more (DeepSeek V2/V3, Kimi K2: decode_mma_or_wgmma, still decode_path::tensor_cores), or
+//   anywhere by opt-in, where the Block is a warpgroup_decode_block.
 // The block a shape's kernel is made for is decode_block<Shape> (128 threads; 64 per 16 query
 // heads, up to 256, for the tensor-core kernel); the launchers take it by default.
 // Specialized at compile time on what the layer's typedef fixes (decode_shape: dtypes, group
@@ -37,26 +39,30 @@
 // Positions a window drops are never listed; a listed token outside the query's window is
 // masked. Soft-cap, scale and learned sinks are run-time parameters (attention_params).
 
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
 #include "kvc/attention/decode_plan.hpp"
 #include "kvc/cache/page_table.hpp"
+#include "kvc/config.hpp"
 #include "kvc/kernels/decode_mma.hpp"
 #include "kvc/kernels/decode_streamed.hpp"
 #include "kvc/kernels/decode_tiled.hpp"
 #include "kvc/kernels/decode_wgmma.hpp"
 #include "kvc/kernels/decode_work.hpp"
 #include "kvc/kernels/simt_shape.hpp"
+#include "kvc/kernels/wgmma.hpp"
 
 namespace kvc::kernels {
 
 /// The decode kernels.
 enum class decode_path : std::uint8_t {
-  tensor_cores,  ///< decode_mma: MLA and large groups on tensor cores
+  tensor_cores,  ///< decode_mma: MLA and large groups on tensor cores (decode_wgmma in sm_90a
+                 ///< code where decode_wgmma_in_sm90a_code)
   streamed,      ///< decode_streamed: at the memory's bandwidth, CUDA cores
   tiled,         ///< decode_tiled: the general path, CUDA cores
-  warpgroups,    ///< decode_wgmma: latents on Hopper's warpgroup MMA (warpgroup_decode_block)
+  warpgroups,    ///< decode_wgmma by opt-in (warpgroup_decode_block), in any device code
 };
 
 /// The largest query group of an attention layer that the CUDA-core kernels decode by
@@ -107,6 +113,12 @@ template <class Block>
 inline constexpr bool opts_into_warpgroups = false;
 template <class Shape>
 inline constexpr bool opts_into_warpgroups<warpgroup_decode_block<Shape>> = true;
+// At 64 heads or more the warpgroup kernel's rows are all used, and its block and row chunks
+// are the tensor-core kernel's (two warpgroups, 64 rows): one plan serves both.
+template <class Shape, class Block>
+inline constexpr bool wgmma_in_sm90a_code =
+    wgmma_decode_supports<Shape>&& Shape::group >= 64 && !opts_into_tensor_cores<Block> &&
+    Block::threads == 2 * warpgroup_threads && Block::y == 1 && Block::z == 1;
 }  // namespace detail
 
 /// Which kernel decode<Shape, Block> is: the warpgroup kernel for a warpgroup_decode_block and
@@ -125,6 +137,46 @@ inline constexpr decode_path decode_path_of =
     : streamed_tiling<Shape, Block::warps>::supported ? decode_path::streamed
                                                       : decode_path::tiled;
 
+/// Whether decode<Shape, Block>, on the tensor-core path, runs the warpgroup kernel
+/// (decode_wgmma) in device code built for sm_90a and the mma.sync one (decode_mma) in any
+/// other: fp16 and bf16 latents of 64 query heads or more in the default block (DeepSeek V2 and
+/// V3, Kimi K2). A tensor_core_block keeps such a layer on mma.sync everywhere.
+template <class Shape, class Block = decode_block<Shape>>
+inline constexpr bool decode_wgmma_in_sm90a_code =
+    decode_path_of<Shape, Block> ==
+    decode_path::tensor_cores&& detail::wgmma_in_sm90a_code<Shape, Block>;
+
+/// The tensor-core decode of a latent that the warpgroup kernel also takes
+/// (decode_wgmma_in_sm90a_code): decode_wgmma in device code built for sm_90a, decode_mma in
+/// any other (sm_80, sm_90, the emulator), chosen when the device code is compiled. Both run
+/// row chunks of 64 heads in blocks of 256 threads and write the same results, so one plan
+/// serves both. The warpgroup kernel's shared memory (sm90a_shared_bytes, three tiles of
+/// latents) fits only Hopper's 227 KiB a block: the launchers give a kernel that names
+/// sm90a_shared_bytes that much where the device allows it (every compute capability 9.0
+/// device, the only one sm_90a code runs on), shared_bytes elsewhere.
+template <class Shape, class Block>
+struct decode_mma_or_wgmma {
+  using mma_kernel = decode_mma<Shape, Block>;
+  using wgmma_kernel = decode_wgmma<Shape, Block>;
+  static_assert(mma_kernel::row_chunks == wgmma_kernel::row_chunks,
+                "kvc::kernels::decode_mma_or_wgmma: both kernels make the same row chunks");
+  static constexpr int row_chunks = mma_kernel::row_chunks;
+  static constexpr std::size_t shared_bytes = mma_kernel::shared_bytes;
+  static constexpr std::size_t sm90a_shared_bytes =
+      wgmma_kernel::shared_bytes > shared_bytes ? wgmma_kernel::shared_bytes : shared_bytes;
+
+  decode_work work;
+
+  template <class Context>
+  KVC_HOST_DEVICE void operator()(const Context& ctx) const {
+#if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    wgmma_kernel{work}(ctx);
+#else
+    mma_kernel{work}(ctx);
+#endif
+  }
+};
+
 /// Whether decode<Shape, Block> is the streamed kernel.
 template <class Shape, class Block = decode_block<Shape>>
 inline constexpr bool streamed_decode = decode_path_of<Shape, Block> == decode_path::streamed;
@@ -134,7 +186,9 @@ template <class Shape, class Block = decode_block<Shape>>
 using decode = std::conditional_t<
     decode_path_of<Shape, Block> == decode_path::warpgroups, decode_wgmma<Shape, Block>,
     std::conditional_t<
-        decode_path_of<Shape, Block> == decode_path::tensor_cores, decode_mma<Shape, Block>,
+        decode_path_of<Shape, Block> == decode_path::tensor_cores,
+        std::conditional_t<decode_wgmma_in_sm90a_code<Shape, Block>,
+                           decode_mma_or_wgmma<Shape, Block>, decode_mma<Shape, Block>>,
         std::conditional_t<decode_path_of<Shape, Block> == decode_path::streamed,
                            decode_streamed<Shape, Block>, decode_tiled<Shape, Block>>>>;
 

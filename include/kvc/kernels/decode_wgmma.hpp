@@ -2,8 +2,10 @@
 // The latent (MLA) decode on Hopper's warpgroup matrix multiply-accumulate (kernels/wgmma.hpp,
 // sm_90a): DeepSeek's absorbed attention with the query heads as the rows of the products, as
 // FlashMLA does (deepseek-ai/FlashMLA, csrc/sm90/decode), for latents stored in fp16 or bf16.
-// An opt-in for now (warpgroup_decode_block); the tensor-core decode of kernels/decode_mma.hpp
-// (mma.sync) is the default and the kernel of sm_80.
+// The default decode of the latents it takes at 64 query heads or more in device code built
+// for sm_90a (kernels/decode.hpp, decode_mma_or_wgmma), an opt-in anywhere else
+// (warpgroup_decode_block); the tensor-core decode of kernels/decode_mma.hpp (mma.sync) is the
+// kernel of sm_80, sm_90 and smaller groups.
 //
 // One block of two warpgroups runs one (item, row chunk of 64 query heads). The query rows
 // (scale and log2 e folded in, rounded to the latent's 16-bit type) are staged once, the

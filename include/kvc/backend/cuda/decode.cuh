@@ -40,6 +40,24 @@
 
 namespace kvc::cuda {
 
+namespace detail {
+/// The dynamic shared memory a decode kernel is launched with on `device`: a kernel whose
+/// sm_90a code needs more (kernels::decode_mma_or_wgmma) gets that where the device's opt-in
+/// limit allows it, as on every compute capability 9.0 device.
+template <class Kernel>
+std::size_t decode_shared_bytes(int device) {
+  if constexpr (requires { Kernel::sm90a_shared_bytes; }) {
+    if (device < 0) check_launch(cudaGetDevice(&device), "cudaGetDevice");
+    int limit = 0;
+    check_launch(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+                 "cudaDeviceGetAttribute (shared memory a block)");
+    if (static_cast<std::size_t>(limit) >= Kernel::sm90a_shared_bytes)
+      return Kernel::sm90a_shared_bytes;
+  }
+  return Kernel::shared_bytes;
+}
+}  // namespace detail
+
 /// Returns the decode blocks the device runs at once: its SM count times the blocks of the shape's
 /// decode kernel an SM holds (the occupancy API on the compiled kernel).
 template <class Shape, class Block = kernels::decode_block<Shape>>
@@ -49,7 +67,8 @@ int decode_blocks_at_once(int device = -1) {
   detail::check_launch(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device),
                        "cudaDeviceGetAttribute (SM count)");
   using kernel = kernels::decode<Shape, Block>;
-  const int per_sm = resident_blocks<Block, kernel>(kernel::shared_bytes, device);
+  const int per_sm =
+      resident_blocks<Block, kernel>(detail::decode_shared_bytes<kernel>(device), device);
   return sms * (per_sm > 0 ? per_sm : 1);
 }
 
@@ -183,8 +202,9 @@ void decode(const attention::decode_plan& plan, const device_decode_plan& device
       kernels::make_decode_work<Shape>(plan, device_plan.arrays(), view, q, out, lse, params,
                                        device_plan.workspace(), "kvc::cuda::decode");
   if (work.items == 0) return;
-  launch(kernels::decode_grid<Shape, Block>(work), Block{},
-         kernels::decode<Shape, Block>::shared_bytes, stream, kernels::decode<Shape, Block>{work});
+  using kernel = kernels::decode<Shape, Block>;
+  launch(kernels::decode_grid<Shape, Block>(work), Block{}, detail::decode_shared_bytes<kernel>(-1),
+         stream, kernel{work});
   if (work.split_sequences > 0)
     launch(kernels::merge_grid(work), MergeBlock{}, 0, stream, kernels::merge<Shape::v_dim>{work});
 }
