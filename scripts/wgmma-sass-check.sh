@@ -16,9 +16,10 @@ failed=0
 count() { grep -c "$1" "$work/kernels.sass" || true; }
 # The two shape kernels: 36 of 64x64x16 and 4 of 64x256x16; the decode, in each of its two
 # bodies (with and without the soft-cap): 18 of 64x32x16 for the first tile's scores, 18 and 2
-# of 64x256x16 in the loop (this tile's scores, the last tile's P V), 2 for the last P V.
+# of 64x256x16 in the loop (this tile's scores, the last tile's P V), 2 for the last P V; the
+# same in fp16 (no type in the name) for its fp8 e4m3 twin.
 for expected in "36 HGMMA.64x64x16.F32.BF16" "12 HGMMA.64x256x16.F32.BF16" \
-  "72 HGMMA.64x32x16.F32.BF16"; do
+  "72 HGMMA.64x32x16.F32.BF16" "8 HGMMA.64x256x16.F32 " "72 HGMMA.64x32x16.F32 "; do
   want=${expected%% *} shape=${expected#* }
   got=$(count "$shape")
   echo "$shape: $got (want $want)"

@@ -3,9 +3,9 @@
 // opt-in by warpgroup_decode_block anywhere) in the SIMT emulator against
 // the double-precision reference, within the tensor cores' bounds
 // (tests/simt_decode_check.hpp): DeepSeek's 512 + 64 latent at 16, 64 and 128 heads (row
-// chunks of 64, part empty), fp16 and bf16, key counts around the tiles of 32, pages of 16 and
-// 64 and HND pages, split-K and the merge, learned sinks, a window, a soft-capped latent of
-// 128 + 64.
+// chunks of 64, part empty), fp16, bf16, fp8 e4m3 and e5m2, key counts around the tiles of 32,
+// pages of 16 and 64 and HND pages, split-K and the merge, learned sinks, a window, a soft-capped
+// latent of 128 + 64.
 
 #include <catch2/catch.hpp>
 #include <cstdint>
@@ -59,9 +59,16 @@ TEST_CASE("a warpgroup_decode_block opts a latent into the warpgroup decode") {
                  simt::sm_90.max_shared_bytes_per_block);
   STATIC_REQUIRE(kernels::decode<shape_of<latent_128>, warpgroups<latent_128>>::shared_bytes >
                  simt::sm_80.max_shared_bytes_per_block);
-  // 8-bit latents and dims the kernel does not take stay on the other kernels.
+  // fp8 latents are converted into fp16 tiles (two of them and two raw buffers); int8 and
+  // int4 latents and dims the kernel does not take stay on the other kernels.
+  using fp8_latent = kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<16>>;
+  STATIC_REQUIRE(kernels::wgmma_decode_supports<fp8_latent>);
+  STATIC_REQUIRE(kernels::wgmma_decode_tiling<fp8_latent>::tiles == 2);
+  STATIC_REQUIRE(
+      kernels::decode<fp8_latent, kernels::warpgroup_decode_block<fp8_latent>>::shared_bytes <=
+      simt::sm_90.max_shared_bytes_per_block);
   STATIC_REQUIRE(!kernels::wgmma_decode_supports<
-                 kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<16>>>);
+                 kernels::decode_shape_of<latent_128<storage<int8>>, paged<16>>>);
   STATIC_REQUIRE(
       !kernels::wgmma_decode_supports<kernels::decode_shape_of<
           layer<mqa<16>, latent<96, 32>, storage<bf16>, inv_sqrt_scale<64>>, paged<16>>>);
@@ -84,8 +91,10 @@ TEST_CASE(
       kernels::decode_mma<shape_of<latent_128>, kernels::block_shape<256>>::shared_bytes);
   STATIC_REQUIRE(kernel::sm90a_shared_bytes ==
                  kernels::decode<shape_of<latent_128>, warpgroups<latent_128>>::shared_bytes);
-  // 16 heads would fill a quarter of its rows; a tensor_core_block keeps mma.sync; 8-bit
-  // latents are not the warpgroup kernel's.
+  // fp8 latents too; 16 heads would fill a quarter of its rows; a tensor_core_block keeps
+  // mma.sync; int8 latents are not the warpgroup kernel's.
+  STATIC_REQUIRE(decode_wgmma_in_sm90a_code<
+                 kernels::decode_shape_of<latent_128<storage<fp8_e5m2>>, paged<16>>>);
   STATIC_REQUIRE(!decode_wgmma_in_sm90a_code<shape_of<latent_16>>);
   STATIC_REQUIRE(!decode_wgmma_in_sm90a_code<shape_of<latent_128>,
                                              kernels::tensor_core_block<shape_of<latent_128>>>);
@@ -94,8 +103,8 @@ TEST_CASE(
           kernels::decode<shape_of<latent_128>, kernels::tensor_core_block<shape_of<latent_128>>>,
           kernels::decode_mma<shape_of<latent_128>,
                               kernels::tensor_core_block<shape_of<latent_128>>>>);
-  STATIC_REQUIRE(!decode_wgmma_in_sm90a_code<
-                 kernels::decode_shape_of<latent_128<storage<fp8_e4m3>>, paged<16>>>);
+  STATIC_REQUIRE(
+      !decode_wgmma_in_sm90a_code<kernels::decode_shape_of<latent_128<storage<int8>>, paged<16>>>);
 }
 
 TEST_CASE("simt warpgroup MLA decode: DeepSeek's latent at 64 heads, fp16 and bf16",
@@ -127,4 +136,17 @@ TEST_CASE("simt warpgroup MLA decode: a window and a soft-capped latent", "[simt
                                                                     sixteen_bit());
   check_decode<capped_latent, paged<16>, warpgroups<capped_latent>>({1, 45, 100}, 77,
                                                                     sixteen_bit());
+}
+
+TEST_CASE(
+    "simt warpgroup MLA decode: fp8 e4m3 and e5m2 latents, layer scales, converted into "
+    "fp16 tiles",
+    "[simt]") {
+  decode_options<fp8_e4m3, fp8_e5m2> options;
+  options.k_scale = 0.37f;
+  options.v_scale = 2.5f;
+  options.min_split_tokens = 16;
+  options.workers = 4;
+  CHECK(check_decode<latent_64, paged<16>, warpgroups<latent_64>>({1, 33, 90}, 78, options) > 3);
+  check_decode<latent_128, paged<64>, warpgroups<latent_128, paged<64>>>({64, 130}, 79, options);
 }

@@ -321,4 +321,9 @@ TEST_CASE("traffic: the warpgroup MLA decode reads each latent once per block of
   check_mma_reads<latent_128,
                   kernels::warpgroup_decode_block<kernels::decode_shape_of<latent_128, paged<16>>>>(
       {33}, 4096, 2);
+  // fp8: each raw latent once, converted in shared memory.
+  using fp8_latent = layer<mqa<64>, latent<512, 64>, storage<fp8_e4m3>, inv_sqrt_scale<192>>;
+  check_mma_reads<fp8_latent,
+                  kernels::warpgroup_decode_block<kernels::decode_shape_of<fp8_latent, paged<16>>>>(
+      {40, 70}, 4096, 1);
 }

@@ -87,9 +87,17 @@ using deepseek_v3_shape = kernels::decode_shape_of<models::mla_layer<128>, paged
 using deepseek_v3_kernel = kernels::decode<deepseek_v3_shape>;
 static_assert(kernels::decode_wgmma_in_sm90a_code<deepseek_v3_shape>);
 
+// The same layer in fp8 e4m3: tiles converted into fp16 in shared memory, fp16 wgmma.
+using deepseek_v3_fp8_shape = kernels::decode_shape_of<
+    layer<mqa<128>, latent<512, 64>, storage<fp8_e4m3>, inv_sqrt_scale<192>>, paged<64>>;
+using deepseek_v3_fp8_kernel = kernels::decode<deepseek_v3_fp8_shape>;
+static_assert(kernels::decode_wgmma_in_sm90a_code<deepseek_v3_fp8_shape>);
+
 void launch_wgmma_decode(const kernels::decode_work& work) {
   cuda::launch({1, 1, 1}, kernels::decode_block<deepseek_v3_shape>{},
                deepseek_v3_kernel::sm90a_shared_bytes, nullptr, deepseek_v3_kernel{work});
+  cuda::launch({1, 1, 1}, kernels::decode_block<deepseek_v3_fp8_shape>{},
+               deepseek_v3_fp8_kernel::sm90a_shared_bytes, nullptr, deepseek_v3_fp8_kernel{work});
 }
 
 }  // namespace kvc::testing

@@ -28,7 +28,7 @@
 //   whose v_dim is a multiple of 32 (every gallery layer but MLA);
 // - decode_tiled (kernels/decode_tiled.hpp), the general path: other MLA layers, odd dims, a
 //   page size not known at compile time;
-// - decode_wgmma (kernels/decode_wgmma.hpp), fp16 and bf16 latents on Hopper's wgmma (sm_90a):
+// - decode_wgmma (kernels/decode_wgmma.hpp), fp16, bf16 and fp8 latents on Hopper's wgmma (sm_90a):
 //   by default in device code built for sm_90a for the latents it takes at 64 query heads or
 //   more (DeepSeek V2/V3, Kimi K2: decode_mma_or_wgmma, still decode_path::tensor_cores), or
 //   anywhere by opt-in, where the Block is a warpgroup_decode_block.
@@ -139,8 +139,8 @@ inline constexpr decode_path decode_path_of =
 
 /// Whether decode<Shape, Block>, on the tensor-core path, runs the warpgroup kernel
 /// (decode_wgmma) in device code built for sm_90a and the mma.sync one (decode_mma) in any
-/// other: fp16 and bf16 latents of 64 query heads or more in the default block (DeepSeek V2 and
-/// V3, Kimi K2). A tensor_core_block keeps such a layer on mma.sync everywhere.
+/// other: fp16, bf16 and fp8 latents of 64 query heads or more in the default block (DeepSeek V2
+/// and V3, Kimi K2). A tensor_core_block keeps such a layer on mma.sync everywhere.
 template <class Shape, class Block = decode_block<Shape>>
 inline constexpr bool decode_wgmma_in_sm90a_code =
     decode_path_of<Shape, Block> ==

@@ -1,7 +1,8 @@
 #pragma once
 // The latent (MLA) decode on Hopper's warpgroup matrix multiply-accumulate (kernels/wgmma.hpp,
 // sm_90a): DeepSeek's absorbed attention with the query heads as the rows of the products, as
-// FlashMLA does (deepseek-ai/FlashMLA, csrc/sm90/decode), for latents stored in fp16 or bf16.
+// FlashMLA does (deepseek-ai/FlashMLA, csrc/sm90/decode), for latents stored in fp16 or bf16,
+// or in fp8 e4m3 or e5m2, converted exactly into fp16 tiles in shared memory as they land.
 // The default decode of the latents it takes at 64 query heads or more in device code built
 // for sm_90a (kernels/decode.hpp, decode_mma_or_wgmma), an opt-in anywhere else
 // (warpgroup_decode_block); the tensor-core decode of kernels/decode_mma.hpp (mma.sync) is the
@@ -11,7 +12,8 @@
 // (scale and log2 e folded in, rounded to the latent's 16-bit type) are staged once, the
 // latents in tiles of 32 tokens by 16-byte asynchronous copies into three buffers (the next
 // tile in flight while the block computes on this one and the last), all in rows of 64 dims of
-// 128 bytes with the 128-byte swizzle, the layout wgmma reads without bank conflicts. Per tile:
+// 128 bytes with the 128-byte swizzle, the layout wgmma reads without bank conflicts (fp8 lands
+// raw in two buffers, then the block converts it into two such tiles of fp16). Per tile:
 // - scores S = Q K^T (64 x 32): each warpgroup multiplies half of the latent's dims (18
 //   m64n32k16 for DeepSeek's 576, A and B by descriptor), the two add their halves through
 //   shared memory, so both hold the same full scores (addition commutes);
@@ -22,9 +24,10 @@
 //   m64n256k16 for DeepSeek's 512;
 // - the online softmax per row in registers (kernels/mma_softmax.hpp: a warpgroup's D is, per
 //   warp, mma.sync's C fragment of its 16 rows), in log2 units; O rescaled once that P V is in.
-// Two block barriers a tile: the tile has landed (and tile t - 2's buffer is free), and the
-// halves of the scores are written. Numerics as the tensor-core decode (docs/simt.md): the query
-// and the weights rounded to 16 bits, products exact, sums fp32.
+// Two block barriers a tile (three for fp8): the tile has landed (and tile t - 2's buffer is
+// free; fp8: then is converted), and the halves of the scores are written. Numerics as the
+// tensor-core decode (docs/simt.md): the query and the weights rounded to 16 bits, products exact,
+// sums fp32.
 
 #include <cstddef>
 #include <cstdint>
@@ -41,16 +44,22 @@
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/kernels/wgmma.hpp"
+#include "kvc/numeric/unpack.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
 
 namespace kvc::kernels {
 
-/// Whether the warpgroup decode takes a layer shape: a latent stored in fp16 or bf16, k_dim a
-/// multiple of 64 up to 576, v_dim 128, 256 or 512 (a warpgroup's half of V one wgmma's N).
+/// Whether the warpgroup decode takes a layer shape: a latent stored in fp16 or bf16, or in fp8
+/// e4m3 or e5m2 (converted exactly into fp16 tiles in shared memory), k_dim a multiple of 64 up
+/// to 576, v_dim 128, 256 or 512 (a warpgroup's half of V one wgmma's N).
 template <class Shape>
 inline constexpr bool wgmma_decode_supports =
-    Shape::latent&& mma_reads_stored<typename Shape::k_type>&& Shape::k_dim % 64 == 0 &&
+    Shape::latent &&
+    (mma_reads_stored<typename Shape::k_type> || std::is_same_v<typename Shape::k_type, fp8_e4m3> ||
+     std::is_same_v<typename Shape::k_type, fp8_e5m2>)&&Shape::k_dim
+            % 64 ==
+        0 &&
     Shape::k_dim <= 576 && (Shape::v_dim == 128 || Shape::v_dim == 256 || Shape::v_dim == 512) &&
     Shape::v_dim <= Shape::k_dim;
 
@@ -61,22 +70,31 @@ template <class Shape>
 struct warpgroup_decode_block : block_shape<2 * warpgroup_threads> {
   static_assert(wgmma_decode_supports<Shape>,
                 "kvc::kernels::warpgroup_decode_block: the warpgroup decode takes a latent layer "
-                "stored in fp16 or bf16, k_dim a multiple of 64 up to 576, v_dim 128, 256 or 512");
+                "stored in fp16, bf16, fp8 e4m3 or fp8 e5m2, k_dim a multiple of 64 up to 576, "
+                "v_dim 128, 256 or 512");
 };
 
 /// The warpgroup decode's shared memory, from a 1024-byte aligned start (the launch asks for
-/// 1024 bytes more): the query rows, three tile buffers (each its keys' rows, then a flag per
-/// slot, 1 when staged), each warpgroup's half of the scores, and each thread's row sums.
+/// 1024 bytes more): the query rows; the tiles of 16-bit rows wgmma reads, three (each its
+/// keys' rows, then a flag per slot, 1 when staged) where the latents are stored in 16 bits and
+/// land there, else two, converted from two buffers of raw rows as stored (each then its
+/// flags); each warpgroup's half of the scores, and each thread's row sums.
 template <class Shape>
 struct wgmma_decode_tiling {
   static constexpr int rows = 64, keys = 32;
+  static constexpr bool converts = !mma_reads_stored<typename Shape::k_type>;
   static constexpr int slices = Shape::k_dim / 64;  ///< 64 dims a swizzled row of 128 bytes
   static constexpr std::uint32_t q_slice = rows * 128, k_slice = keys * 128;
   static constexpr std::uint32_t q_bytes = slices * q_slice;
-  static constexpr std::uint32_t held = slices * k_slice;
-  static constexpr std::uint32_t buffer_bytes = held + 1024;  // flags, then 1024-aligned again
-  static constexpr int buffers = 3;  ///< tile t's scores, tile t - 1's values, tile t + 1 landing
-  static constexpr std::uint32_t exchange = q_bytes + buffers * buffer_bytes;
+  static constexpr std::uint32_t held = slices * k_slice;  ///< a tile's flags, where they land
+  /// Tile t's scores, tile t - 1's values, and tile t + 1 landing; converted, t + 1 lands raw.
+  static constexpr int tiles = converts ? 2 : 3;
+  static constexpr std::uint32_t tile_bytes = converts ? held : held + 1024;  // 1024-aligned
+  static constexpr std::uint32_t raw_row = Shape::k_vector_bytes;
+  static constexpr std::uint32_t raw_held = keys * raw_row;  ///< a raw buffer's flags
+  static constexpr std::uint32_t raw_bytes = converts ? raw_held + keys * 4 : 0;
+  static constexpr std::uint32_t raw = q_bytes + tiles * tile_bytes;
+  static constexpr std::uint32_t exchange = raw + 2 * raw_bytes;
   static constexpr std::uint32_t exchange_floats = rows * keys;                  ///< a warpgroup's
   static constexpr std::uint32_t row_sums = exchange + 2 * exchange_floats * 4;  ///< 2 a thread
   static constexpr std::size_t shared_bytes = 1024 + row_sums + 2 * 256 * 4;
@@ -85,8 +103,8 @@ struct wgmma_decode_tiling {
 template <class Shape, class Block = warpgroup_decode_block<Shape>>
 struct decode_wgmma {
   static_assert(wgmma_decode_supports<Shape>,
-                "kvc::kernels::decode_wgmma: a latent layer stored in fp16 or bf16, k_dim a "
-                "multiple of 64 up to 576, v_dim 128, 256 or 512");
+                "kvc::kernels::decode_wgmma: a latent layer stored in fp16, bf16, fp8 e4m3 or fp8 "
+                "e5m2, k_dim a multiple of 64 up to 576, v_dim 128, 256 or 512");
   static_assert(Block::threads == 2 * warpgroup_threads && Block::y == 1 && Block::z == 1,
                 "kvc::kernels::decode_wgmma: a one-dimensional block of two warpgroups");
   using tiling = wgmma_decode_tiling<Shape>;
@@ -154,17 +172,27 @@ struct decode_wgmma {
     const std::int32_t entries_begin = work.indptr[item.sequence];
     const auto kept = work.window.pages_listed(length, page_tokens,
                                                work.indptr[item.sequence + 1] - entries_begin);
+    // Tile t's 16-bit rows (what wgmma reads), where its copies land, and its flags.
     const auto buffer = [&](std::int64_t t) {
-      return tiling::q_bytes +
-             static_cast<std::uint32_t>(t % tiling::buffers) * tiling::buffer_bytes;
+      return tiling::q_bytes + static_cast<std::uint32_t>(t % tiling::tiles) * tiling::tile_bytes;
     };
-    // Starts staging tile t: 8 threads a slot, 9 16-byte pieces each of DeepSeek's 1152 bytes,
-    // placed in the slot's row of each 64-dim slice; zeros where there is no token or the
-    // query does not see it (its flag 0 there).
-    constexpr int slot_threads = threads / keys, pieces = k_dim / 8;
+    const auto landing = [&](std::int64_t t) {
+      return tiling::converts ? tiling::raw + static_cast<std::uint32_t>(t % 2) * tiling::raw_bytes
+                              : buffer(t);
+    };
+    const auto flags = [&](std::int64_t t) {
+      return reinterpret_cast<std::int32_t*>(tiles + landing(t) +
+                                             (tiling::converts ? tiling::raw_held : tiling::held));
+    };
+    // Starts staging tile t: 8 threads a slot, 16-byte pieces of its vector (9 each of
+    // DeepSeek's 1152 bytes in bf16), placed in the slot's row of each 64-dim slice, or in
+    // 8-bit storage the raw row as stored; zeros where there is no token or the query does not
+    // see it (its flag 0 there).
+    constexpr int slot_threads = threads / keys,
+                  pieces = static_cast<int>(Shape::k_vector_bytes) / 16;
     const int slot = thread / slot_threads, slot_thread = thread % slot_threads;
     const auto stage = [&](std::int64_t t) {
-      const std::uint32_t base = buffer(t);
+      const std::uint32_t base = landing(t);
       const std::int64_t block = item.block_begin + t * blocks_per_tile + slot / slot_width;
       const std::byte* source = nullptr;
       if (block < item.block_end) {
@@ -183,14 +211,40 @@ struct decode_wgmma {
                                              : std::int64_t{token}) *
                   Shape::k_vector_bytes;
       }
-      if (slot_thread == 0)
-        reinterpret_cast<std::int32_t*>(tiles + base + tiling::held)[slot] =
-            source != nullptr ? 1 : 0;
-      for (int piece = slot_thread; piece < pieces; piece += slot_threads)
-        ctx.copy_async(tiles + base + static_cast<std::uint32_t>(piece / 8) * tiling::k_slice +
-                           swizzled_128_offset(static_cast<std::uint32_t>(slot),
-                                               static_cast<std::uint32_t>(piece % 8)),
-                       source != nullptr ? source + 16 * piece : work.memory, source != nullptr);
+      if (slot_thread == 0) flags(t)[slot] = source != nullptr ? 1 : 0;
+      for (int piece = slot_thread; piece < pieces; piece += slot_threads) {
+        const auto at = static_cast<std::uint32_t>(piece);
+        ctx.copy_async(
+            tiles + base +
+                (tiling::converts
+                     ? static_cast<std::uint32_t>(slot) * tiling::raw_row + 16 * at
+                     : at / 8 * tiling::k_slice +
+                           swizzled_128_offset(static_cast<std::uint32_t>(slot), at % 8)),
+            source != nullptr ? source + 16 * piece : work.memory, source != nullptr);
+      }
+    };
+    // Converts landed tile t from its raw rows into its 16-bit rows, exactly (fp16 holds every
+    // fp8 value): thread (slot, slot_thread) takes the 8 values of chunk slot_thread of each
+    // 64-dim slice of its slot's row, 16 bytes stored at once at one place of the swizzled
+    // row (8 threads a row of 128 bytes: no bank conflict).
+    const auto convert = [&](std::int64_t t) {
+      if constexpr (tiling::converts) {
+        static_assert(threads == 8 * keys, "kvc::kernels::decode_wgmma: 8 threads a slot");
+        const std::byte* raw = tiles + landing(t) +
+                               static_cast<std::uint32_t>(slot) * tiling::raw_row +
+                               8 * static_cast<std::uint32_t>(slot_thread);
+        std::byte* rows = tiles + buffer(t) +
+                          swizzled_128_offset(static_cast<std::uint32_t>(slot),
+                                              static_cast<std::uint32_t>(slot_thread));
+        unroll<tiling::slices>([&](auto slice) {
+          const vec8 values = *reinterpret_cast<const vec8*>(raw + 64 * slice);
+          std::uint32_t pairs[4];
+          numeric::unpack_fp16<k_type>(values.x, pairs);
+          numeric::unpack_fp16<k_type>(values.y, pairs + 2);
+          *reinterpret_cast<vec16*>(rows + static_cast<std::uint32_t>(slice) * tiling::k_slice) =
+              vec16{pairs[0], pairs[1], pairs[2], pairs[3]};
+        });
+      }
     };
 
     mma_softmax<std::size_t{keys / 8}> softmax;
@@ -228,10 +282,14 @@ struct decode_wgmma {
       // tile t - 2's buffer, which now takes the next tile, and the partner has read the last
       // tile's scores.
       ctx.wait_async_copies();
+      if constexpr (tiling::converts) {
+        ctx.sync();  // every thread's raw rows, and tile t - 2's 16-bit rows free
+        convert(t);
+      }
       ctx.fence_shared_async();
       ctx.sync();
       const std::uint32_t base = buffer(t);
-      const auto* held = reinterpret_cast<const std::int32_t*>(tiles + base + tiling::held);
+      const std::int32_t* held = flags(t);
 
       // This warpgroup's half of the scores: K step s reads 16 dims of the query's and the
       // keys' rows (32 bytes into a 128-byte row, 64 dims a slice); then the last tile's P V,
