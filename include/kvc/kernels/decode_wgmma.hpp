@@ -262,7 +262,7 @@ struct decode_wgmma {
         (item.block_end - item.block_begin + blocks_per_tile - 1) / blocks_per_tile;
     // O += P V of tile t over this warpgroup's half of V: tokens 16 s on (two 8-row groups of
     // 1024 bytes), its dims 64 at a time one slice on (MN-major), P from registers.
-    mma_a weights[std::size_t{keys / 16}];
+    mma_a weights[std::size_t{keys / 16}]{};
     const auto weigh_values = [&](std::int64_t t) {
       unroll<keys / 16>([&](auto s) {
         const wgmma_descriptor b = make_wgmma_descriptor(
