@@ -176,7 +176,7 @@ TEST_CASE(
   float* lse_device = device_copy(std::vector<float>(64));
   for (const simt::architecture& target : {simt::sm_90, simt::sm_80}) {
     const emulated_target on(target);
-    CHECK(cuda::detail::decode_shared_bytes<latent_kernel>(0) ==
+    CHECK(cuda::decode_shared_bytes<latent_shape>(0) ==
           (target.max_shared_bytes_per_block >= latent_kernel::sm90a_shared_bytes
                ? latent_kernel::sm90a_shared_bytes
                : latent_kernel::shared_bytes));

@@ -120,6 +120,17 @@ TEST_CASE("simt warpgroup MLA decode: 16 and 128 heads, pages of 64 and HND page
   check_decode<latent_128, hnd, warpgroups<latent_128, hnd>>({40, 97}, 73, sixteen_bit());
 }
 
+TEST_CASE(
+    "simt warpgroup MLA decode: pages of 12 and 5 tokens, which leave a tile's last "
+    "slots empty",
+    "[simt]") {
+  check_decode<latent_64, paged<12>, warpgroups<latent_64, paged<12>>>({11, 12, 25, 70}, 80,
+                                                                       sixteen_bit());
+  decode_options<fp8_e5m2> options;
+  options.k_scale = 1.5f;
+  check_decode<latent_64, paged<5>, warpgroups<latent_64, paged<5>>>({4, 31, 33, 66}, 81, options);
+}
+
 TEST_CASE("simt warpgroup MLA decode: split and merged, learned sinks", "[simt]") {
   auto options = sixteen_bit();
   options.min_split_tokens = 16;

@@ -6,7 +6,7 @@
 //   auto work = kernels::make_decode_work<shape>(plan, kernels::plan_arrays_of(plan), view,
 //                                                q, out, lse, params, partial);
 //   launch(kernels::decode_grid<shape>(work), block, kernels::decode<shape>::shared_bytes,
-//          kernels::decode<shape, block>{work});
+//          kernels::decode<shape, block>{work});   // on a GPU: kvc::cuda::decode_shared_bytes
 //   launch(kernels::merge_grid(work), block, 0, kernels::merge{work});   // when split
 //
 // A plan's items are ranges of 16-token key blocks over the kept pages, a sequence's splits
@@ -170,6 +170,11 @@ struct decode_mma_or_wgmma {
   template <class Context>
   KVC_HOST_DEVICE void operator()(const Context& ctx) const {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    // Launched with the mma.sync kernel's shared memory where sm90a_shared_bytes was due
+    // (kvc::cuda::decode_shared_bytes), the warpgroup kernel would run past it: trap instead.
+    std::uint32_t given = 0;
+    asm("mov.u32 %0, %%dynamic_smem_size;" : "=r"(given));
+    if (given < wgmma_kernel::shared_bytes) __trap();
     wgmma_kernel{work}(ctx);
 #else
     mma_kernel{work}(ctx);

@@ -165,10 +165,12 @@ struct decode_wgmma {
           static_cast<std::uint32_t>(d % 8) * 2) = word;
     }
 
-    // Tile t's slot j is token j % slot_width of key block first + j / slot_width.
+    // Tile t's slot j is token j % slot_width of key block first + j / slot_width, for j below
+    // tile_slots (pages of fewer than 16 tokens that do not divide 32 leave the last slots
+    // empty: 24 of 32 with pages of 12).
     const int page_tokens = Shape::page_tokens > 0 ? Shape::page_tokens : geo.page_tokens;
     const int slot_width = page_tokens < attention::key_block ? page_tokens : attention::key_block;
-    const int blocks_per_tile = keys / slot_width;
+    const int blocks_per_tile = keys / slot_width, tile_slots = blocks_per_tile * slot_width;
     const std::int32_t entries_begin = work.indptr[item.sequence];
     const auto kept = work.window.pages_listed(length, page_tokens,
                                                work.indptr[item.sequence + 1] - entries_begin);
@@ -195,7 +197,7 @@ struct decode_wgmma {
       const std::uint32_t base = landing(t);
       const std::int64_t block = item.block_begin + t * blocks_per_tile + slot / slot_width;
       const std::byte* source = nullptr;
-      if (block < item.block_end) {
+      if (slot < tile_slots && block < item.block_end) {
         const std::int64_t entry = block / item.blocks_per_page;
         const int token = static_cast<int>(block % item.blocks_per_page) * attention::key_block +
                           slot % slot_width;

@@ -41,9 +41,6 @@
 namespace kvc::cuda {
 
 namespace detail {
-/// The dynamic shared memory a decode kernel is launched with on `device`: a kernel whose
-/// sm_90a code needs more (kernels::decode_mma_or_wgmma) gets that where the device's opt-in
-/// limit allows it, as on every compute capability 9.0 device.
 template <class Kernel>
 std::size_t decode_shared_bytes(int device) {
   if constexpr (requires { Kernel::sm90a_shared_bytes; }) {
@@ -57,6 +54,16 @@ std::size_t decode_shared_bytes(int device) {
   return Kernel::shared_bytes;
 }
 }  // namespace detail
+
+/// The dynamic shared memory decode<Shape, Block> is launched with on `device` (the current
+/// one by default): the kernel's shared_bytes, or for a kernel whose sm_90a code needs more
+/// (kernels::decode_mma_or_wgmma) that where the device's opt-in limit allows it, as on every
+/// compute capability 9.0 device. What plan_decode and decode use; a launch of one's own
+/// gives the kernel this much (its sm_90a code traps on less).
+template <class Shape, class Block = kernels::decode_block<Shape>>
+std::size_t decode_shared_bytes(int device = -1) {
+  return detail::decode_shared_bytes<kernels::decode<Shape, Block>>(device);
+}
 
 /// Returns the decode blocks the device runs at once: its SM count times the blocks of the shape's
 /// decode kernel an SM holds (the occupancy API on the compiled kernel).
