@@ -1,9 +1,10 @@
 // What one block barrier costs in the SIMT host emulator (one host thread per CUDA thread,
-// a mutex and a condition variable per block), against the alternative it was chosen over:
+// a mutex per block and a semaphore per thread), against the alternative it was chosen over:
 // fibers on one host thread, switched with swapcontext at each barrier. docs/simt.md quotes
 // the figures. Each benchmark runs `barriers` barriers per block; the time per barrier is
-// the counter "per_barrier", in wall time (launch and thread start-up included, spread over
-// the barriers).
+// the counter "per_barrier", in wall time (the launch included, spread over the barriers; the
+// host threads are made by the first launch and kept). emulator_launch is the time of a
+// whole launch of one block with one barrier.
 
 #include <benchmark/benchmark.h>
 #include <ucontext.h>
@@ -27,6 +28,12 @@ void emulator_barrier(benchmark::State& state) {
   state.counters["per_barrier"] =
       benchmark::Counter(static_cast<double>(state.iterations()) * barriers,
                          benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+
+void emulator_launch(benchmark::State& state) {
+  for (auto _ : state)
+    kvc::simt::launch({1, 1, 1}, kvc::kernels::block_shape<256>{}, 0,
+                      [](const auto& ctx) { ctx.sync(); });
 }
 
 // Fibers: a round-robin scheduler; a barrier is a switch to the next fiber, and a phase ends
@@ -84,6 +91,7 @@ BENCHMARK(emulator_barrier<32>)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(emulator_barrier<128>)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(emulator_barrier<256>)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(emulator_barrier<1024>)->Unit(benchmark::kMillisecond)->UseRealTime()->Iterations(2);
+BENCHMARK(emulator_launch)->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(fiber_barrier)
     ->Arg(32)
     ->Arg(128)

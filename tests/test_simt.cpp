@@ -10,10 +10,14 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "kvc/backend/simt/host_threads.hpp"
 #include "kvc/backend/simt/launch.hpp"
 #include "kvc/kernels/row_sums.hpp"
 #include "simt_probe.hpp"
@@ -419,6 +423,59 @@ TEST_CASE("blocks spread over the cores give what blocks one after another give"
   CHECK(spread == serial);  // the same fold order in each block, whatever thread runs it
   CHECK(serial == expected);
   check_indices<block_shape<32, 2>>({7, 1, 1}, 4);
+}
+
+TEST_CASE("the host threads are kept from one launch to the next, and shared by host threads",
+          "[simt]") {
+  auto& host = kvc::simt::detail::host_threads::instance();
+  // Each CUDA thread of a launch has a host thread of its own; a second launch of the same size
+  // makes none (the first, made them, unless a test before it did) and leaves them all idle.
+  const auto thread_ids = [](unsigned concurrent) {
+    std::mutex mutex;
+    std::set<std::thread::id> ids;
+    launch({4, 1, 1}, block_shape<96>{}, 0,
+           [&](const auto& ctx) {
+             ctx.sync();
+             const std::lock_guard lock(mutex);
+             ids.insert(std::this_thread::get_id());
+           },
+           {.concurrent_blocks = concurrent});
+    return ids;
+  };
+  const std::set<std::thread::id> first = thread_ids(2);
+  CHECK(first.size() == 192);
+  const std::size_t idle = host.idle_count();
+  CHECK(idle >= 192);
+  const std::set<std::thread::id> second = thread_ids(2);
+  CHECK(second.size() == 192);
+  CHECK(host.idle_count() == idle);
+  CHECK(std::includes(first.begin(), first.end(), second.begin(), second.end()));
+  CHECK(thread_ids(1).size() == 96);
+  CHECK(host.idle_count() == idle);
+
+  // Launches from two host threads at once borrow threads of their own.
+  std::vector<unsigned> results[2];
+  const auto launches = [&](unsigned which) {
+    for (unsigned round = 0; round < 5; ++round) {
+      std::vector<unsigned> out(128);
+      launch({2, 1, 1}, block_shape<64>{}, 64 * sizeof(unsigned), [&](const auto& ctx) {
+        unsigned* shared = ctx.template dynamic_shared<unsigned>();
+        const unsigned rank = ctx.thread_rank();
+        shared[rank] = 100 * which + 10 * round + rank;
+        ctx.sync();
+        out[ctx.block_idx().x * 64 + rank] = shared[63 - rank];
+      });
+      results[which].insert(results[which].end(), out.begin(), out.end());
+    }
+  };
+  std::thread other(launches, 1u);
+  launches(0);
+  other.join();
+  for (unsigned which = 0; which < 2; ++which) {
+    REQUIRE(results[which].size() == 5 * 128);
+    for (unsigned i = 0; i < 5 * 128; ++i)
+      CHECK(results[which][i] == 100 * which + 10 * (i / 128) + 63 - i % 64);
+  }
 }
 
 // Not run by CTest: the kernel of the barrier test with its barriers removed, for

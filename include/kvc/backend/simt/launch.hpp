@@ -6,24 +6,24 @@
 // The launch checks CUDA's limits first (launch_error: invalid_shape, too_many_threads,
 // shared_memory_exceeded). It then makes options.concurrent_blocks teams of host threads,
 // one thread per CUDA thread, each team with its block's shared memory; a team runs block
-// after block until none is left, so threads and shared memory are made once per launch
-// and not per block. A divergent barrier or shuffle, a misaligned copy, or an exception
-// thrown by the kernel tears the block down; no new block starts, and the first error is
-// rethrown here once every thread has been joined.
+// after block until none is left, so shared memory is made once per launch and not per
+// block, and the host threads are kept from one launch to the next (host_threads.hpp). A
+// divergent barrier or shuffle, a misaligned copy, or an exception thrown by the kernel tears
+// the block down; no new block starts, and the first error is rethrown here once every
+// thread has returned.
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
-#include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "kvc/backend/simt/architecture.hpp"
 #include "kvc/backend/simt/context.hpp"
 #include "kvc/backend/simt/errors.hpp"
+#include "kvc/backend/simt/host_threads.hpp"
 #include "kvc/backend/simt/thread_team.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
@@ -40,7 +40,7 @@ void run_thread(thread_team& team, unsigned rank, kernels::dims3 grid, const Ker
   const context<Block> ctx(team, state, rank, grid);
   std::uint64_t seen = 0;
   kernels::dims3 block_idx;
-  while (team.wait_for_block(seen, block_idx)) {
+  while (team.wait_for_block(rank, seen, block_idx)) {
     state.begin_block(block_idx, grid);
     try {
       kernel(ctx);
@@ -99,20 +99,21 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, const Kernel& 
   std::vector<std::unique_ptr<detail::thread_team>> teams;
   for (unsigned t = 0; t < team_count; ++t)
     teams.push_back(std::make_unique<detail::thread_team>(Block::threads, shared_bytes, state));
-  std::vector<std::thread> threads;
-  threads.reserve(std::size_t{team_count} * Block::threads);
-  try {
-    for (auto& team : teams)
-      for (unsigned rank = 0; rank < Block::threads; ++rank)
-        threads.emplace_back(detail::run_thread<Block, Kernel>, std::ref(*team), rank, grid,
-                             std::cref(kernel), options.traffic);
-  } catch (...) {  // no block has begun: the threads made so far leave at once
-    for (auto& team : teams) team->cancel();
-    for (auto& thread : threads) thread.join();
-    throw;
-  }
-  for (auto& team : teams) team->start();
-  for (auto& thread : threads) thread.join();
+  // Thread i of the launch plays thread i % Block::threads of team i / Block::threads.
+  struct launch_job {
+    const std::vector<std::unique_ptr<detail::thread_team>>& teams;
+    kernels::dims3 grid;
+    const Kernel& kernel;
+    memory_traffic* traffic;
+  } job{teams, grid, kernel, options.traffic};
+  const auto play = [](const void* context, unsigned index) {
+    const auto& j = *static_cast<const launch_job*>(context);
+    detail::run_thread<Block, Kernel>(*j.teams[index / Block::threads], index % Block::threads,
+                                      j.grid, j.kernel, j.traffic);
+  };
+  detail::host_threads::instance().run(team_count * Block::threads, {play, &job}, [&] {
+    for (auto& team : teams) team->start();
+  });
   state.rethrow_first_error();
 }
 

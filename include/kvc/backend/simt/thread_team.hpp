@@ -3,20 +3,24 @@
 // for block after block of a launch. One mutex per team guards every barrier, every warp
 // exchange and the bookkeeping of who waits where, so that a block in which every live
 // thread waits and none can ever be released is seen at once and reported as a
-// launch_error (barrier or shuffle divergence) instead of hanging. The mutex and the
-// condition variables are also what ThreadSanitizer sees: a barrier orders the shared
-// memory accesses around it, and a kernel without its barrier is reported as a race.
+// launch_error (barrier or shuffle divergence) instead of hanging. A waiting thread sleeps on
+// a semaphore of its own, released by the thread that ends the wait once it has written what
+// the sleeper reads (a shuffle's result, whether the block is torn down): a barrier wakes
+// each thread once, without the whole team then queueing for the mutex (docs/simt.md,
+// "Threads or fibers"). The mutex and the semaphores are also what ThreadSanitizer sees: a
+// barrier orders the shared memory accesses around it, and a kernel without its barrier is
+// reported as a race.
 
 #include <array>
 #include <atomic>
 #include <bit>
-#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <semaphore>
 #include <string>
 #include <vector>
 
@@ -151,7 +155,8 @@ class thread_team {
         mma_fragments_(new mma_fragment[2 * std::size_t{threads}]),
         warps_(new warp_exchange[warp_count_]),
         warpgroups_(threads / warpgroup_size),
-        status_(threads, thread_status::running) {
+        status_(threads, thread_status::running),
+        sleepers_(new sleeper[threads]) {
     for (unsigned w = 0; w < warp_count_; ++w)
       warps_[w].lanes = w + 1 < warp_count_ ? kernels::warp_size : threads - w * kernels::warp_size;
   }
@@ -161,21 +166,18 @@ class thread_team {
   /// Begins the first block, once every thread of the team exists.
   void start() {
     std::unique_lock lock(mutex_);
-    begin_next_block();
+    wake_list woken;
+    begin_next_block(woken);
+    lock.unlock();
+    release(woken);
   }
-  /// Cancels the launch when the team's threads could not all be created: the threads that exist
-  /// leave at once.
-  void cancel() {
-    std::lock_guard lock(mutex_);
-    done_ = true;
-    ++block_sequence_;
-    block_event_.notify_all();
-  }
-
-  /// Waits for the block after the one numbered `seen`; false when the team is done.
-  bool wait_for_block(std::uint64_t& seen, kernels::dims3& block_idx) {
+  /// Thread `rank` waits for the block after the one numbered `seen`; false when the team is
+  /// done.
+  bool wait_for_block(unsigned rank, std::uint64_t& seen, kernels::dims3& block_idx) {
     std::unique_lock lock(mutex_);
-    block_event_.wait(lock, [&] { return block_sequence_ != seen; });
+    // Woken, it reads without the lock what begin_next_block wrote before the release, which
+    // changes again only once this thread has finished the block.
+    if (block_sequence_ == seen) sleep(lock, rank, true);
     seen = block_sequence_;
     if (done_) return false;
     block_idx = block_idx_;
@@ -188,17 +190,19 @@ class thread_team {
     if (aborted_) throw block_torn_down{};
     if (++at_barrier_ == threads_) {
       at_barrier_ = 0;
-      ++barrier_generation_;
-      for (auto& s : status_)
-        if (s == thread_status::at_barrier) s = thread_status::running;
-      block_event_.notify_all();
+      wake_list woken;
+      for (unsigned r = 0; r < threads_; ++r)
+        if (status_[r] == thread_status::at_barrier) {
+          status_[r] = thread_status::running;
+          mark_woken(r, woken);
+        }
+      lock.unlock();
+      release(woken);
       return;
     }
-    const std::uint64_t generation = barrier_generation_;
     status_[rank] = thread_status::at_barrier;
     check_progress();
-    block_event_.wait(lock, [&] { return barrier_generation_ != generation || aborted_; });
-    if (barrier_generation_ == generation) throw block_torn_down{};
+    if (aborted_ || sleep(lock, rank, false)) throw block_torn_down{};
   }
 
   /// Waits until every thread of the calling thread's warpgroup (threads 128 g .. 128 g + 127)
@@ -209,22 +213,22 @@ class thread_team {
     warpgroup_state& group = warpgroups_[rank / warpgroup_size];
     if (++group.arrived == warpgroup_size) {
       group.arrived = 0;
-      ++group.generation;
+      wake_list woken;
       const unsigned first = rank / warpgroup_size * warpgroup_size;
       for (unsigned r = first; r < first + warpgroup_size; ++r)
         if (status_[r] == thread_status::at_warpgroup) {
           status_[r] = thread_status::running;
           --at_warpgroup_;
+          mark_woken(r, woken);
         }
-      block_event_.notify_all();
+      lock.unlock();
+      release(woken);
       return;
     }
-    const std::uint64_t generation = group.generation;
     status_[rank] = thread_status::at_warpgroup;
     ++at_warpgroup_;
     check_progress();
-    block_event_.wait(lock, [&] { return group.generation != generation || aborted_; });
-    if (group.generation == generation) throw block_torn_down{};
+    if (aborted_ || sleep(lock, rank, false)) throw block_torn_down{};
   }
 
   /// Returns the ring of wgmma records of warpgroup `warpgroup`: wgmma_ring_operations
@@ -273,17 +277,18 @@ class thread_team {
     exchange.sources[lane] = source;
     exchange.arrived |= lane_bit;
     if (exchange.arrived == members) {
-      complete(exchange, warp);
+      wake_list woken;
+      complete(exchange, warp, woken);
       result = exchange.results[lane];
+      lock.unlock();
+      release(woken);
       return;
     }
-    const std::uint64_t generation = exchange.generation;
     status_[rank] = thread_status::at_shuffle;
     ++at_shuffle_;
     check_progress();
-    exchange.done.wait(lock, [&] { return exchange.generation != generation || aborted_; });
-    if (exchange.generation == generation) throw block_torn_down{};
-    result = exchange.results[lane];
+    if (aborted_ || sleep(lock, rank, false)) throw block_torn_down{};
+    result = exchange.results[lane];  // written before the wake-up, and not again before we join
   }
 
   /// Reports `error` as the block's failure and tears the block down (never returns).
@@ -309,7 +314,10 @@ class thread_team {
       return;
     }
     if (aborted_) launch_.record(error_);
-    begin_next_block();
+    wake_list woken;
+    begin_next_block(woken);
+    lock.unlock();
+    release(woken);
   }
 
   std::byte* shared_memory() const { return shared_.get(); }
@@ -352,26 +360,67 @@ class thread_team {
 
   struct warpgroup_state {
     unsigned arrived = 0;
-    std::uint64_t generation = 0;
     std::unique_ptr<wgmma_record[]> ring;
   };
 
   struct warp_exchange {
-    std::condition_variable done;
     unsigned lanes = kernels::warp_size;  ///< lanes this warp has (the last may be partial)
     unsigned arrived = 0;                 ///< lanes that joined the pending exchange
     unsigned members = 0;
     collective kind = collective::shfl_xor;
     std::size_t value_size = 0;
     combine_function combine = nullptr;
-    std::uint64_t generation = 0;
     std::array<slot, kernels::warp_size> values{}, results{};
     std::array<unsigned, kernels::warp_size> sources{};
   };
 
+  // A thread's own wake-up: `asleep` (under the mutex) says that it waits, so that each sleep
+  // is released once; `torn_down` is written before the release, which orders it (and
+  // whatever else the waker wrote) before the sleeper's reads.
+  struct sleeper {
+    std::binary_semaphore woken{0};
+    bool asleep = false, for_block = false, torn_down = false;
+  };
+  // Sleeps until woken, from under the lock, and returns without it: whether the block was torn
+  // down (a block's start never tears down).
+  bool sleep(std::unique_lock<std::mutex>& lock, unsigned rank, bool for_block) {
+    sleeper& s = sleepers_[rank];
+    s.asleep = true;
+    s.for_block = for_block;
+    lock.unlock();
+    s.woken.acquire();
+    return s.torn_down;
+  }
+  void wake(unsigned rank, bool torn_down) {
+    sleeper& s = sleepers_[rank];
+    if (!s.asleep) return;
+    s.asleep = false;
+    s.torn_down = torn_down;
+    s.woken.release();
+  }
+  // A wait's end marks its sleepers under the mutex and releases them once it is free: a
+  // thread woken under it would queue for it at its next barrier. Until its release a marked
+  // thread is still in that sleep, so the release is its own. (Blocks of more than 1024
+  // threads, which CUDA does not have, are woken under the mutex.)
+  struct wake_list {
+    std::array<std::uint16_t, 1024> ranks;
+    unsigned count = 0;
+  };
+  void mark_woken(unsigned rank, wake_list& list) {
+    sleeper& s = sleepers_[rank];
+    if (!s.asleep) return;
+    if (list.count == list.ranks.size()) return wake(rank, false);
+    s.asleep = false;
+    s.torn_down = false;
+    list.ranks[list.count++] = static_cast<std::uint16_t>(rank);
+  }
+  void release(const wake_list& list) {
+    for (unsigned i = 0; i < list.count; ++i) sleepers_[list.ranks[i]].woken.release();
+  }
+
   // Results are written per lane by the lane that completes the exchange: a lane reads its
   // own result after it wakes, and no exchange can overwrite it before the lane joins again.
-  void complete(warp_exchange& exchange, unsigned warp) {
+  void complete(warp_exchange& exchange, unsigned warp, wake_list& woken) {
     const unsigned members = exchange.members;
     const bool reduction = exchange.combine != nullptr;
     for (unsigned lane = 0; lane < kernels::warp_size; ++lane) {
@@ -393,11 +442,10 @@ class thread_team {
       if (s == thread_status::at_shuffle) {
         s = thread_status::running;
         --at_shuffle_;
+        mark_woken(warp * kernels::warp_size + lane, woken);
       }
     }
     exchange.arrived = 0;
-    ++exchange.generation;
-    exchange.done.notify_all();
   }
 
   // Every live thread waits and nothing it waits for can happen any more: name the cause.
@@ -452,8 +500,8 @@ class thread_team {
       aborted_ = true;
       error_ = std::move(error);
     }
-    block_event_.notify_all();
-    for (unsigned w = 0; w < warp_count_; ++w) warps_[w].done.notify_all();
+    for (unsigned r = 0; r < threads_; ++r)
+      if (!sleepers_[r].for_block) wake(r, true);
   }
   [[noreturn]] void abort_locked(const std::string& what) {
     fail_locked(std::make_exception_ptr(launch_error(launch_errc::shuffle_divergence, what)));
@@ -462,7 +510,7 @@ class thread_team {
 
   // CUDA leaves shared memory undefined at a block's start; all ones (NaN as floats, -1 as
   // integers) makes a kernel that assumes zeros fail its test.
-  void begin_next_block() {
+  void begin_next_block(wake_list& woken) {
     kernels::dims3 next;
     if (aborted_ || !launch_.take_block(next)) {
       done_ = true;
@@ -475,7 +523,8 @@ class thread_team {
       if (shared_bytes_ != 0) std::memset(shared_.get(), 0xff, shared_bytes_);
     }
     ++block_sequence_;
-    block_event_.notify_all();
+    for (unsigned r = 0; r < threads_; ++r)
+      if (sleepers_[r].for_block) mark_woken(r, woken);
   }
 
   launch_state& launch_;
@@ -488,14 +537,13 @@ class thread_team {
   const std::unique_ptr<warp_exchange[]> warps_;
   std::vector<warpgroup_state> warpgroups_;  ///< whole warpgroups only
   std::vector<thread_status> status_;
+  const std::unique_ptr<sleeper[]> sleepers_;
 
   std::mutex mutex_;
-  std::condition_variable block_event_;  ///< a barrier phase ended, or a block began
   std::uint64_t block_sequence_ = 0;
   bool done_ = false;
   kernels::dims3 block_idx_{};
   unsigned finished_ = 0, at_barrier_ = 0, at_shuffle_ = 0, at_warpgroup_ = 0;
-  std::uint64_t barrier_generation_ = 0;
   bool aborted_ = false;
   std::exception_ptr error_;
 };
