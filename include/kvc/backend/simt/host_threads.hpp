@@ -83,12 +83,17 @@ class host_threads {
     }
   }
 
+  // The idle list has room for every thread made (made_ counts those about to be), so that
+  // giving threads back never allocates, and never throws with threads in hand.
   std::vector<std::unique_ptr<worker>> borrow(unsigned count) {
     std::vector<std::unique_ptr<worker>> borrowed;
     borrowed.reserve(count);
     {
       std::lock_guard lock(mutex_);
-      while (borrowed.size() < count && !idle_.empty()) {
+      const std::size_t taken = count < idle_.size() ? count : idle_.size();
+      idle_.reserve(made_ + (count - taken));
+      made_ += count - taken;
+      for (std::size_t i = 0; i < taken; ++i) {
         borrowed.push_back(std::move(idle_.back()));
         idle_.pop_back();
       }
@@ -100,19 +105,24 @@ class host_threads {
         borrowed.push_back(std::move(w));
       }
     } catch (...) {
+      {
+        std::lock_guard lock(mutex_);
+        made_ -= count - borrowed.size();
+      }
       give_back(borrowed);
       throw;
     }
     return borrowed;
   }
 
-  void give_back(std::vector<std::unique_ptr<worker>>& borrowed) {
+  void give_back(std::vector<std::unique_ptr<worker>>& borrowed) noexcept {
     std::lock_guard lock(mutex_);
     for (auto& w : borrowed) idle_.push_back(std::move(w));
   }
 
   std::mutex mutex_;
   std::vector<std::unique_ptr<worker>> idle_;
+  std::size_t made_ = 0;
 };
 
 }  // namespace kvc::simt::detail
