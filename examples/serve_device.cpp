@@ -8,7 +8,9 @@
 // kernels when every sequence of the step has one new token, the extend kernels otherwise, over
 // the step's view) and the o-projection with the MLP. The host uploads the step's tables and
 // plans before the graph and reads the last hidden states back after it; the logits, sampling
-// and checks stay on the host.
+// and checks stay on the host. The executable graph is kept from step to step: a step's
+// capture updates it (cudaGraphExecUpdate) where only the kernels' arguments and grids changed,
+// as from one decode step to the next, and is instantiated anew where the work differs.
 //
 // Built by nvcc as serve_cuda (examples/serve_device.cu), and by the host compiler against the
 // emulated CUDA runtime as serve_emulated (kvc::cuda_emulated), where every kernel runs in the
@@ -174,9 +176,15 @@ class device_forward {
   }
   device_forward(const device_forward&) = delete;
   device_forward& operator=(const device_forward&) = delete;
-  ~device_forward() { cudaStreamDestroy(stream_); }
+  ~device_forward() {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+    cudaStreamDestroy(stream_);
+  }
 
   std::int64_t reserve() const { return reserve_; }
+  /// Steps whose graph was instantiated, and steps that updated the last one.
+  std::int64_t graph_instantiations() const { return graph_instantiations_; }
+  std::int64_t graph_updates() const { return graph_updates_; }
 
   void run(cache_type& cache, kvc::append_plan& plan, const step_rows& step,
            std::vector<float>& x) {
@@ -227,17 +235,29 @@ class device_forward {
                         finish_rows{out_.data(), w_o_[i].data(), w_mlp_[i].data(), x_.data()});
     }
     check(cudaStreamEndCapture(stream_, &graph), "capture");
-    cudaGraphExec_t exec = nullptr;
-    check(cudaGraphInstantiate(&exec, graph, 0), "cudaGraphInstantiate");
+    if (exec_ != nullptr) {
+      cudaGraphExecUpdateResultInfo update{};
+      if (cudaGraphExecUpdate(exec_, graph, &update) == cudaSuccess) {
+        ++graph_updates_;
+      } else {  // other work than the last step's: a new executable graph
+        (void)cudaGetLastError();
+        cudaGraphExecDestroy(exec_);
+        exec_ = nullptr;
+      }
+    }
+    if (exec_ == nullptr) {
+      const cudaError_t made = cudaGraphInstantiate(&exec_, graph, 0);
+      if (made != cudaSuccess) cudaGraphDestroy(graph);
+      check(made, "cudaGraphInstantiate");
+      ++graph_instantiations_;
+    }
+    cudaGraphDestroy(graph);  // the executable graph holds its own copy of the work
     x.resize(rows * d_model);
-    check(cudaGraphLaunch(exec, stream_), "cudaGraphLaunch");
+    check(cudaGraphLaunch(exec_, stream_), "cudaGraphLaunch");
     check(cudaMemcpyAsync(x.data(), x_.data(), rows * d_model * sizeof(float),
                           cudaMemcpyDeviceToHost, stream_),
           "cudaMemcpyAsync");
-    const cudaError_t status = cudaStreamSynchronize(stream_);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(graph);
-    check(status, "the step");
+    check(cudaStreamSynchronize(stream_), "the step");
     // The kernels wrote every layer's new K/V, and the stream is done: commit may publish them.
     for (int l = 0; l < layers; ++l) cache.mark_written(plan, l);
   }
@@ -282,6 +302,8 @@ class device_forward {
 
   std::int64_t reserve_;
   cudaStream_t stream_ = nullptr;
+  cudaGraphExec_t exec_ = nullptr;
+  std::int64_t graph_instantiations_ = 0, graph_updates_ = 0;
   device_array<float> embed_;
   std::array<device_array<float>, layer_count> w_qkv_, w_o_, w_mlp_;
   // Kept from step to step: refilled, and grown only by a step larger than any before it.

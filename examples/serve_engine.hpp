@@ -241,6 +241,10 @@ class engine {
         "%d of %d draft tokens accepted; %d logit checks, worst %.2e (bound %.2e)\n",
         options_.model.c_str(), options_.requests, samples_, speculative_,
         static_cast<long long>(tokens_), step_, accepted_, drafted_, checks_, worst_, logit_bound);
+    if constexpr (requires { forward_.graph_updates(); })
+      std::printf("CUDA graphs: %lld steps instantiated one, %lld updated the last in place\n",
+                  static_cast<long long>(forward_.graph_instantiations()),
+                  static_cast<long long>(forward_.graph_updates()));
     if (failures_ == 0) std::printf("all checks passed\n");
     return failures_ == 0 ? 0 : 1;
   }

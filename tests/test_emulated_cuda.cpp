@@ -1,11 +1,13 @@
 // The CUDA runtime emulated on the host (kvc::cuda_emulated): code written against kvc::cuda,
 // built by the host compiler, runs its kernels in the SIMT emulator. kvc::cuda::decode gives
-// simt::decode's bits; a captured graph runs nothing until it is launched, and replays; the
+// simt::decode's bits; a captured graph runs nothing until it is launched, and replays, and
+// an executable graph takes an update of the same nodes (cudaGraphExecUpdate); the
 // runtime refuses what CUDA refuses (a wait on a capturing stream, freeing memory it did not
 // allocate); the launchers' refusals (a stale view) reach the caller as on a GPU.
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdint>
 #include <random>
@@ -13,9 +15,11 @@
 
 #include "kvc/backend/cuda/decode.cuh"
 #include "kvc/backend/cuda/device_allocator.hpp"
+#include "kvc/backend/cuda/launch.cuh"
 #include "kvc/backend/cuda/page_table.cuh"
 #include "kvc/backend/simt/decode.hpp"
 #include "kvc/cache/kv_cache.hpp"
+#include "kvc/config.hpp"
 
 using namespace kvc;
 
@@ -127,6 +131,79 @@ TEST_CASE("emulated CUDA: kvc::cuda::decode, captured in a graph, gives simt::de
   cudaFree(q_device);
   cudaFree(out_device);
   cudaFree(lse_device);
+  cudaStreamDestroy(stream);
+}
+
+namespace {
+struct fill_rows {
+  float* out;
+  float value;
+  template <class Context>
+  KVC_HOST_DEVICE void operator()(const Context& ctx) const {
+    out[ctx.block_idx().x * 32 + ctx.thread_rank()] = value;
+  }
+};
+}  // namespace
+
+TEST_CASE(
+    "emulated CUDA: an executable graph takes a new capture of the same nodes in place, and "
+    "refuses other nodes unchanged") {
+  cudaStream_t stream = nullptr;
+  REQUIRE(cudaStreamCreate(&stream) == cudaSuccess);
+  float* out = device_copy(std::vector<float>(64, 0.0f));
+  const auto capture = [&](unsigned blocks, float value, bool then_clear) {
+    cudaGraph_t graph = nullptr;
+    REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+    cuda::launch(kernels::dims3{blocks, 1, 1}, kernels::block_shape<32>{}, 0, stream,
+                 fill_rows{out, value});
+    if (then_clear) REQUIRE(cudaMemsetAsync(out, 0, 64 * sizeof(float), stream) == cudaSuccess);
+    REQUIRE(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
+    return graph;
+  };
+  const auto run = [&](cudaGraphExec_t exec) {
+    REQUIRE(cudaMemset(out, 0, 64 * sizeof(float)) == cudaSuccess);
+    REQUIRE(cudaGraphLaunch(exec, stream) == cudaSuccess);
+    REQUIRE(cudaStreamSynchronize(stream) == cudaSuccess);
+    std::vector<float> host(64);
+    REQUIRE(cudaMemcpy(host.data(), out, 64 * sizeof(float), cudaMemcpyDeviceToHost) ==
+            cudaSuccess);
+    return host;
+  };
+  std::vector<float> ones(64, 0.0f);
+  std::fill(ones.begin(), ones.begin() + 32, 1.0f);
+
+  cudaGraph_t graph = capture(1, 1.0f, false);
+  cudaGraphExec_t exec = nullptr;
+  REQUIRE(cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess);
+  cudaGraphDestroy(graph);  // the executable graph has its own copy
+  CHECK(run(exec) == ones);
+
+  // The same kernel over another grid with another argument: updated in place.
+  graph = capture(2, 2.0f, false);
+  cudaGraphExecUpdateResultInfo info{};
+  CHECK(cudaGraphExecUpdate(exec, graph, &info) == cudaSuccess);
+  CHECK(info.result == cudaGraphExecUpdateSuccess);
+  cudaGraphDestroy(graph);
+  CHECK(run(exec) == std::vector<float>(64, 2.0f));
+
+  // One node more, or a node of another type: refused, the executable graph as it was.
+  graph = capture(2, 3.0f, true);
+  CHECK(cudaGraphExecUpdate(exec, graph, &info) == cudaErrorGraphExecUpdateFailure);
+  CHECK(info.result == cudaGraphExecUpdateErrorTopologyChanged);
+  CHECK(cudaGetLastError() == cudaErrorGraphExecUpdateFailure);
+  cudaGraphDestroy(graph);
+  REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
+  REQUIRE(cudaMemsetAsync(out, 0, 64 * sizeof(float), stream) == cudaSuccess);
+  REQUIRE(cudaStreamEndCapture(stream, &graph) == cudaSuccess);
+  CHECK(cudaGraphExecUpdate(exec, graph, &info) == cudaErrorGraphExecUpdateFailure);
+  CHECK(info.result == cudaGraphExecUpdateErrorNodeTypeChanged);
+  cudaGraphDestroy(graph);
+  CHECK(run(exec) == std::vector<float>(64, 2.0f));
+  CHECK(cudaGraphExecUpdate(exec, nullptr, &info) == cudaErrorInvalidValue);
+  (void)cudaGetLastError();
+
+  cudaGraphExecDestroy(exec);
+  cudaFree(out);
   cudaStreamDestroy(stream);
 }
 

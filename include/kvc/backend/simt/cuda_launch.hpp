@@ -40,7 +40,7 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
   simt::launch_options options;
   options.target = device.target;
   options.concurrent_blocks = device.concurrent_blocks;
-  detail::check_launch(simt::emulated_cuda::enqueue(stream,
+  detail::check_launch(simt::emulated_cuda::enqueue(stream, simt::emulated_cuda::node_type::kernel,
                                                     [grid, shared_bytes, kernel, options] {
                                                       simt::launch(grid, Block{}, shared_bytes,
                                                                    kernel, options);

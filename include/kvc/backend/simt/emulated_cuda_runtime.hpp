@@ -37,6 +37,7 @@ enum cudaError {
   cudaErrorStreamCaptureUnsupported = 900,
   cudaErrorStreamCaptureInvalidated = 901,
   cudaErrorStreamCaptureUnmatched = 903,
+  cudaErrorGraphExecUpdateFailure = 910,
 };
 using cudaError_t = cudaError;
 
@@ -64,11 +65,20 @@ enum cudaFuncAttribute {
 inline constexpr unsigned cudaStreamDefault = 0x00;
 inline constexpr unsigned cudaStreamNonBlocking = 0x01;
 
+namespace kvc::simt::emulated_cuda {
+/// A graph's node: what it runs, and its type (CUDA updates an executable graph only where
+/// each node keeps its type).
+enum class node_type : unsigned char { kernel, memcpy, memset };
+struct graph_node {
+  node_type type;
+  std::function<void()> run;
+};
+}  // namespace kvc::simt::emulated_cuda
 struct CUgraph_st {
-  std::vector<std::function<void()>> operations;
+  std::vector<kvc::simt::emulated_cuda::graph_node> nodes;
 };
 struct CUgraphExec_st {
-  std::vector<std::function<void()>> operations;
+  std::vector<kvc::simt::emulated_cuda::graph_node> nodes;
 };
 struct CUstream_st {
   CUgraph_st* capture = nullptr;  ///< the graph being recorded, or null
@@ -77,6 +87,17 @@ struct CUstream_st {
 using cudaStream_t = CUstream_st*;
 using cudaGraph_t = CUgraph_st*;
 using cudaGraphExec_t = CUgraphExec_st*;
+enum cudaGraphExecUpdateResult {
+  cudaGraphExecUpdateSuccess = 0,
+  cudaGraphExecUpdateError = 1,
+  cudaGraphExecUpdateErrorTopologyChanged = 2,
+  cudaGraphExecUpdateErrorNodeTypeChanged = 3,
+  cudaGraphExecUpdateErrorFunctionChanged = 4,
+};
+/// CUDA's also names the nodes at fault, which the emulator's graphs do not have.
+struct cudaGraphExecUpdateResultInfo {
+  cudaGraphExecUpdateResult result = cudaGraphExecUpdateSuccess;
+};
 
 namespace kvc::simt::emulated_cuda {
 
@@ -136,11 +157,12 @@ inline std::string last_failure() {
   return detail::runtime().last_failure;
 }
 
-/// Queues `operation` on `stream`: recorded when the stream is being captured, run now
-/// otherwise (a stream runs its work in order, and nothing else runs beside it).
-inline cudaError_t enqueue(cudaStream_t stream, std::function<void()> operation) {
+/// Queues `operation`, a node of type `type`, on `stream`: recorded when the stream is being
+/// captured, run now otherwise (a stream runs its work in order, and nothing else runs beside
+/// it).
+inline cudaError_t enqueue(cudaStream_t stream, node_type type, std::function<void()> operation) {
   if (stream != nullptr && stream->capture != nullptr) {
-    stream->capture->operations.push_back(std::move(operation));
+    stream->capture->nodes.push_back({type, std::move(operation)});
     return cudaSuccess;
   }
   return detail::run(operation);
@@ -170,6 +192,9 @@ inline const char* cudaGetErrorString(cudaError_t error) {
       return "operation failed due to a previous error during capture";
     case cudaErrorStreamCaptureUnmatched:
       return "capture was not initiated in this stream";
+    case cudaErrorGraphExecUpdateFailure:
+      return "the graph update was not performed because it included changes which violated "
+             "constraints specific to instantiated graph update";
   }
   return "unrecognized error code";
 }
@@ -244,8 +269,9 @@ inline cudaError_t cudaMemcpyAsync(void* destination, const void* source, std::s
                                    cudaMemcpyKind, cudaStream_t stream = nullptr) {
   if (bytes > 0 && (destination == nullptr || source == nullptr))
     return kvc::simt::emulated_cuda::detail::fail(cudaErrorInvalidValue);
-  return kvc::simt::emulated_cuda::enqueue(stream,
-                                           [=] { std::memmove(destination, source, bytes); });
+  namespace emulated = kvc::simt::emulated_cuda;
+  return emulated::enqueue(stream, emulated::node_type::memcpy,
+                           [=] { std::memmove(destination, source, bytes); });
 }
 inline cudaError_t cudaMemcpy(void* destination, const void* source, std::size_t bytes,
                               cudaMemcpyKind kind) {
@@ -255,7 +281,9 @@ inline cudaError_t cudaMemsetAsync(void* destination, int value, std::size_t byt
                                    cudaStream_t stream = nullptr) {
   if (bytes > 0 && destination == nullptr)
     return kvc::simt::emulated_cuda::detail::fail(cudaErrorInvalidValue);
-  return kvc::simt::emulated_cuda::enqueue(stream, [=] { std::memset(destination, value, bytes); });
+  namespace emulated = kvc::simt::emulated_cuda;
+  return emulated::enqueue(stream, emulated::node_type::memset,
+                           [=] { std::memset(destination, value, bytes); });
 }
 inline cudaError_t cudaMemset(void* destination, int value, std::size_t bytes) {
   return cudaMemsetAsync(destination, value, bytes, nullptr);
@@ -312,13 +340,36 @@ inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph
                                         unsigned long long = 0) {
   if (exec == nullptr || graph == nullptr)
     return kvc::simt::emulated_cuda::detail::fail(cudaErrorInvalidValue);
-  *exec = new CUgraphExec_st{graph->operations};
+  *exec = new CUgraphExec_st{graph->nodes};
+  return cudaSuccess;
+}
+// An update takes the new graph's work where its nodes are the executable graph's, one for one
+// and of the same types (kernels with other arguments, grids or even functions, copies of
+// other sizes), and otherwise leaves the executable graph as it was and fails, as CUDA does
+// where the topology or a node's type changed. (CUDA refuses some changes within a node
+// besides, such as a kernel node moving to another context, that the emulator cannot have.)
+inline cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph,
+                                       cudaGraphExecUpdateResultInfo* info) {
+  if (exec == nullptr || graph == nullptr || info == nullptr)
+    return kvc::simt::emulated_cuda::detail::fail(cudaErrorInvalidValue);
+  const auto& now = exec->nodes;
+  const auto& next = graph->nodes;
+  info->result = cudaGraphExecUpdateSuccess;
+  if (now.size() != next.size()) {
+    info->result = cudaGraphExecUpdateErrorTopologyChanged;
+  } else {
+    for (std::size_t i = 0; i < now.size(); ++i)
+      if (now[i].type != next[i].type) info->result = cudaGraphExecUpdateErrorNodeTypeChanged;
+  }
+  if (info->result != cudaGraphExecUpdateSuccess)
+    return kvc::simt::emulated_cuda::detail::fail(cudaErrorGraphExecUpdateFailure);
+  exec->nodes = next;
   return cudaSuccess;
 }
 inline cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream) {
   if (exec == nullptr) return kvc::simt::emulated_cuda::detail::fail(cudaErrorInvalidValue);
-  for (const std::function<void()>& operation : exec->operations)
-    if (const cudaError_t status = kvc::simt::emulated_cuda::enqueue(stream, operation);
+  for (const kvc::simt::emulated_cuda::graph_node& node : exec->nodes)
+    if (const cudaError_t status = kvc::simt::emulated_cuda::enqueue(stream, node.type, node.run);
         status != cudaSuccess)
       return status;
   return cudaSuccess;
