@@ -237,18 +237,26 @@ class device_forward {
     check(cudaStreamEndCapture(stream_, &graph), "capture");
     if (exec_ != nullptr) {
       cudaGraphExecUpdateResultInfo update{};
-      if (cudaGraphExecUpdate(exec_, graph, &update) == cudaSuccess) {
+      const cudaError_t updated = cudaGraphExecUpdate(exec_, graph, &update);
+      if (updated == cudaSuccess) {
         ++graph_updates_;
-      } else {  // other work than the last step's: a new executable graph
+      } else if (updated == cudaErrorGraphExecUpdateFailure) {
+        // Other nodes than the last step's: a new executable graph. The refusal is read, or
+        // the next launch would report it.
         (void)cudaGetLastError();
         cudaGraphExecDestroy(exec_);
         exec_ = nullptr;
+      } else {
+        cudaGraphDestroy(graph);
+        check(updated, "cudaGraphExecUpdate");
       }
     }
     if (exec_ == nullptr) {
-      const cudaError_t made = cudaGraphInstantiate(&exec_, graph, 0);
-      if (made != cudaSuccess) cudaGraphDestroy(graph);
-      check(made, "cudaGraphInstantiate");
+      cudaGraphExec_t made = nullptr;
+      const cudaError_t status = cudaGraphInstantiate(&made, graph, 0);
+      if (status != cudaSuccess) cudaGraphDestroy(graph);
+      check(status, "cudaGraphInstantiate");
+      exec_ = made;
       ++graph_instantiations_;
     }
     cudaGraphDestroy(graph);  // the executable graph holds its own copy of the work

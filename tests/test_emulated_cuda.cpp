@@ -76,6 +76,7 @@ TEST_CASE("emulated CUDA: kvc::cuda::decode, captured in a graph, gives simt::de
   CHECK(cudaGetLastError() == cudaErrorStreamCaptureUnsupported);
   CHECK(cudaStreamEndCapture(stream, &graph) == cudaErrorStreamCaptureInvalidated);
   CHECK(graph == nullptr);
+  CHECK(cudaGetLastError() == cudaErrorStreamCaptureInvalidated);  // else the next launch fails
 
   REQUIRE(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal) == cudaSuccess);
   cuda::decode<shape>(plan, device_plan, view, q_device, out_device, lse_device, params, stream);
@@ -126,6 +127,7 @@ TEST_CASE("emulated CUDA: kvc::cuda::decode, captured in a graph, gives simt::de
   CHECK(cudaGetLastError() == cudaSuccess);  // read once, then cleared
   cudaGraph_t no_graph = nullptr;
   CHECK(cudaStreamEndCapture(stream, &no_graph) == cudaErrorStreamCaptureUnmatched);
+  CHECK(cudaGetLastError() == cudaErrorStreamCaptureUnmatched);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaFree(q_device);
@@ -198,6 +200,12 @@ TEST_CASE(
   CHECK(cudaGraphExecUpdate(exec, graph, &info) == cudaErrorGraphExecUpdateFailure);
   CHECK(info.result == cudaGraphExecUpdateErrorNodeTypeChanged);
   cudaGraphDestroy(graph);
+  // Left unread, the refusal fails the next launch, as kvc::cuda::launch reads
+  // cudaGetLastError on a GPU; then it is read.
+  CHECK_THROWS_WITH(cuda::launch(kernels::dims3{1, 1, 1}, kernels::block_shape<32>{}, 0, stream,
+                                 fill_rows{out, 4.0f}),
+                    Catch::Contains("the graph update was not performed"));
+  CHECK(cudaGetLastError() == cudaSuccess);
   CHECK(run(exec) == std::vector<float>(64, 2.0f));
   CHECK(cudaGraphExecUpdate(exec, nullptr, &info) == cudaErrorInvalidValue);
   (void)cudaGetLastError();

@@ -40,12 +40,14 @@ void launch(kernels::dims3 grid, Block, std::size_t shared_bytes, cudaStream_t s
   simt::launch_options options;
   options.target = device.target;
   options.concurrent_blocks = device.concurrent_blocks;
-  detail::check_launch(simt::emulated_cuda::enqueue(stream, simt::emulated_cuda::node_type::kernel,
-                                                    [grid, shared_bytes, kernel, options] {
-                                                      simt::launch(grid, Block{}, shared_bytes,
-                                                                   kernel, options);
-                                                    }),
-                       "kernel launch");
+  const cudaError_t queued = simt::emulated_cuda::enqueue(
+      stream, simt::emulated_cuda::node_type::kernel, [grid, shared_bytes, kernel, options] {
+        simt::launch(grid, Block{}, shared_bytes, kernel, options);
+      });
+  // The GPU's launcher reads cudaGetLastError after the launch, so an error an earlier call
+  // left unread fails the launch there: here too.
+  const cudaError_t unread = cudaGetLastError();
+  detail::check_launch(queued != cudaSuccess ? queued : unread, "kernel launch");
 }
 
 /// Returns the blocks of Kernel one SM holds by its threads and shared memory (2,048 threads, 32

@@ -93,6 +93,10 @@ enum cudaGraphExecUpdateResult {
   cudaGraphExecUpdateErrorTopologyChanged = 2,
   cudaGraphExecUpdateErrorNodeTypeChanged = 3,
   cudaGraphExecUpdateErrorFunctionChanged = 4,
+  cudaGraphExecUpdateErrorParametersChanged = 5,
+  cudaGraphExecUpdateErrorNotSupported = 6,
+  cudaGraphExecUpdateErrorUnsupportedFunctionChange = 7,
+  cudaGraphExecUpdateErrorAttributesChanged = 8,
 };
 /// CUDA's also names the nodes at fault, which the emulator's graphs do not have.
 struct cudaGraphExecUpdateResultInfo {
@@ -344,12 +348,13 @@ inline cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph
   return cudaSuccess;
 }
 // An update takes the new graph's work where its nodes are the executable graph's, one for one
-// and of the same types (kernels with other arguments, grids or even functions, copies of
-// other sizes), and otherwise leaves the executable graph as it was and fails, as CUDA does
-// where the topology or a node's type changed. (CUDA refuses some changes within a node
-// besides, such as a kernel node moving to another context, that the emulator cannot have.)
+// and of the same types (kernels with other arguments, grids or even functions), and otherwise
+// leaves the executable graph as it was and fails, as CUDA does where the topology or a node's type
+// changed. (CUDA refuses some changes within a node besides, such as a kernel node moving to
+// another context, that the emulator cannot have.)
 inline cudaError_t cudaGraphExecUpdate(cudaGraphExec_t exec, cudaGraph_t graph,
                                        cudaGraphExecUpdateResultInfo* info) {
+  if (info != nullptr) info->result = cudaGraphExecUpdateError;
   if (exec == nullptr || graph == nullptr || info == nullptr)
     return kvc::simt::emulated_cuda::detail::fail(cudaErrorInvalidValue);
   const auto& now = exec->nodes;
