@@ -8,8 +8,11 @@
 // prefill of 2048 tokens (one sequence) and an extend of 512 over 8k x 4. Each row reports
 // TFLOPs and fraction_of_peak over a tensor-core throughput loop (mma.sync m16n8k16 of the same
 // input type through the SIMT context, independent accumulators, every SM full) measured in
-// this binary: the peak that kernels on mma.sync can reach. Timed with CUDA events around each
-// launch (manual time).
+// this binary: the peak that kernels on mma.sync can reach. In a build for sm_90a (an H100 or
+// H200: scripts/gpu-check.sh makes one there) the Llama rows also run the warpgroup extend
+// (`/warpgroups`, kernels::warpgroup_extend_block, wgmma), their fraction_of_peak over a loop
+// of wgmma m64n256k16 (bench/wgmma_peak.cuh). Timed with CUDA events around each launch
+// (manual time).
 //
 //   build/bench/bench_device_extend --benchmark_repetitions=5
 //   --benchmark_report_aggregates_only=true
@@ -22,6 +25,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <random>
+#include <type_traits>
 #include <vector>
 
 #include "device_pages.cuh"
@@ -32,6 +36,9 @@
 #include "kvc/model/layer.hpp"
 #include "kvc/models/deepseek.hpp"
 #include "mma_peak.cuh"
+#if defined(KVC_DEVICE_WGMMA)
+#include "wgmma_peak.cuh"
+#endif
 
 namespace {
 using namespace kvc;
@@ -41,11 +48,25 @@ template <class Storage>
 using llama3_8b_layer = layer<gqa<32, 8>, head_dim<128>, Storage>;
 
 // batch sequences of `prefix` cached tokens and `fresh` new ones, all in the view's pages, of a
-// layer of Spec in pages of PageTokens.
-template <class Storage, class Spec = llama3_8b_layer<Storage>, int PageTokens = 16>
+// layer of Spec in pages of PageTokens, on the extend kernel of Block (the shape's default, or
+// warpgroup_extend_block).
+template <class Storage, class Spec = llama3_8b_layer<Storage>, int PageTokens = 16,
+          template <class> class Block = kernels::extend_block>
 void extend_row(benchmark::State& state) {
   using spec = Spec;
   using shape = kernels::decode_shape_of<spec, paged<PageTokens>>;
+  using block = Block<shape>;
+#if defined(KVC_DEVICE_WGMMA)
+  if constexpr (!std::is_same_v<block, kernels::extend_block<shape>>) {
+    int major = 0, minor = 0;  // sm_90a code runs on compute capability 9.0 only
+    cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+    cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, 0);
+    if (major != 9 || minor != 0) {
+      state.SkipWithError("the warpgroup extend needs a compute capability 9.0 device");
+      return;
+    }
+  }
+#endif
   constexpr kernels::mma_input input = kernels::mma_input_of<typename Storage::k_type>;
   const auto batch = static_cast<int>(state.range(0));
   const std::int64_t fresh = state.range(1), prefix = state.range(2);
@@ -67,14 +88,14 @@ void extend_row(benchmark::State& state) {
   const auto params = attention::attention_params_of<spec>();
   // One plan serves every copy: they differ only in their pages.
   kernels::extend_plan plan;
-  kvc::cuda::plan_extend<shape>(pages.host_view(0), token_indptr, spec::q_heads, plan);
+  kvc::cuda::plan_extend<shape, block>(pages.host_view(0), token_indptr, spec::q_heads, plan);
   kvc::cuda::device_extend_plan device_plan;
   device_plan.upload(plan, nullptr);
   const auto run = [&](int copy) {
     paged_layer_view view = pages.device_view(copy);
     view.serial = plan.table_serial;  // the copies differ only in their pages
-    kvc::cuda::extend<shape>(plan, device_plan, view, token_indptr, indptr, q, out, lse, params,
-                             nullptr);
+    kvc::cuda::extend<shape, block>(plan, device_plan, view, token_indptr, indptr, q, out, lse,
+                                    params, nullptr);
   };
   time_rotating(state, copies, run, "extend");
   const double visible = static_cast<double>(fresh) * static_cast<double>(prefix) +
@@ -82,8 +103,12 @@ void extend_row(benchmark::State& state) {
   const double flops = 2.0 * batch * spec::q_heads * (spec::k_dim + spec::v_dim) * visible;
   state.counters["TFLOPs"] =
       benchmark::Counter(flops / 1e12, benchmark::Counter::kIsIterationInvariantRate);
+  double peak = mma_peak<input>();
+#if defined(KVC_DEVICE_WGMMA)
+  if constexpr (!std::is_same_v<block, kernels::extend_block<shape>>) peak = wgmma_peak<input>();
+#endif
   state.counters["fraction_of_peak"] =
-      benchmark::Counter(flops / mma_peak<input>(), benchmark::Counter::kIsIterationInvariantRate);
+      benchmark::Counter(flops / peak, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["tiles"] = static_cast<double>(plan.tiles.size());
   cudaFree(indptr);
   cudaFree(q);
@@ -99,6 +124,16 @@ void extend_arguments(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(extend_row<storage<fp16>>)->Name("device_extend/llama3_8b/fp16")->Apply(extend_arguments);
 BENCHMARK(extend_row<storage<bf16>>)->Name("device_extend/llama3_8b/bf16")->Apply(extend_arguments);
+#if defined(KVC_DEVICE_WGMMA)
+BENCHMARK(
+    extend_row<storage<fp16>, llama3_8b_layer<storage<fp16>>, 16, kernels::warpgroup_extend_block>)
+    ->Name("device_extend/llama3_8b/fp16/warpgroups")
+    ->Apply(extend_arguments);
+BENCHMARK(
+    extend_row<storage<bf16>, llama3_8b_layer<storage<bf16>>, 16, kernels::warpgroup_extend_block>)
+    ->Name("device_extend/llama3_8b/bf16/warpgroups")
+    ->Apply(extend_arguments);
+#endif
 
 void latent_arguments(benchmark::internal::Benchmark* b) {
   b->ArgNames({"batch", "new", "prefix"});
@@ -118,5 +153,10 @@ int main(int argc, char** argv) {
         "write)\n",
         mma_peak<kernels::mma_input::fp16>() / 1e12, mma_peak<kernels::mma_input::bf16>() / 1e12,
         copy_bandwidth() / 1e9);
+#if defined(KVC_DEVICE_WGMMA)
+    std::printf("wgmma m64n256k16 fp16 %.0f TFLOP/s, bf16 %.0f TFLOP/s\n",
+                wgmma_peak<kernels::mma_input::fp16>() / 1e12,
+                wgmma_peak<kernels::mma_input::bf16>() / 1e12);
+#endif
   });
 }

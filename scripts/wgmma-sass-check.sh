@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The static check of the SIMT context's warpgroup matrix multiply-accumulate (CTest label
 # sass): compiles tests/sass/wgmma_kernels.cu for sm_90a and fails unless each kernel's SASS
-# holds its wgmma as HGMMA of the shapes asked (the MLA decode's among them), ptxas
+# holds its wgmma as HGMMA of the shapes asked (the MLA decode's and the extend's among them), ptxas
 # injected no warpgroup.arrive or warpgroup.wait of its own (C7519, C7517: it does so where a
 # kernel touches a wgmma's registers without the fence or the wait the PTX ISA asks for,
 # and the tensor cores then wait), and nothing spills. Without nvcc or nvdisasm it reports
@@ -17,8 +17,11 @@ count() { grep -c "$1" "$work/kernels.sass" || true; }
 # The two shape kernels: 36 of 64x64x16 and 4 of 64x256x16; the decode, in each of its two
 # bodies (with and without the soft-cap): 18 of 64x32x16 for the first tile's scores, 18 and 2
 # of 64x256x16 in the loop (this tile's scores, the last tile's P V), 2 for the last P V; the
-# same in fp16 (no type in the name) for its fp8 e4m3 twin.
-for expected in "36 HGMMA.64x64x16.F32.BF16" "12 HGMMA.64x256x16.F32.BF16" \
+# same in fp16 (no type in the name) for its fp8 e4m3 twin; the extend, in each of its two
+# bodies, 8 + 8 of 64x64x16 (the first tile's scores, the loop's) and 4 + 4 of 64x128x16 (the
+# loop's P V, the last).
+for expected in "68 HGMMA.64x64x16.F32.BF16" "16 HGMMA.64x128x16.F32.BF16" \
+  "12 HGMMA.64x256x16.F32.BF16" \
   "72 HGMMA.64x32x16.F32.BF16" "8 HGMMA.64x256x16.F32 " "72 HGMMA.64x32x16.F32 "; do
   want=${expected%% *} shape=${expected#* }
   got=$(count "$shape")

@@ -34,7 +34,8 @@ int failures = 0;
 using kvc::testing::to_device;
 using kvc::testing::to_host;
 
-template <class Spec>
+template <class Spec,
+          class Block = kernels::extend_block<kernels::decode_shape_of<Spec, paged<16>>>>
 void check(const std::string& name, const std::vector<int>& prefix, const std::vector<int>& fresh,
            const std::vector<float>& sinks = {}) {
   using shape = kernels::decode_shape_of<Spec, paged<16>>;
@@ -95,7 +96,7 @@ void check(const std::string& name, const std::vector<int>& prefix, const std::v
   attention::attention_params device_params = params;
   device_params.sink_logits = sinks_device;
   kernels::extend_plan plan;
-  kvc::cuda::plan_extend<shape>(device.view(0, device_table), token_indptr, q_heads, plan);
+  kvc::cuda::plan_extend<shape, Block>(device.view(0, device_table), token_indptr, q_heads, plan);
   kvc::cuda::device_extend_plan device_plan;
   device_plan.upload(plan, nullptr);
   const std::size_t out_size = static_cast<std::size_t>(rows) * q_heads * out_dim;
@@ -103,8 +104,9 @@ void check(const std::string& name, const std::vector<int>& prefix, const std::v
   float* q_device = to_device(q);
   float* out_device = to_device(std::vector<float>(out_size));
   float* lse_device = to_device(std::vector<float>(lse_size));
-  kvc::cuda::extend<shape>(plan, device_plan, device_view, token_indptr, arrays.token_indptr(),
-                           q_device, out_device, lse_device, device_params, nullptr);
+  kvc::cuda::extend<shape, Block>(plan, device_plan, device_view, token_indptr,
+                                  arrays.token_indptr(), q_device, out_device, lse_device,
+                                  device_params, nullptr);
   const cudaError_t status = cudaDeviceSynchronize();
   const std::vector<float> out = to_host(out_device, out_size), lse = to_host(lse_device, lse_size);
   std::vector<float> want_out(out_size), want_lse(lse_size);
@@ -183,6 +185,30 @@ int main() {
   check<deepseek_latent<16>::shape<storage<fp8_e4m3>>>("latent 512+64, 16 heads fp8", {0, 40},
                                                        {33, 9});
   check<llama_shape<storage<int8>>>("gqa 8/2 d128 int8", {0, 70}, {37, 20});
+#if defined(KVC_DEVICE_WGMMA)
+  // The warpgroup extend (sm_90a: built where CMAKE_CUDA_ARCHITECTURES has 90a), on a compute
+  // capability 9.0 device.
+  cudaDeviceProp properties{};
+  cudaGetDeviceProperties(&properties, 0);
+  if (properties.major == 9 && properties.minor == 0) {
+    const auto warpgroups = [](auto spec, const std::string& name, const std::vector<int>& prefix,
+                               const std::vector<int>& fresh, const std::vector<float>& sinks) {
+      using layer_spec = decltype(spec);
+      using shape = kernels::decode_shape_of<layer_spec, paged<16>>;
+      check<layer_spec, kernels::warpgroup_extend_block<shape>>(name + ", warpgroups", prefix,
+                                                                fresh, sinks);
+    };
+    warpgroups(llama_shape<storage<fp16>>{}, "gqa 8/2 d128 fp16", {0, 70, 300}, {37, 20, 130}, {});
+    warpgroups(llama_shape<storage<bf16>>{}, "gqa 8/2 d128 bf16", {0, 70, 300}, {37, 20, 130}, {});
+    warpgroups(mistral_shape<storage<bf16>>{}, "window 40 bf16", {90, 0, 102}, {30, 60, 20}, {});
+    warpgroups(gemma2_shape<storage<fp16>>{}, "soft-capped window fp16", {50}, {45}, {});
+    warpgroups(gpt_oss_shape<storage<bf16>>{}, "window with sinks bf16", {20, 0}, {20, 35},
+               {0.5f, -1.0f, 2.0f, 0.0f, 3.0f, -2.0f, 1.0f, 0.25f});
+  } else {
+    std::printf("warpgroup extend: not run on compute capability %d.%d\n", properties.major,
+                properties.minor);
+  }
+#endif
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }

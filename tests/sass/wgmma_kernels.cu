@@ -3,14 +3,17 @@
 // 64 tokens: the scores, Q (64 x 576, by descriptor) times the tile's keys (576 dims, as nine
 // 64-dim slices of 128-byte swizzled rows), 36 m64n64k16; and O += P V, P (64 x 64, from
 // registers) times 256 of V's dims (the same rows read MN-major), 4 m64n256k16.
-// And the warpgroup MLA decode itself (kernels/decode_wgmma.hpp) for a DeepSeek V3 layer.
+// And the warpgroup MLA decode itself (kernels/decode_wgmma.hpp) for a DeepSeek V3 layer, and
+// the warpgroup extend (kernels/extend_wgmma.hpp) for a Llama 3 8B layer.
 // scripts/wgmma-sass-check.sh compiles them for sm_90a and reads the SASS.
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "kvc/backend/cuda/launch.cuh"
 #include "kvc/kernels/decode.hpp"
+#include "kvc/kernels/extend.hpp"
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/kernels/wgmma.hpp"
 #include "kvc/models/deepseek.hpp"
@@ -98,6 +101,21 @@ void launch_wgmma_decode(const kernels::decode_work& work) {
                deepseek_v3_kernel::sm90a_shared_bytes, nullptr, deepseek_v3_kernel{work});
   cuda::launch({1, 1, 1}, kernels::decode_block<deepseek_v3_fp8_shape>{},
                deepseek_v3_fp8_kernel::sm90a_shared_bytes, nullptr, deepseek_v3_fp8_kernel{work});
+}
+
+// The warpgroup extend (kernels/extend_wgmma.hpp) of a Llama 3 8B layer (dim 128, bf16, pages
+// of 16): in each of its two bodies, 8 m64n64k16 for the first tile's scores, 8 m64n64k16 and
+// 4 m64n128k16 in the loop (this tile's scores, the last tile's P V), 4 m64n128k16 for the
+// last P V.
+using llama3_8b_shape =
+    kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<bf16>>, paged<16>>;
+using llama3_8b_extend_block = kernels::warpgroup_extend_block<llama3_8b_shape>;
+using llama3_8b_extend = kernels::extend<llama3_8b_shape, llama3_8b_extend_block>;
+static_assert(std::is_same_v<llama3_8b_extend,
+                             kernels::extend_wgmma<llama3_8b_shape, llama3_8b_extend_block>>);
+void launch_wgmma_extend(const kernels::extend_work& work) {
+  cuda::launch({1, 1, 1}, llama3_8b_extend_block{}, llama3_8b_extend::shared_bytes, nullptr,
+               llama3_8b_extend{work});
 }
 
 }  // namespace kvc::testing

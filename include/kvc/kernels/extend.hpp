@@ -19,6 +19,8 @@
 // - extend_by_token (kernels/extend_by_token.hpp): a block per new token and KV head (row chunk),
 //   the tensor-core decode's body at that token's position: MLA's 576/512 latents (DeepSeek V2,
 //   V3, Kimi K2) in fp16 or bf16.
+// An opt-in, extend_wgmma (kernels/extend_wgmma.hpp), runs the row tiles on Hopper's wgmma
+// (sm_90a) where the Block is a warpgroup_extend_block: K and V in fp16 or bf16, dims 64 or 128.
 // A layer neither takes (fp32 storage, dims that are not whole mma steps, an 8-bit latent of 576)
 // is refused at compile time with the constraints in the message.
 
@@ -28,6 +30,7 @@
 #include "kvc/kernels/decode_mma.hpp"
 #include "kvc/kernels/extend_by_token.hpp"
 #include "kvc/kernels/extend_mma.hpp"
+#include "kvc/kernels/extend_wgmma.hpp"
 #include "kvc/kernels/extend_work.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
@@ -55,10 +58,20 @@ template <class Shape>
 using extend_block = std::conditional_t<extend_path_of<Shape> == extend_path::row_tiles,
                                         block_shape<128>, mma_decode_block<Shape>>;
 
-/// The extend kernel of a shape (extend_path_of).
+namespace detail {
+template <class Block>
+inline constexpr bool opts_into_warpgroup_extend = false;
+template <class Shape>
+inline constexpr bool opts_into_warpgroup_extend<warpgroup_extend_block<Shape>> = true;
+}  // namespace detail
+
+/// The extend kernel of a shape (extend_path_of), or the warpgroup one (extend_wgmma) for a
+/// warpgroup_extend_block.
 template <class Shape, class Block = extend_block<Shape>>
-using extend = std::conditional_t<extend_path_of<Shape> == extend_path::row_tiles,
-                                  extend_mma<Shape, Block>, extend_by_token<Shape, Block>>;
+using extend =
+    std::conditional_t<detail::opts_into_warpgroup_extend<Block>, extend_wgmma<Shape, Block>,
+                       std::conditional_t<extend_path_of<Shape> == extend_path::row_tiles,
+                                          extend_mma<Shape, Block>, extend_by_token<Shape, Block>>>;
 
 /// Returns the blocks of an extend launch: x a tile of the plan, y a KV head and row chunk.
 template <class Shape, class Block = extend_block<Shape>>

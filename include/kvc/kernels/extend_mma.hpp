@@ -37,6 +37,7 @@
 #include "kvc/attention/online_softmax.hpp"
 #include "kvc/config.hpp"
 #include "kvc/kernels/decode_work.hpp"
+#include "kvc/kernels/extend_rows.hpp"
 #include "kvc/kernels/extend_work.hpp"
 #include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/mma_softmax.hpp"
@@ -52,25 +53,6 @@ namespace kvc::kernels {
 namespace detail {
 template <class Type>
 inline constexpr bool mma_storable = !std::is_same_v<Type, fp32>;
-
-/// What an extend block's threads look up at every key tile, kept in shared memory and read
-/// after each barrier rather than held in registers through the loop: 32 rows a warp need
-/// nearly all 255 registers for their accumulators and scores.
-struct extend_block_bounds {
-  std::int64_t row0;            ///< the sequence's first new token, in q and out
-  std::int64_t first_position;  ///< its position
-  std::int64_t last_row;        ///< the block's last (token, head) row
-  std::int64_t last_query, sinks_end, recent_begin;  ///< the keys some row of the block sees
-  std::int64_t sink_tiles, recent_first_tile;        ///< the key tiles that cover them
-  window_shape::kept_pages kept;                     ///< what the page table lists
-  std::int64_t entries_begin;                        ///< the sequence's first entry
-};
-
-/// The same for a warp's rows: the first, the positions of the first and last, the keys they
-/// see, and from where every row of the warp sees the keys up to the first's position.
-struct extend_warp_bounds {
-  std::int64_t first_row, first, last, sinks_end, recent_begin, seen_by_all;
-};
 }  // namespace detail
 
 /// Whether the tensor-core extend takes a layer shape: K and V stored in any dtype but fp32,
@@ -172,88 +154,18 @@ struct extend_mma {
     const auto lane = static_cast<int>(ctx.lane()), warp = static_cast<int>(ctx.warp());
     const int quad = lane / 4, pair = lane % 4;  // a fragment's row group and column pair
     const page_geometry& geo = work.geometry;
-    const window_shape& window = work.window;
 
     std::byte* shared = ctx.dynamic_shared();
     auto* q_tile = reinterpret_cast<std::uint32_t*>(shared);
     auto& bounds = *reinterpret_cast<detail::extend_block_bounds*>(shared + tiling::bounds);
     auto* warp_bounds = reinterpret_cast<detail::extend_warp_bounds*>(shared + tiling::warp_bounds);
     const auto head = static_cast<int>(ctx.block_idx().y);
-    const auto position_of = [&](std::int64_t first_position, std::int64_t row) {
-      return first_position + row / group;
-    };
-    std::int64_t tiles = 0;
-    {
-      const extend_tile tile = work.tiles[ctx.block_idx().x];
-      const std::int64_t row0 = work.token_indptr[tile.sequence];
-      const std::int64_t tokens = work.token_indptr[tile.sequence + 1] - row0;
-      const std::int64_t length = work.seq_lens[tile.sequence];
-      const std::int64_t first_position = length - tokens;
-      const std::int64_t all_rows = tokens * group;
-      const std::int64_t last_row =
-          (tile.first_row + rows < all_rows ? tile.first_row + rows : all_rows) - 1;
-
-      // The query rows, scaled (by the softmax scale, the keys' fp8 scale and log2(e): scores
-      // are kept in log2 units, for exp2), rounded to K's 16-bit type; rows past the
-      // sequence's are zeros.
-      const float q_factor =
-          work.scale * log2e * (k_type::scale == scaling::per_layer ? work.k_scale : 1.0f);
-      for (int i = thread; i < rows * (k_dim / 2); i += threads) {
-        const int r = i / (k_dim / 2), d = 2 * (i % (k_dim / 2));
-        const std::int64_t row = tile.first_row + r;
-        std::uint32_t word = 0;
-        if (row <= last_row) {
-          const int q_head = head * group + static_cast<int>(row % group);
-          const float* q =
-              work.q + (row0 + row / group) * work.q_stride + std::int64_t{q_head} * k_dim + d;
-          word = mma_pack<k_input>(q[0] * q_factor, q[1] * q_factor);
-        }
-        q_tile[r * (k_stride / 2) + d / 2] = word;
-      }
-
-      // The keys some row of the block sees: the sinks of the last row, and from the first
-      // row's window start to the last row. Tiles of `keys` positions cover them, those in
-      // between skipped.
-      const std::int64_t first_query = position_of(first_position, tile.first_row);
-      const std::int64_t last_query = position_of(first_position, last_row);
-      const std::int64_t sinks_end = window.sink_end(last_query + 1);
-      const std::int64_t recent_begin = window.recent_begin(first_query + 1);
-      const std::int64_t sink_tiles = (sinks_end + keys - 1) / keys;
-      const std::int64_t recent_first_tile =
-          recent_begin / keys > sink_tiles ? recent_begin / keys : sink_tiles;
-      const std::int64_t end_tile = (last_query + keys) / keys;
-      tiles = sink_tiles + (end_tile > recent_first_tile ? end_tile - recent_first_tile : 0);
-      const std::int32_t entries_begin = work.indptr[tile.sequence];
-      if (thread == 0)
-        bounds = {row0,
-                  first_position,
-                  last_row,
-                  last_query,
-                  sinks_end,
-                  recent_begin,
-                  sink_tiles,
-                  recent_first_tile,
-                  window.pages_listed(length, geo.page_tokens,
-                                      work.indptr[tile.sequence + 1] - entries_begin),
-                  entries_begin};
-      // The warp's rows.
-      const std::int64_t first_row = tile.first_row + warp * warp_rows;
-      const std::int64_t warp_first = position_of(first_position, first_row);
-      const std::int64_t warp_last =
-          position_of(first_position,
-                      first_row + warp_rows - 1 < last_row ? first_row + warp_rows - 1 : last_row);
-      if (lane == 0)
-        warp_bounds[warp] = {first_row,
-                             warp_first,
-                             warp_last,
-                             window.sink_end(warp_last + 1),
-                             window.recent_begin(warp_first + 1),
-                             window.recent_begin(warp_last + 1)};
-    }
+    const std::int64_t tiles = detail::set_up_extend_rows<Shape, rows, warp_rows, keys, threads>(
+        ctx, work, head, bounds, warp_bounds,
+        [&](int r, int d) { return q_tile + r * (k_stride / 2) + d / 2; });
     const auto tile_start = [&](std::int64_t t) {
-      return (t < bounds.sink_tiles ? t : bounds.recent_first_tile + t - bounds.sink_tiles) * keys;
+      return detail::extend_tile_start<keys>(bounds, t);
     };
-    const std::int64_t page_tokens = Shape::page_tokens > 0 ? Shape::page_tokens : geo.page_tokens;
     const auto buffer = [&](std::int64_t t) {
       return shared + tiling::q_bytes + static_cast<std::size_t>(t % 2) * tiling::buffer_bytes;
     };
@@ -264,21 +176,8 @@ struct extend_mma {
     const int slot = thread / slot_threads, slot_thread = thread % slot_threads;
     const auto stage = [&](std::int64_t t) {
       std::byte* base = buffer(t);
-      const std::int64_t p = tile_start(t) + slot;
-      const std::byte* page = nullptr;
-      std::uint64_t vector = 0;
-      if (p <= bounds.last_query && (p < bounds.sinks_end || p >= bounds.recent_begin)) {
-        const std::int64_t entry = bounds.kept.entry_of(p / page_tokens);
-        if (entry >= 0) {
-          page =
-              work.memory + static_cast<std::uint64_t>(work.indices[bounds.entries_begin + entry]) *
-                                geo.page_bytes;
-          const std::int64_t token = p % page_tokens;
-          vector = static_cast<std::uint64_t>(Shape::layout == page_layout::nhd
-                                                  ? token * geo.kv_heads + head
-                                                  : std::int64_t{head} * page_tokens + token);
-        }
-      }
+      const auto [page, vector] =
+          detail::extend_source_of<Shape>(work, bounds, tile_start(t) + slot, head);
       if (slot_thread == 0) {
         reinterpret_cast<std::int32_t*>(base + tiling::held)[slot] = page != nullptr ? 1 : 0;
         // int8 / int4: the vectors' scales, zeros where no row looks.
@@ -385,30 +284,10 @@ struct extend_mma {
       // Masks (only where some key of the tile is hidden from some row of the warp: the
       // diagonal, a window's edge, the sinks, a short last tile), in slots from the tile's start:
       // a row sees slots up to `last`, and from `recent` on or below `sinks`.
-      const bool seen_by_all = mine.first_row + warp_rows - 1 <= bounds.last_row &&
-                               start >= mine.seen_by_all && start + keys - 1 <= mine.first &&
-                               held[0] != 0 && held[keys - 1] != 0;
-      if (!seen_by_all) {
-        const auto slot_of = [&](std::int64_t p) {
-          return static_cast<int>(p < start ? -1 : p - start > keys ? keys : p - start);
-        };
-        unroll<row_tiles>([&](auto r) {
-          int last[2], recent[2], sinks[2];
-          for (int h = 0; h < 2; ++h) {
-            const std::int64_t row = mine.first_row + 16 * r + quad + 8 * h;
-            const std::int64_t n = position_of(bounds.first_position, row) + 1;
-            last[h] = row <= bounds.last_row ? slot_of(n - 1) : -1;
-            recent[h] = Shape::windowed ? slot_of(window.recent_begin(n)) : -1;
-            sinks[h] = Shape::windowed ? slot_of(window.sink_end(n)) : -1;
-          }
-          for (int n = 0; n < key_blocks; ++n)
-            for (int i = 0; i < 4; ++i) {
-              const int h = i / 2, j = n * 8 + 2 * pair + i % 2;
-              if (j > last[h] || (j < recent[h] && j >= sinks[h]) || held[j] == 0)
-                scores[r][n].reg[i] = attention::negative_infinity;
-            }
-        });
-      }
+      unroll<row_tiles>([&](auto r) {
+        detail::mask_extend_scores<Shape, warp_rows>(scores[r], work.window, bounds, mine,
+                                                     mine.first_row + 16 * r, start, held, lane);
+      });
       mma_a weights[std::size_t{row_tiles}][std::size_t{p_steps}];
       unroll<row_tiles>([&](auto r) {
         softmax[r].template cap<SoftCapped>(scores[r], softcap, softcap_inverse);
