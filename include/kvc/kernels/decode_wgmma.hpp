@@ -44,6 +44,7 @@
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/kernels/wgmma.hpp"
+#include "kvc/kernels/wgmma_tiles.hpp"
 #include "kvc/numeric/unpack.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
@@ -333,29 +334,10 @@ struct decode_wgmma {
       for (int n = 0; n < keys / 8; ++n)
         for (int i = 0; i < 4; ++i)
           if (held[n * 8 + 2 * pair + i % 2] == 0) scores[n].reg[i] = attention::negative_infinity;
-      softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
-      const mma_softmax_step step = softmax.next(ctx, scores);
-      softmax.exponentiate(scores, step, pair, unit_value_scale{});
-      if constexpr (decltype(values_pending)::value) {
-        // ptxas hoists a wgmma wait to just after the last shared-memory access before it:
-        // storing the row sums, which every exponential and the maxima feed, keeps the
-        // softmax ahead of the wait, while P V runs.
-        row_sums[0] = softmax.l[0];
-        row_sums[1] = softmax.l[1];
-        ctx.template wgmma_wait<0>(o, weights);
-        if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f))
-          for (int i = 0; i < v_half / 2; ++i) o.reg[i] *= step.factor[i / 2 % 2];
-      }
-      mma_softmax<std::size_t{keys / 8}>::template pack<input>(scores, weights);
+      softmax_under_values<SoftCapped, decltype(values_pending)::value, input>(
+          ctx, softmax, scores, softcap, softcap_inverse, pair, row_sums, o, weights);
     };
-    if (tiles_count > 0) {
-      stage(0);
-      attend_tile(0, std::false_type{});
-      for (std::int64_t t = 1; t < tiles_count; ++t) attend_tile(t, std::true_type{});
-      ctx.wgmma_fence(o, weights);
-      weigh_values(tiles_count - 1);
-      ctx.template wgmma_wait<0>(o, weights);
-    }
+    run_wgmma_tiles(ctx, tiles_count, o, weights, stage, attend_tile, weigh_values);
 
     // The rows' results, as the tensor-core decode writes them: out and lse (sinks included)
     // when the item is its sequence's only split, else a partial result for the merge.

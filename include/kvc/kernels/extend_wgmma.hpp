@@ -39,6 +39,7 @@
 #include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/kernels/wgmma.hpp"
+#include "kvc/kernels/wgmma_tiles.hpp"
 #include "kvc/policy/storage.hpp"
 
 namespace kvc::kernels {
@@ -225,28 +226,10 @@ struct extend_wgmma {
 
       detail::mask_extend_scores<Shape, 16>(scores, work.window, bounds, mine, mine.first_row,
                                             detail::extend_tile_start<keys>(bounds, t), held, lane);
-      softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
-      const mma_softmax_step step = softmax.next(ctx, scores);
-      softmax.exponentiate(scores, step, pair, unit_value_scale{});
-      if constexpr (decltype(values_pending)::value) {
-        // As in the warpgroup decode: ptxas hoists a wgmma wait to just after the last
-        // shared-memory access before it, and storing the row sums keeps the softmax ahead.
-        row_sums[0] = softmax.l[0];
-        row_sums[1] = softmax.l[1];
-        ctx.template wgmma_wait<0>(o, weights);
-        if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f))
-          for (int i = 0; i < v_dim / 2; ++i) o.reg[i] *= step.factor[i / 2 % 2];
-      }
-      mma_softmax<std::size_t{keys / 8}>::template pack<v_input>(scores, weights);
+      softmax_under_values<SoftCapped, decltype(values_pending)::value, v_input>(
+          ctx, softmax, scores, softcap, softcap_inverse, pair, row_sums, o, weights);
     };
-    if (tile_count > 0) {
-      stage(0);
-      attend_tile(0, std::false_type{});
-      for (std::int64_t t = 1; t < tile_count; ++t) attend_tile(t, std::true_type{});
-      ctx.wgmma_fence(o, weights);
-      weigh_values(tile_count - 1);
-      ctx.template wgmma_wait<0>(o, weights);
-    }
+    run_wgmma_tiles(ctx, tile_count, o, weights, stage, attend_tile, weigh_values);
 
     // The rows' results: a row's sum of weights over its 4 lanes, then out and lse (sinks
     // included, natural-log units), as the mma.sync kernel writes them.

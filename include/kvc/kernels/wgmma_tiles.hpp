@@ -1,0 +1,62 @@
+#pragma once
+// What the warpgroup kernels (kernels/decode_wgmma.hpp, kernels/extend_wgmma.hpp) share about
+// their loop over key tiles: each tile's scores are issued, then the last tile's P V, and the
+// tile's softmax runs while the tensor cores do P V (as FlashAttention-3 overlaps a
+// warpgroup's softmax with its matrix products); O is rescaled once that P V is in, and the
+// tile's P packed into the registers the next P V reads.
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "kvc/config.hpp"
+#include "kvc/kernels/mma.hpp"
+#include "kvc/kernels/mma_softmax.hpp"
+#include "kvc/kernels/wgmma.hpp"
+
+namespace kvc::kernels {
+
+/// Runs tiles 0 .. count - 1 of a warpgroup kernel: stage(0), then attend(t, pending) for each
+/// (pending a std::bool_constant, true but for the first: whether the last tile's P V is in
+/// flight; a compile-time branch, so that ptxas sees O's P V in flight on every path through
+/// the softmax and adds no wait of its own), then the last tile's P V, waited for.
+template <class Context, int N, std::size_t Steps, class Stage, class Attend, class Weigh>
+KVC_HOST_DEVICE void run_wgmma_tiles(const Context& ctx, std::int64_t count, wgmma_d<N>& o,
+                                     mma_a (&weights)[Steps], const Stage& stage,
+                                     const Attend& attend, const Weigh& weigh_values) {
+  if (count == 0) return;
+  stage(0);
+  attend(0, std::false_type{});
+  for (std::int64_t t = 1; t < count; ++t) attend(t, std::true_type{});
+  ctx.wgmma_fence(o, weights);
+  weigh_values(count - 1);
+  ctx.template wgmma_wait<0>(o, weights);
+}
+
+/// A tile's masked scores (log2 units) into the online softmax, soft-capped first where
+/// SoftCapped, while the last tile's P V runs (ValuesPending); then that P V waited for and O
+/// rescaled where a row's maximum moved; then the tile's weights, rounded to Input, packed into
+/// `weights`. row_sums: two floats of this thread's in shared memory.
+template <bool SoftCapped, bool ValuesPending, mma_input Input, std::size_t KeyBlocks, int N,
+          class Context>
+KVC_HOST_DEVICE void softmax_under_values(const Context& ctx, mma_softmax<KeyBlocks>& softmax,
+                                          mma_c (&scores)[KeyBlocks], float softcap,
+                                          float softcap_inverse, int pair, float* row_sums,
+                                          wgmma_d<N>& o, mma_a (&weights)[KeyBlocks / 2]) {
+  softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
+  const mma_softmax_step step = softmax.next(ctx, scores);
+  softmax.exponentiate(scores, step, pair, unit_value_scale{});
+  if constexpr (ValuesPending) {
+    // ptxas hoists a wgmma wait to just after the last shared-memory access before it:
+    // storing the row sums, which every exponential and the maxima feed, keeps the softmax
+    // ahead of the wait, while P V runs.
+    row_sums[0] = softmax.l[0];
+    row_sums[1] = softmax.l[1];
+    ctx.template wgmma_wait<0>(o, weights);
+    if (ctx.warp_any(step.factor[0] != 1.0f || step.factor[1] != 1.0f))
+      for (int i = 0; i < N / 2; ++i) o.reg[i] *= step.factor[i / 2 % 2];
+  }
+  mma_softmax<KeyBlocks>::template pack<Input>(scores, weights);
+}
+
+}  // namespace kvc::kernels
