@@ -3,8 +3,8 @@
 // (tests/simt_extend_check.hpp): the gallery families' layer shapes it takes (head counts
 // scaled down, real head dims 64 and 128), fp16 and bf16 storage, windows, chunks, sinks,
 // soft-cap, pages of several sizes, prompts that cross page and tile boundaries (tiles of 64
-// keys, three buffers in turn), batches of mixed lengths. .ci/run runs the cases tagged [tsan]
-// under ThreadSanitizer.
+// keys, three buffers in turn), batches of mixed lengths; fp8 e4m3 and e5m2 with layer scales.
+// .ci/run runs the cases tagged [tsan] under ThreadSanitizer.
 
 #include <catch2/catch.hpp>
 #include <cstddef>
@@ -50,6 +50,8 @@ static_assert(!kernels::wgmma_extend_supports<
               kernels::decode_shape_of<llama_shape<storage<int8>>, paged<16>>>);
 static_assert(!kernels::wgmma_extend_supports<
               kernels::decode_shape_of<streaming_shape<storage<fp16>>, paged<16>>>);
+static_assert(!kernels::wgmma_extend_supports<
+              kernels::decode_shape_of<mixed_dtype_shape<storage<fp16>>, paged<16>>>);
 static_assert(!kernels::wgmma_extend_supports<
               kernels::decode_shape_of<deepseek_shape<storage<bf16>>, paged<16>>>);
 
@@ -129,4 +131,21 @@ TEST_CASE("simt warpgroup extend: large and small values", "[simt]") {
   c.spread = 0.01f;
   c.seed = 18;
   check_both_warpgroups<llama_shape>(c);
+}
+
+TEST_CASE("simt warpgroup extend: fp8 e4m3 and e5m2, converted into fp16 tiles as they land",
+          "[simt][tsan]") {
+  extend_case c{{0, 150}, {37, 40}, 19};
+  c.k_scale = 0.37f;
+  c.v_scale = 2.5f;
+  check_warpgroups<llama_shape<storage<fp8_e4m3>>>(c);
+  check_warpgroups<llama_shape<storage<fp8_e5m2>>>(c);
+}
+
+TEST_CASE("simt warpgroup extend: fp8 with windows, sinks, soft-cap and pages of 64", "[simt]") {
+  check_warpgroups<gemma2_shape<storage<fp8_e4m3>>>({{50}, {45}, 20});
+  check_warpgroups<mistral_shape<storage<fp8_e5m2>>, paged<64>>({{90, 0}, {30, 60}, 21});
+  extend_case c{{40, 3}, {30, 35}, 22};
+  c.sink_logits = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, -0.5f, 0.25f, 3.0f};
+  check_warpgroups<gpt_oss_shape<storage<fp8_e4m3>>>(c);
 }

@@ -204,6 +204,7 @@ int main() {
     warpgroups(gemma2_shape<storage<fp16>>{}, "soft-capped window fp16", {50}, {45}, {});
     warpgroups(gpt_oss_shape<storage<bf16>>{}, "window with sinks bf16", {20, 0}, {20, 35},
                {0.5f, -1.0f, 2.0f, 0.0f, 3.0f, -2.0f, 1.0f, 0.25f});
+    warpgroups(llama_shape<storage<fp8_e4m3>>{}, "gqa 8/2 d128 fp8 e4m3", {0, 70}, {37, 20}, {});
   } else {
     std::printf("warpgroup extend: not run on compute capability %d.%d\n", properties.major,
                 properties.minor);

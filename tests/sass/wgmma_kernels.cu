@@ -106,16 +106,23 @@ void launch_wgmma_decode(const kernels::decode_work& work) {
 // The warpgroup extend (kernels/extend_wgmma.hpp) of a Llama 3 8B layer (dim 128, bf16, pages
 // of 16): in each of its two bodies, 8 m64n64k16 for the first tile's scores, 8 m64n64k16 and
 // 4 m64n128k16 in the loop (this tile's scores, the last tile's P V), 4 m64n128k16 for the
-// last P V.
+// last P V; the same in fp16 for its fp8 e4m3 twin.
 using llama3_8b_shape =
     kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<bf16>>, paged<16>>;
 using llama3_8b_extend_block = kernels::warpgroup_extend_block<llama3_8b_shape>;
 using llama3_8b_extend = kernels::extend<llama3_8b_shape, llama3_8b_extend_block>;
 static_assert(std::is_same_v<llama3_8b_extend,
                              kernels::extend_wgmma<llama3_8b_shape, llama3_8b_extend_block>>);
+// The same layer in fp8 e4m3: tiles converted into fp16 in shared memory, fp16 wgmma.
+using llama3_8b_fp8_shape =
+    kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<fp8_e4m3>>, paged<16>>;
+using llama3_8b_fp8_extend_block = kernels::warpgroup_extend_block<llama3_8b_fp8_shape>;
+using llama3_8b_fp8_extend = kernels::extend<llama3_8b_fp8_shape, llama3_8b_fp8_extend_block>;
 void launch_wgmma_extend(const kernels::extend_work& work) {
   cuda::launch({1, 1, 1}, llama3_8b_extend_block{}, llama3_8b_extend::shared_bytes, nullptr,
                llama3_8b_extend{work});
+  cuda::launch({1, 1, 1}, llama3_8b_fp8_extend_block{}, llama3_8b_fp8_extend::shared_bytes,
+               nullptr, llama3_8b_fp8_extend{work});
 }
 
 }  // namespace kvc::testing

@@ -45,7 +45,6 @@
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/kernels/wgmma.hpp"
 #include "kvc/kernels/wgmma_tiles.hpp"
-#include "kvc/numeric/unpack.hpp"
 #include "kvc/policy/paging.hpp"
 #include "kvc/policy/storage.hpp"
 
@@ -176,16 +175,11 @@ struct decode_wgmma {
     const auto kept = work.window.pages_listed(length, page_tokens,
                                                work.indptr[item.sequence + 1] - entries_begin);
     // Tile t's 16-bit rows (what wgmma reads), where its copies land, and its flags.
-    const auto buffer = [&](std::int64_t t) {
-      return tiling::q_bytes + static_cast<std::uint32_t>(t % tiling::tiles) * tiling::tile_bytes;
-    };
-    const auto landing = [&](std::int64_t t) {
-      return tiling::converts ? tiling::raw + static_cast<std::uint32_t>(t % 2) * tiling::raw_bytes
-                              : buffer(t);
-    };
+    using places = wgmma_tile_places<tiling>;
+    const auto buffer = [&](std::int64_t t) { return places::rows(t); };
+    const auto landing = [&](std::int64_t t) { return places::landing(t); };
     const auto flags = [&](std::int64_t t) {
-      return reinterpret_cast<std::int32_t*>(tiles + landing(t) +
-                                             (tiling::converts ? tiling::raw_held : tiling::held));
+      return reinterpret_cast<std::int32_t*>(tiles + places::flags(t));
     };
     // Starts staging tile t: 8 threads a slot, 16-byte pieces of its vector (9 each of
     // DeepSeek's 1152 bytes in bf16), placed in the slot's row of each 64-dim slice, or in
@@ -233,19 +227,12 @@ struct decode_wgmma {
     const auto convert = [&](std::int64_t t) {
       if constexpr (tiling::converts) {
         static_assert(threads == 8 * keys, "kvc::kernels::decode_wgmma: 8 threads a slot");
-        const std::byte* raw = tiles + landing(t) +
-                               static_cast<std::uint32_t>(slot) * tiling::raw_row +
-                               8 * static_cast<std::uint32_t>(slot_thread);
-        std::byte* rows = tiles + buffer(t) +
-                          swizzled_128_offset(static_cast<std::uint32_t>(slot),
-                                              static_cast<std::uint32_t>(slot_thread));
+        const std::byte* raw =
+            tiles + landing(t) + static_cast<std::uint32_t>(slot) * tiling::raw_row;
         unroll<tiling::slices>([&](auto slice) {
-          const vec8 values = *reinterpret_cast<const vec8*>(raw + 64 * slice);
-          std::uint32_t pairs[4];
-          numeric::unpack_fp16<k_type>(values.x, pairs);
-          numeric::unpack_fp16<k_type>(values.y, pairs + 2);
-          *reinterpret_cast<vec16*>(rows + static_cast<std::uint32_t>(slice) * tiling::k_slice) =
-              vec16{pairs[0], pairs[1], pairs[2], pairs[3]};
+          convert_chunk_to_fp16<k_type>(raw, tiles + buffer(t), tiling::k_slice,
+                                        static_cast<std::uint32_t>(slot),
+                                        static_cast<std::uint32_t>(8 * slice + slot_thread));
         });
       }
     };

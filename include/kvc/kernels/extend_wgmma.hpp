@@ -2,7 +2,8 @@
 // The extend (prefill) kernel on Hopper's warpgroup matrix multiply-accumulate (kernels/
 // wgmma.hpp, sm_90a), an opt-in by warpgroup_extend_block: the rows and the plan of the
 // tensor-core extend (kernels/extend_mma.hpp), a warpgroup's 64 rows one wgmma's M, keys in
-// tiles of 64 (one wgmma's N), K and V stored in fp16 or bf16, dims 64 or 128.
+// tiles of 64 (one wgmma's N), K and V stored in fp16 or bf16, or in fp8 e4m3 or e5m2
+// converted exactly into fp16 rows in shared memory as they land; dims 64 or 128.
 //
 //   kvc::cuda::plan_extend<shape, kvc::kernels::warpgroup_extend_block<shape>>(...);
 //   kvc::cuda::extend<shape, kvc::kernels::warpgroup_extend_block<shape>>(...);
@@ -20,8 +21,8 @@
 // - masks, soft-cap and the online softmax per row in registers (kernels/mma_softmax.hpp: a
 //   warpgroup's D is, per warp, mma.sync's C fragment of its 16 rows), in log2 units; O
 //   rescaled once that P V is in, then this tile's P packed into the registers P V reads.
-// One block barrier a tile. Tiles of keys that no row of the block sees are skipped, as in
-// the mma.sync kernel; a warpgroup computes every tile the block stages (its rows that do not
+// One block barrier a tile (two for fp8). Tiles of keys that no row of the block sees are skipped,
+// as in the mma.sync kernel; a warpgroup computes every tile the block stages (its rows that do not
 // see a key mask it). Numerics as the tensor-core extend (docs/simt.md): the query rows and the
 // weights rounded to 16 bits, products exact, sums fp32.
 
@@ -45,13 +46,17 @@
 namespace kvc::kernels {
 
 /// Whether the warpgroup extend takes a layer shape: not a latent, K and V stored in fp16 or
-/// bf16 (the inputs of wgmma), k_dim and v_dim 64 or 128 (whole 128-byte swizzled rows; O and
-/// the scores of 64 rows stay in a warpgroup's registers).
+/// bf16 (the inputs of wgmma), or both in the same fp8 (e4m3 or e5m2, converted exactly into
+/// fp16 rows in shared memory as they land), k_dim and v_dim 64 or 128 (whole 128-byte
+/// swizzled rows; O and the scores of 64 rows stay in a warpgroup's registers).
 template <class Shape>
 inline constexpr bool wgmma_extend_supports =
-    !Shape::latent && mma_reads_stored<typename Shape::k_type> &&
-    mma_reads_stored<typename Shape::v_type> && (Shape::k_dim == 64 || Shape::k_dim == 128) &&
-    (Shape::v_dim == 64 || Shape::v_dim == 128);
+    !Shape::latent &&
+    ((mma_reads_stored<typename Shape::k_type> && mma_reads_stored<typename Shape::v_type>) ||
+     (std::is_same_v<typename Shape::k_type, typename Shape::v_type> &&
+      (std::is_same_v<typename Shape::k_type, fp8_e4m3> ||
+       std::is_same_v<typename Shape::k_type, fp8_e5m2>))) &&
+    (Shape::k_dim == 64 || Shape::k_dim == 128) && (Shape::v_dim == 64 || Shape::v_dim == 128);
 
 /// The opt-in to the warpgroup extend, as the Block of the planners and launchers (two
 /// warpgroups; sm_90a on a GPU, where the CUDA backend must be built for 90a):
@@ -60,23 +65,35 @@ template <class Shape>
 struct warpgroup_extend_block : block_shape<2 * warpgroup_threads> {
   static_assert(wgmma_extend_supports<Shape>,
                 "kvc::kernels::warpgroup_extend_block: the warpgroup extend takes a layer (not a "
-                "latent) with K and V stored in fp16 or bf16, k_dim and v_dim 64 or 128");
+                "latent) with K and V stored in fp16 or bf16, or both in fp8 e4m3 or both in fp8 "
+                "e5m2, k_dim and v_dim 64 or 128");
 };
 
 /// The warpgroup extend's shared memory, from a 1024-byte aligned start (the launch asks for
-/// 1024 bytes more): the query rows (64-dim slices of 128 rows), three tile buffers (each the
-/// keys' rows, the values' rows, then a flag per slot, 1 when staged), the block's and the
-/// warps' bounds, each thread's row sums.
+/// 1024 bytes more): the query rows (64-dim slices of 128 rows); the tiles of 16-bit rows wgmma
+/// reads (each the keys' rows, then the values'), three (each then a flag per slot, 1 when
+/// staged) where K and V are stored in 16 bits and land there, else two, converted from two
+/// buffers of raw rows as stored (each the keys', the values', then the flags); the block's and
+/// the warps' bounds, each thread's row sums.
 template <class Shape>
 struct wgmma_extend_tiling {
-  static constexpr int rows = 2 * wgmma_m, keys = 64, tiles = 3;
+  static constexpr int rows = 2 * wgmma_m, keys = 64;
+  static constexpr bool converts = !mma_reads_stored<typename Shape::k_type>;
   static constexpr int k_slices = Shape::k_dim / 64, v_slices = Shape::v_dim / 64;
   static constexpr std::uint32_t q_slice = rows * 128, k_slice = keys * 128;
   static constexpr std::uint32_t q_bytes = k_slices * q_slice;
-  static constexpr std::uint32_t v_rows = k_slices * k_slice;  ///< within a buffer
-  static constexpr std::uint32_t held = v_rows + v_slices * k_slice;
-  static constexpr std::uint32_t tile_bytes = held + 1024;  // 1024-aligned
-  static constexpr std::uint32_t bounds = q_bytes + tiles * tile_bytes;
+  static constexpr std::uint32_t v_rows = k_slices * k_slice;         ///< within a tile
+  static constexpr std::uint32_t held = v_rows + v_slices * k_slice;  ///< its flags, if it lands
+  /// Tile t's scores, tile t - 1's values, and tile t + 1 landing; converted, t + 1 lands raw.
+  static constexpr int tiles = converts ? 2 : 3;
+  static constexpr std::uint32_t tile_bytes = converts ? held : held + 1024;  // 1024-aligned
+  static constexpr std::uint32_t raw_k_row = Shape::k_vector_bytes,
+                                 raw_v_row = Shape::v_vector_bytes;
+  static constexpr std::uint32_t raw_v_rows = keys * raw_k_row;             ///< within a raw buffer
+  static constexpr std::uint32_t raw_held = raw_v_rows + keys * raw_v_row;  ///< its flags
+  static constexpr std::uint32_t raw_bytes = converts ? (raw_held + keys * 4 + 15) / 16 * 16 : 0;
+  static constexpr std::uint32_t raw = q_bytes + tiles * tile_bytes;
+  static constexpr std::uint32_t bounds = raw + 2 * raw_bytes;
   static constexpr std::uint32_t warp_bounds = bounds + sizeof(detail::extend_block_bounds);
   static constexpr std::uint32_t row_sums = warp_bounds + 8 * sizeof(detail::extend_warp_bounds);
   static constexpr std::size_t shared_bytes = 1024 + row_sums + 2 * 256 * 4;  ///< 2 a thread
@@ -86,7 +103,7 @@ template <class Shape, class Block = warpgroup_extend_block<Shape>>
 struct extend_wgmma {
   static_assert(wgmma_extend_supports<Shape>,
                 "kvc::kernels::extend_wgmma: a layer (not a latent) with K and V stored in fp16 "
-                "or bf16, k_dim and v_dim 64 or 128");
+                "or bf16, or both in fp8 e4m3 or both in fp8 e5m2, k_dim and v_dim 64 or 128");
   static_assert(Block::threads == 2 * warpgroup_threads && Block::y == 1 && Block::z == 1,
                 "kvc::kernels::extend_wgmma: a one-dimensional block of two warpgroups");
   using tiling = wgmma_extend_tiling<Shape>;
@@ -134,37 +151,61 @@ struct extend_wgmma {
               static_cast<std::uint32_t>(d % 8) * 2);
         });
 
-    const auto buffer = [&](std::int64_t t) {
-      return tiling::q_bytes + static_cast<std::uint32_t>(t % tiling::tiles) * tiling::tile_bytes;
+    // Tile t's 16-bit rows (what wgmma reads), where its copies land, and its flags.
+    using places = wgmma_tile_places<tiling>;
+    const auto buffer = [&](std::int64_t t) { return places::rows(t); };
+    const auto landing = [&](std::int64_t t) { return places::landing(t); };
+    const auto flags = [&](std::int64_t t) {
+      return reinterpret_cast<std::int32_t*>(tiles + places::flags(t));
     };
     // Starts staging key tile t: 4 threads a slot, 16-byte pieces of its K and V vectors placed
-    // in the slot's row of each 64-dim slice; zeros where no row of the block looks (its flag
-    // 0 there).
+    // in the slot's row of each 64-dim slice, or in 8-bit storage the raw rows as stored; zeros
+    // where no row of the block looks (its flag 0 there).
     constexpr int slot_threads = threads / keys;
     constexpr int k_pieces = static_cast<int>(Shape::k_vector_bytes) / 16,
                   v_pieces = static_cast<int>(Shape::v_vector_bytes) / 16;
     const int slot = thread / slot_threads, slot_thread = thread % slot_threads;
     const auto stage = [&](std::int64_t t) {
-      const std::uint32_t base = buffer(t);
+      const std::uint32_t base = landing(t);
       const detail::extend_slot_source source = detail::extend_source_of<Shape>(
           work, bounds, detail::extend_tile_start<keys>(bounds, t) + slot, head);
-      if (slot_thread == 0)
-        reinterpret_cast<std::int32_t*>(tiles + base + tiling::held)[slot] =
-            source.page != nullptr ? 1 : 0;
-      const auto copy_row = [&](std::uint32_t rows_at, std::uint64_t values, int pieces,
-                                std::uint64_t vector_bytes) {
+      if (slot_thread == 0) flags(t)[slot] = source.page != nullptr ? 1 : 0;
+      const auto copy_row = [&](std::uint32_t rows_at, std::uint32_t raw_at, std::uint32_t raw_row,
+                                std::uint64_t values, int pieces, std::uint64_t vector_bytes) {
         for (int piece = slot_thread; piece < pieces; piece += slot_threads) {
           const auto at = static_cast<std::uint32_t>(piece);
-          ctx.copy_async(tiles + base + rows_at + at / 8 * tiling::k_slice +
-                             swizzled_128_offset(static_cast<std::uint32_t>(slot), at % 8),
-                         source.page != nullptr
-                             ? source.page + values + source.vector * vector_bytes + 16 * at
-                             : work.memory,
-                         source.page != nullptr);
+          ctx.copy_async(
+              tiles + base +
+                  (tiling::converts
+                       ? raw_at + static_cast<std::uint32_t>(slot) * raw_row + 16 * at
+                       : rows_at + at / 8 * tiling::k_slice +
+                             swizzled_128_offset(static_cast<std::uint32_t>(slot), at % 8)),
+              source.page != nullptr ? source.page + values + source.vector * vector_bytes + 16 * at
+                                     : work.memory,
+              source.page != nullptr);
         }
       };
-      copy_row(0, geo.k_values, k_pieces, Shape::k_vector_bytes);
-      copy_row(tiling::v_rows, geo.v_values, v_pieces, Shape::v_vector_bytes);
+      copy_row(0, 0, tiling::raw_k_row, geo.k_values, k_pieces, Shape::k_vector_bytes);
+      copy_row(tiling::v_rows, tiling::raw_v_rows, tiling::raw_v_row, geo.v_values, v_pieces,
+               Shape::v_vector_bytes);
+    };
+    // Converts landed tile t from its raw rows into its 16-bit rows, exactly: thread (slot,
+    // slot_thread) takes chunks slot_thread, slot_thread + 4, ... (8 values each) of its slot's
+    // K and V rows.
+    const auto convert = [&](std::int64_t t) {
+      if constexpr (tiling::converts) {
+        using stored = typename Shape::k_type;
+        const std::byte* raw = tiles + landing(t);
+        std::byte* converted = tiles + buffer(t);
+        const auto row = static_cast<std::uint32_t>(slot);
+        for (int c = slot_thread; c < k_dim / 8; c += slot_threads)
+          convert_chunk_to_fp16<stored>(raw + row * tiling::raw_k_row, converted, tiling::k_slice,
+                                        row, static_cast<std::uint32_t>(c));
+        for (int c = slot_thread; c < v_dim / 8; c += slot_threads)
+          convert_chunk_to_fp16<stored>(raw + tiling::raw_v_rows + row * tiling::raw_v_row,
+                                        converted + tiling::v_rows, tiling::k_slice, row,
+                                        static_cast<std::uint32_t>(c));
+      }
     };
 
     ctx.sync();  // the query rows and the bounds
@@ -188,13 +229,17 @@ struct extend_wgmma {
       ctx.wgmma_commit();
     };
     const auto attend_tile = [&](std::int64_t t, auto values_pending) {
-      // This tile has landed (visible to wgmma), every thread is done with tile t - 2's buffer,
-      // which now takes the next tile.
+      // This tile has landed (visible to wgmma; in 8 bits, then converted), every thread is done
+      // with tile t - 2's buffer, which now takes the next tile.
       ctx.wait_async_copies();
+      if constexpr (tiling::converts) {
+        ctx.sync();  // every thread's raw rows, and tile t - 2's 16-bit rows free
+        convert(t);
+      }
       ctx.fence_shared_async();
       ctx.sync();
       const std::uint32_t base = buffer(t);
-      const auto* held = reinterpret_cast<const std::int32_t*>(tiles + base + tiling::held);
+      const std::int32_t* held = flags(t);
 
       // Scores: K step s reads 16 dims of the warpgroup's query rows and of the keys' rows (32
       // bytes into a 128-byte row, 64 dims a slice).

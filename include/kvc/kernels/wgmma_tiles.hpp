@@ -3,7 +3,8 @@
 // their loop over key tiles: each tile's scores are issued, then the last tile's P V, and the
 // tile's softmax runs while the tensor cores do P V (as FlashAttention-3 overlaps a
 // warpgroup's softmax with its matrix products); O is rescaled once that P V is in, and the
-// tile's P packed into the registers the next P V reads.
+// tile's P packed into the registers the next P V reads. And how a tile stored in 8 bits
+// becomes the 16-bit rows wgmma reads.
 
 #include <cstddef>
 #include <cstdint>
@@ -12,7 +13,9 @@
 #include "kvc/config.hpp"
 #include "kvc/kernels/mma.hpp"
 #include "kvc/kernels/mma_softmax.hpp"
+#include "kvc/kernels/simt_shape.hpp"
 #include "kvc/kernels/wgmma.hpp"
+#include "kvc/numeric/unpack.hpp"
 
 namespace kvc::kernels {
 
@@ -58,5 +61,39 @@ KVC_HOST_DEVICE void softmax_under_values(const Context& ctx, mma_softmax<KeyBlo
   }
   mma_softmax<KeyBlocks>::template pack<Input>(scores, weights);
 }
+
+/// Converts 8 values of a row stored as Type (fp8: fp16 holds every value, so exactly) into
+/// fp16 in 64-dim rows of 128 bytes with the 128-byte swizzle: chunk `chunk` of the raw row at
+/// `raw_row` (8 bytes at 8 chunk) to row `row` of the slice chunk / 8 of `rows` (slices of
+/// slice_bytes), 16 bytes stored at once.
+template <class Type>
+KVC_HOST_DEVICE void convert_chunk_to_fp16(const std::byte* raw_row, std::byte* rows,
+                                           std::uint32_t slice_bytes, std::uint32_t row,
+                                           std::uint32_t chunk) {
+  const vec8 values = *reinterpret_cast<const vec8*>(raw_row + 8 * chunk);
+  std::uint32_t pairs[4];
+  numeric::unpack_fp16<Type>(values.x, pairs);
+  numeric::unpack_fp16<Type>(values.y, pairs + 2);
+  *reinterpret_cast<vec16*>(rows + chunk / 8 * slice_bytes + swizzled_128_offset(row, chunk % 8)) =
+      vec16{pairs[0], pairs[1], pairs[2], pairs[3]};
+}
+
+/// Where key tile t of a warpgroup kernel lies in its shared memory, from the Tiling's
+/// constants: its 16-bit rows, what wgmma reads (Tiling::tiles buffers in turn after q_bytes);
+/// where its copies land (those rows, or in 8-bit storage one of two raw buffers); its flags
+/// (an int32 a slot, 1 where staged) after what lands.
+template <class Tiling>
+struct wgmma_tile_places {
+  KVC_HOST_DEVICE static constexpr std::uint32_t rows(std::int64_t t) {
+    return Tiling::q_bytes + static_cast<std::uint32_t>(t % Tiling::tiles) * Tiling::tile_bytes;
+  }
+  KVC_HOST_DEVICE static constexpr std::uint32_t landing(std::int64_t t) {
+    return Tiling::converts ? Tiling::raw + static_cast<std::uint32_t>(t % 2) * Tiling::raw_bytes
+                            : rows(t);
+  }
+  KVC_HOST_DEVICE static constexpr std::uint32_t flags(std::int64_t t) {
+    return landing(t) + (Tiling::converts ? Tiling::raw_held : Tiling::held);
+  }
+};
 
 }  // namespace kvc::kernels
