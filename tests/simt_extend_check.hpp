@@ -83,8 +83,11 @@ std::size_t check_extend(const extend_case& c) {
   const float poison = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> out(static_cast<std::size_t>(rows) * q_heads * v_dim, poison),
       lse(static_cast<std::size_t>(rows) * q_heads, poison);
+  simt::launch_options launch;
+  if constexpr (kernels::detail::opts_into_warpgroup_extend<Block>)
+    launch.target = simt::sm_90;  // wgmma is Hopper's, and so are the shared bytes it may take
   simt::extend<shape, Block>(extend_plan, view, token_indptr, q.data(), out.data(), lse.data(),
-                             params);
+                             params, launch);
   cache.commit(plan);
 
   const window_shape window = Spec::window_value;

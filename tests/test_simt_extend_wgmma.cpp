@@ -3,7 +3,8 @@
 // (tests/simt_extend_check.hpp): the gallery families' layer shapes it takes (head counts
 // scaled down, real head dims 64 and 128), fp16 and bf16 storage, windows, chunks, sinks,
 // soft-cap, pages of several sizes, prompts that cross page and tile boundaries (tiles of 64
-// keys, three buffers in turn), batches of mixed lengths; fp8 e4m3 and e5m2 with layer scales.
+// keys, 32 at head dim 256, three buffers in turn), batches of mixed lengths; fp8 e4m3 and e5m2
+// with layer scales.
 // .ci/run runs the cases tagged [tsan] under ThreadSanitizer.
 
 #include <catch2/catch.hpp>
@@ -36,6 +37,14 @@ void check_both_warpgroups(const extend_case& c) {
     check_warpgroups<Shape<storage<bf16>>, Paging>(c);
   }
 }
+
+// Gemma 3's head dim of 256 (1B, 4B, 12B): tiles of 32 keys.
+template <class S>
+using gemma3_wide_shape = layer<gqa<4, 2>, head_dim<256>, sliding_window<40>, S>;
+// Gemma 2's head dim of 256 with its soft-cap.
+template <class S>
+using gemma2_wide_shape =
+    layer<gqa<4, 2>, head_dim<256>, sliding_window<24>, S, logit_softcap<50>, inv_sqrt_scale<256>>;
 
 // Qwen2.5-7B's group of 7 query heads at head dim 64: tiles of 128 rows end inside a token's
 // group.
@@ -148,4 +157,13 @@ TEST_CASE("simt warpgroup extend: fp8 with windows, sinks, soft-cap and pages of
   extend_case c{{40, 3}, {30, 35}, 22};
   c.sink_logits = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, -0.5f, 0.25f, 3.0f};
   check_warpgroups<gpt_oss_shape<storage<fp8_e4m3>>>(c);
+}
+
+TEST_CASE("simt warpgroup extend: head dim 256 (Gemma 2 and 3), tiles of 32 keys", "[simt][tsan]") {
+  check_both_warpgroups<gemma3_wide_shape>({{60, 0}, {50, 70}, 23});
+  check_both_warpgroups<gemma2_wide_shape>({{50}, {45}, 24});
+  extend_case c{{100}, {40}, 25};
+  c.k_scale = 0.37f;
+  c.v_scale = 2.5f;
+  check_warpgroups<gemma3_wide_shape<storage<fp8_e4m3>>>(c);
 }

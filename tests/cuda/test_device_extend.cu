@@ -205,6 +205,10 @@ int main() {
     warpgroups(gpt_oss_shape<storage<bf16>>{}, "window with sinks bf16", {20, 0}, {20, 35},
                {0.5f, -1.0f, 2.0f, 0.0f, 3.0f, -2.0f, 1.0f, 0.25f});
     warpgroups(llama_shape<storage<fp8_e4m3>>{}, "gqa 8/2 d128 fp8 e4m3", {0, 70}, {37, 20}, {});
+    warpgroups(gpt_oss_shape<storage<fp8_e5m2>>{}, "window with sinks d64 fp8 e5m2", {20, 0},
+               {20, 35}, {0.5f, -1.0f, 2.0f, 0.0f, 3.0f, -2.0f, 1.0f, 0.25f});
+    warpgroups(layer<gqa<4, 2>, head_dim<256>, sliding_window<40>, storage<bf16>>{},
+               "d256 window 40 bf16", {60, 0}, {50, 70}, {});
   } else {
     std::printf("warpgroup extend: not run on compute capability %d.%d\n", properties.major,
                 properties.minor);

@@ -20,7 +20,8 @@
 //   the tensor-core decode's body at that token's position: MLA's 576/512 latents (DeepSeek V2,
 //   V3, Kimi K2) in fp16 or bf16.
 // An opt-in, extend_wgmma (kernels/extend_wgmma.hpp), runs the row tiles on Hopper's wgmma
-// (sm_90a) where the Block is a warpgroup_extend_block: K and V in fp16 or bf16, dims 64 or 128.
+// (sm_90a) where the Block is a warpgroup_extend_block: K and V in fp16 or bf16, or both in the
+// same fp8, dims 64, 128 or 256.
 // A layer neither takes (fp32 storage, dims that are not whole mma steps, an 8-bit latent of 576)
 // is refused at compile time with the constraints in the message.
 

@@ -4,6 +4,7 @@
 // keys its rows see and the key tiles that cover them, where a key's vectors lie, and which
 // scores of a warp's 16 rows a tile masks.
 
+#include <cstddef>
 #include <cstdint>
 
 #include "kvc/attention/online_softmax.hpp"
@@ -11,10 +12,8 @@
 #include "kvc/kernels/decode_work.hpp"
 #include "kvc/kernels/extend_work.hpp"
 #include "kvc/kernels/mma.hpp"
-#include "kvc/kernels/mma_softmax.hpp"
-#include "kvc/kernels/simt_shape.hpp"
-#include "kvc/kernels/unroll.hpp"
 #include "kvc/policy/paging.hpp"
+#include "kvc/policy/storage.hpp"
 #include "kvc/policy/window.hpp"
 
 namespace kvc::kernels::detail {

@@ -2,19 +2,20 @@
 // The extend (prefill) kernel on Hopper's warpgroup matrix multiply-accumulate (kernels/
 // wgmma.hpp, sm_90a), an opt-in by warpgroup_extend_block: the rows and the plan of the
 // tensor-core extend (kernels/extend_mma.hpp), a warpgroup's 64 rows one wgmma's M, keys in
-// tiles of 64 (one wgmma's N), K and V stored in fp16 or bf16, or in fp8 e4m3 or e5m2
-// converted exactly into fp16 rows in shared memory as they land; dims 64 or 128.
+// tiles of 64 (32 at dims of 256; one wgmma's N), K and V stored in fp16 or bf16, or both in
+// fp8 e4m3 or e5m2 converted exactly into fp16 rows in shared memory as they land; dims 64,
+// 128 or 256.
 //
 //   kvc::cuda::plan_extend<shape, kvc::kernels::warpgroup_extend_block<shape>>(...);
 //   kvc::cuda::extend<shape, kvc::kernels::warpgroup_extend_block<shape>>(...);
 //
 // One block of two warpgroups runs one (tile of 128 rows, KV head). The query rows (scale and
 // log2 e folded in, rounded to K's 16-bit type) are staged once, the keys and values in tiles
-// of 64 positions by 16-byte asynchronous copies into three buffers (the next tile in flight
+// of 64 positions (32) by 16-byte asynchronous copies into three buffers (the next tile in flight
 // while the block computes this one's scores and the last one's P V), all in rows of 64 dims
 // of 128 bytes with the 128-byte swizzle, the layout wgmma reads without bank conflicts. Per
 // tile, each warpgroup for its 64 rows:
-// - scores S = Q K^T (64 x 64, k_dim / 16 m64n64k16, A and B by descriptor);
+// - scores S = Q K^T (64 x 64, k_dim / 16 m64n64k16, A and B by descriptor; m64n32k16 at 256);
 // - the last tile's O += P V (64 / 16 m64n{v_dim}k16, P from registers, V read MN-major),
 //   issued behind the scores so that the tensor cores run it while the warps mask the scores
 //   and take their softmax (FlashAttention-3's overlap within a warpgroup);
@@ -47,7 +48,7 @@ namespace kvc::kernels {
 
 /// Whether the warpgroup extend takes a layer shape: not a latent, K and V stored in fp16 or
 /// bf16 (the inputs of wgmma), or both in the same fp8 (e4m3 or e5m2, converted exactly into
-/// fp16 rows in shared memory as they land), k_dim and v_dim 64 or 128 (whole 128-byte
+/// fp16 rows in shared memory as they land), k_dim and v_dim 64, 128 or 256 (whole 128-byte
 /// swizzled rows; O and the scores of 64 rows stay in a warpgroup's registers).
 template <class Shape>
 inline constexpr bool wgmma_extend_supports =
@@ -56,7 +57,8 @@ inline constexpr bool wgmma_extend_supports =
      (std::is_same_v<typename Shape::k_type, typename Shape::v_type> &&
       (std::is_same_v<typename Shape::k_type, fp8_e4m3> ||
        std::is_same_v<typename Shape::k_type, fp8_e5m2>))) &&
-    (Shape::k_dim == 64 || Shape::k_dim == 128) && (Shape::v_dim == 64 || Shape::v_dim == 128);
+    (Shape::k_dim == 64 || Shape::k_dim == 128 || Shape::k_dim == 256) &&
+    (Shape::v_dim == 64 || Shape::v_dim == 128 || Shape::v_dim == 256);
 
 /// The opt-in to the warpgroup extend, as the Block of the planners and launchers (two
 /// warpgroups; sm_90a on a GPU, where the CUDA backend must be built for 90a):
@@ -66,7 +68,7 @@ struct warpgroup_extend_block : block_shape<2 * warpgroup_threads> {
   static_assert(wgmma_extend_supports<Shape>,
                 "kvc::kernels::warpgroup_extend_block: the warpgroup extend takes a layer (not a "
                 "latent) with K and V stored in fp16 or bf16, or both in fp8 e4m3 or both in fp8 "
-                "e5m2, k_dim and v_dim 64 or 128");
+                "e5m2, k_dim and v_dim 64, 128 or 256");
 };
 
 /// The warpgroup extend's shared memory, from a 1024-byte aligned start (the launch asks for
@@ -77,7 +79,10 @@ struct warpgroup_extend_block : block_shape<2 * warpgroup_threads> {
 /// the warps' bounds, each thread's row sums.
 template <class Shape>
 struct wgmma_extend_tiling {
-  static constexpr int rows = 2 * wgmma_m, keys = 64;
+  static constexpr int rows = 2 * wgmma_m;
+  /// One wgmma's N: 64 keys a tile, 32 where a dim is 256 (three tiles of 64 keys would not fit
+  /// beside the query rows).
+  static constexpr int keys = Shape::k_dim > 128 || Shape::v_dim > 128 ? 32 : 64;
   static constexpr bool converts = !mma_reads_stored<typename Shape::k_type>;
   static constexpr int k_slices = Shape::k_dim / 64, v_slices = Shape::v_dim / 64;
   static constexpr std::uint32_t q_slice = rows * 128, k_slice = keys * 128;
@@ -103,7 +108,8 @@ template <class Shape, class Block = warpgroup_extend_block<Shape>>
 struct extend_wgmma {
   static_assert(wgmma_extend_supports<Shape>,
                 "kvc::kernels::extend_wgmma: a layer (not a latent) with K and V stored in fp16 "
-                "or bf16, or both in fp8 e4m3 or both in fp8 e5m2, k_dim and v_dim 64 or 128");
+                "or bf16, or both in fp8 e4m3 or both in fp8 e5m2, k_dim and v_dim 64, 128 or "
+                "256");
   static_assert(Block::threads == 2 * warpgroup_threads && Block::y == 1 && Block::z == 1,
                 "kvc::kernels::extend_wgmma: a one-dimensional block of two warpgroups");
   using tiling = wgmma_extend_tiling<Shape>;
@@ -158,9 +164,9 @@ struct extend_wgmma {
     const auto flags = [&](std::int64_t t) {
       return reinterpret_cast<std::int32_t*>(tiles + places::flags(t));
     };
-    // Starts staging key tile t: 4 threads a slot, 16-byte pieces of its K and V vectors placed
-    // in the slot's row of each 64-dim slice, or in 8-bit storage the raw rows as stored; zeros
-    // where no row of the block looks (its flag 0 there).
+    // Starts staging key tile t: 4 threads a slot (8 for 32 keys), 16-byte pieces of its K and V
+    // vectors placed in the slot's row of each 64-dim slice, or in 8-bit storage the raw rows as
+    // stored; zeros where no row of the block looks (its flag 0 there).
     constexpr int slot_threads = threads / keys;
     constexpr int k_pieces = static_cast<int>(Shape::k_vector_bytes) / 16,
                   v_pieces = static_cast<int>(Shape::v_vector_bytes) / 16;
@@ -190,8 +196,8 @@ struct extend_wgmma {
                Shape::v_vector_bytes);
     };
     // Converts landed tile t from its raw rows into its 16-bit rows, exactly: thread (slot,
-    // slot_thread) takes chunks slot_thread, slot_thread + 4, ... (8 values each) of its slot's
-    // K and V rows.
+    // slot_thread) takes chunks slot_thread, slot_thread + slot_threads, ... (8 values each) of
+    // its slot's K and V rows.
     const auto convert = [&](std::int64_t t) {
       if constexpr (tiling::converts) {
         using stored = typename Shape::k_type;
