@@ -176,9 +176,14 @@ struct extend_wgmma {
       const detail::extend_slot_source source = detail::extend_source_of<Shape>(
           work, bounds, detail::extend_tile_start<keys>(bounds, t) + slot, head);
       if (slot_thread == 0) flags(t)[slot] = source.page != nullptr ? 1 : 0;
-      const auto copy_row = [&](std::uint32_t rows_at, std::uint32_t raw_at, std::uint32_t raw_row,
-                                std::uint64_t values, int pieces, std::uint64_t vector_bytes) {
-        for (int piece = slot_thread; piece < pieces; piece += slot_threads) {
+      // A whole number of pieces a thread where they divide (unrolled, no remainder loop).
+      const auto copy_row = [&](auto pieces, std::uint32_t rows_at, std::uint32_t raw_at,
+                                std::uint32_t raw_row, std::uint64_t values,
+                                std::uint64_t vector_bytes) {
+        constexpr int count = decltype(pieces)::value;
+        unroll<(count + slot_threads - 1) / slot_threads>([&](auto i) {
+          const int piece = slot_thread + slot_threads * static_cast<int>(decltype(i)::value);
+          if (count % slot_threads != 0 && piece >= count) return;
           const auto at = static_cast<std::uint32_t>(piece);
           ctx.copy_async(
               tiles + base +
@@ -189,11 +194,12 @@ struct extend_wgmma {
               source.page != nullptr ? source.page + values + source.vector * vector_bytes + 16 * at
                                      : work.memory,
               source.page != nullptr);
-        }
+        });
       };
-      copy_row(0, 0, tiling::raw_k_row, geo.k_values, k_pieces, Shape::k_vector_bytes);
-      copy_row(tiling::v_rows, tiling::raw_v_rows, tiling::raw_v_row, geo.v_values, v_pieces,
-               Shape::v_vector_bytes);
+      copy_row(std::integral_constant<int, k_pieces>{}, 0, 0, tiling::raw_k_row, geo.k_values,
+               Shape::k_vector_bytes);
+      copy_row(std::integral_constant<int, v_pieces>{}, tiling::v_rows, tiling::raw_v_rows,
+               tiling::raw_v_row, geo.v_values, Shape::v_vector_bytes);
     };
     // Converts landed tile t from its raw rows into its 16-bit rows, exactly: thread (slot,
     // slot_thread) takes chunks slot_thread, slot_thread + slot_threads, ... (8 values each) of
@@ -204,13 +210,19 @@ struct extend_wgmma {
         const std::byte* raw = tiles + landing(t);
         std::byte* converted = tiles + buffer(t);
         const auto row = static_cast<std::uint32_t>(slot);
-        for (int c = slot_thread; c < k_dim / 8; c += slot_threads)
-          convert_chunk_to_fp16<stored>(raw + row * tiling::raw_k_row, converted, tiling::k_slice,
-                                        row, static_cast<std::uint32_t>(c));
-        for (int c = slot_thread; c < v_dim / 8; c += slot_threads)
-          convert_chunk_to_fp16<stored>(raw + tiling::raw_v_rows + row * tiling::raw_v_row,
-                                        converted + tiling::v_rows, tiling::k_slice, row,
-                                        static_cast<std::uint32_t>(c));
+        static_assert(k_dim / 8 % slot_threads == 0 && v_dim / 8 % slot_threads == 0,
+                      "kvc::kernels::extend_wgmma: whole chunks a thread");
+        unroll<k_dim / 8 / slot_threads>([&](auto i) {
+          convert_chunk_to_fp16<stored>(
+              raw + row * tiling::raw_k_row, converted, tiling::k_slice, row,
+              static_cast<std::uint32_t>(slot_thread + slot_threads * decltype(i)::value));
+        });
+        unroll<v_dim / 8 / slot_threads>([&](auto i) {
+          convert_chunk_to_fp16<stored>(
+              raw + tiling::raw_v_rows + row * tiling::raw_v_row, converted + tiling::v_rows,
+              tiling::k_slice, row,
+              static_cast<std::uint32_t>(slot_thread + slot_threads * decltype(i)::value));
+        });
       }
     };
 
