@@ -4,7 +4,7 @@
 // scaled down, real head dims 64 and 128), fp16 and bf16 storage, windows, chunks, sinks,
 // soft-cap, pages of several sizes, prompts that cross page and tile boundaries (tiles of 64
 // keys, 32 at head dim 256, three buffers in turn), batches of mixed lengths; fp8 e4m3 and e5m2
-// with layer scales.
+// with layer scales, int8 and int4 with per-token scales.
 // .ci/run runs the cases tagged [tsan] under ThreadSanitizer.
 
 #include <catch2/catch.hpp>
@@ -55,8 +55,6 @@ using llama_fp16 = kernels::decode_shape_of<llama_shape<storage<fp16>>, paged<16
 static_assert(
     std::is_same_v<kernels::extend<llama_fp16, kernels::warpgroup_extend_block<llama_fp16>>,
                    kernels::extend_wgmma<llama_fp16, kernels::warpgroup_extend_block<llama_fp16>>>);
-static_assert(!kernels::wgmma_extend_supports<
-              kernels::decode_shape_of<llama_shape<storage<int8>>, paged<16>>>);
 static_assert(!kernels::wgmma_extend_supports<
               kernels::decode_shape_of<streaming_shape<storage<fp16>>, paged<16>>>);
 static_assert(!kernels::wgmma_extend_supports<
@@ -166,4 +164,14 @@ TEST_CASE("simt warpgroup extend: head dim 256 (Gemma 2 and 3), tiles of 32 keys
   c.k_scale = 0.37f;
   c.v_scale = 2.5f;
   check_warpgroups<gemma3_wide_shape<storage<fp8_e4m3>>>(c);
+}
+
+TEST_CASE("simt warpgroup extend: int8 and int4 with their per-token scales", "[simt][tsan]") {
+  check_warpgroups<llama_shape<storage<int8>>>({{0, 150}, {37, 40}, 26});
+  check_warpgroups<llama_shape<storage<kvc::int4>>>({{0, 150}, {37, 40}, 27});
+  check_warpgroups<gemma2_shape<storage<int8>>>({{50}, {45}, 28});
+  extend_case c{{40, 3}, {30, 35}, 29};
+  c.sink_logits = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, -0.5f, 0.25f, 3.0f};
+  check_warpgroups<gpt_oss_shape<storage<kvc::int4>>>(c);
+  check_warpgroups<gemma3_wide_shape<storage<int8>>>({{100}, {40}, 30});
 }

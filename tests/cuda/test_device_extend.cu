@@ -209,6 +209,8 @@ int main() {
                {20, 35}, {0.5f, -1.0f, 2.0f, 0.0f, 3.0f, -2.0f, 1.0f, 0.25f});
     warpgroups(layer<gqa<4, 2>, head_dim<256>, sliding_window<40>, storage<bf16>>{},
                "d256 window 40 bf16", {60, 0}, {50, 70}, {});
+    warpgroups(llama_shape<storage<int8>>{}, "gqa 8/2 d128 int8", {0, 70}, {37, 20}, {});
+    warpgroups(llama_shape<storage<kvc::int4>>{}, "gqa 8/2 d128 int4", {0, 70}, {37, 20}, {});
   } else {
     std::printf("warpgroup extend: not run on compute capability %d.%d\n", properties.major,
                 properties.minor);

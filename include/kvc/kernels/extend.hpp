@@ -21,7 +21,7 @@
 //   V3, Kimi K2) in fp16 or bf16.
 // An opt-in, extend_wgmma (kernels/extend_wgmma.hpp), runs the row tiles on Hopper's wgmma
 // (sm_90a) where the Block is a warpgroup_extend_block: K and V in fp16 or bf16, or both in the
-// same fp8, dims 64, 128 or 256.
+// same fp8, int8 or int4, dims 64, 128 or 256.
 // A layer neither takes (fp32 storage, dims that are not whole mma steps, an 8-bit latent of 576)
 // is refused at compile time with the constraints in the message.
 

@@ -3,8 +3,9 @@
 // wgmma.hpp, sm_90a), an opt-in by warpgroup_extend_block: the rows and the plan of the
 // tensor-core extend (kernels/extend_mma.hpp), a warpgroup's 64 rows one wgmma's M, keys in
 // tiles of 64 (32 at dims of 256; one wgmma's N), K and V stored in fp16 or bf16, or both in
-// fp8 e4m3 or e5m2 converted exactly into fp16 rows in shared memory as they land; dims 64,
-// 128 or 256.
+// the same fp8 e4m3, fp8 e5m2, int8 or int4, converted exactly into fp16 rows in shared memory
+// as they land (the integers' per-token scales applied to the scores and the weights); dims
+// 64, 128 or 256.
 //
 //   kvc::cuda::plan_extend<shape, kvc::kernels::warpgroup_extend_block<shape>>(...);
 //   kvc::cuda::extend<shape, kvc::kernels::warpgroup_extend_block<shape>>(...);
@@ -22,10 +23,10 @@
 // - masks, soft-cap and the online softmax per row in registers (kernels/mma_softmax.hpp: a
 //   warpgroup's D is, per warp, mma.sync's C fragment of its 16 rows), in log2 units; O
 //   rescaled once that P V is in, then this tile's P packed into the registers P V reads.
-// One block barrier a tile (two for fp8). Tiles of keys that no row of the block sees are skipped,
-// as in the mma.sync kernel; a warpgroup computes every tile the block stages (its rows that do not
-// see a key mask it). Numerics as the tensor-core extend (docs/simt.md): the query rows and the
-// weights rounded to 16 bits, products exact, sums fp32.
+// One block barrier a tile (two where a tile is converted). Tiles of keys that no row of the block
+// sees are skipped, as in the mma.sync kernel; a warpgroup computes every tile the block stages
+// (its rows that do not see a key mask it). Numerics as the tensor-core extend (docs/simt.md): the
+// query rows and the weights rounded to 16 bits, products exact, sums fp32.
 
 #include <cstddef>
 #include <cstdint>
@@ -42,21 +43,23 @@
 #include "kvc/kernels/unroll.hpp"
 #include "kvc/kernels/wgmma.hpp"
 #include "kvc/kernels/wgmma_tiles.hpp"
+#include "kvc/numeric/unpack.hpp"
 #include "kvc/policy/storage.hpp"
 
 namespace kvc::kernels {
 
 /// Whether the warpgroup extend takes a layer shape: not a latent, K and V stored in fp16 or
-/// bf16 (the inputs of wgmma), or both in the same fp8 (e4m3 or e5m2, converted exactly into
-/// fp16 rows in shared memory as they land), k_dim and v_dim 64, 128 or 256 (whole 128-byte
-/// swizzled rows; O and the scores of 64 rows stay in a warpgroup's registers).
+/// bf16 (the inputs of wgmma), or both in the same fp8 e4m3, fp8 e5m2, int8 or int4 (converted
+/// exactly into fp16 rows in shared memory as they land; int8 and int4 with their per-token
+/// scales), k_dim and v_dim 64, 128 or 256 (whole 128-byte swizzled rows; O and the scores of
+/// 64 rows stay in a warpgroup's registers).
 template <class Shape>
 inline constexpr bool wgmma_extend_supports =
     !Shape::latent &&
     ((mma_reads_stored<typename Shape::k_type> && mma_reads_stored<typename Shape::v_type>) ||
      (std::is_same_v<typename Shape::k_type, typename Shape::v_type> &&
-      (std::is_same_v<typename Shape::k_type, fp8_e4m3> ||
-       std::is_same_v<typename Shape::k_type, fp8_e5m2>))) &&
+      !std::is_same_v<typename Shape::k_type, fp32> &&
+      numeric::unpacks_to_fp16<typename Shape::k_type>)) &&
     (Shape::k_dim == 64 || Shape::k_dim == 128 || Shape::k_dim == 256) &&
     (Shape::v_dim == 64 || Shape::v_dim == 128 || Shape::v_dim == 256);
 
@@ -67,15 +70,16 @@ template <class Shape>
 struct warpgroup_extend_block : block_shape<2 * warpgroup_threads> {
   static_assert(wgmma_extend_supports<Shape>,
                 "kvc::kernels::warpgroup_extend_block: the warpgroup extend takes a layer (not a "
-                "latent) with K and V stored in fp16 or bf16, or both in fp8 e4m3 or both in fp8 "
-                "e5m2, k_dim and v_dim 64, 128 or 256");
+                "latent) with K and V stored in fp16 or bf16, or both in the same fp8 e4m3, fp8 "
+                "e5m2, int8 or int4, k_dim and v_dim 64, 128 or 256");
 };
 
 /// The warpgroup extend's shared memory, from a 1024-byte aligned start (the launch asks for
 /// 1024 bytes more): the query rows (64-dim slices of 128 rows); the tiles of 16-bit rows wgmma
 /// reads (each the keys' rows, then the values'), three (each then a flag per slot, 1 when
 /// staged) where K and V are stored in 16 bits and land there, else two, converted from two
-/// buffers of raw rows as stored (each the keys', the values', then the flags); the block's and
+/// buffers of raw rows as stored (each the keys', the values', then the flags and the int8 /
+/// int4 scales); the block's and
 /// the warps' bounds, each thread's row sums.
 template <class Shape>
 struct wgmma_extend_tiling {
@@ -96,7 +100,9 @@ struct wgmma_extend_tiling {
                                  raw_v_row = Shape::v_vector_bytes;
   static constexpr std::uint32_t raw_v_rows = keys * raw_k_row;             ///< within a raw buffer
   static constexpr std::uint32_t raw_held = raw_v_rows + keys * raw_v_row;  ///< its flags
-  static constexpr std::uint32_t raw_bytes = converts ? (raw_held + keys * 4 + 15) / 16 * 16 : 0;
+  /// Then, for int8 and int4, the keys' and the values' scales.
+  static constexpr std::uint32_t k_scales = raw_held + keys * 4, v_scales = k_scales + keys * 4;
+  static constexpr std::uint32_t raw_bytes = converts ? (v_scales + keys * 4 + 15) / 16 * 16 : 0;
   static constexpr std::uint32_t raw = q_bytes + tiles * tile_bytes;
   static constexpr std::uint32_t bounds = raw + 2 * raw_bytes;
   static constexpr std::uint32_t warp_bounds = bounds + sizeof(detail::extend_block_bounds);
@@ -108,8 +114,8 @@ template <class Shape, class Block = warpgroup_extend_block<Shape>>
 struct extend_wgmma {
   static_assert(wgmma_extend_supports<Shape>,
                 "kvc::kernels::extend_wgmma: a layer (not a latent) with K and V stored in fp16 "
-                "or bf16, or both in fp8 e4m3 or both in fp8 e5m2, k_dim and v_dim 64, 128 or "
-                "256");
+                "or bf16, or both in the same fp8 e4m3, fp8 e5m2, int8 or int4, k_dim and v_dim "
+                "64, 128 or 256");
   static_assert(Block::threads == 2 * warpgroup_threads && Block::y == 1 && Block::z == 1,
                 "kvc::kernels::extend_wgmma: a one-dimensional block of two warpgroups");
   using tiling = wgmma_extend_tiling<Shape>;
@@ -130,7 +136,8 @@ struct extend_wgmma {
  private:
   template <bool SoftCapped, class Context>
   KVC_HOST_DEVICE void run(const Context& ctx) const {
-    constexpr mma_input k_input = mma_input_of<typename Shape::k_type>,
+    using k_type = typename Shape::k_type;
+    constexpr mma_input k_input = mma_input_of<k_type>,
                         v_input = mma_input_of<typename Shape::v_type>;
     constexpr int group = Shape::group, k_dim = Shape::k_dim, v_dim = Shape::v_dim;
     constexpr int keys = tiling::keys, k_steps = k_dim / wgmma_k, p_steps = keys / wgmma_k;
@@ -175,7 +182,21 @@ struct extend_wgmma {
       const std::uint32_t base = landing(t);
       const detail::extend_slot_source source = detail::extend_source_of<Shape>(
           work, bounds, detail::extend_tile_start<keys>(bounds, t) + slot, head);
-      if (slot_thread == 0) flags(t)[slot] = source.page != nullptr ? 1 : 0;
+      if (slot_thread == 0) {
+        flags(t)[slot] = source.page != nullptr ? 1 : 0;
+        // int8 / int4: the vectors' scales, zeros where no row looks.
+        if constexpr (k_type::scale == scaling::per_token_head) {
+          const auto scale_at = [&](std::uint32_t scales, std::uint64_t from) {
+            ctx.copy_async_4(tiles + base + scales + 4 * static_cast<std::uint32_t>(slot),
+                             source.page != nullptr
+                                 ? source.page + from + source.vector * scale_bytes
+                                 : work.memory,
+                             source.page != nullptr);
+          };
+          scale_at(tiling::k_scales, geo.k_scales);
+          scale_at(tiling::v_scales, geo.v_scales);
+        }
+      }
       // A whole number of pieces a thread where they divide (unrolled, no remainder loop).
       const auto copy_row = [&](auto pieces, std::uint32_t rows_at, std::uint32_t raw_at,
                                 std::uint32_t raw_row, std::uint64_t values,
@@ -258,6 +279,10 @@ struct extend_wgmma {
       ctx.sync();
       const std::uint32_t base = buffer(t);
       const std::int32_t* held = flags(t);
+      // int8 / int4: the tile's scales, after its flags.
+      const auto scales = [&](std::uint32_t at) {
+        return reinterpret_cast<const float*>(tiles + landing(t) + at);
+      };
 
       // Scores: K step s reads 16 dims of the warpgroup's query rows and of the keys' rows (32
       // bytes into a 128-byte row, 64 dims a slice).
@@ -286,11 +311,20 @@ struct extend_wgmma {
       }
       mma_c scores[std::size_t{keys / 8}];
       for (int i = 0; i < keys / 2; ++i) scores[i / 4].reg[i % 4] = s_acc.reg[i];
+      if constexpr (k_type::scale == scaling::per_token_head)  // int8 / int4 keys' scales
+        for (int n = 0; n < keys / 8; ++n)
+          for (int i = 0; i < 4; ++i)
+            scores[n].reg[i] *= scales(tiling::k_scales)[n * 8 + 2 * pair + i % 2];
 
       detail::mask_extend_scores<Shape, 16>(scores, work.window, bounds, mine, mine.first_row,
                                             detail::extend_tile_start<keys>(bounds, t), held, lane);
-      softmax_under_values<SoftCapped, decltype(values_pending)::value, v_input>(
-          ctx, softmax, scores, softcap, softcap_inverse, pair, row_sums, o, weights);
+      if constexpr (k_type::scale == scaling::per_token_head)  // int8 / int4 values' scales
+        softmax_under_values<SoftCapped, decltype(values_pending)::value, v_input>(
+            ctx, softmax, scores, softcap, softcap_inverse, pair, row_sums, o, weights,
+            [v_scales = scales(tiling::v_scales)](int j) { return v_scales[j]; });
+      else
+        softmax_under_values<SoftCapped, decltype(values_pending)::value, v_input>(
+            ctx, softmax, scores, softcap, softcap_inverse, pair, row_sums, o, weights);
     };
     run_wgmma_tiles(ctx, tile_count, o, weights, stage, attend_tile, weigh_values);
 

@@ -38,17 +38,19 @@ KVC_HOST_DEVICE void run_wgmma_tiles(const Context& ctx, std::int64_t count, wgm
 
 /// A tile's masked scores (log2 units) into the online softmax, soft-capped first where
 /// SoftCapped, while the last tile's P V runs (ValuesPending); then that P V waited for and O
-/// rescaled where a row's maximum moved; then the tile's weights, rounded to Input, packed into
-/// `weights`. row_sums: two floats of this thread's in shared memory.
+/// rescaled where a row's maximum moved; then the tile's weights, times value_scale(slot) (the
+/// int8 / int4 values' scales), rounded to Input, packed into `weights`. row_sums: two floats
+/// of this thread's in shared memory.
 template <bool SoftCapped, bool ValuesPending, mma_input Input, std::size_t KeyBlocks, int N,
-          class Context>
+          class Context, class ValueScale = unit_value_scale>
 KVC_HOST_DEVICE void softmax_under_values(const Context& ctx, mma_softmax<KeyBlocks>& softmax,
                                           mma_c (&scores)[KeyBlocks], float softcap,
                                           float softcap_inverse, int pair, float* row_sums,
-                                          wgmma_d<N>& o, mma_a (&weights)[KeyBlocks / 2]) {
+                                          wgmma_d<N>& o, mma_a (&weights)[KeyBlocks / 2],
+                                          const ValueScale& value_scale = {}) {
   softmax.template cap<SoftCapped>(scores, softcap, softcap_inverse);
   const mma_softmax_step step = softmax.next(ctx, scores);
-  softmax.exponentiate(scores, step, pair, unit_value_scale{});
+  softmax.exponentiate(scores, step, pair, value_scale);
   if constexpr (ValuesPending) {
     // ptxas hoists a wgmma wait to just after the last shared-memory access before it:
     // storing the row sums, which every exponential and the maxima feed, keeps the softmax
@@ -62,18 +64,25 @@ KVC_HOST_DEVICE void softmax_under_values(const Context& ctx, mma_softmax<KeyBlo
   mma_softmax<KeyBlocks>::template pack<Input>(scores, weights);
 }
 
-/// Converts 8 values of a row stored as Type (fp8: fp16 holds every value, so exactly) into
-/// fp16 in 64-dim rows of 128 bytes with the 128-byte swizzle: chunk `chunk` of the raw row at
-/// `raw_row` (8 bytes at 8 chunk) to row `row` of the slice chunk / 8 of `rows` (slices of
-/// slice_bytes), 16 bytes stored at once.
+/// Converts 8 values of a row stored as Type (fp8, int8, int4: fp16 holds every value, so
+/// exactly; scales apply apart) into fp16 in 64-dim rows of 128 bytes with the 128-byte
+/// swizzle: chunk `chunk` of the raw row at `raw_row` (Type::bits bytes at Type::bits chunk)
+/// to row `row` of the slice chunk / 8 of `rows` (slices of slice_bytes), 16 bytes stored at
+/// once.
 template <class Type>
 KVC_HOST_DEVICE void convert_chunk_to_fp16(const std::byte* raw_row, std::byte* rows,
                                            std::uint32_t slice_bytes, std::uint32_t row,
                                            std::uint32_t chunk) {
-  const vec8 values = *reinterpret_cast<const vec8*>(raw_row + 8 * chunk);
+  static_assert(Type::bits == 8 || Type::bits == 4,
+                "kvc::kernels::convert_chunk_to_fp16: 8-bit or 4-bit storage");
   std::uint32_t pairs[4];
-  numeric::unpack_fp16<Type>(values.x, pairs);
-  numeric::unpack_fp16<Type>(values.y, pairs + 2);
+  if constexpr (Type::bits == 8) {
+    const vec8 values = *reinterpret_cast<const vec8*>(raw_row + 8 * chunk);
+    numeric::unpack_fp16<Type>(values.x, pairs);
+    numeric::unpack_fp16<Type>(values.y, pairs + 2);
+  } else {
+    numeric::unpack_fp16<Type>(*reinterpret_cast<const std::uint32_t*>(raw_row + 4 * chunk), pairs);
+  }
   *reinterpret_cast<vec16*>(rows + chunk / 8 * slice_bytes + swizzled_128_offset(row, chunk % 8)) =
       vec16{pairs[0], pairs[1], pairs[2], pairs[3]};
 }
