@@ -1,5 +1,6 @@
 // GPU benchmarks of the tensor-core extend kernels (runs only where a CUDA device exists), on a
-// Llama 3 8B layer (32 query heads, 8 KV heads, dim 128, pages of 16 tokens) in fp16 and bf16:
+// Llama 3 8B layer (32 query heads, 8 KV heads, dim 128, pages of 16 tokens) in fp16, bf16 and
+// fp8 e4m3 (tiles converted into fp16 as they land):
 // - prefill of 2048 tokens x 8 sequences (causal, from nothing);
 // - extend of 256 tokens over an 8k prefix x 8 sequences (bottom-right causal);
 // the cases of ../shared/gpu/torch_prefill_anchor.py, with its FLOP count: 4 x 32 heads x 128
@@ -124,6 +125,9 @@ void extend_arguments(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(extend_row<storage<fp16>>)->Name("device_extend/llama3_8b/fp16")->Apply(extend_arguments);
 BENCHMARK(extend_row<storage<bf16>>)->Name("device_extend/llama3_8b/bf16")->Apply(extend_arguments);
+BENCHMARK(extend_row<storage<fp8_e4m3>>)
+    ->Name("device_extend/llama3_8b/fp8_e4m3")
+    ->Apply(extend_arguments);
 #if defined(KVC_DEVICE_WGMMA)
 BENCHMARK(
     extend_row<storage<fp16>, llama3_8b_layer<storage<fp16>>, 16, kernels::warpgroup_extend_block>)
@@ -132,6 +136,10 @@ BENCHMARK(
 BENCHMARK(
     extend_row<storage<bf16>, llama3_8b_layer<storage<bf16>>, 16, kernels::warpgroup_extend_block>)
     ->Name("device_extend/llama3_8b/bf16/warpgroups")
+    ->Apply(extend_arguments);
+BENCHMARK(extend_row<storage<fp8_e4m3>, llama3_8b_layer<storage<fp8_e4m3>>, 16,
+                     kernels::warpgroup_extend_block>)
+    ->Name("device_extend/llama3_8b/fp8_e4m3/warpgroups")
     ->Apply(extend_arguments);
 #endif
 
