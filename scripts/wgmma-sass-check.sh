@@ -19,12 +19,12 @@ count() { grep -c "$1" "$work/kernels.sass" || true; }
 # of 64x256x16 in the loop (this tile's scores, the last tile's P V), 2 for the last P V; the
 # same in fp16 (no type in the name) for its fp8 e4m3 twin; the extend, in each of its two
 # bodies, 8 + 8 of 64x64x16 (the first tile's scores, the loop's) and 4 + 4 of 64x128x16 (the
-# loop's P V, the last), and the same in fp16 for its fp8 e4m3 and int8 twins; the extend of a
+# loop's P V, the last), and the same in fp16 for its fp8 e4m3, int8 and int4 twins; the extend of a
 # head dim of 256 (bf16), in each body 16 + 16 of 64x32x16 and 2 + 2 of 64x256x16.
 for expected in "68 HGMMA.64x64x16.F32.BF16" "16 HGMMA.64x128x16.F32.BF16" \
   "20 HGMMA.64x256x16.F32.BF16" \
   "136 HGMMA.64x32x16.F32.BF16" "8 HGMMA.64x256x16.F32 " "72 HGMMA.64x32x16.F32 " \
-  "64 HGMMA.64x64x16.F32 " "32 HGMMA.64x128x16.F32 "; do
+  "96 HGMMA.64x64x16.F32 " "48 HGMMA.64x128x16.F32 "; do
   want=${expected%% *} shape=${expected#* }
   got=$(count "$shape")
   echo "$shape: $got (want $want)"

@@ -174,4 +174,6 @@ TEST_CASE("simt warpgroup extend: int8 and int4 with their per-token scales", "[
   c.sink_logits = {0.5f, -1.0f, 2.0f, 0.0f, 1.5f, -0.5f, 0.25f, 3.0f};
   check_warpgroups<gpt_oss_shape<storage<kvc::int4>>>(c);
   check_warpgroups<gemma3_wide_shape<storage<int8>>>({{100}, {40}, 30});
+  check_warpgroups<gemma3_wide_shape<storage<kvc::int4>>>({{100}, {40}, 31});
+  check_warpgroups<gemma2_shape<storage<kvc::int4>>>({{50}, {45}, 32});
 }

@@ -118,11 +118,15 @@ using llama3_8b_fp8_shape =
     kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<fp8_e4m3>>, paged<16>>;
 using llama3_8b_fp8_extend_block = kernels::warpgroup_extend_block<llama3_8b_fp8_shape>;
 using llama3_8b_fp8_extend = kernels::extend<llama3_8b_fp8_shape, llama3_8b_fp8_extend_block>;
-// And in int8, with per-token scales.
+// And in int8 and int4, with per-token scales.
 using llama3_8b_int8_shape =
     kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<int8>>, paged<16>>;
 using llama3_8b_int8_extend_block = kernels::warpgroup_extend_block<llama3_8b_int8_shape>;
 using llama3_8b_int8_extend = kernels::extend<llama3_8b_int8_shape, llama3_8b_int8_extend_block>;
+using llama3_8b_int4_shape =
+    kernels::decode_shape_of<layer<gqa<32, 8>, head_dim<128>, storage<int4>>, paged<16>>;
+using llama3_8b_int4_extend_block = kernels::warpgroup_extend_block<llama3_8b_int4_shape>;
+using llama3_8b_int4_extend = kernels::extend<llama3_8b_int4_shape, llama3_8b_int4_extend_block>;
 // A Gemma 3 layer of head dim 256 (bf16): tiles of 32 keys, in each body 16 + 16 m64n32k16
 // and 2 + 2 m64n256k16.
 using gemma3_shape =
@@ -139,6 +143,8 @@ void launch_wgmma_extend(const kernels::extend_work& work) {
                llama3_8b_fp8_extend{work});
   cuda::launch({1, 1, 1}, llama3_8b_int8_extend_block{}, llama3_8b_int8_extend::shared_bytes,
                nullptr, llama3_8b_int8_extend{work});
+  cuda::launch({1, 1, 1}, llama3_8b_int4_extend_block{}, llama3_8b_int4_extend::shared_bytes,
+               nullptr, llama3_8b_int4_extend{work});
 }
 
 }  // namespace kvc::testing

@@ -101,8 +101,10 @@ struct wgmma_extend_tiling {
   static constexpr std::uint32_t raw_v_rows = keys * raw_k_row;             ///< within a raw buffer
   static constexpr std::uint32_t raw_held = raw_v_rows + keys * raw_v_row;  ///< its flags
   /// Then, for int8 and int4, the keys' and the values' scales.
+  static constexpr bool scaled = Shape::k_type::scale == scaling::per_token_head;
   static constexpr std::uint32_t k_scales = raw_held + keys * 4, v_scales = k_scales + keys * 4;
-  static constexpr std::uint32_t raw_bytes = converts ? (v_scales + keys * 4 + 15) / 16 * 16 : 0;
+  static constexpr std::uint32_t raw_end = scaled ? v_scales + keys * 4 : k_scales;
+  static constexpr std::uint32_t raw_bytes = converts ? (raw_end + 15) / 16 * 16 : 0;
   static constexpr std::uint32_t raw = q_bytes + tiles * tile_bytes;
   static constexpr std::uint32_t bounds = raw + 2 * raw_bytes;
   static constexpr std::uint32_t warp_bounds = bounds + sizeof(detail::extend_block_bounds);
@@ -172,8 +174,8 @@ struct extend_wgmma {
       return reinterpret_cast<std::int32_t*>(tiles + places::flags(t));
     };
     // Starts staging key tile t: 4 threads a slot (8 for 32 keys), 16-byte pieces of its K and V
-    // vectors placed in the slot's row of each 64-dim slice, or in 8-bit storage the raw rows as
-    // stored; zeros where no row of the block looks (its flag 0 there).
+    // vectors placed in the slot's row of each 64-dim slice, or in 8-bit and 4-bit storage the
+    // raw rows as stored; zeros where no row of the block looks (its flag 0 there).
     constexpr int slot_threads = threads / keys;
     constexpr int k_pieces = static_cast<int>(Shape::k_vector_bytes) / 16,
                   v_pieces = static_cast<int>(Shape::v_vector_bytes) / 16;

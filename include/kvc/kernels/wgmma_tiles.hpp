@@ -3,7 +3,7 @@
 // their loop over key tiles: each tile's scores are issued, then the last tile's P V, and the
 // tile's softmax runs while the tensor cores do P V (as FlashAttention-3 overlaps a
 // warpgroup's softmax with its matrix products); O is rescaled once that P V is in, and the
-// tile's P packed into the registers the next P V reads. And how a tile stored in 8 bits
+// tile's P packed into the registers the next P V reads. And how a tile stored in 8 or 4 bits
 // becomes the 16-bit rows wgmma reads.
 
 #include <cstddef>
@@ -89,8 +89,8 @@ KVC_HOST_DEVICE void convert_chunk_to_fp16(const std::byte* raw_row, std::byte* 
 
 /// Where key tile t of a warpgroup kernel lies in its shared memory, from the Tiling's
 /// constants: its 16-bit rows, what wgmma reads (Tiling::tiles buffers in turn after q_bytes);
-/// where its copies land (those rows, or in 8-bit storage one of two raw buffers); its flags
-/// (an int32 a slot, 1 where staged) after what lands.
+/// where its copies land (those rows, or in 8-bit and 4-bit storage one of two raw buffers); its
+/// flags (an int32 a slot, 1 where staged) after what lands.
 template <class Tiling>
 struct wgmma_tile_places {
   KVC_HOST_DEVICE static constexpr std::uint32_t rows(std::int64_t t) {
