@@ -79,8 +79,7 @@ struct warpgroup_extend_block : block_shape<2 * warpgroup_threads> {
 /// reads (each the keys' rows, then the values'), three (each then a flag per slot, 1 when
 /// staged) where K and V are stored in 16 bits and land there, else two, converted from two
 /// buffers of raw rows as stored (each the keys', the values', then the flags and the int8 /
-/// int4 scales); the block's and
-/// the warps' bounds, each thread's row sums.
+/// int4 scales); the block's and the warps' bounds, each thread's row sums.
 template <class Shape>
 struct wgmma_extend_tiling {
   static constexpr int rows = 2 * wgmma_m;
