@@ -271,13 +271,7 @@ struct decode_wgmma {
       // This tile has landed (visible to wgmma, the async proxy), every thread is done with
       // tile t - 2's buffer, which now takes the next tile, and the partner has read the last
       // tile's scores.
-      ctx.wait_async_copies();
-      if constexpr (tiling::converts) {
-        ctx.sync();  // every thread's raw rows, and tile t - 2's 16-bit rows free
-        convert(t);
-      }
-      ctx.fence_shared_async();
-      ctx.sync();
+      land_wgmma_tile<tiling::converts>(ctx, [&] { convert(t); });
       const std::uint32_t base = buffer(t);
       const std::int32_t* held = flags(t);
 
@@ -299,14 +293,11 @@ struct decode_wgmma {
         ctx.template wgmma<input, wgmma_major::k, wgmma_major::k>(a, b, partial, index > 0);
       });
       ctx.wgmma_commit();
-      if constexpr (decltype(values_pending)::value) {
-        weigh_values(t - 1);
-        if (t + 1 < tiles_count) stage(t + 1);
-        ctx.template wgmma_wait<1>(partial);
-      } else {
-        if (t + 1 < tiles_count) stage(t + 1);
-        ctx.template wgmma_wait<0>(partial);
-      }
+      weigh_last_and_wait_scores<decltype(values_pending)::value>(
+          ctx, partial, [&] { weigh_values(t - 1); },
+          [&] {
+            if (t + 1 < tiles_count) stage(t + 1);
+          });
       // The halves added: each warpgroup writes its own and reads its partner's after the
       // barrier, value i of thread g at i * 128 + g.
       for (int i = 0; i < keys / 2; ++i) exchange_mine[i * 128 + group_thread] = partial.reg[i];

@@ -271,13 +271,7 @@ struct extend_wgmma {
     const auto attend_tile = [&](std::int64_t t, auto values_pending) {
       // This tile has landed (visible to wgmma; in 8 bits, then converted), every thread is done
       // with tile t - 2's buffer, which now takes the next tile.
-      ctx.wait_async_copies();
-      if constexpr (tiling::converts) {
-        ctx.sync();  // every thread's raw rows, and tile t - 2's 16-bit rows free
-        convert(t);
-      }
-      ctx.fence_shared_async();
-      ctx.sync();
+      land_wgmma_tile<tiling::converts>(ctx, [&] { convert(t); });
       const std::uint32_t base = buffer(t);
       const std::int32_t* held = flags(t);
       // int8 / int4: the tile's scales, after its flags.
@@ -302,14 +296,11 @@ struct extend_wgmma {
         ctx.template wgmma<k_input, wgmma_major::k, wgmma_major::k>(a, b, s_acc, s > 0);
       });
       ctx.wgmma_commit();
-      if constexpr (decltype(values_pending)::value) {
-        weigh_values(t - 1);
-        if (t + 1 < tile_count) stage(t + 1);
-        ctx.template wgmma_wait<1>(s_acc);
-      } else {
-        if (t + 1 < tile_count) stage(t + 1);
-        ctx.template wgmma_wait<0>(s_acc);
-      }
+      weigh_last_and_wait_scores<decltype(values_pending)::value>(
+          ctx, s_acc, [&] { weigh_values(t - 1); },
+          [&] {
+            if (t + 1 < tile_count) stage(t + 1);
+          });
       mma_c scores[std::size_t{keys / 8}];
       for (int i = 0; i < keys / 2; ++i) scores[i / 4].reg[i % 4] = s_acc.reg[i];
       if constexpr (k_type::scale == scaling::per_token_head)  // int8 / int4 keys' scales

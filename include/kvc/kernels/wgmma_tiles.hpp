@@ -36,6 +36,36 @@ KVC_HOST_DEVICE void run_wgmma_tiles(const Context& ctx, std::int64_t count, wgm
   ctx.template wgmma_wait<0>(o, weights);
 }
 
+/// Waits until a tile's rows are there for wgmma: this thread's copies landed, then (Converts:
+/// a barrier, so that every thread's raw rows are in and the 16-bit rows two tiles back are
+/// free) the tile converted, then fenced for the async proxy, and a barrier.
+template <bool Converts, class Context, class Convert>
+KVC_HOST_DEVICE void land_wgmma_tile(const Context& ctx, const Convert& convert) {
+  ctx.wait_async_copies();
+  if constexpr (Converts) {
+    ctx.sync();
+    convert();
+  }
+  ctx.fence_shared_async();
+  ctx.sync();
+}
+
+/// Once a tile's scores are committed: the last tile's P V issued behind them (ValuesPending),
+/// the next tile's copies started, and the scores waited for, only them.
+template <bool ValuesPending, int N, class Context, class WeighLast, class StageNext>
+KVC_HOST_DEVICE void weigh_last_and_wait_scores(const Context& ctx, wgmma_d<N>& scores,
+                                                const WeighLast& weigh_last,
+                                                const StageNext& stage_next) {
+  if constexpr (ValuesPending) {
+    weigh_last();
+    stage_next();
+    ctx.template wgmma_wait<1>(scores);
+  } else {
+    stage_next();
+    ctx.template wgmma_wait<0>(scores);
+  }
+}
+
 /// A tile's masked scores (log2 units) into the online softmax, soft-capped first where
 /// SoftCapped, while the last tile's P V runs (ValuesPending); then that P V waited for and O
 /// rescaled where a row's maximum moved; then the tile's weights, times value_scale(slot) (the
