@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The static check of the SIMT context's warpgroup matrix multiply-accumulate (CTest label
 # sass): compiles tests/sass/wgmma_kernels.cu for sm_90a and fails unless each kernel's SASS
-# holds its wgmma as HGMMA of the shapes asked (the MLA decode's and the extend's among them), ptxas
+# holds its wgmma as HGMMA of the shapes asked (the MLA decode's and the extend's among them),
+# and setmaxnreg where a block hands registers from its producer to its consumers, ptxas
 # injected no warpgroup.arrive or warpgroup.wait of its own (C7519, C7517: it does so where a
 # kernel touches a wgmma's registers without the fence or the wait the PTX ISA asks for,
 # and the tensor cores then wait), and nothing spills. Without nvcc or nvdisasm it reports
@@ -30,6 +31,16 @@ for expected in "68 HGMMA.64x64x16.F32.BF16" "16 HGMMA.64x128x16.F32.BF16" \
   echo "$shape: $got (want $want)"
   [[ $got == "$want" ]] || failed=1
 done
+# The register handover: one of each setmaxnreg (0xe8: 232, 0x28: 40), named barriers' arrivals.
+for expected in "1 USETMAXREG.TRY_ALLOC.CTAPOOL UP0, 0xe8" "1 USETMAXREG.DEALLOC.CTAPOOL 0x28"; do
+  want=${expected%% *} shape=${expected#* }
+  got=$(count "$shape")
+  echo "$shape: $got (want $want)"
+  [[ $got == "$want" ]] || failed=1
+done
+arrivals=$(count "BAR.ARV")
+echo "BAR.ARV: $arrivals (want at least 1)"
+[[ $arrivals -ge 1 ]] || failed=1
 injected=$(grep -c "is injected" "$work/ptxas.txt" || true)
 spills=$(grep -cE "[1-9][0-9]* bytes spill" "$work/ptxas.txt" || true)
 echo "warpgroup.arrive or .wait injected by ptxas: $injected (want 0); kernels that spill: $spills (want 0)"

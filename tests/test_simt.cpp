@@ -20,6 +20,7 @@
 #include "kvc/backend/simt/host_threads.hpp"
 #include "kvc/backend/simt/launch.hpp"
 #include "kvc/kernels/row_sums.hpp"
+#include "simt_named_barriers.hpp"
 #include "simt_probe.hpp"
 
 using kvc::kernels::block_shape;
@@ -476,6 +477,139 @@ TEST_CASE("the host threads are kept from one launch to the next, and shared by 
     for (unsigned i = 0; i < 5 * 128; ++i)
       CHECK(results[which][i] == 100 * which + 10 * (i / 128) + 63 - i % 64);
   }
+}
+
+TEST_CASE("named barriers: a producer warp fills a ring of buffers for two warpgroups", "[simt]") {
+  const bool producer_warpgroup = GENERATE(false, true);
+  using ring = kvc::testing::named_barrier_ring<>;
+  constexpr unsigned tiles = 9, blocks = 3;
+  alignas(16) static float source[blocks * tiles * ring::tile];
+  for (unsigned i = 0; i < blocks * tiles * ring::tile; ++i) source[i] = ring::source_value(i);
+  std::vector<float> sums(blocks * ring::consumers, -1.0f);
+  if (producer_warpgroup) {  // three warpgroups, registers moved from the producer's
+    using warpgroups = kvc::testing::named_barrier_ring<true>;
+    launch({blocks, 1, 1}, block_shape<warpgroups::block_threads>{}, ring::shared_bytes,
+           warpgroups{source, sums.data(), tiles}, {.concurrent_blocks = 2});
+  } else {
+    launch({blocks, 1, 1}, block_shape<ring::threads>{}, ring::shared_bytes,
+           ring{source, sums.data(), tiles}, {.concurrent_blocks = 2});
+  }
+  for (unsigned block = 0; block < blocks; ++block)
+    for (unsigned rank = 0; rank < ring::consumers; ++rank) {
+      INFO("block " << block << ", thread " << rank);
+      CHECK(sums[block * ring::consumers + rank] == ring::expected_sum(source, tiles, block, rank));
+    }
+}
+
+TEST_CASE("named barriers: two warpgroups take turns (FlashAttention-3's ping-pong)", "[simt]") {
+  using ping_pong = kvc::testing::named_barrier_ping_pong;
+  constexpr unsigned turns = 12;
+  std::vector<unsigned> seen(turns * 128, 0);
+  launch({1, 1, 1}, block_shape<ping_pong::threads>{}, turns * 128 * sizeof(unsigned),
+         ping_pong{seen.data(), turns});
+  for (unsigned turn = 0; turn < turns; ++turn)
+    for (unsigned column = 0; column < 128; ++column) CHECK(seen[turn * 128 + column] == turn + 1);
+}
+
+TEST_CASE("named barriers against their rules are reported, not hung", "[simt]") {
+  const auto in_64_threads = [](auto kernel) {
+    return launch_failure({1, 1, 1}, block_shape<64>{}, 0, kernel);
+  };
+  SECTION("id 0 (the block barrier's) and id 16 (there are 16)") {
+    for (unsigned id : {0u, 16u}) {
+      const auto error = in_64_threads([id](const auto& ctx) { ctx.sync_named(id, 64); });
+      CHECK(error.code() == launch_errc::barrier_misuse);
+      CHECK_THAT(error.what(), Catch::Contains("ids 1 to 15 are the kernel's"));
+    }
+  }
+  SECTION("a count that is not whole warps, or more than the block has") {
+    for (unsigned count : {0u, 48u, 96u}) {
+      const auto error = in_64_threads([count](const auto& ctx) { ctx.arrive_named(1, count); });
+      CHECK(error.code() == launch_errc::barrier_misuse);
+      CHECK_THAT(error.what(), Catch::Contains("a multiple of 32 up to the block's 64"));
+    }
+  }
+  SECTION("calls of one phase with different counts") {
+    const auto error = launch_failure({1, 1, 1}, block_shape<96>{}, 0, [](const auto& ctx) {
+      if (ctx.warp() == 2) return;
+      ctx.sync_named(7, ctx.warp() == 0 ? 64 : 96);
+    });
+    CHECK(error.code() == launch_errc::barrier_misuse);
+    CHECK_THAT(error.what(), Catch::Contains("every call of a phase names the same count"));
+  }
+  SECTION("a thread arriving twice in one phase") {
+    const auto error = in_64_threads([](const auto& ctx) {
+      if (ctx.warp() == 1) return;
+      ctx.arrive_named(3, 64);
+      ctx.arrive_named(3, 64);
+    });
+    CHECK(error.code() == launch_errc::barrier_misuse);
+    CHECK_THAT(error.what(), Catch::Contains("a second time in one phase"));
+  }
+  SECTION("half of two warps complete a phase of 32") {
+    const auto error = in_64_threads([](const auto& ctx) {
+      if (ctx.lane() < 16) ctx.arrive_named(5, 32);
+    });
+    CHECK(error.code() == launch_errc::barrier_misuse);
+    CHECK_THAT(error.what(), Catch::Contains("with lanes 0x0000ffff of warp 0"));
+  }
+  SECTION("a warp that exits without arriving") {
+    const auto error = launch_failure({1, 1, 1}, block_shape<96>{}, 0, [](const auto& ctx) {
+      if (ctx.warp() == 2) return;
+      ctx.sync_named(2, 96);
+    });
+    CHECK(error.code() == launch_errc::barrier_divergence);
+    CHECK_THAT(error.what(), Catch::Contains("named barrier 2 counts 96 threads, 64 have arrived, "
+                                             "and thread 64 exited without arriving"));
+  }
+  SECTION("two warps each waiting at the barrier the other never reaches") {
+    const auto error = in_64_threads([](const auto& ctx) { ctx.sync_named(1 + ctx.warp(), 64); });
+    CHECK(error.code() == launch_errc::barrier_divergence);
+    CHECK_THAT(error.what(), Catch::Contains("named barrier 1 counts 64 threads, 32 have arrived, "
+                                             "and thread 32 waits at named barrier 2 instead"));
+  }
+}
+
+TEST_CASE("register limits are set by whole warpgroups, all in the same call", "[simt]") {
+  SECTION("one warp lowers where the other three raise") {
+    const auto error = launch_failure({1, 1, 1}, block_shape<128>{}, 0, [](const auto& ctx) {
+      if (ctx.warp() == 2)
+        ctx.template lower_registers<40>();
+      else
+        ctx.template raise_registers<232>();
+    });
+    CHECK(error.code() == launch_errc::barrier_divergence);
+    CHECK_THAT(error.what(),
+               Catch::Contains("warpgroup divergence in block (0, 0, 0), warpgroup 0"));
+  }
+  SECTION("a warp leaves before it") {
+    const auto error = launch_failure({1, 1, 1}, block_shape<256>{}, 0, [](const auto& ctx) {
+      if (ctx.warp() == 7) return;
+      ctx.template lower_registers<24>();
+    });
+    CHECK(error.code() == launch_errc::barrier_divergence);
+    CHECK_THAT(error.what(), Catch::Contains("warpgroup 1: 96 of its 128 threads wait in "
+                                             "lower_registers, and thread 224 exited"));
+  }
+  SECTION("a block whose last warpgroup is not whole") {
+    const auto error = launch_failure({1, 1, 1}, block_shape<160>{}, 0,
+                                      [](const auto& ctx) { ctx.template raise_registers<256>(); });
+    CHECK(error.code() == launch_errc::wgmma_misuse);
+    CHECK_THAT(error.what(), Catch::Contains("raise_registers in a block of 160 threads"));
+  }
+}
+
+TEST_CASE("a named barrier counts a block's partial last warp as a whole warp", "[simt]") {
+  // 48 threads: warp 1 has 16 lanes and counts 32 once they have all arrived (the PTX ISA marks
+  // warps' arrival), so a count of 64 completes; the barrier orders the writes before it.
+  std::vector<unsigned> seen(48, 0);
+  launch({1, 1, 1}, block_shape<48>{}, 48 * sizeof(unsigned), [&](const auto& ctx) {
+    unsigned* shared = ctx.template dynamic_shared<unsigned>();
+    shared[ctx.thread_rank()] = 3 * ctx.thread_rank() + 1;
+    ctx.sync_named(15, 64);
+    seen[ctx.thread_rank()] = shared[(ctx.thread_rank() + 17) % 48];
+  });
+  for (unsigned rank = 0; rank < 48; ++rank) CHECK(seen[rank] == 3 * ((rank + 17) % 48) + 1);
 }
 
 // Not run by CTest: the kernel of the barrier test with its barriers removed, for

@@ -9,12 +9,14 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "kvc/backend/cuda/launch.cuh"
 #include "kvc/kernels/row_sums.hpp"
 #include "kvc/numeric/half.hpp"
 #include "mma_probe.hpp"
+#include "named_barrier_runs.hpp"
 #include "simt_probe.hpp"
 
 namespace {
@@ -138,6 +140,9 @@ int main() {
   mma(true, 4);
   mma(false, 4, true);
   mma(true, 4, true);
+  // Several blocks an SM, blocks after blocks; a failed launch counts as one failure.
+  failures += std::abs(kvc::testing::run_named_barrier_ring<false>(264, 33));
+  failures += std::abs(kvc::testing::run_named_barrier_ping_pong(64));
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }

@@ -7,11 +7,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "device_memory.hpp"
 #include "device_present.hpp"
 #include "kvc/backend/cuda/launch.cuh"
+#include "named_barrier_runs.hpp"
 #include "wgmma_problem.hpp"
 
 namespace {
@@ -78,6 +80,9 @@ int main() {
   o.integers = true;
   run<mma_input::bf16, wgmma_major::k, wgmma_major::mn, 64, false, 256>(o, seed++,
                                                                         "two warpgroups");
+  // FlashAttention-3's block: a producer warpgroup gives its registers to two consumer
+  // warpgroups (setmaxnreg), and they meet at named barriers.
+  failures += std::abs(kvc::testing::run_named_barrier_ring<true>(132, 33));
   std::printf("%d failures\n", failures);
   return failures == 0 ? 0 : 1;
 }

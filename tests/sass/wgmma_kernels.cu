@@ -3,14 +3,16 @@
 // 64 tokens: the scores, Q (64 x 576, by descriptor) times the tile's keys (576 dims, as nine
 // 64-dim slices of 128-byte swizzled rows), 36 m64n64k16; and O += P V, P (64 x 64, from
 // registers) times 256 of V's dims (the same rows read MN-major), 4 m64n256k16.
-// And the warpgroup MLA decode itself (kernels/decode_wgmma.hpp) for a DeepSeek V3 layer, and
-// the warpgroup extend (kernels/extend_wgmma.hpp) for a Llama 3 8B layer.
+// And the warpgroup MLA decode itself (kernels/decode_wgmma.hpp) for a DeepSeek V3 layer, the
+// warpgroup extend (kernels/extend_wgmma.hpp) for a Llama 3 8B layer, and a block whose
+// warpgroups hand registers over (setmaxnreg) and meet at named barriers.
 // scripts/wgmma-sass-check.sh compiles them for sm_90a and reads the SASS.
 
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
+#include "../simt_named_barriers.hpp"
 #include "kvc/backend/cuda/launch.cuh"
 #include "kvc/kernels/decode.hpp"
 #include "kvc/kernels/extend.hpp"
@@ -145,6 +147,16 @@ void launch_wgmma_extend(const kernels::extend_work& work) {
                nullptr, llama3_8b_int8_extend{work});
   cuda::launch({1, 1, 1}, llama3_8b_int4_extend_block{}, llama3_8b_int4_extend::shared_bytes,
                nullptr, llama3_8b_int4_extend{work});
+}
+
+// A warp-specialised block of three warpgroups (tests/simt_named_barriers.hpp): its producer
+// warpgroup lowers its registers to 40 and its consumers raise theirs to 232, one
+// USETMAXREG.DEALLOC and one USETMAXREG.TRY_ALLOC (ptxas drops both where the launch bound
+// names no blocks an SM), and they meet at named barriers (BAR.ARV).
+void launch_register_handover(const float* source, float* sums) {
+  using ring = named_barrier_ring<true>;
+  cuda::launch({1, 1, 1}, kernels::block_shape<ring::block_threads>{}, ring::shared_bytes, nullptr,
+               ring{source, sums, 4});
 }
 
 }  // namespace kvc::testing

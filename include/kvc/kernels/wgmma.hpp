@@ -34,6 +34,12 @@ inline constexpr unsigned warpgroup_threads = 128;
 /// Rows of A and D, and the K of one instruction.
 inline constexpr int wgmma_m = 64, wgmma_k = 16;
 
+/// Whether a warpgroup may set its registers a thread to `Registers` (setmaxnreg, sm_90a: the
+/// PTX ISA takes 24 to 256, a multiple of 8).
+template <unsigned Registers>
+inline constexpr bool valid_register_limit =
+    Registers >= 24 && Registers <= 256 && Registers % 8 == 0;
+
 /// How a matrix in shared memory is swizzled: 16-byte chunks of a row of 32, 64 or 128 bytes
 /// exchanged by the row's place in its group of 8 (the descriptor's 2-bit layout type).
 enum class wgmma_swizzle : std::uint8_t { none = 0, bytes_128 = 1, bytes_64 = 2, bytes_32 = 3 };

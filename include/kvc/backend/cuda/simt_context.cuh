@@ -56,6 +56,13 @@ class simt_context {
   }
 
   __device__ __forceinline__ void sync() const { __syncthreads(); }
+  // Named barriers: ids 1 to 15 (0 is __syncthreads'), counts in whole warps.
+  __device__ __forceinline__ void sync_named(unsigned id, unsigned threads) const {
+    asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+  }
+  __device__ __forceinline__ void arrive_named(unsigned id, unsigned threads) const {
+    asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+  }
 
   template <class T>
   __device__ __forceinline__ T shfl_xor(T value, int lane_mask,
@@ -280,6 +287,15 @@ class simt_context {
     __trap();
 #endif
   }
+  // setmaxnreg (sm_90a): the warpgroup's registers a thread raised or lowered to Registers.
+  template <unsigned Registers>
+  __device__ __forceinline__ void raise_registers() const {
+    set_registers<true, Registers>();
+  }
+  template <unsigned Registers>
+  __device__ __forceinline__ void lower_registers() const {
+    set_registers<false, Registers>();
+  }
   template <int Pending, class... Accumulators>
   __device__ __forceinline__ void wgmma_wait(Accumulators&... accumulators) const {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -302,6 +318,19 @@ class simt_context {
   }
 
  private:
+  template <bool Raise, unsigned Registers>
+  __device__ __forceinline__ static void set_registers() {
+    static_assert(kernels::valid_register_limit<Registers>,
+                  "kvc::cuda: setmaxnreg takes 24 to 256 registers, a multiple of 8");
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    if constexpr (Raise)
+      asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(Registers));
+    else
+      asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(Registers));
+#else
+    __trap();
+#endif
+  }
   template <int N>
   __device__ __forceinline__ static void fence_registers(kernels::wgmma_d<N>& d) {
 #pragma unroll

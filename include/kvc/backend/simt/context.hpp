@@ -167,6 +167,16 @@ class context {
 
   /// Waits at the block barrier: every thread of the block must reach it.
   void sync() const { team_->sync(rank_); }
+  /// Waits at named barrier `id` (1 to 15) until `threads` threads, whole warps, have arrived
+  /// in its phase, this one included (bar.sync id, threads).
+  void sync_named(unsigned id, unsigned threads) const {
+    team_->named_barrier(rank_, id, threads, true);
+  }
+  /// Arrives at named barrier `id` counting toward `threads` and goes on (bar.arrive): how a
+  /// producer tells its consumers that a buffer is ready, or they tell it that it is free.
+  void arrive_named(unsigned id, unsigned threads) const {
+    team_->named_barrier(rank_, id, threads, false);
+  }
 
   // Warp shuffles: every lane named in `members` must make the same call.
   template <class T>
@@ -378,6 +388,23 @@ class context {
     (check_waited(calls, operands), ...);
   }
 
+  /// Raises (setmaxnreg.inc) or lowers (setmaxnreg.dec) the calling warpgroup's registers a
+  /// thread to `Registers` (sm_90a): how a warp-specialised kernel gives its producer's
+  /// registers to its consumers. Every thread of a whole warpgroup makes the same call; the
+  /// emulator, which has no register file, checks that and meets the warpgroup.
+  template <unsigned Registers>
+  void raise_registers() const {
+    static_assert(kernels::valid_register_limit<Registers>,
+                  "kvc::simt: setmaxnreg takes 24 to 256 registers, a multiple of 8");
+    set_registers("raise_registers");
+  }
+  template <unsigned Registers>
+  void lower_registers() const {
+    static_assert(kernels::valid_register_limit<Registers>,
+                  "kvc::simt: setmaxnreg takes 24 to 256 registers, a multiple of 8");
+    set_registers("lower_registers");
+  }
+
   /// Stores 16 bytes to global memory (st.global.v4; 16-byte aligned).
   void store_16(void* global_destination, kernels::vec16 value) const {
     check_aligned(global_destination, "store_16 destination");
@@ -451,6 +478,10 @@ class context {
     for (const Operand& operand : operands) check_waited(calls, operand);
   }
 
+  void set_registers(const char* call) const {
+    warpgroup().check_whole_warpgroup(call);
+    team_->sync_warpgroup(rank_, call);
+  }
   detail::warpgroup_calls warpgroup() const {
     return {*team_, state_->wgmma, rank_, state_->block_idx, Block::threads, shared_window_base};
   }

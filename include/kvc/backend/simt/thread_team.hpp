@@ -25,6 +25,8 @@
 #include <vector>
 
 #include "kvc/backend/simt/errors.hpp"
+#include "kvc/backend/simt/launch_state.hpp"
+#include "kvc/backend/simt/named_barriers.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
 namespace kvc::simt::detail {
@@ -89,59 +91,6 @@ inline constexpr unsigned warpgroup_size = 128;
 /// Folds the values of the member lanes into one (warp reductions).
 using combine_function = void (*)(const slot* values, unsigned members, slot& result);
 
-inline std::string hex(unsigned value) {
-  static constexpr char digits[] = "0123456789abcdef";
-  std::string text = "0x00000000";
-  for (int i = 9; i >= 2; --i, value >>= 4) text[static_cast<std::size_t>(i)] = digits[value & 15u];
-  return text;
-}
-
-inline std::string dims_text(kernels::dims3 d) {
-  // Appended piece by piece: "(" + std::string&& trips GCC 12's -Wrestrict (a false positive).
-  std::string text(1, '(');
-  text += std::to_string(d.x);
-  text += ", ";
-  text += std::to_string(d.y);
-  text += ", ";
-  text += std::to_string(d.z);
-  text += ')';
-  return text;
-}
-
-/// What the teams of one launch share: the blocks not yet handed out and the first error.
-class launch_state {
- public:
-  explicit launch_state(kernels::dims3 grid) : grid_(grid), blocks_(grid.volume()) {}
-
-  /// Returns the next block to run; false once every block is handed out or the launch failed.
-  bool take_block(kernels::dims3& block_idx) {
-    if (failed_.load(std::memory_order_acquire)) return false;
-    const std::uint64_t block = next_block_.fetch_add(1, std::memory_order_relaxed);
-    if (block >= blocks_) return false;
-    block_idx.x = static_cast<std::uint32_t>(block % grid_.x);
-    block_idx.y = static_cast<std::uint32_t>(block / grid_.x % grid_.y);
-    block_idx.z = static_cast<std::uint32_t>(block / (std::uint64_t{grid_.x} * grid_.y));
-    return true;
-  }
-  void record(std::exception_ptr error) {
-    std::lock_guard lock(mutex_);
-    if (!first_error_) first_error_ = std::move(error);
-    failed_.store(true, std::memory_order_release);
-  }
-  void rethrow_first_error() {
-    std::lock_guard lock(mutex_);
-    if (first_error_) std::rethrow_exception(first_error_);
-  }
-
- private:
-  kernels::dims3 grid_;
-  std::uint64_t blocks_;
-  std::atomic<std::uint64_t> next_block_{0};
-  std::atomic<bool> failed_{false};
-  std::mutex mutex_;
-  std::exception_ptr first_error_;
-};
-
 class thread_team {
  public:
   thread_team(unsigned threads, std::size_t shared_bytes, launch_state& launch)
@@ -156,7 +105,8 @@ class thread_team {
         warps_(new warp_exchange[warp_count_]),
         warpgroups_(threads / warpgroup_size),
         status_(threads, thread_status::running),
-        sleepers_(new sleeper[threads]) {
+        sleepers_(new sleeper[threads]),
+        named_waits_(threads, 0) {
     for (unsigned w = 0; w < warp_count_; ++w)
       warps_[w].lanes = w + 1 < warp_count_ ? kernels::warp_size : threads - w * kernels::warp_size;
   }
@@ -206,11 +156,23 @@ class thread_team {
   }
 
   /// Waits until every thread of the calling thread's warpgroup (threads 128 g .. 128 g + 127)
-  /// is here: where the emulator's warpgroup matrix multiply-accumulate gathers its operands.
-  void sync_warpgroup(unsigned rank) {
+  /// is here, in the same call (`call`: "wgmma_wait", where the emulator's warpgroup matrix
+  /// multiply-accumulate gathers its operands, or a register limit's).
+  void sync_warpgroup(unsigned rank, const char* call) {
     std::unique_lock lock(mutex_);
     if (aborted_) throw block_torn_down{};
     warpgroup_state& group = warpgroups_[rank / warpgroup_size];
+    if (group.arrived == 0) {
+      group.call = call;
+    } else if (std::strcmp(group.call, call) != 0) {
+      fail_locked(std::make_exception_ptr(launch_error(
+          launch_errc::barrier_divergence,
+          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) + ", warpgroup " +
+              std::to_string(rank / warpgroup_size) + ": thread " + std::to_string(rank) +
+              " calls " + call + " while " + std::to_string(group.arrived) +
+              " of its threads wait in " + group.call)));
+      throw block_torn_down{};
+    }
     if (++group.arrived == warpgroup_size) {
       group.arrived = 0;
       wake_list woken;
@@ -227,6 +189,50 @@ class thread_team {
     }
     status_[rank] = thread_status::at_warpgroup;
     ++at_warpgroup_;
+    check_progress();
+    if (aborted_ || sleep(lock, rank, false)) throw block_torn_down{};
+  }
+
+  /// Arrives at named barrier `id` (1 to 15) counting toward `threads` (bar.arrive id,
+  /// threads) and, with `wait`, waits until the phase has them all (bar.sync id, threads).
+  /// Ids, counts, a second arrival in one phase and a warp arriving only in part are checked.
+  void named_barrier(unsigned rank, unsigned id, unsigned threads, bool wait) {
+    std::unique_lock lock(mutex_);
+    if (aborted_) throw block_torn_down{};
+    const auto where = [&] {
+      return "kvc::simt: named barrier " + std::to_string(id) + " in block " +
+             dims_text(block_idx_) + ": thread " + std::to_string(rank) +
+             (wait ? " syncs" : " arrives") + " counting " + std::to_string(threads) + " threads";
+    };
+    if (std::string wrong = named_barrier_call_error(id, threads, warp_count_); !wrong.empty())
+      misuse_locked(where() + wrong);
+    named_barrier_phase& barrier = named_[id];
+    const unsigned warp = rank / kernels::warp_size;
+    if (std::string wrong =
+            barrier.arrive(warp, rank % kernels::warp_size, warps_[warp].lanes, threads);
+        !wrong.empty())
+      misuse_locked(where() + wrong);
+    if (barrier.complete()) {
+      std::array<unsigned, block_warps_limit> warp_lanes{};
+      for (unsigned w = 0; w < warp_count_; ++w) warp_lanes[w] = warps_[w].lanes;
+      if (std::string wrong = barrier.partial_warp(warp_lanes.data(), warp_count_); !wrong.empty())
+        misuse_locked(where() + ", which" + wrong);
+      barrier.reset();
+      wake_list woken;
+      for (unsigned r = 0; r < threads_; ++r)
+        if (status_[r] == thread_status::at_named && named_waits_[r] == id) {
+          status_[r] = thread_status::running;
+          --at_named_;
+          mark_woken(r, woken);
+        }
+      lock.unlock();
+      release(woken);
+      return;
+    }
+    if (!wait) return;
+    status_[rank] = thread_status::at_named;
+    named_waits_[rank] = static_cast<unsigned char>(id);
+    ++at_named_;
     check_progress();
     if (aborted_ || sleep(lock, rank, false)) throw block_torn_down{};
   }
@@ -355,11 +361,13 @@ class thread_team {
     at_barrier,
     at_shuffle,
     at_warpgroup,
+    at_named,
     exited
   };
 
   struct warpgroup_state {
     unsigned arrived = 0;
+    const char* call = "";  ///< what the arrived threads call (a string literal)
     std::unique_ptr<wgmma_record[]> ring;
   };
 
@@ -452,7 +460,7 @@ class thread_team {
   void check_progress() {
     if (aborted_) return;
     const unsigned live = threads_ - finished_;
-    if (live == 0 || at_barrier_ + at_shuffle_ + at_warpgroup_ != live) return;
+    if (live == 0 || at_barrier_ + at_shuffle_ + at_warpgroup_ + at_named_ != live) return;
     fail_locked(std::make_exception_ptr(diagnose()));
   }
 
@@ -461,14 +469,15 @@ class thread_team {
       if (warpgroups_[g].arrived == 0) continue;
       unsigned missing = static_cast<unsigned>(g) * warpgroup_size;
       while (status_[missing] == thread_status::at_warpgroup) ++missing;
-      return launch_error(
-          launch_errc::barrier_divergence,
-          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) + ", warpgroup " +
-              std::to_string(g) + ": " + std::to_string(warpgroups_[g].arrived) +
-              " of its 128 threads wait in wgmma_wait, and thread " + std::to_string(missing) +
-              (status_[missing] == thread_status::exited
-                   ? " exited without reaching it"
-                   : " waits at a barrier or shuffle instead"));
+      return launch_error(launch_errc::barrier_divergence,
+                          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) +
+                              ", warpgroup " + std::to_string(g) + ": " +
+                              std::to_string(warpgroups_[g].arrived) +
+                              " of its 128 threads wait in " + warpgroups_[g].call +
+                              ", and thread " + std::to_string(missing) +
+                              (status_[missing] == thread_status::exited
+                                   ? " exited without reaching it"
+                                   : " waits at a barrier or shuffle instead"));
     }
     for (unsigned w = 0; w < warp_count_; ++w) {
       const warp_exchange& exchange = warps_[w];
@@ -476,13 +485,25 @@ class thread_team {
       const unsigned missing = exchange.members & ~exchange.arrived;
       const unsigned lane = static_cast<unsigned>(std::countr_zero(missing));
       const thread_status s = status_[w * kernels::warp_size + lane];
-      return launch_error(launch_errc::shuffle_divergence,
-                          "kvc::simt: shuffle divergence in block " + dims_text(block_idx_) +
-                              ", warp " + std::to_string(w) + ": lanes " + hex(exchange.arrived) +
-                              " wait in " + collective_name(exchange.kind) + " with member mask " +
-                              hex(exchange.members) + ", and lane " + std::to_string(lane) +
-                              (s == thread_status::exited ? " exited without joining it"
-                                                          : " waits at a block barrier instead"));
+      return launch_error(
+          launch_errc::shuffle_divergence,
+          "kvc::simt: shuffle divergence in block " + dims_text(block_idx_) + ", warp " +
+              std::to_string(w) + ": lanes " + hex(exchange.arrived) + " wait in " +
+              collective_name(exchange.kind) + " with member mask " + hex(exchange.members) +
+              ", and lane " + std::to_string(lane) +
+              (s == thread_status::exited ? " exited without joining it"
+                                          : " " + whereabouts(w * kernels::warp_size + lane)));
+    }
+    for (unsigned id = 1; id < named_barrier_ids; ++id) {
+      const named_barrier_phase& barrier = named_[id];
+      if (barrier.arrived == 0) continue;
+      const unsigned missing = barrier.first_missing(threads_);
+      return launch_error(launch_errc::barrier_divergence,
+                          "kvc::simt: barrier divergence in block " + dims_text(block_idx_) +
+                              ": named barrier " + std::to_string(id) + " counts " +
+                              std::to_string(barrier.expected) + " threads, " +
+                              std::to_string(barrier.arrived) + " have arrived, and thread " +
+                              std::to_string(missing) + " " + whereabouts(missing));
     }
     unsigned first_exited = threads_;
     for (unsigned r = 0; r < threads_ && first_exited == threads_; ++r)
@@ -493,6 +514,22 @@ class thread_team {
                             " threads wait at the barrier and " + std::to_string(finished_) +
                             " exited without reaching it (the first: thread " +
                             std::to_string(first_exited) + ")");
+  }
+
+  // Where a thread that a wait lacks is instead.
+  std::string whereabouts(unsigned rank) const {
+    switch (status_[rank]) {
+      case thread_status::exited:
+        return "exited without arriving";
+      case thread_status::at_named:
+        return "waits at named barrier " + std::to_string(named_waits_[rank]) + " instead";
+      case thread_status::at_warpgroup:
+        return "waits in wgmma_wait instead";
+      case thread_status::at_shuffle:
+        return "waits in a warp shuffle instead";
+      default:
+        return "waits at a block barrier instead";
+    }
   }
 
   void fail_locked(std::exception_ptr error) {
@@ -507,6 +544,10 @@ class thread_team {
     fail_locked(std::make_exception_ptr(launch_error(launch_errc::shuffle_divergence, what)));
     throw block_torn_down{};
   }
+  [[noreturn]] void misuse_locked(const std::string& what) {
+    fail_locked(std::make_exception_ptr(launch_error(launch_errc::barrier_misuse, what)));
+    throw block_torn_down{};
+  }
 
   // CUDA leaves shared memory undefined at a block's start; all ones (NaN as floats, -1 as
   // integers) makes a kernel that assumes zeros fail its test.
@@ -516,7 +557,8 @@ class thread_team {
       done_ = true;
     } else {
       block_idx_ = next;
-      finished_ = at_barrier_ = at_shuffle_ = at_warpgroup_ = 0;
+      finished_ = at_barrier_ = at_shuffle_ = at_warpgroup_ = at_named_ = 0;
+      for (named_barrier_phase& barrier : named_) barrier.reset();
       for (auto& s : status_) s = thread_status::running;
       for (unsigned w = 0; w < warp_count_; ++w) warps_[w].arrived = 0;
       for (warpgroup_state& group : warpgroups_) group.arrived = 0;
@@ -538,12 +580,14 @@ class thread_team {
   std::vector<warpgroup_state> warpgroups_;  ///< whole warpgroups only
   std::vector<thread_status> status_;
   const std::unique_ptr<sleeper[]> sleepers_;
+  std::vector<unsigned char> named_waits_;  ///< the named barrier a thread at_named waits at
 
   std::mutex mutex_;
   std::uint64_t block_sequence_ = 0;
   bool done_ = false;
   kernels::dims3 block_idx_{};
-  unsigned finished_ = 0, at_barrier_ = 0, at_shuffle_ = 0, at_warpgroup_ = 0;
+  unsigned finished_ = 0, at_barrier_ = 0, at_shuffle_ = 0, at_warpgroup_ = 0, at_named_ = 0;
+  std::array<named_barrier_phase, named_barrier_ids> named_{};
   bool aborted_ = false;
   std::exception_ptr error_;
 };

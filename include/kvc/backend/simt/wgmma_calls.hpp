@@ -130,7 +130,7 @@ struct warpgroup_calls {
   /// warpgroup is here (and so has issued them).
   void wait(std::size_t pending) const {
     check_whole_warpgroup("wgmma_wait");
-    team.sync_warpgroup(rank);
+    team.sync_warpgroup(rank, "wgmma_wait");
     const wgmma_record* ring = team.wgmma_ring(warpgroup());
     while (state.groups.size() > pending) {
       for (const wgmma_thread_state::pending& operation : state.groups.front())
