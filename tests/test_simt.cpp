@@ -562,6 +562,15 @@ TEST_CASE("named barriers against their rules are reported, not hung", "[simt]")
     CHECK_THAT(error.what(), Catch::Contains("named barrier 2 counts 96 threads, 64 have arrived, "
                                              "and thread 64 exited without arriving"));
   }
+  SECTION("the barrier waited at is named, not one with arrivals only") {
+    const auto error = launch_failure({1, 1, 1}, block_shape<96>{}, 0, [](const auto& ctx) {
+      if (ctx.warp() == 2) return;
+      ctx.arrive_named(1, 96);  // handed back, nobody waits
+      ctx.sync_named(9, 96);
+    });
+    CHECK(error.code() == launch_errc::barrier_divergence);
+    CHECK_THAT(error.what(), Catch::Contains("named barrier 9 counts 96 threads, 64 have arrived"));
+  }
   SECTION("two warps each waiting at the barrier the other never reaches") {
     const auto error = in_64_threads([](const auto& ctx) { ctx.sync_named(1 + ctx.warp(), 64); });
     CHECK(error.code() == launch_errc::barrier_divergence);

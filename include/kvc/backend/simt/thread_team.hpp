@@ -494,9 +494,14 @@ class thread_team {
               (s == thread_status::exited ? " exited without joining it"
                                           : " " + whereabouts(w * kernels::warp_size + lane)));
     }
+    // A barrier that threads wait at; phases with arrivals only (buffers handed back) are not
+    // what hangs.
     for (unsigned id = 1; id < named_barrier_ids; ++id) {
       const named_barrier_phase& barrier = named_[id];
-      if (barrier.arrived == 0) continue;
+      bool waited_at = false;
+      for (unsigned r = 0; r < threads_ && !waited_at; ++r)
+        waited_at = status_[r] == thread_status::at_named && named_waits_[r] == id;
+      if (!waited_at) continue;
       const unsigned missing = barrier.first_missing(threads_);
       return launch_error(launch_errc::barrier_divergence,
                           "kvc::simt: barrier divergence in block " + dims_text(block_idx_) +
