@@ -8,15 +8,16 @@
 #include <cstdint>
 
 #include "kvc/config.hpp"
+#include "kvc/kernels/tile_ring.hpp"
 
 namespace kvc::testing {
 
-/// Warps 0-7 (two warpgroups) consume and warp 8 produces: tile t of 128 floats is copied
-/// into buffer t % 2, announced on barrier full[b] and handed back on empty[b] (256 + 32
-/// threads each). Consumer thread r adds (t + 1) times element (r + t) % 128 of every tile.
-/// Blocks of 288 threads, 2 x 128 floats of shared memory, one block per blockIdx.x. With
-/// `ProducerWarpgroup` (sm_90a on a GPU), the block is three whole warpgroups, 384 threads,
-/// as in FlashAttention-3: the producer's lowers its registers to 40 a thread and the
+/// Warps 0-7 (two warpgroups) consume and warp 8 produces, through a kernels::tile_ring of two
+/// buffers: tile t of 128 floats is copied into buffer t % 2, announced on barrier "full" and
+/// handed back on "empty" (256 + 32 threads each). Consumer thread r adds (t + 1) times element (r
+/// + t) % 128 of every tile. Blocks of 288 threads, 2 x 128 floats of shared memory, one block per
+/// blockIdx.x. With `ProducerWarpgroup` (sm_90a on a GPU), the block is three whole warpgroups, 384
+/// threads, as in FlashAttention-3: the producer's lowers its registers to 40 a thread and the
 /// consumers raise theirs to 232 (setmaxnreg), and warps 9-11 then leave.
 template <bool ProducerWarpgroup = false>
 struct named_barrier_ring {
@@ -46,7 +47,6 @@ struct named_barrier_ring {
 
   template <class Context>
   KVC_HOST_DEVICE void operator()(const Context& ctx) const {
-    // Barrier ids: full[b] is 1 + b, empty[b] is 3 + b.
     float* buffers = ctx.template dynamic_shared<float>();
     const unsigned rank = ctx.thread_rank();
     const float* block_source = source + ctx.block_idx().x * tiles * tile;
@@ -58,24 +58,24 @@ struct named_barrier_ring {
         ctx.template raise_registers<232>();
       }
     }
+    using ring = kernels::tile_ring<2, 32, consumers>;
     if (ctx.warp() == consumers / 32) {
       for (unsigned t = 0; t < tiles; ++t) {
-        const unsigned b = t % 2;
-        if (t >= 2) ctx.sync_named(3 + b, threads);
+        ring::acquire(ctx, t);
+        const unsigned b = ring::buffer(t);
         ctx.copy_async(buffers + b * tile + 4 * ctx.lane(),
                        block_source + t * tile + 4 * ctx.lane());
         ctx.commit_copies();
         ctx.template wait_copies<0>();
-        ctx.arrive_named(1 + b, threads);
+        ring::publish(ctx, t);
       }
       return;
     }
     float sum = 0.0f;
     for (unsigned t = 0; t < tiles; ++t) {
-      const unsigned b = t % 2;
-      ctx.sync_named(1 + b, threads);
-      sum += weighted(buffers[b * tile + (rank + t) % tile], t);
-      ctx.arrive_named(3 + b, threads);
+      ring::wait(ctx, t);
+      sum += weighted(buffers[ring::buffer(t) * tile + (rank + t) % tile], t);
+      ring::release(ctx, t, tiles);
     }
     sums[ctx.block_idx().x * consumers + rank] = sum;
   }
