@@ -469,15 +469,14 @@ class thread_team {
       if (warpgroups_[g].arrived == 0) continue;
       unsigned missing = static_cast<unsigned>(g) * warpgroup_size;
       while (status_[missing] == thread_status::at_warpgroup) ++missing;
-      return launch_error(launch_errc::barrier_divergence,
-                          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) +
-                              ", warpgroup " + std::to_string(g) + ": " +
-                              std::to_string(warpgroups_[g].arrived) +
-                              " of its 128 threads wait in " + warpgroups_[g].call +
-                              ", and thread " + std::to_string(missing) +
-                              (status_[missing] == thread_status::exited
-                                   ? " exited without reaching it"
-                                   : " waits at a barrier or shuffle instead"));
+      return launch_error(
+          launch_errc::barrier_divergence,
+          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) + ", warpgroup " +
+              std::to_string(g) + ": " + std::to_string(warpgroups_[g].arrived) +
+              " of its 128 threads wait in " + warpgroups_[g].call + ", and thread " +
+              std::to_string(missing) +
+              (status_[missing] == thread_status::exited ? " exited without reaching it"
+                                                         : " " + whereabouts(missing)));
     }
     for (unsigned w = 0; w < warp_count_; ++w) {
       const warp_exchange& exchange = warps_[w];
@@ -529,7 +528,7 @@ class thread_team {
       case thread_status::at_named:
         return "waits at named barrier " + std::to_string(named_waits_[rank]) + " instead";
       case thread_status::at_warpgroup:
-        return "waits in wgmma_wait instead";
+        return std::string("waits in ") + warpgroups_[rank / warpgroup_size].call + " instead";
       case thread_status::at_shuffle:
         return "waits in a warp shuffle instead";
       default:
