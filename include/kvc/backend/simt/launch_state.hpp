@@ -6,8 +6,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <initializer_list>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 #include "kvc/kernels/simt_shape.hpp"
 
@@ -17,6 +19,13 @@ inline std::string hex(unsigned value) {
   static constexpr char digits[] = "0123456789abcdef";
   std::string text = "0x00000000";
   for (int i = 9; i >= 2; --i, value >>= 4) text[static_cast<std::size_t>(i)] = digits[value & 15u];
+  return text;
+}
+
+/// The pieces, appended one by one (GCC 12's -Wrestrict trips on literal + std::string&&).
+inline std::string text_of(std::initializer_list<std::string_view> pieces) {
+  std::string text;
+  for (std::string_view piece : pieces) text += piece;
   return text;
 }
 

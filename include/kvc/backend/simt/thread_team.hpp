@@ -469,14 +469,15 @@ class thread_team {
       if (warpgroups_[g].arrived == 0) continue;
       unsigned missing = static_cast<unsigned>(g) * warpgroup_size;
       while (status_[missing] == thread_status::at_warpgroup) ++missing;
-      return launch_error(
-          launch_errc::barrier_divergence,
-          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) + ", warpgroup " +
-              std::to_string(g) + ": " + std::to_string(warpgroups_[g].arrived) +
-              " of its 128 threads wait in " + warpgroups_[g].call + ", and thread " +
-              std::to_string(missing) +
-              (status_[missing] == thread_status::exited ? " exited without reaching it"
-                                                         : " " + whereabouts(missing)));
+      return launch_error(launch_errc::barrier_divergence,
+                          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) +
+                              ", warpgroup " + std::to_string(g) + ": " +
+                              std::to_string(warpgroups_[g].arrived) +
+                              " of its 128 threads wait in " + warpgroups_[g].call +
+                              ", and thread " + std::to_string(missing) +
+                              (status_[missing] == thread_status::exited
+                                   ? std::string(" exited without reaching it")
+                                   : whereabouts(missing)));
     }
     for (unsigned w = 0; w < warp_count_; ++w) {
       const warp_exchange& exchange = warps_[w];
@@ -490,8 +491,8 @@ class thread_team {
               std::to_string(w) + ": lanes " + hex(exchange.arrived) + " wait in " +
               collective_name(exchange.kind) + " with member mask " + hex(exchange.members) +
               ", and lane " + std::to_string(lane) +
-              (s == thread_status::exited ? " exited without joining it"
-                                          : " " + whereabouts(w * kernels::warp_size + lane)));
+              (s == thread_status::exited ? std::string(" exited without joining it")
+                                          : whereabouts(w * kernels::warp_size + lane)));
     }
     // A barrier that threads wait at; phases with arrivals only (buffers handed back) are not
     // what hangs.
@@ -507,7 +508,7 @@ class thread_team {
                               ": named barrier " + std::to_string(id) + " counts " +
                               std::to_string(barrier.expected) + " threads, " +
                               std::to_string(barrier.arrived) + " have arrived, and thread " +
-                              std::to_string(missing) + " " + whereabouts(missing));
+                              std::to_string(missing) + whereabouts(missing));
     }
     unsigned first_exited = threads_;
     for (unsigned r = 0; r < threads_ && first_exited == threads_; ++r)
@@ -520,19 +521,21 @@ class thread_team {
                             std::to_string(first_exited) + ")");
   }
 
-  // Where a thread that a wait lacks is instead.
+  // Where a thread that a wait lacks is instead, after a space. (Returned whole: GCC 12's
+  // -Wrestrict trips on a literal + std::string&&, a false positive.)
   std::string whereabouts(unsigned rank) const {
     switch (status_[rank]) {
       case thread_status::exited:
-        return "exited without arriving";
+        return " exited without arriving";
       case thread_status::at_named:
-        return "waits at named barrier " + std::to_string(named_waits_[rank]) + " instead";
+        return text_of(
+            {" waits at named barrier ", std::to_string(named_waits_[rank]), " instead"});
       case thread_status::at_warpgroup:
-        return std::string("waits in ") + warpgroups_[rank / warpgroup_size].call + " instead";
+        return text_of({" waits in ", warpgroups_[rank / warpgroup_size].call, " instead"});
       case thread_status::at_shuffle:
-        return "waits in a warp shuffle instead";
+        return " waits in a warp shuffle instead";
       default:
-        return "waits at a block barrier instead";
+        return " waits at a block barrier instead";
     }
   }
 
