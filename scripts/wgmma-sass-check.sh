@@ -41,6 +41,13 @@ done
 arrivals=$(count "BAR.ARV")
 echo "BAR.ARV: $arrivals (want at least 1)"
 [[ $arrivals -ge 1 ]] || failed=1
+# The handover needs exactly 168 registers at entry (TRY_ALLOC would wait forever with fewer),
+# and no "'setmaxnreg' ignored" (C7508) from ptxas.
+entry=$(awk '/Compiling entry function .*named_barrier_ringILb1E/ {f = 1} f && /Used [0-9]+ registers/ {
+  sub(/.*Used /, ""); sub(/ registers.*/, ""); print; exit }' "$work/ptxas.txt")
+ignored=$(grep -c "C7508" "$work/ptxas.txt" || true)
+echo "the handover's registers at entry: ${entry:-none} (want 168); setmaxnreg ignored: $ignored (want 0)"
+[[ $entry == 168 && $ignored == 0 ]] || failed=1
 injected=$(grep -c "is injected" "$work/ptxas.txt" || true)
 spills=$(grep -cE "[1-9][0-9]* bytes spill" "$work/ptxas.txt" || true)
 echo "warpgroup.arrive or .wait injected by ptxas: $injected (want 0); kernels that spill: $spills (want 0)"

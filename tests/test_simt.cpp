@@ -505,8 +505,10 @@ TEST_CASE("named barriers: two warpgroups take turns (FlashAttention-3's ping-po
   using ping_pong = kvc::testing::named_barrier_ping_pong;
   constexpr unsigned turns = 12;
   std::vector<unsigned> seen(turns * 128, 0);
-  launch({1, 1, 1}, block_shape<ping_pong::threads>{}, turns * 128 * sizeof(unsigned),
-         ping_pong{seen.data(), turns});
+  // Three blocks one after another on one team: the phase the last turn leaves open must not
+  // reach the next block.
+  launch({3, 1, 1}, block_shape<ping_pong::threads>{}, turns * 128 * sizeof(unsigned),
+         ping_pong{seen.data(), turns}, {.concurrent_blocks = 1});
   for (unsigned turn = 0; turn < turns; ++turn)
     for (unsigned column = 0; column < 128; ++column) CHECK(seen[turn * 128 + column] == turn + 1);
 }
@@ -546,12 +548,23 @@ TEST_CASE("named barriers against their rules are reported, not hung", "[simt]")
     CHECK(error.code() == launch_errc::barrier_misuse);
     CHECK_THAT(error.what(), Catch::Contains("a second time in one phase"));
   }
-  SECTION("half of two warps complete a phase of 32") {
+  SECTION("lanes of one warp in different calls") {
+    const auto error = in_64_threads([](const auto& ctx) {
+      if (ctx.warp() == 0 && ctx.lane() < 16)
+        ctx.arrive_named(6, 64);
+      else
+        ctx.sync_named(6, 64);
+    });
+    CHECK(error.code() == launch_errc::barrier_misuse);
+    CHECK_THAT(error.what(), Catch::Contains("(every lane of a warp makes the same call)"));
+  }
+  SECTION("half of each warp arrives: the warps are never counted") {
     const auto error = in_64_threads([](const auto& ctx) {
       if (ctx.lane() < 16) ctx.arrive_named(5, 32);
     });
-    CHECK(error.code() == launch_errc::barrier_misuse);
-    CHECK_THAT(error.what(), Catch::Contains("with lanes 0x0000ffff of warp 0"));
+    CHECK(error.code() == launch_errc::barrier_divergence);
+    CHECK_THAT(error.what(), Catch::Contains("lanes 0x0000ffff of warp 0 wait at named barrier 5 "
+                                             "for the rest of their warp, and lane 16 exited"));
   }
   SECTION("a warp that exits without arriving") {
     const auto error = launch_failure({1, 1, 1}, block_shape<96>{}, 0, [](const auto& ctx) {
@@ -591,6 +604,16 @@ TEST_CASE("register limits are set by whole warpgroups, all in the same call", "
     CHECK_THAT(error.what(),
                Catch::Contains("warpgroup divergence in block (0, 0, 0), warpgroup 0"));
   }
+  SECTION("one warp lowers to another count") {
+    const auto error = launch_failure({1, 1, 1}, block_shape<128>{}, 0, [](const auto& ctx) {
+      if (ctx.warp() == 3)
+        ctx.template lower_registers<24>();
+      else
+        ctx.template lower_registers<40>();
+    });
+    CHECK(error.code() == launch_errc::barrier_divergence);
+    CHECK_THAT(error.what(), Catch::Contains("lower_registers<"));
+  }
   SECTION("a warp leaves before it") {
     const auto error = launch_failure({1, 1, 1}, block_shape<256>{}, 0, [](const auto& ctx) {
       if (ctx.warp() == 7) return;
@@ -606,6 +629,21 @@ TEST_CASE("register limits are set by whole warpgroups, all in the same call", "
     CHECK(error.code() == launch_errc::wgmma_misuse);
     CHECK_THAT(error.what(), Catch::Contains("raise_registers in a block of 160 threads"));
   }
+}
+
+TEST_CASE("a named barrier counts warps: two warps complete a phase of 32 each", "[simt]") {
+  // Legal on a GPU: each warp's arrival is 32 threads, a phase of its own; were lanes counted
+  // one by one, lanes of both warps could share a phase.
+  std::vector<unsigned> seen(64, 0);
+  launch({4, 1, 1}, block_shape<64>{}, 64 * sizeof(unsigned), [&](const auto& ctx) {
+    unsigned* shared = ctx.template dynamic_shared<unsigned>();
+    const unsigned rank = ctx.thread_rank();
+    shared[rank] = rank + 1;
+    for (int round = 0; round < 8; ++round) ctx.sync_named(1, 32);
+    ctx.sync_warp();
+    if (ctx.block_idx().x == 0) seen[rank] = shared[rank ^ 1u];
+  });
+  for (unsigned rank = 0; rank < 64; ++rank) CHECK(seen[rank] == (rank ^ 1u) + 1);
 }
 
 TEST_CASE("a named barrier counts a block's partial last warp as a whole warp", "[simt]") {

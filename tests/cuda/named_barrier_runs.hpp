@@ -1,6 +1,7 @@
 #pragma once
 // The named-barrier kernels of tests/simt_named_barriers.hpp on a GPU, against the host's
-// expectations: each returns how many values came back wrong (or -1 when the launch failed).
+// expectations: each returns how many values came back wrong, or -1 where the kernel failed
+// (a launch that CUDA refuses throws, from kvc::cuda::launch).
 
 #include <cuda_runtime.h>
 

@@ -396,13 +396,13 @@ class context {
   void raise_registers() const {
     static_assert(kernels::valid_register_limit<Registers>,
                   "kvc::simt: setmaxnreg takes 24 to 256 registers, a multiple of 8");
-    set_registers("raise_registers");
+    set_registers("raise_registers", Registers);
   }
   template <unsigned Registers>
   void lower_registers() const {
     static_assert(kernels::valid_register_limit<Registers>,
                   "kvc::simt: setmaxnreg takes 24 to 256 registers, a multiple of 8");
-    set_registers("lower_registers");
+    set_registers("lower_registers", Registers);
   }
 
   /// Stores 16 bytes to global memory (st.global.v4; 16-byte aligned).
@@ -478,9 +478,9 @@ class context {
     for (const Operand& operand : operands) check_waited(calls, operand);
   }
 
-  void set_registers(const char* call) const {
+  void set_registers(const char* call, unsigned registers) const {
     warpgroup().check_whole_warpgroup(call);
-    team_->sync_warpgroup(rank_, call);
+    team_->sync_warpgroup(rank_, call, registers);
   }
   detail::warpgroup_calls warpgroup() const {
     return {*team_, state_->wgmma, rank_, state_->block_idx, Block::threads, shared_window_base};

@@ -27,6 +27,7 @@
 #include "kvc/backend/simt/errors.hpp"
 #include "kvc/backend/simt/launch_state.hpp"
 #include "kvc/backend/simt/named_barriers.hpp"
+#include "kvc/backend/simt/team_records.hpp"
 #include "kvc/kernels/simt_shape.hpp"
 
 namespace kvc::simt::detail {
@@ -34,62 +35,6 @@ namespace kvc::simt::detail {
 /// Thrown into the threads of a block that is being torn down (another thread failed).
 /// Not a std::exception, so a kernel's catch (const std::exception&) lets it pass.
 struct block_torn_down {};
-
-enum class collective : unsigned char {
-  shfl_xor,
-  shfl_down,
-  shfl_idx,
-  warp_sum,
-  warp_max,
-  sync_warp
-};
-
-inline const char* collective_name(collective kind) {
-  switch (kind) {
-    case collective::shfl_xor:
-      return "shfl_xor";
-    case collective::shfl_down:
-      return "shfl_down";
-    case collective::shfl_idx:
-      return "shfl_idx";
-    case collective::warp_sum:
-      return "warp_sum";
-    case collective::warp_max:
-      return "warp_max";
-    case collective::sync_warp:
-      return "sync_warp";
-  }
-  return "collective";
-}
-
-/// One lane's value in a warp exchange (CUDA shuffles move at most 8 bytes).
-struct slot {
-  alignas(8) std::byte bytes[8];
-};
-
-/// One lane's A and B fragments of a warp matrix multiply-accumulate (kernels/mma.hpp).
-struct mma_fragment {
-  std::uint32_t a[4], b[2];
-};
-
-/// One warpgroup thread's part of an issued warpgroup matrix multiply-accumulate
-/// (kernels/wgmma.hpp): its A fragment when A is in registers, and what every thread of the
-/// warpgroup must give alike (descriptors and shape), kept per thread so that they are compared.
-struct wgmma_record {
-  std::uint32_t a[4];
-  std::uint64_t a_descriptor, b_descriptor;
-  std::uint32_t shape;
-};
-/// The most wgmma operations a thread may have issued and not yet waited for. The records of
-/// a warpgroup's operations live in a ring of twice as many: a thread writes an operation's
-/// record while another may still read the records of the operations it waits for, and both
-/// lie within this many of the last operation every thread had issued at the last wait.
-inline constexpr unsigned wgmma_in_flight_limit = 128;
-inline constexpr unsigned wgmma_ring_operations = 2 * wgmma_in_flight_limit;
-inline constexpr unsigned warpgroup_size = 128;
-
-/// Folds the values of the member lanes into one (warp reductions).
-using combine_function = void (*)(const slot* values, unsigned members, slot& result);
 
 class thread_team {
  public:
@@ -158,19 +103,24 @@ class thread_team {
   /// Waits until every thread of the calling thread's warpgroup (threads 128 g .. 128 g + 127)
   /// is here, in the same call (`call`: "wgmma_wait", where the emulator's warpgroup matrix
   /// multiply-accumulate gathers its operands, or a register limit's).
-  void sync_warpgroup(unsigned rank, const char* call) {
+  void sync_warpgroup(unsigned rank, const char* call, unsigned argument = 0) {
     std::unique_lock lock(mutex_);
     if (aborted_) throw block_torn_down{};
     warpgroup_state& group = warpgroups_[rank / warpgroup_size];
     if (group.arrived == 0) {
       group.call = call;
-    } else if (std::strcmp(group.call, call) != 0) {
-      fail_locked(std::make_exception_ptr(launch_error(
-          launch_errc::barrier_divergence,
-          "kvc::simt: warpgroup divergence in block " + dims_text(block_idx_) + ", warpgroup " +
-              std::to_string(rank / warpgroup_size) + ": thread " + std::to_string(rank) +
-              " calls " + call + " while " + std::to_string(group.arrived) +
-              " of its threads wait in " + group.call)));
+      group.argument = argument;
+    } else if (std::strcmp(group.call, call) != 0 || group.argument != argument) {
+      const auto named = [](const char* name, unsigned value) {
+        return value == 0 ? std::string(name) : text_of({name, "<", std::to_string(value), ">"});
+      };
+      fail_locked(std::make_exception_ptr(
+          launch_error(launch_errc::barrier_divergence,
+                       text_of({"kvc::simt: warpgroup divergence in block ", dims_text(block_idx_),
+                                ", warpgroup ", std::to_string(rank / warpgroup_size), ": thread ",
+                                std::to_string(rank), " calls ", named(call, argument), " while ",
+                                std::to_string(group.arrived), " of its threads wait in ",
+                                named(group.call, group.argument)}))));
       throw block_torn_down{};
     }
     if (++group.arrived == warpgroup_size) {
@@ -194,47 +144,49 @@ class thread_team {
   }
 
   /// Arrives at named barrier `id` (1 to 15) counting toward `threads` (bar.arrive id,
-  /// threads) and, with `wait`, waits until the phase has them all (bar.sync id, threads).
-  /// Ids, counts, a second arrival in one phase and a warp arriving only in part are checked.
+  /// threads) and, with `wait`, waits until the phase has them all (bar.sync id, threads). The
+  /// lane first waits for the rest of its warp: the warp is what is counted.
   void named_barrier(unsigned rank, unsigned id, unsigned threads, bool wait) {
     std::unique_lock lock(mutex_);
     if (aborted_) throw block_torn_down{};
     const auto where = [&] {
-      return "kvc::simt: named barrier " + std::to_string(id) + " in block " +
-             dims_text(block_idx_) + ": thread " + std::to_string(rank) +
-             (wait ? " syncs" : " arrives") + " counting " + std::to_string(threads) + " threads";
+      return text_of({"kvc::simt: named barrier ", std::to_string(id), " in block ",
+                      dims_text(block_idx_), ": thread ", std::to_string(rank),
+                      wait ? " syncs" : " arrives", " counting ", std::to_string(threads),
+                      " threads"});
     };
     if (std::string wrong = named_barrier_call_error(id, threads, warp_count_); !wrong.empty())
       misuse_locked(where() + wrong);
-    named_barrier_phase& barrier = named_[id];
+    named_barrier_state& barrier = named_[id];
     const unsigned warp = rank / kernels::warp_size;
-    if (std::string wrong =
-            barrier.arrive(warp, rank % kernels::warp_size, warps_[warp].lanes, threads);
+    named_arrival result{};
+    if (std::string wrong = barrier.join(warp, rank % kernels::warp_size,
+                                         warp_lane_mask(warps_[warp].lanes), threads, wait, result);
         !wrong.empty())
       misuse_locked(where() + wrong);
-    if (barrier.complete()) {
-      std::array<unsigned, block_warps_limit> warp_lanes{};
-      for (unsigned w = 0; w < warp_count_; ++w) warp_lanes[w] = warps_[w].lanes;
-      if (std::string wrong = barrier.partial_warp(warp_lanes.data(), warp_count_); !wrong.empty())
-        misuse_locked(where() + ", which" + wrong);
-      barrier.reset();
-      wake_list woken;
+    if (result == named_arrival::lane_waits) return wait_named(lock, rank, id, false);
+    // The warp is counted: its other lanes, asleep for it, go on (bar.arrive) or wait for the
+    // phase (bar.sync, as this lane does).
+    wake_list woken;
+    for (unsigned r = warp * kernels::warp_size; r < warp * kernels::warp_size + warps_[warp].lanes;
+         ++r)
+      if (r != rank && waits_named(r, id, false)) {
+        if (wait)
+          named_waits_[r] = named_wait(id, true);
+        else
+          wake_named(r, woken);
+      }
+    if (result == named_arrival::phase_complete) {
+      barrier.close_phase();
       for (unsigned r = 0; r < threads_; ++r)
-        if (status_[r] == thread_status::at_named && named_waits_[r] == id) {
-          status_[r] = thread_status::running;
-          --at_named_;
-          mark_woken(r, woken);
-        }
+        if (waits_named(r, id, true)) wake_named(r, woken);
       lock.unlock();
       release(woken);
       return;
     }
-    if (!wait) return;
-    status_[rank] = thread_status::at_named;
-    named_waits_[rank] = static_cast<unsigned char>(id);
-    ++at_named_;
-    check_progress();
-    if (aborted_ || sleep(lock, rank, false)) throw block_torn_down{};
+    if (wait) return wait_named(lock, rank, id, true);
+    lock.unlock();
+    release(woken);
   }
 
   /// Returns the ring of wgmma records of warpgroup `warpgroup`: wgmma_ring_operations
@@ -257,8 +209,7 @@ class thread_team {
     const unsigned warp = rank / kernels::warp_size, lane = rank % kernels::warp_size;
     warp_exchange& exchange = warps_[warp];
     const unsigned lane_bit = 1u << lane;
-    const unsigned existing =
-        exchange.lanes == kernels::warp_size ? kernels::all_lanes : (1u << exchange.lanes) - 1u;
+    const unsigned existing = warp_lane_mask(exchange.lanes);
     const auto where = [&] {
       return "kvc::simt: shuffle divergence in block " + dims_text(block_idx_) + ", warp " +
              std::to_string(warp) + ": lane " + std::to_string(lane) + " calls " +
@@ -368,6 +319,7 @@ class thread_team {
   struct warpgroup_state {
     unsigned arrived = 0;
     const char* call = "";  ///< what the arrived threads call (a string literal)
+    unsigned argument = 0;  ///< and with what (a register limit's count)
     std::unique_ptr<wgmma_record[]> ring;
   };
 
@@ -494,21 +446,37 @@ class thread_team {
               (s == thread_status::exited ? std::string(" exited without joining it")
                                           : whereabouts(w * kernels::warp_size + lane)));
     }
-    // A barrier that threads wait at; phases with arrivals only (buffers handed back) are not
-    // what hangs.
+    // A barrier that threads wait at (phases with arrivals only are not what hangs): lanes
+    // waiting for the rest of their warp, or warps for the phase.
     for (unsigned id = 1; id < named_barrier_ids; ++id) {
-      const named_barrier_phase& barrier = named_[id];
+      const named_barrier_state& barrier = named_[id];
       bool waited_at = false;
       for (unsigned r = 0; r < threads_ && !waited_at; ++r)
-        waited_at = status_[r] == thread_status::at_named && named_waits_[r] == id;
+        waited_at = waits_named(r, id, false) || waits_named(r, id, true);
       if (!waited_at) continue;
-      const unsigned missing = barrier.first_missing(threads_);
-      return launch_error(launch_errc::barrier_divergence,
-                          "kvc::simt: barrier divergence in block " + dims_text(block_idx_) +
-                              ": named barrier " + std::to_string(id) + " counts " +
-                              std::to_string(barrier.expected) + " threads, " +
-                              std::to_string(barrier.arrived) + " have arrived, and thread " +
-                              std::to_string(missing) + whereabouts(missing));
+      if (const unsigned w = barrier.partial_warp(warp_count_); w < warp_count_) {
+        const unsigned lane = static_cast<unsigned>(std::countr_one(barrier.pending[w]));
+        return launch_error(
+            launch_errc::barrier_divergence,
+            text_of({"kvc::simt: barrier divergence in block ", dims_text(block_idx_), ": lanes ",
+                     hex(barrier.pending[w]), " of warp ", std::to_string(w),
+                     " wait at named barrier ", std::to_string(id),
+                     " for the rest of their warp, and lane ", std::to_string(lane),
+                     whereabouts(w * kernels::warp_size + lane)}));
+      }
+      // The first thread of a warp not counted in the phase, one that has not exited if any.
+      unsigned missing = threads_;
+      for (unsigned r = 0; r < threads_; ++r)
+        if ((barrier.warps_in >> (r / kernels::warp_size) & 1u) == 0 &&
+            (missing == threads_ ||
+             (status_[missing] == thread_status::exited && status_[r] != thread_status::exited)))
+          missing = r;
+      return launch_error(
+          launch_errc::barrier_divergence,
+          text_of({"kvc::simt: barrier divergence in block ", dims_text(block_idx_),
+                   ": named barrier ", std::to_string(id), " counts ",
+                   std::to_string(barrier.expected), " threads, ", std::to_string(barrier.arrived),
+                   " have arrived, and thread ", std::to_string(missing), whereabouts(missing)}));
     }
     unsigned first_exited = threads_;
     for (unsigned r = 0; r < threads_ && first_exited == threads_; ++r)
@@ -521,6 +489,28 @@ class thread_team {
                             std::to_string(first_exited) + ")");
   }
 
+  // A thread at a named barrier waits for the rest of its warp or for the phase: the id in
+  // the low 4 bits, 16 for the phase.
+  static unsigned char named_wait(unsigned id, bool for_phase) {
+    return static_cast<unsigned char>(id | (for_phase ? 16u : 0u));
+  }
+  bool waits_named(unsigned rank, unsigned id, bool for_phase) const {
+    return status_[rank] == thread_status::at_named &&
+           named_waits_[rank] == named_wait(id, for_phase);
+  }
+  void wake_named(unsigned rank, wake_list& woken) {
+    status_[rank] = thread_status::running;
+    --at_named_;
+    mark_woken(rank, woken);
+  }
+  void wait_named(std::unique_lock<std::mutex>& lock, unsigned rank, unsigned id, bool for_phase) {
+    status_[rank] = thread_status::at_named;
+    named_waits_[rank] = named_wait(id, for_phase);
+    ++at_named_;
+    check_progress();
+    if (aborted_ || sleep(lock, rank, false)) throw block_torn_down{};
+  }
+
   // Where a thread that a wait lacks is instead, after a space. (Returned whole: GCC 12's
   // -Wrestrict trips on a literal + std::string&&, a false positive.)
   std::string whereabouts(unsigned rank) const {
@@ -529,7 +519,7 @@ class thread_team {
         return " exited without arriving";
       case thread_status::at_named:
         return text_of(
-            {" waits at named barrier ", std::to_string(named_waits_[rank]), " instead"});
+            {" waits at named barrier ", std::to_string(named_waits_[rank] & 15u), " instead"});
       case thread_status::at_warpgroup:
         return text_of({" waits in ", warpgroups_[rank / warpgroup_size].call, " instead"});
       case thread_status::at_shuffle:
@@ -565,7 +555,7 @@ class thread_team {
     } else {
       block_idx_ = next;
       finished_ = at_barrier_ = at_shuffle_ = at_warpgroup_ = at_named_ = 0;
-      for (named_barrier_phase& barrier : named_) barrier.reset();
+      for (named_barrier_state& barrier : named_) barrier.reset();
       for (auto& s : status_) s = thread_status::running;
       for (unsigned w = 0; w < warp_count_; ++w) warps_[w].arrived = 0;
       for (warpgroup_state& group : warpgroups_) group.arrived = 0;
@@ -587,14 +577,14 @@ class thread_team {
   std::vector<warpgroup_state> warpgroups_;  ///< whole warpgroups only
   std::vector<thread_status> status_;
   const std::unique_ptr<sleeper[]> sleepers_;
-  std::vector<unsigned char> named_waits_;  ///< the named barrier a thread at_named waits at
+  std::vector<unsigned char> named_waits_;  ///< named_wait(): where a thread at_named waits
 
   std::mutex mutex_;
   std::uint64_t block_sequence_ = 0;
   bool done_ = false;
   kernels::dims3 block_idx_{};
   unsigned finished_ = 0, at_barrier_ = 0, at_shuffle_ = 0, at_warpgroup_ = 0, at_named_ = 0;
-  std::array<named_barrier_phase, named_barrier_ids> named_{};
+  std::array<named_barrier_state, named_barrier_ids> named_{};
   bool aborted_ = false;
   std::exception_ptr error_;
 };
